@@ -1,0 +1,451 @@
+//! The versioned catalog. A cycle pins one version and every bill records
+//! it; a published version never changes (the store refuses a different
+//! document under an existing version).
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::NaiveDate;
+use domain::Krw;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The catalog the repository ships (`catalog/2026-v1.json`).
+pub const DEFAULT_CATALOG_JSON: &str = include_str!("../../../catalog/2026-v1.json");
+pub const DEFAULT_CATALOG_FILE: &str = "catalog/2026-v1.json";
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Basic,
+    Standard,
+    Premium,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub code: String,
+    pub name: String,
+    pub tier: Tier,
+    pub monthly_fee: Krw,
+    /// Included data in MB per month; `null` = unlimited.
+    pub data_mb: Option<i64>,
+    /// Included voice in seconds per month; `null` = unlimited.
+    pub voice_sec: Option<i64>,
+    /// Included messages per month; `null` = unlimited.
+    pub sms: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Addon {
+    pub code: String,
+    pub name: String,
+    pub monthly_fee: Krw,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Allowance {
+    Data,
+    Voice,
+    Sms,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Pricing {
+    /// Charged per started `block` of units beyond the plan's allowance (if
+    /// any). Usage records carry a quantity and no amount.
+    Metered {
+        allowance: Option<Allowance>,
+        block: i64,
+        price_per_block: Krw,
+    },
+    /// Charged as recorded: usage records carry an amount (micropayments,
+    /// device instalments).
+    PassThrough,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageProduct {
+    pub code: String,
+    pub name: String,
+    pub unit: String,
+    pub pricing: Pricing,
+    pub taxable: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PercentRule {
+    pub code: String,
+    pub name: String,
+    pub percent: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FamilyRow {
+    pub min_members: u8,
+    pub tier: Tier,
+    pub percent: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FamilyRule {
+    pub code: String,
+    pub name: String,
+    pub table: Vec<FamilyRow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct YearsTier {
+    pub min_years: u32,
+    pub percent: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LongTermRule {
+    pub code: String,
+    pub name: String,
+    pub tiers: Vec<YearsTier>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmountRule {
+    pub code: String,
+    pub name: String,
+    pub amount: Krw,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddonCountTier {
+    pub min_addons: u32,
+    pub percent: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddonTierRule {
+    pub code: String,
+    pub name: String,
+    pub tiers: Vec<AddonCountTier>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Discounts {
+    pub contract: PercentRule,
+    pub family: FamilyRule,
+    pub long_term: LongTermRule,
+    pub birthday: AmountRule,
+    pub addon_tiers: AddonTierRule,
+    /// The plan-fee discounts together never exceed this share of the
+    /// (prorated) plan fee.
+    pub plan_discount_cap_percent: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogDoc {
+    pub version: String,
+    pub effective_from: NaiveDate,
+    pub currency: String,
+    pub vat_percent: u32,
+    /// The final total is rounded down to a multiple of this many won.
+    pub total_rounding_unit: i64,
+    pub plans: Vec<Plan>,
+    pub addons: Vec<Addon>,
+    pub usage_products: Vec<UsageProduct>,
+    pub discounts: Discounts,
+}
+
+/// A validated catalog with code indexes.
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    doc: CatalogDoc,
+    digest: String,
+    plans: HashMap<String, usize>,
+    addons: HashMap<String, usize>,
+    products: HashMap<String, usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    #[error("{source_name}: not a valid catalog document: {message}")]
+    Parse { source_name: String, message: String },
+    #[error("{source_name}: {message}")]
+    Invalid { source_name: String, message: String },
+}
+
+/// Upper bounds that keep every computation far from `i64` overflow.
+pub const MAX_FEE: i64 = 100_000_000;
+pub const MAX_ALLOWANCE: i64 = 1_000_000_000_000;
+
+impl Catalog {
+    /// The catalog shipped in the repository.
+    pub fn default_catalog() -> Result<Catalog, CatalogError> {
+        Catalog::from_json(DEFAULT_CATALOG_JSON, DEFAULT_CATALOG_FILE)
+    }
+
+    /// Parses and validates a catalog document. `source_name` (a file name
+    /// or store key) is named in every error.
+    pub fn from_json(json: &str, source_name: &str) -> Result<Catalog, CatalogError> {
+        let doc: CatalogDoc = serde_json::from_str(json).map_err(|e| CatalogError::Parse {
+            source_name: source_name.to_owned(),
+            message: e.to_string(),
+        })?;
+        Catalog::from_doc(doc, source_name)
+    }
+
+    pub fn from_doc(doc: CatalogDoc, source_name: &str) -> Result<Catalog, CatalogError> {
+        validate(&doc).map_err(|message| CatalogError::Invalid {
+            source_name: source_name.to_owned(),
+            message,
+        })?;
+        let index = |codes: Vec<&String>| codes.into_iter().enumerate().map(|(i, c)| (c.clone(), i)).collect();
+        let canonical = serde_json::to_vec(&doc).map_err(|e| CatalogError::Parse {
+            source_name: source_name.to_owned(),
+            message: e.to_string(),
+        })?;
+        Ok(Catalog {
+            plans: index(doc.plans.iter().map(|p| &p.code).collect()),
+            addons: index(doc.addons.iter().map(|p| &p.code).collect()),
+            products: index(doc.usage_products.iter().map(|p| &p.code).collect()),
+            digest: hex::encode(Sha256::digest(&canonical)),
+            doc,
+        })
+    }
+
+    pub fn doc(&self) -> &CatalogDoc {
+        &self.doc
+    }
+
+    pub fn version(&self) -> &str {
+        &self.doc.version
+    }
+
+    /// SHA-256 of the canonical JSON of the document: two stores holding the
+    /// same version must hold the same digest.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    pub fn to_json(&self) -> String {
+        // A `CatalogDoc` contains only strings, integers, dates and enums,
+        // which always serialise.
+        serde_json::to_string_pretty(&self.doc).unwrap_or_default()
+    }
+
+    pub fn plan(&self, code: &str) -> Option<&Plan> {
+        self.plans.get(code).map(|&i| &self.doc.plans[i])
+    }
+
+    pub fn addon(&self, code: &str) -> Option<&Addon> {
+        self.addons.get(code).map(|&i| &self.doc.addons[i])
+    }
+
+    /// Index of a usage product (stable within this catalog version).
+    pub fn product_index(&self, code: &str) -> Option<u16> {
+        self.products.get(code).map(|&i| i as u16)
+    }
+
+    pub fn product(&self, index: u16) -> Option<&UsageProduct> {
+        self.doc.usage_products.get(usize::from(index))
+    }
+
+    pub fn products(&self) -> &[UsageProduct] {
+        &self.doc.usage_products
+    }
+}
+
+fn validate(doc: &CatalogDoc) -> Result<(), String> {
+    if doc.version.trim().is_empty() || doc.version.len() > 64 {
+        return Err("version must be 1-64 characters".into());
+    }
+    if doc.currency != "KRW" {
+        return Err(format!("currency {:?} is not supported (only KRW)", doc.currency));
+    }
+    if doc.vat_percent > 100 {
+        return Err(format!("vat_percent {} is over 100", doc.vat_percent));
+    }
+    if !(1..=1000).contains(&doc.total_rounding_unit) {
+        return Err(format!(
+            "total_rounding_unit {} must be 1-1000",
+            doc.total_rounding_unit
+        ));
+    }
+    if doc.plans.is_empty() {
+        return Err("no plans".into());
+    }
+    let mut codes = HashSet::new();
+    let mut unique = |code: &str, what: &str| -> Result<(), String> {
+        if code.is_empty() || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(format!("{what} code {code:?} must be ASCII letters, digits or '_'"));
+        }
+        if !codes.insert(code.to_owned()) {
+            return Err(format!("{what} code {code:?} is defined twice"));
+        }
+        Ok(())
+    };
+    let fee = |f: Krw, what: &str, code: &str| -> Result<(), String> {
+        if !(0..=MAX_FEE).contains(&f.won()) {
+            return Err(format!("{what} {code}: fee {} is outside 0-{MAX_FEE}", f.won()));
+        }
+        Ok(())
+    };
+    for p in &doc.plans {
+        unique(&p.code, "plan")?;
+        fee(p.monthly_fee, "plan", &p.code)?;
+        for (name, a) in [("data_mb", p.data_mb), ("voice_sec", p.voice_sec), ("sms", p.sms)] {
+            if let Some(a) = a
+                && !(0..=MAX_ALLOWANCE).contains(&a)
+            {
+                return Err(format!("plan {}: {name} {a} is outside 0-{MAX_ALLOWANCE}", p.code));
+            }
+        }
+    }
+    for a in &doc.addons {
+        unique(&a.code, "add-on")?;
+        fee(a.monthly_fee, "add-on", &a.code)?;
+    }
+    for u in &doc.usage_products {
+        unique(&u.code, "usage product")?;
+        if let Pricing::Metered {
+            block, price_per_block, ..
+        } = &u.pricing
+        {
+            if !(1..=1_000_000).contains(block) {
+                return Err(format!("usage product {}: block {block} must be 1-1000000", u.code));
+            }
+            fee(*price_per_block, "usage product", &u.code)?;
+        }
+    }
+    let d = &doc.discounts;
+    for (code, what) in [
+        (&d.contract.code, "discount"),
+        (&d.family.code, "discount"),
+        (&d.long_term.code, "discount"),
+        (&d.birthday.code, "discount"),
+        (&d.addon_tiers.code, "discount"),
+    ] {
+        unique(code, what)?;
+    }
+    let pct = |p: u32, what: &str| -> Result<(), String> {
+        if p > 100 {
+            Err(format!("{what}: percent {p} is over 100"))
+        } else {
+            Ok(())
+        }
+    };
+    pct(d.contract.percent, &d.contract.code)?;
+    pct(d.plan_discount_cap_percent, "plan_discount_cap_percent")?;
+    let mut seen = HashSet::new();
+    for row in &d.family.table {
+        pct(row.percent, &d.family.code)?;
+        if !(2..=10).contains(&row.min_members) {
+            return Err(format!(
+                "{}: min_members {} must be 2-10",
+                d.family.code, row.min_members
+            ));
+        }
+        if !seen.insert((row.min_members, row.tier)) {
+            return Err(format!(
+                "{}: row ({}, {:?}) is defined twice",
+                d.family.code, row.min_members, row.tier
+            ));
+        }
+    }
+    let mut years = HashSet::new();
+    for t in &d.long_term.tiers {
+        pct(t.percent, &d.long_term.code)?;
+        if !years.insert(t.min_years) {
+            return Err(format!(
+                "{}: min_years {} is defined twice",
+                d.long_term.code, t.min_years
+            ));
+        }
+    }
+    fee(d.birthday.amount, "discount", &d.birthday.code)?;
+    let mut counts = HashSet::new();
+    for t in &d.addon_tiers.tiers {
+        pct(t.percent, &d.addon_tiers.code)?;
+        if t.min_addons == 0 || !counts.insert(t.min_addons) {
+            return Err(format!(
+                "{}: min_addons {} is zero or defined twice",
+                d.addon_tiers.code, t.min_addons
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_catalog_is_valid() {
+        let c = Catalog::default_catalog().unwrap();
+        assert_eq!(c.version(), "2026-v1");
+        assert!(c.plan("5G_STANDARD").is_some());
+        assert!(c.product_index("DATA").is_some());
+        assert_eq!(c.digest().len(), 64);
+        // Round trip through JSON keeps the digest.
+        let again = Catalog::from_json(&c.to_json(), "again").unwrap();
+        assert_eq!(again.digest(), c.digest());
+    }
+
+    type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+
+    fn mutate(f: impl FnOnce(&mut serde_json::Value)) -> CatalogError {
+        let mut v: serde_json::Value = serde_json::from_str(DEFAULT_CATALOG_JSON).unwrap();
+        f(&mut v);
+        Catalog::from_json(&v.to_string(), "catalog/bad.json").unwrap_err()
+    }
+
+    #[test]
+    fn malformed_catalogs_get_clear_errors() {
+        let e = Catalog::from_json("{ not json", "catalog/x.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("catalog/x.json: not a valid catalog document"), "{e}");
+        let cases: Vec<(Edit, &str)> = vec![
+            (Box::new(|v| v["plans"][1]["code"] = "LTE_SLIM".into()), "defined twice"),
+            (Box::new(|v| v["plans"][0]["monthly_fee"] = (-1).into()), "fee -1"),
+            (Box::new(|v| v["vat_percent"] = 101.into()), "vat_percent"),
+            (Box::new(|v| v["currency"] = "USD".into()), "currency"),
+            (
+                Box::new(|v| v["discounts"]["contract"]["percent"] = 250.into()),
+                "over 100",
+            ),
+            (
+                Box::new(|v| v["usage_products"][0]["pricing"]["metered"]["block"] = 0.into()),
+                "block 0",
+            ),
+            (Box::new(|v| v["plans"][0]["colour"] = "red".into()), "unknown field"),
+            (
+                Box::new(|v| v["plans"][0]["monthly_fee"] = "33000".into()),
+                "invalid type",
+            ),
+            (
+                Box::new(|v| v["discounts"]["family"]["table"][0]["min_members"] = 1.into()),
+                "min_members 1",
+            ),
+        ];
+        for (f, want) in cases {
+            let e = mutate(f).to_string();
+            assert!(
+                e.contains("catalog/bad.json") && e.contains(want),
+                "{e} should contain {want}"
+            );
+        }
+    }
+}

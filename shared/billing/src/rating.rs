@@ -1,0 +1,450 @@
+//! The rating engine.
+//!
+//! # Order of computation (documented precedence)
+//!
+//! 1. **Fees, prorated daily.** The plan fee and each add-on fee are charged
+//!    for the days of service in the cycle: `fee × active_days ÷ cycle_days`.
+//! 2. **Usage.** Metered products are summed per product; the plan allowance
+//!    (prorated the same way) is deducted; what remains is charged per started
+//!    block. Pass-through products are charged as recorded.
+//! 3. **Plan-fee discounts, in this order, each on what the previous ones
+//!    left of the prorated plan fee:**
+//!    1. selective contract: `percent` of the plan fee for the days the
+//!       contract covers (`fee × contract_days × percent ÷ (cycle_days × 100)`);
+//!    2. family bundle: the table row with the customer's plan tier and the
+//!       largest `min_members` not above the group's member count;
+//!    3. long-term customer: the tier with the largest `min_years` not above
+//!       the full years of tenure on the cycle's last day;
+//!    4. birthday month: a fixed amount when the birthday falls in the
+//!       cycle's month.
+//!
+//!    Together they never exceed `plan_discount_cap_percent` of the prorated
+//!    plan fee; when they would, the later discounts in this order are reduced
+//!    first.
+//! 4. **Add-on bundle discount:** `percent` of the add-on charges by the
+//!    number of add-ons, never more than those charges.
+//! 5. **VAT:** `vat_percent` of the taxable base (taxable charges minus all
+//!    discounts). Micropayments and device instalments are outside VAT.
+//! 6. **Total:** taxable base + VAT + non-taxable charges, rounded down to a
+//!    multiple of `total_rounding_unit` won (10원 미만 절사); the difference is a
+//!    rounding line so that the total always equals the sum of the lines.
+//!
+//! # Rounding rule
+//! Every computed amount (proration, percentage, allowance, VAT) is the exact
+//! rational value rounded **down** to the won, computed in 128-bit integers.
+//! Usage is charged per *started* block (rounded up), as metered services are.
+//!
+//! Discounts never exceed what they apply to, so no line base and no total is
+//! ever negative.
+
+use domain::{Bill, BillLine, Customer, Cycle, Krw, LineKind};
+
+use crate::catalog::{Allowance, Catalog, Plan, Pricing};
+use crate::usage::{UsageError, UsageErrorKind, UsageParse, UsageRecord};
+
+/// A customer that cannot be billed with this catalog. Names the customer and
+/// the code, never personal data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RatingError {
+    #[error("customer {customer_id}: plan {plan:?} is not in catalog {catalog_version}")]
+    UnknownPlan {
+        customer_id: String,
+        plan: String,
+        catalog_version: String,
+    },
+    #[error("customer {customer_id}: add-on {addon:?} is not in catalog {catalog_version}")]
+    UnknownAddon {
+        customer_id: String,
+        addon: String,
+        catalog_version: String,
+    },
+    #[error("customer {customer_id}: usage for product {product} overflows")]
+    Overflow { customer_id: String, product: String },
+}
+
+/// Rates one customer for one cycle. Returns `Ok(None)` when the customer
+/// had no day of service in the cycle (no bill). `usage` holds only this
+/// customer's records.
+pub fn rate(
+    catalog: &Catalog,
+    cycle: Cycle,
+    customer: &Customer,
+    usage: &[UsageRecord<'_>],
+) -> Result<Option<Bill>, RatingError> {
+    let active = i64::from(customer.active_days(cycle));
+    if active == 0 {
+        return Ok(None);
+    }
+    let days = i64::from(cycle.days());
+    let cid = customer.customer_id.as_str();
+    let plan = catalog.plan(&customer.plan).ok_or_else(|| RatingError::UnknownPlan {
+        customer_id: cid.to_owned(),
+        plan: customer.plan.clone(),
+        catalog_version: catalog.version().to_owned(),
+    })?;
+    let mut lines = Vec::with_capacity(4 + customer.addons.len() + usage.len().min(8));
+    let prorate_detail = |what: &str| {
+        if active < days {
+            format!("{what} {active}/{days}일")
+        } else {
+            String::new()
+        }
+    };
+
+    // 1. Fees.
+    let plan_fee = plan.monthly_fee.mul_div_floor(active, days);
+    lines.push(BillLine {
+        kind: LineKind::Plan,
+        code: plan.code.clone(),
+        label: plan.name.clone(),
+        quantity: active,
+        unit: "일".into(),
+        unit_price: plan.monthly_fee,
+        amount: plan_fee,
+        taxable: true,
+        detail: prorate_detail("일할"),
+    });
+    let mut addon_total = Krw::ZERO;
+    for code in &customer.addons {
+        let addon = catalog.addon(code).ok_or_else(|| RatingError::UnknownAddon {
+            customer_id: cid.to_owned(),
+            addon: code.clone(),
+            catalog_version: catalog.version().to_owned(),
+        })?;
+        let amount = addon.monthly_fee.mul_div_floor(active, days);
+        addon_total += amount;
+        lines.push(BillLine {
+            kind: LineKind::Addon,
+            code: addon.code.clone(),
+            label: addon.name.clone(),
+            quantity: active,
+            unit: "일".into(),
+            unit_price: addon.monthly_fee,
+            amount,
+            taxable: true,
+            detail: prorate_detail("일할"),
+        });
+    }
+
+    // 2. Usage, per product in catalog order.
+    let mut per_product: Vec<(i64, Krw, i64)> = vec![(0, Krw::ZERO, 0); catalog.products().len()];
+    for r in usage {
+        let Some(slot) = per_product.get_mut(usize::from(r.product)) else {
+            continue;
+        };
+        let overflow = || RatingError::Overflow {
+            customer_id: cid.to_owned(),
+            product: catalog.product(r.product).map_or_else(String::new, |p| p.code.clone()),
+        };
+        slot.0 = slot.0.checked_add(r.quantity).ok_or_else(overflow)?;
+        slot.1 = Krw(slot.1.won().checked_add(r.amount.won()).ok_or_else(overflow)?);
+        slot.2 += 1;
+    }
+    for (product, &(quantity, amount, records)) in catalog.products().iter().zip(&per_product) {
+        if records == 0 {
+            continue;
+        }
+        match &product.pricing {
+            Pricing::Metered {
+                allowance,
+                block,
+                price_per_block,
+            } => {
+                let included = allowance
+                    .and_then(|a| allowance_of(plan, a))
+                    .map(|a| Krw(a).mul_div_floor(active, days).won());
+                let unlimited = allowance.is_some() && included.is_none();
+                let over = if unlimited {
+                    0
+                } else {
+                    (quantity - included.unwrap_or(0)).max(0)
+                };
+                let blocks = (over + block - 1) / block;
+                let charge = Krw(blocks.saturating_mul(price_per_block.won()));
+                if charge == Krw::ZERO {
+                    continue;
+                }
+                let detail = match included {
+                    Some(inc) => format!("사용 {quantity}{u}, 기본제공 {inc}{u} 초과 {over}{u}", u = product.unit),
+                    None => format!("사용 {quantity}{}", product.unit),
+                };
+                lines.push(BillLine {
+                    kind: LineKind::Usage,
+                    code: product.code.clone(),
+                    label: product.name.clone(),
+                    quantity: over,
+                    unit: product.unit.clone(),
+                    unit_price: *price_per_block,
+                    amount: charge,
+                    taxable: product.taxable,
+                    detail,
+                });
+            }
+            Pricing::PassThrough => lines.push(BillLine {
+                kind: LineKind::Usage,
+                code: product.code.clone(),
+                label: product.name.clone(),
+                quantity,
+                unit: product.unit.clone(),
+                unit_price: Krw::ZERO,
+                amount,
+                taxable: product.taxable,
+                detail: String::new(),
+            }),
+        }
+    }
+    let charges: Krw = lines.iter().map(|l| l.amount).sum();
+
+    // 3. Plan-fee discounts, in precedence order.
+    let d = &catalog.doc().discounts;
+    let mut plan_discounts: Vec<(&str, &str, Krw, String)> = Vec::with_capacity(4);
+    let mut remaining = plan_fee;
+    let contract_days = i64::from(customer.contract_days(cycle));
+    if contract_days > 0 && d.contract.percent > 0 {
+        let amount = plan
+            .monthly_fee
+            .mul_div_floor(contract_days * i64::from(d.contract.percent), days * 100)
+            .min(remaining);
+        remaining -= amount;
+        plan_discounts.push((
+            &d.contract.code,
+            &d.contract.name,
+            amount,
+            format!("{}% × {contract_days}/{days}일", d.contract.percent),
+        ));
+    }
+    if let Some(f) = &customer.family
+        && let Some(row) = d
+            .family
+            .table
+            .iter()
+            .filter(|r| r.tier == plan.tier && r.min_members <= f.members)
+            .max_by_key(|r| r.min_members)
+    {
+        let amount = remaining.percent_floor(row.percent);
+        remaining -= amount;
+        plan_discounts.push((
+            &d.family.code,
+            &d.family.name,
+            amount,
+            format!("{}인 결합 {}%", f.members, row.percent),
+        ));
+    }
+    let years = customer.tenure_years(cycle);
+    if let Some(t) = d
+        .long_term
+        .tiers
+        .iter()
+        .filter(|t| t.min_years <= years)
+        .max_by_key(|t| t.min_years)
+    {
+        let amount = remaining.percent_floor(t.percent);
+        remaining -= amount;
+        plan_discounts.push((
+            &d.long_term.code,
+            &d.long_term.name,
+            amount,
+            format!("{years}년 {}%", t.percent),
+        ));
+    }
+    if chrono::Datelike::month(&customer.birthday) == cycle.month() {
+        let amount = d.birthday.amount.min(remaining);
+        plan_discounts.push((&d.birthday.code, &d.birthday.name, amount, String::new()));
+    }
+    // The cap: trim later discounts first.
+    let cap = plan_fee.percent_floor(d.plan_discount_cap_percent);
+    let mut excess = plan_discounts.iter().map(|x| x.2).sum::<Krw>() - cap;
+    for x in plan_discounts.iter_mut().rev() {
+        if excess <= Krw::ZERO {
+            break;
+        }
+        let cut = x.2.min(excess);
+        x.2 -= cut;
+        excess -= cut;
+    }
+    for (code, name, amount, detail) in plan_discounts {
+        push_discount(&mut lines, code, name, amount, detail);
+    }
+
+    // 4. Add-on bundle discount.
+    let n_addons = u32::try_from(customer.addons.len()).unwrap_or(u32::MAX);
+    if let Some(t) = d
+        .addon_tiers
+        .tiers
+        .iter()
+        .filter(|t| t.min_addons <= n_addons)
+        .max_by_key(|t| t.min_addons)
+    {
+        let amount = addon_total.percent_floor(t.percent).min(addon_total);
+        push_discount(
+            &mut lines,
+            &d.addon_tiers.code,
+            &d.addon_tiers.name,
+            amount,
+            format!("{n_addons}개 {}%", t.percent),
+        );
+    }
+    let discounts: Krw = lines
+        .iter()
+        .filter(|l| l.kind == LineKind::Discount)
+        .map(|l| l.amount)
+        .sum();
+
+    // 5. VAT.
+    let taxable_base: Krw = lines.iter().filter(|l| l.taxable).map(|l| l.amount).sum();
+    let vat = taxable_base.percent_floor(catalog.doc().vat_percent);
+    lines.push(BillLine {
+        kind: LineKind::Vat,
+        code: "VAT".into(),
+        label: "부가가치세".into(),
+        quantity: 1,
+        unit: String::new(),
+        unit_price: Krw::ZERO,
+        amount: vat,
+        taxable: false,
+        detail: format!("{}%", catalog.doc().vat_percent),
+    });
+
+    // 6. Total.
+    let gross: Krw = lines.iter().map(|l| l.amount).sum();
+    let total = gross.floor_to(catalog.doc().total_rounding_unit);
+    let rounding = total - gross;
+    if rounding != Krw::ZERO {
+        lines.push(BillLine {
+            kind: LineKind::Rounding,
+            code: "ROUNDING".into(),
+            label: "원 단위 절사".into(),
+            quantity: 1,
+            unit: String::new(),
+            unit_price: Krw::ZERO,
+            amount: rounding,
+            taxable: false,
+            detail: String::new(),
+        });
+    }
+
+    Ok(Some(Bill {
+        cycle,
+        customer_id: customer.customer_id.clone(),
+        shard: customer.shard,
+        catalog_version: catalog.version().to_owned(),
+        charges,
+        discounts,
+        taxable_base,
+        vat,
+        rounding,
+        total,
+        lines,
+    }))
+}
+
+fn allowance_of(plan: &Plan, a: Allowance) -> Option<i64> {
+    match a {
+        Allowance::Data => plan.data_mb,
+        Allowance::Voice => plan.voice_sec,
+        Allowance::Sms => plan.sms,
+    }
+}
+
+fn push_discount(lines: &mut Vec<BillLine>, code: &str, name: &str, amount: Krw, detail: String) {
+    if amount <= Krw::ZERO {
+        return;
+    }
+    lines.push(BillLine {
+        kind: LineKind::Discount,
+        code: code.to_owned(),
+        label: name.to_owned(),
+        quantity: 1,
+        unit: String::new(),
+        unit_price: Krw::ZERO,
+        amount: -amount,
+        taxable: true,
+        detail,
+    });
+}
+
+/// The outcome of settling one shard: bills for every billable customer, the
+/// customers that had no service in the cycle, and every rejected input —
+/// usage lines and customers — each with a message naming file/line or
+/// customer.
+#[derive(Debug, Default)]
+pub struct ShardSettlement {
+    pub bills: Vec<Bill>,
+    /// Customers with no day of service in the cycle (no bill, no error).
+    pub not_billable: u32,
+    pub usage_errors: Vec<UsageError>,
+    pub rating_errors: Vec<RatingError>,
+    /// Usage lines read (good and bad).
+    pub usage_lines: u32,
+    /// Sum of all bill totals.
+    pub checksum: Krw,
+}
+
+impl ShardSettlement {
+    pub fn error_count(&self) -> usize {
+        self.usage_errors.len() + self.rating_errors.len()
+    }
+}
+
+/// Settles one shard: sorts the usage by customer and walks customers and
+/// usage in one linear pass (no hash map on the hot path). Bills come out
+/// in customer-id order, so the result is deterministic.
+pub fn settle(
+    catalog: &Catalog,
+    cycle: Cycle,
+    customers: &[Customer],
+    usage: UsageParse<'_>,
+    file: &str,
+) -> ShardSettlement {
+    let UsageParse {
+        mut records,
+        errors,
+        lines,
+    } = usage;
+    let mut out = ShardSettlement {
+        usage_errors: errors,
+        usage_lines: lines,
+        ..Default::default()
+    };
+    records.sort_by(|a, b| a.customer_id.cmp(b.customer_id).then(a.line.cmp(&b.line)));
+    let mut order: Vec<&Customer> = customers.iter().collect();
+    order.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+    out.bills.reserve(order.len());
+
+    let mut i = 0;
+    let reject = |r: &UsageRecord<'_>, kind| UsageError {
+        file: file.to_owned(),
+        line: r.line,
+        customer_id: Some(r.customer_id.to_owned()),
+        kind,
+    };
+    for c in order {
+        let id = c.customer_id.as_str();
+        while i < records.len() && records[i].customer_id < id {
+            out.usage_errors
+                .push(reject(&records[i], UsageErrorKind::UnknownCustomer));
+            i += 1;
+        }
+        let start = i;
+        while i < records.len() && records[i].customer_id == id {
+            i += 1;
+        }
+        let mine = &records[start..i];
+        match rate(catalog, cycle, c, mine) {
+            Ok(Some(bill)) => {
+                out.checksum += bill.total;
+                out.bills.push(bill);
+            }
+            Ok(None) => {
+                out.not_billable += 1;
+                out.usage_errors
+                    .extend(mine.iter().map(|r| reject(r, UsageErrorKind::NotInService)));
+            }
+            Err(e) => out.rating_errors.push(e),
+        }
+    }
+    out.usage_errors
+        .extend(records[i..].iter().map(|r| reject(r, UsageErrorKind::UnknownCustomer)));
+    out.usage_errors.sort_by_key(|e| e.line);
+    out
+}

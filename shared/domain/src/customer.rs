@@ -1,0 +1,380 @@
+//! Customers as billing sees them: a snapshot of the subscription with the
+//! contact data sealed (see [`crate::pii`]).
+
+use std::fmt;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::calendar::{Cycle, full_years};
+use crate::pii::{Field, Keyring, PiiError, Sealed, Secret};
+use crate::slots::{ContactWindow, QuietWindow, SlotError, SlotSet};
+
+/// A customer id: 1–64 ASCII letters, digits, `-` or `_` (e.g. `C0000042`).
+/// It carries no personal data and may appear in logs and queue messages.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct CustomerId(String);
+
+impl CustomerId {
+    pub fn new(s: impl Into<String>) -> Result<Self, CustomerError> {
+        let s = s.into();
+        let ok =
+            !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(CustomerId(s))
+        } else {
+            Err(CustomerError::new(
+                "?",
+                "customer id must be 1-64 characters of letters, digits, '-' or '_'",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CustomerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for CustomerId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CustomerId::new(String::deserialize(d)?).map_err(|e| serde::de::Error::custom(e.reason))
+    }
+}
+
+/// The day of the month a customer wants the invoice, 1–31. A day past the
+/// end of a short month means that month's last day.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct SendDay(u8);
+
+impl SendDay {
+    pub fn new(day: u32) -> Result<Self, String> {
+        if (1..=31).contains(&day) {
+            Ok(SendDay(day as u8))
+        } else {
+            Err(format!("send day {day} is out of range 1-31"))
+        }
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+
+    /// The send date within `month` (clamped to its last day).
+    pub fn date_in(self, month: Cycle) -> NaiveDate {
+        month.clamp_day(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SendDay {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        SendDay::new(u32::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Email,
+    Sms,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A selective contract (선택약정): a plan-fee discount for the days the
+/// contract covers, `start` and `end` inclusive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contract {
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+}
+
+/// Membership of a family bundle, with the group's member count as the
+/// customer system records it at snapshot time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Family {
+    pub group_id: String,
+    pub members: u8,
+}
+
+/// Sealed contact data. Opened only where a message is sent or an invoice
+/// rendered for the customer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub name: Sealed,
+    pub email: Sealed,
+    pub phone: Sealed,
+}
+
+/// Contact data in clear, each field a [`Secret`].
+#[derive(Clone, Debug)]
+pub struct OpenContact {
+    pub name: Secret<String>,
+    pub email: Secret<String>,
+    pub phone: Secret<String>,
+}
+
+impl Contact {
+    pub fn seal(keys: &Keyring, id: &CustomerId, name: &str, email: &str, phone: &str) -> Self {
+        Contact {
+            name: keys.seal(id.as_str(), Field::Name, name),
+            email: keys.seal(id.as_str(), Field::Email, email),
+            phone: keys.seal(id.as_str(), Field::Phone, phone),
+        }
+    }
+
+    pub fn open(&self, keys: &Keyring, id: &CustomerId) -> Result<OpenContact, PiiError> {
+        Ok(OpenContact {
+            name: keys.open(id.as_str(), Field::Name, &self.name)?,
+            email: keys.open(id.as_str(), Field::Email, &self.email)?,
+            phone: keys.open(id.as_str(), Field::Phone, &self.phone)?,
+        })
+    }
+}
+
+/// A customer snapshot. Dates are Asia/Seoul calendar dates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    pub customer_id: CustomerId,
+    /// The settlement shard this customer belongs to (assigned once).
+    pub shard: u32,
+    pub plan: String,
+    #[serde(default)]
+    pub addons: Vec<String>,
+    #[serde(default)]
+    pub family: Option<Family>,
+    #[serde(default)]
+    pub contract: Option<Contract>,
+    pub birthday: NaiveDate,
+    /// First day of service (inclusive).
+    pub joined_on: NaiveDate,
+    /// First day without service (exclusive): service ends at the start of
+    /// this day. `None` while the subscription is active.
+    #[serde(default)]
+    pub cancelled_on: Option<NaiveDate>,
+    pub send_day: SendDay,
+    #[serde(default)]
+    pub dnd: SlotSet,
+    pub preferred_channel: Channel,
+    pub contact: Contact,
+}
+
+/// A customer record that breaks a rule. The message names the customer id
+/// and the rule, never a personal value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("customer {customer_id}: {reason}")]
+pub struct CustomerError {
+    pub customer_id: String,
+    pub reason: String,
+}
+
+impl CustomerError {
+    pub fn new(customer_id: impl Into<String>, reason: impl Into<String>) -> Self {
+        CustomerError {
+            customer_id: customer_id.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl Customer {
+    /// Checks the rules a record must hold before it is stored or billed.
+    /// Contact data is checked separately ([`Customer::check_contact`]),
+    /// because only holders of the key can.
+    pub fn validate(&self, quiet: QuietWindow) -> Result<ContactWindow, CustomerError> {
+        let err = |reason: String| CustomerError::new(self.customer_id.as_str(), reason);
+        if self.plan.is_empty() {
+            return Err(err("plan code is empty".into()));
+        }
+        if let Some(c) = self.cancelled_on
+            && c < self.joined_on
+        {
+            return Err(err(format!("cancelled on {c} before joining on {}", self.joined_on)));
+        }
+        if let Some(c) = &self.contract
+            && c.end < c.start
+        {
+            return Err(err(format!("contract ends {} before it starts {}", c.end, c.start)));
+        }
+        if let Some(f) = &self.family {
+            if f.group_id.is_empty() {
+                return Err(err("family group id is empty".into()));
+            }
+            if !(2..=10).contains(&f.members) {
+                return Err(err(format!(
+                    "family group has {} members; a bundle has 2-10",
+                    f.members
+                )));
+            }
+        }
+        let mut addons = self.addons.clone();
+        addons.sort();
+        if let Some(w) = addons.windows(2).find(|w| w[0] == w[1]) {
+            return Err(err(format!("add-on {} is listed twice", w[0])));
+        }
+        ContactWindow::new(self.dnd, quiet).map_err(|e| match e {
+            SlotError::NoAllowedSlot { .. } => err(e.to_string()),
+            other => err(other.to_string()),
+        })
+    }
+
+    /// Checks that the sealed contact data opens with `keys`.
+    pub fn check_contact(&self, keys: &Keyring) -> Result<(), CustomerError> {
+        self.contact
+            .open(keys, &self.customer_id)
+            .map(drop)
+            .map_err(|e| CustomerError::new(self.customer_id.as_str(), format!("contact data: {e}")))
+    }
+
+    /// Days of `cycle` on which the customer had service.
+    pub fn active_days(&self, cycle: Cycle) -> u32 {
+        cycle.days_within(Some(self.joined_on), self.cancelled_on)
+    }
+
+    /// A customer is billed for a cycle if they had service on at least one
+    /// of its days.
+    pub fn is_billable(&self, cycle: Cycle) -> bool {
+        self.active_days(cycle) > 0
+    }
+
+    /// Whole years of tenure at the last day of `cycle`.
+    pub fn tenure_years(&self, cycle: Cycle) -> u32 {
+        full_years(self.joined_on, cycle.last_day())
+    }
+
+    /// Days of `cycle` covered by both service and the selective contract.
+    pub fn contract_days(&self, cycle: Cycle) -> u32 {
+        let Some(c) = &self.contract else { return 0 };
+        let from = c.start.max(self.joined_on);
+        let until_excl = c.end.succ_opt().unwrap_or(c.end);
+        let until = self.cancelled_on.map_or(until_excl, |x| x.min(until_excl));
+        cycle.days_within(Some(from), Some(until))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::slots::Slot;
+
+    pub fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    pub fn sample(id: &str) -> Customer {
+        let keys = Keyring::dev();
+        let cid = CustomerId::new(id).unwrap();
+        Customer {
+            contact: Contact::seal(&keys, &cid, "김민수", "kim@example.com", "010-1234-5678"),
+            customer_id: cid,
+            shard: 0,
+            plan: "5G_STANDARD".into(),
+            addons: vec![],
+            family: None,
+            contract: None,
+            birthday: d(1990, 3, 14),
+            joined_on: d(2020, 5, 1),
+            cancelled_on: None,
+            send_day: SendDay::new(15).unwrap(),
+            dnd: SlotSet::EMPTY,
+            preferred_channel: Channel::Email,
+        }
+    }
+
+    #[test]
+    fn json_roundtrip_and_no_pii_in_debug() {
+        let c = sample("C1");
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(!json.contains("kim@") && !json.contains("010-1234"));
+        assert_eq!(serde_json::from_str::<Customer>(&json).unwrap(), c);
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("kim@") && !dbg.contains("김민수"), "{dbg}");
+        let open = c.contact.open(&Keyring::dev(), &c.customer_id).unwrap();
+        assert_eq!(open.email.expose(), "kim@example.com");
+        assert!(!format!("{open:?}").contains("kim@"));
+    }
+
+    #[test]
+    fn send_day_out_of_range_is_rejected_with_a_clear_message() {
+        let mut v = serde_json::to_value(sample("C1")).unwrap();
+        for bad in [0, 32] {
+            v["send_day"] = bad.into();
+            let e = serde_json::from_value::<Customer>(v.clone()).unwrap_err().to_string();
+            assert!(e.contains(&format!("send day {bad} is out of range 1-31")), "{e}");
+        }
+    }
+
+    #[test]
+    fn validation_names_customer_and_rule() {
+        let q = QuietWindow::default_korea();
+        let mut c = sample("C7");
+        assert!(c.validate(q).is_ok());
+        c.dnd = [4, 5, 6, 7, 8, 9].into_iter().map(|i| Slot::new(i).unwrap()).collect();
+        let e = c.validate(q).unwrap_err();
+        assert_eq!(e.customer_id, "C7");
+        assert!(e.to_string().contains("no slot outside the quiet window"), "{e}");
+        let mut c = sample("C8");
+        c.cancelled_on = Some(d(2019, 1, 1));
+        assert!(c.validate(q).unwrap_err().to_string().contains("before joining"));
+        let mut c = sample("C9");
+        c.family = Some(Family {
+            group_id: "F1".into(),
+            members: 1,
+        });
+        assert!(c.validate(q).is_err());
+        let mut c = sample("C10");
+        c.addons = vec!["A".into(), "A".into()];
+        assert!(c.validate(q).unwrap_err().to_string().contains("listed twice"));
+    }
+
+    #[test]
+    fn undecryptable_contact_is_an_error_naming_the_customer() {
+        let mut c = sample("C3");
+        c.contact.email = sample("C4").contact.email; // another customer's ciphertext
+        let e = c.check_contact(&Keyring::dev()).unwrap_err();
+        assert_eq!(e.customer_id, "C3");
+        assert!(e.reason.contains("email"));
+    }
+
+    #[test]
+    fn active_and_contract_days() {
+        let nov: Cycle = "2026-11".parse().unwrap();
+        let mut c = sample("C1");
+        assert_eq!(c.active_days(nov), 30);
+        c.joined_on = d(2026, 11, 11);
+        assert_eq!(c.active_days(nov), 20);
+        c.cancelled_on = Some(d(2026, 11, 21));
+        assert_eq!(c.active_days(nov), 10);
+        c.cancelled_on = Some(d(2026, 11, 11));
+        assert!(!c.is_billable(nov));
+        let mut c = sample("C2");
+        c.contract = Some(Contract {
+            start: d(2025, 1, 1),
+            end: d(2026, 11, 10),
+        });
+        assert_eq!(c.contract_days(nov), 10);
+        c.cancelled_on = Some(d(2026, 11, 5));
+        assert_eq!(c.contract_days(nov), 4);
+        assert_eq!(c.tenure_years(nov), 6);
+    }
+}
