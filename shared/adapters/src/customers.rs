@@ -1,0 +1,147 @@
+//! The customers table: key (`shard` N, `customer_id` S), one item per
+//! customer, a keys-only index `ByCustomerId` for look-ups by id.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use domain::{Customer, CustomerError};
+
+use crate::dynamo::{BatchStats, Item, attr_s, batch_put};
+use crate::retry::Backoff;
+use crate::{PutOutcome, StoreError};
+
+pub const BY_CUSTOMER_ID: &str = "ByCustomerId";
+
+#[derive(Clone, Debug)]
+pub struct CustomerStore {
+    client: Client,
+    table: String,
+}
+
+/// A shard's customers as read from the store: the good records and an
+/// error for every item that could not be decoded (naming its id).
+#[derive(Debug, Default)]
+pub struct ShardCustomers {
+    pub customers: Vec<Customer>,
+    pub errors: Vec<CustomerError>,
+    /// `Query` pages read (for cost accounting).
+    pub pages: usize,
+}
+
+impl CustomerStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        CustomerStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn to_item(&self, c: &Customer) -> Result<Item, StoreError> {
+        serde_dynamo::to_item(c).map_err(|e| StoreError::Decode {
+            resource: self.table.clone(),
+            what: format!("customer {}", c.customer_id),
+            message: e.to_string(),
+        })
+    }
+
+    fn from_item(&self, item: Item) -> Result<Customer, CustomerError> {
+        let id = attr_s(&item, "customer_id").unwrap_or("?").to_owned();
+        serde_dynamo::from_item(item).map_err(|e| CustomerError::new(id, format!("stored record is invalid: {e}")))
+    }
+
+    /// Writes customers (creating or replacing), 25 per request.
+    pub async fn put_all(&self, customers: &[Customer]) -> Result<BatchStats, StoreError> {
+        let items = customers
+            .iter()
+            .map(|c| self.to_item(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        batch_put(&self.client, &self.table, items, 4, Backoff::default()).await
+    }
+
+    /// Creates a customer unless one with the same key exists.
+    pub async fn put_new(&self, customer: &Customer) -> Result<PutOutcome, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.to_item(customer)?))
+            .condition_expression("attribute_not_exists(customer_id)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(PutOutcome::Created),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+            {
+                Ok(PutOutcome::AlreadyExists)
+            }
+            Err(e) => Err(StoreError::aws("PutItem", &self.table, e)),
+        }
+    }
+
+    /// Every customer of a shard, in customer-id order (the sort key).
+    pub async fn shard(&self, shard: u32) -> Result<ShardCustomers, StoreError> {
+        let mut out = ShardCustomers::default();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#s = :s")
+                .expression_attribute_names("#s", "shard")
+                .expression_attribute_values(":s", AttributeValue::N(shard.to_string()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::aws("Query", &self.table, e))?;
+            out.pages += 1;
+            for item in page.items.unwrap_or_default() {
+                match self.from_item(item) {
+                    Ok(c) => out.customers.push(c),
+                    Err(e) => out.errors.push(e),
+                }
+            }
+            start = page.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// One customer by id, through the `ByCustomerId` index. `Ok(None)` if
+    /// there is no such customer.
+    pub async fn get(&self, customer_id: &str) -> Result<Option<Result<Customer, CustomerError>>, StoreError> {
+        let keys = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_CUSTOMER_ID)
+            .key_condition_expression("customer_id = :c")
+            .expression_attribute_values(":c", AttributeValue::S(customer_id.to_owned()))
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("Query", &self.table, e))?;
+        let Some(key) = keys.items.unwrap_or_default().into_iter().next() else {
+            return Ok(None);
+        };
+        let (Some(shard), Some(id)) = (key.get("shard").cloned(), key.get("customer_id").cloned()) else {
+            return Ok(None);
+        };
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("shard", shard)
+            .key("customer_id", id)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
+        Ok(got.item.map(|item| self.from_item(item)))
+    }
+}

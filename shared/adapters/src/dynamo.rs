@@ -1,0 +1,160 @@
+//! DynamoDB helpers shared by the stores.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use futures::{StreamExt, TryStreamExt, stream};
+
+use crate::StoreError;
+use crate::retry::Backoff;
+
+/// DynamoDB accepts at most 25 items per `BatchWriteItem`.
+pub const BATCH_WRITE_LIMIT: usize = 25;
+/// DynamoDB rejects items over 400 KB.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Requests made by a batch write, for cost accounting.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    pub items: usize,
+    pub requests: usize,
+    /// Requests that re-drove unprocessed items or retried a transient error.
+    pub retries: usize,
+}
+
+impl std::ops::AddAssign for BatchStats {
+    fn add_assign(&mut self, o: Self) {
+        self.items += o.items;
+        self.requests += o.requests;
+        self.retries += o.retries;
+    }
+}
+
+/// Writes `items` with `BatchWriteItem`, 25 per request and up to
+/// `concurrency` requests in flight. Unprocessed items and transient errors
+/// are retried with backoff; whatever is still unprocessed after
+/// `backoff.max_attempts` fails the call (nothing is dropped silently).
+pub async fn batch_put(
+    client: &Client,
+    table: &str,
+    items: Vec<Item>,
+    concurrency: usize,
+    backoff: Backoff,
+) -> Result<BatchStats, StoreError> {
+    let requests = items
+        .into_iter()
+        .map(|item| put_request(table, item))
+        .collect::<Result<Vec<_>, _>>()?;
+    let chunks: Vec<Vec<WriteRequest>> = requests
+        .chunks(BATCH_WRITE_LIMIT)
+        .map(<[WriteRequest]>::to_vec)
+        .collect();
+    stream::iter(chunks)
+        .map(|chunk| write_chunk(client, table, chunk, backoff))
+        .buffer_unordered(concurrency.max(1))
+        .try_fold(BatchStats::default(), |mut acc, s| async move {
+            acc += s;
+            Ok(acc)
+        })
+        .await
+}
+
+fn put_request(table: &str, item: Item) -> Result<WriteRequest, StoreError> {
+    let size = item_size(&item);
+    if size > MAX_ITEM_BYTES {
+        return Err(StoreError::Conflict {
+            resource: table.to_owned(),
+            message: format!("an item of about {size} bytes exceeds the DynamoDB limit of {MAX_ITEM_BYTES} bytes"),
+        });
+    }
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .map_err(|e| StoreError::Decode {
+            resource: table.to_owned(),
+            what: "put request".into(),
+            message: e.to_string(),
+        })?;
+    Ok(WriteRequest::builder().put_request(put).build())
+}
+
+/// The size DynamoDB charges for an item, following its documented rules
+/// (attribute names plus values; numbers counted as their digits). An
+/// estimate within a few bytes, used to refuse oversized items up front.
+pub fn item_size(item: &Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+fn value_size(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::L(l) => 3 + l.iter().map(|x| 1 + value_size(x)).sum::<usize>(),
+        AttributeValue::M(m) => 3 + m.iter().map(|(k, x)| 1 + k.len() + value_size(x)).sum::<usize>(),
+        AttributeValue::Ss(ss) => ss.iter().map(String::len).sum(),
+        AttributeValue::Ns(ns) => ns.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
+        AttributeValue::Bs(bs) => bs.iter().map(|b| b.as_ref().len()).sum(),
+        _ => 0,
+    }
+}
+
+async fn write_chunk(
+    client: &Client,
+    table: &str,
+    mut pending: Vec<WriteRequest>,
+    backoff: Backoff,
+) -> Result<BatchStats, StoreError> {
+    let mut stats = BatchStats {
+        items: pending.len(),
+        ..Default::default()
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        stats.requests += 1;
+        let result = client
+            .batch_write_item()
+            .request_items(table, pending.clone())
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("BatchWriteItem", table, e));
+        match result {
+            Ok(out) => {
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(table))
+                    .unwrap_or_default();
+                if pending.is_empty() {
+                    return Ok(stats);
+                }
+            }
+            Err(e) if e.is_transient() => {
+                if attempt >= backoff.max_attempts {
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        if attempt >= backoff.max_attempts {
+            return Err(StoreError::Unprocessed {
+                op: "BatchWriteItem",
+                resource: table.to_owned(),
+                unprocessed: pending.len(),
+                attempts: attempt,
+            });
+        }
+        stats.retries += 1;
+        tracing::debug!(table, attempt, unprocessed = pending.len(), "re-driving batch write");
+        tokio::time::sleep(backoff.delay(attempt)).await;
+    }
+}
+
+/// Reads an attribute as a string.
+pub fn attr_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}

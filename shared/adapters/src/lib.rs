@@ -1,0 +1,73 @@
+//! The AWS adapter layer: every call to DynamoDB and S3 goes through here.
+//!
+//! * Clients come from one [`aws_config::SdkConfig`] ([`load_sdk_config`]),
+//!   which honours `AWS_ENDPOINT_URL`, so the same code talks to AWS or to the
+//!   local emulator; S3 switches to path-style addressing under an endpoint
+//!   override.
+//! * Errors are typed ([`StoreError`]) and say whether a retry can help.
+//! * A failed condition is a domain outcome ([`PutOutcome`]), not an error.
+//! * Batch writes enforce the AWS limit of 25 items themselves (the emulator
+//!   does not) and re-drive unprocessed items with exponential backoff and
+//!   full jitter.
+//!
+//! Each store is behind a cargo feature so a function compiles only the SDK
+//! clients it uses.
+
+mod error;
+pub mod retry;
+
+#[cfg(feature = "dynamodb")]
+pub mod catalog_store;
+#[cfg(feature = "dynamodb")]
+pub mod customers;
+#[cfg(feature = "dynamodb")]
+pub mod dynamo;
+#[cfg(feature = "s3")]
+pub mod usage_store;
+
+pub use error::StoreError;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+
+/// Loads the shared SDK configuration from the environment (region,
+/// credentials, `AWS_ENDPOINT_URL`). Build it once per process, in `main`.
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// Outcome of a conditional create.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    /// The item was already there (the condition failed); nothing changed.
+    AlreadyExists,
+}
+
+/// Reads a required environment variable, naming it when it is missing.
+pub fn env_var(name: &'static str) -> Result<String, ConfigError> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(ConfigError::Missing(name)),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+#[cfg(feature = "s3")]
+/// An S3 client from the shared configuration; path-style addressing when an
+/// endpoint override (the emulator) is configured.
+pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let b = aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some());
+    aws_sdk_s3::Client::from_conf(b.build())
+}
+
+#[cfg(feature = "dynamodb")]
+pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(config)
+}

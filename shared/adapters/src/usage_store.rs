@@ -1,0 +1,100 @@
+//! Usage files in the data bucket, one per shard and cycle:
+//! `usage/{cycle}/shard-{nnnnn}.csv` (format: `billing::usage`).
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::get_object::GetObjectError;
+use aws_sdk_s3::primitives::ByteStream;
+use domain::Cycle;
+
+use crate::StoreError;
+
+#[derive(Clone, Debug)]
+pub struct UsageStore {
+    client: Client,
+    bucket: String,
+}
+
+/// The object key of a shard's usage file.
+pub fn usage_key(cycle: Cycle, shard: u32) -> String {
+    format!("usage/{cycle}/shard-{shard:05}.csv")
+}
+
+impl UsageStore {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        UsageStore {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    pub async fn put(&self, cycle: Cycle, shard: u32, csv: Vec<u8>) -> Result<(), StoreError> {
+        let key = usage_key(cycle, shard);
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type("text/csv; charset=utf-8")
+            .body(ByteStream::from(csv))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("PutObject", format!("s3://{}/{key}", self.bucket), e))?;
+        Ok(())
+    }
+
+    /// The usage file of a shard; `Ok(None)` when there is none (a missing
+    /// file is the caller's decision, not an empty usage set).
+    pub async fn get(&self, cycle: Cycle, shard: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = usage_key(cycle, shard);
+        let resource = format!("s3://{}/{key}", self.bucket);
+        let out = match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                if matches!(e.as_service_error(), Some(GetObjectError::NoSuchKey(_))) {
+                    return Ok(None);
+                }
+                return Err(StoreError::aws("GetObject", resource, e));
+            }
+        };
+        let bytes = out.body.collect().await.map_err(|e| StoreError::Aws {
+            op: "GetObject",
+            resource: resource.clone(),
+            message: e.to_string(),
+            transient: true,
+            source: Box::new(e),
+        })?;
+        Ok(Some(bytes.into_bytes().to_vec()))
+    }
+
+    /// Shards that have a usage file for `cycle`, ascending.
+    pub async fn shards(&self, cycle: Cycle) -> Result<Vec<u32>, StoreError> {
+        let prefix = format!("usage/{cycle}/shard-");
+        let mut shards = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| StoreError::aws("ListObjectsV2", format!("s3://{}/{prefix}", self.bucket), e))?;
+            for obj in page.contents() {
+                if let Some(n) = obj
+                    .key()
+                    .and_then(|k| k.strip_prefix(&prefix))
+                    .and_then(|k| k.strip_suffix(".csv"))
+                    .and_then(|n| n.parse().ok())
+                {
+                    shards.push(n);
+                }
+            }
+        }
+        shards.sort_unstable();
+        Ok(shards)
+    }
+}

@@ -1,0 +1,169 @@
+//! The adapters against the local emulator (moto server), with resources
+//! provisioned from template.yaml.
+
+use adapters::catalog_store::CatalogStore;
+use adapters::customers::CustomerStore;
+use adapters::dynamo::{BATCH_WRITE_LIMIT, batch_put};
+use adapters::retry::Backoff;
+use adapters::usage_store::UsageStore;
+use adapters::{PutOutcome, StoreError, dynamodb_client, s3_client};
+use aws_sdk_dynamodb::types::AttributeValue;
+use billing::Catalog;
+use chrono::NaiveDate;
+use domain::pii::Keyring;
+use domain::{Channel, Contact, Customer, CustomerId, Cycle, SendDay, SlotSet};
+
+fn customer(i: u32, shard: u32) -> Customer {
+    let id = CustomerId::new(format!("C{i:07}")).unwrap();
+    Customer {
+        contact: Contact::seal(&Keyring::dev(), &id, "김민수", "kim@example.com", "010-1234-5678"),
+        customer_id: id,
+        shard,
+        plan: "5G_LITE".into(),
+        addons: vec!["VCOLORING".into()],
+        family: None,
+        contract: None,
+        birthday: NaiveDate::from_ymd_opt(1990, 1, 1).unwrap(),
+        joined_on: NaiveDate::from_ymd_opt(2020, 1, 1).unwrap(),
+        cancelled_on: None,
+        send_day: SendDay::new(15).unwrap(),
+        dnd: SlotSet::EMPTY,
+        preferred_channel: Channel::Email,
+    }
+}
+
+async fn stores(name: &str) -> (local_aws::Stack, CustomerStore, CatalogStore, UsageStore) {
+    let stack = local_aws::fresh_stack(name).await.expect("emulator and template");
+    let ddb = dynamodb_client(&stack.config);
+    let customers = CustomerStore::new(ddb.clone(), stack.env()["CUSTOMERS_TABLE"].clone());
+    let catalog = CatalogStore::new(ddb, stack.env()["CATALOG_TABLE"].clone());
+    let usage = UsageStore::new(s3_client(&stack.config), stack.env()["DATA_BUCKET"].clone());
+    (stack, customers, catalog, usage)
+}
+
+#[tokio::test]
+async fn customers_round_trip_by_shard_and_by_id() {
+    let (_stack, store, _, _) = stores("customers-round-trip").await;
+    // 60 customers over two shards: three batch requests, more than one page is not needed here.
+    let all: Vec<Customer> = (1..=60).map(|i| customer(i, i % 2)).collect();
+    let stats = store.put_all(&all).await.unwrap();
+    assert_eq!(stats.items, 60);
+    assert_eq!(stats.requests, 3);
+    let shard1 = store.shard(1).await.unwrap();
+    assert!(shard1.errors.is_empty());
+    assert_eq!(shard1.customers.len(), 30);
+    let ids: Vec<&str> = shard1.customers.iter().map(|c| c.customer_id.as_str()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "sort key order");
+    assert_eq!(shard1.customers[0], all[0]);
+    let got = store.get("C0000042").await.unwrap().unwrap().unwrap();
+    assert_eq!(got, all[41]);
+    assert!(store.get("C9999999").await.unwrap().is_none());
+    // Writing the same customers again replaces them: still 30.
+    store.put_all(&all).await.unwrap();
+    assert_eq!(store.shard(1).await.unwrap().customers.len(), 30);
+}
+
+#[tokio::test]
+async fn conditional_create_is_an_outcome_not_an_error() {
+    let (_stack, store, _, _) = stores("customers-conditional").await;
+    let c = customer(7, 0);
+    assert_eq!(store.put_new(&c).await.unwrap(), PutOutcome::Created);
+    let mut changed = c.clone();
+    changed.plan = "5G_PREMIUM".into();
+    assert_eq!(store.put_new(&changed).await.unwrap(), PutOutcome::AlreadyExists);
+    let stored = store.get("C0000007").await.unwrap().unwrap().unwrap();
+    assert_eq!(stored.plan, "5G_LITE", "the losing write changed nothing");
+}
+
+#[tokio::test]
+async fn corrupt_stored_customers_are_named_not_fatal() {
+    let (stack, store, _, _) = stores("customers-corrupt").await;
+    store.put_all(&[customer(1, 5), customer(2, 5)]).await.unwrap();
+    // A record written by something else, with send day 32.
+    dynamodb_client(&stack.config)
+        .put_item()
+        .table_name(store.table())
+        .item("shard", AttributeValue::N("5".into()))
+        .item("customer_id", AttributeValue::S("C0000003".into()))
+        .item("send_day", AttributeValue::N("32".into()))
+        .send()
+        .await
+        .unwrap();
+    let shard = store.shard(5).await.unwrap();
+    assert_eq!(shard.customers.len(), 2);
+    assert_eq!(shard.errors.len(), 1);
+    assert_eq!(shard.errors[0].customer_id, "C0000003");
+    assert!(
+        shard.errors[0].to_string().contains("stored record is invalid"),
+        "{}",
+        shard.errors[0]
+    );
+}
+
+#[tokio::test]
+async fn batch_writes_respect_the_25_item_limit() {
+    let (stack, store, _, _) = stores("batch-limit").await;
+    let items: Vec<_> = (0..(BATCH_WRITE_LIMIT * 3 + 1))
+        .map(|i| serde_dynamo::to_item(customer(i as u32, 9)).unwrap())
+        .collect();
+    let stats = batch_put(
+        &dynamodb_client(&stack.config),
+        store.table(),
+        items,
+        2,
+        Backoff::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(stats.requests, 4, "76 items need four requests of at most 25");
+    assert_eq!(store.shard(9).await.unwrap().customers.len(), 76);
+}
+
+#[tokio::test]
+async fn errors_name_the_resource_and_classify() {
+    let (stack, _, _, _) = stores("errors").await;
+    let missing = CustomerStore::new(dynamodb_client(&stack.config), "no-such-table");
+    let e = missing.shard(0).await.unwrap_err();
+    assert!(e.to_string().contains("Query on no-such-table failed"), "{e}");
+    assert!(!e.is_transient());
+}
+
+#[tokio::test]
+async fn catalog_versions_are_immutable() {
+    let (_stack, _, store, _) = stores("catalog").await;
+    let cat = Catalog::default_catalog().unwrap();
+    assert_eq!(store.publish(&cat).await.unwrap(), PutOutcome::Created);
+    assert_eq!(store.publish(&cat).await.unwrap(), PutOutcome::AlreadyExists);
+    let got = store.get(cat.version()).await.unwrap().unwrap();
+    assert_eq!(got.digest(), cat.digest());
+    assert!(store.get("1999-v9").await.unwrap().is_none());
+    // The same version with other prices is refused.
+    let mut doc = cat.doc().clone();
+    doc.vat_percent = 11;
+    let changed = Catalog::from_doc(doc, "changed").unwrap();
+    let e = store.publish(&changed).await.unwrap_err();
+    assert!(matches!(e, StoreError::Conflict { .. }), "{e}");
+    assert!(
+        e.to_string().contains("already published with different content"),
+        "{e}"
+    );
+    assert_eq!(store.get(cat.version()).await.unwrap().unwrap().doc().vat_percent, 10);
+}
+
+#[tokio::test]
+async fn usage_files_by_cycle_and_shard() {
+    let (_stack, _, _, store) = stores("usage").await;
+    let cycle: Cycle = "2026-11".parse().unwrap();
+    let csv = b"customer_id,product,quantity,amount\nC0000001,DATA,10,\n".to_vec();
+    store.put(cycle, 3, csv.clone()).await.unwrap();
+    store.put(cycle, 12, csv.clone()).await.unwrap();
+    store.put(cycle.next(), 4, csv.clone()).await.unwrap();
+    assert_eq!(store.get(cycle, 3).await.unwrap().unwrap(), csv);
+    assert!(
+        store.get(cycle, 4).await.unwrap().is_none(),
+        "a missing file is None, not empty usage"
+    );
+    assert_eq!(store.shards(cycle).await.unwrap(), vec![3, 12]);
+}
