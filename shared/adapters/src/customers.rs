@@ -47,7 +47,7 @@ impl CustomerStore {
         })
     }
 
-    fn from_item(&self, item: Item) -> Result<Customer, CustomerError> {
+    fn decode(item: Item) -> Result<Customer, CustomerError> {
         let id = attr_s(&item, "customer_id").unwrap_or("?").to_owned();
         serde_dynamo::from_item(item).map_err(|e| CustomerError::new(id, format!("stored record is invalid: {e}")))
     }
@@ -101,7 +101,7 @@ impl CustomerStore {
                 .map_err(|e| StoreError::aws("Query", &self.table, e))?;
             out.pages += 1;
             for item in page.items.unwrap_or_default() {
-                match self.from_item(item) {
+                match Self::decode(item) {
                     Ok(c) => out.customers.push(c),
                     Err(e) => out.errors.push(e),
                 }
@@ -142,6 +142,6 @@ impl CustomerStore {
             .send()
             .await
             .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
-        Ok(got.item.map(|item| self.from_item(item)))
+        Ok(got.item.map(|item| Self::decode(item)))
     }
 }
