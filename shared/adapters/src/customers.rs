@@ -142,6 +142,6 @@ impl CustomerStore {
             .send()
             .await
             .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
-        Ok(got.item.map(|item| Self::decode(item)))
+        Ok(got.item.map(Self::decode))
     }
 }
