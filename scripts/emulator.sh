@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The project's shared AWS emulator (moto server from .venv) on a free loopback port.
+#
+#   scripts/emulator.sh start   start it (or reuse a healthy one) and print its URL
+#   scripts/emulator.sh url     print the URL of the running emulator (exit 1 if none)
+#   scripts/emulator.sh stop    stop it
+#
+# Use it with:  export AWS_ENDPOINT_URL="$(scripts/emulator.sh start)"
+# State (pid, url, log) lives in .emulator/ at the project root.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STATE="$ROOT/.emulator"
+MOTO="$ROOT/.venv/bin/moto_server"
+PY="$ROOT/.venv/bin/python"
+READY_TIMEOUT_S=60
+
+log() { printf 'emulator: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Answers the admin API? (moto answers GET /moto-api/config with 201.)
+healthy() {
+  local url="$1"
+  "$PY" - "$url" <<'PY' >/dev/null 2>&1
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1] + "/moto-api/config", timeout=2) as r:
+    sys.exit(0 if 200 <= r.status < 300 else 1)
+PY
+}
+
+running_url() {
+  [[ -f "$STATE/pid" && -f "$STATE/url" ]] || return 1
+  local pid url
+  pid="$(cat "$STATE/pid")"
+  url="$(cat "$STATE/url")"
+  kill -0 "$pid" 2>/dev/null || return 1
+  healthy "$url" || return 1
+  printf '%s\n' "$url"
+}
+
+enable_stepfunctions() {
+  "$PY" - "$1" <<'PY'
+import json, sys, urllib.request
+req = urllib.request.Request(
+    sys.argv[1] + "/moto-api/config",
+    data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+    headers={"Content-Type": "application/json"},
+    method="POST",
+)
+urllib.request.urlopen(req, timeout=10).read()
+PY
+}
+
+stop() {
+  if [[ -f "$STATE/pid" ]]; then
+    local pid
+    pid="$(cat "$STATE/pid")"
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+      log "stopped (pid $pid)"
+    fi
+  fi
+  rm -f "$STATE/pid" "$STATE/url"
+}
+
+start() {
+  [[ -x "$MOTO" ]] || die "$MOTO is missing: run scripts/setup.sh"
+  local url
+  if url="$(running_url)"; then
+    log "reusing $url"
+    printf '%s\n' "$url"
+    return 0
+  fi
+  stop >/dev/null 2>&1 || true
+  mkdir -p "$STATE"
+
+  local port pid started
+  port="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  url="http://127.0.0.1:$port"
+  started="$(date +%s.%N)"
+  # setsid: the server outlives this script and the shell that ran it.
+  setsid "$MOTO" -H 127.0.0.1 -p "$port" >"$STATE/moto.log" 2>&1 </dev/null &
+  pid=$!
+  printf '%s\n' "$pid" >"$STATE/pid"
+  printf '%s\n' "$url" >"$STATE/url"
+
+  local deadline=$((SECONDS + READY_TIMEOUT_S))
+  until healthy "$url"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 5 "$STATE/moto.log" >&2 || true
+      rm -f "$STATE/pid" "$STATE/url"
+      die "moto exited while starting (log: .emulator/moto.log)"
+    fi
+    if ((SECONDS >= deadline)); then
+      stop
+      die "moto did not answer within ${READY_TIMEOUT_S}s (log: .emulator/moto.log)"
+    fi
+    sleep 0.1
+  done
+  enable_stepfunctions "$url"
+  log "started $url (pid $pid) in $(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')s"
+  printf '%s\n' "$url"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  url) running_url || { log "not running"; exit 1; } ;;
+  *) printf 'usage: %s start|stop|url\n' "$0" >&2; exit 2 ;;
+esac

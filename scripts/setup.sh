@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Installs the local tool chain into the project (idempotent; fast when already done):
+#   .venv/          moto server (AWS emulator), cargo-lambda, AWS SAM CLI, cfn-lint (pinned)
+#   node_modules/   asl-validator (pinned in package.json / package-lock.json)
+# and checks that cargo is there. No Docker, no global installs.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# The one place the Python tool versions are pinned.
+PINS=(
+  "moto[server]==5.2.5"
+  "cargo-lambda==1.9.2"
+  "aws-sam-cli==1.170.0"
+  "cfn-lint==1.58.0"
+)
+ASL_VALIDATOR_VERSION=4.0.0
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+# --- cargo -------------------------------------------------------------------------------
+command -v cargo >/dev/null 2>&1 || die "cargo not found: install the Rust toolchain (rustup) first"
+
+# --- Python venv -------------------------------------------------------------------------
+VENV="$ROOT/.venv"
+PIN_HASH="$(printf '%s\n' "${PINS[@]}" | sha256sum | cut -c1-16)"
+STAMP="$VENV/.setup-$PIN_HASH"
+TOOLS=(moto_server cargo-lambda sam cfn-lint)
+
+tools_present() {
+  local t
+  for t in "${TOOLS[@]}"; do [[ -x "$VENV/bin/$t" ]] || return 1; done
+}
+
+# The installed distributions match the pins (one python start, no network).
+versions_match() {
+  "$VENV/bin/python" - "${PINS[@]}" <<'PY'
+import sys
+from importlib.metadata import version, PackageNotFoundError
+for pin in sys.argv[1:]:
+    name, want = pin.split("==")
+    name = name.split("[")[0]
+    try:
+        have = version(name)
+    except PackageNotFoundError:
+        sys.exit(1)
+    if have != want:
+        sys.exit(1)
+PY
+}
+
+ensure_python_venv_module() {
+  command -v python3 >/dev/null 2>&1 || {
+    say "python3 missing: installing it with apt-get"
+    apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
+  }
+  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    say "python3 venv module missing: installing python3-venv with apt-get"
+    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+  fi
+}
+
+if [[ -f "$STAMP" ]] && tools_present; then
+  say "python tools up to date (.venv)"
+else
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    ensure_python_venv_module
+    say "creating .venv"
+    python3 -m venv "$VENV"
+  fi
+  if tools_present && versions_match; then
+    say "python tools already at the pinned versions"
+  else
+    say "installing ${PINS[*]} into .venv (about a minute on a fresh machine)"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PINS[@]}"
+    tools_present || die "pip finished but ${TOOLS[*]} are not all in .venv/bin"
+  fi
+  rm -f "$VENV"/.setup-*
+  touch "$STAMP"
+fi
+
+# --- asl-validator -----------------------------------------------------------------------
+installed_asl_version() {
+  local pkg="$ROOT/node_modules/asl-validator/package.json"
+  [[ -f "$pkg" ]] || return 0
+  node -e 'process.stdout.write(require(process.argv[1]).version)' "$pkg" 2>/dev/null || true
+}
+
+if [[ -x node_modules/.bin/asl-validator && "$(installed_asl_version)" == "$ASL_VALIDATOR_VERSION" ]]; then
+  say "asl-validator $ASL_VALIDATOR_VERSION up to date (node_modules)"
+else
+  command -v npm >/dev/null 2>&1 || {
+    say "npm missing: installing nodejs and npm with apt-get"
+    apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+  }
+  say "installing asl-validator $ASL_VALIDATOR_VERSION into node_modules"
+  if [[ -f package-lock.json ]]; then
+    npm ci --no-audit --no-fund --loglevel=error
+  else
+    npm install --no-save --no-audit --no-fund --loglevel=error "asl-validator@$ASL_VALIDATOR_VERSION"
+  fi
+fi
+
+say "done"

@@ -1,0 +1,154 @@
+//! The local AWS harness used by tests and local tools.
+//!
+//! - [`Emulator::shared`] finds the emulator (`AWS_ENDPOINT_URL`) or starts a private moto
+//!   server for this process from the project's `.venv` (see `scripts/setup.sh`).
+//! - [`provision`] creates the storage declared in the project's `template.yaml` — the one
+//!   source of truth for tables, buckets and queues — under a name prefix, and resolves the
+//!   functions' environment variables against it.
+//! - [`fresh_stack`] does both with a unique prefix, so every test gets its own resources and
+//!   tests can run in parallel against one emulator.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), local_aws::Error> {
+//! let stack = local_aws::fresh_stack("settles-once").await?;
+//! let table = stack.resources.table("CustomersTable").expect("declared in template.yaml");
+//! let ddb = stack.dynamodb();
+//! ddb.describe_table().table_name(table).send().await.expect("table exists");
+//! assert_eq!(stack.env()["CUSTOMERS_TABLE"], table);
+//! # Ok(()) }
+//! ```
+
+mod admin;
+mod emulator;
+mod provision;
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use aws_config::SdkConfig;
+
+pub use emulator::{ACCOUNT_ID, Emulator, REGION, sdk_config_for};
+pub use provision::{Kind, Provisioned, Resources, provision_template, s3_client, unique_prefix};
+pub use template::{Template, TemplateError};
+
+/// Errors of the harness.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("no template.yaml found in {0} or any parent directory")]
+    NoProjectRoot(PathBuf),
+    #[error("the emulator is not installed ({0} is missing): run scripts/setup.sh")]
+    NotInstalled(PathBuf),
+    #[error("could not start the emulator: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("the emulator at {url} did not answer within {waited_secs} s (log: {})", log.display())]
+    NotReady {
+        url: String,
+        waited_secs: u64,
+        log: PathBuf,
+    },
+    #[error("the emulator exited while starting (log: {}): {tail}", log.display())]
+    Exited { log: PathBuf, tail: String },
+    #[error("emulator admin call {path} failed: {detail}")]
+    Admin { path: String, detail: String },
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("provisioning {logical_id}: {source}")]
+    Provision {
+        logical_id: String,
+        #[source]
+        source: Box<ServiceError>,
+    },
+}
+
+/// A typed error from an AWS service call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    #[error(transparent)]
+    DynamoDb(#[from] aws_sdk_dynamodb::Error),
+    #[error(transparent)]
+    S3(#[from] aws_sdk_s3::Error),
+    #[cfg(feature = "sqs")]
+    #[error(transparent)]
+    Sqs(#[from] aws_sdk_sqs::Error),
+}
+
+/// The project root: the nearest directory holding `template.yaml`, searched upwards from
+/// this crate's source directory, then from the current directory.
+pub fn project_root() -> Result<PathBuf, Error> {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    if let Some(root) = ROOT.get() {
+        return Ok(root.clone());
+    }
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let found = find_up(manifest_dir).or_else(|| std::env::current_dir().ok().and_then(|cwd| find_up(&cwd)));
+    match found {
+        Some(root) => Ok(ROOT.get_or_init(|| root).clone()),
+        None => Err(Error::NoProjectRoot(manifest_dir.to_path_buf())),
+    }
+}
+
+fn find_up(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .find(|dir| dir.join("template.yaml").is_file())
+        .map(Path::to_path_buf)
+}
+
+/// The project's `template.yaml`, parsed once.
+pub fn project_template() -> Result<&'static Template, Error> {
+    static TEMPLATE: OnceLock<Template> = OnceLock::new();
+    if let Some(t) = TEMPLATE.get() {
+        return Ok(t);
+    }
+    let t = Template::load(&project_root()?.join("template.yaml"))?;
+    Ok(TEMPLATE.get_or_init(|| t))
+}
+
+/// Provision the project template's storage under `prefix` (see [`provision_template`]).
+pub async fn provision(config: &SdkConfig, prefix: &str) -> Result<Resources, Error> {
+    provision_template(config, project_template()?, prefix).await
+}
+
+/// A test's own copy of the project's storage in the shared emulator.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// Points at the emulator; build clients from it.
+    pub config: SdkConfig,
+    pub resources: Resources,
+}
+
+impl Stack {
+    /// A DynamoDB client for the emulator.
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.config)
+    }
+
+    /// An S3 client for the emulator (path-style addressing).
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        s3_client(&self.config)
+    }
+
+    /// An SQS client for the emulator.
+    #[cfg(feature = "sqs")]
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.config)
+    }
+
+    /// The functions' shared environment (see [`Resources::env`]).
+    pub fn env(&self) -> &BTreeMap<String, String> {
+        self.resources.env()
+    }
+}
+
+/// Provision the project template's storage with a prefix unique to this call (derived from
+/// `name`, usually the test's name) in this process's emulator ([`Emulator::shared`]).
+pub async fn fresh_stack(name: &str) -> Result<Stack, Error> {
+    let emulator = Emulator::shared().await?;
+    let config = emulator.sdk_config().await;
+    let resources = provision(&config, &unique_prefix(name)).await?;
+    Ok(Stack { config, resources })
+}
