@@ -1,17 +1,39 @@
-//! Usage files in the data bucket, one per shard and cycle:
-//! `usage/{cycle}/shard-{nnnnn}.csv` (format: `billing::usage`).
+//! The data bucket: usage files from the mediation system, one per shard and
+//! cycle (`usage/{cycle}/shard-{nnnnn}.csv`, format in `billing::usage`), the
+//! shard directory written by the customer sync (`customers/shards.json`),
+//! settlement manifests (`manifests/{cycle}/shards.json`) and, later,
+//! rendered invoices.
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use domain::Cycle;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::StoreError;
 
 #[derive(Clone, Debug)]
-pub struct UsageStore {
+pub struct DataBucket {
     client: Client,
     bucket: String,
+}
+
+/// Where the customer sync states which shards exist (see [`ShardDirectory`]).
+pub const SHARD_DIRECTORY_KEY: &str = "customers/shards.json";
+
+/// The shards of the customer base and how many customers each holds, as
+/// the customer sync last wrote them. Settlement settles exactly these
+/// shards and checks each shard's customer count against it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ShardDirectory {
+    pub shards: Vec<ShardEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ShardEntry {
+    pub shard: u32,
+    pub customers: u64,
 }
 
 /// The object key of a shard's usage file.
@@ -19,9 +41,9 @@ pub fn usage_key(cycle: Cycle, shard: u32) -> String {
     format!("usage/{cycle}/shard-{shard:05}.csv")
 }
 
-impl UsageStore {
+impl DataBucket {
     pub fn new(client: Client, bucket: impl Into<String>) -> Self {
-        UsageStore {
+        DataBucket {
             client,
             bucket: bucket.into(),
         }
@@ -48,9 +70,13 @@ impl UsageStore {
     /// The usage file of a shard; `Ok(None)` when there is none (a missing
     /// file is the caller's decision, not an empty usage set).
     pub async fn get(&self, cycle: Cycle, shard: u32) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = usage_key(cycle, shard);
+        self.get_bytes(&usage_key(cycle, shard)).await
+    }
+
+    /// An object's bytes; `Ok(None)` if there is no such object.
+    pub async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let resource = format!("s3://{}/{key}", self.bucket);
-        let out = match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
+        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(out) => out,
             Err(e) => {
                 if matches!(e.as_service_error(), Some(GetObjectError::NoSuchKey(_))) {
@@ -67,6 +93,40 @@ impl UsageStore {
             source: Box::new(e),
         })?;
         Ok(Some(bytes.into_bytes().to_vec()))
+    }
+
+    /// Writes a JSON document.
+    pub async fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
+        let resource = format!("s3://{}/{key}", self.bucket);
+        let body = serde_json::to_vec(value).map_err(|e| StoreError::Decode {
+            resource: resource.clone(),
+            what: "JSON document".into(),
+            message: e.to_string(),
+        })?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("PutObject", resource, e))?;
+        Ok(())
+    }
+
+    /// Reads a JSON document; `Ok(None)` if there is no such object.
+    pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        let Some(bytes) = self.get_bytes(key).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Decode {
+                resource: format!("s3://{}/{key}", self.bucket),
+                what: "JSON document".into(),
+                message: e.to_string(),
+            })
     }
 
     /// Shards that have a usage file for `cycle`, ascending.

@@ -17,13 +17,17 @@ mod error;
 pub mod retry;
 
 #[cfg(feature = "dynamodb")]
+pub mod bills;
+#[cfg(feature = "dynamodb")]
 pub mod catalog_store;
 #[cfg(feature = "dynamodb")]
 pub mod customers;
 #[cfg(feature = "dynamodb")]
-pub mod dynamo;
+pub mod cycles;
 #[cfg(feature = "s3")]
-pub mod usage_store;
+pub mod data_bucket;
+#[cfg(feature = "dynamodb")]
+pub mod dynamo;
 
 pub use error::StoreError;
 

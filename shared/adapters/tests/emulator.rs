@@ -3,9 +3,9 @@
 
 use adapters::catalog_store::CatalogStore;
 use adapters::customers::CustomerStore;
+use adapters::data_bucket::DataBucket;
 use adapters::dynamo::{BATCH_WRITE_LIMIT, batch_put};
 use adapters::retry::Backoff;
-use adapters::usage_store::UsageStore;
 use adapters::{PutOutcome, StoreError, dynamodb_client, s3_client};
 use aws_sdk_dynamodb::types::AttributeValue;
 use billing::Catalog;
@@ -32,12 +32,12 @@ fn customer(i: u32, shard: u32) -> Customer {
     }
 }
 
-async fn stores(name: &str) -> (local_aws::Stack, CustomerStore, CatalogStore, UsageStore) {
+async fn stores(name: &str) -> (local_aws::Stack, CustomerStore, CatalogStore, DataBucket) {
     let stack = local_aws::fresh_stack(name).await.expect("emulator and template");
     let ddb = dynamodb_client(&stack.config);
     let customers = CustomerStore::new(ddb.clone(), stack.env()["CUSTOMERS_TABLE"].clone());
     let catalog = CatalogStore::new(ddb, stack.env()["CATALOG_TABLE"].clone());
-    let usage = UsageStore::new(s3_client(&stack.config), stack.env()["DATA_BUCKET"].clone());
+    let usage = DataBucket::new(s3_client(&stack.config), stack.env()["DATA_BUCKET"].clone());
     (stack, customers, catalog, usage)
 }
 

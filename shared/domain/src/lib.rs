@@ -10,6 +10,7 @@ pub mod calendar;
 pub mod customer;
 pub mod money;
 pub mod pii;
+pub mod settlement;
 pub mod slots;
 
 pub use bill::{Bill, BillLine, LineKind};

@@ -1,0 +1,346 @@
+//! The cycles table: settlement progress, key (`cycle` S, `item` S).
+//!
+//! * `item = "CYCLE"`: the cycle's state — `SETTLING` under exactly one run
+//!   (the Step Functions execution that froze it), then `SETTLED` or
+//!   `FAILED` — with the pinned catalog version, the usage cut-off, the shard
+//!   count and the reconciled counts.
+//! * `item = "SHARD#nnnnn"`: one shard's result (status, bill count,
+//!   checksum, digest, errors) and its resume cursor.
+//!
+//! Every transition of the cycle item is a conditional write, so two runs can
+//! never both own a cycle and a stale run can never overwrite a newer one.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use domain::Cycle;
+use serde::{Deserialize, Serialize};
+
+use crate::StoreError;
+use crate::dynamo::Item;
+
+pub const CYCLE_ITEM: &str = "CYCLE";
+
+pub fn shard_item(shard: u32) -> String {
+    format!("SHARD#{shard:05}")
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CycleStatus {
+    Settling,
+    Settled,
+    Failed,
+}
+
+/// The cycle item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleRecord {
+    pub cycle: Cycle,
+    pub status: CycleStatus,
+    /// The execution that owns (or owned) the cycle.
+    pub run_id: String,
+    pub catalog_version: String,
+    /// Usage recorded after this instant belongs to the next cycle.
+    pub cutoff: String,
+    pub shard_count: u32,
+    pub manifest_key: String,
+    pub started_at: String,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+    /// How many runs have taken the cycle (1 for a clean first run).
+    #[serde(default)]
+    pub runs: u32,
+    #[serde(default)]
+    pub customers: u64,
+    #[serde(default)]
+    pub bills: u64,
+    #[serde(default)]
+    pub not_billable: u64,
+    /// Sum of all bill totals in won.
+    #[serde(default)]
+    pub checksum: i64,
+    #[serde(default)]
+    pub reasons: Vec<String>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ShardStatus {
+    /// Bills partly written; `cursor` is the last customer written.
+    InProgress,
+    Done,
+    Failed,
+}
+
+/// One shard's settlement result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    pub shard: u32,
+    pub status: ShardStatus,
+    pub run_id: String,
+    pub catalog_version: String,
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub customers: u64,
+    #[serde(default)]
+    pub bills: u64,
+    #[serde(default)]
+    pub not_billable: u64,
+    #[serde(default)]
+    pub usage_lines: u64,
+    #[serde(default)]
+    pub checksum: i64,
+    /// SHA-256 over the shard's bill digests in customer order.
+    #[serde(default)]
+    pub digest: String,
+    #[serde(default)]
+    pub error_count: u64,
+    /// The first few errors, each naming file and line or customer.
+    #[serde(default)]
+    pub errors: Vec<String>,
+    #[serde(default)]
+    pub attempts: u32,
+    pub updated_at: String,
+}
+
+/// What [`CycleStore::begin`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BeginOutcome {
+    /// The cycle was open (or failed) and now belongs to this run.
+    Started(CycleRecord),
+    /// This run already owned the cycle (a retry or a redrive).
+    Resumed(CycleRecord),
+    /// Settled before; nothing to do.
+    AlreadySettled(CycleRecord),
+    /// Another run owns the cycle.
+    OwnedByAnotherRun(CycleRecord),
+}
+
+#[derive(Clone, Debug)]
+pub struct CycleStore {
+    client: Client,
+    table: String,
+}
+
+fn encode<T: Serialize>(table: &str, what: &str, v: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(v).map_err(|e| StoreError::Decode {
+        resource: table.to_owned(),
+        what: what.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(table: &str, what: &str, item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Decode {
+        resource: table.to_owned(),
+        what: what.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+impl CycleStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        CycleStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn cycle_item(&self, rec: &CycleRecord) -> Result<Item, StoreError> {
+        let mut item = encode(&self.table, "cycle record", rec)?;
+        item.insert("cycle".into(), s(rec.cycle.to_string()));
+        item.insert("item".into(), s(CYCLE_ITEM));
+        Ok(item)
+    }
+
+    pub async fn get(&self, cycle: Cycle) -> Result<Option<CycleRecord>, StoreError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("cycle", s(cycle.to_string()))
+            .key("item", s(CYCLE_ITEM))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
+        got.item
+            .map(|mut item| {
+                item.remove("item");
+                decode(&self.table, &format!("cycle {cycle}"), item)
+            })
+            .transpose()
+    }
+
+    /// Freezes the cycle for `rec.run_id`: creates it, or takes it back from
+    /// `FAILED`, or recognises this run's own earlier claim. The write is
+    /// conditional, so of two concurrent runs exactly one wins.
+    pub async fn begin(&self, rec: &CycleRecord) -> Result<BeginOutcome, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.cycle_item(rec)?))
+            .condition_expression("attribute_not_exists(#c) OR #st = :failed")
+            .expression_attribute_names("#c", "cycle")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":failed", s("FAILED"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(BeginOutcome::Started(rec.clone())),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+            {
+                let Some(current) = self.get(rec.cycle).await? else {
+                    // Deleted between the two calls: let the caller retry.
+                    return Err(StoreError::Conflict {
+                        resource: self.table.clone(),
+                        message: format!("cycle {} changed during begin; retry", rec.cycle),
+                    });
+                };
+                Ok(match current.status {
+                    CycleStatus::Settled => BeginOutcome::AlreadySettled(current),
+                    CycleStatus::Settling if current.run_id == rec.run_id => BeginOutcome::Resumed(current),
+                    _ => BeginOutcome::OwnedByAnotherRun(current),
+                })
+            }
+            Err(e) => Err(StoreError::aws("PutItem", &self.table, e)),
+        }
+    }
+
+    /// Takes a `SETTLING` cycle over from a run that is known to have ended
+    /// (failed, aborted or timed out) without finishing it.
+    pub async fn take_over(&self, previous_run: &str, rec: &CycleRecord) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.cycle_item(rec)?))
+            .condition_expression("#st = :settling AND run_id = :prev")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":settling", s("SETTLING"))
+            .expression_attribute_values(":prev", s(previous_run))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::aws("PutItem", &self.table, e)),
+        }
+    }
+
+    /// Records the end of a run: `SETTLED` or `FAILED`, only if `rec.run_id`
+    /// still owns the cycle. Returns false if it does not (a stale run).
+    pub async fn finish(&self, rec: &CycleRecord) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.cycle_item(rec)?))
+            .condition_expression("#st = :settling AND run_id = :run")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":settling", s("SETTLING"))
+            .expression_attribute_values(":run", s(rec.run_id.clone()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::aws("PutItem", &self.table, e)),
+        }
+    }
+
+    pub async fn get_shard(&self, cycle: Cycle, shard: u32) -> Result<Option<ShardRecord>, StoreError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("cycle", s(cycle.to_string()))
+            .key("item", s(shard_item(shard)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
+        got.item
+            .map(|mut item| {
+                item.remove("cycle");
+                item.remove("item");
+                decode(&self.table, &format!("cycle {cycle} shard {shard}"), item)
+            })
+            .transpose()
+    }
+
+    /// Writes a shard's record (the latest state wins; shard results are
+    /// deterministic for a catalog version, so any two writers agree).
+    pub async fn put_shard(&self, cycle: Cycle, rec: &ShardRecord) -> Result<(), StoreError> {
+        let mut item = encode(&self.table, "shard record", rec)?;
+        item.insert("cycle".into(), s(cycle.to_string()));
+        item.insert("item".into(), s(shard_item(rec.shard)));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("PutItem", &self.table, e))?;
+        Ok(())
+    }
+
+    /// Every shard record of a cycle, by shard number.
+    pub async fn shards(&self, cycle: Cycle) -> Result<HashMap<u32, ShardRecord>, StoreError> {
+        let mut out = HashMap::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#c = :c AND begins_with(#i, :p)")
+                .expression_attribute_names("#c", "cycle")
+                .expression_attribute_names("#i", "item")
+                .expression_attribute_values(":c", s(cycle.to_string()))
+                .expression_attribute_values(":p", s("SHARD#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::aws("Query", &self.table, e))?;
+            for mut item in page.items.unwrap_or_default() {
+                item.remove("cycle");
+                let what = item
+                    .remove("item")
+                    .and_then(|v| v.as_s().ok().cloned())
+                    .unwrap_or_default();
+                let rec: ShardRecord = decode(&self.table, &format!("cycle {cycle} {what}"), item)?;
+                out.insert(rec.shard, rec);
+            }
+            start = page.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}
