@@ -1,0 +1,331 @@
+//! `BeginCycle`: the first state of the settlement state machine.
+//!
+//! Freezes the cycle for this run with a conditional write (open or failed →
+//! `SETTLING`, pinning the catalog version and the usage cut-off) and writes
+//! the shard manifest the Distributed Map reads. A cycle already `SETTLED`
+//! short-circuits; a cycle `SETTLING` under another run is refused while that
+//! run is alive and taken over once it has ended; the owning run's own retry
+//! or redrive resumes.
+
+use adapters::catalog_store::CatalogStore;
+use adapters::cycles::{BeginOutcome, CycleRecord, CycleStatus, CycleStore};
+use adapters::data_bucket::{DataBucket, SHARD_DIRECTORY_KEY, ShardDirectory};
+use adapters::{ConfigError, StoreError, env_var};
+use aws_sdk_sfn::types::ExecutionStatus;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use chrono::{DateTime, SecondsFormat, Utc};
+use domain::Cycle;
+use domain::settlement::{BeginInput, BeginOutput, BeginStatus, ShardTask};
+use domain::slots::{SEOUL, Slot};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+
+pub struct Config {
+    pub default_catalog_version: String,
+    pub max_concurrency: u32,
+}
+
+pub struct Deps {
+    pub cycles: CycleStore,
+    pub catalogs: CatalogStore,
+    pub bucket: DataBucket,
+    pub sfn: aws_sdk_sfn::Client,
+    pub config: Config,
+}
+
+impl Deps {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let sdk = adapters::load_sdk_config().await;
+        let ddb = adapters::dynamodb_client(&sdk);
+        let max_concurrency = match std::env::var("MAX_CONCURRENCY") {
+            Ok(v) => v.parse().map_err(|_| ConfigError::Invalid {
+                name: "MAX_CONCURRENCY",
+                reason: format!("{v:?} is not a whole number"),
+            })?,
+            Err(_) => 40,
+        };
+        Ok(Deps {
+            cycles: CycleStore::new(ddb.clone(), env_var("CYCLES_TABLE")?),
+            catalogs: CatalogStore::new(ddb, env_var("CATALOG_TABLE")?),
+            bucket: DataBucket::new(adapters::s3_client(&sdk), env_var("DATA_BUCKET")?),
+            sfn: aws_sdk_sfn::Client::new(&sdk),
+            config: Config {
+                default_catalog_version: env_var("CATALOG_VERSION")?,
+                max_concurrency,
+            },
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BeginError {
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error("catalog version {0} is not published")]
+    CatalogMissing(String),
+    #[error("no shard directory at s3://{bucket}/{key}: load customers first")]
+    ShardDirectoryMissing { bucket: String, key: String },
+    #[error("cycle {cycle} is being settled by another run that is still running: {run_id}")]
+    CycleBusy { cycle: Cycle, run_id: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<BeginError> for Diagnostic {
+    fn from(e: BeginError) -> Self {
+        let error_type = match &e {
+            BeginError::InvalidInput(_) => "InvalidInput",
+            BeginError::CatalogMissing(_) => "CatalogMissing",
+            BeginError::ShardDirectoryMissing { .. } => "ShardDirectoryMissing",
+            BeginError::CycleBusy { .. } => "CycleBusy",
+            BeginError::Store(s) if s.is_transient() => "Transient",
+            BeginError::Store(_) => "StoreError",
+        };
+        Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// The cycle an execution settles: `cycle` if given, else the month before
+/// the scheduler's `scheduled_time` (in Asia/Seoul).
+pub fn resolve_cycle(input: &BeginInput) -> Result<Cycle, BeginError> {
+    if let Some(c) = &input.input.cycle {
+        return c
+            .parse()
+            .map_err(|e: domain::CycleError| BeginError::InvalidInput(e.to_string()));
+    }
+    if let Some(t) = &input.input.scheduled_time {
+        let t: DateTime<Utc> = DateTime::parse_from_rfc3339(t)
+            .map_err(|_| BeginError::InvalidInput(format!("scheduled_time {t:?} is not an RFC 3339 time")))?
+            .with_timezone(&Utc);
+        let (date, _) = Slot::of_instant(t);
+        return Cycle::containing(date)
+            .map(Cycle::prev)
+            .map_err(|e| BeginError::InvalidInput(e.to_string()));
+    }
+    Err(BeginError::InvalidInput(
+        "give either \"cycle\" (YYYY-MM) or \"scheduled_time\"".into(),
+    ))
+}
+
+pub fn manifest_key(cycle: Cycle) -> String {
+    format!("manifests/{cycle}/shards.json")
+}
+
+/// Usage recorded at or after this instant belongs to the next cycle: the
+/// first moment of the next month in Asia/Seoul.
+pub fn cutoff(cycle: Cycle) -> String {
+    let next = cycle.next().first_day();
+    let local = next.and_hms_opt(0, 0, 0).unwrap_or_default();
+    match local.and_local_timezone(SEOUL).single() {
+        Some(t) => t.to_rfc3339_opts(SecondsFormat::Secs, true),
+        None => local.to_string(),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(run_id = %event.payload.run_id))]
+pub async fn handle(deps: &Deps, event: LambdaEvent<BeginInput>) -> Result<BeginOutput, BeginError> {
+    let input = event.payload;
+    if input.run_id.trim().is_empty() {
+        return Err(BeginError::InvalidInput("run_id is empty".into()));
+    }
+    let cycle = resolve_cycle(&input)?;
+    let catalog_version = input
+        .input
+        .catalog_version
+        .clone()
+        .unwrap_or_else(|| deps.config.default_catalog_version.clone());
+
+    // Settled already? Then nothing else matters (not even the catalog).
+    if let Some(current) = deps.cycles.get(cycle).await?
+        && current.status == CycleStatus::Settled
+    {
+        return Ok(output(
+            deps,
+            &current,
+            BeginStatus::AlreadySettled,
+            format!(
+                "cycle {cycle} was settled by {} with {} bills; nothing to do",
+                current.run_id, current.bills
+            ),
+        ));
+    }
+    if deps.catalogs.get(&catalog_version).await?.is_none() {
+        return Err(BeginError::CatalogMissing(catalog_version));
+    }
+    let directory: ShardDirectory =
+        deps.bucket
+            .get_json(SHARD_DIRECTORY_KEY)
+            .await?
+            .ok_or_else(|| BeginError::ShardDirectoryMissing {
+                bucket: deps.bucket.bucket().to_owned(),
+                key: SHARD_DIRECTORY_KEY.to_owned(),
+            })?;
+    if directory.shards.is_empty() {
+        return Err(BeginError::InvalidInput(format!(
+            "the shard directory {SHARD_DIRECTORY_KEY} lists no shards"
+        )));
+    }
+
+    let record = CycleRecord {
+        cycle,
+        status: CycleStatus::Settling,
+        run_id: input.run_id.clone(),
+        catalog_version,
+        cutoff: cutoff(cycle),
+        shard_count: u32::try_from(directory.shards.len()).unwrap_or(u32::MAX),
+        manifest_key: manifest_key(cycle),
+        started_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        finished_at: None,
+        runs: 1,
+        customers: 0,
+        bills: 0,
+        not_billable: 0,
+        checksum: 0,
+        reasons: Vec::new(),
+    };
+    let (owned, status, message) = match deps.cycles.begin(&record).await? {
+        BeginOutcome::Started(r) => (r, BeginStatus::Started, format!("cycle {cycle} frozen for this run")),
+        BeginOutcome::Resumed(r) => (r, BeginStatus::Resumed, format!("cycle {cycle}: this run resumes")),
+        BeginOutcome::AlreadySettled(r) => {
+            let msg = format!(
+                "cycle {cycle} was settled by {} with {} bills; nothing to do",
+                r.run_id, r.bills
+            );
+            return Ok(output(deps, &r, BeginStatus::AlreadySettled, msg));
+        }
+        BeginOutcome::OwnedByAnotherRun(current) => {
+            if run_is_alive(deps, &current.run_id).await {
+                return Err(BeginError::CycleBusy {
+                    cycle,
+                    run_id: current.run_id,
+                });
+            }
+            let taken = CycleRecord {
+                runs: current.runs + 1,
+                ..record
+            };
+            if !deps.cycles.take_over(&current.run_id, &taken).await? {
+                return Err(BeginError::CycleBusy {
+                    cycle,
+                    run_id: current.run_id,
+                });
+            }
+            let msg = format!("cycle {cycle}: taken over from ended run {}", current.run_id);
+            (taken, BeginStatus::Started, msg)
+        }
+    };
+    // The manifest is derived from the directory and the owned record, so
+    // rewriting it on a resume is harmless.
+    let tasks: Vec<ShardTask> = directory
+        .shards
+        .iter()
+        .map(|s| ShardTask {
+            cycle,
+            shard: s.shard,
+            catalog_version: owned.catalog_version.clone(),
+            run_id: owned.run_id.clone(),
+            expected_customers: s.customers,
+        })
+        .collect();
+    deps.bucket.put_json(&owned.manifest_key, &tasks).await?;
+    tracing::info!(%cycle, shards = tasks.len(), catalog = %owned.catalog_version, ?status, "cycle begun");
+    Ok(output(deps, &owned, status, message))
+}
+
+fn output(deps: &Deps, r: &CycleRecord, status: BeginStatus, message: String) -> BeginOutput {
+    BeginOutput {
+        cycle: r.cycle,
+        run_id: r.run_id.clone(),
+        status,
+        catalog_version: r.catalog_version.clone(),
+        shard_count: r.shard_count,
+        manifest_bucket: deps.bucket.bucket().to_owned(),
+        manifest_key: r.manifest_key.clone(),
+        max_concurrency: deps.config.max_concurrency,
+        message,
+    }
+}
+
+/// Whether the execution that owns a cycle is still running. An execution
+/// that cannot be found (deleted history, or an id that is not an execution
+/// ARN) counts as ended; an API failure counts as alive (refuse rather than
+/// risk two owners).
+async fn run_is_alive(deps: &Deps, run_id: &str) -> bool {
+    match deps.sfn.describe_execution().execution_arn(run_id).send().await {
+        Ok(out) => out.status == ExecutionStatus::Running,
+        Err(e) => {
+            let gone = e
+                .as_service_error()
+                .is_some_and(|x| x.is_execution_does_not_exist() || x.is_invalid_arn());
+            if !gone {
+                tracing::warn!(run_id, error = %DisplayErrorContext(&e), "cannot tell whether the owning run is alive");
+            }
+            !gone
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::settlement::StartInput;
+
+    fn input(cycle: Option<&str>, scheduled: Option<&str>) -> BeginInput {
+        BeginInput {
+            input: StartInput {
+                cycle: cycle.map(String::from),
+                scheduled_time: scheduled.map(String::from),
+                catalog_version: None,
+            },
+            run_id: "run".into(),
+        }
+    }
+
+    #[test]
+    fn resolves_the_cycle() {
+        assert_eq!(
+            resolve_cycle(&input(Some("2026-11"), None)).unwrap().to_string(),
+            "2026-11"
+        );
+        // 1 December 02:00 KST is 30 November 17:00 UTC: settles November.
+        assert_eq!(
+            resolve_cycle(&input(None, Some("2026-11-30T17:00:00Z")))
+                .unwrap()
+                .to_string(),
+            "2026-11"
+        );
+        assert_eq!(
+            resolve_cycle(&input(None, Some("2027-01-01T00:00:00+09:00")))
+                .unwrap()
+                .to_string(),
+            "2026-12"
+        );
+        for bad in [
+            input(None, None),
+            input(Some("2026-13"), None),
+            input(None, Some("yesterday")),
+        ] {
+            let e = resolve_cycle(&bad).unwrap_err();
+            assert!(matches!(e, BeginError::InvalidInput(_)), "{e}");
+        }
+    }
+
+    #[test]
+    fn cutoff_is_next_month_in_seoul() {
+        assert_eq!(cutoff("2026-11".parse().unwrap()), "2026-12-01T00:00:00+09:00");
+        assert_eq!(cutoff("2026-12".parse().unwrap()), "2027-01-01T00:00:00+09:00");
+    }
+
+    #[test]
+    fn errors_have_stable_types() {
+        let d: Diagnostic = BeginError::CycleBusy {
+            cycle: "2026-11".parse().unwrap(),
+            run_id: "r".into(),
+        }
+        .into();
+        assert_eq!(d.error_type, "CycleBusy");
+        assert!(d.error_message.contains("2026-11"));
+    }
+}

@@ -1,0 +1,226 @@
+//! `FinishCycle`: the reconciliation that decides whether a cycle is
+//! settled.
+//!
+//! It does not trust the map's status (the local emulator does not even fail
+//! a Distributed Map when a child fails): it checks that every shard of the
+//! run's manifest is done with the pinned catalog version, that each shard
+//! read as many customers as the shard directory lists and billed every
+//! billable one, that the bills table holds exactly the recorded number of
+//! bills per shard (so nobody is billed twice or left over from an older
+//! run), and sums the checksums. Then it marks the cycle `SETTLED`, or
+//! `FAILED` with the reasons, with a write conditioned on this run still
+//! owning the cycle.
+
+use std::collections::HashSet;
+
+use adapters::bills::BillStore;
+use adapters::cycles::{CycleRecord, CycleStatus, CycleStore, ShardStatus};
+use adapters::data_bucket::DataBucket;
+use adapters::{ConfigError, StoreError, env_var};
+use chrono::{SecondsFormat, Utc};
+use domain::Cycle;
+use domain::settlement::{FinishInput, FinishOutput, FinishStatus, ShardTask};
+use futures::{StreamExt, TryStreamExt, stream};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+
+/// Reasons kept on the cycle record (the output says how many there were).
+pub const MAX_REASONS: usize = 50;
+/// Bill-count queries in flight.
+pub const COUNT_CONCURRENCY: usize = 16;
+
+pub struct Deps {
+    pub cycles: CycleStore,
+    pub bills: BillStore,
+    pub bucket: DataBucket,
+}
+
+impl Deps {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let sdk = adapters::load_sdk_config().await;
+        let ddb = adapters::dynamodb_client(&sdk);
+        Ok(Deps {
+            cycles: CycleStore::new(ddb.clone(), env_var("CYCLES_TABLE")?),
+            bills: BillStore::new(ddb, env_var("BILLS_TABLE")?),
+            bucket: DataBucket::new(adapters::s3_client(&sdk), env_var("DATA_BUCKET")?),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FinishError {
+    #[error("cycle {0} has not been begun")]
+    UnknownCycle(Cycle),
+    #[error("cycle {cycle} is {status:?} under run {owner}, not under this run")]
+    NotOwner {
+        cycle: Cycle,
+        status: CycleStatus,
+        owner: String,
+    },
+    #[error("the manifest s3://{bucket}/{key} is missing")]
+    ManifestMissing { bucket: String, key: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<FinishError> for Diagnostic {
+    fn from(e: FinishError) -> Self {
+        let error_type = match &e {
+            FinishError::UnknownCycle(_) => "UnknownCycle",
+            FinishError::NotOwner { .. } => "NotOwner",
+            FinishError::ManifestMissing { .. } => "ManifestMissing",
+            FinishError::Store(s) if s.is_transient() => "Transient",
+            FinishError::Store(_) => "StoreError",
+        };
+        Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+fn output(r: &CycleRecord, status: FinishStatus, shards_done: u32) -> FinishOutput {
+    FinishOutput {
+        cycle: r.cycle,
+        run_id: r.run_id.clone(),
+        status,
+        shards: r.shard_count,
+        shards_done,
+        customers: r.customers,
+        bills: r.bills,
+        not_billable: r.not_billable,
+        checksum: r.checksum,
+        reasons: r.reasons.clone(),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(cycle = %event.payload.cycle, run_id = %event.payload.run_id))]
+pub async fn handle(deps: &Deps, event: LambdaEvent<FinishInput>) -> Result<FinishOutput, FinishError> {
+    let FinishInput { cycle, run_id } = event.payload;
+    let rec = deps.cycles.get(cycle).await?.ok_or(FinishError::UnknownCycle(cycle))?;
+    if rec.run_id != run_id {
+        return Err(FinishError::NotOwner {
+            cycle,
+            status: rec.status,
+            owner: rec.run_id,
+        });
+    }
+    match rec.status {
+        // A retry of a finish that already went through: same answer.
+        CycleStatus::Settled => return Ok(output(&rec, FinishStatus::Settled, rec.shard_count)),
+        CycleStatus::Failed => {
+            let done = rec.shard_count.saturating_sub(rec.reasons.len() as u32);
+            return Ok(output(&rec, FinishStatus::Failed, done));
+        }
+        CycleStatus::Settling => {}
+    }
+    let manifest: Vec<ShardTask> =
+        deps.bucket
+            .get_json(&rec.manifest_key)
+            .await?
+            .ok_or_else(|| FinishError::ManifestMissing {
+                bucket: deps.bucket.bucket().to_owned(),
+                key: rec.manifest_key.clone(),
+            })?;
+    let shards = deps.cycles.shards(cycle).await?;
+
+    let mut reasons = Vec::new();
+    let (mut customers, mut bills, mut not_billable, mut checksum, mut done) = (0u64, 0u64, 0u64, 0i64, 0u32);
+    let in_manifest: HashSet<u32> = manifest.iter().map(|t| t.shard).collect();
+    let mut to_count = Vec::new();
+    for task in &manifest {
+        let Some(s) = shards.get(&task.shard) else {
+            reasons.push(format!("shard {}: not settled", task.shard));
+            continue;
+        };
+        match s.status {
+            ShardStatus::Done if s.catalog_version != rec.catalog_version => reasons.push(format!(
+                "shard {}: settled with catalog {} but the cycle pins {}",
+                task.shard, s.catalog_version, rec.catalog_version
+            )),
+            ShardStatus::Done => {
+                if s.customers != task.expected_customers {
+                    reasons.push(format!(
+                        "shard {}: read {} customers, the directory lists {}",
+                        task.shard, s.customers, task.expected_customers
+                    ));
+                } else if s.bills + s.not_billable != s.customers {
+                    reasons.push(format!(
+                        "shard {}: {} bills + {} not billable != {} customers",
+                        task.shard, s.bills, s.not_billable, s.customers
+                    ));
+                } else {
+                    done += 1;
+                    customers += s.customers;
+                    bills += s.bills;
+                    not_billable += s.not_billable;
+                    checksum += s.checksum;
+                    to_count.push((task.shard, s.bills));
+                }
+            }
+            ShardStatus::InProgress => reasons.push(format!("shard {}: still in progress", task.shard)),
+            ShardStatus::Failed => reasons.push(format!(
+                "shard {}: failed with {} errors: {}",
+                task.shard,
+                s.error_count,
+                s.errors.first().map_or("(none recorded)", String::as_str)
+            )),
+        }
+    }
+    let mut strays: Vec<u32> = shards.keys().filter(|s| !in_manifest.contains(s)).copied().collect();
+    strays.sort_unstable();
+    for s in strays {
+        reasons.push(format!("shard {s}: has a record but is not in this run's manifest"));
+    }
+    // The table must hold exactly the recorded bills of every done shard.
+    let counted: Vec<(u32, u64, u64)> = stream::iter(to_count)
+        .map(|(shard, expected)| async move {
+            Ok::<_, StoreError>((shard, expected, deps.bills.count(cycle, shard).await?))
+        })
+        .buffer_unordered(COUNT_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut mismatched: Vec<_> = counted.into_iter().filter(|(_, want, got)| want != got).collect();
+    mismatched.sort_unstable();
+    for (shard, want, got) in mismatched {
+        done -= 1;
+        reasons.push(format!(
+            "shard {shard}: the bills table holds {got} bills, the shard recorded {want}"
+        ));
+    }
+
+    let status = if reasons.is_empty() {
+        CycleStatus::Settled
+    } else {
+        CycleStatus::Failed
+    };
+    let total_reasons = reasons.len();
+    if total_reasons > MAX_REASONS {
+        reasons.truncate(MAX_REASONS);
+        reasons.push(format!("… and {} more", total_reasons - MAX_REASONS));
+    }
+    let finished = CycleRecord {
+        status,
+        finished_at: Some(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)),
+        customers,
+        bills,
+        not_billable,
+        checksum,
+        reasons,
+        ..rec
+    };
+    if !deps.cycles.finish(&finished).await? {
+        let now = deps.cycles.get(cycle).await?.ok_or(FinishError::UnknownCycle(cycle))?;
+        return Err(FinishError::NotOwner {
+            cycle,
+            status: now.status,
+            owner: now.run_id,
+        });
+    }
+    let status = if status == CycleStatus::Settled {
+        FinishStatus::Settled
+    } else {
+        FinishStatus::Failed
+    };
+    tracing::info!(?status, bills, checksum, reasons = total_reasons, "cycle reconciled");
+    Ok(output(&finished, status, done))
+}

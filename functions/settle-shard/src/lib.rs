@@ -1,0 +1,327 @@
+//! `SettleShard`: one item of the settlement map.
+//!
+//! Reads the shard's customers and its usage file, computes every bill with
+//! the shared rules, and writes them under deterministic keys (one write per
+//! bill, lines embedded). Then records the shard's result (bill count,
+//! checksum, digest). Properties:
+//!
+//! * **Idempotent:** a shard already done for the same catalog version is
+//!   skipped; any re-run writes identical items under identical keys.
+//! * **Resumable:** bills are written in customer order in chunks; when the
+//!   invocation nears its deadline, the shard records its cursor and returns
+//!   the retryable `ShardIncomplete`, and the map's retry continues after the
+//!   cursor. Every invocation writes at least one chunk, so it always
+//!   progresses.
+//! * **Strict:** a missing usage file, a bad usage line, an unknown product or
+//!   plan, an undecodable customer or a customer count that disagrees with the
+//!   shard directory fails the shard with an error naming the shard, file and
+//!   line (or customer), and records it — never a silently short bill.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use adapters::bills::{BillStore, bill_digest};
+use adapters::catalog_store::CatalogStore;
+use adapters::customers::CustomerStore;
+use adapters::cycles::{CycleStore, ShardRecord, ShardStatus};
+use adapters::data_bucket::{DataBucket, usage_key};
+use adapters::{ConfigError, StoreError, env_var};
+use billing::{Catalog, parse_usage, settle};
+use chrono::{SecondsFormat, Utc};
+use domain::Bill;
+use domain::settlement::{ShardResult, ShardTask};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+
+/// How many error messages a shard record keeps (the count is exact).
+pub const MAX_RECORDED_ERRORS: usize = 20;
+
+pub struct Config {
+    /// Stop this long before the invocation's deadline.
+    pub deadline_margin: Duration,
+    /// Bills written between two deadline checks.
+    pub chunk: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            deadline_margin: Duration::from_secs(10),
+            chunk: 250,
+        }
+    }
+}
+
+pub struct Deps {
+    pub customers: CustomerStore,
+    pub catalogs: CatalogStore,
+    pub bills: BillStore,
+    pub cycles: CycleStore,
+    pub bucket: DataBucket,
+    pub config: Config,
+    /// Catalog versions already loaded by this (warm) Lambda instance.
+    pub catalog_cache: Mutex<HashMap<String, Arc<Catalog>>>,
+}
+
+impl Deps {
+    pub fn new(
+        customers: CustomerStore,
+        catalogs: CatalogStore,
+        bills: BillStore,
+        cycles: CycleStore,
+        bucket: DataBucket,
+        config: Config,
+    ) -> Self {
+        Deps {
+            customers,
+            catalogs,
+            bills,
+            cycles,
+            bucket,
+            config,
+            catalog_cache: Mutex::default(),
+        }
+    }
+
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let sdk = adapters::load_sdk_config().await;
+        let ddb = adapters::dynamodb_client(&sdk);
+        Ok(Deps::new(
+            CustomerStore::new(ddb.clone(), env_var("CUSTOMERS_TABLE")?),
+            CatalogStore::new(ddb.clone(), env_var("CATALOG_TABLE")?),
+            BillStore::new(ddb.clone(), env_var("BILLS_TABLE")?),
+            CycleStore::new(ddb, env_var("CYCLES_TABLE")?),
+            DataBucket::new(adapters::s3_client(&sdk), env_var("DATA_BUCKET")?),
+            Config::default(),
+        ))
+    }
+
+    async fn catalog(&self, version: &str) -> Result<Arc<Catalog>, ShardError> {
+        let mut cache = self.catalog_cache.lock().await;
+        if let Some(c) = cache.get(version) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(
+            self.catalogs
+                .get(version)
+                .await?
+                .ok_or_else(|| ShardError::CatalogMissing(version.to_owned()))?,
+        );
+        cache.insert(version.to_owned(), c.clone());
+        Ok(c)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    #[error("catalog version {0} is not published")]
+    CatalogMissing(String),
+    #[error("shard {shard}: {message}")]
+    BadInput { shard: u32, message: String },
+    #[error(
+        "shard {shard}: wrote {written} of {total} bills before the deadline; the retry continues after customer {cursor}"
+    )]
+    Incomplete {
+        shard: u32,
+        written: usize,
+        total: usize,
+        cursor: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<ShardError> for Diagnostic {
+    fn from(e: ShardError) -> Self {
+        let error_type = match &e {
+            ShardError::CatalogMissing(_) => "CatalogMissing",
+            ShardError::BadInput { .. } => "ShardInputInvalid",
+            ShardError::Incomplete { .. } => "ShardIncomplete",
+            ShardError::Store(s) if s.is_transient() => "Transient",
+            ShardError::Store(_) => "StoreError",
+        };
+        Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[tracing::instrument(skip_all, fields(cycle = %event.payload.cycle, shard = event.payload.shard))]
+pub async fn handle(deps: &Deps, event: LambdaEvent<ShardTask>) -> Result<ShardResult, ShardError> {
+    let (task, ctx) = event.into_parts();
+    let stop_at = ctx
+        .deadline()
+        .checked_sub(deps.config.deadline_margin)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let existing = deps.cycles.get_shard(task.cycle, task.shard).await?;
+    if let Some(done) = existing
+        .as_ref()
+        .filter(|r| r.status == ShardStatus::Done && r.catalog_version == task.catalog_version)
+    {
+        tracing::info!(
+            bills = done.bills,
+            "shard already settled for this catalog version; skipped"
+        );
+        return Ok(ShardResult {
+            cycle: task.cycle,
+            shard: task.shard,
+            skipped: true,
+            bills: done.bills,
+            not_billable: done.not_billable,
+            checksum: done.checksum,
+        });
+    }
+    let attempts = existing.as_ref().map_or(0, |r| r.attempts) + 1;
+    let mut record = ShardRecord {
+        shard: task.shard,
+        status: ShardStatus::InProgress,
+        run_id: task.run_id.clone(),
+        catalog_version: task.catalog_version.clone(),
+        cursor: None,
+        customers: 0,
+        bills: 0,
+        not_billable: 0,
+        usage_lines: 0,
+        checksum: 0,
+        digest: String::new(),
+        error_count: 0,
+        errors: Vec::new(),
+        attempts,
+        updated_at: now(),
+    };
+
+    let bills = match compute(deps, &task, &mut record).await {
+        Ok(bills) => bills,
+        Err(ShardError::BadInput { shard, message }) => {
+            record.status = ShardStatus::Failed;
+            if record.errors.is_empty() {
+                record.errors.push(message.clone());
+                record.error_count = 1;
+            }
+            record.updated_at = now();
+            deps.cycles.put_shard(task.cycle, &record).await?;
+            tracing::warn!(errors = record.error_count, "shard failed on its input");
+            return Err(ShardError::BadInput { shard, message });
+        }
+        Err(e) => return Err(e),
+    };
+
+    // Resume after the cursor of an earlier attempt with the same catalog
+    // version (bills are deterministic, so what was written is what we'd write).
+    let resume_after = existing
+        .filter(|r| r.status == ShardStatus::InProgress && r.catalog_version == task.catalog_version)
+        .and_then(|r| r.cursor);
+    let start = resume_after
+        .as_deref()
+        .map_or(0, |c| bills.partition_point(|b| b.customer_id.as_str() <= c));
+    let mut written = start;
+    for chunk in bills[start..].chunks(deps.config.chunk.max(1)) {
+        deps.bills.put_all(chunk).await?;
+        written += chunk.len();
+        if written < bills.len() && SystemTime::now() >= stop_at {
+            let cursor = chunk.last().map(|b| b.customer_id.to_string()).unwrap_or_default();
+            record.cursor = Some(cursor.clone());
+            record.updated_at = now();
+            deps.cycles.put_shard(task.cycle, &record).await?;
+            tracing::info!(written, total = bills.len(), "deadline near: shard paused");
+            return Err(ShardError::Incomplete {
+                shard: task.shard,
+                written,
+                total: bills.len(),
+                cursor,
+            });
+        }
+    }
+
+    record.status = ShardStatus::Done;
+    record.cursor = None;
+    record.updated_at = now();
+    deps.cycles.put_shard(task.cycle, &record).await?;
+    tracing::info!(bills = record.bills, checksum = record.checksum, "shard settled");
+    Ok(ShardResult {
+        cycle: task.cycle,
+        shard: task.shard,
+        skipped: false,
+        bills: record.bills,
+        not_billable: record.not_billable,
+        checksum: record.checksum,
+    })
+}
+
+/// Reads the inputs and computes the shard's bills, filling the counts of
+/// `record`. Any input problem is `BadInput` with the errors in `record`.
+async fn compute(deps: &Deps, task: &ShardTask, record: &mut ShardRecord) -> Result<Vec<Bill>, ShardError> {
+    let shard = task.shard;
+    let bad = |message: String| ShardError::BadInput { shard, message };
+    let catalog = deps.catalog(&task.catalog_version).await?;
+    let (customers, usage) = tokio::try_join!(deps.customers.shard(shard), deps.bucket.get(task.cycle, shard))?;
+    record.customers = customers.customers.len() as u64 + customers.errors.len() as u64;
+    if !customers.errors.is_empty() {
+        record.error_count = customers.errors.len() as u64;
+        record.errors = customers
+            .errors
+            .iter()
+            .take(MAX_RECORDED_ERRORS)
+            .map(ToString::to_string)
+            .collect();
+        return Err(bad(format!(
+            "{} customer records cannot be read, first: {}",
+            customers.errors.len(),
+            record.errors[0]
+        )));
+    }
+    if record.customers != task.expected_customers {
+        return Err(bad(format!(
+            "the store holds {} customers but the shard directory says {}",
+            record.customers, task.expected_customers
+        )));
+    }
+    let file = usage_key(task.cycle, shard);
+    let usage = usage.ok_or_else(|| bad(format!("usage file s3://{}/{file} is missing", deps.bucket.bucket())))?;
+
+    // Parsing and rating are CPU work: keep them off the I/O threads.
+    let catalog2 = catalog.clone();
+    let cycle = task.cycle;
+    let file2 = file.clone();
+    let customers = customers.customers;
+    let settled = tokio::task::spawn_blocking(move || {
+        let parsed = parse_usage(&usage, &file2, &catalog2);
+        let s = settle(&catalog2, cycle, &customers, parsed, &file2);
+        let errors: Vec<String> = s
+            .usage_errors
+            .iter()
+            .map(ToString::to_string)
+            .chain(s.rating_errors.iter().map(ToString::to_string))
+            .collect();
+        (s, errors)
+    })
+    .await
+    .map_err(|e| bad(format!("settlement worker failed: {e}")))?;
+    let (s, errors) = settled;
+    record.usage_lines = u64::from(s.usage_lines);
+    if !errors.is_empty() {
+        record.error_count = errors.len() as u64;
+        record.errors = errors.iter().take(MAX_RECORDED_ERRORS).cloned().collect();
+        return Err(bad(format!(
+            "{} bad inputs in {file}, first: {}",
+            errors.len(),
+            errors[0]
+        )));
+    }
+    record.bills = s.bills.len() as u64;
+    record.not_billable = u64::from(s.not_billable);
+    record.checksum = s.checksum.won();
+    let mut h = Sha256::new();
+    for b in &s.bills {
+        h.update(bill_digest(b).as_bytes());
+    }
+    record.digest = hex::encode(h.finalize());
+    Ok(s.bills)
+}
