@@ -10,7 +10,8 @@
 use adapters::catalog_store::CatalogStore;
 use adapters::cycles::{BeginOutcome, CycleRecord, CycleStatus, CycleStore};
 use adapters::data_bucket::{DataBucket, SHARD_DIRECTORY_KEY, ShardDirectory};
-use adapters::{ConfigError, StoreError, env_var};
+use adapters::{ConfigError, StoreError, Vars};
+use aws_config::SdkConfig;
 use aws_sdk_sfn::types::ExecutionStatus;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -33,24 +34,19 @@ pub struct Deps {
 }
 
 impl Deps {
-    pub async fn from_env() -> Result<Self, ConfigError> {
-        let sdk = adapters::load_sdk_config().await;
-        let ddb = adapters::dynamodb_client(&sdk);
-        let max_concurrency = match std::env::var("MAX_CONCURRENCY") {
-            Ok(v) => v.parse().map_err(|_| ConfigError::Invalid {
-                name: "MAX_CONCURRENCY",
-                reason: format!("{v:?} is not a whole number"),
-            })?,
-            Err(_) => 40,
-        };
+    /// Builds the dependencies from one SDK configuration and the function's
+    /// variables (`CYCLES_TABLE`, `CATALOG_TABLE`, `DATA_BUCKET`,
+    /// `CATALOG_VERSION`, optional `MAX_CONCURRENCY`).
+    pub fn new(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
+        let ddb = adapters::dynamodb_client(sdk);
         Ok(Deps {
-            cycles: CycleStore::new(ddb.clone(), env_var("CYCLES_TABLE")?),
-            catalogs: CatalogStore::new(ddb, env_var("CATALOG_TABLE")?),
-            bucket: DataBucket::new(adapters::s3_client(&sdk), env_var("DATA_BUCKET")?),
-            sfn: aws_sdk_sfn::Client::new(&sdk),
+            cycles: CycleStore::new(ddb.clone(), vars.required("CYCLES_TABLE")?),
+            catalogs: CatalogStore::new(ddb, vars.required("CATALOG_TABLE")?),
+            bucket: DataBucket::new(adapters::s3_client(sdk), vars.required("DATA_BUCKET")?),
+            sfn: aws_sdk_sfn::Client::new(sdk),
             config: Config {
-                default_catalog_version: env_var("CATALOG_VERSION")?,
-                max_concurrency,
+                default_catalog_version: vars.required("CATALOG_VERSION")?,
+                max_concurrency: vars.parsed("MAX_CONCURRENCY", 40)?,
             },
         })
     }

@@ -3,6 +3,7 @@ use lambda_runtime::{Error, run, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let deps = settle_begin::Deps::from_env().await?;
+    let sdk = adapters::load_sdk_config().await;
+    let deps = settle_begin::Deps::new(&sdk, &adapters::ProcessEnv)?;
     run(service_fn(|event| settle_begin::handle(&deps, event))).await
 }

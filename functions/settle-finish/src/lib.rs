@@ -16,7 +16,8 @@ use std::collections::HashSet;
 use adapters::bills::BillStore;
 use adapters::cycles::{CycleRecord, CycleStatus, CycleStore, ShardStatus};
 use adapters::data_bucket::DataBucket;
-use adapters::{ConfigError, StoreError, env_var};
+use adapters::{ConfigError, StoreError, Vars};
+use aws_config::SdkConfig;
 use chrono::{SecondsFormat, Utc};
 use domain::Cycle;
 use domain::settlement::{FinishInput, FinishOutput, FinishStatus, ShardTask};
@@ -35,13 +36,14 @@ pub struct Deps {
 }
 
 impl Deps {
-    pub async fn from_env() -> Result<Self, ConfigError> {
-        let sdk = adapters::load_sdk_config().await;
-        let ddb = adapters::dynamodb_client(&sdk);
+    /// Builds the dependencies from one SDK configuration and the function's
+    /// variables (`CYCLES_TABLE`, `BILLS_TABLE`, `DATA_BUCKET`).
+    pub fn new(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
+        let ddb = adapters::dynamodb_client(sdk);
         Ok(Deps {
-            cycles: CycleStore::new(ddb.clone(), env_var("CYCLES_TABLE")?),
-            bills: BillStore::new(ddb, env_var("BILLS_TABLE")?),
-            bucket: DataBucket::new(adapters::s3_client(&sdk), env_var("DATA_BUCKET")?),
+            cycles: CycleStore::new(ddb.clone(), vars.required("CYCLES_TABLE")?),
+            bills: BillStore::new(ddb, vars.required("BILLS_TABLE")?),
+            bucket: DataBucket::new(adapters::s3_client(sdk), vars.required("DATA_BUCKET")?),
         })
     }
 }

@@ -26,7 +26,8 @@ use adapters::catalog_store::CatalogStore;
 use adapters::customers::CustomerStore;
 use adapters::cycles::{CycleStore, ShardRecord, ShardStatus};
 use adapters::data_bucket::{DataBucket, usage_key};
-use adapters::{ConfigError, StoreError, env_var};
+use adapters::{ConfigError, StoreError, Vars};
+use aws_config::SdkConfig;
 use billing::{Catalog, parse_usage, settle};
 use chrono::{SecondsFormat, Utc};
 use domain::Bill;
@@ -85,15 +86,17 @@ impl Deps {
         }
     }
 
-    pub async fn from_env() -> Result<Self, ConfigError> {
-        let sdk = adapters::load_sdk_config().await;
-        let ddb = adapters::dynamodb_client(&sdk);
+    /// Builds the dependencies from one SDK configuration and the function's
+    /// variables (`CUSTOMERS_TABLE`, `CATALOG_TABLE`, `BILLS_TABLE`,
+    /// `CYCLES_TABLE`, `DATA_BUCKET`).
+    pub fn from_vars(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
+        let ddb = adapters::dynamodb_client(sdk);
         Ok(Deps::new(
-            CustomerStore::new(ddb.clone(), env_var("CUSTOMERS_TABLE")?),
-            CatalogStore::new(ddb.clone(), env_var("CATALOG_TABLE")?),
-            BillStore::new(ddb.clone(), env_var("BILLS_TABLE")?),
-            CycleStore::new(ddb, env_var("CYCLES_TABLE")?),
-            DataBucket::new(adapters::s3_client(&sdk), env_var("DATA_BUCKET")?),
+            CustomerStore::new(ddb.clone(), vars.required("CUSTOMERS_TABLE")?),
+            CatalogStore::new(ddb.clone(), vars.required("CATALOG_TABLE")?),
+            BillStore::new(ddb.clone(), vars.required("BILLS_TABLE")?),
+            CycleStore::new(ddb, vars.required("CYCLES_TABLE")?),
+            DataBucket::new(adapters::s3_client(sdk), vars.required("DATA_BUCKET")?),
             Config::default(),
         ))
     }

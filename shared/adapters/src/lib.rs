@@ -47,11 +47,49 @@ pub enum PutOutcome {
     AlreadyExists,
 }
 
-/// Reads a required environment variable, naming it when it is missing.
-pub fn env_var(name: &'static str) -> Result<String, ConfigError> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => Ok(v),
-        _ => Err(ConfigError::Missing(name)),
+/// Where a function reads its configuration: the process environment on
+/// Lambda, a map of the provisioned stack's variables when hosted locally.
+pub trait Vars {
+    fn lookup(&self, name: &str) -> Option<String>;
+
+    /// A required variable, named in the error when it is missing or blank.
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        match self.lookup(name) {
+            Some(v) if !v.trim().is_empty() => Ok(v),
+            _ => Err(ConfigError::Missing(name)),
+        }
+    }
+
+    /// An optional variable parsed with `FromStr`, `default` when absent.
+    fn parsed<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError> {
+        match self.lookup(name) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid {
+                name,
+                reason: format!("{v:?} cannot be parsed"),
+            }),
+        }
+    }
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Vars for ProcessEnv {
+    fn lookup(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Vars for std::collections::BTreeMap<String, String> {
+    fn lookup(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+impl Vars for std::collections::HashMap<String, String> {
+    fn lookup(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
     }
 }
 

@@ -1,0 +1,223 @@
+//! `local-run month`: the README's main job.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use adapters::catalog_store::CatalogStore;
+use adapters::customers::CustomerStore;
+use adapters::data_bucket::DataBucket;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use datagen::{GenConfig, Generator, keyring_from_spec, write_dataset};
+use domain::{Cycle, QuietWindow};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use local_aws::Emulator;
+use local_aws::lambda::LambdaHost;
+use local_run::load::{Stores, load_dataset};
+use local_run::settle;
+
+#[derive(Parser)]
+#[command(
+    name = "local-run",
+    version,
+    about = "Run the billing month locally against the AWS emulator"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a population, provision the stack, load the data and settle the month.
+    Month(MonthArgs),
+}
+
+#[derive(Args)]
+struct MonthArgs {
+    /// Customers to generate (up to 1,000,000; the emulator, not our code, sets the pace).
+    #[arg(long, default_value_t = 10_000)]
+    customers: u32,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Billing cycle to settle, YYYY-MM.
+    #[arg(long, default_value = "2026-11")]
+    cycle: Cycle,
+    #[arg(long, default_value_t = 1000)]
+    shard_size: u32,
+    /// Output folder (data set and reports).
+    #[arg(long, default_value = "out/month")]
+    out: PathBuf,
+    /// System quiet window (Asia/Seoul).
+    #[arg(long, default_value = "21:00-08:00")]
+    quiet_window: QuietWindow,
+}
+
+/// The longest a local settlement may take before the runner gives up.
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    if !std::io::stderr().is_terminal() {
+        pb.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    pb.set_style(
+        ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos}/{len} {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_prefix(what.to_owned());
+    pb
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Month(a) => month(a).await,
+    }
+}
+
+async fn month(a: MonthArgs) -> anyhow::Result<ExitCode> {
+    let total = Instant::now();
+    let keys = keyring_from_spec(std::env::var("PII_KEYS").ok().as_deref())?;
+
+    // 1. Generate.
+    let t = Instant::now();
+    let mut cfg = GenConfig::new(a.customers, a.cycle);
+    cfg.seed = a.seed;
+    cfg.shard_size = a.shard_size;
+    cfg.quiet_window = a.quiet_window;
+    let generator = Generator::new(cfg, keys)?;
+    let data_dir = a.out.join("data");
+    let pb = bar(u64::from(generator.shard_count()), "generate");
+    let summary = write_dataset(&generator, &data_dir, 2, &|_| pb.inc(1))?;
+    pb.finish_and_clear();
+    let generated = t.elapsed();
+    println!(
+        "generated  {} customers ({} billable), {} usage lines in {} shards → {} [{:.1?}]",
+        summary.manifest.customers,
+        summary.manifest.billable_customers,
+        summary.manifest.usage_lines,
+        summary.manifest.shard_count,
+        data_dir.display(),
+        generated
+    );
+
+    // 2. Provision every resource template.yaml declares, under a fresh prefix.
+    let t = Instant::now();
+    let emulator = Emulator::shared().await?;
+    let config = emulator.sdk_config().await;
+    let prefix = local_aws::unique_prefix("month");
+    let resources = local_aws::provision(&config, &prefix).await?;
+    let env = resources.env();
+    let var = |k: &str| {
+        env.get(k)
+            .cloned()
+            .with_context(|| format!("template.yaml does not define {k}"))
+    };
+    let ddb = adapters::dynamodb_client(&config);
+    let stores = Stores {
+        customers: CustomerStore::new(ddb.clone(), var("CUSTOMERS_TABLE")?),
+        catalogs: CatalogStore::new(ddb, var("CATALOG_TABLE")?),
+        bucket: DataBucket::new(adapters::s3_client(&config), var("DATA_BUCKET")?),
+    };
+    println!(
+        "provisioned {} resources from template.yaml as {prefix}-* on {} [{:.1?}]",
+        resources.iter().count(),
+        emulator.endpoint_url(),
+        t.elapsed()
+    );
+
+    // 3. Load.
+    let pb = bar(u64::from(summary.manifest.shard_count), "load");
+    let keys = keyring_from_spec(std::env::var("PII_KEYS").ok().as_deref())?;
+    let report = load_dataset(&data_dir, &stores, &keys, a.quiet_window, 4, &|_| pb.inc(1)).await?;
+    pb.finish_and_clear();
+    println!(
+        "loaded     {} customers, {} usage files ({} bytes), catalog {} ({:?}); {} DynamoDB and {} S3 requests [{:.1?}]",
+        report.customers_loaded,
+        report.usage_files,
+        report.usage_bytes,
+        report.catalog_version,
+        report.catalog_outcome,
+        report.dynamodb_requests,
+        report.s3_requests,
+        report.elapsed
+    );
+    if !report.rejected.is_empty() {
+        println!("rejected   {} customer records:", report.rejected.len());
+        for r in report.rejected.iter().take(10) {
+            println!("           {r}");
+        }
+    }
+
+    // 4. Settle: the deployable state machine on the emulator's engine, our handlers in-process.
+    let host = LambdaHost::start().await?;
+    settle::host_settlement(&host, emulator, &config, &resources).await?;
+    let sm = resources
+        .arn(settle::STATE_MACHINE)
+        .with_context(|| format!("template.yaml declares no {}", settle::STATE_MACHINE))?
+        .to_owned();
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let shard_fn = settle::function_name(&resources, settle::SHARD)?;
+    let pb = bar(u64::from(summary.manifest.shard_count), "settle");
+    let name = format!("settle-{}", a.cycle);
+    let outcome = settle::settle_cycle(&sfn, &sm, a.cycle, &name, SETTLE_LIMIT, &|_| {
+        pb.set_position(host.invocations(&shard_fn).min(u64::from(summary.manifest.shard_count)));
+    })
+    .await?;
+    pb.finish_and_clear();
+    let invocations = host.all_invocations();
+    match outcome.finish_output() {
+        Some(f) => {
+            println!(
+                "settled    cycle {}: {:?}, {} bills for {} customers ({} not billable) in {}/{} shards, \
+                 checksum {} [{:.1?}]",
+                f.cycle,
+                f.status,
+                f.bills,
+                f.customers,
+                f.not_billable,
+                f.shards_done,
+                f.shards,
+                domain::Krw(f.checksum),
+                outcome.elapsed
+            );
+            println!(
+                "           execution {name}: {:?}; Lambda invocations: {} begin, {} shard, {} finish",
+                outcome.status,
+                invocations
+                    .get(&settle::function_name(&resources, settle::BEGIN)?)
+                    .unwrap_or(&0),
+                invocations.get(&shard_fn).unwrap_or(&0),
+                invocations
+                    .get(&settle::function_name(&resources, settle::FINISH)?)
+                    .unwrap_or(&0),
+            );
+            if f.bills != report.billable_loaded {
+                println!(
+                    "           MISMATCH: {} billable customers were loaded",
+                    report.billable_loaded
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        None => {
+            println!(
+                "settlement execution {name} ended {:?}: {} {}",
+                outcome.status,
+                outcome.error.unwrap_or_default(),
+                outcome.cause.unwrap_or_default()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    println!("done in {:.1?}", total.elapsed());
+    Ok(ExitCode::SUCCESS)
+}
