@@ -134,12 +134,11 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<BeginInput>) -> Result<Begin
         .unwrap_or_else(|| deps.config.default_catalog_version.clone());
 
     // Settled already? Then nothing else matters (not even the catalog).
-    if let Some(current) = deps.cycles.get(cycle).await?
-        && current.status == CycleStatus::Settled
-    {
+    let current = deps.cycles.get(cycle).await?;
+    if let Some(current) = current.as_ref().filter(|c| c.status == CycleStatus::Settled) {
         return Ok(output(
             deps,
-            &current,
+            current,
             BeginStatus::AlreadySettled,
             format!(
                 "cycle {cycle} was settled by {} with {} bills; nothing to do",
@@ -174,7 +173,8 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<BeginInput>) -> Result<Begin
         manifest_key: manifest_key(cycle),
         started_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
         finished_at: None,
-        runs: 1,
+        // Counts the runs that took the cycle: a restart after FAILED is the next one.
+        runs: current.as_ref().map_or(1, |c| c.runs + 1),
         customers: 0,
         bills: 0,
         not_billable: 0,

@@ -1,0 +1,350 @@
+//! Monthly settlement end to end: the deployable state machine on the
+//! emulator's Step Functions engine, the real handlers, the real stores.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use adapters::cycles::{CycleStatus, ShardStatus};
+use aws_sdk_sfn::types::ExecutionStatus;
+use domain::settlement::FinishStatus;
+use domain::{Cycle, LineKind};
+use integration_tests::{CYCLE, Month, append, count_items, digest, expected_bills, generate, usage_path};
+use local_aws::lambda::{FunctionError, Handler, Interceptor};
+use local_run::settle::SHARD;
+
+fn cycle() -> Cycle {
+    CYCLE.parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settles_one_bill_per_billable_customer_and_a_rerun_changes_nothing() {
+    let data = generate(2_000, 250).unwrap(); // 8 shards
+    let month = Month::new("settle-once").await.unwrap();
+    let load = month.load(&data).await.unwrap();
+    assert!(load.rejected.is_empty(), "{:?}", load.rejected);
+
+    let first = month.settle("settle-2026-11").await.unwrap();
+    assert_eq!(first.status, ExecutionStatus::Succeeded, "{first:?}");
+    let f = first.finish_output().unwrap();
+    assert_eq!(f.status, FinishStatus::Settled);
+    assert_eq!((f.shards, f.shards_done), (8, 8));
+    assert_eq!(f.customers, 2_000);
+
+    // Exactly one bill per billable customer, each equal to the shared rules
+    // applied to the generated files here, without the functions.
+    let expected = expected_bills(&data).unwrap();
+    let bills = month.all_bills(8).await.unwrap();
+    assert_eq!(bills.len(), expected.len());
+    assert_eq!(f.bills, expected.len() as u64);
+    assert_eq!(u64::from(data.manifest.billable_customers), f.bills);
+    for b in &bills {
+        assert_eq!(
+            Some(b),
+            expected.get(b.customer_id.as_str()),
+            "bill of {}",
+            b.customer_id
+        );
+    }
+    let checksum: i64 = expected.values().map(|b| b.total.won()).sum();
+    assert_eq!(f.checksum, checksum);
+    let record = month.cycles.get(cycle()).await.unwrap().unwrap();
+    assert_eq!(record.status, CycleStatus::Settled);
+    assert_eq!(
+        (record.bills, record.checksum, record.catalog_version.as_str()),
+        (f.bills, checksum, "2026-v1")
+    );
+
+    // Customers with no usage get fixed-fee bills; cancelled before the cycle, none.
+    let mut used: std::collections::HashSet<String> = Default::default();
+    for s in 0..8 {
+        let text = std::fs::read_to_string(usage_path(&data, s)).unwrap();
+        used.extend(
+            text.lines()
+                .skip(1)
+                .filter_map(|l| l.split(',').next())
+                .map(String::from),
+        );
+    }
+    let no_usage: Vec<_> = bills
+        .iter()
+        .filter(|b| !used.contains(b.customer_id.as_str()))
+        .collect();
+    assert!(!no_usage.is_empty(), "the generator makes zero-usage customers");
+    for b in no_usage {
+        assert!(b.lines.iter().all(|l| l.kind != LineKind::Usage), "{}", b.customer_id);
+        assert!(b.total.won() > 0);
+    }
+    assert!(
+        f.not_billable > 0,
+        "the generator cancels some customers before the cycle"
+    );
+    let billed: std::collections::HashSet<&str> = bills.iter().map(|b| b.customer_id.as_str()).collect();
+    for s in 0..8 {
+        let shard = month.customers.shard(s).await.unwrap();
+        for c in shard.customers.iter().filter(|c| !c.is_billable(cycle())) {
+            assert!(
+                !billed.contains(c.customer_id.as_str()),
+                "{} has no service in the cycle",
+                c.customer_id
+            );
+        }
+    }
+
+    // Starting it again is harmless: the settled cycle short-circuits.
+    let again = month.settle("settle-2026-11-again").await.unwrap();
+    assert_eq!(again.status, ExecutionStatus::Succeeded);
+    assert!(
+        again.output.as_deref().unwrap_or_default().contains("ALREADY_SETTLED"),
+        "{again:?}"
+    );
+
+    // Wipe the progress records and settle the whole month again: every bill is
+    // recomputed and rewritten, byte for byte the same, with no extra item.
+    let before = digest(&bills);
+    let ddb = month.resources.table("CyclesTable").unwrap().to_owned();
+    let client = adapters::dynamodb_client(&month.config);
+    // (A handful of items: one page.)
+    let items = client
+        .scan()
+        .table_name(&ddb)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    for item in items {
+        client
+            .delete_item()
+            .table_name(&ddb)
+            .key("cycle", item["cycle"].clone())
+            .key("item", item["item"].clone())
+            .send()
+            .await
+            .unwrap();
+    }
+    let rerun = month.settle("settle-2026-11-rerun").await.unwrap();
+    assert_eq!(rerun.status, ExecutionStatus::Succeeded, "{rerun:?}");
+    let again = month.all_bills(8).await.unwrap();
+    assert_eq!(digest(&again), before);
+    let stored = count_items(&month.config, month.resources.table("BillsTable").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(stored, bills.len() as u64);
+}
+
+/// Fails the first attempt of one shard after the handler did its work (a
+/// crash before the answer), and pauses every shard after each chunk so that
+/// the map's retries resume shards mid-way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_failing_or_pausing_midway_ends_with_identical_bills() {
+    let data = generate(600, 200).unwrap(); // 3 shards
+    let clean = Month::new("settle-clean").await.unwrap();
+    clean.load(&data).await.unwrap();
+    assert_eq!(clean.settle("clean").await.unwrap().status, ExecutionStatus::Succeeded);
+    let clean_digest = digest(&clean.all_bills(3).await.unwrap());
+
+    let month = Month::new("settle-faults").await.unwrap();
+    month.load(&data).await.unwrap();
+    // Re-host SettleShard with small chunks and a deadline margin that always
+    // trips: every invocation writes one chunk of 64 bills and pauses.
+    let mut deps = settle_shard::Deps::from_vars(&month.config, &month.resources.function_env(SHARD)).unwrap();
+    deps.config.chunk = 64;
+    deps.config.deadline_margin = std::time::Duration::from_secs(600);
+    let deps = Arc::new(deps);
+    month
+        .host
+        .register_fn(
+            month.emulator,
+            &month.function(SHARD),
+            std::time::Duration::from_secs(300),
+            move |ev| {
+                let deps = deps.clone();
+                async move { settle_shard::handle(&deps, ev).await }
+            },
+        )
+        .await
+        .unwrap();
+    // Shard 1: the first call does its work, then "crashes" with a transient error.
+    let crashed = Arc::new(AtomicU32::new(0));
+    let c = crashed.clone();
+    let interceptor: Interceptor = Arc::new(move |payload: serde_json::Value, handler: Handler| {
+        let c = c.clone();
+        Box::pin(async move {
+            let is_shard_1 = payload["shard"] == 1;
+            let out = handler(payload).await;
+            if is_shard_1 && c.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Err(FunctionError::new("Transient", "injected: lost the answer"));
+            }
+            out
+        })
+    });
+    month.host.intercept(&month.function(SHARD), interceptor).unwrap();
+
+    let run = month.settle("faults").await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{run:?}");
+    assert_eq!(crashed.load(Ordering::SeqCst) >= 1, true);
+    // 200 customers per shard in chunks of 64 → 4 invocations per shard, plus the crash.
+    assert!(
+        month.host.invocations(&month.function(SHARD)) >= 12,
+        "{:?}",
+        month.host.all_invocations()
+    );
+    let bills = month.all_bills(3).await.unwrap();
+    assert_eq!(digest(&bills), clean_digest);
+    for s in 0..3 {
+        let r = month.cycles.get_shard(cycle(), s).await.unwrap().unwrap();
+        assert_eq!(r.status, ShardStatus::Done);
+        assert!(r.attempts >= 4, "shard {s} settled in {} attempts", r.attempts);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_shard_fails_the_cycle_and_a_new_run_completes_it() {
+    let data = generate(400, 200).unwrap(); // 2 shards
+    let month = Month::new("settle-redrive").await.unwrap();
+    month.load(&data).await.unwrap();
+    // Shard 0 fails hard on this run.
+    let interceptor: Interceptor = Arc::new(move |payload: serde_json::Value, handler: Handler| {
+        Box::pin(async move {
+            if payload["shard"] == 0 {
+                return Err(FunctionError::new("StoreError", "injected: permanent failure"));
+            }
+            handler(payload).await
+        })
+    });
+    month.host.intercept(&month.function(SHARD), interceptor).unwrap();
+    let failed = month.settle("settle-2026-11").await.unwrap();
+    // The emulator does not fail a Distributed Map when a child fails, so the
+    // reconciliation is what must fail the run (on AWS the map fails first).
+    assert_eq!(failed.status, ExecutionStatus::Failed, "{failed:?}");
+    let record = month.cycles.get(cycle()).await.unwrap().unwrap();
+    if failed.error.as_deref() == Some("CycleReconciliationFailed") {
+        assert_eq!(record.status, CycleStatus::Failed);
+        assert!(
+            record.reasons.iter().any(|r| r == "shard 0: not settled"),
+            "{:?}",
+            record.reasons
+        );
+    } else {
+        assert_eq!(
+            record.status,
+            CycleStatus::Settling,
+            "the failed run still owns the cycle"
+        );
+    }
+    assert!(month.bills.count(cycle(), 0).await.unwrap() == 0);
+
+    // Fixed: a new run takes the cycle back, skips the settled shard, completes.
+    month.host.clear_interceptor(&month.function(SHARD));
+    let run = month.settle("settle-2026-11-retry").await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{run:?}");
+    let f = run.finish_output().unwrap();
+    assert_eq!(f.bills, u64::from(data.manifest.billable_customers));
+    let record = month.cycles.get(cycle()).await.unwrap().unwrap();
+    assert_eq!(record.status, CycleStatus::Settled);
+    assert_eq!(record.runs, 2);
+    let expected = expected_bills(&data).unwrap();
+    let bills = month.all_bills(2).await.unwrap();
+    assert_eq!(bills.len(), expected.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_at_once_settle_once() {
+    let data = generate(400, 200).unwrap();
+    let month = Month::new("settle-concurrent").await.unwrap();
+    month.load(&data).await.unwrap();
+    let c = cycle();
+    let a = local_run::settle::start_settlement(&month.sfn, &month.state_machine, c, "run-a")
+        .await
+        .unwrap();
+    let b = local_run::settle::start_settlement(&month.sfn, &month.state_machine, c, "run-b")
+        .await
+        .unwrap();
+    let limit = std::time::Duration::from_secs(300);
+    let (ra, rb) = tokio::join!(
+        local_run::settle::wait_for(&month.sfn, &a, limit, &|_| {}),
+        local_run::settle::wait_for(&month.sfn, &b, limit, &|_| {})
+    );
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    let record = month.cycles.get(c).await.unwrap().unwrap();
+    assert_eq!(record.status, CycleStatus::Settled);
+    assert_eq!(record.runs, 1, "no run took the cycle from the other");
+    let (winner, loser) = if record.run_id == ra.execution_arn {
+        (&ra, &rb)
+    } else {
+        (&rb, &ra)
+    };
+    assert_eq!(record.run_id, winner.execution_arn);
+    assert_eq!(winner.status, ExecutionStatus::Succeeded, "{winner:?}");
+    match loser.status {
+        // Refused while the winner was running …
+        ExecutionStatus::Failed => {
+            assert_eq!(loser.error.as_deref(), Some("CycleBusy"), "{loser:?}");
+            assert!(
+                loser.cause.as_deref().unwrap_or_default().contains("still running"),
+                "{loser:?}"
+            );
+        }
+        // … or it began after the winner had finished.
+        _ => assert!(
+            loser.output.as_deref().unwrap_or_default().contains("ALREADY_SETTLED"),
+            "{loser:?}"
+        ),
+    }
+    assert_eq!(
+        month.host.invocations(&month.function(SHARD)),
+        2,
+        "each shard settled once"
+    );
+    let bills = month.all_bills(2).await.unwrap();
+    assert_eq!(bills.len() as u64, u64::from(data.manifest.billable_customers));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_usage_fails_the_run_naming_shard_file_and_line() {
+    let data = generate(400, 200).unwrap();
+    // Shard 1: a line with an unknown product and one with a malformed amount.
+    let path = usage_path(&data, 1);
+    let lines_before = std::fs::read_to_string(&path).unwrap().lines().count();
+    append(&path, "C0000201,TELEPORT,1,\nC0000202,MICROPAY,1,12x\n").unwrap();
+    let month = Month::new("settle-bad-usage").await.unwrap();
+    month.load(&data).await.unwrap();
+    // Shard 0: its usage file is missing.
+    let client = local_aws::s3_client(&month.config);
+    client
+        .delete_object()
+        .bucket(month.bucket.bucket())
+        .key(adapters::data_bucket::usage_key(cycle(), 0))
+        .send()
+        .await
+        .unwrap();
+
+    let run = month.settle("settle-2026-11").await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Failed, "{run:?}");
+    let s0 = month.cycles.get_shard(cycle(), 0).await.unwrap().unwrap();
+    assert_eq!(s0.status, ShardStatus::Failed);
+    assert!(
+        s0.errors[0].contains("usage/2026-11/shard-00000.csv is missing"),
+        "{:?}",
+        s0.errors
+    );
+    let s1 = month.cycles.get_shard(cycle(), 1).await.unwrap().unwrap();
+    assert_eq!(s1.status, ShardStatus::Failed);
+    assert_eq!(s1.error_count, 2);
+    let want = [
+        format!(
+            "usage/2026-11/shard-00001.csv line {} (customer C0000201): unknown product code \"TELEPORT\"",
+            lines_before + 1
+        ),
+        format!(
+            "usage/2026-11/shard-00001.csv line {} (customer C0000202): amount is not a whole number",
+            lines_before + 2
+        ),
+    ];
+    assert_eq!(s1.errors, want);
+    // Never a silently short bill: the failed shards wrote none.
+    assert_eq!(month.bills.count(cycle(), 0).await.unwrap(), 0);
+    assert_eq!(month.bills.count(cycle(), 1).await.unwrap(), 0);
+    let record = month.cycles.get(cycle()).await.unwrap().unwrap();
+    assert_ne!(record.status, CycleStatus::Settled);
+}
