@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The project's shared AWS emulator (moto server from .venv) on a free loopback port.
+# The project's shared AWS emulator on a free loopback port: moto server from .venv with the
+# Lambda router of scripts/emulator.py in front (Step Functions' Lambda tasks reach handlers
+# registered by local_aws::lambda::LambdaHost).
 #
 #   scripts/emulator.sh start   start it (or reuse a healthy one) and print its URL
 #   scripts/emulator.sh url     print the URL of the running emulator (exit 1 if none)
@@ -11,20 +13,22 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE="$ROOT/.emulator"
-MOTO="$ROOT/.venv/bin/moto_server"
 PY="$ROOT/.venv/bin/python"
+SERVER="$ROOT/scripts/emulator.py"
 READY_TIMEOUT_S=60
 
 log() { printf 'emulator: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# Answers the admin API? (moto answers GET /moto-api/config with 201.)
+# Answers moto's admin API (GET /moto-api/config: 201) and has the Lambda router?
 healthy() {
   local url="$1"
   "$PY" - "$url" <<'PY' >/dev/null 2>&1
 import sys, urllib.request
-with urllib.request.urlopen(sys.argv[1] + "/moto-api/config", timeout=2) as r:
-    sys.exit(0 if 200 <= r.status < 300 else 1)
+for path in ("/moto-api/config", "/_local/lambda"):
+    with urllib.request.urlopen(sys.argv[1] + path, timeout=2) as r:
+        if not 200 <= r.status < 300:
+            sys.exit(1)
 PY
 }
 
@@ -66,7 +70,7 @@ stop() {
 }
 
 start() {
-  [[ -x "$MOTO" ]] || die "$MOTO is missing: run scripts/setup.sh"
+  [[ -x "$PY" && -x "$ROOT/.venv/bin/moto_server" ]] || die "moto is not installed in .venv: run scripts/setup.sh"
   local url
   if url="$(running_url)"; then
     log "reusing $url"
@@ -81,7 +85,7 @@ start() {
   url="http://127.0.0.1:$port"
   started="$(date +%s.%N)"
   # setsid: the server outlives this script and the shell that ran it.
-  setsid "$MOTO" -H 127.0.0.1 -p "$port" >"$STATE/moto.log" 2>&1 </dev/null &
+  setsid "$PY" "$SERVER" -H 127.0.0.1 -p "$port" >"$STATE/moto.log" 2>&1 </dev/null &
   pid=$!
   printf '%s\n' "$pid" >"$STATE/pid"
   printf '%s\n' "$url" >"$STATE/url"

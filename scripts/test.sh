@@ -59,11 +59,8 @@ step "doc tests" cargo test --doc --workspace
 if cargo nextest --version >/dev/null 2>&1; then
   profile=()
   [[ "${CI:-}" == "true" ]] && profile=(--profile ci)
-  # Harness features that no workspace member enables yet.
-  step "local-aws --features sqs" cargo nextest run -p local-aws --features sqs --no-fail-fast "${profile[@]}"
   step "tests (nextest)" cargo nextest run --workspace --no-fail-fast "${profile[@]}"
 else
-  step "local-aws --features sqs" cargo test -p local-aws --features sqs --no-fail-fast
   step "tests" cargo test --workspace --no-fail-fast
 fi
 

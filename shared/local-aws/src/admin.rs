@@ -27,16 +27,14 @@ pub(crate) async fn request(
     let exchange = async {
         let mut stream = TcpStream::connect(authority).await?;
         let body = body.unwrap_or("");
-        let head = format!(
+        // Head and body in one write: two small writes can stall on Nagle + delayed ACK.
+        let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n",
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body.as_bytes()).await?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await?;
-        Ok::<_, std::io::Error>(raw)
+        stream.write_all(request.as_bytes()).await?;
+        read_response(&mut stream).await
     };
     let raw = tokio::time::timeout(Duration::from_secs(30), exchange)
         .await
@@ -53,6 +51,43 @@ pub(crate) async fn request(
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     Ok((status, body))
+}
+
+/// Read one response: up to `Content-Length` when the server sends it (the server may keep
+/// the connection open a while after answering), otherwise to the end of the stream.
+async fn read_response(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]);
+            let length = head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())?
+            });
+            if let Some(length) = length {
+                let total = end + 4 + length;
+                while raw.len() < total {
+                    let n = stream.read(&mut chunk).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    raw.extend_from_slice(&chunk[..n]);
+                }
+                raw.truncate(total);
+                return Ok(raw);
+            }
+            stream.read_to_end(&mut raw).await?;
+            return Ok(raw);
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(raw);
+        }
+        raw.extend_from_slice(&chunk[..n]);
+    }
 }
 
 /// Like [`request`], but any status other than 2xx is an error.

@@ -1,5 +1,7 @@
-//! Finding or starting the AWS emulator (moto server) and building an `SdkConfig` for it.
+//! Finding or starting the AWS emulator (moto server behind the Lambda router of
+//! `scripts/emulator.py`) and building an `SdkConfig` for it.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -19,12 +21,13 @@ pub const ACCOUNT_ID: &str = "123456789012";
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const START_ATTEMPTS: usize = 3;
 
-/// Starts moto in the background and stops it when standard input closes, that is when the
-/// process owning the pipe exits for whatever reason (so tests never clean up explicitly).
-/// It also exits when moto dies, which is how a failed start is noticed early.
-/// `$0` = moto_server, `$1` = port, `$2` = log file.
+/// Starts the emulator in the background and stops it when standard input closes, that is
+/// when the process owning the pipe exits for whatever reason (so tests never clean up
+/// explicitly). It also exits when the emulator dies, which is how a failed start is
+/// noticed early. `$0` = the venv's python, `$1` = scripts/emulator.py, `$2` = port,
+/// `$3` = log file.
 const WRAPPER: &str = r#"exec 3<&0
-"$0" -H 127.0.0.1 -p "$1" >"$2" 2>&1 </dev/null 3<&- &
+"$0" "$1" -H 127.0.0.1 -p "$2" >"$3" 2>&1 </dev/null 3<&- &
 pid=$!
 (read _ <&3; kill "$pid" 2>/dev/null) &
 watcher=$!
@@ -41,7 +44,7 @@ pub struct Emulator {
     server: Option<Server>,
 }
 
-/// A moto server owned by this process. Dropping it closes the wrapper's standard input,
+/// An emulator process owned by this process. Dropping it closes the wrapper's standard input,
 /// which stops the server.
 #[derive(Debug)]
 struct Server {
@@ -55,8 +58,8 @@ impl Emulator {
     ///
     /// If `AWS_ENDPOINT_URL` is set it is used as it is and nothing is started (this is how
     /// `scripts/test.sh` shares one emulator between all test processes). Otherwise a private
-    /// moto server is started from the project's `.venv` on a free loopback port; it lives
-    /// until this process exits.
+    /// emulator (`scripts/emulator.py`: moto and the Lambda router) is started from the
+    /// project's `.venv` on a free loopback port; it lives until this process exits.
     pub async fn shared() -> Result<&'static Emulator, Error> {
         SHARED
             .get_or_try_init(|| async {
@@ -79,17 +82,23 @@ impl Emulator {
         }
     }
 
-    /// Start a new private moto server, wait until it answers and enable Step Functions
-    /// execution. It stops when the returned value is dropped or the process exits.
+    /// Start a new private emulator (`scripts/emulator.py`: moto server with the Lambda
+    /// router), wait until it answers and enable Step Functions execution. It stops when the
+    /// returned value is dropped or the process exits.
     pub async fn start() -> Result<Emulator, Error> {
         let root = crate::project_root()?;
         let moto = root.join(".venv/bin/moto_server");
         if !moto.is_file() {
             return Err(Error::NotInstalled(moto));
         }
+        let python = root.join(".venv/bin/python");
+        let script = root.join("scripts/emulator.py");
+        if !script.is_file() {
+            return Err(Error::NotInstalled(script));
+        }
         let mut last = None;
         for _ in 0..START_ATTEMPTS {
-            match start_once(&moto).await {
+            match start_once(&python, &script).await {
                 Ok(emulator) => {
                     emulator.enable_stepfunctions_execution().await?;
                     return Ok(emulator);
@@ -147,6 +156,63 @@ impl Emulator {
         admin::expect_ok(&self.endpoint, "POST", "/moto-api/reset", None).await?;
         self.enable_stepfunctions_execution().await
     }
+
+    /// Route the emulator's Lambda `Invoke` of `function_name` (as a Step Functions task
+    /// makes it) to `url`, a loopback HTTP endpoint that answers like Lambda's Invoke API
+    /// (normally a `local_aws::lambda::LambdaHost`, which calls this itself).
+    /// Replaces an earlier route of the same name.
+    ///
+    /// Fails with [`Error::NoLambdaRouter`] when the emulator is a plain moto server
+    /// rather than `scripts/emulator.py`.
+    pub async fn register_lambda_route(&self, function_name: &str, url: &str) -> Result<(), Error> {
+        let body = serde_json::json!({ "function_name": function_name, "url": url }).to_string();
+        let path = "/_local/lambda/register";
+        let (status, text) = admin::request(&self.endpoint, "POST", path, Some(&body)).await?;
+        let answer: Option<serde_json::Value> = serde_json::from_str(&text).ok();
+        let registered = answer
+            .as_ref()
+            .and_then(|a| a.get("registered"))
+            .and_then(|v| v.as_str());
+        match (status, registered) {
+            (200..300, Some(name)) if name == function_name => Ok(()),
+            (400, _) if answer.is_some() => Err(Error::Admin {
+                path: path.to_owned(),
+                detail: text.chars().take(200).collect(),
+            }),
+            _ => Err(self.no_router(status, &text)),
+        }
+    }
+
+    /// Remove the route of `function_name` (see [`register_lambda_route`](Self::register_lambda_route)).
+    pub async fn unregister_lambda_route(&self, function_name: &str) -> Result<(), Error> {
+        let body = serde_json::json!({ "function_name": function_name }).to_string();
+        let (status, text) = admin::request(&self.endpoint, "POST", "/_local/lambda/unregister", Some(&body)).await?;
+        if (200..300).contains(&status) && text.contains("unregistered") {
+            Ok(())
+        } else {
+            Err(self.no_router(status, &text))
+        }
+    }
+
+    /// The Lambda routes the emulator knows: function name → handler URL.
+    pub async fn lambda_routes(&self) -> Result<BTreeMap<String, String>, Error> {
+        let (status, text) = admin::request(&self.endpoint, "GET", "/_local/lambda", None).await?;
+        #[derive(serde::Deserialize)]
+        struct Routes {
+            routes: BTreeMap<String, String>,
+        }
+        match serde_json::from_str::<Routes>(&text) {
+            Ok(r) if (200..300).contains(&status) => Ok(r.routes),
+            _ => Err(self.no_router(status, &text)),
+        }
+    }
+
+    fn no_router(&self, status: u16, text: &str) -> Error {
+        Error::NoLambdaRouter {
+            endpoint: self.endpoint.clone(),
+            detail: format!("HTTP {status}: {}", text.chars().take(200).collect::<String>()),
+        }
+    }
 }
 
 /// An `SdkConfig` for any endpoint, with dummy static credentials and region [`REGION`].
@@ -159,13 +225,14 @@ pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
         .await
 }
 
-async fn start_once(moto: &Path) -> Result<Emulator, Error> {
+async fn start_once(python: &Path, script: &Path) -> Result<Emulator, Error> {
     let port = free_port().map_err(Error::Spawn)?;
     let log = std::env::temp_dir().join(format!("local-aws-moto-{}-{port}.log", std::process::id()));
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(WRAPPER)
-        .arg(moto)
+        .arg(python)
+        .arg(script)
         .arg(port.to_string())
         .arg(&log)
         .stdin(Stdio::piped())
@@ -179,7 +246,7 @@ async fn start_once(moto: &Path) -> Result<Emulator, Error> {
         .ok_or_else(|| Error::Spawn(std::io::Error::other("no stdin pipe")))?;
     let endpoint = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
-    tracing::debug!(%endpoint, log = %log.display(), "starting moto");
+    tracing::debug!(%endpoint, log = %log.display(), "starting the emulator");
 
     loop {
         if let Ok(Some(_)) = child.try_wait() {
@@ -188,10 +255,10 @@ async fn start_once(moto: &Path) -> Result<Emulator, Error> {
                 log,
             });
         }
-        // moto answers the config GET with 201.
+        // moto answers the config GET with 201; the router is in front of it.
         let answer = admin::request(&endpoint, "GET", "/moto-api/config", None).await;
         if matches!(answer, Ok((status, _)) if (200..300).contains(&status)) {
-            tracing::info!(%endpoint, elapsed_ms = started.elapsed().as_millis() as u64, "moto ready");
+            tracing::info!(%endpoint, elapsed_ms = started.elapsed().as_millis() as u64, "emulator ready");
             return Ok(Emulator {
                 endpoint,
                 server: Some(Server {

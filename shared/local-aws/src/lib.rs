@@ -1,12 +1,19 @@
 //! The local AWS harness used by tests and local tools.
 //!
-//! - [`Emulator::shared`] finds the emulator (`AWS_ENDPOINT_URL`) or starts a private moto
-//!   server for this process from the project's `.venv` (see `scripts/setup.sh`).
+//! - [`Emulator::shared`] finds the emulator (`AWS_ENDPOINT_URL`) or starts a private one
+//!   for this process from the project's `.venv` (see `scripts/setup.sh`): moto server with
+//!   the small Lambda router of `scripts/emulator.py` in front of it.
 //! - [`provision`] creates the storage declared in the project's `template.yaml` — the one
-//!   source of truth for tables, buckets and queues — under a name prefix, and resolves the
-//!   functions' environment variables against it.
+//!   source of truth for tables, buckets and queues — under a name prefix, names the
+//!   functions, creates the state machines (feature `sfn`) and resolves the functions'
+//!   environment variables against all of it.
 //! - [`fresh_stack`] does both with a unique prefix, so every test gets its own resources and
 //!   tests can run in parallel against one emulator.
+//! - `lambda::LambdaHost` (feature `lambda`) serves Lambda handlers from this process; the
+//!   emulator's Step Functions engine invokes them through the router, so the project's real
+//!   state machines run against the real handlers.
+//!
+//! Features: `sqs` (queues), `sfn` (state machines, `Stack::sfn`), `lambda` (the host).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), local_aws::Error> {
@@ -20,6 +27,8 @@
 
 mod admin;
 mod emulator;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 mod provision;
 pub mod template;
 
@@ -30,7 +39,7 @@ use std::sync::OnceLock;
 use aws_config::SdkConfig;
 
 pub use emulator::{ACCOUNT_ID, Emulator, REGION, sdk_config_for};
-pub use provision::{Kind, Provisioned, Resources, provision_template, s3_client, unique_prefix};
+pub use provision::{Kind, Provisioned, Resources, function_arn, provision_template, s3_client, unique_prefix};
 pub use template::{Template, TemplateError};
 
 /// Errors of the harness.
@@ -53,6 +62,16 @@ pub enum Error {
     Exited { log: PathBuf, tail: String },
     #[error("emulator admin call {path} failed: {detail}")]
     Admin { path: String, detail: String },
+    /// The emulator does not route Lambda invocations: it is a plain moto server, not
+    /// `scripts/emulator.py` (start it with `scripts/emulator.sh start`).
+    #[error(
+        "the emulator at {endpoint} has no Lambda router (a plain moto server?): start it with \
+         scripts/emulator.sh start or let local-aws start one ({detail})"
+    )]
+    NoLambdaRouter { endpoint: String, detail: String },
+    /// The in-process Lambda host could not start or register a function.
+    #[error("lambda host: {0}")]
+    LambdaHost(String),
     #[error(transparent)]
     Template(#[from] TemplateError),
     #[error("provisioning {logical_id}: {source}")]
@@ -74,6 +93,9 @@ pub enum ServiceError {
     #[cfg(feature = "sqs")]
     #[error(transparent)]
     Sqs(#[from] aws_sdk_sqs::Error),
+    #[cfg(feature = "sfn")]
+    #[error(transparent)]
+    Sfn(#[from] aws_sdk_sfn::Error),
 }
 
 /// The project root: the nearest directory holding `template.yaml`, searched upwards from
@@ -136,6 +158,12 @@ impl Stack {
     #[cfg(feature = "sqs")]
     pub fn sqs(&self) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::Client::new(&self.config)
+    }
+
+    /// A Step Functions client for the emulator.
+    #[cfg(feature = "sfn")]
+    pub fn sfn(&self) -> aws_sdk_sfn::Client {
+        aws_sdk_sfn::Client::new(&self.config)
     }
 
     /// The functions' shared environment (see [`Resources::env`]).

@@ -1,4 +1,5 @@
-//! Creating the template's storage (tables, buckets, queues) in the emulator under a prefix.
+//! Creating the template's storage (tables, buckets, queues) and state machines in the
+//! emulator under a prefix, and naming its functions.
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
@@ -21,6 +22,10 @@ pub enum Kind {
     Table,
     Bucket,
     Queue,
+    /// A function: named (so that `!Ref` and `!GetAtt .Arn` resolve) but not created; its
+    /// code runs in-process (see `local_aws::lambda`).
+    Function,
+    StateMachine,
 }
 
 /// One provisioned resource.
@@ -28,7 +33,7 @@ pub enum Kind {
 pub struct Provisioned {
     pub logical_id: String,
     pub kind: Kind,
-    /// Physical name: table name, bucket name or queue name.
+    /// Physical name: table, bucket, queue, function or state machine name.
     pub name: String,
     pub arn: String,
     /// Queue URL (queues only).
@@ -36,10 +41,20 @@ pub struct Provisioned {
 }
 
 impl Provisioned {
-    /// What `!Ref` gives: the URL for a queue, the name otherwise.
+    /// What `!Ref` gives: the URL for a queue, the ARN for a state machine, the name
+    /// otherwise.
     pub fn reference(&self) -> &str {
-        self.url.as_deref().unwrap_or(&self.name)
+        match self.kind {
+            Kind::StateMachine => &self.arn,
+            _ => self.url.as_deref().unwrap_or(&self.name),
+        }
     }
+}
+
+/// The ARN of a Lambda function in the emulator's region and account:
+/// `arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}`.
+pub fn function_arn(function_name: &str) -> String {
+    format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name}")
 }
 
 /// The result of provisioning: logical id → physical resource, and the functions' environment.
@@ -89,6 +104,28 @@ impl Resources {
         self.get(logical_id).filter(|p| p.kind == kind).map(|p| p.name.as_str())
     }
 
+    /// Physical name of a function (`AWS::Serverless::Function`): `{prefix}-{LogicalId}`,
+    /// at most 64 characters. The function is not created in the emulator; register a
+    /// handler under this name with `local_aws::lambda::LambdaHost`.
+    pub fn function_name(&self, logical_id: &str) -> Option<&str> {
+        self.name_of(logical_id, Kind::Function)
+    }
+
+    /// Physical names of all functions, by logical id.
+    pub fn function_names(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.items
+            .values()
+            .filter(|p| p.kind == Kind::Function)
+            .map(|p| (p.logical_id.as_str(), p.name.as_str()))
+    }
+
+    /// ARN of a state machine created from an `AWS::Serverless::StateMachine` (feature `sfn`).
+    pub fn state_machine_arn(&self, logical_id: &str) -> Option<&str> {
+        self.get(logical_id)
+            .filter(|p| p.kind == Kind::StateMachine)
+            .map(|p| p.arn.as_str())
+    }
+
     /// ARN of any provisioned resource.
     pub fn arn(&self, logical_id: &str) -> Option<&str> {
         self.get(logical_id).map(|p| p.arn.as_str())
@@ -130,20 +167,28 @@ impl Lookup for BTreeMap<String, Provisioned> {
             (Kind::Queue, "QueueUrl") => p.url.clone(),
             (Kind::Bucket, "DomainName") => Some(format!("{}.s3.amazonaws.com", p.name)),
             (Kind::Bucket, "RegionalDomainName") => Some(format!("{}.s3.{REGION}.amazonaws.com", p.name)),
+            (Kind::StateMachine, "Name") => Some(p.name.clone()),
             _ => None,
         }
     }
 }
 
-/// Provision every table, bucket (and, with the `sqs` feature, queue) of `template`, each
-/// named `{prefix}-{LogicalId}` (made valid for the service), and resolve the functions'
-/// environment against them. Parameters take their defaults.
+/// Provision every table, bucket (and, with the `sqs` feature, queue; with the `sfn`
+/// feature, state machine) of `template`, each named `{prefix}-{LogicalId}` (made valid for
+/// the service), name its functions the same way without creating them, and resolve the
+/// functions' environment against all of it. Parameters take their defaults.
+///
+/// Order: tables, buckets and function names in document order, then queues (dead-letter
+/// queues first), then state machines (those another one refers to first), so that a state
+/// machine's `DefinitionSubstitutions` can name functions, queues and other state machines,
+/// and a function's environment can name a state machine.
 pub async fn provision_template(config: &SdkConfig, template: &Template, prefix: &str) -> Result<Resources, Error> {
     let prefix = slug(prefix, 32);
     let parameters = BTreeMap::new();
     let mut items: BTreeMap<String, Provisioned> = BTreeMap::new();
     let mut skipped = Vec::new();
     let mut queues = Vec::new();
+    let mut machines = Vec::new();
 
     let dynamodb = aws_sdk_dynamodb::Client::new(config);
     let s3 = s3_client(config);
@@ -160,8 +205,13 @@ pub async fn provision_template(config: &SdkConfig, template: &Template, prefix:
         let made = match decl.kind.as_str() {
             "AWS::DynamoDB::Table" => create_table(&dynamodb, &resolver, decl, &prefix).await?,
             "AWS::S3::Bucket" => create_bucket(&s3, config, &resolver, decl, &prefix).await?,
+            "AWS::Serverless::Function" | "AWS::Lambda::Function" => name_function(decl, &prefix),
             "AWS::SQS::Queue" if cfg!(feature = "sqs") => {
                 queues.push(decl);
+                continue;
+            }
+            "AWS::Serverless::StateMachine" if cfg!(feature = "sfn") => {
+                machines.push(decl);
                 continue;
             }
             other => {
@@ -177,6 +227,11 @@ pub async fn provision_template(config: &SdkConfig, template: &Template, prefix:
     sqs::create_queues(config, template, &parameters, &prefix, queues, &mut items).await?;
     #[cfg(not(feature = "sqs"))]
     debug_assert!(queues.is_empty());
+
+    #[cfg(feature = "sfn")]
+    sfn::create_state_machines(config, template, &parameters, &prefix, machines, &mut items).await?;
+    #[cfg(not(feature = "sfn"))]
+    debug_assert!(machines.is_empty());
 
     let resolver = Resolver {
         template,
@@ -429,6 +484,43 @@ async fn create_bucket(
     })
 }
 
+/// A function is not created in the emulator, only named (its handler runs in-process).
+fn name_function(decl: &ResourceDecl, prefix: &str) -> Provisioned {
+    let name = function_name(prefix, &decl.logical_id);
+    Provisioned {
+        logical_id: decl.logical_id.clone(),
+        kind: Kind::Function,
+        arn: function_arn(&name),
+        name,
+        url: None,
+    }
+}
+
+/// Remove and return a pending resource that refers to no other pending one (so it can be
+/// created now); `None` when nothing is pending, an error on a reference cycle.
+#[cfg_attr(not(any(feature = "sqs", feature = "sfn")), allow(dead_code))]
+fn take_ready<'t>(pending: &mut Vec<&'t ResourceDecl>, what: &str) -> Result<Option<&'t ResourceDecl>, Error> {
+    if pending.is_empty() {
+        return Ok(None);
+    }
+    let ready = pending.iter().position(|decl| {
+        crate::template::references(&decl.properties)
+            .iter()
+            .all(|id| !pending.iter().any(|p| &p.logical_id == id))
+    });
+    match ready {
+        Some(i) => Ok(Some(pending.remove(i))),
+        None => {
+            let ids: Vec<_> = pending.iter().map(|d| d.logical_id.as_str()).collect();
+            Err(TemplateError::Invalid {
+                at: ids.join(", "),
+                msg: format!("{what} refer to each other in a cycle"),
+            }
+            .into())
+        }
+    }
+}
+
 fn service(decl: &ResourceDecl, e: impl Into<ServiceError>) -> Error {
     Error::Provision {
         logical_id: decl.logical_id.clone(),
@@ -470,21 +562,7 @@ mod sqs {
         items: &mut BTreeMap<String, Provisioned>,
     ) -> Result<(), Error> {
         let client = aws_sdk_sqs::Client::new(config);
-        while !pending.is_empty() {
-            let ready = pending.iter().position(|decl| {
-                crate::template::references(&decl.properties)
-                    .iter()
-                    .all(|id| !pending.iter().any(|p| &p.logical_id == id))
-            });
-            let Some(i) = ready else {
-                let ids: Vec<_> = pending.iter().map(|d| d.logical_id.as_str()).collect();
-                return Err(TemplateError::Invalid {
-                    at: ids.join(", "),
-                    msg: "queues refer to each other in a cycle".to_owned(),
-                }
-                .into());
-            };
-            let decl = pending.remove(i);
+        while let Some(decl) = take_ready(&mut pending, "queues")? {
             let resolver = Resolver {
                 template,
                 parameters,
@@ -555,6 +633,124 @@ mod sqs {
             json.insert(key.to_owned(), value);
         }
         Ok(serde_json::Value::Object(json).to_string())
+    }
+}
+
+#[cfg(feature = "sfn")]
+mod sfn {
+    use super::*;
+    use aws_sdk_sfn::types::StateMachineType;
+
+    /// Create the state machines, those referred to by others first.
+    pub(super) async fn create_state_machines(
+        config: &SdkConfig,
+        template: &Template,
+        parameters: &BTreeMap<String, String>,
+        prefix: &str,
+        mut pending: Vec<&ResourceDecl>,
+        items: &mut BTreeMap<String, Provisioned>,
+    ) -> Result<(), Error> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let client = aws_sdk_sfn::Client::new(config);
+        let base_dir = match template.base_dir() {
+            Some(dir) => dir.to_path_buf(),
+            None => crate::project_root()?,
+        };
+        while let Some(decl) = take_ready(&mut pending, "state machines")? {
+            let resolver = Resolver {
+                template,
+                parameters,
+                region: REGION,
+                account_id: ACCOUNT_ID,
+                stack_name: prefix,
+                resources: &*items,
+            };
+            let made = create_state_machine(&client, &resolver, decl, prefix, &base_dir).await?;
+            items.insert(decl.logical_id.clone(), made);
+        }
+        Ok(())
+    }
+
+    /// `DefinitionUri` (a path relative to the template's directory) or an inline
+    /// `Definition`, with `DefinitionSubstitutions` applied, created under
+    /// `{prefix}-{LogicalId}` with a dummy role. `Role`, `Policies`, `Events`, `Logging`,
+    /// `Tracing` and `Name` do not matter locally and are ignored.
+    async fn create_state_machine(
+        client: &aws_sdk_sfn::Client,
+        r: &Resolver<'_>,
+        decl: &ResourceDecl,
+        prefix: &str,
+        base_dir: &std::path::Path,
+    ) -> Result<Provisioned, Error> {
+        let props = &decl.properties;
+        let text = match (props.get("DefinitionUri"), props.get("Definition")) {
+            (Some(Value::String(path)), _) => {
+                let path = base_dir.join(path);
+                std::fs::read_to_string(&path).map_err(|source| TemplateError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?
+            }
+            (Some(_), _) => {
+                return Err(TemplateError::Invalid {
+                    at: at(decl, "DefinitionUri"),
+                    msg: "only a local file path is supported, not an S3 location".to_owned(),
+                }
+                .into());
+            }
+            (None, Some(inline)) => r.json(inline)?.to_string(),
+            (None, None) => return Err(missing(decl, "DefinitionUri or Definition").into()),
+        };
+        let definition = substitute(r, decl, &text)?;
+        let kind = match props.get("Type") {
+            Some(v) => r.string(v)?,
+            None => "STANDARD".to_owned(),
+        };
+        let name = state_machine_name(prefix, &decl.logical_id);
+        let out = client
+            .create_state_machine()
+            .name(&name)
+            .definition(definition)
+            .role_arn(format!("arn:aws:iam::{ACCOUNT_ID}:role/{prefix}-sfn"))
+            .r#type(StateMachineType::from(kind.to_ascii_uppercase().as_str()))
+            .send()
+            .await
+            .map_err(|e| service(decl, aws_sdk_sfn::Error::from(e)))?;
+        tracing::debug!(logical_id = %decl.logical_id, %name, "state machine created");
+        Ok(Provisioned {
+            logical_id: decl.logical_id.clone(),
+            kind: Kind::StateMachine,
+            arn: out.state_machine_arn().to_owned(),
+            name,
+            url: None,
+        })
+    }
+
+    /// Replace `${Name}` for every `DefinitionSubstitutions` entry. An entry that cannot be
+    /// resolved (it names a resource that is not provisioned locally) is an error: the
+    /// definition would otherwise fail later, at run time, in a less obvious way.
+    fn substitute(r: &Resolver<'_>, decl: &ResourceDecl, text: &str) -> Result<String, Error> {
+        let Some(subs) = decl.properties.get("DefinitionSubstitutions") else {
+            return Ok(text.to_owned());
+        };
+        let subs = subs.as_mapping().ok_or_else(|| TemplateError::Invalid {
+            at: at(decl, "DefinitionSubstitutions"),
+            msg: "not a mapping".to_owned(),
+        })?;
+        let mut out = text.to_owned();
+        for (key, value) in subs {
+            let key = key
+                .as_str()
+                .ok_or_else(|| missing(decl, "DefinitionSubstitutions key"))?;
+            let value = r.string(value).map_err(|e| TemplateError::Invalid {
+                at: at(decl, &format!("DefinitionSubstitutions.{key}")),
+                msg: e.to_string(),
+            })?;
+            out = out.replace(&format!("${{{key}}}"), &value);
+        }
+        Ok(out)
     }
 }
 
@@ -637,6 +833,25 @@ pub(crate) fn queue_name(prefix: &str, logical_id: &str, fifo: bool) -> String {
     }
 }
 
+/// Lambda: `[a-zA-Z0-9_-]`, 1–64 characters.
+pub(crate) fn function_name(prefix: &str, logical_id: &str) -> String {
+    let rest: String = logical_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
+        .collect();
+    fit(prefix, &rest, 64)
+}
+
+/// Step Functions: `[a-zA-Z0-9_-]`, 1–80 characters.
+#[cfg_attr(not(feature = "sfn"), allow(dead_code))]
+pub(crate) fn state_machine_name(prefix: &str, logical_id: &str) -> String {
+    let rest: String = logical_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
+        .collect();
+    fit(prefix, &rest, 80)
+}
+
 /// A prefix unique across processes and calls: the slug of `name` (at most 20 characters)
 /// and a random suffix.
 pub fn unique_prefix(name: &str) -> String {
@@ -685,6 +900,16 @@ mod tests {
         assert_eq!(queue_name("p", "EmailQueue", true), "p-EmailQueue.fifo");
         assert!(queue_name(&prefix, &"Q".repeat(100), true).len() <= 80);
         assert!(queue_name(&prefix, &"Q".repeat(100), false).len() <= 80);
+
+        assert_eq!(function_name("p", "SettleShardFunction"), "p-SettleShardFunction");
+        let long = function_name(&prefix, &"F".repeat(70));
+        assert!(long.len() <= 64, "{long}");
+        assert_ne!(long, function_name(&prefix, &"F".repeat(71)));
+        assert!(state_machine_name(&prefix, &"S".repeat(100)).len() <= 80);
+        assert_eq!(
+            function_arn("p-F"),
+            format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:p-F")
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! `Fn::Join`), in both the short (`!Ref X`) and the long (`{"Ref": "X"}`) form.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_yaml::Value;
 use serde_yaml::value::TaggedValue;
@@ -26,7 +26,7 @@ pub enum TemplateError {
     #[error("{at}: {msg}")]
     Invalid { at: String, msg: String },
     /// A `Ref`/`GetAtt` to something that is neither a parameter, a pseudo parameter nor a
-    /// provisioned resource (for example a function, which is not provisioned locally).
+    /// provisioned (or, for functions, named) resource.
     #[error("cannot resolve {0}")]
     Unresolved(String),
     #[error("unsupported intrinsic function {0}")]
@@ -56,6 +56,7 @@ pub struct Template {
     parameters: BTreeMap<String, Option<Value>>,
     resources: Vec<ResourceDecl>,
     globals_env: Vec<(String, Value)>,
+    base_dir: Option<PathBuf>,
 }
 
 impl Template {
@@ -106,16 +107,31 @@ impl Template {
             parameters,
             resources,
             globals_env,
+            base_dir: None,
         })
     }
 
-    /// Read and parse a template file.
+    /// Read and parse a template file; relative paths in it (`DefinitionUri`) are relative
+    /// to the file's directory, as for SAM.
     pub fn load(path: &Path) -> Result<Self, TemplateError> {
         let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text)
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(Self::parse(&text)?.with_base_dir(base))
+    }
+
+    /// Set the directory relative paths in the template are resolved against.
+    pub fn with_base_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.base_dir = Some(dir.into());
+        self
+    }
+
+    /// The directory relative paths are resolved against: the template file's directory
+    /// for a loaded template, `None` for parsed text (then the project root is used).
+    pub fn base_dir(&self) -> Option<&Path> {
+        self.base_dir.as_deref()
     }
 
     /// Resources in document order.
@@ -208,6 +224,45 @@ impl Resolver<'_> {
             }
             other => Err(invalid(format!("{other:?}"), "expected a scalar")),
         }
+    }
+
+    /// A whole value as JSON, with every intrinsic function in it resolved to a string
+    /// (e.g. an inline state machine `Definition`).
+    pub fn json(&self, value: &Value) -> Result<serde_json::Value, TemplateError> {
+        use serde_json::Value as J;
+        Ok(match value {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    J::from(i)
+                } else if let Some(u) = n.as_u64() {
+                    J::from(u)
+                } else {
+                    n.as_f64().map_or(J::Null, J::from)
+                }
+            }
+            Value::String(s) => J::String(s.clone()),
+            Value::Sequence(seq) => J::Array(seq.iter().map(|v| self.json(v)).collect::<Result<_, _>>()?),
+            Value::Tagged(_) => J::String(self.string(value)?),
+            Value::Mapping(map) => {
+                let intrinsic = map.len() == 1
+                    && map
+                        .keys()
+                        .next()
+                        .and_then(Value::as_str)
+                        .is_some_and(|k| k == "Ref" || k.starts_with("Fn::"));
+                if intrinsic {
+                    J::String(self.string(value)?)
+                } else {
+                    let mut out = serde_json::Map::new();
+                    for (k, v) in map {
+                        out.insert(key_str(k, "mapping")?, self.json(v)?);
+                    }
+                    J::Object(out)
+                }
+            }
+        })
     }
 
     /// A numeric property, e.g. `VisibilityTimeout: 360` or `!Ref VisibilityParam`.
@@ -570,6 +625,30 @@ Resources:
         )
         .unwrap();
         assert_eq!(references(&v), ["A", "B", "C", "D", "E"]);
+    }
+
+    #[test]
+    fn json_resolves_intrinsics_anywhere() {
+        let t = Template::parse(SAMPLE).unwrap();
+        let v: Value = serde_yaml::from_str(
+            r#"{StartAt: A, States: {A: {Type: Task, Resource: !GetAtt DeadLetterQueue.Arn,
+                Parameters: {"T.$": "$.t", L: [1, 2.5, true, null, {"Ref": Stage}]}, End: true}}}"#,
+        )
+        .unwrap();
+        let params = BTreeMap::new();
+        let r = Resolver {
+            template: &t,
+            parameters: &params,
+            region: "ap-northeast-2",
+            account_id: "123456789012",
+            stack_name: "s",
+            resources: &Fake,
+        };
+        assert_eq!(
+            r.json(&v).unwrap(),
+            serde_json::json!({"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "arn:dlq",
+                "Parameters": {"T.$": "$.t", "L": [1, 2.5, true, null, "dev"]}, "End": true}}})
+        );
     }
 
     #[test]

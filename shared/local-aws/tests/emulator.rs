@@ -33,7 +33,13 @@ async fn provisions_the_project_template() -> Result<()> {
         }
     }
     ours.sort(); // the emulator lists in creation order, AWS alphabetically
-    assert_eq!(ours, [catalog, customers]);
+    let mut declared: Vec<_> = template_ids("AWS::DynamoDB::Table")?
+        .iter()
+        .map(|id| res.table(id).map(str::to_owned).context("declared table provisioned"))
+        .collect::<Result<_>>()?;
+    declared.sort();
+    assert_eq!(ours, declared);
+    assert!(ours.iter().any(|t| t == catalog) && ours.iter().any(|t| t == customers));
 
     let desc = ddb.describe_table().table_name(customers).send().await?;
     let table = desc.table().context("table description")?;
@@ -71,6 +77,51 @@ async fn provisions_the_project_template() -> Result<()> {
             .iter()
             .any(|(id, kind)| id == "DataBucketPolicy" && kind == "AWS::S3::BucketPolicy")
     );
+
+    // Functions are named, not created.
+    for id in template_ids("AWS::Serverless::Function")? {
+        let name = res.function_name(&id).context("function named")?;
+        assert_eq!(name, format!("{}-{id}", res.prefix()));
+        assert!(name.len() <= 64);
+    }
+    Ok(())
+}
+
+/// Logical ids of the project template's resources of one type.
+fn template_ids(kind: &str) -> Result<Vec<String>> {
+    Ok(local_aws::project_template()?
+        .resources()
+        .iter()
+        .filter(|r| r.kind == kind)
+        .map(|r| r.logical_id.clone())
+        .collect())
+}
+
+/// With `sfn`, the project's state machines are created from their definition files, with
+/// the functions' ARNs substituted.
+#[cfg(feature = "sfn")]
+#[tokio::test]
+async fn creates_the_project_state_machines() -> Result<()> {
+    let stack = fresh_stack("project machines").await?;
+    let res = &stack.resources;
+    let machines = template_ids("AWS::Serverless::StateMachine")?;
+    for id in &machines {
+        let arn = res.state_machine_arn(id).context("state machine created")?;
+        let desc = stack
+            .sfn()
+            .describe_state_machine()
+            .state_machine_arn(arn)
+            .send()
+            .await?;
+        assert_eq!(desc.name(), format!("{}-{id}", res.prefix()));
+        let definition = desc.definition();
+        assert!(!definition.contains("${"), "unsubstituted placeholder in {id}");
+        for (_, function) in res.function_names() {
+            if definition.contains(function) {
+                assert!(definition.contains(&local_aws::function_arn(function)));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -195,7 +246,10 @@ async fn skips_queues_without_the_sqs_feature() -> Result<()> {
     let template = Template::parse(QUEUES)?;
     let res = provision_template(&config, &template, &unique_prefix("no-queues")).await?;
     assert!(res.get("EmailQueue").is_none());
-    assert_eq!(res.skipped().len(), 4);
+    // The three queues; the function is named, not skipped.
+    assert_eq!(res.skipped().len(), 3);
+    let sender = res.function_name("SenderFunction").context("SenderFunction")?;
+    assert_eq!(sender, format!("{}-SenderFunction", res.prefix()));
     assert!(!res.env().contains_key("EMAIL_QUEUE_URL"));
     assert!(res.env().contains_key("DEDUP_TABLE"));
     Ok(())
@@ -211,7 +265,8 @@ async fn private_emulator_starts_resets_and_stops() -> Result<()> {
     let config = emulator.sdk_config().await;
     let res = local_aws::provision(&config, "private").await?;
     let ddb = aws_sdk_dynamodb::Client::new(&config);
-    assert_eq!(ddb.list_tables().send().await?.table_names().len(), 2);
+    let tables = template_ids("AWS::DynamoDB::Table")?.len();
+    assert_eq!(ddb.list_tables().send().await?.table_names().len(), tables);
     assert!(res.table("CustomersTable").is_some());
 
     emulator.reset().await?;

@@ -1,0 +1,218 @@
+"""The project's AWS emulator: moto server plus a small Lambda router, in one process.
+
+    .venv/bin/python scripts/emulator.py -H 127.0.0.1 -p PORT
+
+moto's Step Functions engine calls Lambda through boto3 at http://localhost:$MOTO_PORT, that
+is back into this process. moto cannot run our Rust functions, so a WSGI middleware in
+front of moto sends `Invoke` for *registered* function names to an HTTP endpoint of our
+own (normally a `local_aws::lambda::LambdaHost` inside a test or tool process) and passes
+every other request to moto unchanged.
+
+Router API (JSON):
+
+    POST /_local/lambda/register    {"function_name": "f", "url": "http://127.0.0.1:N/invoke/f"}
+                                    registers or replaces the route of one function name
+    POST /_local/lambda/unregister  {"function_name": "f"}
+    GET  /_local/lambda             {"routes": {"f": "http://..."}}
+
+Invoke (`POST /2015-03-31/functions/{FunctionName}/invocations`, where FunctionName is a
+name, a full or partial ARN, optionally with a `:qualifier`) of a registered function:
+the request body is POSTed to the route's URL and the handler's status, body and
+`X-Amz-Function-Error` header are returned as Lambda's answer. With
+`X-Amz-Invocation-Type: Event` the call is dispatched in a thread and 202 is returned at
+once. A handler that cannot be reached becomes a function error of type
+`Local.HandlerUnavailable` (so a state machine sees an error name, not a crash). Invoke of
+an unregistered name goes to moto, which answers ResourceNotFoundException.
+
+Only loopback addresses are accepted, for the server and for handler URLs.
+"""
+
+import argparse
+import io
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+
+LOG = logging.getLogger("emulator.lambda")
+
+INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
+ROUTES_PATH = "/_local/lambda"
+HANDLER_TIMEOUT_S = 900  # Lambda's maximum timeout
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def function_name(identifier):
+    """The bare function name of an Invoke `FunctionName`.
+
+    Accepts `name`, `name:qualifier`, `123456789012:function:name[:qualifier]` and
+    `arn:aws:lambda:region:account:function:name[:qualifier]`.
+    """
+    parts = urllib.parse.unquote(identifier).split(":")
+    if len(parts) >= 7 and parts[0] == "arn":
+        return parts[6]
+    if len(parts) >= 3 and parts[1] == "function":
+        return parts[2]
+    return parts[0]
+
+
+def lambda_error(error_type, message):
+    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+
+
+class LambdaRouter:
+    """WSGI middleware: the router API and Invoke of registered functions; the rest to `app`."""
+
+    def __init__(self, app):
+        self.app = app
+        self.routes = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == ROUTES_PATH or path.startswith(ROUTES_PATH + "/"):
+            return self.admin(method, path, environ, start_response)
+        match = INVOKE_PATH.match(path) if method == "POST" else None
+        if match:
+            name = function_name(match.group("name"))
+            with self.lock:
+                url = self.routes.get(name)
+            body = read_body(environ)
+            if url is not None:
+                return self.invoke(name, url, body, environ, start_response)
+            # Let moto answer (ResourceNotFoundException, or a function created in moto).
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+        return self.app(environ, start_response)
+
+    # --- router API ------------------------------------------------------------------------
+
+    def admin(self, method, path, environ, start_response):
+        try:
+            if method == "GET" and path in (ROUTES_PATH, ROUTES_PATH + "/"):
+                with self.lock:
+                    routes = dict(self.routes)
+                return respond(start_response, 200, {"routes": routes})
+            if method == "POST" and path == ROUTES_PATH + "/register":
+                request = json.loads(read_body(environ) or b"{}")
+                name, url = request.get("function_name"), request.get("url")
+                if not isinstance(name, str) or not name or not isinstance(url, str):
+                    return respond(start_response, 400, {"error": "function_name and url are required"})
+                parsed = urllib.parse.urlsplit(url)
+                if parsed.scheme != "http" or parsed.hostname not in LOOPBACK_HOSTS:
+                    return respond(start_response, 400, {"error": f"not a loopback http URL: {url}"})
+                with self.lock:
+                    replaced = self.routes.get(name)
+                    self.routes[name] = url
+                LOG.info("route %s -> %s%s", name, url, " (replaced)" if replaced else "")
+                return respond(start_response, 200, {"registered": name, "url": url, "replaced": replaced})
+            if method == "POST" and path == ROUTES_PATH + "/unregister":
+                request = json.loads(read_body(environ) or b"{}")
+                name = request.get("function_name")
+                with self.lock:
+                    removed = self.routes.pop(name, None)
+                LOG.info("route %s removed", name)
+                return respond(start_response, 200, {"unregistered": name, "url": removed})
+            return respond(start_response, 404, {"error": f"no such router call: {method} {path}"})
+        except (ValueError, AttributeError) as e:
+            return respond(start_response, 400, {"error": f"bad request: {e}"})
+
+    # --- Invoke ----------------------------------------------------------------------------
+
+    def invoke(self, name, url, body, environ, start_response):
+        if environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse") == "Event":
+            threading.Thread(target=forward, args=(name, url, body), daemon=True).start()
+            return respond_raw(start_response, 202, b"", [("X-Amz-Executed-Version", "$LATEST")])
+        if environ.get("HTTP_X_AMZ_INVOCATION_TYPE") == "DryRun":
+            return respond_raw(start_response, 204, b"", [])
+        status, payload, function_error = forward(name, url, body)
+        headers = [("X-Amz-Executed-Version", "$LATEST")]
+        if function_error:
+            headers.append(("X-Amz-Function-Error", function_error))
+        return respond_raw(start_response, status, payload, headers)
+
+
+def forward(name, url, body):
+    """POST the payload to the handler; (status, body, function error or None)."""
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=HANDLER_TIMEOUT_S) as r:
+            return r.status, r.read(), r.headers.get("X-Amz-Function-Error")
+    except urllib.error.HTTPError as e:
+        # The handler answered, with an error status: pass it through.
+        return e.code, e.read(), e.headers.get("X-Amz-Function-Error") or "Unhandled"
+    except Exception as e:  # refused, reset, timed out, ...
+        LOG.warning("handler of %s at %s unavailable: %s", name, url, e)
+        message = f"the local handler of {name} at {url} is unavailable: {e}"
+        return 200, lambda_error("Local.HandlerUnavailable", message), "Unhandled"
+
+
+def read_body(environ):
+    stream = environ["wsgi.input"]
+    if environ.get("wsgi.input_terminated"):  # chunked: werkzeug ends the stream for us
+        return stream.read()
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    return stream.read(length) if length > 0 else b""
+
+
+def respond(start_response, status, document):
+    return respond_raw(start_response, status, json.dumps(document).encode(), [])
+
+
+REASONS = {200: "OK", 202: "Accepted", 204: "No Content", 400: "Bad Request", 404: "Not Found"}
+
+
+def respond_raw(start_response, status, body, headers):
+    start_response(
+        f"{status} {REASONS.get(status, 'Status')}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] + headers,
+    )
+    return [body]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="moto server with a Lambda router")
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=5000)
+    args = parser.parse_args(argv)
+    if args.host not in LOOPBACK_HOSTS:
+        parser.error("only loopback addresses are allowed")
+
+    # Before moto is imported: its Step Functions engine calls back to this port.
+    os.environ["MOTO_PORT"] = str(args.port)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    from werkzeug.serving import run_simple
+
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    app = DomainDispatcherApplication(create_backend_app)
+    app.debug = True
+    run_simple(
+        args.host,
+        args.port,
+        LambdaRouter(app),
+        threaded=True,
+        request_handler=MotoRequestHandler,
+    )
+
+
+if __name__ == "__main__":
+    main()
