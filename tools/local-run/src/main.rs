@@ -140,12 +140,15 @@ async fn month(a: MonthArgs) -> anyhow::Result<ExitCode> {
     let report = load_dataset(&data_dir, &stores, &keys, a.quiet_window, 4, &|_| pb.inc(1)).await?;
     pb.finish_and_clear();
     println!(
-        "loaded     {} customers, {} usage files ({} bytes), catalog {} ({:?}); {} DynamoDB and {} S3 requests [{:.1?}]",
+        "loaded     {} customers, {} usage files ({} bytes), catalog {} ({}); {} DynamoDB and {} S3 requests [{:.1?}]",
         report.customers_loaded,
         report.usage_files,
         report.usage_bytes,
         report.catalog_version,
-        report.catalog_outcome,
+        match report.catalog_outcome {
+            Some(adapters::PutOutcome::Created) => "published",
+            _ => "already published",
+        },
         report.dynamodb_requests,
         report.s3_requests,
         report.elapsed
