@@ -70,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
         settled
             .bills
             .iter()
-            .map(|b| serde_dynamo::to_item::<_, adapters::dynamo::Item>(b).map(|i| item_size(&i)))
+            .map(|b| adapters::bills::encode(b).map(|i| item_size(&i)))
             .collect::<Result<Vec<_>, _>>()
     });
     let sizes = sizes?;
@@ -91,7 +91,15 @@ async fn main() -> anyhow::Result<()> {
         catalogs: adapters::catalog_store::CatalogStore::new(ddb.clone(), var("CATALOG_TABLE")?),
         bucket: adapters::data_bucket::DataBucket::new(adapters::s3_client(&config), var("DATA_BUCKET")?),
     };
-    load_dataset(&data, &stores, &Keyring::dev(), QuietWindow::default_korea(), 1, &|_| {}).await?;
+    load_dataset(
+        &data,
+        &stores,
+        &Keyring::dev(),
+        QuietWindow::default_korea(),
+        1,
+        &|_| {},
+    )
+    .await?;
     let deps = settle_shard::Deps::from_vars(&config, &resources.function_env("SettleShardFunction"))?;
     let cycles = adapters::cycles::CycleStore::new(ddb.clone(), var("CYCLES_TABLE")?);
     let mut t_handler = Duration::MAX;
@@ -100,7 +108,10 @@ async fn main() -> anyhow::Result<()> {
         ddb.delete_item()
             .table_name(cycles.table())
             .key("cycle", aws_sdk_dynamodb::types::AttributeValue::S(m.cycle.to_string()))
-            .key("item", aws_sdk_dynamodb::types::AttributeValue::S(adapters::cycles::shard_item(0)))
+            .key(
+                "item",
+                aws_sdk_dynamodb::types::AttributeValue::S(adapters::cycles::shard_item(0)),
+            )
             .send()
             .await?;
         let task = ShardTask {
@@ -121,7 +132,11 @@ async fn main() -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         t_handler = t_handler.min(t.elapsed());
-        anyhow::ensure!(out.bills as usize == bills, "the handler billed {} of {bills}", out.bills);
+        anyhow::ensure!(
+            out.bills as usize == bills,
+            "the handler billed {} of {bills}",
+            out.bills
+        );
     }
     let compute = t_rate + t_encode;
     let batch_writes = bills.div_ceil(BATCH_WRITE_LIMIT);
@@ -133,14 +148,34 @@ async fn main() -> anyhow::Result<()> {
 
     println!("| figure | value |");
     println!("|---|---|");
-    println!("| customers in the shard | {} ({} bills, {} usage lines) |", a.customers, bills, settled.usage_lines);
-    println!("| compute: parse + rate (1 thread) | {:.2} ms ({:.2} µs per bill) |", ms(t_rate), us(t_rate) / bills as f64);
-    println!("| compute: encode bills as DynamoDB items | {:.2} ms ({:.2} µs per bill) |", ms(t_encode), us(t_encode) / bills as f64);
+    println!(
+        "| customers in the shard | {} ({} bills, {} usage lines) |",
+        a.customers, bills, settled.usage_lines
+    );
+    println!(
+        "| compute: parse + rate (1 thread) | {:.2} ms ({:.2} µs per bill) |",
+        ms(t_rate),
+        us(t_rate) / bills as f64
+    );
+    println!(
+        "| compute: encode bills as DynamoDB items | {:.2} ms ({:.2} µs per bill) |",
+        ms(t_encode),
+        us(t_encode) / bills as f64
+    );
     println!("| whole handler against the local emulator | {:.0} ms |", ms(t_handler));
-    println!("| of which I/O (emulator) | {:.0} ms ({:.1}%) |", ms(t_handler.saturating_sub(compute)), 100.0 * (1.0 - compute.as_secs_f64() / t_handler.as_secs_f64()));
+    println!(
+        "| of which I/O (emulator) | {:.0} ms ({:.1}%) |",
+        ms(t_handler.saturating_sub(compute)),
+        100.0 * (1.0 - compute.as_secs_f64() / t_handler.as_secs_f64())
+    );
     println!("| bill item size | {avg_item:.0} B average, {max_item} B largest |");
-    println!("| write units | {wcu} for {bills} bills ({:.2} per bill) |", wcu as f64 / bills as f64);
-    println!("| requests per shard | {requests}: {query_pages} Query page(s), 1 S3 GET, {batch_writes} BatchWriteItem, 2 GetItem, 1 PutItem |");
+    println!(
+        "| write units | {wcu} for {bills} bills ({:.2} per bill) |",
+        wcu as f64 / bills as f64
+    );
+    println!(
+        "| requests per shard | {requests}: {query_pages} Query page(s), 1 S3 GET, {batch_writes} BatchWriteItem, 2 GetItem, 1 PutItem |"
+    );
     println!("| requests per bill | {:.4} |", requests as f64 / bills as f64);
     Ok(())
 }
