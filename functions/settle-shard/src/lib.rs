@@ -152,6 +152,18 @@ impl From<ShardError> for Diagnostic {
     }
 }
 
+/// When to pause: `margin` before the invocation's deadline. A deadline that
+/// had already passed when the invocation began is not a real one (local
+/// runtimes such as `cargo lambda watch` send a fixed small value), so it
+/// imposes no pause; the function's own timeout still applies.
+pub fn pause_point(deadline: SystemTime, started: SystemTime, margin: Duration) -> Option<SystemTime> {
+    if deadline <= started {
+        tracing::warn!("the invocation's deadline had passed before it began; ignoring it");
+        return None;
+    }
+    Some(deadline.checked_sub(margin).unwrap_or(SystemTime::UNIX_EPOCH))
+}
+
 fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
@@ -159,10 +171,7 @@ fn now() -> String {
 #[tracing::instrument(skip_all, fields(cycle = %event.payload.cycle, shard = event.payload.shard))]
 pub async fn handle(deps: &Deps, event: LambdaEvent<ShardTask>) -> Result<ShardResult, ShardError> {
     let (task, ctx) = event.into_parts();
-    let stop_at = ctx
-        .deadline()
-        .checked_sub(deps.config.deadline_margin)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let stop_at = pause_point(ctx.deadline(), SystemTime::now(), deps.config.deadline_margin);
     let existing = deps.cycles.get_shard(task.cycle, task.shard).await?;
     if let Some(done) = existing
         .as_ref()
@@ -228,7 +237,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<ShardTask>) -> Result<ShardR
     for chunk in bills[start..].chunks(deps.config.chunk.max(1)) {
         deps.bills.put_all(chunk).await?;
         written += chunk.len();
-        if written < bills.len() && SystemTime::now() >= stop_at {
+        if written < bills.len() && stop_at.is_some_and(|t| SystemTime::now() >= t) {
             let cursor = chunk.last().map(|b| b.customer_id.to_string()).unwrap_or_default();
             record.cursor = Some(cursor.clone());
             record.updated_at = now();
@@ -327,4 +336,24 @@ async fn compute(deps: &Deps, task: &ShardTask, record: &mut ShardRecord) -> Res
     }
     record.digest = hex::encode(h.finalize());
     Ok(s.bills)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_before_a_real_deadline_and_ignores_a_bogus_one() {
+        let now = SystemTime::now();
+        let margin = Duration::from_secs(10);
+        let deadline = now + Duration::from_secs(300);
+        assert_eq!(pause_point(deadline, now, margin), Some(deadline - margin));
+        // A deadline closer than the margin: pause at once, after the first chunk.
+        assert!(pause_point(now + Duration::from_secs(5), now, margin).is_some_and(|t| t <= now));
+        // Already past when the invocation began: no pause.
+        assert_eq!(
+            pause_point(SystemTime::UNIX_EPOCH + Duration::from_secs(600), now, margin),
+            None
+        );
+    }
 }

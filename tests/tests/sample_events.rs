@@ -1,0 +1,259 @@
+//! The sample events in `events/`, which users send with `sam local invoke`
+//! or `cargo lambda invoke`: each one parses into its function's input type,
+//! and the documented `cargo lambda watch` + `cargo lambda invoke` session
+//! answers what `events/README.md` says, against a fresh stack in the
+//! emulator loaded with the data set the events describe.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use adapters::cycles::CycleStatus;
+use domain::Cycle;
+use domain::settlement::{
+    BeginInput, BeginOutput, BeginStatus, FinishInput, FinishOutput, FinishStatus, ShardResult, ShardTask,
+};
+use integration_tests::lambda_cli::Watch;
+use integration_tests::{CYCLE, Month, generate};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// The run every sample event belongs to: execution `settle-2026-11` of the
+/// state machine of a stack named `billing`.
+const RUN_ID: &str = "arn:aws:states:ap-northeast-2:123456789012:execution:billing-settlement:settle-2026-11";
+
+/// Function folder under `events/` → the function's logical id in template.yaml.
+const FUNCTIONS: [(&str, &str); 3] = [
+    ("settle-begin", "SettleBeginFunction"),
+    ("settle-shard", "SettleShardFunction"),
+    ("settle-finish", "SettleFinishFunction"),
+];
+
+fn events_dir() -> PathBuf {
+    local_aws::project_root().unwrap().join("events")
+}
+
+fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Parses `value` as `T` and gives it back as `T` writes it.
+fn typed<T: DeserializeOwned + Serialize>(value: &Value) -> Result<Value, serde_json::Error> {
+    serde_json::to_value(serde_json::from_value::<T>(value.clone())?)
+}
+
+/// Fields of `event` that the input type does not have (it would ignore
+/// them silently: a misspelt `scheduled_time`, say).
+fn unknown_fields(event: &Value, typed: &Value, at: &str, out: &mut Vec<String>) {
+    if let (Value::Object(e), Value::Object(t)) = (event, typed) {
+        for (k, v) in e {
+            match t.get(k) {
+                None => out.push(format!("{at}.{k}")),
+                Some(tv) => unknown_fields(v, tv, &format!("{at}.{k}"), out),
+            }
+        }
+    }
+}
+
+fn read_event<T: DeserializeOwned>(relative: &str) -> T {
+    let path = local_aws::project_root().unwrap().join(relative);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{relative}: {e}"))
+}
+
+#[test]
+fn every_event_parses_into_the_input_of_its_function() {
+    let dir = events_dir();
+    let readme = std::fs::read_to_string(dir.join("README.md")).expect("events/README.md");
+    let mut folders = BTreeSet::new();
+    let mut files = 0;
+    for folder in sorted_entries(&dir).into_iter().filter(|p| p.is_dir()) {
+        let name = folder.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            FUNCTIONS.iter().any(|(f, _)| *f == name),
+            "events/{name}/ is not the folder of a known function: add its input type to this test"
+        );
+        folders.insert(name.clone());
+        for path in sorted_entries(&folder) {
+            let file = path.file_name().unwrap().to_string_lossy().into_owned();
+            let shown = format!("events/{name}/{file}");
+            assert!(file.ends_with(".json"), "{shown}: only JSON events belong here");
+            let text = std::fs::read_to_string(&path).unwrap();
+            let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{shown}: not JSON: {e}"));
+            let back = match name.as_str() {
+                "settle-begin" => typed::<BeginInput>(&value),
+                "settle-shard" => typed::<ShardTask>(&value),
+                "settle-finish" => typed::<FinishInput>(&value),
+                other => unreachable!("{other}"),
+            }
+            .unwrap_or_else(|e| panic!("{shown} is not a valid input of {name}: {e}"));
+            let mut unknown = Vec::new();
+            unknown_fields(&value, &back, "$", &mut unknown);
+            assert!(unknown.is_empty(), "{shown}: fields {name} does not know: {unknown:?}");
+            // All events belong to one run, so they can be sent in sequence.
+            assert_eq!(value["run_id"], RUN_ID, "{shown}: run_id");
+            assert!(readme.contains(&shown), "events/README.md does not describe {shown}");
+            files += 1;
+        }
+    }
+    let expected: BTreeSet<String> = FUNCTIONS.iter().map(|(f, _)| f.to_string()).collect();
+    assert_eq!(folders, expected, "every function has sample events");
+    assert!(files >= 6, "{files} events");
+}
+
+/// The session `events/README.md` describes, as a user runs it without
+/// Docker: `cargo lambda watch` with the functions' environment, then each
+/// event through `cargo lambda invoke`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_cargo_lambda_session_settles_the_sample_month() {
+    let t0 = Instant::now();
+    let cycle: Cycle = CYCLE.parse().unwrap();
+    // The data set the shard events describe: 300 customers, shards of 200.
+    let data = generate(300, 200).unwrap();
+    let shards = &data.manifest.shards;
+    assert_eq!(
+        shards.iter().map(|s| s.customers).collect::<Vec<_>>(),
+        [200, 100],
+        "shard sizes"
+    );
+    let month = Month::new("sample-events").await.unwrap();
+    let load = month.load(&data).await.unwrap();
+    assert!(load.rejected.is_empty(), "{:?}", load.rejected);
+    let loaded = t0.elapsed();
+
+    // The three functions' environments as deployed, pointed at the emulator.
+    let mut env = BTreeMap::new();
+    for (_, logical_id) in FUNCTIONS {
+        for (k, v) in month.resources.function_env(logical_id) {
+            if let Some(other) = env.insert(k.clone(), v.clone()) {
+                assert_eq!(other, v, "{k} differs between the functions");
+            }
+        }
+    }
+    let endpoint = local_aws::Emulator::shared().await.unwrap().endpoint_url().to_owned();
+    env.insert("AWS_ENDPOINT_URL".into(), endpoint);
+    env.insert("AWS_ACCESS_KEY_ID".into(), "test".into());
+    env.insert("AWS_SECRET_ACCESS_KEY".into(), "test".into());
+    env.insert("AWS_REGION".into(), local_aws::REGION.into());
+    for k in [
+        "CUSTOMERS_TABLE",
+        "CATALOG_TABLE",
+        "CYCLES_TABLE",
+        "BILLS_TABLE",
+        "DATA_BUCKET",
+        "CATALOG_VERSION",
+    ] {
+        assert!(env.contains_key(k), "template.yaml gives the functions {k}");
+    }
+    let watch = Watch::start(&env).unwrap();
+    let mut timings = vec![("generate, provision, load".to_owned(), loaded)];
+    let mut invoke = async |function: &str, event: &str| {
+        let inv = watch
+            .invoke(function, event)
+            .await
+            .unwrap_or_else(|e| panic!("{function} {event}: {e:#}"));
+        timings.push((format!("{function} {event}"), inv.elapsed));
+        inv
+    };
+
+    // BeginCycle: a fresh cycle is frozen for the run …
+    let begin: BeginOutput = invoke("settle-begin", "events/settle-begin/start.json")
+        .await
+        .output()
+        .unwrap();
+    assert_eq!(begin.status, BeginStatus::Started, "{begin:?}");
+    assert_eq!(
+        (
+            begin.cycle,
+            begin.run_id.as_str(),
+            begin.catalog_version.as_str(),
+            begin.shard_count
+        ),
+        (cycle, RUN_ID, "2026-v1", 2)
+    );
+    // … and the shard events are exactly the manifest it writes for this data set.
+    let manifest: Vec<ShardTask> = month.bucket.get_json(&begin.manifest_key).await.unwrap().unwrap();
+    assert_eq!(
+        manifest,
+        [
+            read_event::<ShardTask>("events/settle-shard/shard-0.json"),
+            read_event::<ShardTask>("events/settle-shard/shard-1.json"),
+        ],
+        "events/settle-shard/*.json vs the manifest BeginCycle wrote"
+    );
+
+    // The scheduler's form names the same cycle; the same run resumes it.
+    let resumed: BeginOutput = invoke("settle-begin", "events/settle-begin/scheduled.json")
+        .await
+        .output()
+        .unwrap();
+    assert_eq!(resumed.status, BeginStatus::Resumed, "{resumed:?}");
+    assert_eq!((resumed.cycle, resumed.run_id.as_str()), (cycle, RUN_ID));
+
+    // A month 13 is the function error InvalidInput: exit code 1, nothing on stdout.
+    let invalid = invoke("settle-begin", "events/settle-begin/invalid-cycle.json").await;
+    let error = invalid
+        .error()
+        .unwrap_or_else(|| panic!("invalid-cycle.json succeeded: {invalid:?}"));
+    assert_eq!(error.error_type, "InvalidInput", "{invalid:?}");
+    assert!(error.error_message.contains("2026-13"), "{error:?}");
+    assert_eq!(invalid.exit_code, Some(1), "{invalid:?}");
+    assert!(invalid.stdout.trim().is_empty(), "{invalid:?}");
+
+    // SettleShard: one bill per billable customer of each shard.
+    let mut bills = 0;
+    let mut checksum = 0;
+    for (i, entry) in shards.iter().enumerate() {
+        let event = format!("events/settle-shard/shard-{i}.json");
+        let r: ShardResult = invoke("settle-shard", &event).await.output().unwrap();
+        assert_eq!((r.cycle, r.shard, r.skipped), (cycle, entry.shard, false), "{r:?}");
+        assert_eq!(r.bills, u64::from(entry.billable_customers), "{event}: bills");
+        assert_eq!(
+            r.not_billable,
+            u64::from(entry.customers - entry.billable_customers),
+            "{event}: not billable"
+        );
+        bills += r.bills;
+        checksum += r.checksum;
+    }
+    assert_eq!(bills, u64::from(data.manifest.billable_customers));
+    // Sent again, a done shard is skipped with the same counts.
+    let again: ShardResult = invoke("settle-shard", "events/settle-shard/shard-1.json")
+        .await
+        .output()
+        .unwrap();
+    assert!(again.skipped, "{again:?}");
+    assert_eq!(again.bills, u64::from(shards[1].billable_customers));
+
+    // FinishCycle: reconciled and settled.
+    let finish: FinishOutput = invoke("settle-finish", "events/settle-finish/finish.json")
+        .await
+        .output()
+        .unwrap();
+    assert_eq!(finish.status, FinishStatus::Settled, "{finish:?}");
+    assert_eq!(
+        (
+            finish.shards,
+            finish.shards_done,
+            finish.customers,
+            finish.bills,
+            finish.checksum
+        ),
+        (2, 2, 300, bills, checksum),
+        "{finish:?}"
+    );
+    assert!(finish.reasons.is_empty(), "{:?}", finish.reasons);
+    let record = month.cycles.get(cycle).await.unwrap().unwrap();
+    assert_eq!((record.status, record.bills), (CycleStatus::Settled, bills));
+
+    for (step, took) in &timings {
+        eprintln!("sample events: {step}: {took:.1?}");
+    }
+    eprintln!("sample events: total {:.1?}", t0.elapsed());
+}
