@@ -127,10 +127,19 @@ async fn month(a: MonthArgs) -> anyhow::Result<ExitCode> {
         catalogs: CatalogStore::new(ddb, var("CATALOG_TABLE")?),
         bucket: DataBucket::new(adapters::s3_client(&config), var("DATA_BUCKET")?),
     };
+    // The stack's variables, for trying functions against it with `cargo lambda`.
+    std::fs::create_dir_all(&a.out)?;
+    let env_file = a.out.join("stack.env");
+    let mut exports = format!("export AWS_ENDPOINT_URL={}\n", emulator.endpoint_url());
+    for (k, v) in env {
+        exports.push_str(&format!("export {k}={v}\n"));
+    }
+    std::fs::write(&env_file, exports).with_context(|| format!("cannot write {}", env_file.display()))?;
     println!(
-        "provisioned {} resources from template.yaml as {prefix}-* on {} [{:.1?}]",
+        "provisioned {} resources from template.yaml as {prefix}-* on {} (variables: {}) [{:.1?}]",
         resources.iter().count(),
         emulator.endpoint_url(),
+        env_file.display(),
         t.elapsed()
     );
 
