@@ -245,16 +245,16 @@ impl Catalog {
     }
 
     pub fn plan(&self, code: &str) -> Option<&Plan> {
-        self.plans.get(code).map(|&i| &self.doc.plans[i])
+        lookup(&self.doc.plans, &self.plans, code, |p| &p.code).map(|i| &self.doc.plans[i])
     }
 
     pub fn addon(&self, code: &str) -> Option<&Addon> {
-        self.addons.get(code).map(|&i| &self.doc.addons[i])
+        lookup(&self.doc.addons, &self.addons, code, |a| &a.code).map(|i| &self.doc.addons[i])
     }
 
     /// Index of a usage product (stable within this catalog version).
     pub fn product_index(&self, code: &str) -> Option<u16> {
-        self.products.get(code).map(|&i| i as u16)
+        lookup(&self.doc.usage_products, &self.products, code, |p| &p.code).map(|i| i as u16)
     }
 
     pub fn product(&self, index: u16) -> Option<&UsageProduct> {
@@ -266,9 +266,30 @@ impl Catalog {
     }
 }
 
+/// Below this many entries a linear scan of the codes beats hashing the key
+/// (catalogs have a handful of plans and products; this is on the per-line
+/// and per-bill path).
+const LINEAR_LOOKUP_MAX: usize = 16;
+
+fn lookup<T>(items: &[T], index: &HashMap<String, usize>, code: &str, key: impl Fn(&T) -> &String) -> Option<usize> {
+    if items.len() <= LINEAR_LOOKUP_MAX {
+        items.iter().position(|x| key(x) == code)
+    } else {
+        index.get(code).copied()
+    }
+}
+
 fn validate(doc: &CatalogDoc) -> Result<(), String> {
-    if doc.version.trim().is_empty() || doc.version.len() > 64 {
-        return Err("version must be 1-64 characters".into());
+    // The version names files and store keys (`catalog/<version>.json`).
+    let v = &doc.version;
+    if v.is_empty()
+        || v.len() > 64
+        || v.starts_with('.')
+        || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return Err(format!(
+            "version {v:?} must be 1-64 letters, digits, '.', '_' or '-', not starting with '.'"
+        ));
     }
     if doc.currency != "KRW" {
         return Err(format!("currency {:?} is not supported (only KRW)", doc.currency));

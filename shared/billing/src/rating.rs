@@ -37,6 +37,8 @@
 //! Discounts never exceed what they apply to, so no line base and no total is
 //! ever negative.
 
+use std::collections::HashMap;
+
 use domain::{Bill, BillLine, Customer, Cycle, Krw, LineKind};
 
 use crate::catalog::{Allowance, Catalog, Plan, Pricing};
@@ -58,6 +60,8 @@ pub enum RatingError {
         addon: String,
         catalog_version: String,
     },
+    #[error("customer {customer_id} appears {count} times in the shard; none of the copies is billed")]
+    DuplicateCustomer { customer_id: String, count: usize },
     #[error("customer {customer_id}: usage for product {product} overflows")]
     Overflow { customer_id: String, product: String },
 }
@@ -386,9 +390,16 @@ impl ShardSettlement {
     }
 }
 
-/// Settles one shard: sorts the usage by customer and walks customers and
-/// usage in one linear pass (no hash map on the hot path). Bills come out
-/// in customer-id order, so the result is deterministic.
+/// Settles one shard in one linear pass: customers are ordered by id, each
+/// usage record is placed next to its customer by a stable counting sort on
+/// the customer's position (no comparison sort of the records), then every
+/// customer is rated with its own records. Bills come out in customer-id
+/// order, so the result is deterministic.
+///
+/// A customer id listed more than once is an error and none of its copies is
+/// billed (which one would be right?); usage for a customer who is not in the
+/// shard, or who had no service in the cycle, is an error naming file and
+/// line.
 pub fn settle(
     catalog: &Catalog,
     cycle: Cycle,
@@ -396,40 +407,74 @@ pub fn settle(
     usage: UsageParse<'_>,
     file: &str,
 ) -> ShardSettlement {
-    let UsageParse {
-        mut records,
-        errors,
-        lines,
-    } = usage;
+    let UsageParse { records, errors, lines } = usage;
     let mut out = ShardSettlement {
         usage_errors: errors,
         usage_lines: lines,
         ..Default::default()
     };
-    records.sort_by(|a, b| a.customer_id.cmp(b.customer_id).then(a.line.cmp(&b.line)));
-    let mut order: Vec<&Customer> = customers.iter().collect();
-    order.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
-    out.bills.reserve(order.len());
-
-    let mut i = 0;
     let reject = |r: &UsageRecord<'_>, kind| UsageError {
         file: file.to_owned(),
         line: r.line,
         customer_id: Some(r.customer_id.to_owned()),
         kind,
     };
-    for c in order {
-        let id = c.customer_id.as_str();
-        while i < records.len() && records[i].customer_id < id {
-            out.usage_errors
-                .push(reject(&records[i], UsageErrorKind::UnknownCustomer));
-            i += 1;
+
+    let mut order: Vec<&Customer> = customers.iter().collect();
+    order.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
+    let mut unique: Vec<&Customer> = Vec::with_capacity(order.len());
+    let mut i = 0;
+    while i < order.len() {
+        let run = order[i..]
+            .iter()
+            .take_while(|c| c.customer_id == order[i].customer_id)
+            .count();
+        if run == 1 {
+            unique.push(order[i]);
+        } else {
+            out.rating_errors.push(RatingError::DuplicateCustomer {
+                customer_id: order[i].customer_id.to_string(),
+                count: run,
+            });
         }
-        let start = i;
-        while i < records.len() && records[i].customer_id == id {
-            i += 1;
+        i += run;
+    }
+    let position: HashMap<&str, u32> = unique
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.customer_id.as_str(), i as u32))
+        .collect();
+
+    // Stable counting sort of the records by their customer's position.
+    let mut starts = vec![0usize; unique.len() + 1];
+    let mut slots: Vec<u32> = Vec::with_capacity(records.len());
+    for r in &records {
+        match position.get(r.customer_id) {
+            Some(&p) => {
+                starts[p as usize + 1] += 1;
+                slots.push(p);
+            }
+            None => {
+                out.usage_errors.push(reject(r, UsageErrorKind::UnknownCustomer));
+                slots.push(u32::MAX);
+            }
         }
-        let mine = &records[start..i];
+    }
+    for k in 1..starts.len() {
+        starts[k] += starts[k - 1];
+    }
+    let mut grouped = records.clone();
+    let mut next = starts.clone();
+    for (r, &p) in records.iter().zip(&slots) {
+        if p != u32::MAX {
+            grouped[next[p as usize]] = *r;
+            next[p as usize] += 1;
+        }
+    }
+
+    out.bills.reserve(unique.len());
+    for (k, c) in unique.iter().enumerate() {
+        let mine = &grouped[starts[k]..starts[k + 1]];
         match rate(catalog, cycle, c, mine) {
             Ok(Some(bill)) => {
                 out.checksum += bill.total;
@@ -443,8 +488,6 @@ pub fn settle(
             Err(e) => out.rating_errors.push(e),
         }
     }
-    out.usage_errors
-        .extend(records[i..].iter().map(|r| reject(r, UsageErrorKind::UnknownCustomer)));
     out.usage_errors.sort_by_key(|e| e.line);
     out
 }

@@ -33,7 +33,7 @@ pub const MAX_QUANTITY: i64 = 1_000_000_000_000;
 pub const MAX_AMOUNT: i64 = 10_000_000_000;
 
 /// One parsed usage line. `customer_id` borrows from the file's bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct UsageRecord<'a> {
     pub customer_id: &'a str,
     /// Index of the product in the catalog ([`Catalog::product`]).
@@ -79,7 +79,9 @@ impl fmt::Display for UsageError {
         }
         f.write_str(": ")?;
         match &self.kind {
-            UsageErrorKind::MissingHeader => write!(f, "the first line must be the header {HEADER:?}"),
+            UsageErrorKind::MissingHeader => {
+                write!(f, "the first line must be the header {HEADER:?}; the file was not read")
+            }
             UsageErrorKind::ColumnCount(n) => write!(f, "expected 4 columns, found {n}"),
             UsageErrorKind::BadCustomerId => f.write_str("customer id is empty or not letters, digits, '-' or '_'"),
             UsageErrorKind::UnknownProduct(p) => write!(f, "unknown product code {p:?}"),
@@ -129,7 +131,10 @@ pub fn parse_usage<'a>(bytes: &'a [u8], file: &str, catalog: &Catalog) -> UsageP
     match header {
         Some((_, l)) if trim_cr(l) == HEADER.as_bytes() => {}
         Some((n, _)) => {
+            // Nothing after a wrong first line is read: the file counts as one
+            // bad line, so that records + errors = lines still holds.
             out.errors.push(err(n, None, UsageErrorKind::MissingHeader));
+            out.lines = 1;
             return out;
         }
         None => return out, // an empty file: no usage
@@ -318,6 +323,7 @@ mod tests {
         let p = parse_usage(b"C1,DATA,1,\n", "u.csv", &cat());
         assert_eq!(p.errors.len(), 1);
         assert_eq!(p.errors[0].kind, UsageErrorKind::MissingHeader);
+        assert_eq!(p.lines as usize, p.records.len() + p.errors.len());
         assert!(p.errors[0].to_string().contains("u.csv line 1"));
     }
 

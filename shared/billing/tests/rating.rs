@@ -276,6 +276,34 @@ fn settle_walks_customers_and_usage_once() {
     assert_eq!(s.error_count(), 5);
 }
 
+#[test]
+fn a_customer_listed_twice_is_an_error_and_never_billed() {
+    let cat = catalog();
+    let mut twin = customer("C1", "LTE_SLIM");
+    twin.plan = "5G_PREMIUM".into();
+    let customers = vec![customer("C1", "LTE_SLIM"), customer("C2", "LTE_SLIM"), twin];
+    let file = "customer_id,product,quantity,amount\nC1,DATA,5000,\nC2,DATA,5000,\n";
+    let s = settle(
+        &cat,
+        nov(),
+        &customers,
+        parse_usage(file.as_bytes(), "f.csv", &cat),
+        "f.csv",
+    );
+    assert_eq!(
+        s.bills.iter().map(|b| b.customer_id.as_str()).collect::<Vec<_>>(),
+        ["C2"]
+    );
+    assert_eq!(s.rating_errors.len(), 1);
+    assert_eq!(
+        s.rating_errors[0].to_string(),
+        "customer C1 appears 2 times in the shard; none of the copies is billed"
+    );
+    // Its usage line belongs to no billable customer: named too.
+    assert_eq!(s.usage_errors.len(), 1);
+    assert_eq!(s.usage_errors[0].line, 2);
+}
+
 // ---------------------------------------------------------------- properties
 
 fn arb_date(from: i32, to: i32) -> impl Strategy<Value = NaiveDate> {
