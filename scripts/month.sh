@@ -13,18 +13,9 @@ cd "$ROOT"
 
 bash scripts/setup.sh
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/billing-platform/target}"
+source scripts/lib.sh
 export PATH="$ROOT/.venv/bin:$PATH"
-
-if scripts/emulator.sh url >/dev/null 2>&1; then
-  AWS_ENDPOINT_URL="$(scripts/emulator.sh url)"
-else
-  AWS_ENDPOINT_URL="$(scripts/emulator.sh start)"
-  trap 'scripts/emulator.sh stop >/dev/null 2>&1 || true' EXIT
-fi
-export AWS_ENDPOINT_URL
-export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=ap-northeast-2
-unset AWS_PROFILE AWS_SESSION_TOKEN
+use_emulator
 
 echo "building the local runner (first run compiles the workspace: a few minutes)..."
 cargo build -q -p local-run

@@ -11,7 +11,7 @@ cd "$ROOT"
 
 bash scripts/setup.sh
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/billing-platform/target}"
+source scripts/lib.sh
 export PATH="$ROOT/.venv/bin:$PATH"   # cargo lambda, sam, cfn-lint
 export SAM_CLI_TELEMETRY=0
 
@@ -43,15 +43,7 @@ fi
 # --- one emulator for every test process -------------------------------------------------
 # Reuse an emulator the developer already runs (and leave it running); otherwise start one
 # and stop it on exit.
-if scripts/emulator.sh url >/dev/null 2>&1; then
-  AWS_ENDPOINT_URL="$(scripts/emulator.sh url)"
-else
-  AWS_ENDPOINT_URL="$(scripts/emulator.sh start)"
-  trap 'scripts/emulator.sh stop >/dev/null 2>&1 || true' EXIT
-fi
-export AWS_ENDPOINT_URL
-export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=ap-northeast-2
-unset AWS_PROFILE AWS_SESSION_TOKEN
+use_emulator
 echo "emulator: $AWS_ENDPOINT_URL"
 
 # --- tests -------------------------------------------------------------------------------

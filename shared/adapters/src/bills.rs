@@ -9,7 +9,7 @@ use domain::{Bill, Cycle};
 use sha2::{Digest, Sha256};
 
 use crate::StoreError;
-use crate::dynamo::{BatchStats, Item, batch_put};
+use crate::dynamo::{BatchStats, Item, batch_put, query_all};
 use crate::retry::Backoff;
 
 #[derive(Clone, Debug)]
@@ -91,52 +91,34 @@ impl BillStore {
         .await
     }
 
+    fn shard_query(
+        &self,
+        cycle: Cycle,
+        shard: u32,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(partition_key(cycle, shard)))
+    }
+
     /// Every bill of a shard, in customer-id order.
     pub async fn shard(&self, cycle: Cycle, shard: u32) -> Result<Vec<Bill>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(partition_key(cycle, shard)))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| StoreError::aws("Query", &self.table, e))?;
-            for item in page.items.unwrap_or_default() {
-                out.push(self.decode(item, cycle, shard)?);
-            }
-            start = page.last_evaluated_key.filter(|k| !k.is_empty());
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        let result = query_all(self.shard_query(cycle, shard), &self.table).await?;
+        result
+            .items
+            .into_iter()
+            .map(|item| self.decode(item, cycle, shard))
+            .collect()
     }
 
     /// Number of bill items stored for a shard (a `Select=COUNT` query).
     pub async fn count(&self, cycle: Cycle, shard: u32) -> Result<u64, StoreError> {
-        let mut n = 0u64;
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(partition_key(cycle, shard)))
-                .select(Select::Count)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| StoreError::aws("Query", &self.table, e))?;
-            n += u64::try_from(page.count).unwrap_or(0);
-            start = page.last_evaluated_key.filter(|k| !k.is_empty());
-            if start.is_none() {
-                return Ok(n);
-            }
-        }
+        Ok(
+            query_all(self.shard_query(cycle, shard).select(Select::Count), &self.table)
+                .await?
+                .count,
+        )
     }
 }

@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use billing::Catalog;
 
-use crate::dynamo::attr_s;
+use crate::dynamo::{attr_s, conditional_put};
 use crate::{PutOutcome, StoreError};
 
 #[derive(Clone, Debug)]
@@ -27,34 +27,26 @@ impl CatalogStore {
     /// already exists is a [`StoreError::Conflict`] — bills pin versions, so a
     /// version must never change under them.
     pub async fn publish(&self, catalog: &Catalog) -> Result<PutOutcome, StoreError> {
-        let result = self
+        let req = self
             .client
             .put_item()
             .table_name(&self.table)
             .item("version", AttributeValue::S(catalog.version().to_owned()))
             .item("digest", AttributeValue::S(catalog.digest().to_owned()))
             .item("document", AttributeValue::S(catalog.to_json()))
-            .condition_expression("attribute_not_exists(version)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(PutOutcome::Created),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                match self.get_raw(catalog.version()).await? {
-                    Some((digest, _)) if digest == catalog.digest() => Ok(PutOutcome::AlreadyExists),
-                    _ => Err(StoreError::Conflict {
-                        resource: self.table.clone(),
-                        message: format!(
-                            "catalog version {} is already published with different content; publish a new version instead",
-                            catalog.version()
-                        ),
-                    }),
-                }
-            }
-            Err(e) => Err(StoreError::aws("PutItem", &self.table, e)),
+            .condition_expression("attribute_not_exists(version)");
+        if conditional_put(req, &self.table).await? {
+            return Ok(PutOutcome::Created);
+        }
+        match self.get_raw(catalog.version()).await? {
+            Some((digest, _)) if digest == catalog.digest() => Ok(PutOutcome::AlreadyExists),
+            _ => Err(StoreError::Conflict {
+                resource: self.table.clone(),
+                message: format!(
+                    "catalog version {} is already published with different content; publish a new version instead",
+                    catalog.version()
+                ),
+            }),
         }
     }
 

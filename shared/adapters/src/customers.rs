@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use domain::{Customer, CustomerError};
 
-use crate::dynamo::{BatchStats, Item, attr_s, batch_put};
+use crate::dynamo::{BatchStats, Item, attr_s, batch_put, conditional_put, query_all};
 use crate::retry::Backoff;
 use crate::{PutOutcome, StoreError};
 
@@ -63,54 +63,40 @@ impl CustomerStore {
 
     /// Creates a customer unless one with the same key exists.
     pub async fn put_new(&self, customer: &Customer) -> Result<PutOutcome, StoreError> {
-        let result = self
+        let req = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(self.to_item(customer)?))
-            .condition_expression("attribute_not_exists(customer_id)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(PutOutcome::Created),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                Ok(PutOutcome::AlreadyExists)
-            }
-            Err(e) => Err(StoreError::aws("PutItem", &self.table, e)),
-        }
+            .condition_expression("attribute_not_exists(customer_id)");
+        Ok(if conditional_put(req, &self.table).await? {
+            PutOutcome::Created
+        } else {
+            PutOutcome::AlreadyExists
+        })
     }
 
     /// Every customer of a shard, in customer-id order (the sort key).
     pub async fn shard(&self, shard: u32) -> Result<ShardCustomers, StoreError> {
-        let mut out = ShardCustomers::default();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#s = :s")
-                .expression_attribute_names("#s", "shard")
-                .expression_attribute_values(":s", AttributeValue::N(shard.to_string()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| StoreError::aws("Query", &self.table, e))?;
-            out.pages += 1;
-            for item in page.items.unwrap_or_default() {
-                match Self::decode(item) {
-                    Ok(c) => out.customers.push(c),
-                    Err(e) => out.errors.push(e),
-                }
-            }
-            start = page.last_evaluated_key.filter(|k| !k.is_empty());
-            if start.is_none() {
-                return Ok(out);
+        let req = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#s = :s")
+            .expression_attribute_names("#s", "shard")
+            .expression_attribute_values(":s", AttributeValue::N(shard.to_string()));
+        let result = query_all(req, &self.table).await?;
+        let mut out = ShardCustomers {
+            pages: result.pages,
+            ..Default::default()
+        };
+        for item in result.items {
+            match Self::decode(item) {
+                Ok(c) => out.customers.push(c),
+                Err(e) => out.errors.push(e),
             }
         }
+        Ok(out)
     }
 
     /// One customer by id, through the `ByCustomerId` index. `Ok(None)` if

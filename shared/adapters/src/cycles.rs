@@ -18,7 +18,7 @@ use domain::Cycle;
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
-use crate::dynamo::Item;
+use crate::dynamo::{Item, conditional_put, query_all};
 
 pub const CYCLE_ITEM: &str = "CYCLE";
 
@@ -187,7 +187,7 @@ impl CycleStore {
     /// `FAILED`, or recognises this run's own earlier claim. The write is
     /// conditional, so of two concurrent runs exactly one wins.
     pub async fn begin(&self, rec: &CycleRecord) -> Result<BeginOutcome, StoreError> {
-        let result = self
+        let req = self
             .client
             .put_item()
             .table_name(&self.table)
@@ -195,82 +195,48 @@ impl CycleStore {
             .condition_expression("attribute_not_exists(#c) OR #st = :failed")
             .expression_attribute_names("#c", "cycle")
             .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":failed", s("FAILED"))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(BeginOutcome::Started(rec.clone())),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                let Some(current) = self.get(rec.cycle).await? else {
-                    // Deleted between the two calls: let the caller retry.
-                    return Err(StoreError::Conflict {
-                        resource: self.table.clone(),
-                        message: format!("cycle {} changed during begin; retry", rec.cycle),
-                    });
-                };
-                Ok(match current.status {
-                    CycleStatus::Settled => BeginOutcome::AlreadySettled(current),
-                    CycleStatus::Settling if current.run_id == rec.run_id => BeginOutcome::Resumed(current),
-                    _ => BeginOutcome::OwnedByAnotherRun(current),
-                })
-            }
-            Err(e) => Err(StoreError::aws("PutItem", &self.table, e)),
+            .expression_attribute_values(":failed", s("FAILED"));
+        if conditional_put(req, &self.table).await? {
+            return Ok(BeginOutcome::Started(rec.clone()));
         }
+        let Some(current) = self.get(rec.cycle).await? else {
+            // Deleted between the two calls: let the caller retry.
+            return Err(StoreError::Conflict {
+                resource: self.table.clone(),
+                message: format!("cycle {} changed during begin; retry", rec.cycle),
+            });
+        };
+        Ok(match current.status {
+            CycleStatus::Settled => BeginOutcome::AlreadySettled(current),
+            CycleStatus::Settling if current.run_id == rec.run_id => BeginOutcome::Resumed(current),
+            _ => BeginOutcome::OwnedByAnotherRun(current),
+        })
     }
 
     /// Takes a `SETTLING` cycle over from a run that is known to have ended
     /// (failed, aborted or timed out) without finishing it.
     pub async fn take_over(&self, previous_run: &str, rec: &CycleRecord) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(self.cycle_item(rec)?))
-            .condition_expression("#st = :settling AND run_id = :prev")
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":settling", s("SETTLING"))
-            .expression_attribute_values(":prev", s(previous_run))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::aws("PutItem", &self.table, e)),
-        }
+        self.put_if_owned_by(previous_run, rec).await
     }
 
     /// Records the end of a run: `SETTLED` or `FAILED`, only if `rec.run_id`
     /// still owns the cycle. Returns false if it does not (a stale run).
     pub async fn finish(&self, rec: &CycleRecord) -> Result<bool, StoreError> {
-        let result = self
+        self.put_if_owned_by(&rec.run_id, rec).await
+    }
+
+    /// Replaces the cycle item if it is `SETTLING` under `owner`.
+    async fn put_if_owned_by(&self, owner: &str, rec: &CycleRecord) -> Result<bool, StoreError> {
+        let req = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(self.cycle_item(rec)?))
-            .condition_expression("#st = :settling AND run_id = :run")
+            .condition_expression("#st = :settling AND run_id = :owner")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":settling", s("SETTLING"))
-            .expression_attribute_values(":run", s(rec.run_id.clone()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::aws("PutItem", &self.table, e)),
-        }
+            .expression_attribute_values(":owner", s(owner));
+        conditional_put(req, &self.table).await
     }
 
     pub async fn get_shard(&self, cycle: Cycle, shard: u32) -> Result<Option<ShardRecord>, StoreError> {
@@ -311,36 +277,26 @@ impl CycleStore {
 
     /// Every shard record of a cycle, by shard number.
     pub async fn shards(&self, cycle: Cycle) -> Result<HashMap<u32, ShardRecord>, StoreError> {
+        let req = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#c = :c AND begins_with(#i, :p)")
+            .expression_attribute_names("#c", "cycle")
+            .expression_attribute_names("#i", "item")
+            .expression_attribute_values(":c", s(cycle.to_string()))
+            .expression_attribute_values(":p", s("SHARD#"))
+            .consistent_read(true);
         let mut out = HashMap::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#c = :c AND begins_with(#i, :p)")
-                .expression_attribute_names("#c", "cycle")
-                .expression_attribute_names("#i", "item")
-                .expression_attribute_values(":c", s(cycle.to_string()))
-                .expression_attribute_values(":p", s("SHARD#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| StoreError::aws("Query", &self.table, e))?;
-            for mut item in page.items.unwrap_or_default() {
-                item.remove("cycle");
-                let what = item
-                    .remove("item")
-                    .and_then(|v| v.as_s().ok().cloned())
-                    .unwrap_or_default();
-                let rec: ShardRecord = decode(&self.table, &format!("cycle {cycle} {what}"), item)?;
-                out.insert(rec.shard, rec);
-            }
-            start = page.last_evaluated_key.filter(|k| !k.is_empty());
-            if start.is_none() {
-                return Ok(out);
-            }
+        for mut item in query_all(req, &self.table).await?.items {
+            item.remove("cycle");
+            let what = item
+                .remove("item")
+                .and_then(|v| v.as_s().ok().cloned())
+                .unwrap_or_default();
+            let rec: ShardRecord = decode(&self.table, &format!("cycle {cycle} {what}"), item)?;
+            out.insert(rec.shard, rec);
         }
+        Ok(out)
     }
 }

@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures::{StreamExt, TryStreamExt, stream};
 
@@ -157,4 +159,41 @@ async fn write_chunk(
 /// Reads an attribute as a string.
 pub fn attr_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+/// Sends a conditional `PutItem`. `Ok(true)` if the item was written,
+/// `Ok(false)` if the condition failed (an outcome, not an error).
+pub async fn conditional_put(req: PutItemFluentBuilder, table: &str) -> Result<bool, StoreError> {
+    match req.send().await {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(StoreError::aws("PutItem", table, e)),
+    }
+}
+
+/// Every page of a `Query`: the items, the sum of the pages' `Count` (the
+/// number of matches with `Select=COUNT`) and how many pages were read.
+#[derive(Debug, Default)]
+pub struct QueryResult {
+    pub items: Vec<Item>,
+    pub count: u64,
+    pub pages: usize,
+}
+
+/// Runs a `Query` to its last page.
+pub async fn query_all(req: QueryFluentBuilder, table: &str) -> Result<QueryResult, StoreError> {
+    let mut out = QueryResult::default();
+    let mut pages = req.into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| StoreError::aws("Query", table, e))?;
+        out.pages += 1;
+        out.count += u64::try_from(page.count).unwrap_or(0);
+        out.items.extend(page.items.unwrap_or_default());
+    }
+    Ok(out)
 }

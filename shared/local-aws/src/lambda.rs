@@ -7,14 +7,14 @@
 //!
 //! ```no_run
 //! # use std::time::Duration;
-//! # async fn demo() -> Result<(), local_aws::Error> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use lambda_runtime::LambdaEvent;
 //! use local_aws::lambda::LambdaHost;
 //!
 //! let emulator = local_aws::Emulator::shared().await?;
 //! let stack = local_aws::fresh_stack("settles").await?;
 //! let host = LambdaHost::start().await?;
-//! let name = stack.resources.function_name("SettleShardFunction").expect("declared");
+//! let name = stack.resources.function_name("SettleShardFunction").ok_or("not in template.yaml")?;
 //! host.register_fn(emulator, name, Duration::from_secs(60), |event: LambdaEvent<serde_json::Value>| async move {
 //!     Ok::<_, lambda_runtime::Diagnostic>(event.payload)
 //! })

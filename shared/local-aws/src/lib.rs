@@ -16,11 +16,11 @@
 //! Features: `sqs` (queues), `sfn` (state machines, `Stack::sfn`), `lambda` (the host).
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), local_aws::Error> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let stack = local_aws::fresh_stack("settles-once").await?;
-//! let table = stack.resources.table("CustomersTable").expect("declared in template.yaml");
+//! let table = stack.resources.table("CustomersTable").ok_or("not in template.yaml")?;
 //! let ddb = stack.dynamodb();
-//! ddb.describe_table().table_name(table).send().await.expect("table exists");
+//! ddb.describe_table().table_name(table).send().await?;
 //! assert_eq!(stack.env()["CUSTOMERS_TABLE"], table);
 //! # Ok(()) }
 //! ```
