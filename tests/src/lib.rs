@@ -193,7 +193,7 @@ pub fn expected_bills(data: &DataSet) -> anyhow::Result<HashMap<String, Bill>> {
         anyhow::ensure!(usage.errors.is_empty(), "generated usage is valid");
         let mut by_customer: HashMap<&str, Vec<_>> = HashMap::new();
         for r in &usage.records {
-            by_customer.entry(r.customer_id).or_default().push(r.clone());
+            by_customer.entry(r.customer_id).or_default().push(*r);
         }
         for c in &customers {
             let records = by_customer.remove(c.customer_id.as_str()).unwrap_or_default();

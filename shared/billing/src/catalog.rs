@@ -3,6 +3,7 @@
 //! document under an existing version).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use domain::Krw;
@@ -167,10 +168,77 @@ pub struct CatalogDoc {
     pub discounts: Discounts,
 }
 
+/// The text of a bill line, shared by every bill that has the line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineText {
+    pub code: Arc<str>,
+    pub label: Arc<str>,
+    pub unit: Arc<str>,
+}
+
+impl LineText {
+    fn new(code: &str, label: &str, unit: &str) -> Self {
+        LineText {
+            code: code.into(),
+            label: label.into(),
+            unit: unit.into(),
+        }
+    }
+}
+
+/// Line texts of a catalog version, built once when it is loaded.
+#[derive(Clone, Debug)]
+pub struct Texts {
+    /// By plan index; unit "일" (days of service).
+    pub plans: Vec<LineText>,
+    /// By add-on index; unit "일".
+    pub addons: Vec<LineText>,
+    /// By usage product index; the product's unit.
+    pub products: Vec<LineText>,
+    pub contract: LineText,
+    pub family: LineText,
+    pub long_term: LineText,
+    pub birthday: LineText,
+    pub addon_tiers: LineText,
+    pub vat: LineText,
+    pub rounding: LineText,
+}
+
+impl Texts {
+    fn of(doc: &CatalogDoc) -> Texts {
+        let d = &doc.discounts;
+        Texts {
+            plans: doc
+                .plans
+                .iter()
+                .map(|p| LineText::new(&p.code, &p.name, "일"))
+                .collect(),
+            addons: doc
+                .addons
+                .iter()
+                .map(|a| LineText::new(&a.code, &a.name, "일"))
+                .collect(),
+            products: doc
+                .usage_products
+                .iter()
+                .map(|p| LineText::new(&p.code, &p.name, &p.unit))
+                .collect(),
+            contract: LineText::new(&d.contract.code, &d.contract.name, ""),
+            family: LineText::new(&d.family.code, &d.family.name, ""),
+            long_term: LineText::new(&d.long_term.code, &d.long_term.name, ""),
+            birthday: LineText::new(&d.birthday.code, &d.birthday.name, ""),
+            addon_tiers: LineText::new(&d.addon_tiers.code, &d.addon_tiers.name, ""),
+            vat: LineText::new("VAT", "부가가치세", ""),
+            rounding: LineText::new("ROUNDING", "원 단위 절사", ""),
+        }
+    }
+}
+
 /// A validated catalog with code indexes.
 #[derive(Clone, Debug)]
 pub struct Catalog {
     doc: CatalogDoc,
+    texts: Texts,
     digest: String,
     plans: HashMap<String, usize>,
     addons: HashMap<String, usize>,
@@ -220,6 +288,7 @@ impl Catalog {
             addons: index(doc.addons.iter().map(|p| &p.code).collect()),
             products: index(doc.usage_products.iter().map(|p| &p.code).collect()),
             digest: hex::encode(Sha256::digest(&canonical)),
+            texts: Texts::of(&doc),
             doc,
         })
     }
@@ -245,11 +314,24 @@ impl Catalog {
     }
 
     pub fn plan(&self, code: &str) -> Option<&Plan> {
-        lookup(&self.doc.plans, &self.plans, code, |p| &p.code).map(|i| &self.doc.plans[i])
+        self.plan_index(code).map(|i| &self.doc.plans[i])
+    }
+
+    pub fn plan_index(&self, code: &str) -> Option<usize> {
+        lookup(&self.doc.plans, &self.plans, code, |p| &p.code)
     }
 
     pub fn addon(&self, code: &str) -> Option<&Addon> {
-        lookup(&self.doc.addons, &self.addons, code, |a| &a.code).map(|i| &self.doc.addons[i])
+        self.addon_index(code).map(|i| &self.doc.addons[i])
+    }
+
+    pub fn addon_index(&self, code: &str) -> Option<usize> {
+        lookup(&self.doc.addons, &self.addons, code, |a| &a.code)
+    }
+
+    /// The shared texts of this version's bill lines.
+    pub fn texts(&self) -> &Texts {
+        &self.texts
     }
 
     /// Index of a usage product (stable within this catalog version).

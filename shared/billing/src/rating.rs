@@ -41,7 +41,7 @@ use std::collections::HashMap;
 
 use domain::{Bill, BillLine, Customer, Cycle, Krw, LineKind};
 
-use crate::catalog::{Allowance, Catalog, Plan, Pricing};
+use crate::catalog::{Allowance, Catalog, LineText, Plan, Pricing};
 use crate::usage::{UsageError, UsageErrorKind, UsageParse, UsageRecord};
 
 /// A customer that cannot be billed with this catalog. Names the customer and
@@ -81,11 +81,15 @@ pub fn rate(
     }
     let days = i64::from(cycle.days());
     let cid = customer.customer_id.as_str();
-    let plan = catalog.plan(&customer.plan).ok_or_else(|| RatingError::UnknownPlan {
-        customer_id: cid.to_owned(),
-        plan: customer.plan.clone(),
-        catalog_version: catalog.version().to_owned(),
-    })?;
+    let plan_ix = catalog
+        .plan_index(&customer.plan)
+        .ok_or_else(|| RatingError::UnknownPlan {
+            customer_id: cid.to_owned(),
+            plan: customer.plan.clone(),
+            catalog_version: catalog.version().to_owned(),
+        })?;
+    let plan = &catalog.doc().plans[plan_ix];
+    let texts = catalog.texts();
     let mut lines = Vec::with_capacity(4 + customer.addons.len() + usage.len().min(8));
     let prorate_detail = |what: &str| {
         if active < days {
@@ -99,10 +103,10 @@ pub fn rate(
     let plan_fee = plan.monthly_fee.mul_div_floor(active, days);
     lines.push(BillLine {
         kind: LineKind::Plan,
-        code: plan.code.clone(),
-        label: plan.name.clone(),
+        code: texts.plans[plan_ix].code.clone(),
+        label: texts.plans[plan_ix].label.clone(),
         quantity: active,
-        unit: "일".into(),
+        unit: texts.plans[plan_ix].unit.clone(),
         unit_price: plan.monthly_fee,
         amount: plan_fee,
         taxable: true,
@@ -110,19 +114,21 @@ pub fn rate(
     });
     let mut addon_total = Krw::ZERO;
     for code in &customer.addons {
-        let addon = catalog.addon(code).ok_or_else(|| RatingError::UnknownAddon {
+        let addon_ix = catalog.addon_index(code).ok_or_else(|| RatingError::UnknownAddon {
             customer_id: cid.to_owned(),
             addon: code.clone(),
             catalog_version: catalog.version().to_owned(),
         })?;
+        let addon = &catalog.doc().addons[addon_ix];
+        let text = &texts.addons[addon_ix];
         let amount = addon.monthly_fee.mul_div_floor(active, days);
         addon_total += amount;
         lines.push(BillLine {
             kind: LineKind::Addon,
-            code: addon.code.clone(),
-            label: addon.name.clone(),
+            code: text.code.clone(),
+            label: text.label.clone(),
             quantity: active,
-            unit: "일".into(),
+            unit: text.unit.clone(),
             unit_price: addon.monthly_fee,
             amount,
             taxable: true,
@@ -144,7 +150,9 @@ pub fn rate(
         slot.1 = Krw(slot.1.won().checked_add(r.amount.won()).ok_or_else(overflow)?);
         slot.2 += 1;
     }
-    for (product, &(quantity, amount, records)) in catalog.products().iter().zip(&per_product) {
+    for ((product, text), &(quantity, amount, records)) in
+        catalog.products().iter().zip(&texts.products).zip(&per_product)
+    {
         if records == 0 {
             continue;
         }
@@ -174,10 +182,10 @@ pub fn rate(
                 };
                 lines.push(BillLine {
                     kind: LineKind::Usage,
-                    code: product.code.clone(),
-                    label: product.name.clone(),
+                    code: text.code.clone(),
+                    label: text.label.clone(),
                     quantity: over,
-                    unit: product.unit.clone(),
+                    unit: text.unit.clone(),
                     unit_price: *price_per_block,
                     amount: charge,
                     taxable: product.taxable,
@@ -186,10 +194,10 @@ pub fn rate(
             }
             Pricing::PassThrough => lines.push(BillLine {
                 kind: LineKind::Usage,
-                code: product.code.clone(),
-                label: product.name.clone(),
+                code: text.code.clone(),
+                label: text.label.clone(),
                 quantity,
-                unit: product.unit.clone(),
+                unit: text.unit.clone(),
                 unit_price: Krw::ZERO,
                 amount,
                 taxable: product.taxable,
@@ -201,7 +209,7 @@ pub fn rate(
 
     // 3. Plan-fee discounts, in precedence order.
     let d = &catalog.doc().discounts;
-    let mut plan_discounts: Vec<(&str, &str, Krw, String)> = Vec::with_capacity(4);
+    let mut plan_discounts: Vec<(&LineText, Krw, String)> = Vec::with_capacity(4);
     let mut remaining = plan_fee;
     let contract_days = i64::from(customer.contract_days(cycle));
     if contract_days > 0 && d.contract.percent > 0 {
@@ -211,8 +219,7 @@ pub fn rate(
             .min(remaining);
         remaining -= amount;
         plan_discounts.push((
-            &d.contract.code,
-            &d.contract.name,
+            &texts.contract,
             amount,
             format!("{}% × {contract_days}/{days}일", d.contract.percent),
         ));
@@ -227,12 +234,7 @@ pub fn rate(
     {
         let amount = remaining.percent_floor(row.percent);
         remaining -= amount;
-        plan_discounts.push((
-            &d.family.code,
-            &d.family.name,
-            amount,
-            format!("{}인 결합 {}%", f.members, row.percent),
-        ));
+        plan_discounts.push((&texts.family, amount, format!("{}인 결합 {}%", f.members, row.percent)));
     }
     let years = customer.tenure_years(cycle);
     if let Some(t) = d
@@ -244,30 +246,25 @@ pub fn rate(
     {
         let amount = remaining.percent_floor(t.percent);
         remaining -= amount;
-        plan_discounts.push((
-            &d.long_term.code,
-            &d.long_term.name,
-            amount,
-            format!("{years}년 {}%", t.percent),
-        ));
+        plan_discounts.push((&texts.long_term, amount, format!("{years}년 {}%", t.percent)));
     }
     if chrono::Datelike::month(&customer.birthday) == cycle.month() {
         let amount = d.birthday.amount.min(remaining);
-        plan_discounts.push((&d.birthday.code, &d.birthday.name, amount, String::new()));
+        plan_discounts.push((&texts.birthday, amount, String::new()));
     }
     // The cap: trim later discounts first.
     let cap = plan_fee.percent_floor(d.plan_discount_cap_percent);
-    let mut excess = plan_discounts.iter().map(|x| x.2).sum::<Krw>() - cap;
+    let mut excess = plan_discounts.iter().map(|x| x.1).sum::<Krw>() - cap;
     for x in plan_discounts.iter_mut().rev() {
         if excess <= Krw::ZERO {
             break;
         }
-        let cut = x.2.min(excess);
-        x.2 -= cut;
+        let cut = x.1.min(excess);
+        x.1 -= cut;
         excess -= cut;
     }
-    for (code, name, amount, detail) in plan_discounts {
-        push_discount(&mut lines, code, name, amount, detail);
+    for (text, amount, detail) in plan_discounts {
+        push_discount(&mut lines, text, amount, detail);
     }
 
     // 4. Add-on bundle discount.
@@ -282,8 +279,7 @@ pub fn rate(
         let amount = addon_total.percent_floor(t.percent).min(addon_total);
         push_discount(
             &mut lines,
-            &d.addon_tiers.code,
-            &d.addon_tiers.name,
+            &texts.addon_tiers,
             amount,
             format!("{n_addons}개 {}%", t.percent),
         );
@@ -299,10 +295,10 @@ pub fn rate(
     let vat = taxable_base.percent_floor(catalog.doc().vat_percent);
     lines.push(BillLine {
         kind: LineKind::Vat,
-        code: "VAT".into(),
-        label: "부가가치세".into(),
+        code: texts.vat.code.clone(),
+        label: texts.vat.label.clone(),
         quantity: 1,
-        unit: String::new(),
+        unit: texts.vat.unit.clone(),
         unit_price: Krw::ZERO,
         amount: vat,
         taxable: false,
@@ -316,10 +312,10 @@ pub fn rate(
     if rounding != Krw::ZERO {
         lines.push(BillLine {
             kind: LineKind::Rounding,
-            code: "ROUNDING".into(),
-            label: "원 단위 절사".into(),
+            code: texts.rounding.code.clone(),
+            label: texts.rounding.label.clone(),
             quantity: 1,
-            unit: String::new(),
+            unit: texts.rounding.unit.clone(),
             unit_price: Krw::ZERO,
             amount: rounding,
             taxable: false,
@@ -350,16 +346,16 @@ fn allowance_of(plan: &Plan, a: Allowance) -> Option<i64> {
     }
 }
 
-fn push_discount(lines: &mut Vec<BillLine>, code: &str, name: &str, amount: Krw, detail: String) {
+fn push_discount(lines: &mut Vec<BillLine>, text: &LineText, amount: Krw, detail: String) {
     if amount <= Krw::ZERO {
         return;
     }
     lines.push(BillLine {
         kind: LineKind::Discount,
-        code: code.to_owned(),
-        label: name.to_owned(),
+        code: text.code.clone(),
+        label: text.label.clone(),
         quantity: 1,
-        unit: String::new(),
+        unit: text.unit.clone(),
         unit_price: Krw::ZERO,
         amount: -amount,
         taxable: true,

@@ -48,7 +48,10 @@ fn bill(c: &Customer, usage_csv: &str) -> Bill {
 }
 
 fn line(b: &Bill, code: &str) -> Krw {
-    b.lines.iter().find(|l| l.code == code).map_or(Krw::ZERO, |l| l.amount)
+    b.lines
+        .iter()
+        .find(|l| &*l.code == code)
+        .map_or(Krw::ZERO, |l| l.amount)
 }
 
 #[test]
@@ -115,9 +118,9 @@ fn usage_overage_and_pass_through() {
     assert_eq!(line(&b, "DATA"), Krw(52 * 22)); // 2,100 − 2,048 = 52 MB
     assert_eq!(line(&b, "VOICE"), Krw(18)); // 5 s over → one started 10 s block
     assert_eq!(line(&b, "SMS"), Krw::ZERO); // within allowance: no line
-    assert!(b.lines.iter().all(|l| l.code != "SMS"));
+    assert!(b.lines.iter().all(|l| &*l.code != "SMS"));
     assert_eq!(line(&b, "MICROPAY"), Krw(20_000));
-    assert_eq!(b.lines.iter().find(|l| l.code == "MICROPAY").unwrap().quantity, 3);
+    assert_eq!(b.lines.iter().find(|l| &*l.code == "MICROPAY").unwrap().quantity, 3);
     assert_eq!(line(&b, "DEVICE_INST"), Krw(41_250));
     // VAT only on plan + taxable usage.
     let taxable = 33_000 + 52 * 22 + 18;
@@ -164,7 +167,7 @@ fn discounts_stack_in_documented_order() {
         .lines
         .iter()
         .filter(|l| l.kind == LineKind::Discount)
-        .map(|l| l.code.as_str())
+        .map(|l| &*l.code)
         .collect();
     assert_eq!(
         order,
@@ -395,11 +398,11 @@ proptest! {
         // Discount caps.
         let d = &doc.discounts;
         let plan_disc: Krw = b.lines.iter()
-            .filter(|l| l.kind == LineKind::Discount && l.code != d.addon_tiers.code)
+            .filter(|l| l.kind == LineKind::Discount && *l.code != *d.addon_tiers.code)
             .map(|l| -l.amount).sum();
         prop_assert!(plan_disc <= plan_line.amount.percent_floor(d.plan_discount_cap_percent));
         let addon_total: Krw = b.lines.iter().filter(|l| l.kind == LineKind::Addon).map(|l| l.amount).sum();
-        let addon_disc = -b.lines.iter().filter(|l| l.code == d.addon_tiers.code).map(|l| l.amount).sum::<Krw>();
+        let addon_disc = -b.lines.iter().filter(|l| *l.code == *d.addon_tiers.code).map(|l| l.amount).sum::<Krw>();
         prop_assert!(addon_disc <= addon_total);
         // Header figures agree with the lines.
         let charges: Krw = b.lines.iter().filter(|l| matches!(l.kind, LineKind::Plan | LineKind::Addon | LineKind::Usage)).map(|l| l.amount).sum();

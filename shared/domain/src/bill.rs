@@ -1,6 +1,8 @@
 //! Bills: one per customer and cycle, with every line a self-contained
 //! snapshot (names and prices copied from the catalog version used).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::Cycle;
@@ -23,14 +25,15 @@ pub enum LineKind {
 pub struct BillLine {
     pub kind: LineKind,
     /// Catalog code of the product or rule (`5G_STANDARD`, `DATA`,
-    /// `DISC_CONTRACT`, `VAT`, …).
-    pub code: String,
+    /// `DISC_CONTRACT`, `VAT`, …). Shared text: every bill of a settlement
+    /// refers to the catalog's one copy instead of allocating its own.
+    pub code: Arc<str>,
     /// Label as printed on the invoice, copied from the catalog.
-    pub label: String,
+    pub label: Arc<str>,
     /// Quantity in `unit` (days of service for fees, MB/seconds/messages for
     /// usage, count of charges for pass-through lines).
     pub quantity: i64,
-    pub unit: String,
+    pub unit: Arc<str>,
     /// Price per unit where one applies (monthly fee, price per block).
     #[serde(default)]
     pub unit_price: Krw,

@@ -276,11 +276,19 @@ fn usage_is_realistic_and_settles_without_errors() {
     // Some customers exceed their data allowance, so overage lines exist.
     let overage = bills
         .iter()
-        .filter(|b| b.lines.iter().any(|l| l.kind == LineKind::Usage && l.code == "DATA"))
+        .filter(|b| b.lines.iter().any(|l| l.kind == LineKind::Usage && &*l.code == "DATA"))
         .count();
     within("bills with data overage", overage as f64 / billable as f64, 0.03, 0.12);
     assert!(bills.iter().all(|b| b.total.won() >= 0 && b.sum_of_lines() == b.total));
-    assert!(bills.iter().any(|b| b.lines.iter().any(|l| l.code == "DISC_FAMILY")));
-    assert!(bills.iter().any(|b| b.lines.iter().any(|l| l.code == "DISC_CONTRACT")));
-    assert!(bills.iter().any(|b| b.lines.iter().any(|l| l.code == "DISC_BIRTHDAY")));
+    assert!(bills.iter().any(|b| b.lines.iter().any(|l| &*l.code == "DISC_FAMILY")));
+    assert!(
+        bills
+            .iter()
+            .any(|b| b.lines.iter().any(|l| &*l.code == "DISC_CONTRACT"))
+    );
+    assert!(
+        bills
+            .iter()
+            .any(|b| b.lines.iter().any(|l| &*l.code == "DISC_BIRTHDAY"))
+    );
 }

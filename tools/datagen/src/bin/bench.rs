@@ -716,7 +716,7 @@ fn settle_bucketed(
         perm[next[p as usize]] = i as u32;
         next[p as usize] += 1;
     }
-    let grouped: Vec<UsageRecord<'_>> = perm.iter().map(|&i| records[i as usize].clone()).collect();
+    let grouped: Vec<UsageRecord<'_>> = perm.iter().map(|&i| records[i as usize]).collect();
     // Bills are kept until the shard is done, as `settle` returns them.
     let mut bills = Vec::with_capacity(customers.len());
     for (rank, &ci) in order.iter().enumerate() {
