@@ -33,6 +33,21 @@ struct Cli {
 enum Command {
     /// Generate a population, provision the stack, load the data and settle the month.
     Month(MonthArgs),
+    /// Provision a fresh stack and load a data set written by `datagen generate` into it.
+    Load(LoadArgs),
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    /// Data set directory (holding manifest.json).
+    #[arg(long, default_value = "out/data")]
+    dir: PathBuf,
+    /// Where the stack's variables are written (stack.env).
+    #[arg(long, default_value = "out/load")]
+    out: PathBuf,
+    /// System quiet window (Asia/Seoul) customers are checked against.
+    #[arg(long, default_value = "21:00-08:00")]
+    quiet_window: QuietWindow,
 }
 
 #[derive(Args)]
@@ -53,6 +68,93 @@ struct MonthArgs {
     /// System quiet window (Asia/Seoul).
     #[arg(long, default_value = "21:00-08:00")]
     quiet_window: QuietWindow,
+}
+
+/// A provisioned stack in the emulator and the stores the loader writes to.
+struct Stack {
+    emulator: &'static Emulator,
+    config: aws_config::SdkConfig,
+    resources: local_aws::Resources,
+    stores: Stores,
+}
+
+/// Provisions every resource template.yaml declares under a fresh prefix and
+/// writes the stack's variables to `out/stack.env` (for `cargo lambda`).
+async fn provision_stack(out: &std::path::Path, name: &str) -> anyhow::Result<Stack> {
+    let t = Instant::now();
+    let emulator = Emulator::shared().await?;
+    let config = emulator.sdk_config().await;
+    let prefix = local_aws::unique_prefix(name);
+    let resources = local_aws::provision(&config, &prefix).await?;
+    let env = resources.env();
+    let var = |k: &str| {
+        env.get(k)
+            .cloned()
+            .with_context(|| format!("template.yaml does not define {k}"))
+    };
+    let ddb = adapters::dynamodb_client(&config);
+    let stores = Stores {
+        customers: CustomerStore::new(ddb.clone(), var("CUSTOMERS_TABLE")?),
+        catalogs: CatalogStore::new(ddb, var("CATALOG_TABLE")?),
+        bucket: DataBucket::new(adapters::s3_client(&config), var("DATA_BUCKET")?),
+    };
+    std::fs::create_dir_all(out)?;
+    let env_file = out.join("stack.env");
+    let mut exports = format!("export AWS_ENDPOINT_URL={}\n", emulator.endpoint_url());
+    for (k, v) in env {
+        exports.push_str(&format!("export {k}={v}\n"));
+    }
+    std::fs::write(&env_file, exports).with_context(|| format!("cannot write {}", env_file.display()))?;
+    println!(
+        "provisioned {} resources from template.yaml as {prefix}-* on {} (variables: {}) [{:.1?}]",
+        resources.iter().count(),
+        emulator.endpoint_url(),
+        env_file.display(),
+        t.elapsed()
+    );
+    Ok(Stack {
+        emulator,
+        config,
+        resources,
+        stores,
+    })
+}
+
+/// Loads a data set and prints what happened, rejected records included.
+async fn load_and_report(
+    dir: &std::path::Path,
+    stores: &Stores,
+    quiet: QuietWindow,
+) -> anyhow::Result<local_run::load::LoadReport> {
+    let manifest = datagen::Manifest::load(dir)?;
+    let pb = bar(u64::from(manifest.shard_count), "load");
+    let keys = keyring_from_spec(std::env::var("PII_KEYS").ok().as_deref())?;
+    let report = load_dataset(dir, stores, &keys, quiet, 4, &|_| pb.inc(1)).await?;
+    pb.finish_and_clear();
+    println!(
+        "loaded     {} customers, {} usage files ({} bytes), catalog {} ({}); {} DynamoDB and {} S3 requests [{:.1?}]",
+        report.customers_loaded,
+        report.usage_files,
+        report.usage_bytes,
+        report.catalog_version,
+        match report.catalog_outcome {
+            Some(adapters::PutOutcome::Created) => "published",
+            _ => "already published",
+        },
+        report.dynamodb_requests,
+        report.s3_requests,
+        report.elapsed
+    );
+    if !report.rejected.is_empty() {
+        println!("rejected   {} customer records:", report.rejected.len());
+        for r in report.rejected.iter().take(10) {
+            println!("           {r}");
+        }
+        if report.rejected.len() > 10 {
+            println!("           … and {} more", report.rejected.len() - 10);
+        }
+    }
+    Ok(report)
 }
 
 /// The longest a local settlement may take before the runner gives up.
@@ -80,6 +182,15 @@ async fn main() -> anyhow::Result<ExitCode> {
         .init();
     match Cli::parse().command {
         Command::Month(a) => month(a).await,
+        Command::Load(a) => {
+            let stack = provision_stack(&a.out, "load").await?;
+            let report = load_and_report(&a.dir, &stack.stores, a.quiet_window).await?;
+            Ok(if report.rejected.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
     }
 }
 
@@ -87,7 +198,7 @@ async fn month(a: MonthArgs) -> anyhow::Result<ExitCode> {
     let total = Instant::now();
     let keys = keyring_from_spec(std::env::var("PII_KEYS").ok().as_deref())?;
 
-    // 1. Generate.
+    // 1. Generate (deterministic: a re-run writes the same bytes).
     let t = Instant::now();
     let mut cfg = GenConfig::new(a.customers, a.cycle);
     cfg.seed = a.seed;
@@ -110,64 +221,15 @@ async fn month(a: MonthArgs) -> anyhow::Result<ExitCode> {
     );
 
     // 2. Provision every resource template.yaml declares, under a fresh prefix.
-    let t = Instant::now();
-    let emulator = Emulator::shared().await?;
-    let config = emulator.sdk_config().await;
-    let prefix = local_aws::unique_prefix("month");
-    let resources = local_aws::provision(&config, &prefix).await?;
-    let env = resources.env();
-    let var = |k: &str| {
-        env.get(k)
-            .cloned()
-            .with_context(|| format!("template.yaml does not define {k}"))
-    };
-    let ddb = adapters::dynamodb_client(&config);
-    let stores = Stores {
-        customers: CustomerStore::new(ddb.clone(), var("CUSTOMERS_TABLE")?),
-        catalogs: CatalogStore::new(ddb, var("CATALOG_TABLE")?),
-        bucket: DataBucket::new(adapters::s3_client(&config), var("DATA_BUCKET")?),
-    };
-    // The stack's variables, for trying functions against it with `cargo lambda`.
-    std::fs::create_dir_all(&a.out)?;
-    let env_file = a.out.join("stack.env");
-    let mut exports = format!("export AWS_ENDPOINT_URL={}\n", emulator.endpoint_url());
-    for (k, v) in env {
-        exports.push_str(&format!("export {k}={v}\n"));
-    }
-    std::fs::write(&env_file, exports).with_context(|| format!("cannot write {}", env_file.display()))?;
-    println!(
-        "provisioned {} resources from template.yaml as {prefix}-* on {} (variables: {}) [{:.1?}]",
-        resources.iter().count(),
-        emulator.endpoint_url(),
-        env_file.display(),
-        t.elapsed()
-    );
+    let Stack {
+        emulator,
+        config,
+        resources,
+        stores,
+    } = provision_stack(&a.out, "month").await?;
 
     // 3. Load.
-    let pb = bar(u64::from(summary.manifest.shard_count), "load");
-    let keys = keyring_from_spec(std::env::var("PII_KEYS").ok().as_deref())?;
-    let report = load_dataset(&data_dir, &stores, &keys, a.quiet_window, 4, &|_| pb.inc(1)).await?;
-    pb.finish_and_clear();
-    println!(
-        "loaded     {} customers, {} usage files ({} bytes), catalog {} ({}); {} DynamoDB and {} S3 requests [{:.1?}]",
-        report.customers_loaded,
-        report.usage_files,
-        report.usage_bytes,
-        report.catalog_version,
-        match report.catalog_outcome {
-            Some(adapters::PutOutcome::Created) => "published",
-            _ => "already published",
-        },
-        report.dynamodb_requests,
-        report.s3_requests,
-        report.elapsed
-    );
-    if !report.rejected.is_empty() {
-        println!("rejected   {} customer records:", report.rejected.len());
-        for r in report.rejected.iter().take(10) {
-            println!("           {r}");
-        }
-    }
+    let report = load_and_report(&data_dir, &stores, a.quiet_window).await?;
 
     // 4. Settle: the deployable state machine on the emulator's engine, our handlers in-process.
     let host = LambdaHost::start().await?;
