@@ -175,6 +175,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<BeginInput>) -> Result<Begin
         finished_at: None,
         // Counts the runs that took the cycle: a restart after FAILED is the next one.
         runs: current.as_ref().map_or(1, |c| c.runs + 1),
+        shards_done: 0,
         customers: 0,
         bills: 0,
         not_billable: 0,

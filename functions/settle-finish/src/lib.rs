@@ -80,13 +80,13 @@ impl From<FinishError> for Diagnostic {
     }
 }
 
-fn output(r: &CycleRecord, status: FinishStatus, shards_done: u32) -> FinishOutput {
+fn output(r: &CycleRecord, status: FinishStatus) -> FinishOutput {
     FinishOutput {
         cycle: r.cycle,
         run_id: r.run_id.clone(),
         status,
         shards: r.shard_count,
-        shards_done,
+        shards_done: r.shards_done,
         customers: r.customers,
         bills: r.bills,
         not_billable: r.not_billable,
@@ -108,11 +108,8 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<FinishInput>) -> Result<Fini
     }
     match rec.status {
         // A retry of a finish that already went through: same answer.
-        CycleStatus::Settled => return Ok(output(&rec, FinishStatus::Settled, rec.shard_count)),
-        CycleStatus::Failed => {
-            let done = rec.shard_count.saturating_sub(rec.reasons.len() as u32);
-            return Ok(output(&rec, FinishStatus::Failed, done));
-        }
+        CycleStatus::Settled => return Ok(output(&rec, FinishStatus::Settled)),
+        CycleStatus::Failed => return Ok(output(&rec, FinishStatus::Failed)),
         CycleStatus::Settling => {}
     }
     let manifest: Vec<ShardTask> =
@@ -203,6 +200,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<FinishInput>) -> Result<Fini
     let finished = CycleRecord {
         status,
         finished_at: Some(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)),
+        shards_done: done,
         customers,
         bills,
         not_billable,
@@ -224,5 +222,5 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<FinishInput>) -> Result<Fini
         FinishStatus::Failed
     };
     tracing::info!(?status, bills, checksum, reasons = total_reasons, "cycle reconciled");
-    Ok(output(&finished, status, done))
+    Ok(output(&finished, status))
 }

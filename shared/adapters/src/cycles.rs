@@ -52,6 +52,9 @@ pub struct CycleRecord {
     /// How many runs have taken the cycle (1 for a clean first run).
     #[serde(default)]
     pub runs: u32,
+    /// Shards that reconciled (set when the run finishes).
+    #[serde(default)]
+    pub shards_done: u32,
     #[serde(default)]
     pub customers: u64,
     #[serde(default)]
