@@ -24,10 +24,18 @@ once. A handler that cannot be reached becomes a function error of type
 `Local.HandlerUnavailable` (so a state machine sees an error name, not a crash). Invoke of
 an unregistered name goes to moto, which answers ResourceNotFoundException.
 
+Fault injection, for behaviour AWS shows and moto never does:
+
+    POST /_local/faults/dynamodb/unprocessed   {"table": "t", "calls": N}
+        the next N `BatchWriteItem` calls that write to table t store only the first half of
+        that table's requests and answer the rest as `UnprocessedItems`, as DynamoDB does
+        under throttling; the caller must re-drive them.
+
 Only loopback addresses are accepted, for the server and for handler URLs.
 """
 
 import argparse
+import binascii
 import io
 import json
 import logging
@@ -44,6 +52,8 @@ LOG = logging.getLogger("emulator.lambda")
 
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 ROUTES_PATH = "/_local/lambda"
+UNPROCESSED_PATH = "/_local/faults/dynamodb/unprocessed"
+BATCH_WRITE_TARGET = "DynamoDB_20120810.BatchWriteItem"
 HANDLER_TIMEOUT_S = 900  # Lambda's maximum timeout
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -72,6 +82,7 @@ class LambdaRouter:
     def __init__(self, app):
         self.app = app
         self.routes = {}
+        self.unprocessed = {}  # table -> BatchWriteItem calls still to answer partly
         self.lock = threading.Lock()
 
     def __call__(self, environ, start_response):
@@ -79,6 +90,10 @@ class LambdaRouter:
         method = environ.get("REQUEST_METHOD", "GET")
         if path == ROUTES_PATH or path.startswith(ROUTES_PATH + "/"):
             return self.admin(method, path, environ, start_response)
+        if path == UNPROCESSED_PATH and method == "POST":
+            return self.set_unprocessed(environ, start_response)
+        if method == "POST" and environ.get("HTTP_X_AMZ_TARGET") == BATCH_WRITE_TARGET and self.unprocessed:
+            return self.batch_write(environ, start_response)
         match = INVOKE_PATH.match(path) if method == "POST" else None
         if match:
             name = function_name(match.group("name"))
@@ -123,6 +138,71 @@ class LambdaRouter:
             return respond(start_response, 404, {"error": f"no such router call: {method} {path}"})
         except (ValueError, AttributeError) as e:
             return respond(start_response, 400, {"error": f"bad request: {e}"})
+
+    # --- DynamoDB faults -------------------------------------------------------------------
+
+    def set_unprocessed(self, environ, start_response):
+        try:
+            request = json.loads(read_body(environ) or b"{}")
+            table, calls = request.get("table"), int(request.get("calls", 0))
+        except (ValueError, TypeError, AttributeError) as e:
+            return respond(start_response, 400, {"error": f"bad request: {e}"})
+        if not isinstance(table, str) or not table or calls < 0:
+            return respond(start_response, 400, {"error": "table and calls >= 0 are required"})
+        with self.lock:
+            self.unprocessed[table] = calls
+        LOG.info("fault: next %d BatchWriteItem calls to %s leave half unprocessed", calls, table)
+        return respond(start_response, 200, {"table": table, "calls": calls})
+
+    def batch_write(self, environ, start_response):
+        body = read_body(environ)
+        try:
+            request = json.loads(body)
+            items = request["RequestItems"]
+        except (ValueError, KeyError, TypeError):
+            return self.pass_through(body, environ, start_response)
+        held = {}
+        with self.lock:
+            for table, writes in items.items():
+                if self.unprocessed.get(table, 0) > 0 and len(writes) > 1:
+                    self.unprocessed[table] -= 1
+                    keep = (len(writes) + 1) // 2
+                    held[table], items[table] = writes[keep:], writes[:keep]
+        if not held:
+            return self.pass_through(body, environ, start_response)
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, headers
+
+        new_body = json.dumps(request).encode()
+        environ["wsgi.input"] = io.BytesIO(new_body)
+        environ["CONTENT_LENGTH"] = str(len(new_body))
+        answer = b"".join(self.app(environ, capture))
+        if not captured.get("status", "").startswith("200"):
+            start_response(captured["status"], captured["headers"])
+            return [answer]
+        document = json.loads(answer)
+        unprocessed = document.setdefault("UnprocessedItems", {})
+        for table, writes in held.items():
+            unprocessed.setdefault(table, []).extend(writes)
+        payload = json.dumps(document).encode()
+        headers = [
+            (k, v)
+            for k, v in captured["headers"]
+            if k.lower() not in ("content-length", "x-amz-crc32")
+        ]
+        headers += [
+            ("Content-Length", str(len(payload))),
+            ("X-Amz-Crc32", str(binascii.crc32(payload) & 0xFFFFFFFF)),
+        ]
+        start_response(captured["status"], headers)
+        return [payload]
+
+    def pass_through(self, body, environ, start_response):
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        return self.app(environ, start_response)
 
     # --- Invoke ----------------------------------------------------------------------------
 

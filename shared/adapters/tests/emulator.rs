@@ -167,3 +167,50 @@ async fn usage_files_by_cycle_and_shard() {
     );
     assert_eq!(store.shards(cycle).await.unwrap(), vec![3, 12]);
 }
+
+#[tokio::test]
+async fn unprocessed_items_are_re_driven_until_stored() {
+    let (_stack, store, _, _) = stores("batch-unprocessed").await;
+    let emulator = local_aws::Emulator::shared().await.unwrap();
+    // DynamoDB under throttling answers part of a batch as UnprocessedItems; the
+    // emulator does so for the next three calls to this table.
+    emulator.leave_unprocessed(store.table(), 3).await.unwrap();
+    let all: Vec<Customer> = (1..=25).map(|i| customer(i, 4)).collect();
+    let stats = store.put_all(&all).await.unwrap();
+    // 25 → 13 stored, 12 back → 6 stored, 6 back → 3 stored, 3 back → 3 stored.
+    assert_eq!((stats.items, stats.requests, stats.retries), (25, 4, 3));
+    let stored = store.shard(4).await.unwrap();
+    assert_eq!(stored.customers.len(), 25);
+    assert_eq!(stored.customers, all);
+}
+
+#[tokio::test]
+async fn items_still_unprocessed_after_every_retry_fail_the_call() {
+    let (stack, store, _, _) = stores("batch-exhausted").await;
+    let emulator = local_aws::Emulator::shared().await.unwrap();
+    emulator.leave_unprocessed(store.table(), 100).await.unwrap();
+    let items: Vec<_> = (1..=8)
+        .map(|i| serde_dynamo::to_item(customer(i, 2)).unwrap())
+        .collect();
+    let quick = Backoff {
+        base: std::time::Duration::from_millis(1),
+        cap: std::time::Duration::from_millis(5),
+        max_attempts: 3,
+    };
+    let e = batch_put(&dynamodb_client(&stack.config), store.table(), items, 1, quick)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::Unprocessed {
+                unprocessed: 1,
+                attempts: 3,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains(store.table()), "{e}");
+    assert!(e.is_transient(), "a retry later may succeed");
+}

@@ -183,6 +183,20 @@ impl Emulator {
         }
     }
 
+    /// Fault injection: the next `calls` `BatchWriteItem` requests that write to `table` store
+    /// only the first half of that table's requests and return the rest as
+    /// `UnprocessedItems`, as DynamoDB does under throttling (moto never does by itself).
+    pub async fn leave_unprocessed(&self, table: &str, calls: u32) -> Result<(), Error> {
+        let body = serde_json::json!({ "table": table, "calls": calls }).to_string();
+        let path = "/_local/faults/dynamodb/unprocessed";
+        let (status, text) = admin::request(&self.endpoint, "POST", path, Some(&body)).await?;
+        if (200..300).contains(&status) && text.contains("\"calls\"") {
+            Ok(())
+        } else {
+            Err(self.no_router(status, &text))
+        }
+    }
+
     /// Remove the route of `function_name` (see [`register_lambda_route`](Self::register_lambda_route)).
     pub async fn unregister_lambda_route(&self, function_name: &str) -> Result<(), Error> {
         let body = serde_json::json!({ "function_name": function_name }).to_string();
