@@ -11,10 +11,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use adapters::PutOutcome;
 use adapters::catalog_store::CatalogStore;
 use adapters::customers::CustomerStore;
 use adapters::data_bucket::{DataBucket, SHARD_DIRECTORY_KEY, ShardDirectory, ShardEntry};
+use adapters::{ConfigError, PutOutcome, Vars};
 use anyhow::Context;
 use billing::Catalog;
 use datagen::Manifest;
@@ -23,10 +23,24 @@ use domain::pii::Keyring;
 use futures::{StreamExt, TryStreamExt, stream};
 
 /// The stores a load writes to.
+#[derive(Clone)]
 pub struct Stores {
     pub customers: CustomerStore,
     pub catalogs: CatalogStore,
     pub bucket: DataBucket,
+}
+
+impl Stores {
+    /// The stores of a provisioned stack, named by its variables
+    /// (`CUSTOMERS_TABLE`, `CATALOG_TABLE`, `DATA_BUCKET`).
+    pub fn of(config: &aws_config::SdkConfig, vars: &impl Vars) -> Result<Stores, ConfigError> {
+        let ddb = adapters::dynamodb_client(config);
+        Ok(Stores {
+            customers: CustomerStore::new(ddb.clone(), vars.required("CUSTOMERS_TABLE")?),
+            catalogs: CatalogStore::new(ddb, vars.required("CATALOG_TABLE")?),
+            bucket: DataBucket::new(adapters::s3_client(config), vars.required("DATA_BUCKET")?),
+        })
+    }
 }
 
 #[derive(Debug, Default)]

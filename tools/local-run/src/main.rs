@@ -5,9 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use adapters::catalog_store::CatalogStore;
-use adapters::customers::CustomerStore;
-use adapters::data_bucket::DataBucket;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use datagen::{GenConfig, Generator, keyring_from_spec, write_dataset};
@@ -86,18 +83,8 @@ async fn provision_stack(out: &std::path::Path, name: &str) -> anyhow::Result<St
     let config = emulator.sdk_config().await;
     let prefix = local_aws::unique_prefix(name);
     let resources = local_aws::provision(&config, &prefix).await?;
+    let stores = Stores::of(&config, resources.env())?;
     let env = resources.env();
-    let var = |k: &str| {
-        env.get(k)
-            .cloned()
-            .with_context(|| format!("template.yaml does not define {k}"))
-    };
-    let ddb = adapters::dynamodb_client(&config);
-    let stores = Stores {
-        customers: CustomerStore::new(ddb.clone(), var("CUSTOMERS_TABLE")?),
-        catalogs: CatalogStore::new(ddb, var("CATALOG_TABLE")?),
-        bucket: DataBucket::new(adapters::s3_client(&config), var("DATA_BUCKET")?),
-    };
     std::fs::create_dir_all(out)?;
     let env_file = out.join("stack.env");
     let mut exports = format!("export AWS_ENDPOINT_URL={}\n", emulator.endpoint_url());

@@ -13,8 +13,8 @@
 
 use std::time::{Duration, Instant};
 
+use adapters::Vars;
 use adapters::dynamo::{BATCH_WRITE_LIMIT, item_size};
-use anyhow::Context;
 use billing::{Catalog, parse_usage, settle};
 use clap::Parser;
 use datagen::{GenConfig, Generator, write_dataset};
@@ -83,14 +83,8 @@ async fn main() -> anyhow::Result<()> {
     let emulator = Emulator::shared().await?;
     let config = emulator.sdk_config().await;
     let resources = local_aws::provision(&config, &local_aws::unique_prefix("shard-bench")).await?;
-    let env = resources.env();
-    let var = |k: &str| env.get(k).cloned().with_context(|| format!("no {k}"));
+    let stores = Stores::of(&config, resources.env())?;
     let ddb = adapters::dynamodb_client(&config);
-    let stores = Stores {
-        customers: adapters::customers::CustomerStore::new(ddb.clone(), var("CUSTOMERS_TABLE")?),
-        catalogs: adapters::catalog_store::CatalogStore::new(ddb.clone(), var("CATALOG_TABLE")?),
-        bucket: adapters::data_bucket::DataBucket::new(adapters::s3_client(&config), var("DATA_BUCKET")?),
-    };
     load_dataset(
         &data,
         &stores,
@@ -101,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let deps = settle_shard::Deps::from_vars(&config, &resources.function_env("SettleShardFunction"))?;
-    let cycles = adapters::cycles::CycleStore::new(ddb.clone(), var("CYCLES_TABLE")?);
+    let cycles = adapters::cycles::CycleStore::new(ddb.clone(), resources.env().required("CYCLES_TABLE")?);
     let mut t_handler = Duration::MAX;
     for _ in 0..a.runs.max(1) {
         // Forget the shard's result so that every run does the whole work.
