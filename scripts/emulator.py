@@ -31,6 +31,13 @@ Fault injection, for behaviour AWS shows and moto never does:
         that table's requests and answer the rest as `UnprocessedItems`, as DynamoDB does
         under throttling; the caller must re-drive them.
 
+Request counts, for the cost figures (what AWS would be asked, by service and operation):
+
+    GET  /_local/requests?contains=S   {"requests": {"dynamodb:PutItem": n, "s3:PutObject": n, ...}}
+        every AWS request since the start or the last reset whose resource (table, bucket,
+        queue, state machine or function) contains S (case-insensitive; all without S)
+    POST /_local/requests/reset
+
 Only loopback addresses are accepted, for the server and for handler URLs.
 """
 
@@ -53,6 +60,8 @@ LOG = logging.getLogger("emulator.lambda")
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 ROUTES_PATH = "/_local/lambda"
 UNPROCESSED_PATH = "/_local/faults/dynamodb/unprocessed"
+REQUESTS_PATH = "/_local/requests"
+JSON_SERVICES = {"DynamoDB_20120810": "dynamodb", "AmazonSQS": "sqs", "AWSStepFunctions": "states"}
 BATCH_WRITE_TARGET = "DynamoDB_20120810.BatchWriteItem"
 HANDLER_TIMEOUT_S = 900  # Lambda's maximum timeout
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -84,10 +93,15 @@ class LambdaRouter:
         self.routes = {}
         self.unprocessed = {}  # table -> BatchWriteItem calls still to answer partly
         self.lock = threading.Lock()
+        self.requests = {}  # (service, operation, resource) -> count
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
+        if path == REQUESTS_PATH or path.startswith(REQUESTS_PATH + "/"):
+            return self.request_counts(method, path, environ, start_response)
+        if not path.startswith(("/_local", "/moto-api")):
+            self.count(method, path, environ)
         if path == ROUTES_PATH or path.startswith(ROUTES_PATH + "/"):
             return self.admin(method, path, environ, start_response)
         if path == UNPROCESSED_PATH and method == "POST":
@@ -138,6 +152,67 @@ class LambdaRouter:
             return respond(start_response, 404, {"error": f"no such router call: {method} {path}"})
         except (ValueError, AttributeError) as e:
             return respond(start_response, 400, {"error": f"bad request: {e}"})
+
+    # --- request counts --------------------------------------------------------------------
+
+    def count(self, method, path, environ):
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        if target and "." in target:
+            prefix, operation = target.split(".", 1)
+            service = JSON_SERVICES.get(prefix, prefix.lower())
+            body = read_body(environ)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            try:
+                doc = json.loads(body or b"{}")
+            except ValueError:
+                doc = {}
+            resource = ""
+            if isinstance(doc, dict):
+                resource = (
+                    doc.get("TableName")
+                    or doc.get("QueueUrl")
+                    or doc.get("stateMachineArn")
+                    or doc.get("executionArn")
+                    or ",".join(sorted((doc.get("RequestItems") or {}).keys()))
+                )
+        else:
+            match = INVOKE_PATH.match(path) if method == "POST" else None
+            if match:
+                service, operation, resource = "lambda", "Invoke", function_name(match.group("name"))
+            else:
+                # S3, path-style: /bucket[/key]
+                bucket, _, key = path.lstrip("/").partition("/")
+                query = environ.get("QUERY_STRING", "")
+                service, resource = "s3", bucket
+                if key:
+                    operation = {"PUT": "PutObject", "GET": "GetObject", "HEAD": "HeadObject",
+                                 "DELETE": "DeleteObject", "POST": "PostObject"}.get(method, method)
+                    if method == "PUT" and "partNumber=" in query:
+                        operation = "UploadPart"
+                else:
+                    operation = {"GET": "ListObjects", "PUT": "PutBucket", "HEAD": "HeadBucket",
+                                 "DELETE": "DeleteBucket", "POST": "DeleteObjects"}.get(method, method)
+        with self.lock:
+            k = (service, operation, str(resource))
+            self.requests[k] = self.requests.get(k, 0) + 1
+
+    def request_counts(self, method, path, environ, start_response):
+        if method == "POST" and path == REQUESTS_PATH + "/reset":
+            with self.lock:
+                self.requests.clear()
+            return respond(start_response, 200, {"reset": True})
+        if method != "GET":
+            return respond(start_response, 404, {"error": f"no such call: {method} {path}"})
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        contains = (query.get("contains") or [""])[0].lower()
+        totals = {}
+        with self.lock:
+            for (service, operation, resource), n in self.requests.items():
+                if contains in resource.lower():
+                    k = f"{service}:{operation}"
+                    totals[k] = totals.get(k, 0) + n
+        return respond(start_response, 200, {"requests": totals})
 
     # --- DynamoDB faults -------------------------------------------------------------------
 

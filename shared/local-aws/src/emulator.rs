@@ -197,6 +197,24 @@ impl Emulator {
         }
     }
 
+    /// The AWS requests the emulator answered (since it started), by `service:Operation`
+    /// (`dynamodb:PutItem`, `s3:PutObject`, `sqs:SendMessageBatch`, `lambda:Invoke`, …), for
+    /// resources whose name contains `contains` — a stack's prefix counts one stack's
+    /// requests. What AWS would be asked, for cost figures; moto's own internal calls (its
+    /// Step Functions engine reading S3) are not requests and are not counted.
+    pub async fn request_counts(&self, contains: &str) -> Result<BTreeMap<String, u64>, Error> {
+        let path = format!("/_local/requests?contains={}", percent_encode(contains));
+        let (status, text) = admin::request(&self.endpoint, "GET", &path, None).await?;
+        #[derive(serde::Deserialize)]
+        struct Counts {
+            requests: BTreeMap<String, u64>,
+        }
+        match serde_json::from_str::<Counts>(&text) {
+            Ok(c) if (200..300).contains(&status) => Ok(c.requests),
+            _ => Err(self.no_router(status, &text)),
+        }
+    }
+
     /// Remove the route of `function_name` (see [`register_lambda_route`](Self::register_lambda_route)).
     pub async fn unregister_lambda_route(&self, function_name: &str) -> Result<(), Error> {
         let body = serde_json::json!({ "function_name": function_name }).to_string();
@@ -227,6 +245,18 @@ impl Emulator {
             detail: format!("HTTP {status}: {}", text.chars().take(200).collect::<String>()),
         }
     }
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// An `SdkConfig` for any endpoint, with dummy static credentials and region [`REGION`].

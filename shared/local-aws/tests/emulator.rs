@@ -145,6 +145,51 @@ async fn stacks_do_not_share_resources() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test]
+async fn counts_the_requests_of_one_stack() -> Result<()> {
+    let stack = fresh_stack("counts").await?;
+    let emulator = Emulator::shared().await?;
+    let prefix = stack.resources.prefix().to_owned();
+    let table = stack.resources.table("CatalogTable").context("table")?;
+    let bucket = stack.resources.bucket("DataBucket").context("bucket")?;
+    let before = emulator.request_counts(&prefix).await?;
+
+    use aws_sdk_dynamodb::types::AttributeValue;
+    for v in ["v1", "v2"] {
+        stack
+            .dynamodb()
+            .put_item()
+            .table_name(table)
+            .item("version", AttributeValue::S(v.into()))
+            .send()
+            .await?;
+    }
+    let s3 = stack.s3();
+    s3.put_object()
+        .bucket(bucket)
+        .key("a/b.txt")
+        .body(b"x".to_vec().into())
+        .send()
+        .await?;
+    s3.get_object().bucket(bucket).key("a/b.txt").send().await?;
+    // Another stack's requests are not counted here.
+    let other = fresh_stack("counts-other").await?;
+    other
+        .dynamodb()
+        .put_item()
+        .table_name(other.resources.table("CatalogTable").context("other")?)
+        .item("version", AttributeValue::S("v1".into()))
+        .send()
+        .await?;
+
+    let after = emulator.request_counts(&prefix).await?;
+    let delta = |k: &str| after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
+    assert_eq!(delta("dynamodb:PutItem"), 2, "{after:?}");
+    assert_eq!(delta("s3:PutObject"), 1, "{after:?}");
+    assert_eq!(delta("s3:GetObject"), 1, "{after:?}");
+    Ok(())
+}
+
 const QUEUES: &str = r#"
 Transform: AWS::Serverless-2016-10-31
 Parameters:
