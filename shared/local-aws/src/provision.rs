@@ -267,6 +267,11 @@ fn resolve_env(resolver: &Resolver<'_>, vars: &[(String, Value)], owner: &str) -
     let mut env = BTreeMap::new();
     for (name, value) in vars {
         match resolver.string(value) {
+            // A CloudFormation dynamic reference (a Secrets Manager secret, an SSM
+            // parameter) has no local value: the local host supplies one.
+            Ok(v) if v.contains("{{resolve:") => {
+                tracing::debug!(owner, variable = %name, "dynamic reference left to the local host");
+            }
             Ok(v) => {
                 env.insert(name.clone(), v);
             }
