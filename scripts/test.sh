@@ -40,6 +40,10 @@ if ((${#asl_files[@]})); then
   step "asl-validator" node_modules/.bin/asl-validator "${asl_args[@]}"
 fi
 
+# --- invoice templates: every embedded version parses, uses only known variables and keeps
+# its text message within the limit (also checked by the tests and at every cold start)
+step "invoice templates" cargo run -q -p invoice --bin preview -- validate
+
 # --- one emulator for every test process -------------------------------------------------
 # Reuse an emulator the developer already runs (and leave it running); otherwise start one
 # and stop it on exit.

@@ -11,6 +11,7 @@ use adapters::catalog_store::CatalogStore;
 use adapters::customers::CustomerStore;
 use adapters::cycles::CycleStore;
 use adapters::data_bucket::DataBucket;
+use adapters::deliveries::DeliveryStore;
 use aws_config::SdkConfig;
 use billing::{Catalog, parse_usage, rate};
 use datagen::{GenConfig, Generator, Manifest, write_dataset};
@@ -62,6 +63,7 @@ pub struct Month {
     pub bucket: DataBucket,
     pub bills: BillStore,
     pub cycles: CycleStore,
+    pub deliveries: DeliveryStore,
 }
 
 impl Month {
@@ -86,7 +88,8 @@ impl Month {
             customers: CustomerStore::new(ddb.clone(), var("CUSTOMERS_TABLE")?),
             catalogs: CatalogStore::new(ddb.clone(), var("CATALOG_TABLE")?),
             bills: BillStore::new(ddb.clone(), var("BILLS_TABLE")?),
-            cycles: CycleStore::new(ddb, var("CYCLES_TABLE")?),
+            cycles: CycleStore::new(ddb.clone(), var("CYCLES_TABLE")?),
+            deliveries: DeliveryStore::new(ddb, var("DELIVERIES_TABLE")?),
             bucket: DataBucket::new(adapters::s3_client(&config), var("DATA_BUCKET")?),
             sfn: aws_sdk_sfn::Client::new(&config),
             state_machine,

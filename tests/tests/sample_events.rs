@@ -11,7 +11,7 @@ use std::time::Instant;
 use adapters::cycles::CycleStatus;
 use domain::Cycle;
 use domain::settlement::{
-    BeginInput, BeginOutput, BeginStatus, FinishInput, FinishOutput, FinishStatus, ShardResult, ShardTask,
+    BeginInput, BeginOutput, BeginStatus, FinishInput, FinishOutput, FinishStatus, RenderResult, ShardResult, ShardTask,
 };
 use integration_tests::lambda_cli::Watch;
 use integration_tests::{CYCLE, Month, generate};
@@ -24,9 +24,10 @@ use serde_json::Value;
 const RUN_ID: &str = "arn:aws:states:ap-northeast-2:123456789012:execution:billing-settlement:settle-2026-11";
 
 /// Function folder under `events/` → the function's logical id in template.yaml.
-const FUNCTIONS: [(&str, &str); 3] = [
+const FUNCTIONS: [(&str, &str); 4] = [
     ("settle-begin", "SettleBeginFunction"),
     ("settle-shard", "SettleShardFunction"),
+    ("render-shard", "RenderShardFunction"),
     ("settle-finish", "SettleFinishFunction"),
 ];
 
@@ -88,7 +89,7 @@ fn every_event_parses_into_the_input_of_its_function() {
             let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{shown}: not JSON: {e}"));
             let back = match name.as_str() {
                 "settle-begin" => typed::<BeginInput>(&value),
-                "settle-shard" => typed::<ShardTask>(&value),
+                "settle-shard" | "render-shard" => typed::<ShardTask>(&value),
                 "settle-finish" => typed::<FinishInput>(&value),
                 other => unreachable!("{other}"),
             }
@@ -104,7 +105,7 @@ fn every_event_parses_into_the_input_of_its_function() {
     }
     let expected: BTreeSet<String> = FUNCTIONS.iter().map(|(f, _)| f.to_string()).collect();
     assert_eq!(folders, expected, "every function has sample events");
-    assert!(files >= 6, "{files} events");
+    assert!(files >= 9, "{files} events");
 }
 
 /// The session `events/README.md` describes, as a user runs it without
@@ -127,10 +128,11 @@ async fn the_documented_cargo_lambda_session_settles_the_sample_month() {
     assert!(load.rejected.is_empty(), "{:?}", load.rejected);
     let loaded = t0.elapsed();
 
-    // The three functions' environments as deployed, pointed at the emulator.
+    // The functions' environments as deployed (with the development keyring
+    // in place of the deployed stack's secret), pointed at the emulator.
     let mut env = BTreeMap::new();
     for (_, logical_id) in FUNCTIONS {
-        for (k, v) in month.resources.function_env(logical_id) {
+        for (k, v) in local_run::settle::local_function_env(&month.resources, logical_id) {
             if let Some(other) = env.insert(k.clone(), v.clone()) {
                 assert_eq!(other, v, "{k} differs between the functions");
             }
@@ -147,7 +149,10 @@ async fn the_documented_cargo_lambda_session_settles_the_sample_month() {
         "CYCLES_TABLE",
         "BILLS_TABLE",
         "DATA_BUCKET",
+        "DELIVERIES_TABLE",
         "CATALOG_VERSION",
+        "TEMPLATE_VERSION",
+        "PII_KEYS",
     ] {
         assert!(env.contains_key(k), "template.yaml gives the functions {k}");
     }
@@ -230,6 +235,40 @@ async fn the_documented_cargo_lambda_session_settles_the_sample_month() {
         .unwrap();
     assert!(again.skipped, "{again:?}");
     assert_eq!(again.bills, u64::from(shards[1].billable_customers));
+
+    // RenderShard: one READY delivery per bill, each invoice uploaded once.
+    for (i, entry) in shards.iter().enumerate() {
+        let event = format!("events/render-shard/shard-{i}.json");
+        let r: RenderResult = invoke("render-shard", &event).await.output().unwrap();
+        assert_eq!(
+            (r.cycle, r.shard, r.template_version.as_str()),
+            (cycle, entry.shard, "v1")
+        );
+        let billable = u64::from(entry.billable_customers);
+        assert_eq!(
+            (r.deliveries, r.created, r.unchanged),
+            (billable, billable, 0),
+            "{event}: {r:?}"
+        );
+        assert!(r.bytes_uploaded > 0, "{r:?}");
+    }
+    // Sent again: every invoice is already there; nothing is uploaded or written.
+    let again: RenderResult = invoke("render-shard", "events/render-shard/shard-1.json")
+        .await
+        .output()
+        .unwrap();
+    let billable = u64::from(shards[1].billable_customers);
+    assert_eq!(
+        (again.created, again.updated, again.unchanged, again.bytes_uploaded),
+        (0, 0, billable, 0),
+        "{again:?}"
+    );
+    let unknown = invoke("render-shard", "events/render-shard/unknown-template.json").await;
+    let error = unknown
+        .error()
+        .unwrap_or_else(|| panic!("unknown-template.json succeeded: {unknown:?}"));
+    assert_eq!(error.error_type, "TemplateInvalid", "{unknown:?}");
+    assert!(error.error_message.contains("\"v0\""), "{error:?}");
 
     // FinishCycle: reconciled and settled.
     let finish: FinishOutput = invoke("settle-finish", "events/settle-finish/finish.json")

@@ -22,6 +22,8 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 
 pub struct Config {
     pub default_catalog_version: String,
+    /// Invoice template version a cycle pins unless its input names another.
+    pub default_template_version: String,
     pub max_concurrency: u32,
 }
 
@@ -36,7 +38,7 @@ pub struct Deps {
 impl Deps {
     /// Builds the dependencies from one SDK configuration and the function's
     /// variables (`CYCLES_TABLE`, `CATALOG_TABLE`, `DATA_BUCKET`,
-    /// `CATALOG_VERSION`, optional `MAX_CONCURRENCY`).
+    /// `CATALOG_VERSION`, `TEMPLATE_VERSION`, optional `MAX_CONCURRENCY`).
     pub fn new(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
         let ddb = adapters::dynamodb_client(sdk);
         Ok(Deps {
@@ -46,6 +48,7 @@ impl Deps {
             sfn: aws_sdk_sfn::Client::new(sdk),
             config: Config {
                 default_catalog_version: vars.required("CATALOG_VERSION")?,
+                default_template_version: vars.required("TEMPLATE_VERSION")?,
                 max_concurrency: vars.parsed("MAX_CONCURRENCY", 40)?,
             },
         })
@@ -58,6 +61,8 @@ pub enum BeginError {
     InvalidInput(String),
     #[error("catalog version {0} is not published")]
     CatalogMissing(String),
+    #[error("invoice templates: {0}")]
+    TemplateMissing(String),
     #[error("no shard directory at s3://{bucket}/{key}: load customers first")]
     ShardDirectoryMissing { bucket: String, key: String },
     #[error("cycle {cycle} is being settled by another run that is still running: {run_id}")]
@@ -71,6 +76,7 @@ impl From<BeginError> for Diagnostic {
         let error_type = match &e {
             BeginError::InvalidInput(_) => "InvalidInput",
             BeginError::CatalogMissing(_) => "CatalogMissing",
+            BeginError::TemplateMissing(_) => "TemplateMissing",
             BeginError::ShardDirectoryMissing { .. } => "ShardDirectoryMissing",
             BeginError::CycleBusy { .. } => "CycleBusy",
             BeginError::Store(s) if s.is_transient() => "Transient",
@@ -134,6 +140,11 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<BeginInput>) -> Result<Begin
         .unwrap_or_else(|| deps.config.default_catalog_version.clone());
 
     // Settled already? Then nothing else matters (not even the catalog).
+    let template_version = input
+        .input
+        .template_version
+        .clone()
+        .unwrap_or_else(|| deps.config.default_template_version.clone());
     let current = deps.cycles.get(cycle).await?;
     if let Some(current) = current.as_ref().filter(|c| c.status == CycleStatus::Settled) {
         return Ok(output(
@@ -149,6 +160,11 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<BeginInput>) -> Result<Begin
     if deps.catalogs.get(&catalog_version).await?.is_none() {
         return Err(BeginError::CatalogMissing(catalog_version));
     }
+    // A version that does not exist (or does not validate) fails now, before
+    // a single shard is settled, not in every RenderShard.
+    invoice::Templates::embedded()
+        .and_then(|t| t.version(&template_version).map(|_| ()))
+        .map_err(|e| BeginError::TemplateMissing(e.to_string()))?;
     let directory: ShardDirectory =
         deps.bucket
             .get_json(SHARD_DIRECTORY_KEY)
@@ -168,6 +184,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<BeginInput>) -> Result<Begin
         status: CycleStatus::Settling,
         run_id: input.run_id.clone(),
         catalog_version,
+        template_version,
         cutoff: cutoff(cycle),
         shard_count: u32::try_from(directory.shards.len()).unwrap_or(u32::MAX),
         manifest_key: manifest_key(cycle),
@@ -222,6 +239,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<BeginInput>) -> Result<Begin
             cycle,
             shard: s.shard,
             catalog_version: owned.catalog_version.clone(),
+            template_version: owned.template_version.clone(),
             run_id: owned.run_id.clone(),
             expected_customers: s.customers,
         })
@@ -237,6 +255,7 @@ fn output(deps: &Deps, r: &CycleRecord, status: BeginStatus, message: String) ->
         run_id: r.run_id.clone(),
         status,
         catalog_version: r.catalog_version.clone(),
+        template_version: r.template_version.clone(),
         shard_count: r.shard_count,
         manifest_bucket: deps.bucket.bucket().to_owned(),
         manifest_key: r.manifest_key.clone(),
@@ -275,6 +294,7 @@ mod tests {
                 cycle: cycle.map(String::from),
                 scheduled_time: scheduled.map(String::from),
                 catalog_version: None,
+                template_version: None,
             },
             run_id: "run".into(),
         }

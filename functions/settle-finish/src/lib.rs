@@ -7,15 +7,19 @@
 //! read as many customers as the shard directory lists and billed every
 //! billable one, that the bills table holds exactly the recorded number of
 //! bills per shard (so nobody is billed twice or left over from an older
-//! run), and sums the checksums. Then it marks the cycle `SETTLED`, or
+//! run), that every shard's invoices are rendered — one delivery per bill,
+//! rendered from the bills the shard recorded with the pinned template
+//! version, and exactly that many items in the deliveries table — and sums
+//! the checksums. Then it marks the cycle `SETTLED`, or
 //! `FAILED` with the reasons, with a write conditioned on this run still
 //! owning the cycle.
 
 use std::collections::HashSet;
 
 use adapters::bills::BillStore;
-use adapters::cycles::{CycleRecord, CycleStatus, CycleStore, ShardStatus};
+use adapters::cycles::{CycleRecord, CycleStatus, CycleStore, ShardRecord, ShardStatus};
 use adapters::data_bucket::DataBucket;
+use adapters::deliveries::DeliveryStore;
 use adapters::{ConfigError, StoreError, Vars};
 use aws_config::SdkConfig;
 use chrono::{SecondsFormat, Utc};
@@ -32,17 +36,19 @@ pub const COUNT_CONCURRENCY: usize = 16;
 pub struct Deps {
     pub cycles: CycleStore,
     pub bills: BillStore,
+    pub deliveries: DeliveryStore,
     pub bucket: DataBucket,
 }
 
 impl Deps {
     /// Builds the dependencies from one SDK configuration and the function's
-    /// variables (`CYCLES_TABLE`, `BILLS_TABLE`, `DATA_BUCKET`).
+    /// variables (`CYCLES_TABLE`, `BILLS_TABLE`, `DELIVERIES_TABLE`, `DATA_BUCKET`).
     pub fn new(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
         let ddb = adapters::dynamodb_client(sdk);
         Ok(Deps {
             cycles: CycleStore::new(ddb.clone(), vars.required("CYCLES_TABLE")?),
-            bills: BillStore::new(ddb, vars.required("BILLS_TABLE")?),
+            bills: BillStore::new(ddb.clone(), vars.required("BILLS_TABLE")?),
+            deliveries: DeliveryStore::new(ddb, vars.required("DELIVERIES_TABLE")?),
             bucket: DataBucket::new(adapters::s3_client(sdk), vars.required("DATA_BUCKET")?),
         })
     }
@@ -92,6 +98,25 @@ fn output(r: &CycleRecord, status: FinishStatus) -> FinishOutput {
         not_billable: r.not_billable,
         checksum: r.checksum,
         reasons: r.reasons.clone(),
+    }
+}
+
+/// Why a settled shard's rendering does not reconcile, if it does not.
+fn render_problem(s: &ShardRecord, template_version: &str) -> Option<String> {
+    let Some(r) = &s.render else {
+        return Some("invoices not rendered".into());
+    };
+    if r.bills_digest != s.digest {
+        Some("invoices were rendered from other bills than the ones settled".into())
+    } else if r.template_version != template_version {
+        Some(format!(
+            "invoices rendered with template {} but the cycle pins {template_version}",
+            r.template_version
+        ))
+    } else if r.deliveries != s.bills {
+        Some(format!("{} deliveries for {} bills", r.deliveries, s.bills))
+    } else {
+        None
     }
 }
 
@@ -147,6 +172,8 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<FinishInput>) -> Result<Fini
                         "shard {}: {} bills + {} not billable != {} customers",
                         task.shard, s.bills, s.not_billable, s.customers
                     ));
+                } else if let Some(why) = render_problem(s, &rec.template_version) {
+                    reasons.push(format!("shard {}: {why}", task.shard));
                 } else {
                     done += 1;
                     customers += s.customers;
@@ -170,20 +197,26 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<FinishInput>) -> Result<Fini
     for s in strays {
         reasons.push(format!("shard {s}: has a record but is not in this run's manifest"));
     }
-    // The table must hold exactly the recorded bills of every done shard.
-    let counted: Vec<(u32, u64, u64)> = stream::iter(to_count)
+    // The tables must hold exactly the recorded bills, and as many
+    // deliveries, for every done shard.
+    let counted: Vec<(u32, u64, u64, u64)> = stream::iter(to_count)
         .map(|(shard, expected)| async move {
-            Ok::<_, StoreError>((shard, expected, deps.bills.count(cycle, shard).await?))
+            let (bills, deliveries) =
+                tokio::try_join!(deps.bills.count(cycle, shard), deps.deliveries.count(cycle, shard))?;
+            Ok::<_, StoreError>((shard, expected, bills, deliveries))
         })
         .buffer_unordered(COUNT_CONCURRENCY)
         .try_collect()
         .await?;
-    let mut mismatched: Vec<_> = counted.into_iter().filter(|(_, want, got)| want != got).collect();
+    let mut mismatched: Vec<_> = counted
+        .into_iter()
+        .filter(|(_, want, bills, deliveries)| want != bills || want != deliveries)
+        .collect();
     mismatched.sort_unstable();
-    for (shard, want, got) in mismatched {
+    for (shard, want, got_bills, got_deliveries) in mismatched {
         done -= 1;
         reasons.push(format!(
-            "shard {shard}: the bills table holds {got} bills, the shard recorded {want}"
+            "shard {shard}: the tables hold {got_bills} bills and {got_deliveries} deliveries, the shard recorded {want} bills"
         ));
     }
 

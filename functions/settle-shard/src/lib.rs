@@ -152,17 +152,7 @@ impl From<ShardError> for Diagnostic {
     }
 }
 
-/// When to pause: `margin` before the invocation's deadline. A deadline that
-/// had already passed when the invocation began is not a real one (local
-/// runtimes such as `cargo lambda watch` send a fixed small value), so it
-/// imposes no pause; the function's own timeout still applies.
-pub fn pause_point(deadline: SystemTime, started: SystemTime, margin: Duration) -> Option<SystemTime> {
-    if deadline <= started {
-        tracing::warn!("the invocation's deadline had passed before it began; ignoring it");
-        return None;
-    }
-    Some(deadline.checked_sub(margin).unwrap_or(SystemTime::UNIX_EPOCH))
-}
+pub use adapters::deadline::pause_point;
 
 fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -207,6 +197,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<ShardTask>) -> Result<ShardR
         errors: Vec::new(),
         attempts,
         updated_at: now(),
+        render: None,
     };
 
     let bills = match compute(deps, &task, &mut record).await {
@@ -336,24 +327,4 @@ async fn compute(deps: &Deps, task: &ShardTask, record: &mut ShardRecord) -> Res
     }
     record.digest = hex::encode(h.finalize());
     Ok(s.bills)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pauses_before_a_real_deadline_and_ignores_a_bogus_one() {
-        let now = SystemTime::now();
-        let margin = Duration::from_secs(10);
-        let deadline = now + Duration::from_secs(300);
-        assert_eq!(pause_point(deadline, now, margin), Some(deadline - margin));
-        // A deadline closer than the margin: pause at once, after the first chunk.
-        assert!(pause_point(now + Duration::from_secs(5), now, margin).is_some_and(|t| t <= now));
-        // Already past when the invocation began: no pause.
-        assert_eq!(
-            pause_point(SystemTime::UNIX_EPOCH + Duration::from_secs(600), now, margin),
-            None
-        );
-    }
 }

@@ -18,7 +18,7 @@ use domain::Cycle;
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
-use crate::dynamo::{Item, conditional_put, query_all};
+use crate::dynamo::{Item, conditional_put, conditional_update, query_all};
 
 pub const CYCLE_ITEM: &str = "CYCLE";
 
@@ -42,6 +42,9 @@ pub struct CycleRecord {
     /// The execution that owns (or owned) the cycle.
     pub run_id: String,
     pub catalog_version: String,
+    /// Invoice template version every invoice of the cycle is rendered with.
+    #[serde(default)]
+    pub template_version: String,
     /// Usage recorded after this instant belongs to the next cycle.
     pub cutoff: String,
     pub shard_count: u32,
@@ -107,6 +110,29 @@ pub struct ShardRecord {
     #[serde(default)]
     pub attempts: u32,
     pub updated_at: String,
+    /// The shard's rendering, once its invoices are rendered. A settlement
+    /// that rewrites the shard's bills clears it.
+    #[serde(default)]
+    pub render: Option<RenderRecord>,
+}
+
+/// One shard's rendering: deliveries present for its bills and what the
+/// last render did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenderRecord {
+    pub template_version: String,
+    /// The settlement digest of the bills rendered (`ShardRecord::digest`).
+    pub bills_digest: String,
+    /// Deliveries of the shard's bills after the render (= bills when done).
+    pub deliveries: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    /// Deliveries past `READY` (queued, sent, ...), left as they were.
+    pub kept: u64,
+    /// Gzip bytes uploaded by the last render.
+    pub bytes_uploaded: u64,
+    pub rendered_at: String,
 }
 
 /// What [`CycleStore::begin`] found.
@@ -276,6 +302,31 @@ impl CycleStore {
             .await
             .map_err(|e| StoreError::aws("PutItem", &self.table, e))?;
         Ok(())
+    }
+
+    /// Records a shard's rendering on its shard record, if the record is
+    /// still the settled one the render read (same digest): a settlement that
+    /// rewrote the bills meanwhile makes this a no-op (`false`).
+    pub async fn put_render(&self, cycle: Cycle, shard: u32, render: &RenderRecord) -> Result<bool, StoreError> {
+        let value = serde_dynamo::to_attribute_value(render).map_err(|e| StoreError::Decode {
+            resource: self.table.clone(),
+            what: format!("render record of shard {shard}"),
+            message: e.to_string(),
+        })?;
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("cycle", s(cycle.to_string()))
+            .key("item", s(shard_item(shard)))
+            .update_expression("SET #r = :r")
+            .condition_expression("#st = :done AND digest = :digest")
+            .expression_attribute_names("#r", "render")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":r", value)
+            .expression_attribute_values(":done", s("DONE"))
+            .expression_attribute_values(":digest", s(&render.bills_digest));
+        conditional_update(req, &self.table).await
     }
 
     /// Every shard record of a cycle, by shard number.

@@ -1,8 +1,9 @@
 //! The data bucket: usage files from the mediation system, one per shard and
 //! cycle (`usage/{cycle}/shard-{nnnnn}.csv`, format in `billing::usage`), the
 //! shard directory written by the customer sync (`customers/shards.json`),
-//! settlement manifests (`manifests/{cycle}/shards.json`) and, later,
-//! rendered invoices.
+//! settlement manifests (`manifests/{cycle}/shards.json`) and rendered
+//! invoices (`invoices/{cycle}/{shard:05}/{customer}/{template}.html`,
+//! gzip-encoded HTML, see [`invoice_key`]).
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::operation::get_object::GetObjectError;
@@ -34,6 +35,23 @@ pub struct ShardDirectory {
 pub struct ShardEntry {
     pub shard: u32,
     pub customers: u64,
+}
+
+/// The object key of a rendered HTML invoice: a function of cycle, shard,
+/// customer and template version, so a re-render overwrites instead of
+/// adding, and another template version sits beside it.
+pub fn invoice_key(cycle: Cycle, shard: u32, customer: &str, template_version: &str) -> String {
+    format!("invoices/{cycle}/{shard:05}/{customer}/{template_version}.html")
+}
+
+/// An object as stored, with the headers a browser or mail sender needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredObject {
+    pub body: Vec<u8>,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    /// `x-amz-meta-*` values.
+    pub metadata: std::collections::HashMap<String, String>,
 }
 
 /// The object key of a shard's usage file.
@@ -75,6 +93,31 @@ impl DataBucket {
 
     /// An object's bytes; `Ok(None)` if there is no such object.
     pub async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.get_object(key).await?.map(|o| o.body))
+    }
+
+    /// Writes a rendered invoice: gzip-encoded HTML served as
+    /// `text/html; charset=utf-8` with `Content-Encoding: gzip` (browsers
+    /// opening the presigned link decode it), its content hash as metadata.
+    pub async fn put_invoice(&self, key: &str, gzipped_html: Vec<u8>, content_hash: &str) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("text/html; charset=utf-8")
+            .content_encoding("gzip")
+            .content_disposition("inline")
+            .cache_control("private, max-age=86400")
+            .metadata("content-sha256", content_hash)
+            .body(ByteStream::from(gzipped_html))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("PutObject", format!("s3://{}/{key}", self.bucket), e))?;
+        Ok(())
+    }
+
+    /// An object with its headers; `Ok(None)` if there is no such object.
+    pub async fn get_object(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
         let resource = format!("s3://{}/{key}", self.bucket);
         let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(out) => out,
@@ -85,6 +128,9 @@ impl DataBucket {
                 return Err(StoreError::aws("GetObject", resource, e));
             }
         };
+        let content_type = out.content_type.clone();
+        let content_encoding = out.content_encoding.clone();
+        let metadata = out.metadata.clone().unwrap_or_default();
         let bytes = out.body.collect().await.map_err(|e| StoreError::Aws {
             op: "GetObject",
             resource: resource.clone(),
@@ -92,7 +138,12 @@ impl DataBucket {
             transient: true,
             source: Box::new(e),
         })?;
-        Ok(Some(bytes.into_bytes().to_vec()))
+        Ok(Some(StoredObject {
+            body: bytes.into_bytes().to_vec(),
+            content_type,
+            content_encoding,
+            metadata,
+        }))
     }
 
     /// Writes a JSON document.

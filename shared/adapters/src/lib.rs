@@ -13,6 +13,7 @@
 //! Each store is behind a cargo feature so a function compiles only the SDK
 //! clients it uses.
 
+pub mod deadline;
 mod error;
 pub mod retry;
 
@@ -26,6 +27,8 @@ pub mod customers;
 pub mod cycles;
 #[cfg(feature = "s3")]
 pub mod data_bucket;
+#[cfg(feature = "dynamodb")]
+pub mod deliveries;
 #[cfg(feature = "dynamodb")]
 pub mod dynamo;
 

@@ -8,6 +8,7 @@
 pub mod bill;
 pub mod calendar;
 pub mod customer;
+pub mod delivery;
 pub mod money;
 pub mod pii;
 pub mod settlement;
@@ -16,5 +17,6 @@ pub mod slots;
 pub use bill::{Bill, BillLine, LineKind};
 pub use calendar::{Cycle, CycleError};
 pub use customer::{Channel, Contact, Contract, Customer, CustomerError, CustomerId, Family, SendDay};
+pub use delivery::{Delivery, DeliveryContent, DeliveryState};
 pub use money::Krw;
 pub use slots::{ContactWindow, QuietWindow, Slot, SlotError, SlotSet};

@@ -25,6 +25,9 @@ pub struct StartInput {
     /// Catalog version to pin; defaults to the deployment's configured one.
     #[serde(default)]
     pub catalog_version: Option<String>,
+    /// Invoice template version to pin; defaults to the deployment's one.
+    #[serde(default)]
+    pub template_version: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +45,8 @@ pub struct BeginOutput {
     pub run_id: String,
     pub status: BeginStatus,
     pub catalog_version: String,
+    #[serde(default)]
+    pub template_version: String,
     pub shard_count: u32,
     pub manifest_bucket: String,
     pub manifest_key: String,
@@ -50,12 +55,17 @@ pub struct BeginOutput {
     pub message: String,
 }
 
-/// One item of the shard manifest: the input of `SettleShard`.
+/// One item of the shard manifest: the input of `SettleShard` and then of
+/// `RenderShard` (which also receives `SettleShard`'s result under `settled`,
+/// ignored here).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardTask {
     pub cycle: Cycle,
     pub shard: u32,
     pub catalog_version: String,
+    /// The invoice template version the cycle pinned.
+    #[serde(default)]
+    pub template_version: String,
     pub run_id: String,
     /// Customers the directory says the shard holds.
     pub expected_customers: u64,
@@ -71,6 +81,25 @@ pub struct ShardResult {
     pub bills: u64,
     pub not_billable: u64,
     pub checksum: i64,
+}
+
+/// Output of `RenderShard`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenderResult {
+    pub cycle: Cycle,
+    pub shard: u32,
+    pub template_version: String,
+    /// Deliveries of the shard's bills after this render (= bills).
+    pub deliveries: u64,
+    /// New deliveries (READY).
+    pub created: u64,
+    /// READY deliveries whose content changed (a re-settled bill).
+    pub updated: u64,
+    /// Deliveries whose content was already what this render produced.
+    pub unchanged: u64,
+    /// Deliveries past READY, left untouched.
+    pub kept: u64,
+    pub bytes_uploaded: u64,
 }
 
 /// Input of `FinishCycle`.

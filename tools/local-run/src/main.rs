@@ -181,6 +181,18 @@ async fn main() -> anyhow::Result<ExitCode> {
     }
 }
 
+/// What was asked between two readings of the emulator's request counts.
+fn request_delta(
+    before: &std::collections::BTreeMap<String, u64>,
+    after: &std::collections::BTreeMap<String, u64>,
+) -> std::collections::BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v.saturating_sub(before.get(k).copied().unwrap_or(0))))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
 async fn month(a: MonthArgs) -> anyhow::Result<ExitCode> {
     let total = Instant::now();
     let keys = keyring_from_spec(std::env::var("PII_KEYS").ok().as_deref())?;
@@ -227,10 +239,15 @@ async fn month(a: MonthArgs) -> anyhow::Result<ExitCode> {
         .to_owned();
     let sfn = aws_sdk_sfn::Client::new(&config);
     let shard_fn = settle::function_name(&resources, settle::SHARD)?;
-    let pb = bar(u64::from(summary.manifest.shard_count), "settle");
+    let render_fn = settle::function_name(&resources, settle::RENDER)?;
+    let pb = bar(u64::from(summary.manifest.shard_count), "settle+render");
     let name = format!("settle-{}", a.cycle);
+    let requests_before = emulator.request_counts(resources.prefix()).await?;
     let outcome = settle::settle_cycle(&sfn, &sm, a.cycle, &name, SETTLE_LIMIT, &|_| {
-        pb.set_position(host.invocations(&shard_fn).min(u64::from(summary.manifest.shard_count)));
+        pb.set_position(
+            host.invocations(&render_fn)
+                .min(u64::from(summary.manifest.shard_count)),
+        );
     })
     .await?;
     pb.finish_and_clear();
@@ -251,20 +268,50 @@ async fn month(a: MonthArgs) -> anyhow::Result<ExitCode> {
                 outcome.elapsed
             );
             println!(
-                "           execution {name}: {:?}; Lambda invocations: {} begin, {} shard, {} finish",
+                "           execution {name}: {:?}; Lambda invocations: {} begin, {} settle-shard, {} render-shard, {} finish",
                 outcome.status,
                 invocations
                     .get(&settle::function_name(&resources, settle::BEGIN)?)
                     .unwrap_or(&0),
                 invocations.get(&shard_fn).unwrap_or(&0),
+                invocations.get(&render_fn).unwrap_or(&0),
                 invocations
                     .get(&settle::function_name(&resources, settle::FINISH)?)
                     .unwrap_or(&0),
             );
-            if f.bills != report.billable_loaded {
+            let rendered = settle::rendered_summary(&config, &resources, a.cycle).await?;
+            println!(
+                "rendered   {} invoices in {} shards with template {} ({} KB gzip HTML in S3); deliveries READY: {}",
+                rendered.deliveries(),
+                rendered.shards_rendered,
+                rendered
+                    .template_versions
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                rendered.bytes_uploaded / 1024,
+                rendered.ready()
+            );
+            let mut requests = request_delta(&requests_before, &emulator.request_counts(resources.prefix()).await?);
+            // This runner's own polling of the execution is not part of the pipeline.
+            let polls = requests.remove("states:DescribeExecution").unwrap_or(0);
+            let total: u64 = requests.values().sum();
+            println!(
+                "requests   settle+render: {total} AWS requests, {:.2} per invoice (and {polls} status polls by this runner): {}",
+                total as f64 / f.bills.max(1) as f64,
+                requests
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            if f.bills != report.billable_loaded || rendered.deliveries() != f.bills {
                 println!(
-                    "           MISMATCH: {} billable customers were loaded",
-                    report.billable_loaded
+                    "           MISMATCH: {} billable customers were loaded, {} bills settled, {} deliveries rendered",
+                    report.billable_loaded,
+                    f.bills,
+                    rendered.deliveries()
                 );
                 return Ok(ExitCode::FAILURE);
             }

@@ -17,12 +17,24 @@ use local_aws::{Emulator, Resources};
 pub const BEGIN: &str = "SettleBeginFunction";
 pub const SHARD: &str = "SettleShardFunction";
 pub const FINISH: &str = "SettleFinishFunction";
+pub const RENDER: &str = "RenderShardFunction";
 pub const STATE_MACHINE: &str = "SettlementStateMachine";
 
 /// Lambda timeouts as in template.yaml.
 const BEGIN_TIMEOUT: Duration = Duration::from_secs(60);
 const SHARD_TIMEOUT: Duration = Duration::from_secs(300);
 const FINISH_TIMEOUT: Duration = Duration::from_secs(300);
+const RENDER_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A function's environment as template.yaml gives it, plus what a deployed
+/// stack resolves from Secrets Manager: the contact-data keyring, from
+/// `PII_KEYS` when set, else the published development keyring.
+pub fn local_function_env(resources: &Resources, logical_id: &str) -> std::collections::BTreeMap<String, String> {
+    let mut env = resources.function_env(logical_id);
+    let keys = std::env::var("PII_KEYS").unwrap_or_else(|_| domain::pii::DEV_KEYRING.to_owned());
+    env.entry("PII_KEYS".to_owned()).or_insert(keys);
+    env
+}
 
 /// Physical name of a function of the provisioned stack.
 pub fn function_name(resources: &Resources, logical_id: &str) -> anyhow::Result<String> {
@@ -32,7 +44,7 @@ pub fn function_name(resources: &Resources, logical_id: &str) -> anyhow::Result<
         .with_context(|| format!("template.yaml declares no function {logical_id}"))
 }
 
-/// Hosts the three settlement functions of `resources` in `host`, each with
+/// Hosts the four settlement functions of `resources` in `host`, each with
 /// the environment template.yaml gives it, and routes the emulator's
 /// invocations to them.
 pub async fn host_settlement(
@@ -52,6 +64,20 @@ pub async fn host_settlement(
         let deps = shard.clone();
         async move { settle_shard::handle(&deps, ev).await }
     })
+    .await?;
+    let render = Arc::new(render_shard::Deps::from_vars(
+        sdk,
+        &local_function_env(resources, RENDER),
+    )?);
+    host.register_fn(
+        emulator,
+        &function_name(resources, RENDER)?,
+        RENDER_TIMEOUT,
+        move |ev| {
+            let deps = render.clone();
+            async move { render_shard::handle(&deps, ev).await }
+        },
+    )
     .await?;
     let finish = Arc::new(settle_finish::Deps::new(sdk, &resources.function_env(FINISH))?);
     host.register_fn(
@@ -149,4 +175,55 @@ pub async fn settle_cycle(
 ) -> anyhow::Result<ExecutionOutcome> {
     let arn = start_settlement(sfn, state_machine_arn, cycle, name).await?;
     wait_for(sfn, &arn, limit, on_poll).await
+}
+
+/// What rendering left behind for a cycle.
+#[derive(Debug, Default, Clone)]
+pub struct RenderedSummary {
+    /// Deliveries by state (`READY`, ...).
+    pub states: std::collections::BTreeMap<String, u64>,
+    /// Shards with a render record, and the gzip bytes their last renders uploaded.
+    pub shards_rendered: u32,
+    pub bytes_uploaded: u64,
+    /// Template versions the shards were rendered with.
+    pub template_versions: std::collections::BTreeSet<String>,
+}
+
+impl RenderedSummary {
+    pub fn deliveries(&self) -> u64 {
+        self.states.values().sum()
+    }
+
+    pub fn ready(&self) -> u64 {
+        self.states.get("READY").copied().unwrap_or(0)
+    }
+}
+
+/// Reads the shard records and the deliveries of every shard of `cycle`.
+pub async fn rendered_summary(sdk: &SdkConfig, resources: &Resources, cycle: Cycle) -> anyhow::Result<RenderedSummary> {
+    use adapters::Vars;
+    use futures::{StreamExt, TryStreamExt, stream};
+    let env = resources.env();
+    let ddb = adapters::dynamodb_client(sdk);
+    let cycles = adapters::cycles::CycleStore::new(ddb.clone(), env.required("CYCLES_TABLE")?);
+    let deliveries = adapters::deliveries::DeliveryStore::new(ddb, env.required("DELIVERIES_TABLE")?);
+    let shards = cycles.shards(cycle).await?;
+    let mut out = RenderedSummary::default();
+    for r in shards.values().filter_map(|s| s.render.as_ref()) {
+        out.shards_rendered += 1;
+        out.bytes_uploaded += r.bytes_uploaded;
+        out.template_versions.insert(r.template_version.clone());
+    }
+    let summaries: Vec<Vec<adapters::deliveries::Existing>> = stream::iter(shards.keys().copied())
+        .map(|shard| {
+            let deliveries = deliveries.clone();
+            async move { deliveries.shard_summary(cycle, shard).await }
+        })
+        .buffer_unordered(8)
+        .try_collect()
+        .await?;
+    for e in summaries.into_iter().flatten() {
+        *out.states.entry(e.state).or_default() += 1;
+    }
+    Ok(out)
 }

@@ -1,5 +1,6 @@
 //! `shard-bench`: the cost of one settlement shard, split into compute and
-//! I/O, and the requests it makes.
+//! I/O, and the requests it makes; then the same for rendering the shard
+//! (requests counted by the emulator) and for rendering it again.
 //!
 //! ```sh
 //! cargo run --profile fast -p local-run --bin shard-bench -- --customers 1000 --runs 3
@@ -96,6 +97,14 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let deps = settle_shard::Deps::from_vars(&config, &resources.function_env("SettleShardFunction"))?;
     let cycles = adapters::cycles::CycleStore::new(ddb.clone(), resources.env().required("CYCLES_TABLE")?);
+    let task = ShardTask {
+        cycle: m.cycle,
+        shard: 0,
+        catalog_version: catalog.version().to_owned(),
+        template_version: "v1".into(),
+        run_id: "bench".into(),
+        expected_customers: u64::from(entry.customers),
+    };
     let mut t_handler = Duration::MAX;
     for _ in 0..a.runs.max(1) {
         // Forget the shard's result so that every run does the whole work.
@@ -108,21 +117,9 @@ async fn main() -> anyhow::Result<()> {
             )
             .send()
             .await?;
-        let task = ShardTask {
-            cycle: m.cycle,
-            shard: 0,
-            catalog_version: catalog.version().to_owned(),
-            run_id: "bench".into(),
-            expected_customers: u64::from(entry.customers),
-        };
-        let mut ctx = LambdaContext::default();
-        ctx.deadline = u64::try_from(
-            (std::time::SystemTime::now() + Duration::from_secs(900))
-                .duration_since(std::time::UNIX_EPOCH)?
-                .as_millis(),
-        )?;
+        let ctx = invocation(Duration::from_secs(900))?;
         let t = Instant::now();
-        let out = settle_shard::handle(&deps, LambdaEvent::new(task, ctx))
+        let out = settle_shard::handle(&deps, LambdaEvent::new(task.clone(), ctx))
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         t_handler = t_handler.min(t.elapsed());
@@ -132,6 +129,41 @@ async fn main() -> anyhow::Result<()> {
             out.bills
         );
     }
+    // RenderShard on the settled shard: first render, then a re-render (a no-op), each with
+    // the requests the emulator answered for this stack.
+    let render_deps = render_shard::Deps::from_vars(
+        &config,
+        &local_run::settle::local_function_env(&resources, "RenderShardFunction"),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let prefix = resources.prefix().to_owned();
+    let mut render_runs = Vec::new();
+    for _ in 0..2 {
+        let ctx = invocation(Duration::from_secs(900))?;
+        let before = emulator.request_counts(&prefix).await?;
+        let t = Instant::now();
+        let out = render_shard::handle(&render_deps, LambdaEvent::new(task.clone(), ctx))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let took = t.elapsed();
+        let after = emulator.request_counts(&prefix).await?;
+        let delta: std::collections::BTreeMap<String, u64> = after
+            .iter()
+            .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+            .filter(|(_, v)| *v > 0)
+            .collect();
+        render_runs.push((took, out, delta));
+    }
+    let deliveries =
+        adapters::deliveries::DeliveryStore::new(ddb.clone(), resources.env().required("DELIVERIES_TABLE")?);
+    let stored = deliveries.shard(m.cycle, 0).await?;
+    let delivery_sizes: Vec<usize> = stored
+        .iter()
+        .map(|d| deliveries.encode(d).map(|i| item_size(&i)))
+        .collect::<Result<_, _>>()?;
+    let avg_delivery = delivery_sizes.iter().sum::<usize>() as f64 / stored.len().max(1) as f64;
+    let max_delivery = delivery_sizes.iter().copied().max().unwrap_or(0);
+
     let compute = t_rate + t_encode;
     let batch_writes = bills.div_ceil(BATCH_WRITE_LIMIT);
     // GetItem shard record, GetItem catalog (first invocation of a warm instance only),
@@ -171,7 +203,45 @@ async fn main() -> anyhow::Result<()> {
         "| requests per shard | {requests}: {query_pages} Query page(s), 1 S3 GET, {batch_writes} BatchWriteItem, 2 GetItem, 1 PutItem |"
     );
     println!("| requests per bill | {:.4} |", requests as f64 / bills as f64);
+    for (i, (took, out, delta)) in render_runs.iter().enumerate() {
+        let what = if i == 0 {
+            "render"
+        } else {
+            "re-render (nothing changed)"
+        };
+        let total: u64 = delta.values().sum();
+        let list = delta
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!(
+            "| {what}: whole handler against the local emulator | {:.0} ms; {} created, {} unchanged, {} KB gzip uploaded |",
+            ms(*took),
+            out.created,
+            out.unchanged,
+            out.bytes_uploaded / 1024
+        );
+        println!(
+            "| {what}: requests | {total} ({:.3} per invoice): {list} |",
+            total as f64 / bills as f64
+        );
+    }
+    println!(
+        "| delivery item size | {avg_delivery:.0} B average, {max_delivery} B largest (1 write unit each, + 1 for the Due index) |"
+    );
     Ok(())
+}
+
+/// A Lambda context whose deadline is `within` from now.
+fn invocation(within: Duration) -> anyhow::Result<LambdaContext> {
+    let mut ctx = LambdaContext::default();
+    ctx.deadline = u64::try_from(
+        (std::time::SystemTime::now() + within)
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis(),
+    )?;
+    Ok(ctx)
 }
 
 fn ms(d: Duration) -> f64 {

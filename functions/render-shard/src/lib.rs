@@ -1,0 +1,470 @@
+//! `RenderShard`: the second step of a settlement map item. Renders every
+//! bill of a settled shard into an HTML email invoice (gzip, uploaded to S3)
+//! and an SMS text, and records one `READY` delivery per bill.
+//!
+//! * **Deterministic:** object keys are a function of cycle, shard, customer
+//!   and template version; the content hash is a function of the bill, the
+//!   masked contact data and the template. The same inputs give the same
+//!   bytes.
+//! * **Idempotent and cheap to repeat:** the shard's existing deliveries are
+//!   read first (one `Query`); a delivery whose content hash equals the new
+//!   one costs nothing — no upload, no write. A `READY` delivery whose bill
+//!   changed (a re-settled shard) gets its content replaced, conditioned on
+//!   still being `READY` with the content read, and keeps its state,
+//!   attempts and `available_at`. A delivery that moved on (queued, sent,
+//!   dead, ...) is never touched.
+//! * **Resumable:** near the invocation's deadline the render stops between
+//!   chunks and returns the retryable `RenderIncomplete`; the retry skips
+//!   what is already there.
+//! * **Strict:** a bill without its customer, contact data that does not
+//!   open, or a render error fails the shard with the customer ids named
+//!   (never a personal value), before anything is uploaded.
+//! * **Bounded:** rendering runs on one blocking thread with one reused
+//!   compressor; uploads and writes run `concurrency` at a time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use adapters::PutOutcome;
+use adapters::bills::BillStore;
+use adapters::customers::CustomerStore;
+use adapters::cycles::{CycleStore, RenderRecord, ShardStatus};
+use adapters::data_bucket::{DataBucket, invoice_key};
+use adapters::deadline::pause_point;
+use adapters::deliveries::{DeliveryStore, Existing, UpdateOutcome};
+use adapters::{ConfigError, StoreError, Vars};
+use aws_config::SdkConfig;
+use chrono::{DateTime, SecondsFormat, Utc};
+use domain::pii::Keyring;
+use domain::settlement::{RenderResult, ShardTask};
+use domain::{Bill, Customer, Delivery, DeliveryContent};
+use futures::{StreamExt, TryStreamExt, stream};
+use invoice::{Gzip, Templates};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+
+/// How many problems a failed render names (the count is exact).
+pub const MAX_REPORTED_ERRORS: usize = 20;
+
+pub struct Config {
+    /// Uploads and delivery writes in flight.
+    pub concurrency: usize,
+    /// Stop this long before the invocation's deadline.
+    pub deadline_margin: Duration,
+    /// Invoices uploaded between two deadline checks.
+    pub chunk: usize,
+    /// gzip level of the HTML invoices (see BENCHMARKS.md).
+    pub gzip_level: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            concurrency: 16,
+            deadline_margin: Duration::from_secs(10),
+            chunk: 200,
+            gzip_level: invoice::DEFAULT_GZIP_LEVEL,
+        }
+    }
+}
+
+pub struct Deps {
+    pub customers: CustomerStore,
+    pub bills: BillStore,
+    pub deliveries: DeliveryStore,
+    pub cycles: CycleStore,
+    pub bucket: DataBucket,
+    pub keys: Arc<Keyring>,
+    pub templates: Arc<Templates>,
+    pub config: Config,
+}
+
+impl Deps {
+    /// Builds the dependencies from one SDK configuration and the function's
+    /// variables (`CUSTOMERS_TABLE`, `BILLS_TABLE`, `DELIVERIES_TABLE`,
+    /// `CYCLES_TABLE`, `DATA_BUCKET`, `PII_KEYS`, optional
+    /// `RENDER_CONCURRENCY`). The embedded templates are loaded and validated
+    /// here, at cold start: an invalid version stops the function before it
+    /// renders anything.
+    pub fn from_vars(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, RenderError> {
+        let ddb = adapters::dynamodb_client(sdk);
+        let keys = Keyring::parse(&vars.required("PII_KEYS")?).map_err(|e| {
+            RenderError::Config(ConfigError::Invalid {
+                name: "PII_KEYS",
+                reason: e.to_string(),
+            })
+        })?;
+        let config = Config {
+            concurrency: vars.parsed("RENDER_CONCURRENCY", Config::default().concurrency)?,
+            ..Config::default()
+        };
+        Ok(Deps {
+            customers: CustomerStore::new(ddb.clone(), vars.required("CUSTOMERS_TABLE")?),
+            bills: BillStore::new(ddb.clone(), vars.required("BILLS_TABLE")?),
+            deliveries: DeliveryStore::new(ddb.clone(), vars.required("DELIVERIES_TABLE")?),
+            cycles: CycleStore::new(ddb, vars.required("CYCLES_TABLE")?),
+            bucket: DataBucket::new(adapters::s3_client(sdk), vars.required("DATA_BUCKET")?),
+            keys: Arc::new(keys),
+            templates: Arc::new(Templates::embedded().map_err(|e| RenderError::Template(e.to_string()))?),
+            config,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("invoice templates: {0}")]
+    Template(String),
+    #[error("shard {shard}: {why}; render runs after the shard is settled")]
+    NotSettled { shard: u32, why: String },
+    #[error("shard {shard}: {message}")]
+    BadInput { shard: u32, message: String },
+    #[error("shard {shard}: rendered {done} of {total} invoices before the deadline; the retry continues")]
+    Incomplete { shard: u32, done: usize, total: usize },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<RenderError> for Diagnostic {
+    fn from(e: RenderError) -> Self {
+        let error_type = match &e {
+            RenderError::Config(_) => "ConfigError",
+            RenderError::Template(_) => "TemplateInvalid",
+            RenderError::NotSettled { .. } => "ShardNotSettled",
+            RenderError::BadInput { .. } => "ShardInputInvalid",
+            RenderError::Incomplete { .. } => "RenderIncomplete",
+            RenderError::Store(s) if s.is_transient() => "Transient",
+            RenderError::Store(_) => "StoreError",
+        };
+        Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// What one bill needs after rendering.
+enum Work {
+    Create {
+        delivery: Box<Delivery>,
+        body: Vec<u8>,
+    },
+    Update {
+        delivery: Box<Delivery>,
+        old_hash: String,
+        body: Vec<u8>,
+    },
+}
+
+impl Work {
+    fn delivery(&self) -> &Delivery {
+        match self {
+            Work::Create { delivery, .. } | Work::Update { delivery, .. } => delivery,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Plan {
+    work: Vec<Work>,
+    unchanged: u64,
+    kept: u64,
+}
+
+#[derive(Copy, Clone, Default)]
+struct Applied {
+    created: u64,
+    updated: u64,
+    /// Lost a race to another writer or the delivery moved on meanwhile.
+    kept: u64,
+    bytes: u64,
+}
+
+#[tracing::instrument(skip_all, fields(cycle = %event.payload.cycle, shard = event.payload.shard))]
+pub async fn handle(deps: &Deps, event: LambdaEvent<ShardTask>) -> Result<RenderResult, RenderError> {
+    let (task, ctx) = event.into_parts();
+    let stop_at = pause_point(ctx.deadline(), SystemTime::now(), deps.config.deadline_margin);
+    let (cycle, shard) = (task.cycle, task.shard);
+    if deps.templates.version(&task.template_version).is_err() {
+        return Err(RenderError::Template(format!(
+            "template version {:?} is not one of {}",
+            task.template_version,
+            deps.templates.versions().collect::<Vec<_>>().join(", ")
+        )));
+    }
+
+    let record = deps.cycles.get_shard(cycle, shard).await?;
+    let record = match record {
+        Some(r) if r.status == ShardStatus::Done && r.catalog_version == task.catalog_version => r,
+        Some(r) => {
+            return Err(RenderError::NotSettled {
+                shard,
+                why: format!("its record is {:?} with catalog {}", r.status, r.catalog_version),
+            });
+        }
+        None => {
+            return Err(RenderError::NotSettled {
+                shard,
+                why: "it has no settlement record".into(),
+            });
+        }
+    };
+
+    let (bills, customers, existing) = tokio::try_join!(
+        deps.bills.shard(cycle, shard),
+        deps.customers.shard(shard),
+        deps.deliveries.shard_summary(cycle, shard)
+    )?;
+    if bills.len() as u64 != record.bills {
+        return Err(RenderError::NotSettled {
+            shard,
+            why: format!(
+                "the bills table holds {} bills but the shard recorded {}",
+                bills.len(),
+                record.bills
+            ),
+        });
+    }
+    if let Some(first) = customers.errors.first() {
+        return Err(RenderError::BadInput {
+            shard,
+            message: format!(
+                "{} customer records cannot be read, first: {first}",
+                customers.errors.len()
+            ),
+        });
+    }
+
+    // Rendering and compression are CPU work: one blocking thread, one
+    // reused compressor for the whole shard.
+    let total = bills.len();
+    let templates = deps.templates.clone();
+    let keys = deps.keys.clone();
+    let version = task.template_version.clone();
+    let level = deps.config.gzip_level;
+    let now = Utc::now();
+    let plan = tokio::task::spawn_blocking(move || {
+        plan(
+            &templates,
+            &keys,
+            &version,
+            level,
+            bills,
+            customers.customers,
+            existing,
+            now,
+        )
+    })
+    .await
+    .map_err(|e| RenderError::BadInput {
+        shard,
+        message: format!("render worker failed: {e}"),
+    })?
+    .map_err(|message| RenderError::BadInput { shard, message })?;
+
+    let mut applied = Applied::default();
+    let mut done = plan.unchanged as usize + plan.kept as usize;
+    let mut work = plan.work.into_iter().peekable();
+    while work.peek().is_some() {
+        let chunk: Vec<Work> = work.by_ref().take(deps.config.chunk.max(1)).collect();
+        let n = chunk.len();
+        let got = stream::iter(chunk)
+            .map(|w| apply(deps, w, now))
+            .buffer_unordered(deps.config.concurrency.max(1))
+            .try_fold(Applied::default(), |mut acc, a| async move {
+                acc.created += a.created;
+                acc.updated += a.updated;
+                acc.kept += a.kept;
+                acc.bytes += a.bytes;
+                Ok(acc)
+            })
+            .await?;
+        applied.created += got.created;
+        applied.updated += got.updated;
+        applied.kept += got.kept;
+        applied.bytes += got.bytes;
+        done += n;
+        if work.peek().is_some() && stop_at.is_some_and(|t| SystemTime::now() >= t) {
+            tracing::info!(done, total, "deadline near: render paused");
+            return Err(RenderError::Incomplete { shard, done, total });
+        }
+    }
+
+    let render = RenderRecord {
+        template_version: task.template_version.clone(),
+        bills_digest: record.digest.clone(),
+        deliveries: total as u64,
+        created: applied.created,
+        updated: applied.updated,
+        unchanged: plan.unchanged,
+        kept: plan.kept + applied.kept,
+        bytes_uploaded: applied.bytes,
+        rendered_at: now.to_rfc3339_opts(SecondsFormat::Millis, true),
+    };
+    if !deps.cycles.put_render(cycle, shard, &render).await? {
+        return Err(RenderError::NotSettled {
+            shard,
+            why: "its bills were settled again while it rendered".into(),
+        });
+    }
+    tracing::info!(
+        created = render.created,
+        updated = render.updated,
+        unchanged = render.unchanged,
+        kept = render.kept,
+        bytes = render.bytes_uploaded,
+        "shard rendered"
+    );
+    Ok(RenderResult {
+        cycle,
+        shard,
+        template_version: render.template_version,
+        deliveries: render.deliveries,
+        created: render.created,
+        updated: render.updated,
+        unchanged: render.unchanged,
+        kept: render.kept,
+        bytes_uploaded: render.bytes_uploaded,
+    })
+}
+
+/// Renders every bill and decides what each needs. Returns the first
+/// problems (customer ids only) if any bill cannot be rendered.
+#[allow(clippy::too_many_arguments)]
+fn plan(
+    templates: &Templates,
+    keys: &Keyring,
+    version: &str,
+    gzip_level: u32,
+    bills: Vec<Bill>,
+    customers: Vec<Customer>,
+    existing: Vec<Existing>,
+    now: DateTime<Utc>,
+) -> Result<Plan, String> {
+    let renderer = templates.version(version).map_err(|e| e.to_string())?;
+    let customers: HashMap<&str, &Customer> = customers.iter().map(|c| (c.customer_id.as_str(), c)).collect();
+    let existing: HashMap<&str, &Existing> = existing.iter().map(|e| (e.customer_id.as_str(), e)).collect();
+    let mut gzip = Gzip::new(gzip_level);
+    let mut out = Plan::default();
+    let mut errors = Vec::new();
+    let mut error_count = 0usize;
+    for bill in bills {
+        let id = bill.customer_id.clone();
+        let before = existing.get(id.as_str()).copied();
+        if before.is_some_and(|e| !e.is_ready()) {
+            out.kept += 1;
+            continue;
+        }
+        let rendered = customers
+            .get(id.as_str())
+            .ok_or_else(|| format!("customer {id}: has a bill but no customer record"))
+            .and_then(|c| {
+                let contact = c
+                    .contact
+                    .open(keys, &c.customer_id)
+                    .map_err(|e| format!("customer {id}: contact data does not open: {e}"))?;
+                let rendered = renderer
+                    .render_bill(&bill, &contact.name, &contact.phone)
+                    .map_err(|e| format!("customer {id}: {e}"))?;
+                Ok((c, rendered))
+            });
+        let (customer, rendered) = match rendered {
+            Ok(x) => x,
+            Err(message) => {
+                error_count += 1;
+                if errors.len() < MAX_REPORTED_ERRORS {
+                    errors.push(message);
+                }
+                continue;
+            }
+        };
+        if before.is_some_and(|e| e.content_hash == rendered.content_hash) {
+            out.unchanged += 1;
+            continue;
+        }
+        let mut body = Vec::with_capacity(rendered.html.len() / 2);
+        gzip.compress(rendered.html.as_bytes(), &mut body)
+            .map_err(|e| format!("customer {id}: gzip failed: {e}"))?;
+        let content = DeliveryContent {
+            email_key: invoice_key(bill.cycle, bill.shard, id.as_str(), version),
+            template_version: version.to_owned(),
+            content_hash: rendered.content_hash,
+            subject: rendered.subject,
+            sms_text: rendered.sms,
+        };
+        let delivery = Box::new(Delivery::ready(
+            bill.cycle,
+            bill.shard,
+            id,
+            customer.send_day,
+            customer.dnd,
+            customer.preferred_channel,
+            bill.total,
+            content,
+            now,
+        ));
+        out.work.push(match before {
+            None => Work::Create { delivery, body },
+            Some(e) => Work::Update {
+                delivery,
+                old_hash: e.content_hash.clone(),
+                body,
+            },
+        });
+    }
+    if error_count > 0 {
+        return Err(format!(
+            "{error_count} invoices cannot be rendered, first: {}",
+            errors.join("; ")
+        ));
+    }
+    Ok(out)
+}
+
+/// Uploads one invoice, then writes its delivery: the object exists before
+/// any delivery points at it. An update overwrites the object of a `READY`
+/// delivery before the conditional write; that cannot race a send, because
+/// a shard's bills (and so its content) change only while its cycle is
+/// SETTLING, and nothing of a cycle is dispatched before it is SETTLED.
+async fn apply(deps: &Deps, work: Work, now: DateTime<Utc>) -> Result<Applied, RenderError> {
+    let d = work.delivery();
+    let key = d.content.email_key.clone();
+    let hash = d.content.content_hash.clone();
+    let mut a = Applied::default();
+    match work {
+        Work::Create { delivery, body } => {
+            a.bytes = body.len() as u64;
+            deps.bucket.put_invoice(&key, body, &hash).await?;
+            match deps.deliveries.create(&delivery).await? {
+                PutOutcome::Created => a.created = 1,
+                PutOutcome::AlreadyExists => a.kept = 1,
+            }
+        }
+        Work::Update {
+            delivery,
+            old_hash,
+            body,
+        } => {
+            a.bytes = body.len() as u64;
+            deps.bucket.put_invoice(&key, body, &hash).await?;
+            let outcome = deps
+                .deliveries
+                .update_content(
+                    delivery.cycle,
+                    delivery.shard,
+                    &delivery.customer_id,
+                    &old_hash,
+                    &delivery.content,
+                    now,
+                )
+                .await?;
+            match outcome {
+                UpdateOutcome::Updated => a.updated = 1,
+                UpdateOutcome::Moved => a.kept = 1,
+            }
+        }
+    }
+    Ok(a)
+}

@@ -1,0 +1,259 @@
+//! Deliveries: one per bill, the unit that dispatch and the senders move
+//! through its states. The delivery id is the bill id
+//! (`{cycle}#{shard:05}#{customer}`), so everything about one invoice is
+//! found from one key, and ids (never contact data) travel in messages.
+//!
+//! A delivery is created `READY` by rendering and then only moves forward:
+//! `READY → QUEUED → SENDING → SENT_EMAIL | SENT_SMS | DEAD` (a send-time slot
+//! check may put it back to `READY` with a later `available_at`: deferred).
+//! Re-rendering touches a `READY` delivery's content only, never its state,
+//! attempts or `available_at`, and leaves every other state alone.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::Cycle;
+use crate::customer::{Channel, CustomerId, SendDay};
+use crate::money::Krw;
+use crate::slots::{SEOUL, SlotSet};
+
+/// Buckets of the due index. Deliveries of a cycle are spread over this many
+/// partition keys (`{cycle}#{bucket:02}`) by a hash of the customer id, so
+/// that a million deliveries due in one slot are read, and leave the index,
+/// through 64 partitions instead of one hot one (each partition key takes up
+/// to 1,000 writes a second: 1,000,000 / 64 ≈ 15,600 per bucket, about 16 s
+/// of one partition's write capacity).
+pub const DUE_BUCKETS: u32 = 64;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeliveryState {
+    /// Rendered; waiting for its send date, `available_at` and an allowed slot.
+    Ready,
+    /// Enqueued by dispatch; a sender has not claimed it yet.
+    Queued,
+    /// Claimed by a sender (lease on the item).
+    Sending,
+    SentEmail,
+    SentSms,
+    /// Every channel failed; a failure record and a dead-letter message exist.
+    Dead,
+    /// No enabled channel can reach the customer; held with a reason.
+    Held,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Ready => "READY",
+            DeliveryState::Queued => "QUEUED",
+            DeliveryState::Sending => "SENDING",
+            DeliveryState::SentEmail => "SENT_EMAIL",
+            DeliveryState::SentSms => "SENT_SMS",
+            DeliveryState::Dead => "DEAD",
+            DeliveryState::Held => "HELD",
+        }
+    }
+
+    /// Whether the delivery has reached an end state.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            DeliveryState::SentEmail | DeliveryState::SentSms | DeliveryState::Dead
+        )
+    }
+}
+
+impl fmt::Display for DeliveryState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What rendering produced for a bill: where the invoice is and what it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryContent {
+    pub template_version: String,
+    /// SHA-256 over the rendered subject, HTML and SMS: equal content, equal
+    /// hash. Re-rendering compares it and writes nothing when it is equal.
+    pub content_hash: String,
+    /// S3 key of the HTML invoice (gzip-encoded).
+    pub email_key: String,
+    /// Email subject (no personal data).
+    pub subject: String,
+    /// The SMS (LMS) text with the link placeholder; the link is made when
+    /// the message is sent (see the `invoice` crate). Masked data only.
+    pub sms_text: String,
+}
+
+/// One delivery item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub cycle: Cycle,
+    pub shard: u32,
+    pub customer_id: CustomerId,
+    pub state: DeliveryState,
+    /// The customer's send day in the month after the cycle (Asia/Seoul),
+    /// clamped to that month's last day.
+    pub send_date: NaiveDate,
+    /// The earliest instant dispatch may pick the delivery: 00:00 Asia/Seoul
+    /// on the send date unless an operator scheduled it later (or a sender
+    /// deferred it to the next allowed slot). Whole seconds, stored as
+    /// `YYYY-MM-DDTHH:MM:SSZ` so that it sorts as text (the due index's sort key).
+    #[serde(with = "utc_seconds")]
+    pub available_at: DateTime<Utc>,
+    pub dnd: SlotSet,
+    pub preferred_channel: Channel,
+    /// Total due, for reports and the admin view.
+    pub total: Krw,
+    #[serde(flatten)]
+    pub content: DeliveryContent,
+    #[serde(default)]
+    pub attempts_email: u32,
+    #[serde(default)]
+    pub attempts_sms: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Delivery {
+    /// A new `READY` delivery for a rendered bill.
+    #[allow(clippy::too_many_arguments)]
+    pub fn ready(
+        cycle: Cycle,
+        shard: u32,
+        customer_id: CustomerId,
+        send_day: SendDay,
+        dnd: SlotSet,
+        preferred_channel: Channel,
+        total: Krw,
+        content: DeliveryContent,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let send_date = send_date(cycle, send_day);
+        Delivery {
+            cycle,
+            shard,
+            customer_id,
+            state: DeliveryState::Ready,
+            send_date,
+            available_at: start_of_day(send_date),
+            dnd,
+            preferred_channel,
+            total,
+            content,
+            attempts_email: 0,
+            attempts_sms: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    pub fn id(&self) -> String {
+        crate::bill::bill_id(self.cycle, self.shard, &self.customer_id)
+    }
+
+    pub fn due_bucket(&self) -> u32 {
+        due_bucket(&self.customer_id)
+    }
+}
+
+/// The date a cycle's invoice goes to a customer: their send day in the month
+/// after the cycle (the bill for November is issued in December), clamped to
+/// that month's last day (a send day of 31 means 30 November, 28 February).
+pub fn send_date(cycle: Cycle, send_day: SendDay) -> NaiveDate {
+    send_day.date_in(cycle.next())
+}
+
+/// 00:00 Asia/Seoul on `date`.
+pub fn start_of_day(date: NaiveDate) -> DateTime<Utc> {
+    let offset = i64::from(SEOUL.local_minus_utc());
+    (date.and_time(NaiveTime::MIN) - chrono::Duration::seconds(offset)).and_utc()
+}
+
+/// The due-index bucket of a customer: FNV-1a of the id, modulo
+/// [`DUE_BUCKETS`]. Stable across processes and releases (unlike the
+/// standard library's randomly keyed hasher): it is stored in keys.
+pub fn due_bucket(customer: &CustomerId) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in customer.as_str().bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % DUE_BUCKETS
+}
+
+/// An instant as `YYYY-MM-DDTHH:MM:SSZ`: fixed width, so text order is time
+/// order (RFC 3339 with optional fractions is not: `…00.5Z` < `…00Z`).
+/// Fractions of a second are dropped.
+pub mod utc_seconds {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn format(t: &DateTime<Utc>) -> String {
+        t.to_rfc3339_opts(SecondsFormat::Secs, true)
+    }
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not an RFC 3339 instant: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_date_is_in_the_month_after_the_cycle_and_clamped() {
+        let nov = Cycle::new(2026, 11).unwrap();
+        assert_eq!(
+            send_date(nov, SendDay::new(15).unwrap()),
+            NaiveDate::from_ymd_opt(2026, 12, 15).unwrap()
+        );
+        let jan = Cycle::new(2027, 1).unwrap();
+        assert_eq!(
+            send_date(jan, SendDay::new(31).unwrap()),
+            NaiveDate::from_ymd_opt(2027, 2, 28).unwrap()
+        );
+        let dec = Cycle::new(2026, 12).unwrap();
+        assert_eq!(
+            send_date(dec, SendDay::new(31).unwrap()),
+            NaiveDate::from_ymd_opt(2027, 1, 31).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_day_starts_at_midnight_in_seoul() {
+        let d = NaiveDate::from_ymd_opt(2026, 12, 15).unwrap();
+        assert_eq!(start_of_day(d).to_rfc3339(), "2026-12-14T15:00:00+00:00");
+    }
+
+    #[test]
+    fn instants_are_fixed_width_text() {
+        let t = DateTime::parse_from_rfc3339("2026-12-14T15:00:00.500Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(utc_seconds::format(&t), "2026-12-14T15:00:00Z");
+    }
+
+    #[test]
+    fn buckets_are_stable_and_spread() {
+        let id = CustomerId::new("C0000042").unwrap();
+        assert_eq!(due_bucket(&id), due_bucket(&id.clone()));
+        let mut counts = [0u32; DUE_BUCKETS as usize];
+        for i in 0..64_000 {
+            counts[due_bucket(&CustomerId::new(format!("C{i:07}")).unwrap()) as usize] += 1;
+        }
+        // 1,000 expected per bucket; a hot bucket would be far above.
+        assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
+    }
+}

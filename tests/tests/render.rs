@@ -1,0 +1,402 @@
+//! Rendering end to end: the settlement state machine settles and renders
+//! every shard; invoices land in S3 under deterministic keys with the right
+//! headers; every bill gets exactly one READY delivery; a re-render changes
+//! nothing and never resets a delivery that moved on.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use adapters::cycles::CycleStatus;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sfn::types::ExecutionStatus;
+use domain::delivery::{send_date, start_of_day};
+use domain::pii::Keyring;
+use domain::settlement::{FinishStatus, RenderResult, ShardTask};
+use domain::{Cycle, Delivery, DeliveryState};
+use integration_tests::{CYCLE, Month, generate};
+use lambda_runtime::{Context as LambdaContext, LambdaEvent};
+use local_aws::lambda::{FunctionError, Handler, Interceptor};
+use local_run::settle::{RENDER, local_function_env};
+
+fn cycle() -> Cycle {
+    CYCLE.parse().unwrap()
+}
+
+fn render_deps(month: &Month) -> render_shard::Deps {
+    render_shard::Deps::from_vars(&month.config, &local_function_env(&month.resources, RENDER)).unwrap()
+}
+
+fn task(shard: u32, expected_customers: u64, template_version: &str) -> ShardTask {
+    ShardTask {
+        cycle: cycle(),
+        shard,
+        catalog_version: "2026-v1".into(),
+        template_version: template_version.into(),
+        run_id: "test".into(),
+        expected_customers,
+    }
+}
+
+/// An invocation with five minutes to go.
+fn event(task: ShardTask) -> LambdaEvent<ShardTask> {
+    let mut ctx = LambdaContext::default();
+    let deadline = SystemTime::now() + Duration::from_secs(300);
+    ctx.deadline = u64::try_from(deadline.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis()).unwrap();
+    LambdaEvent::new(task, ctx)
+}
+
+fn gunzip(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    flate2::read::GzDecoder::new(bytes).read_to_string(&mut out).unwrap();
+    out
+}
+
+async fn set_state(month: &Month, d: &Delivery, state: DeliveryState) {
+    adapters::dynamodb_client(&month.config)
+        .update_item()
+        .table_name(month.deliveries.table())
+        .key(
+            "pk",
+            AttributeValue::S(adapters::deliveries::partition_key(d.cycle, d.shard)),
+        )
+        .key("customer_id", AttributeValue::S(d.customer_id.to_string()))
+        .update_expression("SET #s = :s REMOVE due_pk")
+        .expression_attribute_names("#s", "state")
+        .expression_attribute_values(":s", AttributeValue::S(state.as_str().into()))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bill_gets_one_invoice_and_one_ready_delivery() {
+    let data = generate(500, 250).unwrap(); // 2 shards
+    let month = Month::new("render-month").await.unwrap();
+    month.load(&data).await.unwrap();
+    let run = month.settle("settle-2026-11").await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{run:?}");
+    let f = run.finish_output().unwrap();
+    assert_eq!(f.status, FinishStatus::Settled, "{:?}", f.reasons);
+    assert_eq!(
+        month.host.invocations(&month.function(RENDER)),
+        2,
+        "one render per shard"
+    );
+    let record = month.cycles.get(cycle()).await.unwrap().unwrap();
+    assert_eq!(record.template_version, "v1");
+
+    let keys = Keyring::dev();
+    let mut customers = HashMap::new();
+    for s in 0..2 {
+        for c in month.customers.shard(s).await.unwrap().customers {
+            customers.insert(c.customer_id.to_string(), c);
+        }
+    }
+    let mut deliveries = 0;
+    for s in 0..2 {
+        let bills = month.bills.shard(cycle(), s).await.unwrap();
+        let ds = month.deliveries.shard(cycle(), s).await.unwrap();
+        assert_eq!(ds.len(), bills.len(), "shard {s}: one delivery per bill");
+        let shard_record = month.cycles.get_shard(cycle(), s).await.unwrap().unwrap();
+        let render = shard_record.render.expect("render record");
+        assert_eq!(
+            (render.deliveries, render.created),
+            (bills.len() as u64, bills.len() as u64)
+        );
+        assert_eq!(render.bills_digest, shard_record.digest);
+        for (bill, d) in bills.iter().zip(&ds) {
+            assert_eq!(d.customer_id, bill.customer_id);
+            let c = &customers[bill.customer_id.as_str()];
+            assert_eq!(d.state, DeliveryState::Ready);
+            assert_eq!(d.send_date, send_date(cycle(), c.send_day));
+            assert_eq!(d.available_at, start_of_day(d.send_date));
+            assert_eq!(
+                (d.dnd, d.preferred_channel, d.total),
+                (c.dnd, c.preferred_channel, bill.total)
+            );
+            assert_eq!(d.content.template_version, "v1");
+            assert_eq!(
+                d.content.email_key,
+                format!("invoices/2026-11/{s:05}/{}/v1.html", bill.customer_id)
+            );
+            assert_eq!(d.content.content_hash.len(), 64);
+            assert!(d.content.sms_text.contains(invoice::LINK_PLACEHOLDER));
+            assert_eq!((d.attempts_email, d.attempts_sms), (0, 0));
+            deliveries += 1;
+        }
+        // A few objects in full: headers, encoding, content, no personal data in clear.
+        for (bill, d) in bills.iter().zip(&ds).step_by(97) {
+            let o = month.bucket.get_object(&d.content.email_key).await.unwrap().unwrap();
+            assert_eq!(o.content_type.as_deref(), Some("text/html; charset=utf-8"));
+            assert_eq!(o.content_encoding.as_deref(), Some("gzip"));
+            assert_eq!(o.metadata.get("content-sha256"), Some(&d.content.content_hash));
+            let html = gunzip(&o.body);
+            assert!(html.starts_with("<!DOCTYPE html>"), "{}", &html[..40.min(html.len())]);
+            let c = &customers[d.customer_id.as_str()];
+            let contact = c.contact.open(&keys, &c.customer_id).unwrap();
+            let view = invoice::InvoiceView::new(bill, &contact.name, &contact.phone);
+            assert!(html.contains(&view.total), "the total due is on the invoice");
+            assert!(
+                html.contains(&view.customer_phone),
+                "the masked phone is on the invoice"
+            );
+            assert!(d.content.sms_text.contains(&view.total));
+            for secret in [&contact.name, &contact.email, &contact.phone] {
+                assert!(
+                    !html.contains(secret.expose().as_str()),
+                    "{}: clear contact data",
+                    d.customer_id
+                );
+                assert!(!d.content.sms_text.contains(secret.expose().as_str()));
+                assert!(!d.content.subject.contains(secret.expose().as_str()));
+            }
+        }
+    }
+    assert_eq!(deliveries, f.bills);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerender_is_a_no_op_and_never_resets_a_delivery_that_moved_on() {
+    let data = generate(300, 300).unwrap(); // 1 shard
+    let month = Month::new("render-again").await.unwrap();
+    month.load(&data).await.unwrap();
+    let run = month.settle("settle-2026-11").await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{run:?}");
+    let before = month.deliveries.shard(cycle(), 0).await.unwrap();
+    let n = before.len() as u64;
+
+    // Operators and senders moved some deliveries on; one READY delivery was scheduled later.
+    let moved = [
+        (0, DeliveryState::Queued),
+        (1, DeliveryState::Sending),
+        (2, DeliveryState::SentEmail),
+        (3, DeliveryState::SentSms),
+        (4, DeliveryState::Dead),
+    ];
+    for (i, state) in moved {
+        set_state(&month, &before[i], state).await;
+    }
+    let scheduled = &before[5];
+    let later = "2026-12-24T01:00:00Z";
+    adapters::dynamodb_client(&month.config)
+        .update_item()
+        .table_name(month.deliveries.table())
+        .key("pk", AttributeValue::S(adapters::deliveries::partition_key(cycle(), 0)))
+        .key("customer_id", AttributeValue::S(scheduled.customer_id.to_string()))
+        .update_expression("SET available_at = :t")
+        .expression_attribute_values(":t", AttributeValue::S(later.into()))
+        .send()
+        .await
+        .unwrap();
+    let object = month
+        .bucket
+        .get_object(&before[6].content.email_key)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let deps = render_deps(&month);
+    let r: RenderResult = render_shard::handle(&deps, event(task(0, 300, "v1"))).await.unwrap();
+    assert_eq!(
+        (
+            r.deliveries,
+            r.created,
+            r.updated,
+            r.unchanged,
+            r.kept,
+            r.bytes_uploaded
+        ),
+        (n, 0, 0, n - 5, 5, 0),
+        "{r:?}"
+    );
+    let after = month.deliveries.shard(cycle(), 0).await.unwrap();
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        assert_eq!(a.content, b.content, "delivery {i}: same keys, same hash");
+        let want = moved
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map_or(DeliveryState::Ready, |(_, s)| *s);
+        assert_eq!(a.state, want, "delivery {i}: state untouched");
+        assert_eq!(a.updated_at, b.updated_at, "delivery {i}: not written");
+    }
+    assert_eq!(after[5].available_at.to_rfc3339(), "2026-12-24T01:00:00+00:00");
+    assert_eq!(
+        month
+            .bucket
+            .get_object(&before[6].content.email_key)
+            .await
+            .unwrap()
+            .unwrap(),
+        object,
+        "the invoice object is untouched"
+    );
+    let record = month.cycles.get(cycle()).await.unwrap().unwrap();
+    assert_eq!(record.status, CycleStatus::Settled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_bill_rewrites_ready_deliveries_only() {
+    let data = generate(200, 200).unwrap(); // 1 shard
+    let month = Month::new("render-changed").await.unwrap();
+    month.load(&data).await.unwrap();
+    assert_eq!(
+        month.settle("settle-2026-11").await.unwrap().status,
+        ExecutionStatus::Succeeded
+    );
+    let before = month.deliveries.shard(cycle(), 0).await.unwrap();
+    // Bills 0 and 1 change (a corrected usage file re-settled, say); delivery 1 was already sent.
+    let mut bills = month.bills.shard(cycle(), 0).await.unwrap();
+    for b in bills.iter_mut().take(2) {
+        b.lines[0].label = "정정된 요금제".into();
+    }
+    month.bills.put_all(&bills[..2]).await.unwrap();
+    set_state(&month, &before[1], DeliveryState::SentEmail).await;
+    let scheduled = "2026-12-20T03:00:00Z";
+    adapters::dynamodb_client(&month.config)
+        .update_item()
+        .table_name(month.deliveries.table())
+        .key("pk", AttributeValue::S(adapters::deliveries::partition_key(cycle(), 0)))
+        .key("customer_id", AttributeValue::S(before[0].customer_id.to_string()))
+        .update_expression("SET available_at = :t, attempts_email = :a")
+        .expression_attribute_values(":t", AttributeValue::S(scheduled.into()))
+        .expression_attribute_values(":a", AttributeValue::N("2".into()))
+        .send()
+        .await
+        .unwrap();
+
+    let deps = render_deps(&month);
+    let r = render_shard::handle(&deps, event(task(0, 200, "v1"))).await.unwrap();
+    assert_eq!((r.created, r.updated, r.kept), (0, 1, 1), "{r:?}");
+    assert!(r.bytes_uploaded > 0);
+    let after = month.deliveries.shard(cycle(), 0).await.unwrap();
+    // The READY one: new content, same key, everything else kept.
+    assert_ne!(after[0].content.content_hash, before[0].content.content_hash);
+    assert_eq!(after[0].content.email_key, before[0].content.email_key);
+    assert_eq!(after[0].state, DeliveryState::Ready);
+    assert_eq!(after[0].available_at.to_rfc3339(), "2026-12-20T03:00:00+00:00");
+    assert_eq!(after[0].attempts_email, 2);
+    let html = gunzip(
+        &month
+            .bucket
+            .get_object(&after[0].content.email_key)
+            .await
+            .unwrap()
+            .unwrap()
+            .body,
+    );
+    assert!(html.contains("정정된 요금제"));
+    // The sent one: untouched.
+    assert_eq!(after[1].content, before[1].content);
+    assert_eq!(after[1].state, DeliveryState::SentEmail);
+    // The rest: unchanged.
+    for i in 2..after.len() {
+        assert_eq!(after[i], before[i]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_render_input_fails_the_shard_by_customer_id_and_writes_nothing() {
+    let data = generate(200, 200).unwrap();
+    let month = Month::new("render-bad").await.unwrap();
+    month.load(&data).await.unwrap();
+    // Render never runs in this settlement: the shard is settled, then rendered by hand.
+    let interceptor: Interceptor = Arc::new(|_payload: serde_json::Value, _handler: Handler| {
+        Box::pin(async { Err(FunctionError::new("StoreError", "injected: render unavailable")) })
+    });
+    month.host.intercept(&month.function(RENDER), interceptor).unwrap();
+    let run = month.settle("settle-2026-11").await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Failed, "{run:?}");
+    let record = month.cycles.get(cycle()).await.unwrap().unwrap();
+    if record.status == CycleStatus::Failed {
+        assert!(
+            record.reasons.iter().any(|r| r == "shard 0: invoices not rendered"),
+            "{:?}",
+            record.reasons
+        );
+    }
+    assert_eq!(month.deliveries.count(cycle(), 0).await.unwrap(), 0);
+
+    // An unknown template version is refused up front.
+    let deps = render_deps(&month);
+    let e = render_shard::handle(&deps, event(task(0, 200, "v0")))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, render_shard::RenderError::Template(_)), "{e}");
+    assert!(e.to_string().contains("\"v0\""), "{e}");
+
+    // One customer's contact data was sealed for another customer: it does not open.
+    let shard = month.customers.shard(0).await.unwrap().customers;
+    let (victim, other) = (&shard[3], &shard[4]);
+    let mut broken = victim.clone();
+    broken.contact = other.contact.clone();
+    month.customers.put_all(&[broken]).await.unwrap();
+    let e = render_shard::handle(&deps, event(task(0, 200, "v1")))
+        .await
+        .unwrap_err();
+    let message = e.to_string();
+    assert!(matches!(e, render_shard::RenderError::BadInput { .. }), "{message}");
+    assert!(message.contains(victim.customer_id.as_str()), "{message}");
+    assert!(message.contains("contact data does not open"), "{message}");
+    let keys = Keyring::dev();
+    let contact = other.contact.open(&keys, &other.customer_id).unwrap();
+    for secret in [&contact.name, &contact.email, &contact.phone] {
+        assert!(
+            !message.contains(secret.expose().as_str()),
+            "no personal data in errors"
+        );
+    }
+    assert_eq!(
+        month.deliveries.count(cycle(), 0).await.unwrap(),
+        0,
+        "nothing is written before every invoice renders"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_render_paused_at_its_deadline_resumes_to_the_same_deliveries() {
+    let data = generate(300, 300).unwrap();
+    let month = Month::new("render-pause").await.unwrap();
+    month.load(&data).await.unwrap();
+    // Re-host RenderShard so that every invocation renders one chunk of 64 and pauses.
+    let mut deps = render_deps(&month);
+    deps.config.chunk = 64;
+    deps.config.deadline_margin = Duration::from_secs(600);
+    let deps = Arc::new(deps);
+    month
+        .host
+        .register_fn(
+            month.emulator,
+            &month.function(RENDER),
+            Duration::from_secs(300),
+            move |ev| {
+                let deps = deps.clone();
+                async move { render_shard::handle(&deps, ev).await }
+            },
+        )
+        .await
+        .unwrap();
+    let run = month.settle("settle-2026-11").await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{run:?}");
+    let bills = month.bills.count(cycle(), 0).await.unwrap();
+    // ⌈bills / 64⌉ invocations: each one uploaded a chunk, the last one finished.
+    assert_eq!(
+        month.host.invocations(&month.function(RENDER)),
+        bills.div_ceil(64),
+        "{:?}",
+        month.host.all_invocations()
+    );
+    let ds = month.deliveries.shard(cycle(), 0).await.unwrap();
+    assert_eq!(ds.len() as u64, bills);
+    assert!(ds.iter().all(|d| d.state == DeliveryState::Ready));
+    let render = month
+        .cycles
+        .get_shard(cycle(), 0)
+        .await
+        .unwrap()
+        .unwrap()
+        .render
+        .unwrap();
+    assert_eq!(render.deliveries, bills);
+}
