@@ -155,6 +155,73 @@ async fn every_bill_gets_one_invoice_and_one_ready_delivery() {
         }
     }
     assert_eq!(deliveries, f.bills);
+
+    // The text message's link: presigned for the longest SigV4 allows, it fits the LMS and
+    // opens the invoice (a browser's GET, decoded as the headers say).
+    let d = &month.deliveries.shard(cycle(), 1).await.unwrap()[7];
+    let url = month
+        .bucket
+        .presign_invoice(&d.content.email_key, adapters::data_bucket::MAX_LINK_EXPIRY)
+        .await
+        .unwrap();
+    assert!(
+        url.contains("X-Amz-Expires=604800") && url.contains("X-Amz-Signature="),
+        "{url}"
+    );
+    assert!(url.len() <= invoice::MAX_LINK_BYTES, "{} bytes", url.len());
+    let sms = invoice::sms_with_link(&d.content.sms_text, &url).unwrap();
+    assert!(sms.contains(&url) && !sms.contains(invoice::LINK_PLACEHOLDER));
+    let (status, head, body) = http_get(&url);
+    assert_eq!(status, 200, "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-encoding: gzip"), "{head}");
+    let stored = month.bucket.get_object(&d.content.email_key).await.unwrap().unwrap();
+    assert_eq!(body, stored.body);
+    assert!(gunzip(&body).contains("<!DOCTYPE html>"));
+    let too_long = adapters::data_bucket::MAX_LINK_EXPIRY + Duration::from_secs(1);
+    assert!(
+        month
+            .bucket
+            .presign_invoice(&d.content.email_key, too_long)
+            .await
+            .is_err()
+    );
+}
+
+/// A plain HTTP/1.1 GET (loopback, no TLS): status, head and body.
+fn http_get(url: &str) -> (u16, String, Vec<u8>) {
+    use std::io::Write;
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = std::net::TcpStream::connect(authority).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut body = raw[end + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (status, head, body)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[line_end + 2..line_end + 2 + size]);
+        data = &data[line_end + 4 + size..];
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,6 +44,9 @@ pub fn invoice_key(cycle: Cycle, shard: u32, customer: &str, template_version: &
     format!("invoices/{cycle}/{shard:05}/{customer}/{template_version}.html")
 }
 
+/// The longest a presigned link may live: SigV4 refuses more than 7 days.
+pub const MAX_LINK_EXPIRY: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 /// An object as stored, with the headers a browser or mail sender needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredObject {
@@ -114,6 +117,36 @@ impl DataBucket {
             .await
             .map_err(|e| StoreError::aws("PutObject", format!("s3://{}/{key}", self.bucket), e))?;
         Ok(())
+    }
+
+    /// A presigned GET of an invoice, valid for `expires_in` (at most
+    /// [`MAX_LINK_EXPIRY`]; longer is refused). Signing is local, no request is
+    /// made. A link signed with temporary credentials (a Lambda role's) stops
+    /// working when they expire, whatever `expires_in` says: see README
+    /// "Invoices".
+    pub async fn presign_invoice(&self, key: &str, expires_in: std::time::Duration) -> Result<String, StoreError> {
+        let resource = format!("s3://{}/{key}", self.bucket);
+        let invalid = |message: String| StoreError::Conflict {
+            resource: resource.clone(),
+            message,
+        };
+        if expires_in > MAX_LINK_EXPIRY || expires_in.is_zero() {
+            return Err(invalid(format!(
+                "a link must expire within 1 s to 7 days, not {} s",
+                expires_in.as_secs()
+            )));
+        }
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in)
+            .map_err(|e| invalid(format!("presigning: {e}")))?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(|e| StoreError::aws("PresignGetObject", resource.clone(), e))?;
+        Ok(request.uri().to_owned())
     }
 
     /// An object with its headers; `Ok(None)` if there is no such object.
