@@ -9,6 +9,7 @@ pub mod bill;
 pub mod calendar;
 pub mod customer;
 pub mod delivery;
+pub mod dispatch;
 pub mod money;
 pub mod pii;
 pub mod settlement;

@@ -1,0 +1,262 @@
+//! Dispatch decisions: what a slot's run does with a `READY` delivery.
+//!
+//! The schedule runs at the start of every two-hour slot (Asia/Seoul). A run
+//! serves the slot containing its scheduled time. It enqueues nothing at all
+//! in a slot the system quiet window touches; otherwise it enqueues each due
+//! delivery (its `available_at` has passed) whose customer allows the slot,
+//! on its preferred channel if the operators' channel policy enables it, on
+//! the other enabled channel if not, and holds it with a reason if none is
+//! enabled. A delivery the slot does not allow stays `READY` for a later run,
+//! which is also how missed runs are caught up.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::calendar::Cycle;
+use crate::customer::Channel;
+use crate::slots::{QuietWindow, SLOTS_PER_DAY, Slot, SlotSet};
+
+/// Which channels the operators have enabled (`email,sms`, `email`, `sms` or
+/// `none`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ChannelPolicy {
+    pub email: bool,
+    pub sms: bool,
+}
+
+impl ChannelPolicy {
+    pub const ALL: ChannelPolicy = ChannelPolicy { email: true, sms: true };
+
+    pub fn allows(self, channel: Channel) -> bool {
+        match channel {
+            Channel::Email => self.email,
+            Channel::Sms => self.sms,
+        }
+    }
+
+    /// The channel a customer who prefers `preferred` is reached on: the
+    /// preferred one if enabled, else the other if enabled, else none.
+    pub fn route(self, preferred: Channel) -> Option<Channel> {
+        let other = match preferred {
+            Channel::Email => Channel::Sms,
+            Channel::Sms => Channel::Email,
+        };
+        [preferred, other].into_iter().find(|c| self.allows(*c))
+    }
+}
+
+impl Default for ChannelPolicy {
+    fn default() -> Self {
+        ChannelPolicy::ALL
+    }
+}
+
+impl fmt::Display for ChannelPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match (self.email, self.sms) {
+            (true, true) => "email,sms",
+            (true, false) => "email",
+            (false, true) => "sms",
+            (false, false) => "none",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("channel policy {0:?} is not a comma-separated list of email and sms, or none")]
+pub struct ChannelPolicyError(pub String);
+
+impl FromStr for ChannelPolicy {
+    type Err = ChannelPolicyError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || ChannelPolicyError(s.to_owned());
+        let mut p = ChannelPolicy {
+            email: false,
+            sms: false,
+        };
+        if s.trim() == "none" {
+            return Ok(p);
+        }
+        for part in s.split(',').map(str::trim) {
+            match part {
+                "email" => p.email = true,
+                "sms" => p.sms = true,
+                _ => return Err(bad()),
+            }
+        }
+        Ok(p)
+    }
+}
+
+impl Serialize for ChannelPolicy {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ChannelPolicy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One slot of one day: what a dispatch run serves.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SlotRun {
+    pub date: NaiveDate,
+    pub slot: Slot,
+}
+
+impl SlotRun {
+    /// The slot containing instant `t` (Asia/Seoul).
+    pub fn containing(t: DateTime<Utc>) -> SlotRun {
+        let (date, slot) = Slot::of_instant(t);
+        SlotRun { date, slot }
+    }
+
+    pub fn start(self) -> DateTime<Utc> {
+        self.slot.start_on(self.date)
+    }
+
+    /// Whether the run may send at all: the slot lies entirely outside the
+    /// system quiet window.
+    pub fn is_open(self, quiet: QuietWindow) -> bool {
+        !quiet.touches(self.slot)
+    }
+
+    pub fn next(self) -> SlotRun {
+        SlotRun::containing(self.start() + Duration::hours(2))
+    }
+
+    /// Every slot from the first of the month after `cycle` (when its invoices
+    /// go out) to the last of that month, in order: the runs of a month.
+    pub fn issue_month(cycle: Cycle) -> impl Iterator<Item = SlotRun> {
+        let month = cycle.next();
+        let first = SlotRun {
+            date: month.first_day(),
+            slot: Slot::all().next().unwrap_or_else(|| unreachable!("a day has slots")),
+        };
+        let count = month.days() as usize * usize::from(SLOTS_PER_DAY);
+        std::iter::successors(Some(first), |r| Some(r.next())).take(count)
+    }
+}
+
+impl fmt::Display for SlotRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.date, self.slot)
+    }
+}
+
+/// What a run does with one `READY` delivery.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Enqueue it on this channel now.
+    Enqueue(Channel),
+    /// Not yet: `available_at` is after the slot's start.
+    NotYet,
+    /// The slot is in the customer's DND set (or the run may not send at
+    /// all): a later run takes it.
+    NotThisSlot,
+    /// No enabled channel reaches the customer: hold it, with this reason.
+    Hold(&'static str),
+}
+
+/// The decision for one delivery in the run of `run`.
+pub fn decide(
+    run: SlotRun,
+    quiet: QuietWindow,
+    policy: ChannelPolicy,
+    dnd: SlotSet,
+    preferred: Channel,
+    available_at: DateTime<Utc>,
+) -> Decision {
+    if available_at > run.start() {
+        Decision::NotYet
+    } else if !run.is_open(quiet) || dnd.contains(run.slot) {
+        Decision::NotThisSlot
+    } else {
+        match policy.route(preferred) {
+            Some(channel) => Decision::Enqueue(channel),
+            None => Decision::Hold("no enabled channel: the operators' channel policy disables email and SMS"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn policy_routes_to_the_preferred_then_the_other_channel() {
+        let both: ChannelPolicy = "email,sms".parse().unwrap();
+        assert_eq!(both.route(Channel::Sms), Some(Channel::Sms));
+        let email: ChannelPolicy = "email".parse().unwrap();
+        assert_eq!(email.route(Channel::Sms), Some(Channel::Email));
+        let none: ChannelPolicy = "none".parse().unwrap();
+        assert_eq!(none.route(Channel::Email), None);
+        assert!("fax".parse::<ChannelPolicy>().is_err());
+        assert_eq!(email.to_string(), "email");
+    }
+
+    #[test]
+    fn a_run_serves_the_slot_of_its_scheduled_time() {
+        // 10:00 Seoul = 01:00 UTC: slot 5 (10:00-12:00).
+        let run = SlotRun::containing(at("2026-12-15T01:00:00Z"));
+        assert_eq!(run.slot.index(), 5);
+        assert_eq!(run.start(), at("2026-12-15T01:00:00Z"));
+        assert!(run.is_open(QuietWindow::default_korea()));
+        // 20:00-22:00 touches the 21:00 start of the quiet window.
+        let evening = SlotRun::containing(at("2026-12-15T11:30:00Z"));
+        assert_eq!(evening.slot.index(), 10);
+        assert!(!evening.is_open(QuietWindow::default_korea()));
+        // The last slot of a day is followed by the first of the next.
+        let late = SlotRun::containing(at("2026-12-31T14:00:00Z")); // 23:00 Seoul
+        assert_eq!(late.next().date.to_string(), "2027-01-01");
+        assert_eq!(late.next().slot.index(), 0);
+    }
+
+    #[test]
+    fn a_month_has_twelve_runs_a_day() {
+        let runs: Vec<_> = SlotRun::issue_month(Cycle::new(2026, 11).unwrap()).collect();
+        assert_eq!(runs.len(), 31 * 12);
+        assert_eq!(runs[0].to_string(), "2026-12-01 00:00-02:00");
+        assert_eq!(runs[runs.len() - 1].to_string(), "2026-12-31 22:00-24:00");
+        assert!(runs.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn decisions() {
+        let run = SlotRun::containing(at("2026-12-15T01:00:00Z")); // slot 5
+        let quiet = QuietWindow::default_korea();
+        let due = at("2026-12-14T15:00:00Z");
+        let d = |dnd: SlotSet, policy, available_at| decide(run, quiet, policy, dnd, Channel::Email, available_at);
+        let all = ChannelPolicy::ALL;
+        assert_eq!(d(SlotSet::EMPTY, all, due), Decision::Enqueue(Channel::Email));
+        assert_eq!(d(SlotSet::EMPTY, all, at("2026-12-15T01:00:01Z")), Decision::NotYet);
+        let dnd = SlotSet::EMPTY.with(Slot::new(5).unwrap());
+        assert_eq!(d(dnd, all, due), Decision::NotThisSlot);
+        let sms_only = ChannelPolicy {
+            email: false,
+            sms: true,
+        };
+        assert_eq!(d(SlotSet::EMPTY, sms_only, due), Decision::Enqueue(Channel::Sms));
+        let none = ChannelPolicy {
+            email: false,
+            sms: false,
+        };
+        assert!(matches!(d(SlotSet::EMPTY, none, due), Decision::Hold(_)));
+        // In the quiet window nothing goes, whatever the customer allows.
+        let night = SlotRun::containing(at("2026-12-15T13:00:00Z")); // 22:00 Seoul
+        assert_eq!(
+            decide(night, quiet, all, SlotSet::EMPTY, Channel::Email, due),
+            Decision::NotThisSlot
+        );
+    }
+}
