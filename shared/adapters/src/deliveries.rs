@@ -3,9 +3,12 @@
 //! away and a delivery id (`{cycle}#{shard:05}#{customer}`) names its key.
 //!
 //! The `Due` index (partition `due_pk` = `{cycle}#{bucket:02}`, sort
-//! `available_at`) is sparse: only `READY` deliveries carry `due_pk`, so it
-//! holds exactly what dispatch may pick, spread over
-//! [`domain::delivery::DUE_BUCKETS`] partitions.
+//! `available_at`) is sparse: only deliveries dispatch may have to act on
+//! carry `due_pk` — `READY` ones (sorted by when they may go) and `QUEUED`
+//! ones not yet claimed by a sender (sorted by when to re-check them: a run
+//! that crashed between marking and sending left them without a message) —
+//! spread over [`domain::delivery::DUE_BUCKETS`] partitions. A sender's
+//! claim, a hold or an end state removes `due_pk`.
 //!
 //! Every write is conditional: creation only where nothing exists, a content
 //! update only on a `READY` delivery whose content is what the caller read.
@@ -14,8 +17,8 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, SecondsFormat, Utc};
-use domain::delivery::DeliveryContent;
-use domain::{CustomerId, Cycle, Delivery, DeliveryState};
+use domain::delivery::{DeliveryContent, utc_seconds};
+use domain::{Channel, CustomerId, Cycle, Delivery, DeliveryState, SlotSet};
 
 use crate::dynamo::{Item, attr_s, conditional_put, conditional_update, query_all};
 use crate::{PutOutcome, StoreError};
@@ -27,6 +30,45 @@ pub fn partition_key(cycle: Cycle, shard: u32) -> String {
 /// The due-index partition of a delivery.
 pub fn due_key(cycle: Cycle, bucket: u32) -> String {
     format!("{cycle}#{bucket:02}")
+}
+
+/// A delivery as the `Due` index shows it: what dispatch needs to decide and
+/// to enqueue, nothing more.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueEntry {
+    pub cycle: Cycle,
+    pub shard: u32,
+    pub customer_id: CustomerId,
+    /// `READY`, or `QUEUED` whose re-check time has come (no sender took it).
+    pub state: DeliveryState,
+    pub available_at: DateTime<Utc>,
+    pub dnd: SlotSet,
+    pub preferred_channel: Channel,
+    /// When it was last enqueued (only for `QUEUED`).
+    pub queued_at: Option<String>,
+}
+
+impl DueEntry {
+    pub fn id(&self) -> String {
+        domain::bill::bill_id(self.cycle, self.shard, &self.customer_id)
+    }
+}
+
+/// A `Due` index entry that cannot be read: the delivery's key (as far as it
+/// could be read) and why. Never a personal value: the index holds none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadEntry {
+    pub key: String,
+    pub reason: String,
+}
+
+/// One page of the `Due` index.
+#[derive(Debug, Default)]
+pub struct DuePage {
+    pub entries: Vec<DueEntry>,
+    pub bad: Vec<BadEntry>,
+    /// Where the next page starts; `None` after the last page.
+    pub next: Option<Item>,
 }
 
 /// What a shard's re-render needs to know about an existing delivery.
@@ -221,4 +263,178 @@ impl DeliveryStore {
             .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
         got.item.map(|item| self.decode(item)).transpose()
     }
+
+    /// One page of the `Due` index for one bucket: entries whose
+    /// `available_at` is at or before `until`, oldest first, at most `limit`.
+    /// Entries that do not decode are returned apart, so one corrupt item
+    /// never stops the rest.
+    pub async fn due_page(
+        &self,
+        cycle: Cycle,
+        bucket: u32,
+        until: DateTime<Utc>,
+        limit: i32,
+        start: Option<Item>,
+    ) -> Result<DuePage, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .key_condition_expression("due_pk = :b AND available_at <= :until")
+            .expression_attribute_values(":b", s(due_key(cycle, bucket)))
+            .expression_attribute_values(":until", s(utc_seconds::format(&until)))
+            .limit(limit.max(1))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("Query", format!("{}/index/{DUE_INDEX}", self.table), e))?;
+        let mut page = DuePage {
+            next: out.last_evaluated_key.filter(|k| !k.is_empty()),
+            ..DuePage::default()
+        };
+        for item in out.items.unwrap_or_default() {
+            match due_entry(cycle, &item) {
+                Ok(e) => page.entries.push(e),
+                Err(reason) => page.bad.push(BadEntry {
+                    key: format!(
+                        "{}#{}",
+                        attr_s(&item, "pk").unwrap_or("?"),
+                        attr_s(&item, "customer_id").unwrap_or("?")
+                    ),
+                    reason,
+                }),
+            }
+        }
+        Ok(page)
+    }
+
+    /// `READY` → `QUEUED` on `channel` by `run_id`, if the delivery is still
+    /// the `READY` one the caller read (same `available_at`): of two runs,
+    /// one wins. It stays in the `Due` index with `available_at` =
+    /// `recheck_at`: if no sender has claimed it by then (a crash between
+    /// this write and the message), a later run finds it and enqueues it again.
+    pub async fn mark_queued(
+        &self,
+        e: &DueEntry,
+        channel: Channel,
+        run_id: &str,
+        now: DateTime<Utc>,
+        recheck_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(partition_key(e.cycle, e.shard)))
+            .key("customer_id", s(e.customer_id.as_str()))
+            .update_expression(
+                "SET #st = :queued, channel = :ch, run_id = :run, queued_at = :now, available_at = :recheck, \
+                 updated_at = :now",
+            )
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_values(":queued", s(DeliveryState::Queued.as_str()))
+            .expression_attribute_values(":ch", s(channel.as_str()))
+            .expression_attribute_values(":run", s(run_id))
+            .expression_attribute_values(":now", s(utc_seconds::format(&now)))
+            .expression_attribute_values(":recheck", s(utc_seconds::format(&recheck_at)))
+            .expression_attribute_values(":seen", s(utc_seconds::format(&e.available_at)));
+        req = match (e.state, &e.queued_at) {
+            // A stale QUEUED delivery: only if nobody touched it since it was read.
+            (DeliveryState::Queued, Some(q)) => req
+                .condition_expression("#st = :queued AND queued_at = :q AND available_at = :seen")
+                .expression_attribute_values(":q", s(q)),
+            _ => req
+                .condition_expression("#st = :ready AND available_at = :seen")
+                .expression_attribute_values(":ready", s(DeliveryState::Ready.as_str())),
+        };
+        conditional_update(req, &self.table).await
+    }
+
+    /// Undoes [`mark_queued`](Self::mark_queued) when the message could not be
+    /// sent: back to `READY` at `available_at`, if `run_id` still holds it.
+    pub async fn revert_queued(
+        &self,
+        e: &DueEntry,
+        run_id: &str,
+        available_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(partition_key(e.cycle, e.shard)))
+            .key("customer_id", s(e.customer_id.as_str()))
+            .update_expression("SET #st = :ready, available_at = :at, updated_at = :now REMOVE run_id, queued_at")
+            .condition_expression("#st = :queued AND run_id = :run")
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_values(":ready", s(DeliveryState::Ready.as_str()))
+            .expression_attribute_values(":queued", s(DeliveryState::Queued.as_str()))
+            .expression_attribute_values(":run", s(run_id))
+            .expression_attribute_values(":at", s(utc_seconds::format(&available_at)))
+            .expression_attribute_values(":now", s(utc_seconds::format(&now)));
+        conditional_update(req, &self.table).await
+    }
+
+    /// `READY` → `HELD` with a reason (no enabled channel reaches the
+    /// customer); it leaves the `Due` index until an operator acts.
+    pub async fn hold(&self, e: &DueEntry, reason: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(partition_key(e.cycle, e.shard)))
+            .key("customer_id", s(e.customer_id.as_str()))
+            .update_expression("SET #st = :held, held_reason = :why, updated_at = :now REMOVE due_pk")
+            .condition_expression("#st = :ready")
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_values(":held", s(DeliveryState::Held.as_str()))
+            .expression_attribute_values(":ready", s(DeliveryState::Ready.as_str()))
+            .expression_attribute_values(":why", s(reason))
+            .expression_attribute_values(":now", s(utc_seconds::format(&now)));
+        conditional_update(req, &self.table).await
+    }
+}
+
+/// The `Due` index of the deliveries table.
+pub const DUE_INDEX: &str = "Due";
+
+fn due_entry(cycle: Cycle, item: &Item) -> Result<DueEntry, String> {
+    let text = |name: &str| attr_s(item, name).ok_or_else(|| format!("{name} is missing or not a string"));
+    let pk = text("pk")?;
+    let shard = pk
+        .rsplit_once('#')
+        .and_then(|(c, n)| (c == cycle.to_string()).then(|| n.parse().ok()).flatten())
+        .ok_or_else(|| format!("pk {pk:?} is not {cycle}#<shard>"))?;
+    let customer_id = CustomerId::new(text("customer_id")?).map_err(|e| e.reason)?;
+    let state = match text("state")? {
+        "READY" => DeliveryState::Ready,
+        "QUEUED" => DeliveryState::Queued,
+        other => return Err(format!("state {other:?} does not belong in the due index")),
+    };
+    let available_at = DateTime::parse_from_rfc3339(text("available_at")?)
+        .map_err(|e| format!("available_at: {e}"))?
+        .with_timezone(&Utc);
+    let dnd: SlotSet = item
+        .get("dnd")
+        .map(|v| serde_dynamo::from_attribute_value(v.clone()))
+        .transpose()
+        .map_err(|e| format!("dnd: {e}"))?
+        .unwrap_or_default();
+    let preferred_channel = match text("preferred_channel")? {
+        "email" => Channel::Email,
+        "sms" => Channel::Sms,
+        other => return Err(format!("preferred_channel {other:?} is not email or sms")),
+    };
+    Ok(DueEntry {
+        cycle,
+        shard,
+        customer_id,
+        state,
+        available_at,
+        dnd,
+        preferred_channel,
+        queued_at: attr_s(item, "queued_at").map(str::to_owned),
+    })
 }

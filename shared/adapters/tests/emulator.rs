@@ -240,3 +240,140 @@ async fn queries_are_read_to_their_last_page() {
     let want: Vec<String> = all.iter().map(|c| c.customer_id.to_string()).collect();
     assert_eq!(ids, want, "every item once, in key order");
 }
+
+fn delivery(cycle: Cycle, shard: u32, i: u32, send_day: u32) -> domain::Delivery {
+    let content = domain::DeliveryContent {
+        template_version: "v1".into(),
+        content_hash: format!("{i:064}"),
+        email_key: format!("invoices/{cycle}/{shard:05}/C{i:07}/v1.html"),
+        subject: "subject".into(),
+        sms_text: "text".into(),
+    };
+    domain::Delivery::ready(
+        cycle,
+        shard,
+        CustomerId::new(format!("C{i:07}")).unwrap(),
+        SendDay::new(send_day).unwrap(),
+        SlotSet::EMPTY.with(domain::Slot::new(3).unwrap()),
+        if i.is_multiple_of(3) {
+            Channel::Sms
+        } else {
+            Channel::Email
+        },
+        domain::Krw(10_000 + i64::from(i)),
+        content,
+        chrono::Utc::now(),
+    )
+}
+
+/// Every entry of the `Due` index of `cycle` due by `until`, over all buckets.
+async fn all_due(
+    store: &adapters::deliveries::DeliveryStore,
+    cycle: Cycle,
+    until: chrono::DateTime<chrono::Utc>,
+) -> Vec<adapters::deliveries::DueEntry> {
+    let mut out = Vec::new();
+    for bucket in 0..domain::delivery::DUE_BUCKETS {
+        let mut start = None;
+        loop {
+            let page = store.due_page(cycle, bucket, until, 7, start).await.unwrap();
+            assert!(page.bad.is_empty(), "{:?}", page.bad);
+            out.extend(page.entries);
+            start = page.next;
+            if start.is_none() {
+                break;
+            }
+        }
+    }
+    out.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+    out
+}
+
+#[tokio::test]
+async fn the_due_index_holds_what_dispatch_may_take_and_transitions_are_exclusive() {
+    use adapters::deliveries::DeliveryStore;
+    use chrono::{Duration, TimeZone, Utc};
+    use domain::DeliveryState;
+    let stack = local_aws::fresh_stack("deliveries-due").await.unwrap();
+    let store = DeliveryStore::new(dynamodb_client(&stack.config), stack.env()["DELIVERIES_TABLE"].clone());
+    let cycle = Cycle::new(2026, 11).unwrap();
+    // 40 deliveries due on 10 December, 20 on the 20th.
+    for i in 0..60 {
+        let d = delivery(cycle, i % 2, i, if i < 40 { 10 } else { 20 });
+        assert_eq!(store.create(&d).await.unwrap(), PutOutcome::Created);
+    }
+    let dec10 = Utc.with_ymd_and_hms(2026, 12, 10, 1, 0, 0).unwrap(); // 10:00 Seoul
+    let due = all_due(&store, cycle, dec10).await;
+    assert_eq!(due.len(), 40, "only those whose send date has come");
+    let first = &due[0];
+    assert_eq!(first.state, DeliveryState::Ready);
+    assert_eq!(first.dnd, SlotSet::EMPTY.with(domain::Slot::new(3).unwrap()));
+    assert_eq!(first.available_at, Utc.with_ymd_and_hms(2026, 12, 9, 15, 0, 0).unwrap());
+    assert_eq!(all_due(&store, cycle, dec10 + Duration::days(10)).await.len(), 60);
+
+    // Two runs race for the same delivery: exactly one enqueues it.
+    let recheck = dec10 + Duration::hours(2);
+    let (a, b) = tokio::join!(
+        store.mark_queued(first, Channel::Email, "run-a", dec10, recheck),
+        store.mark_queued(first, Channel::Email, "run-b", dec10, recheck)
+    );
+    assert!(a.unwrap() ^ b.unwrap(), "one winner");
+    let queued = store
+        .get(cycle, first.shard, &first.customer_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(queued.state, DeliveryState::Queued);
+    // Queued: out of this slot's view, back in view (as QUEUED) once its re-check time passes.
+    assert_eq!(all_due(&store, cycle, dec10).await.len(), 39);
+    let stale: Vec<_> = all_due(&store, cycle, recheck)
+        .await
+        .into_iter()
+        .filter(|e| e.state == DeliveryState::Queued)
+        .collect();
+    assert_eq!(stale.len(), 1);
+    assert!(stale[0].queued_at.is_some());
+    // Re-enqueued by a later run: conditioned on the queued_at it read.
+    let later = recheck + Duration::hours(2);
+    assert!(
+        store
+            .mark_queued(&stale[0], Channel::Email, "run-c", recheck, later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .mark_queued(&stale[0], Channel::Email, "run-d", recheck, later)
+            .await
+            .unwrap()
+    );
+    // Reverted (the message could not be sent): READY again, only by the run that holds it.
+    assert!(
+        !store
+            .revert_queued(first, "run-a-or-b", first.available_at, dec10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .revert_queued(first, "run-c", first.available_at, dec10)
+            .await
+            .unwrap()
+    );
+    assert_eq!(all_due(&store, cycle, dec10).await.len(), 40);
+
+    // Held: leaves the index.
+    let second = &all_due(&store, cycle, dec10).await[1];
+    assert!(store.hold(second, "no enabled channel", dec10).await.unwrap());
+    assert_eq!(all_due(&store, cycle, dec10).await.len(), 39);
+    let held = store
+        .get(cycle, second.shard, &second.customer_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.state, DeliveryState::Held);
+    assert!(
+        !store.hold(second, "again", dec10).await.unwrap(),
+        "only a READY delivery is held"
+    );
+}
