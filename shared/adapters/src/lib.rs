@@ -31,6 +31,8 @@ pub mod data_bucket;
 pub mod deliveries;
 #[cfg(feature = "dynamodb")]
 pub mod dynamo;
+#[cfg(feature = "sqs")]
+pub mod queue;
 
 pub use error::StoreError;
 
@@ -110,6 +112,11 @@ pub enum ConfigError {
 pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
     let b = aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some());
     aws_sdk_s3::Client::from_conf(b.build())
+}
+
+#[cfg(feature = "sqs")]
+pub fn sqs_client(config: &SdkConfig) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(config)
 }
 
 #[cfg(feature = "dynamodb")]

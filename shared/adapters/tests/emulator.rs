@@ -377,3 +377,53 @@ async fn the_due_index_holds_what_dispatch_may_take_and_transitions_are_exclusiv
         "only a READY delivery is held"
     );
 }
+
+#[tokio::test]
+async fn a_batch_of_messages_carries_ids_only_and_reports_what_failed() {
+    use adapters::queue::{DeliveryQueue, SEND_BATCH_LIMIT};
+    use domain::delivery::DeliveryMessage;
+    let emulator = local_aws::Emulator::shared().await.unwrap();
+    let config = emulator.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let name = local_aws::unique_prefix("queue-batch");
+    let url = sqs
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue = DeliveryQueue::new(sqs.clone(), &url);
+    let messages: Vec<DeliveryMessage> = (0..SEND_BATCH_LIMIT)
+        .map(|i| DeliveryMessage {
+            delivery_id: format!("2026-11#00001#C{i:07}"),
+            channel: Channel::Email,
+            run_id: "run-1".into(),
+        })
+        .collect();
+    let out = queue.send_batch(&messages).await.unwrap();
+    assert_eq!((out.sent, out.failed.len(), out.requests), (10, 0, 1));
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let got = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        for m in got.messages.unwrap_or_default() {
+            let body: DeliveryMessage = serde_json::from_str(m.body.as_deref().unwrap()).unwrap();
+            seen.push(body.delivery_id);
+        }
+        if seen.len() == 10 {
+            break;
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, messages.iter().map(|m| m.delivery_id.clone()).collect::<Vec<_>>());
+    // Eleven is more than SQS takes in one batch: refused, nothing sent.
+    let eleven: Vec<DeliveryMessage> = messages.iter().cloned().chain(messages.first().cloned()).collect();
+    assert!(queue.send_batch(&eleven).await.is_err());
+}

@@ -160,6 +160,30 @@ impl Delivery {
     }
 }
 
+/// The message dispatch puts on a channel's queue: ids only, never contact
+/// data. `run_id` names the dispatch run that enqueued it (logs, duplicates).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryMessage {
+    pub delivery_id: String,
+    pub channel: Channel,
+    pub run_id: String,
+}
+
+/// Splits a delivery id (`{cycle}#{shard:05}#{customer}`) into its parts.
+pub fn parse_delivery_id(id: &str) -> Result<(Cycle, u32, CustomerId), String> {
+    let mut parts = id.splitn(3, '#');
+    let (Some(cycle), Some(shard), Some(customer)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(format!("delivery id {id:?} is not cycle#shard#customer"));
+    };
+    let cycle: Cycle = cycle.parse().map_err(|e| format!("delivery id {id:?}: {e}"))?;
+    let shard: u32 = shard
+        .parse()
+        .map_err(|_| format!("delivery id {id:?}: shard {shard:?} is not a number"))?;
+    let customer = CustomerId::new(customer).map_err(|e| format!("delivery id {id:?}: {}", e.reason))?;
+    Ok((cycle, shard, customer))
+}
+
 /// The date a cycle's invoice goes to a customer: their send day in the month
 /// after the cycle (the bill for November is issued in December), clamped to
 /// that month's last day (a send day of 31 means 30 November, 28 February).
@@ -235,6 +259,22 @@ mod tests {
     fn a_day_starts_at_midnight_in_seoul() {
         let d = NaiveDate::from_ymd_opt(2026, 12, 15).unwrap();
         assert_eq!(start_of_day(d).to_rfc3339(), "2026-12-14T15:00:00+00:00");
+    }
+
+    #[test]
+    fn delivery_ids_round_trip() {
+        let id = crate::bill::bill_id(Cycle::new(2026, 11).unwrap(), 42, &CustomerId::new("C0000042").unwrap());
+        let (c, s, cu) = parse_delivery_id(&id).unwrap();
+        assert_eq!((c.to_string(), s, cu.as_str()), ("2026-11".to_owned(), 42, "C0000042"));
+        assert!(parse_delivery_id("2026-11#x#C1").is_err());
+        assert!(parse_delivery_id("2026-13#00001#C1").is_err());
+        assert!(parse_delivery_id("nonsense").is_err());
+        assert!(
+            serde_json::from_str::<DeliveryMessage>(
+                r#"{"delivery_id":"a","channel":"email","run_id":"r","email":"x"}"#
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -1,0 +1,139 @@
+//! The delivery queues: messages carry ids only (see
+//! [`domain::delivery::DeliveryMessage`]), ten to a `SendMessageBatch`.
+//!
+//! SQS may accept part of a batch: the failed entries are sent again with
+//! backoff; what still fails after the last attempt is returned by id, so the
+//! caller can undo what it did for them (nothing may stay marked as queued
+//! without a message).
+
+use std::collections::HashMap;
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use domain::delivery::DeliveryMessage;
+
+use crate::StoreError;
+use crate::retry::Backoff;
+
+/// SQS accepts at most 10 messages per `SendMessageBatch`.
+pub const SEND_BATCH_LIMIT: usize = 10;
+
+#[derive(Clone, Debug)]
+pub struct DeliveryQueue {
+    client: Client,
+    url: String,
+    pub backoff: Backoff,
+}
+
+/// What a batch send did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SendOutcome {
+    pub sent: usize,
+    /// Delivery ids SQS did not accept after every attempt, with its reason.
+    pub failed: Vec<(String, String)>,
+    pub requests: usize,
+}
+
+impl DeliveryQueue {
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        DeliveryQueue {
+            client,
+            url: url.into(),
+            backoff: Backoff::default(),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Sends up to ten messages (more is a caller error, refused).
+    pub async fn send_batch(&self, messages: &[DeliveryMessage]) -> Result<SendOutcome, StoreError> {
+        if messages.len() > SEND_BATCH_LIMIT {
+            return Err(StoreError::Conflict {
+                resource: self.url.clone(),
+                message: format!("{} messages in one batch; SQS takes {SEND_BATCH_LIMIT}", messages.len()),
+            });
+        }
+        let mut pending: HashMap<String, &DeliveryMessage> =
+            messages.iter().enumerate().map(|(i, m)| (i.to_string(), m)).collect();
+        let mut out = SendOutcome::default();
+        let mut attempt = 0;
+        let mut last_errors: HashMap<String, String> = HashMap::new();
+        while !pending.is_empty() {
+            attempt += 1;
+            out.requests += 1;
+            let mut entries = Vec::with_capacity(pending.len());
+            for (id, m) in &pending {
+                let body = serde_json::to_string(m).map_err(|e| StoreError::Decode {
+                    resource: self.url.clone(),
+                    what: format!("message for delivery {}", m.delivery_id),
+                    message: e.to_string(),
+                })?;
+                entries.push(
+                    SendMessageBatchRequestEntry::builder()
+                        .id(id)
+                        .message_body(body)
+                        .build()
+                        .map_err(|e| StoreError::Decode {
+                            resource: self.url.clone(),
+                            what: "batch entry".into(),
+                            message: e.to_string(),
+                        })?,
+                );
+            }
+            let result = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await;
+            match result {
+                Ok(r) => {
+                    for ok in r.successful {
+                        if pending.remove(&ok.id).is_some() {
+                            out.sent += 1;
+                        }
+                    }
+                    for f in r.failed {
+                        // A sender fault (a malformed entry) will not get better with a retry.
+                        if f.sender_fault {
+                            if let Some(m) = pending.remove(&f.id) {
+                                out.failed.push((
+                                    m.delivery_id.clone(),
+                                    format!("{}: {}", f.code, f.message.unwrap_or_default()),
+                                ));
+                            }
+                        } else {
+                            last_errors.insert(f.id, format!("{}: {}", f.code, f.message.unwrap_or_default()));
+                        }
+                    }
+                }
+                Err(e) => {
+                    let e = StoreError::aws("SendMessageBatch", &self.url, e);
+                    if !e.is_transient() {
+                        return Err(e);
+                    }
+                    for id in pending.keys() {
+                        last_errors.insert(id.clone(), e.to_string());
+                    }
+                }
+            }
+            if pending.is_empty() {
+                break;
+            }
+            if attempt >= self.backoff.max_attempts {
+                for (id, m) in pending.drain() {
+                    let why = last_errors
+                        .remove(&id)
+                        .unwrap_or_else(|| "no answer for the entry".into());
+                    out.failed.push((m.delivery_id.clone(), why));
+                }
+                break;
+            }
+            tokio::time::sleep(self.backoff.delay(attempt)).await;
+        }
+        Ok(out)
+    }
+}
