@@ -38,6 +38,9 @@ Request counts, for the cost figures (what AWS would be asked, by service and op
         queue, state machine or function) contains S (case-insensitive; all without S)
     POST /_local/requests/reset
 
+Atomic conditional writes, as DynamoDB has them: moto evaluates a condition and applies the
+write in separate steps on concurrent threads, so DynamoDB writes are applied one at a time.
+
 Only loopback addresses are accepted, for the server and for handler URLs.
 """
 
@@ -61,6 +64,13 @@ INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$
 ROUTES_PATH = "/_local/lambda"
 UNPROCESSED_PATH = "/_local/faults/dynamodb/unprocessed"
 REQUESTS_PATH = "/_local/requests"
+# DynamoDB evaluates a write's condition and applies the write atomically; moto, serving requests
+# on threads, does not (two conditional updates of one item can both pass). Writes are therefore
+# applied one at a time here.
+DYNAMODB_WRITES = {
+    "DynamoDB_20120810." + op
+    for op in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
+}
 JSON_SERVICES = {"DynamoDB_20120810": "dynamodb", "AmazonSQS": "sqs", "AWSStepFunctions": "states"}
 BATCH_WRITE_TARGET = "DynamoDB_20120810.BatchWriteItem"
 HANDLER_TIMEOUT_S = 900  # Lambda's maximum timeout
@@ -94,6 +104,7 @@ class LambdaRouter:
         self.unprocessed = {}  # table -> BatchWriteItem calls still to answer partly
         self.lock = threading.Lock()
         self.requests = {}  # (service, operation, resource) -> count
+        self.dynamodb_writes = threading.Lock()
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -106,8 +117,12 @@ class LambdaRouter:
             return self.admin(method, path, environ, start_response)
         if path == UNPROCESSED_PATH and method == "POST":
             return self.set_unprocessed(environ, start_response)
-        if method == "POST" and environ.get("HTTP_X_AMZ_TARGET") == BATCH_WRITE_TARGET and self.unprocessed:
-            return self.batch_write(environ, start_response)
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        if method == "POST" and target in DYNAMODB_WRITES:
+            with self.dynamodb_writes:
+                if target == BATCH_WRITE_TARGET and self.unprocessed:
+                    return self.batch_write(environ, start_response)
+                return [b"".join(self.app(environ, start_response))]
         match = INVOKE_PATH.match(path) if method == "POST" else None
         if match:
             name = function_name(match.group("name"))

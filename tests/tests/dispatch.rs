@@ -122,3 +122,188 @@ async fn every_delivery_goes_in_its_first_allowed_slot_once() {
         .unwrap();
     assert_eq!(again.enqueued_email + again.enqueued_sms, 0, "{again:?}");
 }
+
+async fn set(month: &Month, shard: u32, customer: &str, expr: &str, values: &[(&str, &str)]) {
+    let mut req = adapters::dynamodb_client(&month.config)
+        .update_item()
+        .table_name(month.deliveries.table())
+        .key("pk", AttributeValue::S(partition_key(cycle(), shard)))
+        .key("customer_id", AttributeValue::S(customer.into()))
+        .update_expression(expr);
+    for (k, v) in values {
+        req = req.expression_attribute_values(*k, AttributeValue::S((*v).into()));
+    }
+    req.send().await.unwrap();
+}
+
+/// Receives every message on a queue (bounded: at most 50 polls).
+async fn drain(month: &Month, logical_id: &str) -> Vec<domain::delivery::DeliveryMessage> {
+    let sqs = aws_sdk_sqs::Client::new(&month.config);
+    let url = month.resources.queue_url(logical_id).unwrap().to_owned();
+    let mut out = Vec::new();
+    for _ in 0..50 {
+        let got = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let messages = got.messages.unwrap_or_default();
+        if messages.is_empty() {
+            break;
+        }
+        for m in messages {
+            out.push(serde_json::from_str(m.body.as_deref().unwrap()).unwrap());
+            sqs.delete_message()
+                .queue_url(&url)
+                .receipt_handle(m.receipt_handle.unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runs_catch_up_scheduled_sends_policy_and_bad_entries() {
+    let data = generate(120, 120).unwrap();
+    let month = Month::new("dispatch-rules").await.unwrap();
+    month.load(&data).await.unwrap();
+    assert_eq!(
+        month.settle("settle-2026-11").await.unwrap().status,
+        ExecutionStatus::Succeeded
+    );
+    let deps =
+        dispatch_slot::Deps::from_vars(&month.config, &month.resources.function_env("DispatchSlotFunction")).unwrap();
+    let deliveries = month.deliveries.shard(cycle(), 0).await.unwrap();
+    let quiet = QuietWindow::default_korea();
+
+    // Runs were missed until 20 December, 10:00 (slot 5). Of the deliveries due by then whose
+    // customers allow slot 5, one is scheduled for the 28th and one's index entry is corrupt.
+    let late = DateTime::parse_from_rfc3339("2026-12-20T01:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let slot = SlotRun::containing(late);
+    let early: Vec<_> = deliveries
+        .iter()
+        .filter(|d| start_of_day(d.send_date) <= late && !d.dnd.contains(slot.slot))
+        .collect();
+    let scheduled = early[0];
+    let dec28 = DateTime::parse_from_rfc3339("2026-12-28T01:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    set(
+        &month,
+        0,
+        scheduled.customer_id.as_str(),
+        "SET available_at = :t",
+        &[(":t", "2026-12-28T01:00:00Z")],
+    )
+    .await;
+    let corrupt = early[1];
+    set(
+        &month,
+        0,
+        corrupt.customer_id.as_str(),
+        "SET preferred_channel = :c",
+        &[(":c", "fax")],
+    )
+    .await;
+
+    // Two runs of that slot at once: each of the others is enqueued exactly once.
+    let (a, b) = tokio::join!(
+        dispatch_slot::handle(&deps, event(late, Some("run-a"))),
+        dispatch_slot::handle(&deps, event(late, Some("run-b")))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let due = &early[2..];
+    assert!(due.len() > 20, "{}", due.len());
+    let enqueued = a.enqueued_email + a.enqueued_sms + b.enqueued_email + b.enqueued_sms;
+    assert_eq!(enqueued, due.len() as u64, "{a:?} {b:?}");
+    assert_eq!((a.corrupt, b.corrupt), (1, 1), "the corrupt entry is skipped and named");
+    let mut messages = drain(&month, "EmailQueue").await;
+    messages.extend(drain(&month, "SmsQueue").await);
+    let mut ids: Vec<_> = messages.iter().map(|m| m.delivery_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), messages.len(), "one message per delivery");
+    assert_eq!(ids.len(), due.len());
+    assert!(!ids.contains(&scheduled.id()), "a scheduled send waits");
+
+    // Repaired, the corrupt entry is due like any other.
+    let original = corrupt.preferred_channel.as_str();
+    set(
+        &month,
+        0,
+        corrupt.customer_id.as_str(),
+        "SET preferred_channel = :c",
+        &[(":c", original)],
+    )
+    .await;
+
+    // Nothing stays QUEUED without a message: a QUEUED delivery no sender took (here, none
+    // runs) is enqueued again by the first run after its re-check time, once per delivery.
+    let stale = dispatch_slot::handle(&deps, event(late + chrono::Duration::hours(4), None))
+        .await
+        .unwrap();
+    let slot7 = SlotRun::containing(late + chrono::Duration::hours(4)).slot;
+    let stale_due = due.iter().filter(|d| !d.dnd.contains(slot7)).count();
+    assert!(stale_due > 0);
+    assert_eq!(stale.requeued, stale_due as u64, "{stale:?}");
+    drain(&month, "EmailQueue").await;
+    drain(&month, "SmsQueue").await;
+
+    // The scheduled one goes on the 28th in its first allowed slot, not before.
+    let window = ContactWindow::new(scheduled.dnd, quiet).unwrap();
+    let its_slot = window.next_allowed_slot_start(dec28);
+    let before = dispatch_slot::handle(&deps, event(its_slot - chrono::Duration::hours(2), None))
+        .await
+        .unwrap();
+    let at = dispatch_slot::handle(&deps, event(its_slot, None)).await.unwrap();
+    let got = month
+        .deliveries
+        .get(cycle(), 0, &scheduled.customer_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.state, DeliveryState::Queued, "{before:?} {at:?}");
+    let queued = queued_by(&month, 0).await;
+    assert_eq!(
+        queued[scheduled.customer_id.as_str()].0,
+        format!("dispatch-{}", domain::delivery::utc_seconds::format(&its_slot))
+    );
+
+    // Channel policy: with email disabled, email customers go to SMS; with none, they are held.
+    let mut sms_only =
+        dispatch_slot::Deps::from_vars(&month.config, &month.resources.function_env("DispatchSlotFunction")).unwrap();
+    sms_only.config.policy = "sms".parse().unwrap();
+    let end = DateTime::parse_from_rfc3339("2026-12-31T03:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc); // 12:00 Seoul
+    let r = dispatch_slot::handle(&sms_only, event(end, None)).await.unwrap();
+    assert_eq!(r.enqueued_email, 0, "{r:?}");
+    for m in drain(&month, "SmsQueue").await {
+        assert_eq!(m.channel, domain::Channel::Sms);
+    }
+    let mut none = sms_only;
+    none.config.policy = "none".parse().unwrap();
+    let left = month
+        .deliveries
+        .shard(cycle(), 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| {
+            d.state == DeliveryState::Ready
+                && !d
+                    .dnd
+                    .contains(SlotRun::containing(end + chrono::Duration::hours(2)).slot)
+        })
+        .count() as u64;
+    let r = dispatch_slot::handle(&none, event(end + chrono::Duration::hours(2), None))
+        .await
+        .unwrap();
+    assert_eq!((r.enqueued_email + r.enqueued_sms, r.held), (0, left), "{r:?}");
+}
