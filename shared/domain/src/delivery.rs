@@ -21,11 +21,14 @@ use crate::slots::{SEOUL, SlotSet};
 
 /// Buckets of the due index. Deliveries of a cycle are spread over this many
 /// partition keys (`{cycle}#{bucket:02}`) by a hash of the customer id, so
-/// that a million deliveries due in one slot are read, and leave the index,
-/// through 64 partitions instead of one hot one (each partition key takes up
-/// to 1,000 writes a second: 1,000,000 / 64 ≈ 15,600 per bucket, about 16 s
-/// of one partition's write capacity).
-pub const DUE_BUCKETS: u32 = 64;
+/// that a million deliveries due in one slot are read, and move through the
+/// index, through 32 partitions instead of one hot one. Each index partition
+/// takes about 1,000 writes a second; a dispatch run writes each entry twice
+/// (its key changes when it is queued), so 1,000,000 / 32 ≈ 31,000 entries a
+/// bucket take about a minute, well inside the slot. More buckets would
+/// shorten that and cost a `Query` per bucket per run; 32 reads a bucket per
+/// 2 s of that minute.
+pub const DUE_BUCKETS: u32 = 32;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -290,7 +293,7 @@ mod tests {
         let id = CustomerId::new("C0000042").unwrap();
         assert_eq!(due_bucket(&id), due_bucket(&id.clone()));
         let mut counts = [0u32; DUE_BUCKETS as usize];
-        for i in 0..64_000 {
+        for i in 0..(1_000 * DUE_BUCKETS) {
             counts[due_bucket(&CustomerId::new(format!("C{i:07}")).unwrap()) as usize] += 1;
         }
         // 1,000 expected per bucket; a hot bucket would be far above.
