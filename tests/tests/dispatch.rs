@@ -2,7 +2,7 @@
 //! invoices go out, run against the emulator; then the checks of DESIGN §4.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use adapters::deliveries::partition_key;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -13,23 +13,18 @@ use domain::delivery::start_of_day;
 use domain::dispatch::SlotRun;
 use domain::{ContactWindow, Cycle, DeliveryState, QuietWindow};
 use integration_tests::{CYCLE, Month, generate};
-use lambda_runtime::{Context as LambdaContext, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 
 fn cycle() -> Cycle {
     CYCLE.parse().unwrap()
 }
 
 fn event(scheduled: DateTime<Utc>, run_id: Option<&str>) -> LambdaEvent<DispatchEvent> {
-    let mut ctx = LambdaContext::default();
-    let deadline = SystemTime::now() + Duration::from_secs(900);
-    ctx.deadline = u64::try_from(deadline.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis()).unwrap();
-    LambdaEvent::new(
-        DispatchEvent {
-            scheduled_time: scheduled.to_rfc3339(),
-            run_id: run_id.map(str::to_owned),
-        },
-        ctx,
-    )
+    let event = DispatchEvent {
+        scheduled_time: scheduled.to_rfc3339(),
+        run_id: run_id.map(str::to_owned),
+    };
+    LambdaEvent::new(event, local_run::invocation(Duration::from_secs(900)))
 }
 
 /// The run id and channel each delivery of the shard was queued with.

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use adapters::cycles::CycleStatus;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -16,7 +16,7 @@ use domain::pii::Keyring;
 use domain::settlement::{FinishStatus, RenderResult, ShardTask};
 use domain::{Cycle, Delivery, DeliveryState};
 use integration_tests::{CYCLE, Month, generate};
-use lambda_runtime::{Context as LambdaContext, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use local_aws::lambda::{FunctionError, Handler, Interceptor};
 use local_run::settle::{RENDER, local_function_env};
 
@@ -41,10 +41,7 @@ fn task(shard: u32, expected_customers: u64, template_version: &str) -> ShardTas
 
 /// An invocation with five minutes to go.
 fn event(task: ShardTask) -> LambdaEvent<ShardTask> {
-    let mut ctx = LambdaContext::default();
-    let deadline = SystemTime::now() + Duration::from_secs(300);
-    ctx.deadline = u64::try_from(deadline.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis()).unwrap();
-    LambdaEvent::new(task, ctx)
+    LambdaEvent::new(task, local_run::invocation(Duration::from_secs(300)))
 }
 
 fn gunzip(bytes: &[u8]) -> String {

@@ -32,6 +32,8 @@ pub struct Deps {
     pub catalogs: CatalogStore,
     pub bucket: DataBucket,
     pub sfn: aws_sdk_sfn::Client,
+    /// The embedded invoice templates, parsed and validated once per instance.
+    pub templates: invoice::Templates,
     pub config: Config,
 }
 
@@ -39,16 +41,26 @@ impl Deps {
     /// Builds the dependencies from one SDK configuration and the function's
     /// variables (`CYCLES_TABLE`, `CATALOG_TABLE`, `DATA_BUCKET`,
     /// `CATALOG_VERSION`, `TEMPLATE_VERSION`, optional `MAX_CONCURRENCY`).
+    /// The embedded templates are validated here, and the default version must
+    /// be one of them: a bad deployment fails at cold start, not mid-month.
     pub fn new(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
         let ddb = adapters::dynamodb_client(sdk);
+        let default_template_version = vars.required("TEMPLATE_VERSION")?;
+        let templates = invoice::Templates::embedded()
+            .and_then(|t| t.version(&default_template_version).map(|_| ()).map(|()| t))
+            .map_err(|e| ConfigError::Invalid {
+                name: "TEMPLATE_VERSION",
+                reason: e.to_string(),
+            })?;
         Ok(Deps {
             cycles: CycleStore::new(ddb.clone(), vars.required("CYCLES_TABLE")?),
             catalogs: CatalogStore::new(ddb, vars.required("CATALOG_TABLE")?),
             bucket: DataBucket::new(adapters::s3_client(sdk), vars.required("DATA_BUCKET")?),
             sfn: aws_sdk_sfn::Client::new(sdk),
+            templates,
             config: Config {
                 default_catalog_version: vars.required("CATALOG_VERSION")?,
-                default_template_version: vars.required("TEMPLATE_VERSION")?,
+                default_template_version,
                 max_concurrency: vars.parsed("MAX_CONCURRENCY", 40)?,
             },
         })
@@ -160,10 +172,10 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<BeginInput>) -> Result<Begin
     if deps.catalogs.get(&catalog_version).await?.is_none() {
         return Err(BeginError::CatalogMissing(catalog_version));
     }
-    // A version that does not exist (or does not validate) fails now, before
-    // a single shard is settled, not in every RenderShard.
-    invoice::Templates::embedded()
-        .and_then(|t| t.version(&template_version).map(|_| ()))
+    // A version that does not exist fails now, before a single shard is
+    // settled, not in every RenderShard.
+    deps.templates
+        .version(&template_version)
         .map_err(|e| BeginError::TemplateMissing(e.to_string()))?;
     let directory: ShardDirectory =
         deps.bucket

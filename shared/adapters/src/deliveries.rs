@@ -172,11 +172,7 @@ impl DeliveryStore {
         now: DateTime<Utc>,
     ) -> Result<UpdateOutcome, StoreError> {
         let req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(partition_key(cycle, shard)))
-            .key("customer_id", s(customer.as_str()))
+            .update(cycle, shard, customer)
             .update_expression(
                 "SET template_version = :v, content_hash = :h, email_key = :k, subject = :subj, \
                  sms_text = :sms, updated_at = :now",
@@ -196,6 +192,20 @@ impl DeliveryStore {
         } else {
             UpdateOutcome::Moved
         })
+    }
+
+    /// An `UpdateItem` of one delivery.
+    fn update(
+        &self,
+        cycle: Cycle,
+        shard: u32,
+        customer: &CustomerId,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(partition_key(cycle, shard)))
+            .key("customer_id", s(customer.as_str()))
     }
 
     fn shard_query(
@@ -323,11 +333,7 @@ impl DeliveryStore {
         recheck_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(partition_key(e.cycle, e.shard)))
-            .key("customer_id", s(e.customer_id.as_str()))
+            .update(e.cycle, e.shard, &e.customer_id)
             .update_expression(
                 "SET #st = :queued, channel = :ch, run_id = :run, queued_at = :now, available_at = :recheck, \
                  updated_at = :now",
@@ -361,11 +367,7 @@ impl DeliveryStore {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(partition_key(e.cycle, e.shard)))
-            .key("customer_id", s(e.customer_id.as_str()))
+            .update(e.cycle, e.shard, &e.customer_id)
             .update_expression("SET #st = :ready, available_at = :at, updated_at = :now REMOVE run_id, queued_at")
             .condition_expression("#st = :queued AND run_id = :run")
             .expression_attribute_names("#st", "state")
@@ -381,11 +383,7 @@ impl DeliveryStore {
     /// customer); it leaves the `Due` index until an operator acts.
     pub async fn hold(&self, e: &DueEntry, reason: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(partition_key(e.cycle, e.shard)))
-            .key("customer_id", s(e.customer_id.as_str()))
+            .update(e.cycle, e.shard, &e.customer_id)
             .update_expression("SET #st = :held, held_reason = :why, updated_at = :now REMOVE due_pk")
             .condition_expression("#st = :ready")
             .expression_attribute_names("#st", "state")

@@ -2,14 +2,14 @@
 //! every two-hour slot of the month a cycle's invoices go out, one after the
 //! other, against the local stack, with the real handler.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::Context;
 use aws_config::SdkConfig;
 use dispatch_slot::{DispatchEvent, DispatchReport};
 use domain::Cycle;
 use domain::dispatch::SlotRun;
-use lambda_runtime::{Context as LambdaContext, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use local_aws::Resources;
 
 pub const DISPATCH: &str = "DispatchSlotFunction";
@@ -22,12 +22,7 @@ pub fn dispatch_deps(sdk: &SdkConfig, resources: &Resources) -> anyhow::Result<d
 
 /// Runs the slot `run` as the schedule would, with the function's 900 s timeout.
 pub async fn run_slot(deps: &dispatch_slot::Deps, run: SlotRun) -> anyhow::Result<DispatchReport> {
-    let mut ctx = LambdaContext::default();
-    ctx.deadline = u64::try_from(
-        (SystemTime::now() + Duration::from_secs(900))
-            .duration_since(SystemTime::UNIX_EPOCH)?
-            .as_millis(),
-    )?;
+    let ctx = crate::invocation(Duration::from_secs(900));
     let event = DispatchEvent {
         scheduled_time: run.start().to_rfc3339(),
         run_id: None,

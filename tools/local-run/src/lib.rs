@@ -8,3 +8,14 @@
 pub mod dispatch;
 pub mod load;
 pub mod settle;
+
+/// A Lambda context for invoking a handler in-process, its deadline `within` from now
+/// (what the runtime would hand a function with that much time left).
+pub fn invocation(within: std::time::Duration) -> lambda_runtime::Context {
+    let mut ctx = lambda_runtime::Context::default();
+    let deadline = std::time::SystemTime::now() + within;
+    ctx.deadline = deadline
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    ctx
+}

@@ -22,7 +22,7 @@ use datagen::{GenConfig, Generator, write_dataset};
 use domain::QuietWindow;
 use domain::pii::Keyring;
 use domain::settlement::ShardTask;
-use lambda_runtime::{Context as LambdaContext, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use local_aws::Emulator;
 use local_run::load::{Stores, load_dataset};
 
@@ -117,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
             )
             .send()
             .await?;
-        let ctx = invocation(Duration::from_secs(900))?;
+        let ctx = local_run::invocation(Duration::from_secs(900));
         let t = Instant::now();
         let out = settle_shard::handle(&deps, LambdaEvent::new(task.clone(), ctx))
             .await
@@ -139,7 +139,7 @@ async fn main() -> anyhow::Result<()> {
     let prefix = resources.prefix().to_owned();
     let mut render_runs = Vec::new();
     for _ in 0..2 {
-        let ctx = invocation(Duration::from_secs(900))?;
+        let ctx = local_run::invocation(Duration::from_secs(900));
         let before = emulator.request_counts(&prefix).await?;
         let t = Instant::now();
         let out = render_shard::handle(&render_deps, LambdaEvent::new(task.clone(), ctx))
@@ -231,17 +231,6 @@ async fn main() -> anyhow::Result<()> {
         "| delivery item size | {avg_delivery:.0} B average, {max_delivery} B largest (1 write unit each, + 1 for the Due index) |"
     );
     Ok(())
-}
-
-/// A Lambda context whose deadline is `within` from now.
-fn invocation(within: Duration) -> anyhow::Result<LambdaContext> {
-    let mut ctx = LambdaContext::default();
-    ctx.deadline = u64::try_from(
-        (std::time::SystemTime::now() + within)
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_millis(),
-    )?;
-    Ok(ctx)
 }
 
 fn ms(d: Duration) -> f64 {
