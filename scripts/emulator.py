@@ -41,6 +41,11 @@ Request counts, for the cost figures (what AWS would be asked, by service and op
 Atomic conditional writes, as DynamoDB has them: moto evaluates a condition and applies the
 write in separate steps on concurrent threads, so DynamoDB writes are applied one at a time.
 
+Queries that read only what they ask for: for every Query, moto sorts the whole table and then
+keeps the items of the asked partition, so a query costs O(table) however few items it returns.
+The emulator hands moto's query only the items whose partition key (of the table or of the
+index) matches; the answers are the same, at the cost of one pass over the keys.
+
 Only loopback addresses are accepted, for the server and for handler URLs.
 """
 
@@ -352,6 +357,67 @@ def respond_raw(start_response, status, body, headers):
     return [body]
 
 
+def prefilter_queries():
+    """Make moto's Query look only at the asked partition (same answers; see the module doc)."""
+    from moto.dynamodb.models.table import Table
+
+    hint = threading.local()
+    original_query = Table.query
+    original_all_items = Table.all_items
+
+    def matches(item, wanted):
+        for name, expected in wanted:
+            value = item.attrs.get(name)
+            if value is None or value.type != expected.type:
+                return False
+            if value.type in ("S", "B"):
+                if value.value != expected.value:
+                    return False
+            elif value != expected:
+                return False
+        return True
+
+    def query(self, *args, **kwargs):
+        index_name = args[7] if len(args) > 7 else kwargs.get("index_name")
+        conditions = kwargs.get("hash_key_conditions")
+        if index_name:
+            wanted = list(conditions or [])
+        else:
+            hash_key = args[0] if args else kwargs.get("hash_key")
+            wanted = [(self.hash_key_attr, hash_key)] if hash_key is not None else []
+        hint.table, hint.wanted = self, wanted
+        try:
+            return original_query(self, *args, **kwargs)
+        finally:
+            hint.table, hint.wanted = None, None
+
+    def all_items(self):
+        wanted = getattr(hint, "wanted", None)
+        if not wanted or getattr(hint, "table", None) is not self:
+            return original_all_items(self)
+        (name, expected), rest = wanted[0], wanted[1:]
+        kind, value = expected.type, expected.value
+        if kind in ("S", "B"):
+            items = [
+                item
+                for hash_set in (self.items.values() if self.range_key_attr else [self.items])
+                for item in hash_set.values()
+                if (v := item.attrs.get(name)) is not None and v.type == kind and v.value == value
+            ]
+        else:
+            items = [
+                item
+                for hash_set in (self.items.values() if self.range_key_attr else [self.items])
+                for item in hash_set.values()
+                if matches(item, [(name, expected)])
+            ]
+        items = [item for item in items if matches(item, rest)]
+        return sorted(items, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+
+    Table.query = query
+    Table.all_items = all_items
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="moto server with a Lambda router")
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -372,6 +438,7 @@ def main(argv=None):
         create_backend_app,
     )
 
+    prefilter_queries()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True
