@@ -30,6 +30,19 @@ Fault injection, for behaviour AWS shows and moto never does:
         the next N `BatchWriteItem` calls that write to table t store only the first half of
         that table's requests and answer the rest as `UnprocessedItems`, as DynamoDB does
         under throttling; the caller must re-drive them.
+    POST /_local/faults/sqs/send-batch         {"queue": "q", "calls": N, "sender_fault": false}
+        the next N `SendMessageBatch` calls to the queue named q (the last path segment of the
+        call's QueueUrl) send only the first half of their entries, rounded up, to moto, and
+        answer the others as `Failed` entries, as SQS does when it accepts part of a batch:
+        `Code` "InternalError" with `SenderFault` false, or "InvalidParameterValue" with
+        `SenderFault` true when sender_fault is true. Every call to q counts, whatever its size;
+        a call of a single entry has that entry fail, so with N at least the number of attempts
+        nothing gets through until the calls are used up (10 entries: 5 are sent, then 3 of the
+        other 5, then 1 of 2, then none of 1). The sent entries are answered as moto answers
+        them; when no entry is sent, moto is not asked. A call that SQS refuses as a whole (no
+        entries, more than 10, repeated ids, a body that is not JSON) goes to moto unchanged
+        and does not count. SQS's JSON protocol only (`X-Amz-Target:
+        AmazonSQS.SendMessageBatch`), which is what the AWS SDKs speak.
 
 Request counts, for the cost figures (what AWS would be asked, by service and operation):
 
@@ -68,6 +81,7 @@ LOG = logging.getLogger("emulator.lambda")
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 ROUTES_PATH = "/_local/lambda"
 UNPROCESSED_PATH = "/_local/faults/dynamodb/unprocessed"
+SEND_BATCH_FAULT_PATH = "/_local/faults/sqs/send-batch"
 REQUESTS_PATH = "/_local/requests"
 # DynamoDB evaluates a write's condition and applies the write atomically; moto, serving requests
 # on threads, does not (two conditional updates of one item can both pass). Writes are therefore
@@ -78,6 +92,8 @@ DYNAMODB_WRITES = {
 }
 JSON_SERVICES = {"DynamoDB_20120810": "dynamodb", "AmazonSQS": "sqs", "AWSStepFunctions": "states"}
 BATCH_WRITE_TARGET = "DynamoDB_20120810.BatchWriteItem"
+SEND_BATCH_TARGET = "AmazonSQS.SendMessageBatch"
+SEND_BATCH_LIMIT = 10  # entries SQS takes in one SendMessageBatch
 HANDLER_TIMEOUT_S = 900  # Lambda's maximum timeout
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -107,6 +123,7 @@ class LambdaRouter:
         self.app = app
         self.routes = {}
         self.unprocessed = {}  # table -> BatchWriteItem calls still to answer partly
+        self.send_batch_faults = {}  # queue -> (SendMessageBatch calls to answer partly, sender fault)
         self.lock = threading.Lock()
         self.requests = {}  # (service, operation, resource) -> count
         self.dynamodb_writes = threading.Lock()
@@ -122,7 +139,11 @@ class LambdaRouter:
             return self.admin(method, path, environ, start_response)
         if path == UNPROCESSED_PATH and method == "POST":
             return self.set_unprocessed(environ, start_response)
+        if path == SEND_BATCH_FAULT_PATH and method == "POST":
+            return self.set_send_batch_fault(environ, start_response)
         target = environ.get("HTTP_X_AMZ_TARGET")
+        if method == "POST" and target == SEND_BATCH_TARGET and self.send_batch_faults:
+            return self.send_batch(environ, start_response)
         if method == "POST" and target in DYNAMODB_WRITES:
             with self.dynamodb_writes:
                 if target == BATCH_WRITE_TARGET and self.unprocessed:
@@ -299,6 +320,87 @@ class LambdaRouter:
         environ["CONTENT_LENGTH"] = str(len(body))
         return self.app(environ, start_response)
 
+    # --- SQS faults ------------------------------------------------------------------------
+
+    def set_send_batch_fault(self, environ, start_response):
+        try:
+            request = json.loads(read_body(environ) or b"{}")
+            queue, calls = request.get("queue"), int(request.get("calls", 0))
+            sender_fault = request.get("sender_fault", False)
+        except (ValueError, TypeError, AttributeError) as e:
+            return respond(start_response, 400, {"error": f"bad request: {e}"})
+        if not isinstance(queue, str) or not queue or calls < 0 or not isinstance(sender_fault, bool):
+            error = "queue, calls >= 0 and a boolean sender_fault are required"
+            return respond(start_response, 400, {"error": error})
+        with self.lock:
+            self.send_batch_faults[queue] = (calls, sender_fault)
+        LOG.info("fault: next %d SendMessageBatch calls to %s fail half (sender fault: %s)",
+                 calls, queue, sender_fault)
+        answer = {"queue": queue, "calls": calls, "sender_fault": sender_fault}
+        return respond(start_response, 200, answer)
+
+    def send_batch(self, environ, start_response):
+        body = read_body(environ)
+        try:
+            request = json.loads(body)
+            queue = request["QueueUrl"].rstrip("/").rsplit("/", 1)[-1]
+            entries = request["Entries"]
+            ids = [entry["Id"] for entry in entries]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return self.pass_through(body, environ, start_response)
+        if not entries or len(entries) > SEND_BATCH_LIMIT or len(set(ids)) != len(ids):
+            return self.pass_through(body, environ, start_response)
+        with self.lock:
+            calls, sender_fault = self.send_batch_faults.get(queue, (0, False))
+            if calls <= 0:
+                held = None
+            else:
+                self.send_batch_faults[queue] = (calls - 1, sender_fault)
+                keep = (len(entries) + 1) // 2 if len(entries) > 1 else 0
+                held, request["Entries"] = entries[keep:], entries[:keep]
+        if held is None:
+            return self.pass_through(body, environ, start_response)
+        code = "InvalidParameterValue" if sender_fault else "InternalError"
+        failed = [
+            {
+                "Id": entry["Id"],
+                "SenderFault": sender_fault,
+                "Code": code,
+                "Message": f"injected fault ({SEND_BATCH_FAULT_PATH}): entry not sent",
+            }
+            for entry in held
+        ]
+        if not request["Entries"]:
+            payload = json.dumps({"Successful": [], "Failed": failed}).encode()
+            return respond_raw(start_response, 200, payload, [], "application/x-amz-json-1.0")
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, headers
+
+        new_body = json.dumps(request).encode()
+        environ["wsgi.input"] = io.BytesIO(new_body)
+        environ["CONTENT_LENGTH"] = str(len(new_body))
+        answer = b"".join(self.app(environ, capture))
+        try:
+            document = json.loads(answer) if captured.get("status", "").startswith("200") else None
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):  # an error, or not an SQS answer: as moto gave it
+            start_response(captured["status"], captured["headers"])
+            return [answer]
+        document.setdefault("Successful", [])
+        document["Failed"] = (document.get("Failed") or []) + failed
+        payload = json.dumps(document).encode()
+        headers = [
+            (k, v)
+            for k, v in captured["headers"]
+            if k.lower() not in ("content-length", "x-amz-crc32")
+        ]
+        headers.append(("Content-Length", str(len(payload))))
+        start_response(captured["status"], headers)
+        return [payload]
+
     # --- Invoke ----------------------------------------------------------------------------
 
     def invoke(self, name, url, body, environ, start_response):
@@ -349,10 +451,10 @@ def respond(start_response, status, document):
 REASONS = {200: "OK", 202: "Accepted", 204: "No Content", 400: "Bad Request", 404: "Not Found"}
 
 
-def respond_raw(start_response, status, body, headers):
+def respond_raw(start_response, status, body, headers, content_type="application/json"):
     start_response(
         f"{status} {REASONS.get(status, 'Status')}",
-        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] + headers,
+        [("Content-Type", content_type), ("Content-Length", str(len(body)))] + headers,
     )
     return [body]
 

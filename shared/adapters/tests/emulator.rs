@@ -215,6 +215,126 @@ async fn items_still_unprocessed_after_every_retry_fail_the_call() {
     assert!(e.is_transient(), "a retry later may succeed");
 }
 
+/// A new queue of its own: the client, the queue's name and a `DeliveryQueue` on it.
+async fn fresh_queue(name: &str) -> (aws_sdk_sqs::Client, String, adapters::queue::DeliveryQueue) {
+    let emulator = local_aws::Emulator::shared().await.unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&emulator.sdk_config().await);
+    let name = local_aws::unique_prefix(name);
+    let url = sqs
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue = adapters::queue::DeliveryQueue::new(sqs.clone(), url);
+    (sqs, name, queue)
+}
+
+fn messages(n: usize) -> Vec<domain::delivery::DeliveryMessage> {
+    (0..n)
+        .map(|i| domain::delivery::DeliveryMessage {
+            delivery_id: format!("2026-11#00001#C{i:07}"),
+            channel: Channel::Email,
+            run_id: "run-1".into(),
+        })
+        .collect()
+}
+
+/// The delivery ids of every message on the queue, sorted: `expected` of them are awaited
+/// (a bounded number of receives), then one more receive must find nothing.
+async fn received(sqs: &aws_sdk_sqs::Client, url: &str, expected: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    for _ in 0..20 {
+        if seen.len() >= expected {
+            break;
+        }
+        let got = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        for m in got.messages.unwrap_or_default() {
+            let body: domain::delivery::DeliveryMessage = serde_json::from_str(m.body.as_deref().unwrap()).unwrap();
+            seen.push(body.delivery_id);
+        }
+    }
+    let extra = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    assert!(extra.messages.unwrap_or_default().is_empty(), "nothing beyond {seen:?}");
+    seen.sort();
+    seen
+}
+
+#[tokio::test]
+async fn failed_batch_entries_are_sent_again() {
+    let (sqs, name, queue) = fresh_queue("queue-partial").await;
+    let emulator = local_aws::Emulator::shared().await.unwrap();
+    // SQS may accept part of a batch; the emulator does so for the next two calls to this queue.
+    emulator.fail_send_batch(&name, 2, false).await.unwrap();
+    let messages = messages(10);
+    let out = queue.send_batch(&messages).await.unwrap();
+    // 10 → 5 sent, 5 back → 3 sent, 2 back → 2 sent.
+    assert_eq!((out.sent, out.requests), (10, 3));
+    assert!(out.failed.is_empty(), "{:?}", out.failed);
+    let counts = emulator.request_counts(&name).await.unwrap();
+    assert_eq!(counts.get("sqs:SendMessageBatch"), Some(&3));
+    let want: Vec<String> = messages.iter().map(|m| m.delivery_id.clone()).collect();
+    assert_eq!(received(&sqs, queue.url(), 10).await, want, "every message once");
+}
+
+#[tokio::test]
+async fn entries_failing_every_attempt_are_returned_by_id() {
+    let (sqs, name, mut queue) = fresh_queue("queue-exhausted").await;
+    let emulator = local_aws::Emulator::shared().await.unwrap();
+    emulator.fail_send_batch(&name, 100, false).await.unwrap();
+    queue.backoff = Backoff {
+        base: std::time::Duration::from_millis(1),
+        cap: std::time::Duration::from_millis(5),
+        max_attempts: 5,
+    };
+    let messages = messages(10);
+    let out = queue.send_batch(&messages).await.unwrap();
+    // 10 → 5 sent, 5 → 3 sent, 2 → 1 sent, then the last one fails alone twice.
+    assert_eq!((out.sent, out.failed.len(), out.requests), (9, 1, 5));
+    let (failed_id, why) = &out.failed[0];
+    assert!(why.contains("InternalError"), "{why}");
+    let mut want: Vec<String> = messages.iter().map(|m| m.delivery_id.clone()).collect();
+    assert!(want.contains(failed_id), "{failed_id}");
+    want.retain(|id| id != failed_id);
+    assert_eq!(
+        received(&sqs, queue.url(), 9).await,
+        want,
+        "the failed one is not on the queue"
+    );
+}
+
+#[tokio::test]
+async fn sender_faults_are_reported_at_once_not_retried() {
+    let (sqs, name, queue) = fresh_queue("queue-sender-fault").await;
+    let emulator = local_aws::Emulator::shared().await.unwrap();
+    emulator.fail_send_batch(&name, 1, true).await.unwrap();
+    let messages = messages(10);
+    let out = queue.send_batch(&messages).await.unwrap();
+    assert_eq!((out.sent, out.failed.len(), out.requests), (5, 5, 1));
+    let all: Vec<String> = messages.iter().map(|m| m.delivery_id.clone()).collect();
+    for (id, why) in &out.failed {
+        assert!(all.contains(id), "{id}");
+        assert!(why.contains("InvalidParameterValue"), "{why}");
+    }
+    let mut want = all.clone();
+    want.retain(|id| !out.failed.iter().any(|(f, _)| f == id));
+    assert_eq!(received(&sqs, queue.url(), 5).await, want);
+}
+
 #[tokio::test]
 async fn queries_are_read_to_their_last_page() {
     let (stack, store, _, _) = stores("query-pages").await;

@@ -197,6 +197,23 @@ impl Emulator {
         }
     }
 
+    /// Fault injection: the next `calls` `SendMessageBatch` requests to the queue named
+    /// `queue_name` (the last segment of its URL) send only the first half of their entries,
+    /// rounded up, and return the others as `Failed` entries, as SQS does when it accepts part
+    /// of a batch (moto never does by itself). The failures have code `InternalError`, or
+    /// `InvalidParameterValue` with `SenderFault` set when `sender_fault` is true. A request of
+    /// a single entry has that entry fail, so 10 entries go 5, 3, 1, 0, 0, … while calls last.
+    pub async fn fail_send_batch(&self, queue_name: &str, calls: u32, sender_fault: bool) -> Result<(), Error> {
+        let body = serde_json::json!({ "queue": queue_name, "calls": calls, "sender_fault": sender_fault }).to_string();
+        let path = "/_local/faults/sqs/send-batch";
+        let (status, text) = admin::request(&self.endpoint, "POST", path, Some(&body)).await?;
+        if (200..300).contains(&status) && text.contains("\"calls\"") {
+            Ok(())
+        } else {
+            Err(self.no_router(status, &text))
+        }
+    }
+
     /// The AWS requests the emulator answered (since it started), by `service:Operation`
     /// (`dynamodb:PutItem`, `s3:PutObject`, `sqs:SendMessageBatch`, `lambda:Invoke`, …), for
     /// resources whose name contains `contains` — a stack's prefix counts one stack's
