@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use adapters::deliveries::partition_key;
+use adapters::failures::{FailureLog, FailureStage};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sfn::types::ExecutionStatus;
 use chrono::{DateTime, Utc};
@@ -21,8 +22,8 @@ fn cycle() -> Cycle {
 
 fn event(scheduled: DateTime<Utc>, run_id: Option<&str>) -> LambdaEvent<DispatchEvent> {
     let event = DispatchEvent {
-        scheduled_time: scheduled.to_rfc3339(),
         run_id: run_id.map(str::to_owned),
+        ..DispatchEvent::at(scheduled)
     };
     LambdaEvent::new(event, local_run::invocation(Duration::from_secs(900)))
 }
@@ -116,6 +117,20 @@ async fn every_delivery_goes_in_its_first_allowed_slot_once() {
         .await
         .unwrap();
     assert_eq!(again.enqueued_email + again.enqueued_sms, 0, "{again:?}");
+}
+
+async fn raw_item(month: &Month, shard: u32, customer: &str) -> HashMap<String, AttributeValue> {
+    adapters::dynamodb_client(&month.config)
+        .get_item()
+        .table_name(month.deliveries.table())
+        .key("pk", AttributeValue::S(partition_key(cycle(), shard)))
+        .key("customer_id", AttributeValue::S(customer.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap()
 }
 
 async fn set(month: &Month, shard: u32, customer: &str, expr: &str, values: &[(&str, &str)]) {
@@ -217,7 +232,29 @@ async fn concurrent_runs_catch_up_scheduled_sends_policy_and_bad_entries() {
     assert!(due.len() > 20, "{}", due.len());
     let enqueued = a.enqueued_email + a.enqueued_sms + b.enqueued_email + b.enqueued_sms;
     assert_eq!(enqueued, due.len() as u64, "{a:?} {b:?}");
-    assert_eq!((a.corrupt, b.corrupt), (1, 1), "the corrupt entry is skipped and named");
+    assert_eq!(
+        a.corrupt + b.corrupt,
+        1,
+        "the corrupt entry is parked once: {a:?} {b:?}"
+    );
+    // ... with a failure record an operator can act on (ids and the reason, nothing personal),
+    let failures = FailureLog::new(
+        adapters::dynamodb_client(&month.config),
+        month.resources.table("FailuresTable").unwrap(),
+    );
+    let record = failures
+        .get(Some(cycle()), &corrupt.id(), FailureStage::Dispatch)
+        .await
+        .unwrap()
+        .expect("a failure record for the corrupt entry");
+    assert_eq!(record.code, "corrupt-entry");
+    assert!(record.reason.contains("preferred_channel"), "{}", record.reason);
+    assert!(record.reason.contains("\"fax\""), "{}", record.reason);
+    assert!(record.occurrences >= 1 && record.occurrences <= 2, "{record:?}");
+    // ... and out of the due index: later runs do not see it again.
+    let parked = raw_item(&month, 0, corrupt.customer_id.as_str()).await;
+    assert!(!parked.contains_key("due_pk"), "{parked:?}");
+    assert!(parked.contains_key("parked_reason"));
     let mut messages = drain(&month, "EmailQueue").await;
     messages.extend(drain(&month, "SmsQueue").await);
     let mut ids: Vec<_> = messages.iter().map(|m| m.delivery_id.clone()).collect();
@@ -227,14 +264,16 @@ async fn concurrent_runs_catch_up_scheduled_sends_policy_and_bad_entries() {
     assert_eq!(ids.len(), due.len());
     assert!(!ids.contains(&scheduled.id()), "a scheduled send waits");
 
-    // Repaired, the corrupt entry is due like any other.
+    // Repaired (the data, and back in the index, as an operator's resend does), it is due like
+    // any other.
     let original = corrupt.preferred_channel.as_str();
+    let due_pk = adapters::deliveries::due_key(cycle(), corrupt.due_bucket());
     set(
         &month,
         0,
         corrupt.customer_id.as_str(),
-        "SET preferred_channel = :c",
-        &[(":c", original)],
+        "SET preferred_channel = :c, due_pk = :b REMOVE parked_reason, parked_at",
+        &[(":c", original), (":b", &due_pk)],
     )
     .await;
 
@@ -301,4 +340,202 @@ async fn concurrent_runs_catch_up_scheduled_sends_policy_and_bad_entries() {
         .await
         .unwrap();
     assert_eq!((r.enqueued_email + r.enqueued_sms, r.held), (0, left), "{r:?}");
+}
+
+/// The continuation queue's SQS event for one received job, as Lambda delivers it.
+fn sqs_event(job: &adapters::queue::Job) -> serde_json::Value {
+    serde_json::json!({"Records": [{
+        "messageId": job.message_id,
+        "receiptHandle": job.receipt_handle,
+        "body": job.body,
+        "attributes": {},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:ap-northeast-2:123456789012:continuation",
+        "awsRegion": "ap-northeast-2"
+    }]})
+}
+
+async fn invoke(deps: &dispatch_slot::Deps, payload: serde_json::Value) -> Result<serde_json::Value, String> {
+    let ctx = local_run::invocation(Duration::from_secs(900));
+    dispatch_slot::handle_invocation(deps, LambdaEvent::new(payload, ctx))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Follows a run's continuations through the queue, as its SQS trigger
+/// would (bounded: at most 60); returns the reports and the events.
+async fn follow(deps: &dispatch_slot::Deps, first: DispatchReport) -> (Vec<DispatchReport>, Vec<DispatchEvent>) {
+    let queue = deps.continuation.as_ref().expect("a continuation queue");
+    let (mut reports, mut events) = (vec![first], Vec::new());
+    for _ in 0..60 {
+        if !reports.last().unwrap().continued {
+            break;
+        }
+        let jobs = queue.receive(10, 1).await.unwrap();
+        assert_eq!(jobs.len(), 1, "one continuation per run");
+        events.push(dispatch_slot::parse_event(&jobs[0].body).unwrap());
+        let answer = invoke(deps, sqs_event(&jobs[0])).await.unwrap();
+        let mut got: Vec<DispatchReport> = serde_json::from_value(answer).unwrap();
+        assert_eq!(got.len(), 1);
+        queue.delete(&jobs[0]).await.unwrap();
+        reports.push(got.remove(0));
+    }
+    (reports, events)
+}
+
+fn enqueued(reports: &[DispatchReport]) -> u64 {
+    reports.iter().map(|r| r.enqueued_email + r.enqueued_sms).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_messages_are_put_back_and_runs_near_their_deadline_continue_through_the_queue() {
+    let data = generate(120, 120).unwrap();
+    let month = Month::new("dispatch-continue").await.unwrap();
+    month.load(&data).await.unwrap();
+    assert_eq!(
+        month.settle("settle-2026-11").await.unwrap().status,
+        ExecutionStatus::Succeeded
+    );
+    let env = month.resources.function_env("DispatchSlotFunction");
+    let mut deps = dispatch_slot::Deps::from_vars(&month.config, &env).unwrap();
+    deps.config.recheck_after = chrono::Duration::days(60);
+    deps.email.backoff = adapters::retry::Backoff {
+        base: Duration::from_millis(1),
+        cap: Duration::from_millis(5),
+        max_attempts: 5,
+    };
+    let ready_for = |slot: SlotRun, all: &[domain::delivery::Delivery]| -> Vec<String> {
+        all.iter()
+            .filter(|d| d.state == DeliveryState::Ready && start_of_day(d.send_date) <= slot.start())
+            .filter(|d| !d.dnd.contains(slot.slot))
+            .map(|d| d.id())
+            .collect()
+    };
+
+    // SQS keeps refusing part of every email batch: what it still refuses after the retries
+    // goes back to READY, unchanged; nothing is QUEUED without a message.
+    let dec20 = SlotRun::containing(
+        DateTime::parse_from_rfc3339("2026-12-20T01:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc),
+    );
+    let before = month.deliveries.shard(cycle(), 0).await.unwrap();
+    let due = ready_for(dec20, &before);
+    let email_queue = month.resources.queue_url("EmailQueue").unwrap();
+    let email_name = email_queue.rsplit('/').next().unwrap();
+    month.emulator.fail_send_batch(email_name, 1000, false).await.unwrap();
+    let r = dispatch_slot::handle(&deps, event(dec20.start(), Some("refused")))
+        .await
+        .unwrap();
+    month.emulator.fail_send_batch(email_name, 0, false).await.unwrap();
+    assert!(r.reverted > 0, "{r:?}");
+    assert_eq!(
+        r.enqueued_email + r.enqueued_sms + r.reverted,
+        due.len() as u64,
+        "{r:?}"
+    );
+    let mut messages = drain(&month, "EmailQueue").await;
+    messages.extend(drain(&month, "SmsQueue").await);
+    let after = month.deliveries.shard(cycle(), 0).await.unwrap();
+    let queued: Vec<String> = after
+        .iter()
+        .filter(|d| d.state == DeliveryState::Queued)
+        .map(|d| d.id())
+        .collect();
+    let mut sent: Vec<String> = messages.iter().map(|m| m.delivery_id.clone()).collect();
+    sent.sort();
+    let mut queued_sorted = queued.clone();
+    queued_sorted.sort();
+    assert_eq!(
+        sent, queued_sorted,
+        "exactly the QUEUED deliveries have a message, once"
+    );
+    let put_back: Vec<&domain::delivery::Delivery> = after
+        .iter()
+        .filter(|d| due.contains(&d.id()) && d.state == DeliveryState::Ready)
+        .collect();
+    assert_eq!(put_back.len() as u64, r.reverted);
+    for d in &put_back {
+        let was = before.iter().find(|b| b.id() == d.id()).unwrap();
+        assert_eq!(d.available_at, was.available_at, "put back as it was");
+    }
+    // The same slot again (SQS answering again) enqueues exactly those.
+    let again = dispatch_slot::handle(&deps, event(dec20.start(), Some("again")))
+        .await
+        .unwrap();
+    assert_eq!(again.enqueued_email + again.enqueued_sms, r.reverted, "{again:?}");
+    assert_eq!(again.reverted, 0);
+    let mut resent: Vec<String> = drain(&month, "EmailQueue")
+        .await
+        .into_iter()
+        .map(|m| m.delivery_id)
+        .collect();
+    resent.extend(drain(&month, "SmsQueue").await.into_iter().map(|m| m.delivery_id));
+    resent.sort();
+    let mut expected: Vec<String> = put_back.iter().map(|d| d.id()).collect();
+    expected.sort();
+    assert_eq!(resent, expected);
+
+    // Every run "nears its deadline" after one entry of each bucket: it stops, and continues
+    // through the continuation queue, which invokes the function with an SQS event.
+    deps.config.page_size = 1;
+    deps.config.deadline_margin = Duration::from_secs(3600);
+    let dec31 = SlotRun::containing(
+        DateTime::parse_from_rfc3339("2026-12-31T03:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc),
+    );
+    let due = ready_for(dec31, &month.deliveries.shard(cycle(), 0).await.unwrap());
+    assert!(due.len() > 40, "{}", due.len());
+
+    // With one continuation allowed, the chain stops after it; the rest stays due.
+    deps.config.max_continuations = 1;
+    let scheduled = serde_json::json!({"scheduled_time": dec31.start().to_rfc3339()});
+    let first: DispatchReport = serde_json::from_value(invoke(&deps, scheduled.clone()).await.unwrap()).unwrap();
+    assert!(!first.complete && first.continued, "{first:?}");
+    let (short, events) = follow(&deps, first).await;
+    assert_eq!(short.len(), 2, "{short:?}");
+    let last = short.last().unwrap();
+    assert!(!last.complete && !last.continued, "{last:?}");
+    assert_eq!(events[0].continuation, 1);
+    assert_eq!(events[0].run_id.as_deref(), Some(short[0].run_id.as_str()));
+    assert_eq!(events[0].scheduled_time, dec31.start().to_rfc3339());
+    let queue = deps.continuation.as_ref().unwrap();
+    assert!(queue.receive(10, 0).await.unwrap().is_empty(), "no third run");
+
+    // The next run of the slot goes on, continuing as often as it takes, and ends complete.
+    deps.config.max_continuations = 100;
+    let first: DispatchReport = serde_json::from_value(invoke(&deps, scheduled).await.unwrap()).unwrap();
+    let (long, events) = follow(&deps, first).await;
+    assert!(long.len() > 2, "{}", long.len());
+    assert!(long.last().unwrap().complete, "{:?}", long.last());
+    assert_eq!(
+        events.iter().map(|e| e.continuation).collect::<Vec<_>>(),
+        (1..long.len() as u32).collect::<Vec<_>>()
+    );
+    assert_eq!(enqueued(&short) + enqueued(&long), due.len() as u64);
+    let mut messages = drain(&month, "EmailQueue").await;
+    messages.extend(drain(&month, "SmsQueue").await);
+    let mut ids: Vec<String> = messages.into_iter().map(|m| m.delivery_id).collect();
+    ids.sort();
+    let mut due = due;
+    due.sort();
+    assert_eq!(ids, due, "each due delivery enqueued once over the runs");
+
+    // Events that are not a dispatch event get a clear error, and change nothing.
+    let e = invoke(&deps, serde_json::json!({"scheduled": "2026-12-31T03:00:00Z"}))
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains(r#"expected {"scheduled_time""#) && e.contains("unknown field `scheduled`"),
+        "{e}"
+    );
+    let job = adapters::queue::Job {
+        message_id: "m-1".into(),
+        receipt_handle: "r".into(),
+        body: "not json".into(),
+    };
+    let e = invoke(&deps, sqs_event(&job)).await.unwrap_err();
+    assert!(e.contains("continuation message m-1"), "{e}");
 }

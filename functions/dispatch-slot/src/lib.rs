@@ -21,20 +21,31 @@
 //!   the two steps, which the re-check time repairs (the senders' claims make
 //!   the second message harmless).
 //! * **Bounded**: buckets are read `bucket_concurrency` at a time, writes
-//!   `write_concurrency` at a time; near the deadline the run stops between
-//!   pages and reports `complete: false` (what it left is still due for the
-//!   next run, and nothing is enqueued twice).
-//! * **Bad data**: an index entry that does not decode is counted and named
-//!   by key in the log, and the rest proceed.
+//!   `write_concurrency` at a time.
+//! * **Continuation**: near its deadline the run stops between pages and
+//!   reports `complete: false`; what it left is still due. It then puts the
+//!   same event, with `continuation` counted up, on the continuation queue,
+//!   which invokes this function again (at most `max_continuations` times a
+//!   slot; past that, the next slot's run catches up). A continuation reads
+//!   the index afresh: what the first run took is no longer `READY` there,
+//!   and a continuation racing the run it continues (or any other run) loses
+//!   the conditional write, so nothing is enqueued twice.
+//! * **Bad data**: an index entry that does not decode is recorded in the
+//!   failure log (stage `dispatch`, code `corrupt-entry`, the reason, never
+//!   personal data) and parked: taken out of the `Due` index, the item left
+//!   as it is for an operator. The rest proceed.
 
 use std::time::{Duration, SystemTime};
 
 use adapters::cycles::{CycleStatus, CycleStore};
 use adapters::deadline::pause_point;
-use adapters::deliveries::{DeliveryStore, DueEntry};
-use adapters::queue::{DeliveryQueue, SEND_BATCH_LIMIT};
+use adapters::deliveries::{BadEntry, DeliveryStore, DueEntry, due_key};
+use adapters::failures::{FailureLog, FailureStage, NewFailure};
+use adapters::queue::{DeliveryQueue, JobQueue, SEND_BATCH_LIMIT};
 use adapters::{ConfigError, StoreError, Vars};
 use aws_config::SdkConfig;
+use aws_lambda_events::event::sqs::SqsEvent;
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use domain::delivery::{DUE_BUCKETS, DeliveryMessage};
 use domain::dispatch::{ChannelPolicy, Decision, SlotRun, decide};
@@ -42,6 +53,7 @@ use domain::{Channel, Cycle, QuietWindow};
 use futures::{StreamExt, TryStreamExt, stream};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 pub struct Config {
     pub quiet: QuietWindow,
@@ -53,6 +65,8 @@ pub struct Config {
     /// Index entries read per page.
     pub page_size: i32,
     pub deadline_margin: Duration,
+    /// How many times one slot's run may continue itself.
+    pub max_continuations: u32,
 }
 
 impl Default for Config {
@@ -65,6 +79,7 @@ impl Default for Config {
             write_concurrency: 10,
             page_size: 200,
             deadline_margin: Duration::from_secs(20),
+            max_continuations: 6,
         }
     }
 }
@@ -74,12 +89,17 @@ pub struct Deps {
     pub cycles: CycleStore,
     pub email: DeliveryQueue,
     pub sms: DeliveryQueue,
+    pub failures: FailureLog,
+    /// Where a run that nears its deadline puts its continuation; without
+    /// one, the next slot's run catches up.
+    pub continuation: Option<JobQueue>,
     pub config: Config,
 }
 
 impl Deps {
     /// From the function's variables: `DELIVERIES_TABLE`, `CYCLES_TABLE`,
-    /// `EMAIL_QUEUE_URL`, `SMS_QUEUE_URL`, optional `QUIET_WINDOW`
+    /// `FAILURES_TABLE`, `EMAIL_QUEUE_URL`, `SMS_QUEUE_URL`, optional
+    /// `CONTINUATION_QUEUE_URL`, `MAX_CONTINUATIONS` (6), `QUIET_WINDOW`
     /// (`21:00-08:00`), `CHANNEL_POLICY` (`email,sms`) and
     /// `RECHECK_AFTER_MINUTES` (180: longer than a backlog of a million
     /// messages takes to drain, so a busy queue is not mistaken for a lost
@@ -92,13 +112,20 @@ impl Deps {
             quiet: vars.parsed("QUIET_WINDOW", d.quiet)?,
             policy: vars.parsed("CHANNEL_POLICY", d.policy)?,
             recheck_after: chrono::Duration::minutes(vars.parsed("RECHECK_AFTER_MINUTES", 180i64)?),
+            max_continuations: vars.parsed("MAX_CONTINUATIONS", d.max_continuations)?,
             ..d
         };
+        let continuation = vars
+            .lookup("CONTINUATION_QUEUE_URL")
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| JobQueue::new(sqs.clone(), u));
         Ok(Deps {
             deliveries: DeliveryStore::new(ddb.clone(), vars.required("DELIVERIES_TABLE")?),
-            cycles: CycleStore::new(ddb, vars.required("CYCLES_TABLE")?),
+            cycles: CycleStore::new(ddb.clone(), vars.required("CYCLES_TABLE")?),
+            failures: FailureLog::new(ddb, vars.required("FAILURES_TABLE")?),
             email: DeliveryQueue::new(sqs.clone(), vars.required("EMAIL_QUEUE_URL")?),
             sms: DeliveryQueue::new(sqs, vars.required("SMS_QUEUE_URL")?),
+            continuation,
             config,
         })
     }
@@ -118,8 +145,64 @@ pub struct DispatchEvent {
     pub scheduled_time: String,
     /// Names the run in delivery records and messages; defaults to
     /// `dispatch-<scheduled_time>`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
+    /// 0 for the scheduled run, n for its n-th continuation.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub continuation: u32,
+    /// Where a continuation takes up its run's work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Resume>,
+}
+
+/// How far a run got, by index partition (`{cycle}#{bucket:02}`): the
+/// partitions it read to the end, and where it stopped in the others (the
+/// `Due` index key to read on from, all string attributes). A partition in
+/// neither was not started. Resuming after the cursor, a continuation never
+/// re-reads what its run passed over (due, but not in this slot for the
+/// customer), so every continuation makes progress; what the run put back
+/// behind its cursor (a message SQS refused) goes with the next slot.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resume {
+    #[serde(default)]
+    pub done: Vec<String>,
+    #[serde(default)]
+    pub cursors: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+}
+
+/// What every part of one run shares.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    deps: &'a Deps,
+    run: SlotRun,
+    run_id: &'a str,
+    /// Wall clock at the start, for the records' times.
+    now: DateTime<Utc>,
+    /// When to stop reading (the deadline less the margin).
+    stop_at: Option<SystemTime>,
+}
+
+/// How the run left one index partition.
+enum BucketEnd {
+    Done,
+    /// Stopped at the deadline, before the page that starts at the cursor.
+    Stopped(adapters::dynamo::Item),
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl DispatchEvent {
+    pub fn at(scheduled: DateTime<Utc>) -> Self {
+        DispatchEvent {
+            scheduled_time: scheduled.to_rfc3339(),
+            run_id: None,
+            continuation: 0,
+            resume: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,10 +224,13 @@ pub struct DispatchReport {
     pub lost_races: u64,
     /// SQS refused the message after the retries: put back to READY.
     pub reverted: u64,
-    /// Index entries that do not decode (named in the log).
+    /// Index entries that do not decode: recorded in the failure log and parked.
     pub corrupt: u64,
     /// False when the run stopped at its deadline; the rest stays due.
     pub complete: bool,
+    /// The run put its continuation on the continuation queue.
+    #[serde(default)]
+    pub continued: bool,
 }
 
 impl std::ops::AddAssign for DispatchReport {
@@ -158,6 +244,7 @@ impl std::ops::AddAssign for DispatchReport {
         self.reverted += o.reverted;
         self.corrupt += o.corrupt;
         self.complete &= o.complete;
+        self.continued |= o.continued;
     }
 }
 
@@ -165,6 +252,8 @@ impl std::ops::AddAssign for DispatchReport {
 pub enum DispatchError {
     #[error("invalid event: {0}")]
     InvalidInput(String),
+    #[error("could not continue the run: {0}")]
+    Continuation(StoreError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -173,6 +262,7 @@ impl From<DispatchError> for Diagnostic {
     fn from(e: DispatchError) -> Self {
         let error_type = match &e {
             DispatchError::InvalidInput(_) => "InvalidInput",
+            DispatchError::Continuation(_) => "Transient",
             DispatchError::Store(s) if s.is_transient() => "Transient",
             DispatchError::Store(_) => "StoreError",
         };
@@ -183,7 +273,39 @@ impl From<DispatchError> for Diagnostic {
     }
 }
 
-#[tracing::instrument(skip_all, fields(scheduled_time = %event.payload.scheduled_time))]
+/// The function's entry point: a schedule's event (a [`DispatchEvent`]) or
+/// an SQS event of the continuation queue whose records carry one each.
+/// Answers the report, or for SQS the reports in record order.
+pub async fn handle_invocation(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, DispatchError> {
+    let (payload, ctx) = event.into_parts();
+    let answer = |v: Result<Value, serde_json::Error>| v.map_err(|e| DispatchError::InvalidInput(e.to_string()));
+    if payload.get("Records").is_some() {
+        let sqs: SqsEvent = serde_json::from_value(payload)
+            .map_err(|e| DispatchError::InvalidInput(format!("an SQS event that does not parse: {e}")))?;
+        let mut reports = Vec::with_capacity(sqs.records.len());
+        for record in sqs.records {
+            let id = record.message_id.unwrap_or_default();
+            let event = parse_event(record.body.as_deref().unwrap_or_default())
+                .map_err(|e| DispatchError::InvalidInput(format!("continuation message {id}: {e}")))?;
+            reports.push(handle(deps, LambdaEvent::new(event, ctx.clone())).await?);
+        }
+        return answer(serde_json::to_value(reports));
+    }
+    let event: DispatchEvent =
+        serde_json::from_value(payload).map_err(|e| DispatchError::InvalidInput(event_error(&e)))?;
+    answer(serde_json::to_value(handle(deps, LambdaEvent::new(event, ctx)).await?))
+}
+
+fn event_error(e: &serde_json::Error) -> String {
+    format!(r#"expected {{"scheduled_time": "<RFC 3339 instant>"}} (optional "run_id", "continuation"): {e}"#)
+}
+
+/// A [`DispatchEvent`] from JSON text, with the error a person can act on.
+pub fn parse_event(text: &str) -> Result<DispatchEvent, String> {
+    serde_json::from_str(text).map_err(|e| event_error(&e))
+}
+
+#[tracing::instrument(skip_all, fields(scheduled_time = %event.payload.scheduled_time, continuation = event.payload.continuation))]
 pub async fn handle(deps: &Deps, event: LambdaEvent<DispatchEvent>) -> Result<DispatchReport, DispatchError> {
     let (input, ctx) = event.into_parts();
     let scheduled: DateTime<Utc> = DateTime::parse_from_rfc3339(input.scheduled_time.trim())
@@ -198,6 +320,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<DispatchEvent>) -> Result<Di
     let run = SlotRun::containing(scheduled);
     let run_id = input
         .run_id
+        .clone()
         .unwrap_or_else(|| format!("dispatch-{}", domain::delivery::utc_seconds::format(&scheduled)));
     let mut report = DispatchReport {
         slot: run.to_string(),
@@ -219,19 +342,58 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<DispatchEvent>) -> Result<Di
         }
     }
     let now = Utc::now();
-    let jobs: Vec<(Cycle, u32)> = report
+    let resume = input.resume.clone().unwrap_or_default();
+    let jobs: Vec<(Cycle, u32, Option<adapters::dynamo::Item>)> = report
         .cycles
         .iter()
         .filter_map(|c| c.parse::<Cycle>().ok())
         .flat_map(|c| (0..DUE_BUCKETS).map(move |b| (c, b)))
+        .filter(|(c, b)| !resume.done.contains(&due_key(*c, *b)))
+        .map(|(c, b)| {
+            let cursor = resume.cursors.get(&due_key(c, b)).map(|k| {
+                k.iter()
+                    .map(|(name, v)| (name.clone(), AttributeValue::S(v.clone())))
+                    .collect()
+            });
+            (c, b, cursor)
+        })
         .collect();
-    let parts: Vec<DispatchReport> = stream::iter(jobs)
-        .map(|(cycle, bucket)| dispatch_bucket(deps, run, &run_id, cycle, bucket, now, stop_at))
+    let ctx = Ctx {
+        deps,
+        run,
+        run_id: &run_id,
+        now,
+        stop_at,
+    };
+    let parts: Vec<(String, DispatchReport, BucketEnd)> = stream::iter(jobs)
+        .map(|(cycle, bucket, start)| async move {
+            let (r, end) = dispatch_bucket(ctx, cycle, bucket, start).await?;
+            Ok::<_, DispatchError>((due_key(cycle, bucket), r, end))
+        })
         .buffer_unordered(deps.config.bucket_concurrency.max(1))
         .try_collect()
         .await?;
-    for p in parts {
+    let mut next = Resume {
+        done: resume.done.clone(),
+        ..Resume::default()
+    };
+    for (key, p, end) in parts {
         report += p;
+        match end {
+            BucketEnd::Done => next.done.push(key),
+            BucketEnd::Stopped(cursor) => {
+                let cursor = cursor
+                    .into_iter()
+                    .filter_map(|(name, v)| v.as_s().ok().map(|v| (name, v.clone())))
+                    .collect();
+                next.cursors.insert(key, cursor);
+            }
+        }
+    }
+    report.complete = next.done.len() == report.cycles.len() * DUE_BUCKETS as usize;
+    if !report.complete {
+        next.done.sort();
+        report.continued = continue_run(deps, &input, &run_id, next).await?;
     }
     tracing::info!(
         slot = %report.slot,
@@ -242,36 +404,69 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<DispatchEvent>) -> Result<Di
         not_this_slot = report.not_this_slot,
         corrupt = report.corrupt,
         complete = report.complete,
+        continued = report.continued,
         "slot dispatched"
     );
     Ok(report)
 }
 
+/// Puts the run's continuation on the continuation queue, if there is one
+/// and the slot has continuations left.
+async fn continue_run(deps: &Deps, input: &DispatchEvent, run_id: &str, resume: Resume) -> Result<bool, DispatchError> {
+    let Some(queue) = &deps.continuation else {
+        tracing::warn!("stopped at the deadline with no continuation queue; the next slot's run catches up");
+        return Ok(false);
+    };
+    if input.continuation >= deps.config.max_continuations {
+        tracing::warn!(
+            continuations = input.continuation,
+            "stopped at the deadline with no continuation left; the next slot's run catches up"
+        );
+        return Ok(false);
+    }
+    let next = DispatchEvent {
+        scheduled_time: input.scheduled_time.clone(),
+        run_id: Some(run_id.to_owned()),
+        continuation: input.continuation + 1,
+        resume: Some(resume),
+    };
+    let body = serde_json::to_string(&next).map_err(|e| DispatchError::InvalidInput(e.to_string()))?;
+    let message_id = queue.send(&body).await.map_err(DispatchError::Continuation)?;
+    tracing::info!(continuation = next.continuation, %message_id, "stopped at the deadline; continuation queued");
+    Ok(true)
+}
+
 /// Every due entry of one bucket, page by page.
 async fn dispatch_bucket(
-    deps: &Deps,
-    run: SlotRun,
-    run_id: &str,
+    ctx: Ctx<'_>,
     cycle: Cycle,
     bucket: u32,
-    now: DateTime<Utc>,
-    stop_at: Option<SystemTime>,
-) -> Result<DispatchReport, DispatchError> {
+    mut start: Option<adapters::dynamo::Item>,
+) -> Result<(DispatchReport, BucketEnd), DispatchError> {
+    let Ctx {
+        deps,
+        run,
+        now,
+        stop_at,
+        ..
+    } = ctx;
     let c = &deps.config;
     let mut report = DispatchReport {
         complete: true,
         ..DispatchReport::default()
     };
-    let mut start = None;
+    // At least one page a run (so that every continuation makes progress),
+    // then page after page until the index ends or the deadline nears.
     loop {
         let page = deps
             .deliveries
             .due_page(cycle, bucket, run.start(), c.page_size, start)
             .await?;
         for bad in &page.bad {
-            tracing::warn!(key = %bad.key, reason = %bad.reason, "due entry skipped: it does not decode");
+            if park(ctx, cycle, bad).await? {
+                report.corrupt += 1;
+            }
         }
-        report.corrupt += page.bad.len() as u64;
         let mut by_channel: [Vec<(DueEntry, Channel)>; 2] = [Vec::new(), Vec::new()];
         for e in page.entries {
             match decide(run, c.quiet, c.policy, e.dnd, e.preferred_channel, e.available_at) {
@@ -287,29 +482,48 @@ async fn dispatch_bucket(
         }
         for group in by_channel {
             for chunk in group.chunks(SEND_BATCH_LIMIT) {
-                report += enqueue(deps, run, run_id, chunk, now).await?;
+                report += enqueue(ctx, chunk).await?;
             }
         }
-        start = page.next;
-        if start.is_none() {
-            return Ok(report);
-        }
+        let Some(next) = page.next else {
+            return Ok((report, BucketEnd::Done));
+        };
         if stop_at.is_some_and(|t| SystemTime::now() >= t) {
             report.complete = false;
-            return Ok(report);
+            return Ok((report, BucketEnd::Stopped(next)));
         }
+        start = Some(next);
     }
+}
+
+/// Records an index entry that does not decode in the failure log and
+/// takes it out of the index; true if this run parked it.
+async fn park(ctx: Ctx<'_>, cycle: Cycle, bad: &BadEntry) -> Result<bool, DispatchError> {
+    let Ctx { deps, run_id, now, .. } = ctx;
+    let subject = bad.key();
+    tracing::warn!(delivery_id = %subject, reason = %bad.reason, "due entry does not decode: recorded and parked");
+    let failure = NewFailure {
+        cycle: Some(cycle),
+        subject,
+        stage: FailureStage::Dispatch,
+        code: "corrupt-entry".into(),
+        reason: format!("the due index entry does not decode: {}", bad.reason),
+        channel: None,
+        attempts: 0,
+        run_id: Some(run_id.to_owned()),
+        replay: None,
+    };
+    // Recorded first: a crash in between leaves it in the index, to be recorded again.
+    deps.failures.record(&failure, now).await?;
+    Ok(deps.deliveries.park(bad, &bad.reason, now).await?)
 }
 
 /// Marks up to ten deliveries QUEUED (each conditionally), sends the
 /// messages of those this run took, and puts back those SQS refused.
-async fn enqueue(
-    deps: &Deps,
-    run: SlotRun,
-    run_id: &str,
-    chunk: &[(DueEntry, Channel)],
-    now: DateTime<Utc>,
-) -> Result<DispatchReport, DispatchError> {
+async fn enqueue(ctx: Ctx<'_>, chunk: &[(DueEntry, Channel)]) -> Result<DispatchReport, DispatchError> {
+    let Ctx {
+        deps, run, run_id, now, ..
+    } = ctx;
     // Re-checked a while after the slot that enqueued it (the slot, not the
     // wall clock, so that a run replayed on a virtual clock behaves the same).
     let recheck = run.start() + deps.config.recheck_after;

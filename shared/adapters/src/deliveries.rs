@@ -58,8 +58,20 @@ impl DueEntry {
 /// could be read) and why. Never a personal value: the index holds none.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BadEntry {
-    pub key: String,
+    /// The table key as stored (the index always projects it), so the item
+    /// can be parked even when nothing else of it reads.
+    pub pk: String,
+    pub customer_id: String,
+    /// The index partition it was found in.
+    pub due_pk: String,
     pub reason: String,
+}
+
+impl BadEntry {
+    /// `pk#customer_id`: the delivery id when the key is well formed.
+    pub fn key(&self) -> String {
+        format!("{}#{}", self.pk, self.customer_id)
+    }
 }
 
 /// One page of the `Due` index.
@@ -307,11 +319,9 @@ impl DeliveryStore {
             match due_entry(cycle, &item) {
                 Ok(e) => page.entries.push(e),
                 Err(reason) => page.bad.push(BadEntry {
-                    key: format!(
-                        "{}#{}",
-                        attr_s(&item, "pk").unwrap_or("?"),
-                        attr_s(&item, "customer_id").unwrap_or("?")
-                    ),
+                    pk: attr_s(&item, "pk").unwrap_or_default().to_owned(),
+                    customer_id: attr_s(&item, "customer_id").unwrap_or_default().to_owned(),
+                    due_pk: due_key(cycle, bucket),
                     reason,
                 }),
             }
@@ -389,6 +399,28 @@ impl DeliveryStore {
             .expression_attribute_names("#st", "state")
             .expression_attribute_values(":held", s(DeliveryState::Held.as_str()))
             .expression_attribute_values(":ready", s(DeliveryState::Ready.as_str()))
+            .expression_attribute_values(":why", s(reason))
+            .expression_attribute_values(":now", s(utc_seconds::format(&now)));
+        conditional_update(req, &self.table).await
+    }
+}
+
+impl DeliveryStore {
+    /// Takes a delivery whose index entry cannot be read out of the `Due`
+    /// index (`parked_reason`, `parked_at`), if it is still in the partition
+    /// it was found in; the rest of the item is left as it is for an
+    /// operator. False when it had already left (parked by another run, or
+    /// repaired).
+    pub async fn park(&self, bad: &BadEntry, reason: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&bad.pk))
+            .key("customer_id", s(&bad.customer_id))
+            .update_expression("SET parked_reason = :why, parked_at = :now, updated_at = :now REMOVE due_pk")
+            .condition_expression("due_pk = :seen")
+            .expression_attribute_values(":seen", s(&bad.due_pk))
             .expression_attribute_values(":why", s(reason))
             .expression_attribute_values(":now", s(utc_seconds::format(&now)));
         conditional_update(req, &self.table).await

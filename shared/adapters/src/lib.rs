@@ -31,6 +31,8 @@ pub mod data_bucket;
 pub mod deliveries;
 #[cfg(feature = "dynamodb")]
 pub mod dynamo;
+#[cfg(feature = "dynamodb")]
+pub mod failures;
 #[cfg(feature = "sqs")]
 pub mod queue;
 

@@ -137,3 +137,82 @@ impl DeliveryQueue {
         Ok(out)
     }
 }
+
+/// A queue of single JSON jobs: the dispatch continuation queue. Plain
+/// `SendMessage`, retried by the SDK's own retry policy.
+#[derive(Clone, Debug)]
+pub struct JobQueue {
+    client: Client,
+    url: String,
+}
+
+impl JobQueue {
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        JobQueue {
+            client,
+            url: url.into(),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Sends one job; returns SQS's message id.
+    pub async fn send(&self, body: &str) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("SendMessage", &self.url, e))?;
+        Ok(out.message_id.unwrap_or_default())
+    }
+}
+
+/// A job received from a [`JobQueue`].
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+}
+
+impl JobQueue {
+    /// Up to `max` jobs (at most 10), waiting up to `wait_seconds` for the first.
+    pub async fn receive(&self, max: i32, wait_seconds: i32) -> Result<Vec<Job>, StoreError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(max.clamp(1, 10))
+            .wait_time_seconds(wait_seconds.clamp(0, 20))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("ReceiveMessage", &self.url, e))?;
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| Job {
+                message_id: m.message_id.unwrap_or_default(),
+                receipt_handle: m.receipt_handle.unwrap_or_default(),
+                body: m.body.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Removes a job that was handled.
+    pub async fn delete(&self, job: &Job) -> Result<(), StoreError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(&job.receipt_handle)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("DeleteMessage", &self.url, e))?;
+        Ok(())
+    }
+}

@@ -20,16 +20,39 @@ pub fn dispatch_deps(sdk: &SdkConfig, resources: &Resources) -> anyhow::Result<d
         .with_context(|| format!("environment of {DISPATCH}"))
 }
 
-/// Runs the slot `run` as the schedule would, with the function's 900 s timeout.
+/// Runs the slot `run` as the schedule would, with the function's 900 s
+/// timeout, and its continuations as the continuation queue's trigger would:
+/// the report adds them up.
 pub async fn run_slot(deps: &dispatch_slot::Deps, run: SlotRun) -> anyhow::Result<DispatchReport> {
-    let ctx = crate::invocation(Duration::from_secs(900));
-    let event = DispatchEvent {
-        scheduled_time: run.start().to_rfc3339(),
-        run_id: None,
-    };
-    dispatch_slot::handle(deps, LambdaEvent::new(event, ctx))
+    let invoke = |event: DispatchEvent| async move {
+        dispatch_slot::handle(
+            deps,
+            LambdaEvent::new(event, crate::invocation(Duration::from_secs(900))),
+        )
         .await
         .map_err(|e| anyhow::anyhow!("dispatch of {run}: {e}"))
+    };
+    let mut report = invoke(DispatchEvent::at(run.start())).await?;
+    let mut continued = report.continued;
+    // Bounded: a run continues itself at most `max_continuations` times.
+    for _ in 0..deps.config.max_continuations {
+        if !continued {
+            break;
+        }
+        let Some(queue) = &deps.continuation else { break };
+        let jobs = queue.receive(1, 1).await?;
+        let Some(job) = jobs.first() else {
+            anyhow::bail!("dispatch of {run} continued, but no continuation is on the queue");
+        };
+        let event = dispatch_slot::parse_event(&job.body).map_err(|e| anyhow::anyhow!("continuation: {e}"))?;
+        let next = invoke(event).await?;
+        queue.delete(job).await?;
+        continued = next.continued;
+        let complete = next.complete;
+        report += next;
+        report.complete = complete;
+    }
+    Ok(report)
 }
 
 /// Every slot of the month `cycle`'s invoices go out, in order.
