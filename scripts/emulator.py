@@ -59,6 +59,15 @@ keeps the items of the asked partition, so a query costs O(table) however few it
 The emulator hands moto's query only the items whose partition key (of the table or of the
 index) matches; the answers are the same, at the cost of one pass over the keys.
 
+Sending to a long queue: moto's SendMessage builds the queue's whole attribute map (message
+counts included, each a pass over every message) only to read ContentBasedDeduplication, so
+sending grew with the queue's length. While it sends, the emulator answers that one attribute
+directly; GetQueueAttributes still counts.
+
+Per-request overhead: moto server lists its own package directory and inspects the handler
+class's methods on every request; both answers never change while it runs, so the emulator
+computes them once.
+
 Only loopback addresses are accepted, for the server and for handler URLs.
 """
 
@@ -459,6 +468,46 @@ def respond_raw(start_response, status, body, headers, content_type="application
     return [body]
 
 
+def cache_request_routing():
+    """Answer moto's per-request routing lookups from a cache (see the module doc)."""
+    import functools
+
+    import moto.backends
+    import moto.core.responses
+
+    modules = tuple(moto.backends.list_of_moto_modules())
+    moto.backends.list_of_moto_modules = lambda: modules
+    moto.core.responses.method_names_from_class = functools.lru_cache(maxsize=None)(
+        moto.core.responses.method_names_from_class
+    )
+
+
+def cheap_attributes_while_sending():
+    """SendMessage reads one queue attribute without counting the queue (see the module doc)."""
+    from moto.sqs.models import Queue, SQSBackend
+
+    hint = threading.local()
+    original_attributes = Queue.attributes
+    original_send = SQSBackend.send_message
+
+    def attributes(self):
+        if not getattr(hint, "sending", False):
+            return original_attributes.fget(self)
+        if not self.fifo_queue:
+            return {}
+        return {"ContentBasedDeduplication": "true" if self.content_based_deduplication else "false"}
+
+    def send_message(self, *args, **kwargs):
+        hint.sending = True
+        try:
+            return original_send(self, *args, **kwargs)
+        finally:
+            hint.sending = False
+
+    Queue.attributes = property(attributes)
+    SQSBackend.send_message = send_message
+
+
 def prefilter_queries():
     """Make moto's Query look only at the asked partition (same answers; see the module doc)."""
     from moto.dynamodb.models.table import Table
@@ -541,6 +590,13 @@ def main(argv=None):
     )
 
     prefilter_queries()
+    cache_request_routing()
+    cheap_attributes_while_sending()
+    class RequestHandler(MotoRequestHandler):
+        # Answers go out at once: with Nagle's algorithm a response written in two parts waits
+        # for the client's delayed ACK (tens of milliseconds per request).
+        disable_nagle_algorithm = True
+
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True
@@ -549,7 +605,7 @@ def main(argv=None):
         args.port,
         LambdaRouter(app),
         threaded=True,
-        request_handler=MotoRequestHandler,
+        request_handler=RequestHandler,
     )
 
 

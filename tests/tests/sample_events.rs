@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use adapters::cycles::CycleStatus;
+use aws_lambda_events::event::sqs::SqsEvent;
+use dispatch_slot::{DispatchEvent, DispatchReport};
 use domain::Cycle;
 use domain::settlement::{
     BeginInput, BeginOutput, BeginStatus, FinishInput, FinishOutput, FinishStatus, RenderResult, ShardResult, ShardTask,
@@ -24,11 +26,12 @@ use serde_json::Value;
 const RUN_ID: &str = "arn:aws:states:ap-northeast-2:123456789012:execution:billing-settlement:settle-2026-11";
 
 /// Function folder under `events/` → the function's logical id in template.yaml.
-const FUNCTIONS: [(&str, &str); 4] = [
+const FUNCTIONS: [(&str, &str); 5] = [
     ("settle-begin", "SettleBeginFunction"),
     ("settle-shard", "SettleShardFunction"),
     ("render-shard", "RenderShardFunction"),
     ("settle-finish", "SettleFinishFunction"),
+    ("dispatch-slot", "DispatchSlotFunction"),
 ];
 
 fn events_dir() -> PathBuf {
@@ -91,21 +94,35 @@ fn every_event_parses_into_the_input_of_its_function() {
                 "settle-begin" => typed::<BeginInput>(&value),
                 "settle-shard" | "render-shard" => typed::<ShardTask>(&value),
                 "settle-finish" => typed::<FinishInput>(&value),
+                // The schedule's event, or an SQS event of the continuation queue whose
+                // bodies are the schedule's event with the run's progress.
+                "dispatch-slot" if value.get("Records").is_some() => {
+                    let sqs: SqsEvent = serde_json::from_value(value.clone())
+                        .unwrap_or_else(|e| panic!("{shown}: not an SQS event: {e}"));
+                    for r in &sqs.records {
+                        let body = r.body.as_deref().unwrap_or_default();
+                        dispatch_slot::parse_event(body).unwrap_or_else(|e| panic!("{shown}: record body: {e}"));
+                    }
+                    typed::<SqsEvent>(&value)
+                }
+                "dispatch-slot" => typed::<DispatchEvent>(&value),
                 other => unreachable!("{other}"),
             }
             .unwrap_or_else(|e| panic!("{shown} is not a valid input of {name}: {e}"));
             let mut unknown = Vec::new();
             unknown_fields(&value, &back, "$", &mut unknown);
             assert!(unknown.is_empty(), "{shown}: fields {name} does not know: {unknown:?}");
-            // All events belong to one run, so they can be sent in sequence.
-            assert_eq!(value["run_id"], RUN_ID, "{shown}: run_id");
+            // All settlement events belong to one run, so they can be sent in sequence.
+            if name != "dispatch-slot" {
+                assert_eq!(value["run_id"], RUN_ID, "{shown}: run_id");
+            }
             assert!(readme.contains(&shown), "events/README.md does not describe {shown}");
             files += 1;
         }
     }
     let expected: BTreeSet<String> = FUNCTIONS.iter().map(|(f, _)| f.to_string()).collect();
     assert_eq!(folders, expected, "every function has sample events");
-    assert!(files >= 9, "{files} events");
+    assert!(files >= 13, "{files} events");
 }
 
 /// The session `events/README.md` describes, as a user runs it without
@@ -290,6 +307,63 @@ async fn the_documented_cargo_lambda_session_settles_the_sample_month() {
     assert!(finish.reasons.is_empty(), "{:?}", finish.reasons);
     let record = month.cycles.get(cycle).await.unwrap().unwrap();
     assert_eq!((record.status, record.bills), (CycleStatus::Settled, bills));
+
+    // DispatchSlot: the 15 December, 10:00 run enqueues every delivery whose send day has
+    // come and whose customer allows 10:00-12:00; the same slot again, nothing new.
+    let deliveries: Vec<_> = [0, 1]
+        .into_iter()
+        .map(|shard| month.deliveries.shard(cycle, shard))
+        .collect::<futures::future::JoinAll<_>>()
+        .await
+        .into_iter()
+        .flat_map(Result::unwrap)
+        .collect();
+    let slot = domain::dispatch::SlotRun::containing(
+        chrono::DateTime::parse_from_rfc3339("2026-12-15T10:00:00+09:00")
+            .unwrap()
+            .with_timezone(&chrono::Utc),
+    );
+    let due = deliveries
+        .iter()
+        .filter(|d| domain::delivery::start_of_day(d.send_date) <= slot.start() && !d.dnd.contains(slot.slot))
+        .count() as u64;
+    assert!(due > 50, "{due}");
+    let r: DispatchReport = invoke("dispatch-slot", "events/dispatch-slot/slot.json")
+        .await
+        .output()
+        .unwrap();
+    assert!(r.open && r.complete, "{r:?}");
+    assert_eq!(
+        (r.cycles.as_slice(), r.run_id.as_str()),
+        (["2026-11".to_owned()].as_slice(), "dispatch-2026-12-15T01:00:00Z")
+    );
+    assert_eq!(r.enqueued_email + r.enqueued_sms, due, "{r:?}");
+    let again: DispatchReport = invoke("dispatch-slot", "events/dispatch-slot/slot.json")
+        .await
+        .output()
+        .unwrap();
+    assert_eq!(again.enqueued_email + again.enqueued_sms, 0, "{again:?}");
+    // The continuation queue's event: the run's buckets 00-03 are done; the rest is read again
+    // (all taken by now) and the run ends complete. An SQS event answers a list of reports.
+    let continued: Vec<DispatchReport> = invoke("dispatch-slot", "events/dispatch-slot/continuation.json")
+        .await
+        .output()
+        .unwrap();
+    assert_eq!(continued.len(), 1, "{continued:?}");
+    assert!(continued[0].complete && !continued[0].continued, "{continued:?}");
+    assert_eq!(continued[0].enqueued_email + continued[0].enqueued_sms, 0);
+    // 22:00 is in the quiet window: the slot is closed, nothing is looked at.
+    let quiet: DispatchReport = invoke("dispatch-slot", "events/dispatch-slot/quiet.json")
+        .await
+        .output()
+        .unwrap();
+    assert!(!quiet.open && quiet.cycles.is_empty(), "{quiet:?}");
+    let invalid = invoke("dispatch-slot", "events/dispatch-slot/invalid-time.json").await;
+    let error = invalid
+        .error()
+        .unwrap_or_else(|| panic!("invalid-time.json succeeded: {invalid:?}"));
+    assert_eq!(error.error_type, "InvalidInput", "{invalid:?}");
+    assert!(error.error_message.contains("next tuesday 10:00"), "{error:?}");
 
     for (step, took) in &timings {
         eprintln!("sample events: {step}: {took:.1?}");

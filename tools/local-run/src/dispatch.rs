@@ -69,3 +69,41 @@ pub async fn run_month(
     }
     Ok(out)
 }
+
+/// The month's runs as a grid people can read: one line per day, one column
+/// per two-hour slot (Asia/Seoul), the deliveries each run enqueued; `-` for a
+/// slot the quiet window closes.
+pub fn slot_grid(runs: &[(SlotRun, DispatchReport)]) -> String {
+    let mut out = String::from("           day    ");
+    for h in (0..24).step_by(2) {
+        out.push_str(&format!("{h:>6}"));
+    }
+    out.push_str("   total\n");
+    let mut day: Option<chrono::NaiveDate> = None;
+    let mut line = String::new();
+    let mut day_total = 0u64;
+    let flush = |line: &mut String, total: u64, out: &mut String| {
+        if !line.is_empty() {
+            out.push_str(line);
+            out.push_str(&format!("{total:>8}\n"));
+            line.clear();
+        }
+    };
+    for (run, r) in runs {
+        if day != Some(run.date) {
+            flush(&mut line, day_total, &mut out);
+            day = Some(run.date);
+            day_total = 0;
+            line.push_str(&format!("           {}", run.date.format("%m-%d %a")));
+        }
+        let n = r.enqueued_email + r.enqueued_sms;
+        day_total += n;
+        if r.open {
+            line.push_str(&format!("{n:>6}"));
+        } else {
+            line.push_str(&format!("{:>6}", "-"));
+        }
+    }
+    flush(&mut line, day_total, &mut out);
+    out
+}

@@ -84,7 +84,19 @@ async fn provision_stack(out: &std::path::Path, name: &str) -> anyhow::Result<St
     let prefix = local_aws::unique_prefix(name);
     let resources = local_aws::provision(&config, &prefix).await?;
     let stores = Stores::of(&config, resources.env())?;
-    let env = resources.env();
+    // The stack's variables and every function's own (as template.yaml gives them).
+    let mut env = resources.env().clone();
+    for function in [
+        settle::BEGIN,
+        settle::SHARD,
+        settle::RENDER,
+        settle::FINISH,
+        local_run::dispatch::DISPATCH,
+    ] {
+        for (k, v) in resources.function_env(function) {
+            env.entry(k).or_insert(v);
+        }
+    }
     std::fs::create_dir_all(out)?;
     let env_file = out.join("stack.env");
     let mut exports = format!("export AWS_ENDPOINT_URL={}\n", emulator.endpoint_url());
@@ -179,6 +191,83 @@ async fn main() -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// Runs every slot of the month after the cycle as the schedule would, with
+/// the real handler; prints the per-slot grid and the totals and writes
+/// `dispatch.json`. False when the runs do not enqueue each READY delivery
+/// exactly once.
+async fn dispatch_month(
+    a: &MonthArgs,
+    emulator: &Emulator,
+    config: &aws_config::SdkConfig,
+    resources: &local_aws::Resources,
+    ready: u64,
+) -> anyhow::Result<bool> {
+    let mut deps = local_run::dispatch::dispatch_deps(config, resources)?;
+    deps.config.quiet = a.quiet_window;
+    // No sender consumes the queues in this run: a QUEUED delivery would look abandoned
+    // after the re-check time and be enqueued again. The re-check is tested on its own.
+    deps.config.recheck_after = chrono::Duration::days(62);
+    let slots = domain::dispatch::SlotRun::issue_month(a.cycle).count();
+    let pb = bar(slots as u64, "dispatch");
+    let t = Instant::now();
+    let before = emulator.request_counts(resources.prefix()).await?;
+    let runs = local_run::dispatch::run_month(&deps, a.cycle, &|run, r| {
+        pb.inc(1);
+        pb.set_message(format!("{run}: {}", r.enqueued_email + r.enqueued_sms));
+    })
+    .await?;
+    pb.finish_and_clear();
+    let elapsed = t.elapsed();
+    let requests = request_delta(&before, &emulator.request_counts(resources.prefix()).await?);
+    let mut total = dispatch_slot::DispatchReport::default();
+    for (_, r) in &runs {
+        total += r.clone();
+    }
+    let enqueued = total.enqueued_email + total.enqueued_sms;
+    let open = runs.iter().filter(|(_, r)| r.open).count();
+    println!(
+        "dispatched {enqueued} deliveries ({} email, {} SMS) in {} runs, one per two-hour slot of {} \
+         ({open} open, {} closed by the quiet window {}) [{elapsed:.1?}, {:.0} enqueued/s]",
+        total.enqueued_email,
+        total.enqueued_sms,
+        runs.len(),
+        a.cycle.next(),
+        runs.len() - open,
+        a.quiet_window,
+        enqueued as f64 / elapsed.as_secs_f64().max(1e-9),
+    );
+    println!(
+        "           held {}, corrupt {}, re-enqueued {}, put back {}; enqueued per slot (Asia/Seoul):",
+        total.held, total.corrupt, total.requeued, total.reverted
+    );
+    print!("{}", local_run::dispatch::slot_grid(&runs));
+    let sum: u64 = requests.values().sum();
+    println!(
+        "requests   dispatch: {sum} AWS requests, {:.2} per delivery: {}",
+        sum as f64 / enqueued.max(1) as f64,
+        requests
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let json: Vec<serde_json::Value> = runs
+        .iter()
+        .map(|(run, r)| serde_json::json!({"slot": run.to_string(), "report": r}))
+        .collect();
+    let path = a.out.join("dispatch.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&json)?).with_context(|| format!("writing {}", path.display()))?;
+    println!("           per-slot reports → {}", path.display());
+    if enqueued != ready || total.requeued != 0 {
+        println!(
+            "           MISMATCH: {ready} deliveries were READY, {enqueued} enqueued ({} again)",
+            total.requeued
+        );
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// What was asked between two readings of the emulator's request counts.
@@ -313,6 +402,10 @@ async fn month(a: MonthArgs) -> anyhow::Result<ExitCode> {
                     f.bills,
                     rendered.deliveries()
                 );
+                return Ok(ExitCode::FAILURE);
+            }
+            // 5. Dispatch: every slot of the month the invoices go out, on a virtual clock.
+            if !dispatch_month(&a, emulator, &config, &resources, rendered.ready()).await? {
                 return Ok(ExitCode::FAILURE);
             }
         }
