@@ -57,7 +57,11 @@ write in separate steps on concurrent threads, so DynamoDB writes are applied on
 Queries that read only what they ask for: for every Query, moto sorts the whole table and then
 keeps the items of the asked partition, so a query costs O(table) however few items it returns.
 The emulator hands moto's query only the items whose partition key (of the table or of the
-index) matches; the answers are the same, at the cost of one pass over the keys.
+index) matches and whose sort key meets the query's condition on strings; the answers are the
+same items (moto applies both again), at the cost of one pass over the keys. One difference at
+the edge: a page that ends exactly at `Limit` with nothing after it in range comes without
+`LastEvaluatedKey`, where moto pointed at an empty next page (DynamoDB may do either; callers
+read on while a key is returned).
 
 Sending to a long queue: moto's SendMessage builds the queue's whole attribute map (message
 counts included, each a pass over every message) only to read ContentBasedDeduplication, so
@@ -295,15 +299,7 @@ class LambdaRouter:
                     held[table], items[table] = writes[keep:], writes[:keep]
         if not held:
             return self.pass_through(body, environ, start_response)
-        captured = {}
-
-        def capture(status, headers, exc_info=None):
-            captured["status"], captured["headers"] = status, headers
-
-        new_body = json.dumps(request).encode()
-        environ["wsgi.input"] = io.BytesIO(new_body)
-        environ["CONTENT_LENGTH"] = str(len(new_body))
-        answer = b"".join(self.app(environ, capture))
+        captured, answer = self.call_moto(environ, request)
         if not captured.get("status", "").startswith("200"):
             start_response(captured["status"], captured["headers"])
             return [answer]
@@ -323,6 +319,19 @@ class LambdaRouter:
         ]
         start_response(captured["status"], headers)
         return [payload]
+
+    def call_moto(self, environ, request):
+        """Sends the JSON `request` to moto in place of the original body; returns
+        ({"status", "headers"}, body)."""
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, headers
+
+        new_body = json.dumps(request).encode()
+        environ["wsgi.input"] = io.BytesIO(new_body)
+        environ["CONTENT_LENGTH"] = str(len(new_body))
+        return captured, b"".join(self.app(environ, capture))
 
     def pass_through(self, body, environ, start_response):
         environ["wsgi.input"] = io.BytesIO(body)
@@ -382,15 +391,7 @@ class LambdaRouter:
         if not request["Entries"]:
             payload = json.dumps({"Successful": [], "Failed": failed}).encode()
             return respond_raw(start_response, 200, payload, [], "application/x-amz-json-1.0")
-        captured = {}
-
-        def capture(status, headers, exc_info=None):
-            captured["status"], captured["headers"] = status, headers
-
-        new_body = json.dumps(request).encode()
-        environ["wsgi.input"] = io.BytesIO(new_body)
-        environ["CONTENT_LENGTH"] = str(len(new_body))
-        answer = b"".join(self.app(environ, capture))
+        captured, answer = self.call_moto(environ, request)
         try:
             document = json.loads(answer) if captured.get("status", "").startswith("200") else None
         except ValueError:
@@ -528,6 +529,32 @@ def prefilter_queries():
                 return False
         return True
 
+    def ranges_of(conditions):
+        """The sort-key conditions on strings, as (attribute, test) pairs."""
+        out = []
+        for name, comparison, values in conditions or []:
+            if not values or any(v.type != "S" for v in values):
+                continue
+            a = values[0].value
+            b = values[1].value if len(values) > 1 else None
+            test = {
+                "EQ": lambda x, a=a: x == a,
+                "=": lambda x, a=a: x == a,
+                "LE": lambda x, a=a: x <= a,
+                "<=": lambda x, a=a: x <= a,
+                "LT": lambda x, a=a: x < a,
+                "<": lambda x, a=a: x < a,
+                "GE": lambda x, a=a: x >= a,
+                ">=": lambda x, a=a: x >= a,
+                "GT": lambda x, a=a: x > a,
+                ">": lambda x, a=a: x > a,
+                "BETWEEN": lambda x, a=a, b=b: b is not None and a <= x <= b,
+                "BEGINS_WITH": lambda x, a=a: x.startswith(a),
+            }.get(comparison.upper())
+            if test is not None:
+                out.append((name, test))
+        return out
+
     def query(self, *args, **kwargs):
         index_name = args[7] if len(args) > 7 else kwargs.get("index_name")
         conditions = kwargs.get("hash_key_conditions")
@@ -537,10 +564,11 @@ def prefilter_queries():
             hash_key = args[0] if args else kwargs.get("hash_key")
             wanted = [(self.hash_key_attr, hash_key)] if hash_key is not None else []
         hint.table, hint.wanted = self, wanted
+        hint.ranges = ranges_of(kwargs.get("range_key_conditions"))
         try:
             return original_query(self, *args, **kwargs)
         finally:
-            hint.table, hint.wanted = None, None
+            hint.table, hint.wanted, hint.ranges = None, None, None
 
     def all_items(self):
         wanted = getattr(hint, "wanted", None)
@@ -563,6 +591,12 @@ def prefilter_queries():
                 if matches(item, [(name, expected)])
             ]
         items = [item for item in items if matches(item, rest)]
+        for name, test in getattr(hint, "ranges", None) or []:
+            items = [
+                item
+                for item in items
+                if (v := item.attrs.get(name)) is not None and v.type == "S" and test(v.value)
+            ]
         return sorted(items, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
 
     Table.query = query

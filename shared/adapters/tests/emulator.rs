@@ -500,21 +500,10 @@ async fn the_due_index_holds_what_dispatch_may_take_and_transitions_are_exclusiv
 
 #[tokio::test]
 async fn a_batch_of_messages_carries_ids_only_and_reports_what_failed() {
-    use adapters::queue::{DeliveryQueue, SEND_BATCH_LIMIT};
+    use adapters::queue::SEND_BATCH_LIMIT;
     use domain::delivery::DeliveryMessage;
-    let emulator = local_aws::Emulator::shared().await.unwrap();
-    let config = emulator.sdk_config().await;
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let name = local_aws::unique_prefix("queue-batch");
-    let url = sqs
-        .create_queue()
-        .queue_name(&name)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let queue = DeliveryQueue::new(sqs.clone(), &url);
+    let (sqs, _, queue) = fresh_queue("queue-batch").await;
+    let url = queue.url().to_owned();
     let messages: Vec<DeliveryMessage> = (0..SEND_BATCH_LIMIT)
         .map(|i| DeliveryMessage {
             delivery_id: format!("2026-11#00001#C{i:07}"),
