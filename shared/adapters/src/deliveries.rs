@@ -143,7 +143,7 @@ impl DeliveryStore {
         Ok(item)
     }
 
-    fn decode(&self, mut item: Item) -> Result<Delivery, StoreError> {
+    pub(crate) fn decode(&self, mut item: Item) -> Result<Delivery, StoreError> {
         let pk = attr_s(&item, "pk").unwrap_or_default().to_owned();
         let id = attr_s(&item, "customer_id").unwrap_or_default().to_owned();
         item.remove("pk");
@@ -207,7 +207,7 @@ impl DeliveryStore {
     }
 
     /// An `UpdateItem` of one delivery.
-    fn update(
+    pub(crate) fn update(
         &self,
         cycle: Cycle,
         shard: u32,
@@ -273,6 +273,14 @@ impl DeliveryStore {
 
     /// One delivery.
     pub async fn get(&self, cycle: Cycle, shard: u32, customer: &CustomerId) -> Result<Option<Delivery>, StoreError> {
+        self.raw(cycle, shard, customer)
+            .await?
+            .map(|item| self.decode(item))
+            .transpose()
+    }
+
+    /// The stored item as it is (consistent read).
+    pub async fn raw(&self, cycle: Cycle, shard: u32, customer: &CustomerId) -> Result<Option<Item>, StoreError> {
         let got = self
             .client
             .get_item()
@@ -283,7 +291,7 @@ impl DeliveryStore {
             .send()
             .await
             .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
-        got.item.map(|item| self.decode(item)).transpose()
+        Ok(got.item)
     }
 
     /// One page of the `Due` index for one bucket: entries whose

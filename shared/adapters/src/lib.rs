@@ -22,6 +22,8 @@ pub mod bills;
 #[cfg(feature = "dynamodb")]
 pub mod catalog_store;
 #[cfg(feature = "dynamodb")]
+pub mod claims;
+#[cfg(feature = "dynamodb")]
 pub mod customers;
 #[cfg(feature = "dynamodb")]
 pub mod cycles;

@@ -536,3 +536,147 @@ async fn a_batch_of_messages_carries_ids_only_and_reports_what_failed() {
     let eleven: Vec<DeliveryMessage> = messages.iter().cloned().chain(messages.first().cloned()).collect();
     assert!(queue.send_batch(&eleven).await.is_err());
 }
+
+#[tokio::test]
+async fn claims_are_exclusive_leases_expire_and_only_the_claimant_completes() {
+    use adapters::claims::{ClaimKey, ClaimOutcome, GiveBack};
+    use adapters::deliveries::DeliveryStore;
+    use chrono::{Duration, TimeZone, Utc};
+    use domain::DeliveryState;
+    let stack = local_aws::fresh_stack("deliveries-claims").await.unwrap();
+    let store = DeliveryStore::new(dynamodb_client(&stack.config), stack.env()["DELIVERIES_TABLE"].clone());
+    let cycle = Cycle::new(2026, 11).unwrap();
+    let dec10 = Utc.with_ymd_and_hms(2026, 12, 10, 1, 0, 0).unwrap();
+    let mut queued = Vec::new();
+    for i in 0..4 {
+        let d = delivery(cycle, 0, i, 10);
+        store.create(&d).await.unwrap();
+        let due = all_due(&store, cycle, dec10).await;
+        let e = due.iter().find(|e| e.customer_id == d.customer_id).unwrap().clone();
+        assert!(
+            store
+                .mark_queued(&e, Channel::Email, "run", dec10, dec10 + Duration::hours(3))
+                .await
+                .unwrap()
+        );
+        queued.push(d);
+    }
+    fn key(cycle: Cycle, d: &domain::Delivery, channel: Channel) -> ClaimKey<'_> {
+        ClaimKey {
+            cycle,
+            shard: d.shard,
+            customer: &d.customer_id,
+            channel,
+        }
+    }
+    let (now, lease) = (dec10, dec10 + Duration::minutes(5));
+
+    // Two senders race: one claims, the other finds it busy.
+    let k0 = key(cycle, &queued[0], Channel::Email);
+    let (a, b) = tokio::join!(store.claim(&k0, "a", lease, now), store.claim(&k0, "b", lease, now));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let (winner, loser) = if matches!(a, ClaimOutcome::Claimed(_)) {
+        ("a", b)
+    } else {
+        ("b", a)
+    };
+    assert!(matches!(loser, ClaimOutcome::Busy { .. }), "{loser:?}");
+    // Claimed: out of the due index, even after the re-check time.
+    assert_eq!(all_due(&store, cycle, dec10 + Duration::hours(4)).await.len(), 3);
+    // Only the claimant completes; then a duplicate message finds it sent.
+    assert!(!store.complete(&k0, "someone-else", "m-x", now).await.unwrap());
+    assert!(store.complete(&k0, winner, "m-1", now).await.unwrap());
+    let sent = store.get(cycle, 0, &queued[0].customer_id).await.unwrap().unwrap();
+    assert_eq!((sent.state, sent.attempts_email), (DeliveryState::SentEmail, 1));
+    assert_eq!(
+        store.claim(&k0, "c", lease, now).await.unwrap(),
+        ClaimOutcome::AlreadySent(DeliveryState::SentEmail)
+    );
+
+    // A sender that died: its lease expires and another takes over; the dead one cannot
+    // complete any more.
+    let k1 = key(cycle, &queued[1], Channel::Email);
+    assert!(matches!(
+        store.claim(&k1, "dead", lease, now).await.unwrap(),
+        ClaimOutcome::Claimed(_)
+    ));
+    let later = lease + Duration::seconds(1);
+    assert!(matches!(
+        store
+            .claim(&k1, "heir", later + Duration::minutes(5), later)
+            .await
+            .unwrap(),
+        ClaimOutcome::Claimed(_)
+    ));
+    assert!(!store.complete(&k1, "dead", "m-2", later).await.unwrap());
+    assert!(store.complete(&k1, "heir", "m-3", later).await.unwrap());
+
+    // Give back: retry (attempt counted), then fall back to SMS; an email message is then
+    // stale, an SMS one claims it; finally dead.
+    let k2 = key(cycle, &queued[2], Channel::Email);
+    assert!(matches!(
+        store.claim(&k2, "s", lease, now).await.unwrap(),
+        ClaimOutcome::Claimed(_)
+    ));
+    assert!(
+        store
+            .give_back(&k2, "s", GiveBack::Retry, "MockTransient", now)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        store.claim(&k2, "s2", lease, now).await.unwrap(),
+        ClaimOutcome::Claimed(_)
+    ));
+    assert!(
+        !store.give_back(&k2, "s", GiveBack::Retry, "late", now).await.unwrap(),
+        "lost claim"
+    );
+    assert!(
+        store
+            .give_back(&k2, "s2", GiveBack::FallBackToSms, "MockTransient", now)
+            .await
+            .unwrap()
+    );
+    let d = store.get(cycle, 0, &queued[2].customer_id).await.unwrap().unwrap();
+    assert_eq!(
+        (d.state, d.attempts_email, d.attempts_sms),
+        (DeliveryState::Queued, 2, 0)
+    );
+    assert!(matches!(
+        store.claim(&k2, "s3", lease, now).await.unwrap(),
+        ClaimOutcome::NotClaimable { channel: Some(ref c), .. } if c == "sms"
+    ));
+    let k2s = key(cycle, &queued[2], Channel::Sms);
+    assert!(matches!(
+        store.claim(&k2s, "t", lease, now).await.unwrap(),
+        ClaimOutcome::Claimed(_)
+    ));
+    assert!(
+        store
+            .give_back(&k2s, "t", GiveBack::Dead, "MockPermanent", now)
+            .await
+            .unwrap()
+    );
+    let d = store.get(cycle, 0, &queued[2].customer_id).await.unwrap().unwrap();
+    assert_eq!((d.state, d.attempts_sms), (DeliveryState::Dead, 1));
+
+    // Deferred: back to READY in the due index at the new time, not before.
+    let k3 = key(cycle, &queued[3], Channel::Email);
+    let next = dec10 + Duration::hours(6);
+    assert!(store.defer(&k3, next, now).await.unwrap());
+    assert!(!store.defer(&k3, next, now).await.unwrap(), "no longer queued");
+    let ids = |v: Vec<adapters::deliveries::DueEntry>| v.into_iter().map(|e| e.customer_id).collect::<Vec<_>>();
+    assert!(!ids(all_due(&store, cycle, next - Duration::seconds(1)).await).contains(&queued[3].customer_id));
+    assert!(ids(all_due(&store, cycle, next).await).contains(&queued[3].customer_id));
+
+    // Unknown delivery.
+    let ghost = CustomerId::new("C9999999").unwrap();
+    let gk = ClaimKey {
+        cycle,
+        shard: 0,
+        customer: &ghost,
+        channel: Channel::Email,
+    };
+    assert_eq!(store.claim(&gk, "x", lease, now).await.unwrap(), ClaimOutcome::Missing);
+}
