@@ -13,6 +13,7 @@ pub mod dispatch;
 pub mod money;
 pub mod pii;
 pub mod settlement;
+pub mod sending;
 pub mod slots;
 
 pub use bill::{Bill, BillLine, LineKind};
