@@ -12,8 +12,8 @@ pub mod delivery;
 pub mod dispatch;
 pub mod money;
 pub mod pii;
-pub mod settlement;
 pub mod sending;
+pub mod settlement;
 pub mod slots;
 
 pub use bill::{Bill, BillLine, LineKind};
