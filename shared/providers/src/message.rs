@@ -1,0 +1,93 @@
+use std::fmt;
+
+/// What `Debug` prints in place of a recipient.
+const MASK: &str = "***";
+
+/// One email for the provider. `Debug` masks the recipient and prints the
+/// subject and body as lengths, so the value can be logged safely.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutgoingEmail {
+    /// Stable per logical message; repeated on every retry.
+    pub idempotency_key: String,
+    /// The recipient's address (personal data).
+    pub to: String,
+    pub subject: String,
+    pub html: String,
+    /// Provider tags for classification. They are printed by `Debug`, so they
+    /// must not carry personal data.
+    pub tags: Vec<(String, String)>,
+}
+
+impl fmt::Debug for OutgoingEmail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutgoingEmail")
+            .field("idempotency_key", &self.idempotency_key)
+            .field("to", &MASK)
+            .field("subject_len", &self.subject.len())
+            .field("html_len", &self.html.len())
+            .field("tags", &self.tags)
+            .finish()
+    }
+}
+
+/// One SMS for the provider. `Debug` masks the recipient and prints the text
+/// as a length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutgoingSms {
+    /// Stable per logical message; repeated on every retry.
+    pub idempotency_key: String,
+    /// The recipient's phone number (personal data).
+    pub to: String,
+    pub text: String,
+}
+
+impl fmt::Debug for OutgoingSms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutgoingSms")
+            .field("idempotency_key", &self.idempotency_key)
+            .field("to", &MASK)
+            .field("text_len", &self.text.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_masks_recipient_and_bodies() {
+        let email = OutgoingEmail {
+            idempotency_key: "2026-11#00001#C0000001".into(),
+            to: "kim@example.com".into(),
+            subject: "김민수님 11월 청구서".into(),
+            html: "<p>김민수님, 010-1234-5678</p>".into(),
+            tags: vec![("kind".into(), "bill".into())],
+        };
+        let printed = format!("{email:?} {email:#?}");
+        for secret in [
+            "kim@example.com",
+            "kim",
+            "example.com",
+            "김민수",
+            "010-1234-5678",
+            "<p>",
+        ] {
+            assert!(!printed.contains(secret), "{secret} leaked: {printed}");
+        }
+        assert!(printed.contains("***"), "{printed}");
+        assert!(printed.contains("2026-11#00001#C0000001"), "{printed}");
+        assert!(printed.contains("bill"), "{printed}");
+
+        let sms = OutgoingSms {
+            idempotency_key: "k-sms".into(),
+            to: "010-1234-5678".into(),
+            text: "김민수님 청구 금액 55,000원".into(),
+        };
+        let printed = format!("{sms:?} {sms:#?}");
+        for secret in ["010-1234-5678", "01012345678", "김민수", "55,000"] {
+            assert!(!printed.contains(secret), "{secret} leaked: {printed}");
+        }
+        assert!(printed.contains("***") && printed.contains("k-sms"), "{printed}");
+    }
+}

@@ -1,0 +1,456 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    Accepted, AcceptedSend, BoxFuture, Channel, EmailProvider, OutgoingEmail, OutgoingSms, ProviderError, SendLog,
+    SmsProvider,
+};
+
+/// Error code of an injected failure (not accepted, retryable).
+pub const MOCK_TRANSIENT: &str = "MockTransient";
+/// Error code of an injected lost answer (accepted, outcome unknown to the caller).
+pub const MOCK_TIMEOUT: &str = "MockTimeout";
+
+/// How the mock provider behaves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MockConfig {
+    /// How long each send takes. Concurrent sends wait concurrently.
+    pub latency: Duration,
+    /// Share of attempts that fail with [`ErrorKind::Retryable`](crate::ErrorKind)
+    /// and are not accepted.
+    pub failure_rate: f64,
+    /// Share of attempts that are accepted (and recorded) but answer
+    /// [`ErrorKind::Unknown`](crate::ErrorKind): the provider accepted the
+    /// message and the answer was lost.
+    pub timeout_rate: f64,
+    /// Decides, with the idempotency key and attempt number, which attempts fail.
+    pub seed: u64,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        MockConfig {
+            latency: Duration::from_secs(1),
+            failure_rate: 0.01,
+            timeout_rate: 0.0,
+            seed: 0,
+        }
+    }
+}
+
+impl MockConfig {
+    /// Reads `MOCK_LATENCY_MS`, `MOCK_FAILURE_RATE`, `MOCK_TIMEOUT_RATE` and
+    /// `MOCK_SEED` through `lookup`; unset or empty values keep the default.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<MockConfig, String> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let mut config = MockConfig::default();
+        if let Some(v) = get("MOCK_LATENCY_MS") {
+            let ms = v
+                .parse::<u64>()
+                .map_err(|_| format!("MOCK_LATENCY_MS must be a whole number of milliseconds, got {v:?}"))?;
+            config.latency = Duration::from_millis(ms);
+        }
+        if let Some(v) = get("MOCK_FAILURE_RATE") {
+            config.failure_rate = parse_rate("MOCK_FAILURE_RATE", &v)?;
+        }
+        if let Some(v) = get("MOCK_TIMEOUT_RATE") {
+            config.timeout_rate = parse_rate("MOCK_TIMEOUT_RATE", &v)?;
+        }
+        if let Some(v) = get("MOCK_SEED") {
+            config.seed = v
+                .parse::<u64>()
+                .map_err(|_| format!("MOCK_SEED must be an unsigned 64-bit integer, got {v:?}"))?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// [`MockConfig::from_lookup`] over the process environment.
+    pub fn from_env() -> Result<MockConfig, String> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Both rates within 0..=1 and together at most 1.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, rate) in [("failure_rate", self.failure_rate), ("timeout_rate", self.timeout_rate)] {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!("mock {name} must be between 0 and 1, got {rate}"));
+            }
+        }
+        if self.failure_rate + self.timeout_rate > 1.0 {
+            return Err(format!(
+                "MOCK_FAILURE_RATE + MOCK_TIMEOUT_RATE must be at most 1, got {} + {}",
+                self.failure_rate, self.timeout_rate
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn parse_rate(name: &str, v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("{name} must be a number between 0 and 1, got {v:?}")),
+    }
+}
+
+/// What happens to one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Accept,
+    Fail,
+    AcceptAndLoseAnswer,
+}
+
+/// A provider for email and SMS that delivers nothing. Deployed by default;
+/// see the crate documentation.
+///
+/// Attempts are numbered per channel and idempotency key (1, 2, ...). Whether
+/// an attempt fails is a function of the seed, the channel, the key and that
+/// number, so the same seed and the same sends give the same failures
+/// whatever the order or concurrency. Accepted attempts (including those whose
+/// answer is "lost") are recorded in the [`SendLog`]; failed ones are not.
+pub struct MockProvider {
+    config: MockConfig,
+    log: Arc<dyn SendLog>,
+    attempts: Mutex<HashMap<(Channel, String), u64>>,
+}
+
+impl std::fmt::Debug for MockProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockProvider")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockProvider {
+    pub fn new(config: MockConfig, log: Arc<dyn SendLog>) -> Self {
+        MockProvider {
+            config,
+            log,
+            attempts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn config(&self) -> &MockConfig {
+        &self.config
+    }
+
+    /// How many attempts were made for `key` on `channel`.
+    pub fn attempts(&self, channel: Channel, key: &str) -> u64 {
+        self.lock_attempts()
+            .get(&(channel, key.to_owned()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn lock_attempts(&self) -> std::sync::MutexGuard<'_, HashMap<(Channel, String), u64>> {
+        // A panic while holding the lock cannot leave a counter half-written.
+        self.attempts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn next_attempt(&self, channel: Channel, key: &str) -> u64 {
+        let mut attempts = self.lock_attempts();
+        let n = attempts.entry((channel, key.to_owned())).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    fn outcome(&self, draw: f64) -> Outcome {
+        if draw < self.config.failure_rate {
+            Outcome::Fail
+        } else if draw < self.config.failure_rate + self.config.timeout_rate {
+            Outcome::AcceptAndLoseAnswer
+        } else {
+            Outcome::Accept
+        }
+    }
+
+    async fn send(&self, channel: Channel, key: &str) -> Result<Accepted, ProviderError> {
+        let attempt = self.next_attempt(channel, key);
+        if !self.config.latency.is_zero() {
+            tokio::time::sleep(self.config.latency).await;
+        }
+        let digest = digest(self.config.seed, channel, key, attempt);
+        match self.outcome(draw(&digest)) {
+            Outcome::Fail => {
+                tracing::debug!(%channel, idempotency_key = key, attempt, "mock provider: injected failure");
+                Err(ProviderError::retryable(
+                    MOCK_TRANSIENT,
+                    format!("mock {channel} provider failed attempt {attempt} (injected)"),
+                ))
+            }
+            outcome => {
+                let provider_message_id = format!("mock-{}", hex::encode(&digest[8..24]));
+                self.log
+                    .record(AcceptedSend {
+                        channel,
+                        idempotency_key: key.to_owned(),
+                        provider_message_id: provider_message_id.clone(),
+                        accepted_at: Utc::now(),
+                    })
+                    .await?;
+                if outcome == Outcome::AcceptAndLoseAnswer {
+                    tracing::debug!(%channel, idempotency_key = key, attempt, "mock provider: accepted, answer lost");
+                    return Err(ProviderError::unknown(
+                        MOCK_TIMEOUT,
+                        format!("mock {channel} provider timed out on attempt {attempt} after accepting (injected)"),
+                    ));
+                }
+                Ok(Accepted { provider_message_id })
+            }
+        }
+    }
+}
+
+/// SHA-256 of the seed, channel, key and attempt: stable across processes and
+/// releases, unlike std's hasher.
+fn digest(seed: u64, channel: Channel, key: &str, attempt: u64) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(seed.to_le_bytes());
+    h.update(channel.as_str().as_bytes());
+    h.update((key.len() as u64).to_le_bytes());
+    h.update(key.as_bytes());
+    h.update(attempt.to_le_bytes());
+    h.finalize().into()
+}
+
+/// A uniform number in [0, 1) from the digest's first 53 bits.
+fn draw(digest: &[u8; 32]) -> f64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    (u64::from_le_bytes(first) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+impl EmailProvider for MockProvider {
+    fn send_email<'a>(&'a self, email: &'a OutgoingEmail) -> BoxFuture<'a, Result<Accepted, ProviderError>> {
+        Box::pin(self.send(Channel::Email, &email.idempotency_key))
+    }
+}
+
+impl SmsProvider for MockProvider {
+    fn send_sms<'a>(&'a self, sms: &'a OutgoingSms) -> BoxFuture<'a, Result<Accepted, ProviderError>> {
+        Box::pin(self.send(Channel::Sms, &sms.idempotency_key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ErrorKind, MemoryLog};
+    use std::collections::BTreeMap;
+
+    fn config(failure_rate: f64, timeout_rate: f64, seed: u64) -> MockConfig {
+        MockConfig {
+            latency: Duration::ZERO,
+            failure_rate,
+            timeout_rate,
+            seed,
+        }
+    }
+
+    fn mock(config: MockConfig) -> (MockProvider, Arc<MemoryLog>) {
+        let log = Arc::new(MemoryLog::new());
+        (MockProvider::new(config, log.clone()), log)
+    }
+
+    fn email(key: &str) -> OutgoingEmail {
+        OutgoingEmail {
+            idempotency_key: key.into(),
+            to: "kim@example.com".into(),
+            subject: "bill".into(),
+            html: "<p>bill</p>".into(),
+            tags: vec![],
+        }
+    }
+
+    fn sms(key: &str) -> OutgoingSms {
+        OutgoingSms {
+            idempotency_key: key.into(),
+            to: "010-1234-5678".into(),
+            text: "bill".into(),
+        }
+    }
+
+    async fn failure_pattern(seed: u64) -> Vec<bool> {
+        let (p, _) = mock(config(0.1, 0.0, seed));
+        let mut pattern = Vec::new();
+        for i in 0..1000 {
+            pattern.push(p.send_email(&email(&format!("key-{i}"))).await.is_err());
+        }
+        pattern
+    }
+
+    #[tokio::test]
+    async fn same_seed_same_failures_different_seed_different_failures() {
+        let a = failure_pattern(42).await;
+        assert_eq!(a, failure_pattern(42).await);
+        assert_ne!(a, failure_pattern(43).await);
+        assert!(a.iter().any(|f| *f) && a.iter().any(|f| !*f));
+    }
+
+    #[tokio::test]
+    async fn failures_depend_on_the_attempt_not_the_order() {
+        let (forward, _) = mock(config(0.3, 0.0, 7));
+        let (backward, _) = mock(config(0.3, 0.0, 7));
+        let mut f = BTreeMap::new();
+        let mut b = BTreeMap::new();
+        for attempt in 0..3 {
+            for i in 0..200 {
+                let key = format!("k{i}");
+                f.insert((key.clone(), attempt), forward.send_email(&email(&key)).await.is_ok());
+            }
+            for i in (0..200).rev() {
+                let key = format!("k{i}");
+                b.insert((key.clone(), attempt), backward.send_email(&email(&key)).await.is_ok());
+            }
+        }
+        assert_eq!(f, b);
+        assert_eq!(forward.attempts(Channel::Email, "k5"), 3);
+        assert_eq!(forward.attempts(Channel::Sms, "k5"), 0);
+    }
+
+    #[tokio::test]
+    async fn observed_failure_rate_matches_configuration() {
+        let (p, log) = mock(config(0.1, 0.0, 2026));
+        let mut failed = 0;
+        for i in 0..5000 {
+            match p.send_sms(&sms(&format!("sms-{i}"))).await {
+                Ok(_) => {}
+                Err(e) => {
+                    assert_eq!(e.kind, ErrorKind::Retryable);
+                    assert_eq!(e.code, MOCK_TRANSIENT);
+                    assert!(e.is_retryable());
+                    failed += 1;
+                }
+            }
+        }
+        let rate = failed as f64 / 5000.0;
+        assert!((0.08..=0.12).contains(&rate), "observed failure rate {rate}");
+        assert_eq!(log.len(), 5000 - failed, "failed sends are not logged");
+        assert!(log.duplicates().is_empty());
+        assert!(log.records().iter().all(|r| r.channel == Channel::Sms));
+    }
+
+    #[tokio::test]
+    async fn failed_sends_are_not_logged_and_retries_are_new_attempts() {
+        let (p, log) = mock(config(1.0, 0.0, 1));
+        for _ in 0..5 {
+            let e = p.send_email(&email("same")).await.unwrap_err();
+            assert_eq!(e.code, MOCK_TRANSIENT);
+            assert!(!e.to_string().contains("kim@example.com"), "{e}");
+        }
+        assert!(log.is_empty());
+        assert_eq!(p.attempts(Channel::Email, "same"), 5);
+
+        let (p, log) = mock(config(0.5, 0.0, 1));
+        let mut tries = 0;
+        while p.send_email(&email("eventually")).await.is_err() {
+            tries += 1;
+            assert!(tries < 64, "a retry is a new draw");
+        }
+        assert_eq!(log.count_by_key().get("eventually"), Some(&1));
+    }
+
+    #[tokio::test]
+    async fn lost_answers_are_logged_and_unknown() {
+        let (p, log) = mock(config(0.0, 1.0, 9));
+        for i in 0..20 {
+            let e = p.send_email(&email(&format!("t{i}"))).await.unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Unknown);
+            assert_eq!(e.code, MOCK_TIMEOUT);
+            assert!(!e.is_retryable());
+        }
+        let e = p.send_sms(&sms("t0")).await.unwrap_err();
+        assert!(!e.to_string().contains("010-1234-5678"), "{e}");
+        assert!(!format!("{e:?}").contains("010-1234-5678"), "{e:?}");
+        assert_eq!(log.len(), 21, "every attempt was accepted");
+        // Retrying after a lost answer delivers again: the duplicate is visible in the log.
+        p.send_email(&email("t0")).await.unwrap_err();
+        assert_eq!(log.duplicates(), vec![("t0".to_string(), 3)]);
+        let ids: std::collections::BTreeSet<_> = log.records().into_iter().map(|r| r.provider_message_id).collect();
+        assert_eq!(ids.len(), 22, "each accept has its own message id");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_sends_wait_one_latency() {
+        let latency = Duration::from_millis(200);
+        let log = Arc::new(MemoryLog::new());
+        let p: Arc<dyn EmailProvider> = Arc::new(MockProvider::new(
+            MockConfig {
+                latency,
+                failure_rate: 0.0,
+                timeout_rate: 0.0,
+                seed: 3,
+            },
+            log.clone(),
+        ));
+        let emails: Vec<_> = (0..10).map(|i| email(&format!("c{i}"))).collect();
+        let start = tokio::time::Instant::now();
+        let results = futures::future::join_all(emails.iter().map(|e| p.send_email(e))).await;
+        assert_eq!(
+            start.elapsed(),
+            latency,
+            "virtual time: ten concurrent sends take one latency"
+        );
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(log.len(), 10);
+
+        let start = tokio::time::Instant::now();
+        p.send_email(&emails[0]).await.unwrap();
+        p.send_email(&emails[1]).await.unwrap();
+        assert_eq!(start.elapsed(), 2 * latency, "sequential sends add up");
+    }
+
+    #[test]
+    fn config_from_lookup() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        };
+        assert_eq!(MockConfig::from_lookup(vars(&[])).unwrap(), MockConfig::default());
+        assert_eq!(MockConfig::default().latency, Duration::from_secs(1));
+        assert_eq!(MockConfig::default().failure_rate, 0.01);
+        let c = MockConfig::from_lookup(vars(&[
+            ("MOCK_LATENCY_MS", "250"),
+            ("MOCK_FAILURE_RATE", "0.2"),
+            ("MOCK_TIMEOUT_RATE", " 0.05 "),
+            ("MOCK_SEED", "12345"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c,
+            MockConfig {
+                latency: Duration::from_millis(250),
+                failure_rate: 0.2,
+                timeout_rate: 0.05,
+                seed: 12345
+            }
+        );
+        assert_eq!(
+            MockConfig::from_lookup(vars(&[("MOCK_SEED", "")])).unwrap(),
+            MockConfig::default(),
+            "empty means unset"
+        );
+
+        let err = |pairs| MockConfig::from_lookup(vars(pairs)).unwrap_err();
+        let e = err(&[("MOCK_LATENCY_MS", "1s")]);
+        assert!(e.contains("MOCK_LATENCY_MS") && e.contains("\"1s\""), "{e}");
+        let e = err(&[("MOCK_LATENCY_MS", "-5")]);
+        assert!(e.contains("MOCK_LATENCY_MS"), "{e}");
+        let e = err(&[("MOCK_FAILURE_RATE", "1.5")]);
+        assert!(e.contains("MOCK_FAILURE_RATE") && e.contains("between 0 and 1"), "{e}");
+        let e = err(&[("MOCK_FAILURE_RATE", "NaN")]);
+        assert!(e.contains("MOCK_FAILURE_RATE"), "{e}");
+        let e = err(&[("MOCK_TIMEOUT_RATE", "ten percent")]);
+        assert!(e.contains("MOCK_TIMEOUT_RATE"), "{e}");
+        let e = err(&[("MOCK_SEED", "-1")]);
+        assert!(e.contains("MOCK_SEED"), "{e}");
+        let e = err(&[("MOCK_FAILURE_RATE", "0.7"), ("MOCK_TIMEOUT_RATE", "0.5")]);
+        assert!(e.contains("at most 1"), "{e}");
+    }
+}

@@ -1,0 +1,138 @@
+//! The DynamoDB send log against the local emulator (moto server).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use chrono::{TimeZone, Utc};
+use providers::{
+    AcceptedSend, Channel, DynamoLog, EmailProvider, ErrorKind, MockConfig, MockProvider, OutgoingEmail, SendLog,
+};
+
+/// A new send-log table of its own.
+async fn fresh_log(name: &str) -> DynamoLog {
+    let emulator = local_aws::Emulator::shared().await.unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&emulator.sdk_config().await);
+    let table = local_aws::unique_prefix(name);
+    ddb.create_table()
+        .table_name(&table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("sk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("sk")
+                .key_type(KeyType::Range)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    DynamoLog::new(ddb, table)
+}
+
+fn rec(key: &str, id: &str, micros: i64) -> AcceptedSend {
+    AcceptedSend {
+        channel: Channel::Email,
+        idempotency_key: key.into(),
+        provider_message_id: id.into(),
+        accepted_at: Utc.timestamp_micros(1_790_000_000_000_000 + micros).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn records_every_accept_and_counts_duplicates() {
+    let log = fresh_log("send-log").await.with_scan_page_size(2);
+    assert!(log.count_by_key().await.unwrap().is_empty());
+
+    log.record(rec("2026-11#00001#C0000001", "m-1", 0)).await.unwrap();
+    // The same key accepted again: a second item, the first is kept.
+    log.record(rec("2026-11#00001#C0000001", "m-2", 1)).await.unwrap();
+    // Same key and same instant, another message id: still a distinct item.
+    log.record(rec("2026-11#00001#C0000001", "m-3", 1)).await.unwrap();
+    log.record(rec("2026-11#00001#C0000002", "m-4", 2)).await.unwrap();
+    let mut sms = rec("2026-11#00001#C0000003", "m-5", 3);
+    sms.channel = Channel::Sms;
+    log.record(sms).await.unwrap();
+
+    let counts = log.count_by_key().await.unwrap();
+    assert_eq!(counts.len(), 3, "{counts:?}");
+    assert_eq!(counts["2026-11#00001#C0000001"], 3);
+    assert_eq!(counts["2026-11#00001#C0000002"], 1);
+    assert_eq!(counts["2026-11#00001#C0000003"], 1);
+    assert_eq!(
+        log.duplicates().await.unwrap(),
+        vec![("2026-11#00001#C0000001".to_string(), 3)]
+    );
+
+    // Recording the very same accept twice would overwrite it: refused instead.
+    let e = log.record(rec("2026-11#00001#C0000002", "m-4", 2)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert_eq!(log.count_by_key().await.unwrap()["2026-11#00001#C0000002"], 1);
+}
+
+#[test]
+fn sort_key_is_time_then_message_id() {
+    let r = rec("k", "mock-abc", 5);
+    assert_eq!(DynamoLog::sort_key(&r), "2026-09-21T14:13:20.000005Z#mock-abc");
+}
+
+#[tokio::test]
+async fn mock_provider_with_lost_answers_leaves_duplicates_in_the_table() {
+    let log = Arc::new(fresh_log("send-log-mock").await);
+    let provider = MockProvider::new(
+        MockConfig {
+            latency: Duration::ZERO,
+            failure_rate: 0.0,
+            timeout_rate: 1.0,
+            seed: 11,
+        },
+        log.clone(),
+    );
+    let provider: &dyn EmailProvider = &provider;
+    let email = |key: &str| OutgoingEmail {
+        idempotency_key: key.into(),
+        to: "kim@example.com".into(),
+        subject: "bill".into(),
+        html: "<p>bill</p>".into(),
+        tags: vec![],
+    };
+    for key in ["a", "b", "a"] {
+        let e = provider.send_email(&email(key)).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unknown);
+    }
+    assert_eq!(log.duplicates().await.unwrap(), vec![("a".to_string(), 2)]);
+    assert_eq!(log.count_by_key().await.unwrap()["b"], 1);
+}
+
+#[tokio::test]
+async fn errors_name_the_table_not_the_recipient() {
+    let emulator = local_aws::Emulator::shared().await.unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&emulator.sdk_config().await);
+    let log = DynamoLog::new(ddb, local_aws::unique_prefix("missing"));
+    let e = log.record(rec("k", "m", 0)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert_eq!(e.code, "ResourceNotFoundException", "{e}");
+    assert!(e.to_string().contains(log.table()), "{e}");
+    assert!(log.count_by_key().await.is_err());
+}
