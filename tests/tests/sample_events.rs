@@ -26,12 +26,13 @@ use serde_json::Value;
 const RUN_ID: &str = "arn:aws:states:ap-northeast-2:123456789012:execution:billing-settlement:settle-2026-11";
 
 /// Function folder under `events/` → the function's logical id in template.yaml.
-const FUNCTIONS: [(&str, &str); 5] = [
+const FUNCTIONS: [(&str, &str); 6] = [
     ("settle-begin", "SettleBeginFunction"),
     ("settle-shard", "SettleShardFunction"),
     ("render-shard", "RenderShardFunction"),
     ("settle-finish", "SettleFinishFunction"),
     ("dispatch-slot", "DispatchSlotFunction"),
+    ("record-failure", "RecordFailureFunction"),
 ];
 
 fn events_dir() -> PathBuf {
@@ -106,6 +107,7 @@ fn every_event_parses_into_the_input_of_its_function() {
                     typed::<SqsEvent>(&value)
                 }
                 "dispatch-slot" => typed::<DispatchEvent>(&value),
+                "record-failure" => typed::<SqsEvent>(&value),
                 other => unreachable!("{other}"),
             }
             .unwrap_or_else(|e| panic!("{shown} is not a valid input of {name}: {e}"));
@@ -113,7 +115,7 @@ fn every_event_parses_into_the_input_of_its_function() {
             unknown_fields(&value, &back, "$", &mut unknown);
             assert!(unknown.is_empty(), "{shown}: fields {name} does not know: {unknown:?}");
             // All settlement events belong to one run, so they can be sent in sequence.
-            if name != "dispatch-slot" {
+            if !["dispatch-slot", "record-failure"].contains(&name.as_str()) {
                 assert_eq!(value["run_id"], RUN_ID, "{shown}: run_id");
             }
             assert!(readme.contains(&shown), "events/README.md does not describe {shown}");
@@ -122,7 +124,7 @@ fn every_event_parses_into_the_input_of_its_function() {
     }
     let expected: BTreeSet<String> = FUNCTIONS.iter().map(|(f, _)| f.to_string()).collect();
     assert_eq!(folders, expected, "every function has sample events");
-    assert!(files >= 13, "{files} events");
+    assert!(files >= 14, "{files} events");
 }
 
 /// The session `events/README.md` describes, as a user runs it without
@@ -364,6 +366,31 @@ async fn the_documented_cargo_lambda_session_settles_the_sample_month() {
         .unwrap_or_else(|| panic!("invalid-time.json succeeded: {invalid:?}"));
     assert_eq!(error.error_type, "InvalidInput", "{invalid:?}");
     assert!(error.error_message.contains("next tuesday 10:00"), "{error:?}");
+
+    // RecordFailure: both dead-lettered messages become failure records; none is handed back.
+    let out: aws_lambda_events::event::sqs::SqsBatchResponse =
+        invoke("record-failure", "events/record-failure/dead-letter.json")
+            .await
+            .output()
+            .unwrap();
+    assert!(out.batch_item_failures.is_empty(), "{out:?}");
+    let log = adapters::failures::FailureLog::new(
+        adapters::dynamodb_client(&month.config),
+        month.resources.table("FailuresTable").unwrap(),
+    );
+    let stage = adapters::failures::FailureStage::DeadLetter;
+    let r = log
+        .get(Some(cycle), "2026-11#00001#C0000250", stage)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((r.code.as_str(), r.attempts), ("MockTransient", 3));
+    let r = log
+        .get(None, "5d7c9b1e-2a43-4c1f-9e0a-6b8f3d2c1a02", stage)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.code, "malformed-message");
 
     for (step, took) in &timings {
         eprintln!("sample events: {step}: {took:.1?}");

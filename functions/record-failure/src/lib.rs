@@ -1,0 +1,182 @@
+//! `RecordFailure`: consumes the delivery dead-letter queue into the failure
+//! log, one record per message an operator can act on.
+//!
+//! * A delivery message (`{"delivery_id", "channel", …}`, ids only) becomes
+//!   a record under its cycle and delivery id (stage `dead-letter`), with the
+//!   channel, the attempts and last error code when the message carries
+//!   them, how often SQS delivered it, and the body itself as what it takes
+//!   to replay it (ids only, so nothing personal is stored).
+//! * A body that is not a delivery message is recorded too, under the
+//!   unknown cycle (`-`) and the SQS message id, with the parse error (which
+//!   names fields and positions, never values) — it is parked, not lost.
+//! * Records are upserts (see [`adapters::failures`]): a redriven message
+//!   that dies again counts an occurrence instead of adding a record.
+//! * Only a message whose record could not be written is reported back
+//!   (`ReportBatchItemFailures`), so one failure never re-drives the batch.
+
+use adapters::failures::{FailureLog, FailureStage, NewFailure};
+use adapters::{ConfigError, Vars};
+use aws_config::SdkConfig;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use chrono::Utc;
+use domain::Channel;
+use domain::delivery::parse_delivery_id;
+use futures::{StreamExt, stream};
+use lambda_runtime::LambdaEvent;
+use serde::Deserialize;
+
+pub struct Deps {
+    pub failures: FailureLog,
+    /// Records written at once.
+    pub concurrency: usize,
+}
+
+impl Deps {
+    /// From `FAILURES_TABLE`.
+    pub fn from_vars(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
+        Ok(Deps {
+            failures: FailureLog::new(adapters::dynamodb_client(sdk), vars.required("FAILURES_TABLE")?),
+            concurrency: 10,
+        })
+    }
+}
+
+/// What a dead-lettered delivery message may carry: the dispatch message's
+/// ids, and what a sender adds when it gives up.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadMessage {
+    delivery_id: String,
+    channel: Channel,
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    attempts: Option<u32>,
+    #[serde(default)]
+    last_error: Option<String>,
+}
+
+/// The failure record for one dead-lettered message.
+pub fn failure_of(message: &SqsMessage) -> NewFailure {
+    let message_id = message.message_id.clone().unwrap_or_default();
+    let body = message.body.clone().unwrap_or_default();
+    let received = message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .cloned()
+        .unwrap_or_else(|| "?".into());
+    let parsed = serde_json::from_str::<DeadMessage>(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|m| parse_delivery_id(&m.delivery_id).map(|(cycle, ..)| (m, cycle)));
+    match parsed {
+        Ok((m, cycle)) => NewFailure {
+            cycle: Some(cycle),
+            subject: m.delivery_id,
+            stage: FailureStage::DeadLetter,
+            code: m.last_error.clone().unwrap_or_else(|| "dead-lettered".into()),
+            reason: format!(
+                "the {} message reached the dead-letter queue after {received} receives{}",
+                m.channel.as_str(),
+                m.last_error
+                    .as_deref()
+                    .map(|e| format!("; last error {e}"))
+                    .unwrap_or_default()
+            ),
+            channel: Some(m.channel),
+            attempts: m.attempts.unwrap_or(0),
+            run_id: m.run_id,
+            replay: Some(body),
+        },
+        Err(why) => NewFailure {
+            cycle: None,
+            subject: message_id,
+            stage: FailureStage::DeadLetter,
+            code: "malformed-message".into(),
+            reason: format!("the body is not a delivery message ({why}); after {received} receives"),
+            channel: None,
+            attempts: 0,
+            run_id: None,
+            // Not kept: a body that is not ours may hold anything.
+            replay: None,
+        },
+    }
+}
+
+pub async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    let now = Utc::now();
+    let failed: Vec<Option<String>> = stream::iter(event.payload.records)
+        .map(|m| async move {
+            let f = failure_of(&m);
+            match deps.failures.record(&f, now).await {
+                Ok(()) => {
+                    tracing::warn!(subject = %f.subject, code = %f.code, "dead-lettered message recorded");
+                    None
+                }
+                Err(e) => {
+                    tracing::error!(subject = %f.subject, error = %e, "could not record a dead-lettered message");
+                    m.message_id
+                }
+            }
+        })
+        .buffer_unordered(deps.concurrency.max(1))
+        .collect()
+        .await;
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .flatten()
+        .map(|id| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            f
+        })
+        .collect();
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(body: &str) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = Some("m-1".into());
+        m.body = Some(body.into());
+        m.attributes.insert("ApproximateReceiveCount".into(), "5".into());
+        m
+    }
+
+    #[test]
+    fn a_delivery_message_is_recorded_under_its_cycle_with_what_replays_it() {
+        let body =
+            r#"{"delivery_id":"2026-11#00003#C0000042","channel":"email","run_id":"dispatch-2026-12-15T01:00:00Z"}"#;
+        let f = failure_of(&message(body));
+        assert_eq!(f.cycle.map(|c| c.to_string()).as_deref(), Some("2026-11"));
+        assert_eq!(f.subject, "2026-11#00003#C0000042");
+        assert_eq!((f.code.as_str(), f.channel), ("dead-lettered", Some(Channel::Email)));
+        assert!(f.reason.contains("after 5 receives"), "{}", f.reason);
+        assert_eq!(f.replay.as_deref(), Some(body));
+        let given_up =
+            r#"{"delivery_id":"2026-11#00003#C0000042","channel":"sms","attempts":3,"last_error":"MockTransient"}"#;
+        let f = failure_of(&message(given_up));
+        assert_eq!((f.code.as_str(), f.attempts), ("MockTransient", 3));
+    }
+
+    #[test]
+    fn anything_else_is_parked_under_its_message_id_without_its_body() {
+        for body in [
+            "not json",
+            r#"{"delivery_id":"x","channel":"email"}"#,
+            r#"{"delivery_id":"2026-11#00001#C1","channel":"email","email":"a@b.c"}"#,
+        ] {
+            let f = failure_of(&message(body));
+            assert_eq!(
+                (f.cycle, f.subject.as_str(), f.code.as_str()),
+                (None, "m-1", "malformed-message"),
+                "{body}"
+            );
+            assert!(f.replay.is_none());
+            assert!(!f.reason.contains("a@b.c"), "{}", f.reason);
+        }
+    }
+}
