@@ -1,33 +1,12 @@
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
 use crate::{BoxFuture, ProviderError};
 
-/// The channel a message went out on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Channel {
-    Email,
-    Sms,
-}
-
-impl Channel {
-    /// `"email"` or `"sms"`, as stored in the send log.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Email => "email",
-            Channel::Sms => "sms",
-        }
-    }
-}
-
-impl fmt::Display for Channel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The channel a message went out on (the domain's: `"email"` or `"sms"`).
+pub use domain::Channel;
 
 /// One send the provider accepted. No recipient and no body: only what is
 /// needed to count duplicates per idempotency key.
