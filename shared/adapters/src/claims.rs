@@ -23,7 +23,7 @@ use domain::delivery::utc_seconds;
 use domain::{Channel, CustomerId, Cycle, Delivery, DeliveryState};
 
 use crate::StoreError;
-use crate::deliveries::{DeliveryStore, due_key};
+use crate::deliveries::{DeliveryStore, due_key, s};
 use crate::dynamo::{attr_s, conditional_update};
 
 /// The delivery a claim is about.
@@ -60,10 +60,6 @@ pub enum GiveBack {
     FallBackToSms,
     /// Every channel gave up.
     Dead,
-}
-
-fn s(v: impl Into<String>) -> aws_sdk_dynamodb::types::AttributeValue {
-    aws_sdk_dynamodb::types::AttributeValue::S(v.into())
 }
 
 fn sent_state(channel: Channel) -> DeliveryState {
