@@ -19,11 +19,9 @@ use adapters::{ConfigError, Vars};
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::Utc;
-use domain::Channel;
-use domain::delivery::parse_delivery_id;
+use domain::delivery::{DeadLetter, parse_delivery_id};
 use futures::{StreamExt, stream};
 use lambda_runtime::LambdaEvent;
-use serde::Deserialize;
 
 pub struct Deps {
     pub failures: FailureLog,
@@ -41,58 +39,25 @@ impl Deps {
     }
 }
 
-/// What a dead-lettered delivery message may carry: the dispatch message's
-/// ids, and what a sender adds when it gives up.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeadMessage {
-    delivery_id: String,
-    channel: Channel,
-    #[serde(default)]
-    run_id: Option<String>,
-    #[serde(default)]
-    attempts: Option<u32>,
-    #[serde(default)]
-    last_error: Option<String>,
-}
-
 /// The failure record for one dead-lettered message.
 pub fn failure_of(message: &SqsMessage) -> NewFailure {
     let message_id = message.message_id.clone().unwrap_or_default();
     let body = message.body.clone().unwrap_or_default();
-    let received = message
-        .attributes
-        .get("ApproximateReceiveCount")
-        .cloned()
-        .unwrap_or_else(|| "?".into());
-    let parsed = serde_json::from_str::<DeadMessage>(&body)
+    let received = message.attributes.get("ApproximateReceiveCount").map(String::as_str);
+    let parsed = serde_json::from_str::<DeadLetter>(&body)
         .map_err(|e| e.to_string())
-        .and_then(|m| parse_delivery_id(&m.delivery_id).map(|(cycle, ..)| (m, cycle)));
+        .and_then(|m| parse_delivery_id(&m.delivery_id).map(|_| m));
     match parsed {
-        Ok((m, cycle)) => NewFailure {
-            cycle: Some(cycle),
-            subject: m.delivery_id,
-            stage: FailureStage::DeadLetter,
-            code: m.last_error.clone().unwrap_or_else(|| "dead-lettered".into()),
-            reason: format!(
-                "the {} message reached the dead-letter queue after {received} receives{}",
-                m.channel.as_str(),
-                m.last_error
-                    .as_deref()
-                    .map(|e| format!("; last error {e}"))
-                    .unwrap_or_default()
-            ),
-            channel: Some(m.channel),
-            attempts: m.attempts.unwrap_or(0),
-            run_id: m.run_id,
-            replay: Some(body),
-        },
+        Ok(letter) => NewFailure::dead_letter(&letter, &body, received),
         Err(why) => NewFailure {
             cycle: None,
             subject: message_id,
             stage: FailureStage::DeadLetter,
             code: "malformed-message".into(),
-            reason: format!("the body is not a delivery message ({why}); after {received} receives"),
+            reason: format!(
+                "the body is not a delivery message ({why}); after {} receives",
+                received.unwrap_or("?")
+            ),
             channel: None,
             attempts: 0,
             run_id: None,
@@ -137,6 +102,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatc
 #[cfg(test)]
 mod tests {
     use super::*;
+    use domain::Channel;
 
     fn message(body: &str) -> SqsMessage {
         let mut m = SqsMessage::default();
@@ -160,6 +126,14 @@ mod tests {
             r#"{"delivery_id":"2026-11#00003#C0000042","channel":"sms","attempts":3,"last_error":"MockTransient"}"#;
         let f = failure_of(&message(given_up));
         assert_eq!((f.code.as_str(), f.attempts), ("MockTransient", 3));
+        let from_sender = r#"{"delivery_id":"2026-11#00003#C0000042","channel":"sms","attempts":3,"last_error":"MockTransient","dead_at":"2026-12-15T01:02:03Z"}"#;
+        let f = failure_of(&message(from_sender));
+        assert!(
+            f.reason
+                .contains("sms sender gave up at 2026-12-15T01:02:03Z after 3 attempts"),
+            "{}",
+            f.reason
+        );
     }
 
     #[test]

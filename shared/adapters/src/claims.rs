@@ -18,6 +18,7 @@
 //! message: acknowledge it), claimed by a live sender (leave the message for
 //! later), or in a state a sender has no business with.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use domain::delivery::utc_seconds;
 use domain::{Channel, CustomerId, Cycle, Delivery, DeliveryState};
@@ -39,7 +40,7 @@ pub struct ClaimKey<'a> {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ClaimOutcome {
     /// This sender holds the delivery until the lease ends.
-    Claimed(Box<Delivery>),
+    Claimed(Box<Claimed>),
     /// Sent already (on this channel or the other): a duplicate message.
     AlreadySent(DeliveryState),
     /// Another sender holds a live lease.
@@ -49,6 +50,17 @@ pub enum ClaimOutcome {
     /// Not queued for this channel (`READY`, `HELD`, `DEAD`, or queued on
     /// the other channel): the message is stale.
     NotClaimable { state: String, channel: Option<String> },
+}
+
+/// A delivery this sender now holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claimed {
+    pub delivery: Delivery,
+    /// Claims on this channel so far, this one included. More than one means
+    /// an earlier claimant on the channel may have reached the provider (a
+    /// failed or lost answer, or a crash before its completion write): the
+    /// sender asks the provider before sending again.
+    pub claims: u32,
 }
 
 /// How a sender gives a claimed delivery back.
@@ -66,6 +78,13 @@ fn sent_state(channel: Channel) -> DeliveryState {
     match channel {
         Channel::Email => DeliveryState::SentEmail,
         Channel::Sms => DeliveryState::SentSms,
+    }
+}
+
+fn claims_attr(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Email => "claims_email",
+        Channel::Sms => "claims_sms",
     }
 }
 
@@ -90,10 +109,11 @@ impl DeliveryStore {
             .update(key.cycle, key.shard, key.customer)
             .update_expression(
                 "SET #st = :sending, claim_id = :cid, lease_until = :lease, claimed_at = :now, updated_at = :now \
-                 REMOVE due_pk",
+                 ADD #claims :one REMOVE due_pk",
             )
             .condition_expression("channel = :ch AND (#st = :queued OR (#st = :sending AND lease_until < :now_s))")
             .expression_attribute_names("#st", "state")
+            .expression_attribute_names("#claims", claims_attr(key.channel))
             .expression_attribute_values(":sending", s(DeliveryState::Sending.as_str()))
             .expression_attribute_values(":queued", s(DeliveryState::Queued.as_str()))
             .expression_attribute_values(":ch", s(key.channel.as_str()))
@@ -101,12 +121,23 @@ impl DeliveryStore {
             .expression_attribute_values(":lease", s(utc_seconds::format(&lease_until)))
             .expression_attribute_values(":now", s(utc_seconds::format(&now)))
             .expression_attribute_values(":now_s", s(utc_seconds::format(&now)))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await;
         match out {
             Ok(o) => match o.attributes {
-                Some(item) => Ok(ClaimOutcome::Claimed(Box::new(self.decode(item)?))),
+                Some(item) => {
+                    let claims = item
+                        .get(claims_attr(key.channel))
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(1);
+                    Ok(ClaimOutcome::Claimed(Box::new(Claimed {
+                        delivery: self.decode(item)?,
+                        claims,
+                    })))
+                }
                 None => Err(StoreError::Decode {
                     resource: self.table().to_owned(),
                     what: "claimed delivery".into(),
@@ -165,7 +196,7 @@ impl DeliveryStore {
             .expression_attribute_values(":ch", s(key.channel.as_str()))
             .expression_attribute_values(":pmid", s(provider_message_id))
             .expression_attribute_values(":now", s(utc_seconds::format(&now)))
-            .expression_attribute_values(":one", aws_sdk_dynamodb::types::AttributeValue::N("1".into()));
+            .expression_attribute_values(":one", AttributeValue::N("1".into()));
         conditional_update(req, self.table()).await
     }
 
@@ -201,7 +232,7 @@ impl DeliveryStore {
             .expression_attribute_values(":ch", s(key.channel.as_str()))
             .expression_attribute_values(":err", s(error_code))
             .expression_attribute_values(":now", s(utc_seconds::format(&now)))
-            .expression_attribute_values(":one", aws_sdk_dynamodb::types::AttributeValue::N("1".into()));
+            .expression_attribute_values(":one", AttributeValue::N("1".into()));
         conditional_update(req, self.table()).await
     }
 
@@ -230,7 +261,54 @@ impl DeliveryStore {
             .expression_attribute_values(":at", s(utc_seconds::format(&available_at)))
             .expression_attribute_values(":due", s(due_key(key.cycle, bucket)))
             .expression_attribute_values(":now", s(utc_seconds::format(&now)))
-            .expression_attribute_values(":one", aws_sdk_dynamodb::types::AttributeValue::N("1".into()));
+            .expression_attribute_values(":one", AttributeValue::N("1".into()));
+        conditional_update(req, self.table()).await
+    }
+    /// Hands a claimed delivery back untouched: `QUEUED` on the same channel,
+    /// no attempt counted (the sender did not try: too little time was left
+    /// in its invocation). False when the claim was lost.
+    pub async fn release(&self, key: &ClaimKey<'_>, claim_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let req = self
+            .update(key.cycle, key.shard, key.customer)
+            .update_expression("SET #st = :queued, updated_at = :now REMOVE lease_until, claim_id")
+            .condition_expression("#st = :sending AND claim_id = :cid AND channel = :ch")
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_values(":queued", s(DeliveryState::Queued.as_str()))
+            .expression_attribute_values(":sending", s(DeliveryState::Sending.as_str()))
+            .expression_attribute_values(":cid", s(claim_id))
+            .expression_attribute_values(":ch", s(key.channel.as_str()))
+            .expression_attribute_values(":now", s(utc_seconds::format(&now)));
+        conditional_update(req, self.table()).await
+    }
+
+    /// A claimed delivery whose send the customer's DND or the quiet window
+    /// forbids right now: back to `READY`, due again at `available_at` (the
+    /// next allowed slot), in the `Due` index, so dispatch enqueues it then.
+    /// False when the claim was lost.
+    pub async fn defer_claimed(
+        &self,
+        key: &ClaimKey<'_>,
+        claim_id: &str,
+        available_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let bucket = domain::delivery::due_bucket(key.customer);
+        let req = self
+            .update(key.cycle, key.shard, key.customer)
+            .update_expression(
+                "SET #st = :ready, available_at = :at, due_pk = :due, deferred_at = :now, updated_at = :now \
+                 ADD deferrals :one REMOVE lease_until, claim_id, run_id, queued_at",
+            )
+            .condition_expression("#st = :sending AND claim_id = :cid AND channel = :ch")
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_values(":ready", s(DeliveryState::Ready.as_str()))
+            .expression_attribute_values(":sending", s(DeliveryState::Sending.as_str()))
+            .expression_attribute_values(":cid", s(claim_id))
+            .expression_attribute_values(":ch", s(key.channel.as_str()))
+            .expression_attribute_values(":at", s(utc_seconds::format(&available_at)))
+            .expression_attribute_values(":due", s(due_key(key.cycle, bucket)))
+            .expression_attribute_values(":now", s(utc_seconds::format(&now)))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()));
         conditional_update(req, self.table()).await
     }
 }

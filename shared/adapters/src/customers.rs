@@ -130,4 +130,23 @@ impl CustomerStore {
             .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
         Ok(got.item.map(Self::decode))
     }
+
+    /// One customer by shard and id: a single `GetItem` (a delivery knows
+    /// its customer's shard). `Ok(None)` if there is no such customer.
+    pub async fn get_in_shard(
+        &self,
+        shard: u32,
+        customer_id: &str,
+    ) -> Result<Option<Result<Customer, CustomerError>>, StoreError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("shard", AttributeValue::N(shard.to_string()))
+            .key("customer_id", AttributeValue::S(customer_id.to_owned()))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
+        Ok(got.item.map(Self::decode))
+    }
 }

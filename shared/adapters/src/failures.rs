@@ -68,6 +68,42 @@ pub struct NewFailure {
     pub replay: Option<String>,
 }
 
+impl NewFailure {
+    /// The record of a dead letter (stage `dead-letter`), whether a sender
+    /// put it there when the delivery died or SQS moved the message after
+    /// `received` receives. `body` is kept as what replays it (ids only).
+    pub fn dead_letter(letter: &domain::delivery::DeadLetter, body: &str, received: Option<&str>) -> Self {
+        let cycle = domain::delivery::parse_delivery_id(&letter.delivery_id)
+            .ok()
+            .map(|(c, ..)| c);
+        let channel = letter.channel.as_str();
+        let last = letter
+            .last_error
+            .as_deref()
+            .map(|e| format!("; last error {e}"))
+            .unwrap_or_default();
+        let reason = match (&letter.dead_at, letter.attempts) {
+            (Some(at), Some(n)) => format!("the {channel} sender gave up at {at} after {n} attempts{last}"),
+            (Some(at), None) => format!("the {channel} sender gave up at {at}{last}"),
+            (None, _) => format!(
+                "the {channel} message reached the dead-letter queue after {} receives{last}",
+                received.unwrap_or("?")
+            ),
+        };
+        NewFailure {
+            cycle,
+            subject: letter.delivery_id.clone(),
+            stage: FailureStage::DeadLetter,
+            code: letter.last_error.clone().unwrap_or_else(|| "dead-lettered".into()),
+            reason,
+            channel: Some(letter.channel),
+            attempts: letter.attempts.unwrap_or(0),
+            run_id: letter.run_id.clone(),
+            replay: Some(body.to_owned()),
+        }
+    }
+}
+
 /// A stored record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureRecord {

@@ -138,6 +138,35 @@ impl DeliveryQueue {
     }
 }
 
+impl DeliveryQueue {
+    /// Sends one message (a sender's fallback to SMS); an error if SQS
+    /// refused it after the retries.
+    pub async fn send_one(&self, message: &DeliveryMessage) -> Result<(), StoreError> {
+        let out = self.send_batch(std::slice::from_ref(message)).await?;
+        match out.failed.into_iter().next() {
+            None => Ok(()),
+            Some((_, why)) => Err(StoreError::Conflict {
+                resource: self.url.clone(),
+                message: format!("SendMessage refused: {why}"),
+            }),
+        }
+    }
+
+    /// Makes a received message visible again after `seconds` (at most 12
+    /// hours): how a sender backs off before retrying it.
+    pub async fn retry_after(&self, receipt_handle: &str, seconds: u32) -> Result<(), StoreError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds.min(43_200) as i32)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("ChangeMessageVisibility", &self.url, e))?;
+        Ok(())
+    }
+}
+
 /// A queue of single JSON jobs: the dispatch continuation queue. Plain
 /// `SendMessage`, retried by the SDK's own retry policy.
 #[derive(Clone, Debug)]

@@ -548,7 +548,7 @@ async fn claims_are_exclusive_leases_expire_and_only_the_claimant_completes() {
     let cycle = Cycle::new(2026, 11).unwrap();
     let dec10 = Utc.with_ymd_and_hms(2026, 12, 10, 1, 0, 0).unwrap();
     let mut queued = Vec::new();
-    for i in 0..4 {
+    for i in 0..5 {
         let d = delivery(cycle, 0, i, 10);
         store.create(&d).await.unwrap();
         let due = all_due(&store, cycle, dec10).await;
@@ -582,7 +582,7 @@ async fn claims_are_exclusive_leases_expire_and_only_the_claimant_completes() {
     };
     assert!(matches!(loser, ClaimOutcome::Busy { .. }), "{loser:?}");
     // Claimed: out of the due index, even after the re-check time.
-    assert_eq!(all_due(&store, cycle, dec10 + Duration::hours(4)).await.len(), 3);
+    assert_eq!(all_due(&store, cycle, dec10 + Duration::hours(4)).await.len(), 4);
     // Only the claimant completes; then a duplicate message finds it sent.
     assert!(!store.complete(&k0, "someone-else", "m-x", now).await.unwrap());
     assert!(store.complete(&k0, winner, "m-1", now).await.unwrap());
@@ -601,13 +601,15 @@ async fn claims_are_exclusive_leases_expire_and_only_the_claimant_completes() {
         ClaimOutcome::Claimed(_)
     ));
     let later = lease + Duration::seconds(1);
-    assert!(matches!(
-        store
-            .claim(&k1, "heir", later + Duration::minutes(5), later)
-            .await
-            .unwrap(),
-        ClaimOutcome::Claimed(_)
-    ));
+    match store
+        .claim(&k1, "heir", later + Duration::minutes(5), later)
+        .await
+        .unwrap()
+    {
+        // The second claim on the channel: the heir must ask the provider before sending.
+        ClaimOutcome::Claimed(c) => assert_eq!((c.claims, c.delivery.attempts_email), (2, 0)),
+        other => panic!("{other:?}"),
+    }
     assert!(!store.complete(&k1, "dead", "m-2", later).await.unwrap());
     assert!(store.complete(&k1, "heir", "m-3", later).await.unwrap());
 
@@ -660,6 +662,34 @@ async fn claims_are_exclusive_leases_expire_and_only_the_claimant_completes() {
     );
     let d = store.get(cycle, 0, &queued[2].customer_id).await.unwrap().unwrap();
     assert_eq!((d.state, d.attempts_sms), (DeliveryState::Dead, 1));
+
+    // A claimed delivery released untouched (no attempt), then deferred by its claimant.
+    let k4 = key(cycle, &queued[4], Channel::Email);
+    assert!(matches!(
+        store.claim(&k4, "r", lease, now).await.unwrap(),
+        ClaimOutcome::Claimed(_)
+    ));
+    assert!(!store.release(&k4, "other", now).await.unwrap());
+    assert!(store.release(&k4, "r", now).await.unwrap());
+    match store.claim(&k4, "r2", lease, now).await.unwrap() {
+        ClaimOutcome::Claimed(c) => assert_eq!((c.claims, c.delivery.attempts_email), (2, 0)),
+        other => panic!("{other:?}"),
+    }
+    let at = dec10 + Duration::hours(8);
+    assert!(
+        !store.defer_claimed(&k4, "r", at, now).await.unwrap(),
+        "not the claimant"
+    );
+    assert!(store.defer_claimed(&k4, "r2", at, now).await.unwrap());
+    let d = store.get(cycle, 0, &queued[4].customer_id).await.unwrap().unwrap();
+    assert_eq!((d.state, d.available_at), (DeliveryState::Ready, at));
+    assert!(
+        all_due(&store, cycle, at)
+            .await
+            .iter()
+            .any(|e| e.customer_id == queued[4].customer_id),
+        "deferred deliveries are due again"
+    );
 
     // Deferred: back to READY in the due index at the new time, not before.
     let k3 = key(cycle, &queued[3], Channel::Email);

@@ -173,6 +173,28 @@ pub struct DeliveryMessage {
     pub run_id: String,
 }
 
+/// What a sender puts on the dead-letter queue when a delivery is `DEAD`:
+/// the message's ids plus how it ended, so that an operator (or the admin
+/// API) can replay it. Never personal data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetter {
+    pub delivery_id: String,
+    /// The channel that gave up last.
+    pub channel: Channel,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// Attempts on that channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// The provider's last error code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the sender gave up (absent when SQS moved the message itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_at: Option<String>,
+}
+
 /// Splits a delivery id (`{cycle}#{shard:05}#{customer}`) into its parts.
 pub fn parse_delivery_id(id: &str) -> Result<(Cycle, u32, CustomerId), String> {
     let mut parts = id.splitn(3, '#');
