@@ -1,0 +1,981 @@
+//! `SendEmail` and `SendSms`: the delivery senders, one binary per channel,
+//! each triggered by its SQS queue (batches of up to ten, partial batch
+//! responses). For every message:
+//!
+//! 1. **Read** the message: ids only ([`DeliveryMessage`]). A body that is
+//!    not one, a delivery id that does not parse, or a message for the other
+//!    channel is **parked**: a failure record with a clear reason, and the
+//!    message is acknowledged, so it never blocks or re-drives the rest of
+//!    the batch.
+//! 2. **Claim** the delivery (a conditional write, see [`adapters::claims`]):
+//!    `QUEUED` on this channel → `SENDING` with this sender's claim id and a
+//!    lease that ends shortly after the invocation's deadline. Already sent:
+//!    a duplicate, acknowledged and counted (`duplicates_suppressed`).
+//!    Claimed by a live sender: left for later. Unknown: parked. Anything
+//!    else (deferred, held, dead, fallen back to SMS): a stale message,
+//!    acknowledged.
+//! 3. **Slot check, again** (DESIGN §4): if the customer's DND or the quiet
+//!    window forbids sending now, the delivery goes back to `READY`, due at
+//!    the next allowed slot, and dispatch enqueues it then. Never sent in a
+//!    forbidden slot, never lost.
+//! 4. **Ask before sending again.** When this is not the first claim on the
+//!    channel (an earlier attempt failed, lost its answer, or its sender
+//!    died), the sender asks the provider whether the idempotency key
+//!    (`{delivery id}#{channel}`) was already accepted, and completes
+//!    without sending if it was. Providers that cannot answer (SES) leave the
+//!    one residual window described in the README ("Delivery guarantees").
+//! 5. **Send** with the idempotency key, under a timeout, only when enough
+//!    of the invocation is left to finish (otherwise the claim is released
+//!    untouched and the message retried). Contact data is opened here and
+//!    only here, and never logged.
+//! 6. **Complete** (conditioned on the claim) or, after a failure, follow
+//!    the [`RetryPolicy`]: retry on the same channel after an exponential
+//!    backoff with jitter (the message's visibility timeout), fall back from
+//!    email to SMS (a message on the SMS queue), or end `DEAD` with a dead
+//!    letter that carries what replays it. A provider timeout (outcome
+//!    unknown) is resolved by asking the provider; one that cannot be asked
+//!    is counted as sent, unconfirmed, rather than risk a second send.
+//!
+//! Messages of a batch are handled concurrently, at most
+//! [`Config::concurrency`] at a time. Every invocation writes one CloudWatch
+//! Embedded Metric Format line ([`metrics`]).
+
+pub mod metrics;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use adapters::claims::{ClaimKey, ClaimOutcome, Claimed, GiveBack};
+use adapters::customers::CustomerStore;
+use adapters::data_bucket::{DataBucket, MAX_LINK_EXPIRY};
+use adapters::deliveries::DeliveryStore;
+use adapters::failures::{FailureLog, FailureStage, NewFailure};
+use adapters::queue::{DeliveryQueue, JobQueue};
+use adapters::{ConfigError, StoreError, Vars};
+use aws_config::SdkConfig;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use chrono::{DateTime, Utc};
+use domain::delivery::{DeadLetter, DeliveryMessage, parse_delivery_id, utc_seconds};
+use domain::dispatch::ChannelPolicy;
+use domain::pii::Keyring;
+use domain::sending::{AfterFailure, RetryPolicy, SlotCheck, slot_check};
+use domain::{Channel, CustomerId, Cycle, Delivery, DeliveryState, QuietWindow};
+use futures::{StreamExt, stream};
+use lambda_runtime::LambdaEvent;
+use providers::{
+    Accepted, EmailBackend, EmailProvider, ErrorKind, Lookup, MockConfig, MockProvider, OutgoingEmail, OutgoingSms,
+    ProviderError, SendLog, SmsProvider,
+};
+use serde::{Deserialize, Serialize};
+
+pub use metrics::emf_line;
+
+/// Reads the clock: the wall clock in Lambda; a virtual one in the local
+/// month run, whose slots pass faster than real time.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The wall clock.
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+pub struct Config {
+    /// The channel this sender serves (its queue's).
+    pub channel: Channel,
+    pub quiet: QuietWindow,
+    /// Whether email may fall back to SMS.
+    pub policy: ChannelPolicy,
+    pub retry: RetryPolicy,
+    /// Messages of a batch handled at once.
+    pub concurrency: usize,
+    /// The longest a provider call may take; past it the outcome is unknown.
+    pub provider_timeout: Duration,
+    /// A send starts only if the invocation has this much more time than
+    /// `provider_timeout` left for the completion write.
+    pub finish_margin: Duration,
+    /// The lease ends this long after the invocation's deadline.
+    pub lease_margin: Duration,
+    /// How long the SMS's link to the invoice lives.
+    pub link_ttl: Duration,
+    /// A message whose delivery another sender holds comes back when that
+    /// sender's lease ends, but after at most this long.
+    pub busy_delay_max: Duration,
+}
+
+impl Config {
+    pub fn new(channel: Channel) -> Self {
+        Config {
+            channel,
+            quiet: QuietWindow::default_korea(),
+            policy: ChannelPolicy::ALL,
+            retry: RetryPolicy::default(),
+            concurrency: 10,
+            provider_timeout: Duration::from_secs(10),
+            finish_margin: Duration::from_secs(5),
+            lease_margin: Duration::from_secs(5),
+            link_ttl: MAX_LINK_EXPIRY,
+            busy_delay_max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where a crash is injected (fault tests and the crash measurements only;
+/// never configured from the environment).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CrashPoint {
+    /// Claimed, nothing sent.
+    AfterClaim,
+    /// The provider accepted; the completion write not made.
+    AfterAccept,
+    /// Completed; the message not acknowledged.
+    AfterComplete,
+}
+
+/// Which deliveries crash where.
+pub type CrashPlan = Arc<dyn Fn(&str, CrashPoint) -> bool + Send + Sync>;
+
+pub struct Deps {
+    pub deliveries: DeliveryStore,
+    pub customers: CustomerStore,
+    pub invoices: DataBucket,
+    /// This sender's own queue (backoff through its messages' visibility).
+    pub queue: DeliveryQueue,
+    /// Where email falls back to.
+    pub sms_queue: DeliveryQueue,
+    pub dead_letters: JobQueue,
+    pub failures: FailureLog,
+    pub email: Arc<dyn EmailProvider>,
+    pub sms: Arc<dyn SmsProvider>,
+    pub keys: Arc<Keyring>,
+    pub clock: Clock,
+    pub config: Config,
+    pub crash: Option<CrashPlan>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Provider(String),
+    /// An injected crash: the invocation ends without answering, as if the
+    /// process had died (fault tests only).
+    #[error("injected crash at {0:?}")]
+    Crashed(CrashPoint),
+}
+
+impl From<SenderError> for lambda_runtime::Diagnostic {
+    fn from(e: SenderError) -> Self {
+        let error_type = match &e {
+            SenderError::Config(_) => "Config",
+            SenderError::Provider(_) => "Provider",
+            SenderError::Crashed(_) => "Crashed",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+impl Deps {
+    /// From the function's variables: `DELIVERIES_TABLE`, `CUSTOMERS_TABLE`,
+    /// `DATA_BUCKET`, `FAILURES_TABLE`, `EMAIL_QUEUE_URL`, `SMS_QUEUE_URL`,
+    /// `DEAD_LETTER_QUEUE_URL`, `PII_KEYS`; optional `QUIET_WINDOW`,
+    /// `CHANNEL_POLICY`, `EMAIL_ATTEMPTS` (3), `SMS_ATTEMPTS` (3),
+    /// `RETRY_BASE_DELAY_SECONDS` (30), `RETRY_MAX_DELAY_SECONDS` (900),
+    /// `SEND_CONCURRENCY` (10), `PROVIDER_TIMEOUT_MS` (10000),
+    /// `EMAIL_PROVIDER` (`mock` or `ses`; `ses` reads `SES_FROM_ADDRESS` and
+    /// `SES_CONFIGURATION_SET`), the mock's `MOCK_*` variables and
+    /// `MOCK_SENDS_TABLE` (where the mock records accepted sends; in memory
+    /// when unset).
+    pub fn from_vars(channel: Channel, sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, SenderError> {
+        let ddb = adapters::dynamodb_client(sdk);
+        let sqs = adapters::sqs_client(sdk);
+        let invalid = |name: &'static str, reason: String| SenderError::Config(ConfigError::Invalid { name, reason });
+        let keys = Keyring::parse(&vars.required("PII_KEYS")?).map_err(|e| invalid("PII_KEYS", e.to_string()))?;
+        let d = RetryPolicy::default();
+        let retry = RetryPolicy {
+            email_attempts: vars.parsed("EMAIL_ATTEMPTS", d.email_attempts)?,
+            sms_attempts: vars.parsed("SMS_ATTEMPTS", d.sms_attempts)?,
+            base_delay_secs: vars.parsed("RETRY_BASE_DELAY_SECONDS", d.base_delay_secs)?,
+            max_delay_secs: vars.parsed("RETRY_MAX_DELAY_SECONDS", d.max_delay_secs)?,
+        };
+        if retry.email_attempts == 0 || retry.sms_attempts == 0 {
+            return Err(invalid("EMAIL_ATTEMPTS", "attempts must be at least 1".into()));
+        }
+        let base = Config::new(channel);
+        let config = Config {
+            quiet: vars.parsed("QUIET_WINDOW", base.quiet)?,
+            policy: vars.parsed("CHANNEL_POLICY", base.policy)?,
+            retry,
+            concurrency: vars.parsed("SEND_CONCURRENCY", base.concurrency)?.max(1),
+            provider_timeout: Duration::from_millis(vars.parsed("PROVIDER_TIMEOUT_MS", 10_000u64)?),
+            ..base
+        };
+        let mock = || -> Result<Arc<MockProvider>, SenderError> {
+            let cfg = MockConfig::from_lookup(|n| vars.lookup(n)).map_err(|e| invalid("MOCK_*", e))?;
+            let log: Arc<dyn SendLog> = match vars.lookup("MOCK_SENDS_TABLE").filter(|t| !t.trim().is_empty()) {
+                Some(table) => Arc::new(providers::DynamoLog::new(ddb.clone(), table)),
+                None => Arc::new(providers::MemoryLog::new()),
+            };
+            Ok(Arc::new(MockProvider::new(cfg, log)))
+        };
+        let backend: EmailBackend = vars
+            .lookup("EMAIL_PROVIDER")
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e: String| invalid("EMAIL_PROVIDER", e))?;
+        let sms_provider: Arc<dyn SmsProvider> = mock()?;
+        let email_provider: Arc<dyn EmailProvider> = match backend {
+            EmailBackend::Mock => mock()?,
+            EmailBackend::Ses => Arc::new(
+                providers::SesEmailProvider::from_lookup(aws_sdk_sesv2::Client::new(sdk), |n| vars.lookup(n))
+                    .map_err(|e| invalid("SES_FROM_ADDRESS", e))?,
+            ),
+        };
+        Ok(Deps {
+            deliveries: DeliveryStore::new(ddb.clone(), vars.required("DELIVERIES_TABLE")?),
+            customers: CustomerStore::new(ddb.clone(), vars.required("CUSTOMERS_TABLE")?),
+            invoices: DataBucket::new(adapters::s3_client(sdk), vars.required("DATA_BUCKET")?),
+            queue: DeliveryQueue::new(
+                sqs.clone(),
+                vars.required(match channel {
+                    Channel::Email => "EMAIL_QUEUE_URL",
+                    Channel::Sms => "SMS_QUEUE_URL",
+                })?,
+            ),
+            sms_queue: DeliveryQueue::new(sqs.clone(), vars.required("SMS_QUEUE_URL")?),
+            dead_letters: JobQueue::new(sqs, vars.required("DEAD_LETTER_QUEUE_URL")?),
+            failures: FailureLog::new(ddb, vars.required("FAILURES_TABLE")?),
+            email: email_provider,
+            sms: sms_provider,
+            keys: Arc::new(keys),
+            clock: system_clock(),
+            config,
+            crash: None,
+        })
+    }
+
+    fn stage(&self) -> FailureStage {
+        match self.config.channel {
+            Channel::Email => FailureStage::Email,
+            Channel::Sms => FailureStage::Sms,
+        }
+    }
+}
+
+/// What became of one message.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Sent and completed.
+    Sent,
+    /// The provider had accepted it already (an earlier attempt whose answer
+    /// or completion was lost): completed without sending.
+    Recovered,
+    /// The provider's answer was lost and it cannot be asked: counted as
+    /// sent, unconfirmed, rather than risk a second send.
+    Unconfirmed,
+    /// Already sent: a duplicate message, acknowledged.
+    Duplicate,
+    /// Not allowed in this slot: back to `READY` at the next allowed one.
+    Deferred,
+    /// Failed; tried again after a backoff.
+    Retried,
+    /// Email gave up: on the SMS queue.
+    FellBack,
+    /// Every channel gave up: `DEAD`, with a dead letter.
+    Dead,
+    /// Another sender holds a live claim: left for later.
+    Busy,
+    /// Not queued for this channel any more: acknowledged.
+    Stale,
+    /// Bad input: a failure record, acknowledged.
+    Parked,
+    /// Claimed but too little time left to send: released untouched.
+    Released,
+    /// A sender whose lease was taken over lost its completion write.
+    LostClaim,
+    /// Infrastructure trouble (a store, a queue): the message is retried.
+    Error,
+}
+
+impl Outcome {
+    /// Whether the message stays on the queue (reported as a batch item
+    /// failure) rather than being deleted.
+    pub fn keeps_message(self) -> bool {
+        matches!(
+            self,
+            Outcome::Retried | Outcome::Busy | Outcome::Released | Outcome::Error
+        )
+    }
+}
+
+/// What one invocation did, by outcome.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendReport {
+    pub messages: u64,
+    pub sent: u64,
+    pub recovered: u64,
+    pub unconfirmed: u64,
+    pub duplicates_suppressed: u64,
+    pub deferred: u64,
+    pub retried: u64,
+    pub fallback: u64,
+    pub dead: u64,
+    pub busy: u64,
+    pub stale: u64,
+    pub parked: u64,
+    pub released: u64,
+    pub lost_claims: u64,
+    pub errors: u64,
+    /// Provider calls that failed (each retried, fallen back or dead).
+    pub failed: u64,
+}
+
+impl SendReport {
+    fn count(&mut self, o: Outcome) {
+        self.messages += 1;
+        let n = match o {
+            Outcome::Sent => &mut self.sent,
+            Outcome::Recovered => &mut self.recovered,
+            Outcome::Unconfirmed => &mut self.unconfirmed,
+            Outcome::Duplicate => &mut self.duplicates_suppressed,
+            Outcome::Deferred => &mut self.deferred,
+            Outcome::Retried => &mut self.retried,
+            Outcome::FellBack => &mut self.fallback,
+            Outcome::Dead => &mut self.dead,
+            Outcome::Busy => &mut self.busy,
+            Outcome::Stale => &mut self.stale,
+            Outcome::Parked => &mut self.parked,
+            Outcome::Released => &mut self.released,
+            Outcome::LostClaim => &mut self.lost_claims,
+            Outcome::Error => &mut self.errors,
+        };
+        *n += 1;
+        if matches!(o, Outcome::Retried | Outcome::FellBack | Outcome::Dead) {
+            self.failed += 1;
+        }
+    }
+}
+
+impl std::ops::AddAssign<&SendReport> for SendReport {
+    fn add_assign(&mut self, o: &SendReport) {
+        self.messages += o.messages;
+        self.sent += o.sent;
+        self.recovered += o.recovered;
+        self.unconfirmed += o.unconfirmed;
+        self.duplicates_suppressed += o.duplicates_suppressed;
+        self.deferred += o.deferred;
+        self.retried += o.retried;
+        self.fallback += o.fallback;
+        self.dead += o.dead;
+        self.busy += o.busy;
+        self.stale += o.stale;
+        self.parked += o.parked;
+        self.released += o.released;
+        self.lost_claims += o.lost_claims;
+        self.errors += o.errors;
+        self.failed += o.failed;
+    }
+}
+
+/// The Lambda entry point: the batch response, and the invocation's metrics
+/// as one EMF line on stdout.
+pub async fn handle_lambda(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, SenderError> {
+    let (response, report) = handle(deps, event).await?;
+    println!("{}", emf_line(deps.config.channel, &report, Utc::now()));
+    Ok(response)
+}
+
+/// Handles one batch: the messages to retry (`ReportBatchItemFailures`) and
+/// what became of each.
+pub async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<(SqsBatchResponse, SendReport), SenderError> {
+    let (payload, ctx) = event.into_parts();
+    let deadline = ctx.deadline();
+    let request_id = ctx.request_id.clone();
+    let results: Vec<(Option<String>, Result<Outcome, SenderError>)> = stream::iter(payload.records)
+        .map(|m| {
+            let request_id = request_id.clone();
+            async move {
+                let id = m.message_id.clone();
+                (id, handle_message(deps, &m, &request_id, deadline).await)
+            }
+        })
+        .buffer_unordered(deps.config.concurrency.max(1))
+        .collect()
+        .await;
+    let mut report = SendReport::default();
+    let mut response = SqsBatchResponse::default();
+    for (id, result) in results {
+        let outcome = result?;
+        report.count(outcome);
+        if outcome.keeps_message() {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id.unwrap_or_default();
+            response.batch_item_failures.push(f);
+        }
+    }
+    tracing::info!(
+        channel = %deps.config.channel,
+        messages = report.messages,
+        sent = report.sent,
+        retried = report.retried,
+        fallback = report.fallback,
+        dead = report.dead,
+        deferred = report.deferred,
+        duplicates_suppressed = report.duplicates_suppressed,
+        parked = report.parked,
+        "batch handled"
+    );
+    Ok((response, report))
+}
+
+/// One message's context.
+struct Msg<'a> {
+    deps: &'a Deps,
+    sqs: &'a SqsMessage,
+    body: &'a str,
+    message: DeliveryMessage,
+    cycle: Cycle,
+    shard: u32,
+    customer: CustomerId,
+    claim_id: String,
+    deadline: SystemTime,
+}
+
+impl Msg<'_> {
+    fn key(&self) -> ClaimKey<'_> {
+        ClaimKey {
+            cycle: self.cycle,
+            shard: self.shard,
+            customer: &self.customer,
+            channel: self.deps.config.channel,
+        }
+    }
+
+    fn id(&self) -> &str {
+        &self.message.delivery_id
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.deps.clock)()
+    }
+
+    fn remaining(&self) -> Duration {
+        self.deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+    }
+
+    fn crash(&self, point: CrashPoint) -> Result<(), SenderError> {
+        match &self.deps.crash {
+            Some(plan) if plan(self.id(), point) => Err(SenderError::Crashed(point)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A store or queue error that leaves the message for a retry.
+fn infra(id: &str, what: &str, e: &StoreError) -> Outcome {
+    tracing::error!(delivery_id = id, error = %e, "{what}; the message will be retried");
+    Outcome::Error
+}
+
+async fn handle_message(
+    deps: &Deps,
+    sqs: &SqsMessage,
+    request_id: &str,
+    deadline: SystemTime,
+) -> Result<Outcome, SenderError> {
+    let message_id = sqs.message_id.clone().unwrap_or_default();
+    let body = sqs.body.as_deref().unwrap_or_default();
+    let channel = deps.config.channel;
+    let message = match serde_json::from_str::<DeliveryMessage>(body) {
+        Ok(m) => m,
+        Err(e) => {
+            let reason = format!(
+                "the body is not a delivery message ({e}); expected {{\"delivery_id\", \"channel\", \"run_id\"}}"
+            );
+            return Ok(park(deps, None, &message_id, "malformed-message", reason, None).await);
+        }
+    };
+    let (cycle, shard, customer) = match parse_delivery_id(&message.delivery_id) {
+        Ok(parts) => parts,
+        Err(e) => return Ok(park(deps, None, &message_id, "malformed-message", e, None).await),
+    };
+    if message.channel != channel {
+        let reason = format!(
+            "a {} message on the {channel} queue; the {channel} sender does not send it",
+            message.channel
+        );
+        return Ok(park(
+            deps,
+            Some(cycle),
+            &message.delivery_id,
+            "wrong-channel",
+            reason,
+            Some(body),
+        )
+        .await);
+    }
+    let m = Msg {
+        deps,
+        sqs,
+        body,
+        claim_id: format!("{request_id}/{message_id}"),
+        message,
+        cycle,
+        shard,
+        customer,
+        deadline,
+    };
+    deliver(&m).await
+}
+
+/// Parks a message that cannot be handled: a failure record, then
+/// acknowledged. If even the record cannot be written, the message stays
+/// (and reaches the dead-letter queue after its receives).
+async fn park(
+    deps: &Deps,
+    cycle: Option<Cycle>,
+    subject: &str,
+    code: &str,
+    reason: String,
+    replay: Option<&str>,
+) -> Outcome {
+    let f = NewFailure {
+        cycle,
+        subject: subject.to_owned(),
+        stage: deps.stage(),
+        code: code.to_owned(),
+        reason,
+        channel: Some(deps.config.channel),
+        attempts: 0,
+        run_id: None,
+        replay: replay.map(str::to_owned),
+    };
+    match deps.failures.record(&f, (deps.clock)()).await {
+        Ok(()) => {
+            tracing::warn!(subject, code, reason = %f.reason, "message parked");
+            Outcome::Parked
+        }
+        Err(e) => infra(subject, "could not park a bad message", &e),
+    }
+}
+
+async fn deliver(m: &Msg<'_>) -> Result<Outcome, SenderError> {
+    let deps = m.deps;
+    let c = &deps.config;
+    let now = m.now();
+    let lease = chrono::Duration::from_std(m.remaining() + c.lease_margin).unwrap_or(chrono::Duration::zero());
+    let claimed = match deps.deliveries.claim(&m.key(), &m.claim_id, now + lease, now).await {
+        Ok(ClaimOutcome::Claimed(claimed)) => claimed,
+        Ok(ClaimOutcome::AlreadySent(state)) => {
+            tracing::info!(
+                delivery_id = m.id(),
+                state = state.as_str(),
+                "already sent; duplicate message suppressed"
+            );
+            return Ok(Outcome::Duplicate);
+        }
+        Ok(ClaimOutcome::Busy { lease_until }) => {
+            // Back when the holder's lease ends (if it died, the lease can be taken over then).
+            let left = DateTime::parse_from_rfc3339(&lease_until)
+                .map(|l| (l.with_timezone(&Utc) - now).num_seconds().max(1))
+                .unwrap_or(1);
+            let delay = u32::try_from(left)
+                .unwrap_or(u32::MAX)
+                .min(c.busy_delay_max.as_secs().max(1) as u32);
+            let receipt = m.sqs.receipt_handle.as_deref().unwrap_or_default();
+            if let Err(e) = deps.queue.retry_after(receipt, delay).await {
+                tracing::warn!(delivery_id = m.id(), error = %e, "could not set the delay");
+            }
+            tracing::info!(delivery_id = m.id(), %lease_until, delay, "claimed by another sender; left for later");
+            return Ok(Outcome::Busy);
+        }
+        Ok(ClaimOutcome::Missing) => {
+            return Ok(park(
+                deps,
+                Some(m.cycle),
+                m.id(),
+                "unknown-delivery",
+                format!("no delivery {} exists", m.id()),
+                Some(m.body),
+            )
+            .await);
+        }
+        Ok(ClaimOutcome::NotClaimable { state, channel }) => return Ok(stale(m, &state, channel.as_deref()).await),
+        Err(e) => return Ok(infra(m.id(), "could not claim", &e)),
+    };
+    m.crash(CrashPoint::AfterClaim)?;
+    let Claimed { delivery, claims } = *claimed;
+
+    // The slot, again at send time.
+    match slot_check(now, delivery.dnd, c.quiet) {
+        Ok(SlotCheck::Send) => {}
+        Ok(SlotCheck::Defer { until }) => {
+            return Ok(
+                match deps.deliveries.defer_claimed(&m.key(), &m.claim_id, until, now).await {
+                    Ok(true) => {
+                        tracing::info!(delivery_id = m.id(), until = %utc_seconds::format(&until), "not in this slot; deferred");
+                        Outcome::Deferred
+                    }
+                    Ok(false) => lost(m),
+                    Err(e) => infra(m.id(), "could not defer", &e),
+                },
+            );
+        }
+        Err(e) => {
+            // DND and quiet window that leave no slot at all: no channel can ever send it.
+            let code = "no-allowed-slot";
+            return Ok(give_up(m, &delivery, code, &e.to_string()).await);
+        }
+    }
+
+    // Enough time left to send and complete? Otherwise hand it back untouched.
+    if m.remaining() < c.provider_timeout + c.finish_margin {
+        return Ok(release(m).await);
+    }
+
+    let attempt = attempts(&delivery, c.channel) + 1;
+    if claims > 1 {
+        match lookup(m).await {
+            Ok(Lookup::Accepted(a)) => return Ok(complete(m, &a.provider_message_id, Outcome::Recovered).await),
+            Ok(Lookup::NotFound | Lookup::Unsupported) => {}
+            Err(e) => {
+                tracing::warn!(delivery_id = m.id(), code = %e.code, "the provider could not be asked; retried later");
+                return Ok(release(m).await);
+            }
+        }
+    }
+
+    let sent = match prepare_and_send(m, &delivery, attempt).await {
+        Ok(r) => r,
+        Err(Prep::Store(e)) => {
+            let outcome = infra(m.id(), "could not prepare the message", &e);
+            let _ = release(m).await;
+            return Ok(outcome);
+        }
+        Err(Prep::Permanent { code, reason }) => return Ok(failed(m, &delivery, &code, &reason, true).await),
+    };
+    match sent {
+        Ok(accepted) => {
+            m.crash(CrashPoint::AfterAccept)?;
+            let o = complete(m, &accepted.provider_message_id, Outcome::Sent).await;
+            m.crash(CrashPoint::AfterComplete)?;
+            Ok(o)
+        }
+        Err(e) if e.kind == ErrorKind::Unknown => Ok(unknown_outcome(m, &delivery, &e).await),
+        Err(e) => {
+            let permanent = e.kind == ErrorKind::Permanent;
+            Ok(failed(m, &delivery, &e.code, &e.message, permanent).await)
+        }
+    }
+}
+
+fn attempts(d: &Delivery, channel: Channel) -> u32 {
+    match channel {
+        Channel::Email => d.attempts_email,
+        Channel::Sms => d.attempts_sms,
+    }
+}
+
+fn lost(m: &Msg<'_>) -> Outcome {
+    tracing::warn!(
+        delivery_id = m.id(),
+        "the claim was taken over; this sender's write lost"
+    );
+    Outcome::LostClaim
+}
+
+async fn lookup(m: &Msg<'_>) -> Result<Lookup, ProviderError> {
+    let key = idempotency_key(m.id(), m.deps.config.channel);
+    match m.deps.config.channel {
+        Channel::Email => m.deps.email.find_email(&key).await,
+        Channel::Sms => m.deps.sms.find_sms(&key).await,
+    }
+}
+
+/// The provider's idempotency key: one per delivery and channel.
+pub fn idempotency_key(delivery_id: &str, channel: Channel) -> String {
+    format!("{delivery_id}#{}", channel.as_str())
+}
+
+async fn stale(m: &Msg<'_>, state: &str, channel: Option<&str>) -> Outcome {
+    // An email message for a delivery that fell back to SMS: the SMS message
+    // may be the one a failed send lost, so it is sent (again; a second one is
+    // harmless, the claim decides).
+    if m.deps.config.channel == Channel::Email
+        && state == DeliveryState::Queued.as_str()
+        && channel == Some(Channel::Sms.as_str())
+    {
+        let msg = DeliveryMessage {
+            delivery_id: m.message.delivery_id.clone(),
+            channel: Channel::Sms,
+            run_id: m.message.run_id.clone(),
+        };
+        if let Err(e) = m.deps.sms_queue.send_one(&msg).await {
+            return infra(m.id(), "could not repeat the SMS fallback message", &e);
+        }
+    }
+    tracing::info!(
+        delivery_id = m.id(),
+        state,
+        channel,
+        "not queued for this sender; stale message acknowledged"
+    );
+    Outcome::Stale
+}
+
+async fn release(m: &Msg<'_>) -> Outcome {
+    match m.deps.deliveries.release(&m.key(), &m.claim_id, m.now()).await {
+        Ok(true) => Outcome::Released,
+        Ok(false) => lost(m),
+        Err(e) => infra(m.id(), "could not release the claim", &e),
+    }
+}
+
+async fn complete(m: &Msg<'_>, provider_message_id: &str, ok: Outcome) -> Outcome {
+    match m
+        .deps
+        .deliveries
+        .complete(&m.key(), &m.claim_id, provider_message_id, m.now())
+        .await
+    {
+        Ok(true) => {
+            tracing::info!(delivery_id = m.id(), outcome = ?ok, "sent");
+            ok
+        }
+        Ok(false) => lost(m),
+        // The provider has it; the claim's lease will end and the next claimant
+        // asks the provider before sending (or, if it cannot, sends again:
+        // the residual window).
+        Err(e) => infra(m.id(), "sent, but could not record it", &e),
+    }
+}
+
+/// Why a message could not be built.
+enum Prep {
+    Store(StoreError),
+    Permanent { code: String, reason: String },
+}
+
+fn permanent(code: &str, reason: impl Into<String>) -> Prep {
+    Prep::Permanent {
+        code: code.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Opens the contact, builds the message and sends it under the timeout.
+async fn prepare_and_send(m: &Msg<'_>, d: &Delivery, attempt: u32) -> Result<Result<Accepted, ProviderError>, Prep> {
+    let deps = m.deps;
+    let c = &deps.config;
+    let customer = match deps.customers.get_in_shard(m.shard, m.customer.as_str()).await {
+        Ok(Some(Ok(customer))) => customer,
+        Ok(Some(Err(e))) => return Err(permanent("customer-invalid", e.reason)),
+        Ok(None) => {
+            return Err(permanent(
+                "customer-missing",
+                format!("customer {} not found", m.customer),
+            ));
+        }
+        Err(e) => return Err(Prep::Store(e)),
+    };
+    let contact = customer
+        .contact
+        .open(&deps.keys, &customer.customer_id)
+        .map_err(|e| permanent("contact-unreadable", e.to_string()))?;
+    let key = idempotency_key(m.id(), c.channel);
+    let call = async {
+        match c.channel {
+            Channel::Email => {
+                let object = match deps.invoices.get_object(&d.content.email_key).await {
+                    Ok(Some(o)) => o,
+                    Ok(None) => {
+                        return Err(permanent(
+                            "invoice-missing",
+                            format!("the rendered invoice {} is missing", d.content.email_key),
+                        ));
+                    }
+                    Err(e) => return Err(Prep::Store(e)),
+                };
+                let html = gunzip(&object.body).map_err(|e| permanent("invoice-unreadable", e))?;
+                let email = OutgoingEmail {
+                    idempotency_key: key.clone(),
+                    attempt,
+                    to: contact.email.expose().clone(),
+                    subject: d.content.subject.clone(),
+                    html,
+                    tags: vec![
+                        ("cycle".into(), d.cycle.to_string()),
+                        ("template".into(), d.content.template_version.clone()),
+                    ],
+                };
+                Ok(timed(c.provider_timeout, deps.email.send_email(&email)).await)
+            }
+            Channel::Sms => {
+                let link = deps
+                    .invoices
+                    .presign_invoice(&d.content.email_key, c.link_ttl)
+                    .await
+                    .map_err(Prep::Store)?;
+                let text = invoice::sms_with_link(&d.content.sms_text, &link)
+                    .map_err(|e| permanent("sms-invalid", e.to_string()))?;
+                let sms = OutgoingSms {
+                    idempotency_key: key.clone(),
+                    attempt,
+                    to: contact.phone.expose().clone(),
+                    text,
+                };
+                Ok(timed(c.provider_timeout, deps.sms.send_sms(&sms)).await)
+            }
+        }
+    };
+    call.await
+}
+
+async fn timed(
+    limit: Duration,
+    call: impl std::future::Future<Output = Result<Accepted, ProviderError>>,
+) -> Result<Accepted, ProviderError> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(r) => r,
+        Err(_) => Err(ProviderError::unknown(
+            "ProviderTimeout",
+            format!("no answer within {} ms", limit.as_millis()),
+        )),
+    }
+}
+
+fn gunzip(bytes: &[u8]) -> Result<String, String> {
+    use std::io::Read;
+    let mut html = String::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_string(&mut html)
+        .map_err(|e| format!("the invoice does not decode as gzip-encoded UTF-8: {e}"))?;
+    Ok(html)
+}
+
+/// The provider's answer was lost. Ask it; if it cannot be asked, count the
+/// delivery as sent, unconfirmed: a timeout after the request went out most
+/// likely delivered it, and a second send is the failure this platform
+/// promises not to make (an operator can resend it).
+async fn unknown_outcome(m: &Msg<'_>, d: &Delivery, e: &ProviderError) -> Outcome {
+    match lookup(m).await {
+        Ok(Lookup::Accepted(a)) => complete(m, &a.provider_message_id, Outcome::Recovered).await,
+        Ok(Lookup::NotFound) => failed(m, d, &e.code, &e.message, false).await,
+        Ok(Lookup::Unsupported) => {
+            tracing::warn!(delivery_id = m.id(), code = %e.code, "outcome unknown and the provider cannot be asked; counted as sent, unconfirmed");
+            complete(m, &format!("unconfirmed:{}", e.code), Outcome::Unconfirmed).await
+        }
+        Err(le) => {
+            // Retry later: the next claim asks again before sending.
+            tracing::warn!(delivery_id = m.id(), code = %e.code, lookup = %le.code, "outcome unknown; asking the provider failed");
+            failed(m, d, &e.code, &e.message, false).await
+        }
+    }
+}
+
+/// A failed send: what the retry policy says.
+async fn failed(m: &Msg<'_>, d: &Delivery, code: &str, reason: &str, permanent: bool) -> Outcome {
+    let c = &m.deps.config;
+    let attempts = attempts(d, c.channel) + 1;
+    let next = c
+        .retry
+        .after_failure(m.id(), c.channel, attempts, permanent, c.policy.allows(Channel::Sms));
+    tracing::warn!(delivery_id = m.id(), channel = %c.channel, attempts, code, permanent, next = ?next, "send failed");
+    match next {
+        AfterFailure::Retry { delay_secs } => {
+            match m
+                .deps
+                .deliveries
+                .give_back(&m.key(), &m.claim_id, GiveBack::Retry, code, m.now())
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return lost(m),
+                Err(e) => return infra(m.id(), "could not give the claim back", &e),
+            }
+            let receipt = m.sqs.receipt_handle.as_deref().unwrap_or_default();
+            if let Err(e) = m.deps.queue.retry_after(receipt, delay_secs).await {
+                // The message comes back after the queue's visibility timeout instead.
+                tracing::warn!(delivery_id = m.id(), error = %e, "could not set the backoff");
+            }
+            Outcome::Retried
+        }
+        AfterFailure::FallBackToSms => {
+            match m
+                .deps
+                .deliveries
+                .give_back(&m.key(), &m.claim_id, GiveBack::FallBackToSms, code, m.now())
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return lost(m),
+                Err(e) => return infra(m.id(), "could not give the claim back", &e),
+            }
+            let msg = DeliveryMessage {
+                delivery_id: m.message.delivery_id.clone(),
+                channel: Channel::Sms,
+                run_id: m.message.run_id.clone(),
+            };
+            match m.deps.sms_queue.send_one(&msg).await {
+                Ok(()) => {
+                    tracing::info!(delivery_id = m.id(), "email gave up; on the SMS queue");
+                    Outcome::FellBack
+                }
+                // Kept: its next receipt finds the delivery queued on SMS and sends the SMS message again.
+                Err(e) => infra(m.id(), "could not enqueue the SMS fallback", &e),
+            }
+        }
+        AfterFailure::Dead => give_up(m, d, code, reason).await,
+    }
+}
+
+/// `DEAD`: the delivery, then a dead letter with what replays it (or, if the
+/// queue refuses, the failure record the dead letter would have made).
+async fn give_up(m: &Msg<'_>, d: &Delivery, code: &str, reason: &str) -> Outcome {
+    let deps = m.deps;
+    let c = &deps.config;
+    let now = m.now();
+    match deps
+        .deliveries
+        .give_back(&m.key(), &m.claim_id, GiveBack::Dead, code, now)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return lost(m),
+        Err(e) => return infra(m.id(), "could not mark the delivery dead", &e),
+    }
+    let letter = DeadLetter {
+        delivery_id: m.message.delivery_id.clone(),
+        channel: c.channel,
+        run_id: Some(m.message.run_id.clone()),
+        attempts: Some(attempts(d, c.channel) + 1),
+        last_error: Some(code.to_owned()),
+        dead_at: Some(utc_seconds::format(&now)),
+    };
+    tracing::warn!(delivery_id = m.id(), code, reason, "delivery dead");
+    let body = match serde_json::to_string(&letter) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(delivery_id = m.id(), error = %e, "the dead letter does not encode");
+            return Outcome::Error;
+        }
+    };
+    if let Err(e) = deps.dead_letters.send(&body).await {
+        tracing::warn!(delivery_id = m.id(), error = %e, "dead-letter queue refused; recording the failure directly");
+        if let Err(e) = deps
+            .failures
+            .record(&NewFailure::dead_letter(&letter, &body, None), now)
+            .await
+        {
+            return infra(m.id(), "could not record a dead delivery", &e);
+        }
+    }
+    Outcome::Dead
+}
