@@ -66,7 +66,11 @@ read on while a key is returned).
 Sending to a long queue: moto's SendMessage builds the queue's whole attribute map (message
 counts included, each a pass over every message) only to read ContentBasedDeduplication, so
 sending grew with the queue's length. While it sends, the emulator answers that one attribute
-directly; GetQueueAttributes still counts.
+directly; GetQueueAttributes still counts. Receiving from a long queue: moto checked each
+message's retention period by building that same attribute map, once per message; the emulator
+reads the queue's retention period directly. Deleting: moto looked for the receipt handle in
+two passes over the queue and rebuilt the list; the emulator stops at the message and removes
+it (a receipt handle names one message).
 
 Per-request overhead: moto server lists its own package directory and inspects the handler
 class's methods on every request; both answers never change while it runs, so the emulator
@@ -509,6 +513,32 @@ def cheap_attributes_while_sending():
     SQSBackend.send_message = send_message
 
 
+def cheap_receive_and_delete():
+    """ReceiveMessage checks retention without counting the queue per message, and
+    DeleteMessage finds its message in one pass (same answers; see the module doc)."""
+    from moto.core.utils import unix_time
+    from moto.sqs.exceptions import ReceiptHandleIsInvalid
+    from moto.sqs.models import Queue, SQSBackend
+
+    def is_message_valid_based_on_retention_period(self, queue_name, message):
+        queue = self.get_queue(queue_name)
+        return int(queue.message_retention_period) + message.sent_timestamp / 1000 > unix_time()
+
+    def delete_message(self, receipt_handle):
+        if receipt_handle in self.deleted_messages:
+            return
+        for i, message in enumerate(self._messages):
+            if message.had_receipt_handle(receipt_handle):
+                self.pending_messages.discard(message)
+                self.deleted_messages.update(message.all_receipt_handles)
+                del self._messages[i]
+                return
+        raise ReceiptHandleIsInvalid()
+
+    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
+    Queue.delete_message = delete_message
+
+
 def prefilter_queries():
     """Make moto's Query look only at the asked partition (same answers; see the module doc)."""
     from moto.dynamodb.models.table import Table
@@ -626,10 +656,18 @@ def main(argv=None):
     prefilter_queries()
     cache_request_routing()
     cheap_attributes_while_sending()
+    cheap_receive_and_delete()
+
     class RequestHandler(MotoRequestHandler):
         # Answers go out at once: with Nagle's algorithm a response written in two parts waits
         # for the client's delayed ACK (tens of milliseconds per request).
         disable_nagle_algorithm = True
+        # Keep-alive: the SDKs reuse their connections instead of opening one (and the server
+        # starting a thread) per request.
+        protocol_version = "HTTP/1.1"
+
+        def log_request(self, *args, **kwargs):
+            pass
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app = DomainDispatcherApplication(create_backend_app)
