@@ -7,6 +7,8 @@
 
 pub mod dispatch;
 pub mod load;
+pub mod seed;
+pub mod send;
 pub mod settle;
 
 /// A Lambda context for invoking a handler in-process, its deadline `within` from now

@@ -65,6 +65,9 @@ struct MonthArgs {
     /// System quiet window (Asia/Seoul).
     #[arg(long, default_value = "21:00-08:00")]
     quiet_window: QuietWindow,
+    /// Mock provider latency per send (ms): 1,000 as deployed; less compresses big runs.
+    #[arg(long, default_value_t = 1000)]
+    provider_latency_ms: u64,
 }
 
 /// A provisioned stack in the emulator and the stores the loader writes to.
@@ -194,30 +197,63 @@ async fn main() -> anyhow::Result<ExitCode> {
 }
 
 /// Runs every slot of the month after the cycle as the schedule would, with
-/// the real handler; prints the per-slot grid and the totals and writes
-/// `dispatch.json`. False when the runs do not enqueue each READY delivery
-/// exactly once.
-async fn dispatch_month(
+/// the real handlers on a virtual clock: dispatch at the slot's start, then
+/// the senders consume both queues until they are empty, their clock at the
+/// slot. Prints the per-slot grid, the final states, the duplicates and the
+/// forbidden-slot sends, and writes `dispatch.json` and `delivery.json`.
+/// False when anything does not reconcile.
+async fn deliver_month(
     a: &MonthArgs,
     emulator: &Emulator,
     config: &aws_config::SdkConfig,
     resources: &local_aws::Resources,
-    ready: u64,
+    bills: u64,
 ) -> anyhow::Result<bool> {
+    use domain::Channel;
+    use local_run::send::{Poller, VirtualClock, drain, sender_deps};
     let mut deps = local_run::dispatch::dispatch_deps(config, resources)?;
     deps.config.quiet = a.quiet_window;
-    // No sender consumes the queues in this run: a QUEUED delivery would look abandoned
-    // after the re-check time and be enqueued again. The re-check is tested on its own.
-    deps.config.recheck_after = chrono::Duration::days(62);
+    let clock = VirtualClock::default();
+    // The mock as deployed (1% failures), its latency as flagged; retries back off in
+    // seconds instead of minutes so that a slot's retries finish while the clock stands.
+    let overrides = [
+        ("MOCK_LATENCY_MS", a.provider_latency_ms.to_string()),
+        ("QUIET_WINDOW", a.quiet_window.to_string()),
+        ("RETRY_BASE_DELAY_SECONDS", "1".to_owned()),
+        ("RETRY_MAX_DELAY_SECONDS", "4".to_owned()),
+    ];
+    let pollers: Vec<Poller> = [Channel::Email, Channel::Sms]
+        .into_iter()
+        .map(|ch| {
+            let mut d = sender_deps(config, resources, ch, &overrides)?;
+            d.clock = clock.clock();
+            Ok(Poller::new(config, std::sync::Arc::new(d)))
+        })
+        .collect::<anyhow::Result<_>>()?;
     let slots = domain::dispatch::SlotRun::issue_month(a.cycle).count();
-    let pb = bar(slots as u64, "dispatch");
+    let pb = bar(slots as u64, "deliver");
     let t = Instant::now();
     let before = emulator.request_counts(resources.prefix()).await?;
-    let runs = local_run::dispatch::run_month(&deps, a.cycle, &|run, r| {
+    let mut runs = Vec::with_capacity(slots);
+    let mut sends = local_run::send::PollStats::default();
+    let mut send_time = std::time::Duration::ZERO;
+    for run in domain::dispatch::SlotRun::issue_month(a.cycle) {
+        clock.set(run.start() + chrono::Duration::minutes(1));
+        let r = local_run::dispatch::run_slot(&deps, run).await?;
+        if r.enqueued_email + r.enqueued_sms > 0 {
+            let s = Instant::now();
+            let (stats, drained) = drain(&pollers, 4, std::time::Duration::from_secs(1800)).await?;
+            send_time += s.elapsed();
+            anyhow::ensure!(drained, "the queues of {run} did not drain in 30 minutes: {stats:?}");
+            sends += &stats;
+        }
         pb.inc(1);
-        pb.set_message(format!("{run}: {}", r.enqueued_email + r.enqueued_sms));
-    })
-    .await?;
+        pb.set_message(format!(
+            "{run}: {} sent so far",
+            sends.report.sent + sends.report.recovered
+        ));
+        runs.push((run, r));
+    }
     pb.finish_and_clear();
     let elapsed = t.elapsed();
     let requests = request_delta(&before, &emulator.request_counts(resources.prefix()).await?);
@@ -228,46 +264,103 @@ async fn dispatch_month(
     let enqueued = total.enqueued_email + total.enqueued_sms;
     let open = runs.iter().filter(|(_, r)| r.open).count();
     println!(
-        "dispatched {enqueued} deliveries ({} email, {} SMS) in {} runs, one per two-hour slot of {} \
-         ({open} open, {} closed by the quiet window {}) [{elapsed:.1?}, {:.0} enqueued/s]",
+        "dispatched {enqueued} messages ({} email, {} SMS) in {} runs, one per two-hour slot of {} \
+         ({open} open, {} closed by the quiet window {}); held {}, corrupt {}, re-enqueued {}, put back {}",
         total.enqueued_email,
         total.enqueued_sms,
         runs.len(),
         a.cycle.next(),
         runs.len() - open,
         a.quiet_window,
-        enqueued as f64 / elapsed.as_secs_f64().max(1e-9),
+        total.held,
+        total.corrupt,
+        total.requeued,
+        total.reverted
     );
-    println!(
-        "           held {}, corrupt {}, re-enqueued {}, put back {}; enqueued per slot (Asia/Seoul):",
-        total.held, total.corrupt, total.requeued, total.reverted
-    );
+    println!("           enqueued per slot (Asia/Seoul), deferred deliveries counted again in their next slot:");
     print!("{}", local_run::dispatch::slot_grid(&runs));
+    let r = &sends.report;
+    println!(
+        "sent       {} messages handled in {} sender invocations [{send_time:.1?} of sending, mock latency {} ms]: \
+         {} sent, {} recovered after a lost answer, {} retried, {} fell back to SMS, {} dead, {} deferred, \
+         {} duplicates suppressed, {} parked",
+        r.messages,
+        sends.invocations,
+        a.provider_latency_ms,
+        r.sent,
+        r.recovered,
+        r.retried,
+        r.fallback,
+        r.dead,
+        r.deferred,
+        r.duplicates_suppressed,
+        r.parked
+    );
+    let env = resources.function_env(local_run::send::SEND_EMAIL);
+    let table = env.get("DELIVERIES_TABLE").context("DELIVERIES_TABLE")?;
+    let states = local_run::seed::states(config, table).await?;
+    let get = |s: &str| states.get(s).copied().unwrap_or(0);
+    let (email, sms, dead) = (get("SENT_EMAIL"), get("SENT_SMS"), get("DEAD"));
+    let waiting = states.values().sum::<u64>() - email - sms - dead;
+    let log = providers::DynamoLog::new(
+        adapters::dynamodb_client(config),
+        env.get("MOCK_SENDS_TABLE").context("MOCK_SENDS_TABLE")?.clone(),
+    );
+    let accepted = log.count_by_key().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let duplicates = providers::duplicates_of(&accepted);
+    let mut forbidden = 0u64;
+    for (_, at, dnd) in local_run::seed::sent_times(config, table).await? {
+        let allowed = domain::ContactWindow::new(dnd, a.quiet_window).is_ok_and(|w| w.allows(at));
+        forbidden += u64::from(!allowed);
+    }
+    println!(
+        "final      {email} SENT_EMAIL + {sms} SENT_SMS + {dead} DEAD + {waiting} still waiting = {} of {bills} bills; \
+         {} accepted sends at the mock providers, {} keys accepted more than once, {forbidden} sends in a forbidden slot",
+        email + sms + dead + waiting,
+        accepted.len(),
+        duplicates.len()
+    );
     let sum: u64 = requests.values().sum();
     println!(
-        "requests   dispatch: {sum} AWS requests, {:.2} per delivery: {}",
-        sum as f64 / enqueued.max(1) as f64,
+        "requests   dispatch + delivery: {sum} AWS requests, {:.2} per bill: {}",
+        sum as f64 / bills.max(1) as f64,
         requests
             .iter()
             .map(|(k, v)| format!("{k} {v}"))
             .collect::<Vec<_>>()
             .join(", ")
     );
+    println!("           [{elapsed:.1?}]");
     let json: Vec<serde_json::Value> = runs
         .iter()
         .map(|(run, r)| serde_json::json!({"slot": run.to_string(), "report": r}))
         .collect();
     let path = a.out.join("dispatch.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&json)?).with_context(|| format!("writing {}", path.display()))?;
-    println!("           per-slot reports → {}", path.display());
-    if enqueued != ready || total.requeued != 0 {
-        println!(
-            "           MISMATCH: {ready} deliveries were READY, {enqueued} enqueued ({} again)",
-            total.requeued
-        );
-        return Ok(false);
+    let delivery = serde_json::json!({
+        "bills": bills,
+        "states": states,
+        "accepted_sends": accepted.len(),
+        "duplicates": duplicates,
+        "forbidden_slot_sends": forbidden,
+        "senders": sends,
+        "mock_latency_ms": a.provider_latency_ms,
+        "requests": requests,
+        "seconds": elapsed.as_secs_f64(),
+    });
+    let path = a.out.join("delivery.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&delivery)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("           reports → {}, dispatch.json", path.display());
+    let ok = email + sms + dead == bills
+        && waiting == 0
+        && duplicates.is_empty()
+        && forbidden == 0
+        && accepted.len() as u64 == email + sms;
+    if !ok {
+        println!("           MISMATCH: the month does not reconcile (see above)");
     }
-    Ok(true)
+    Ok(ok)
 }
 
 /// What was asked between two readings of the emulator's request counts.
@@ -404,8 +497,9 @@ async fn month(a: MonthArgs) -> anyhow::Result<ExitCode> {
                 );
                 return Ok(ExitCode::FAILURE);
             }
-            // 5. Dispatch: every slot of the month the invoices go out, on a virtual clock.
-            if !dispatch_month(&a, emulator, &config, &resources, rendered.ready()).await? {
+            // 5. Dispatch and delivery: every slot of the month the invoices go out, on a
+            //    virtual clock, the senders consuming the queues.
+            if !deliver_month(&a, emulator, &config, &resources, f.bills).await? {
                 return Ok(ExitCode::FAILURE);
             }
         }

@@ -1,0 +1,262 @@
+//! Queued deliveries written straight into a provisioned stack, for the
+//! senders' tests and benchmark: customers with sealed contact data (the
+//! development keyring), one rendered invoice they all link to, `QUEUED`
+//! deliveries, and their messages on the email and SMS queues.
+
+use adapters::customers::CustomerStore;
+use adapters::cycles::{CycleRecord, CycleStatus};
+use adapters::data_bucket::DataBucket;
+use adapters::deliveries::DeliveryStore;
+use adapters::dynamo::batch_put;
+use adapters::queue::{DeliveryQueue, SEND_BATCH_LIMIT};
+use adapters::retry::Backoff;
+use anyhow::Context;
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::customer::{Contact, Customer};
+use domain::delivery::{Delivery, DeliveryContent, DeliveryMessage};
+use domain::pii::Keyring;
+use domain::{Channel, CustomerId, Cycle, Krw, SendDay, SlotSet};
+use futures::{StreamExt, TryStreamExt, stream};
+use local_aws::Resources;
+
+/// What was seeded.
+pub struct Seeded {
+    pub cycle: Cycle,
+    /// Delivery ids with the channel they were queued on.
+    pub deliveries: Vec<(String, Channel)>,
+    /// The contact data generated (for checks that it never leaks).
+    pub emails: Vec<String>,
+    pub phones: Vec<String>,
+}
+
+/// The cycle seeded deliveries belong to.
+pub const SEED_CYCLE: &str = "2026-11";
+
+/// `n` customers (`shard_size` a shard), every `sms_every`-th preferring
+/// SMS, each with a `QUEUED` delivery and its message. `dnd` is every
+/// customer's DND.
+pub async fn seed_queued(
+    sdk: &SdkConfig,
+    resources: &Resources,
+    n: u32,
+    shard_size: u32,
+    sms_every: u32,
+    dnd: SlotSet,
+) -> anyhow::Result<Seeded> {
+    let env = crate::settle::local_function_env(resources, crate::send::SEND_EMAIL);
+    let var = |k: &str| env.get(k).cloned().with_context(|| format!("{k} is not in the stack"));
+    let ddb = adapters::dynamodb_client(sdk);
+    let sqs = adapters::sqs_client(sdk);
+    let keys = Keyring::parse(&var("PII_KEYS")?).map_err(|e| anyhow::anyhow!("PII_KEYS: {e}"))?;
+    let cycle: Cycle = SEED_CYCLE.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let now = Utc::now();
+    let send_day = SendDay::new(15).map_err(anyhow::Error::msg)?;
+
+    // A settled cycle, so that dispatch picks up what senders defer.
+    let settled = CycleRecord {
+        cycle,
+        status: CycleStatus::Settled,
+        run_id: "seed".into(),
+        catalog_version: "2026-v1".into(),
+        template_version: "v1".into(),
+        cutoff: "2026-12-01T00:00:00+09:00".into(),
+        shard_count: n.div_ceil(shard_size.max(1)),
+        manifest_key: String::new(),
+        started_at: now.to_rfc3339(),
+        finished_at: Some(now.to_rfc3339()),
+        runs: 1,
+        shards_done: n.div_ceil(shard_size.max(1)),
+        customers: u64::from(n),
+        bills: u64::from(n),
+        not_billable: 0,
+        checksum: 0,
+        reasons: Vec::new(),
+    };
+    let mut record: adapters::dynamo::Item = serde_dynamo::to_item(&settled)?;
+    record.insert("item".into(), AttributeValue::S(adapters::cycles::CYCLE_ITEM.into()));
+    ddb.put_item()
+        .table_name(var("CYCLES_TABLE")?)
+        .set_item(Some(record))
+        .send()
+        .await
+        .context("PutItem cycle")?;
+
+    // One invoice for everybody: what the senders read (email) or link to (SMS).
+    let bucket = DataBucket::new(adapters::s3_client(sdk), var("DATA_BUCKET")?);
+    let email_key = format!("invoices/{cycle}/seed/v1.html");
+    let html = "<!doctype html><html><body><h1>2026년 11월 청구서</h1><p>청구 금액 55,000원</p></body></html>";
+    bucket.put_invoice(&email_key, gzip(html.as_bytes())?, "seed").await?;
+
+    let mut customers = Vec::with_capacity(n as usize);
+    let mut items = Vec::with_capacity(n as usize);
+    let mut seeded = Seeded {
+        cycle,
+        deliveries: Vec::with_capacity(n as usize),
+        emails: Vec::with_capacity(n as usize),
+        phones: Vec::with_capacity(n as usize),
+    };
+    let store = DeliveryStore::new(ddb.clone(), var("DELIVERIES_TABLE")?);
+    let mut messages: [Vec<DeliveryMessage>; 2] = [Vec::new(), Vec::new()];
+    for i in 0..n {
+        let id = CustomerId::new(format!("C{i:07}")).map_err(|e| anyhow::anyhow!(e.reason))?;
+        let shard = i / shard_size.max(1);
+        let email = format!("seed.customer{i:07}@example.net");
+        let phone = format!("010-{:04}-{:04}", 7000 + i / 10_000, i % 10_000);
+        let channel = if sms_every > 0 && i % sms_every == 0 {
+            Channel::Sms
+        } else {
+            Channel::Email
+        };
+        customers.push(Customer {
+            customer_id: id.clone(),
+            shard,
+            plan: "5G-STANDARD".into(),
+            addons: Vec::new(),
+            family: None,
+            contract: None,
+            birthday: NaiveDate::from_ymd_opt(1990, 1, 1).context("date")?,
+            joined_on: NaiveDate::from_ymd_opt(2020, 1, 1).context("date")?,
+            cancelled_on: None,
+            send_day,
+            dnd,
+            preferred_channel: channel,
+            contact: Contact::seal(&keys, &id, "김시드", &email, &phone),
+        });
+        let content = DeliveryContent {
+            template_version: "v1".into(),
+            content_hash: format!("{:064x}", u128::from(i) * 7919),
+            email_key: email_key.clone(),
+            subject: "[이동통신] 2026년 11월 이용요금 안내".into(),
+            sms_text: format!("{}[[INVOICE_LINK]]", "요금 안내 ".repeat(10)),
+        };
+        let d = Delivery::ready(
+            cycle,
+            shard,
+            id,
+            send_day,
+            dnd,
+            channel,
+            Krw(45_000 + i64::from(i % 50_000)),
+            content,
+            now,
+        );
+        let mut item = store.encode(&d)?;
+        item.remove("due_pk");
+        item.insert("state".into(), AttributeValue::S("QUEUED".into()));
+        item.insert("channel".into(), AttributeValue::S(channel.as_str().into()));
+        item.insert("run_id".into(), AttributeValue::S("seed".into()));
+        items.push(item);
+        let message = DeliveryMessage {
+            delivery_id: d.id(),
+            channel,
+            run_id: "seed".into(),
+        };
+        seeded.deliveries.push((d.id(), channel));
+        messages[usize::from(channel == Channel::Sms)].push(message);
+        seeded.emails.push(email);
+        seeded.phones.push(phone);
+    }
+    CustomerStore::new(ddb.clone(), var("CUSTOMERS_TABLE")?)
+        .put_all(&customers)
+        .await?;
+    batch_put(&ddb, store.table(), items, 4, Backoff::default()).await?;
+    for (channel, list) in [(Channel::Email, &messages[0]), (Channel::Sms, &messages[1])] {
+        let url = var(match channel {
+            Channel::Email => "EMAIL_QUEUE_URL",
+            Channel::Sms => "SMS_QUEUE_URL",
+        })?;
+        let queue = DeliveryQueue::new(sqs.clone(), url);
+        let failed: Vec<usize> = stream::iter(list.chunks(SEND_BATCH_LIMIT))
+            .map(|chunk| {
+                let queue = queue.clone();
+                async move { queue.send_batch(chunk).await.map(|o| o.failed.len()) }
+            })
+            .buffer_unordered(4)
+            .try_collect()
+            .await?;
+        anyhow::ensure!(failed.iter().sum::<usize>() == 0, "SQS refused seeded messages");
+    }
+    Ok(seeded)
+}
+
+fn gzip(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes)?;
+    Ok(enc.finish()?)
+}
+
+/// Deliveries of `cycle` by state (a consistent scan of the table).
+pub async fn states(sdk: &SdkConfig, table: &str) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+    let ddb = adapters::dynamodb_client(sdk);
+    let mut out = std::collections::BTreeMap::new();
+    let mut start = None;
+    loop {
+        let page = ddb
+            .scan()
+            .table_name(table)
+            .projection_expression("#st")
+            .expression_attribute_names("#st", "state")
+            .consistent_read(true)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .context("Scan")?;
+        for item in page.items() {
+            let s = item
+                .get("state")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            *out.entry(s).or_insert(0) += 1;
+        }
+        match page.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// When each sent delivery went out (`sent_at`), with its DND, by id.
+pub async fn sent_times(sdk: &SdkConfig, table: &str) -> anyhow::Result<Vec<(String, DateTime<Utc>, SlotSet)>> {
+    let ddb = adapters::dynamodb_client(sdk);
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let page = ddb
+            .scan()
+            .table_name(table)
+            .projection_expression("pk, customer_id, sent_at, dnd")
+            .consistent_read(true)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .context("Scan")?;
+        for item in page.items() {
+            let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+            let Some(sent) = s("sent_at") else { continue };
+            let at = DateTime::parse_from_rfc3339(&sent)
+                .with_context(|| format!("sent_at {sent:?}"))?
+                .with_timezone(&Utc);
+            let dnd: SlotSet = match item.get("dnd") {
+                Some(v) => serde_dynamo::from_attribute_value(v.clone()).context("dnd")?,
+                None => SlotSet::EMPTY,
+            };
+            out.push((
+                format!(
+                    "{}#{}",
+                    s("pk").unwrap_or_default(),
+                    s("customer_id").unwrap_or_default()
+                ),
+                at,
+                dnd,
+            ));
+        }
+        match page.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return Ok(out),
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! The senders, hosted locally the way Lambda's SQS event source runs them:
+//! pollers receive up to ten messages, invoke the real handler with them as
+//! an `SqsEvent`, delete the messages the handler did not report back, and
+//! leave the rest to come back after their visibility timeout (or the
+//! backoff the handler set). An invocation that fails as a whole (a crash)
+//! deletes nothing, as on Lambda.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use aws_config::SdkConfig;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
+use chrono::{DateTime, Utc};
+use domain::Channel;
+use lambda_runtime::LambdaEvent;
+use local_aws::Resources;
+use sender::{Clock, SendReport};
+
+pub const SEND_EMAIL: &str = "SendEmailFunction";
+pub const SEND_SMS: &str = "SendSmsFunction";
+
+/// The senders' timeout as in template.yaml.
+pub const SENDER_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn logical_id(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Email => SEND_EMAIL,
+        Channel::Sms => SEND_SMS,
+    }
+}
+
+/// A sender's environment as template.yaml gives it (with the local
+/// keyring), `overrides` applied.
+pub fn sender_env(resources: &Resources, channel: Channel, overrides: &[(&str, String)]) -> BTreeMap<String, String> {
+    let mut env = crate::settle::local_function_env(resources, logical_id(channel));
+    for (k, v) in overrides {
+        env.insert((*k).to_owned(), v.clone());
+    }
+    env
+}
+
+/// A sender configured as template.yaml configures it, `overrides` applied.
+pub fn sender_deps(
+    sdk: &SdkConfig,
+    resources: &Resources,
+    channel: Channel,
+    overrides: &[(&str, String)],
+) -> anyhow::Result<sender::Deps> {
+    sender::Deps::from_vars(channel, sdk, &sender_env(resources, channel, overrides))
+        .with_context(|| format!("environment of {}", logical_id(channel)))
+}
+
+/// A clock the local month moves by hand: every slot's sends happen at the
+/// slot's virtual time.
+#[derive(Clone, Default)]
+pub struct VirtualClock(Arc<AtomicI64>);
+
+impl VirtualClock {
+    pub fn at(t: DateTime<Utc>) -> Self {
+        let c = VirtualClock::default();
+        c.set(t);
+        c
+    }
+
+    pub fn set(&self, t: DateTime<Utc>) {
+        self.0.store(t.timestamp_millis(), Ordering::SeqCst);
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.0.load(Ordering::SeqCst)).unwrap_or_default()
+    }
+
+    pub fn clock(&self) -> Clock {
+        let c = self.clone();
+        Arc::new(move || c.now())
+    }
+}
+
+/// What the pollers did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PollStats {
+    pub invocations: u64,
+    pub crashed: u64,
+    pub received: u64,
+    pub deleted: u64,
+    pub report: SendReport,
+}
+
+impl std::ops::AddAssign<&PollStats> for PollStats {
+    fn add_assign(&mut self, o: &PollStats) {
+        self.invocations += o.invocations;
+        self.crashed += o.crashed;
+        self.received += o.received;
+        self.deleted += o.deleted;
+        self.report += &o.report;
+    }
+}
+
+/// One sender's event source: its queue, polled.
+#[derive(Clone)]
+pub struct Poller {
+    pub sqs: aws_sdk_sqs::Client,
+    pub url: String,
+    pub deps: Arc<sender::Deps>,
+    /// Visibility for received messages; the queue's own when `None`.
+    pub visibility: Option<i32>,
+    /// Every body received, when set (the suite checks them for personal data).
+    pub bodies: Option<Arc<std::sync::Mutex<Vec<String>>>>,
+}
+
+impl Poller {
+    pub fn new(sdk: &SdkConfig, deps: Arc<sender::Deps>) -> Self {
+        Poller {
+            sqs: adapters::sqs_client(sdk),
+            url: deps.queue.url().to_owned(),
+            deps,
+            visibility: None,
+            bodies: None,
+        }
+    }
+
+    /// One receive and, if anything came, one invocation.
+    pub async fn poll_once(&self) -> anyhow::Result<PollStats> {
+        let mut stats = PollStats::default();
+        let mut req = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(MessageSystemAttributeName::All);
+        if let Some(v) = self.visibility {
+            req = req.visibility_timeout(v);
+        }
+        let out = req.send().await.context("ReceiveMessage")?;
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(stats);
+        }
+        stats.received = messages.len() as u64;
+        let records: Vec<SqsMessage> = messages
+            .iter()
+            .map(|m| {
+                let mut r = SqsMessage::default();
+                r.message_id = m.message_id.clone();
+                r.receipt_handle = m.receipt_handle.clone();
+                r.body = m.body.clone();
+                r.event_source = Some("aws:sqs".into());
+                r.attributes = m
+                    .attributes
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v))
+                    .collect();
+                r
+            })
+            .collect();
+        if let Some(Ok(mut b)) = self.bodies.as_ref().map(|b| b.lock()) {
+            b.extend(records.iter().filter_map(|r| r.body.clone()));
+        }
+        let mut event = SqsEvent::default();
+        event.records = records;
+        stats.invocations = 1;
+        let ctx = crate::invocation(SENDER_TIMEOUT);
+        let (response, report) = match sender::handle(&self.deps, LambdaEvent::new(event, ctx)).await {
+            Ok(r) => r,
+            Err(sender::SenderError::Crashed(_)) => {
+                stats.crashed = 1;
+                return Ok(stats);
+            }
+            Err(e) => return Err(anyhow::anyhow!("sender: {e}")),
+        };
+        stats.report = report;
+        let keep: std::collections::HashSet<String> = response
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        let entries: Vec<DeleteMessageBatchRequestEntry> = messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !keep.contains(m.message_id.as_deref().unwrap_or_default()))
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .set_receipt_handle(m.receipt_handle.clone())
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if !entries.is_empty() {
+            stats.deleted = entries.len() as u64;
+            self.sqs
+                .delete_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .context("DeleteMessageBatch")?;
+        }
+        Ok(stats)
+    }
+}
+
+/// Messages on a queue, visible and in flight.
+pub async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<u64> {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .context("GetQueueAttributes")?;
+    let attrs = out.attributes.unwrap_or_default();
+    let n = |a: QueueAttributeName| attrs.get(&a).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    Ok(n(QueueAttributeName::ApproximateNumberOfMessages)
+        + n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+}
+
+/// Runs `workers` invocations at a time per poller until every poller's
+/// queue is empty (nothing visible, nothing in flight) or `limit` passes.
+/// Bounded: it stops by itself at `limit`, and says whether the queues
+/// drained.
+pub async fn drain(pollers: &[Poller], workers: usize, limit: Duration) -> anyhow::Result<(PollStats, bool)> {
+    let started = Instant::now();
+    let total = Arc::new(tokio::sync::Mutex::new(PollStats::default()));
+    loop {
+        let mut empty = true;
+        for p in pollers {
+            if depth(&p.sqs, &p.url).await? > 0 {
+                empty = false;
+            }
+        }
+        if empty {
+            let t = total.lock().await.clone();
+            return Ok((t, true));
+        }
+        if started.elapsed() >= limit {
+            let t = total.lock().await.clone();
+            return Ok((t, false));
+        }
+        // A round: every worker polls until its receive comes back empty.
+        let mut tasks = tokio::task::JoinSet::new();
+        for p in pollers {
+            for _ in 0..workers.max(1) {
+                let p = p.clone();
+                let total = total.clone();
+                let stop_at = started + limit;
+                tasks.spawn(async move {
+                    while Instant::now() < stop_at {
+                        let s = p.poll_once().await?;
+                        let idle = s.received == 0;
+                        *total.lock().await += &s;
+                        if idle {
+                            break;
+                        }
+                    }
+                    Ok::<(), anyhow::Error>(())
+                });
+            }
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.context("poller task")??;
+        }
+        // What is left is in flight (a backoff): wait a little before looking again.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
