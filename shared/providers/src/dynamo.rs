@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::SecondsFormat;
 
-use crate::{AcceptedSend, BoxFuture, ProviderError, SendLog, duplicates_of};
+use crate::{AcceptedSend, BoxFuture, Channel, ProviderError, SendLog, duplicates_of};
 
 /// Error codes that mean "slow down and try again".
 const THROTTLING_CODES: &[&str] = &[
@@ -21,7 +21,8 @@ const THROTTLING_CODES: &[&str] = &[
 /// (`"{accepted_at, RFC 3339 with microseconds}#{provider_message_id}"`).
 /// Every accept is a new item; a previous accept of the same key is never
 /// overwritten. Items also carry `channel`, `provider_message_id` and
-/// `accepted_at`; never a recipient or a body.
+/// `accepted_at`; never a recipient or a body. [`SendLog::find`] is a
+/// consistent `Query` on `pk`.
 #[derive(Debug, Clone)]
 pub struct DynamoLog {
     client: Client,
@@ -118,9 +119,81 @@ impl DynamoLog {
     }
 }
 
+impl DynamoLog {
+    /// The first accepted send of `key` on `channel`: a consistent query of the
+    /// key's items in sort-key (time) order, filtered by channel here. No
+    /// `Limit`: DynamoDB applies it before any filter, so `Limit 1` would miss a
+    /// send on the other channel recorded first under the same key. A key has a
+    /// handful of small items; the query still follows every page.
+    async fn first(&self, channel: Channel, key: &str) -> Result<Option<AcceptedSend>, ProviderError> {
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :k")
+                .expression_attribute_values(":k", AttributeValue::S(key.to_owned()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query", &self.table, e))?;
+            for item in page.items() {
+                if string(item, "channel") == Some(channel.as_str()) {
+                    return self.decode(channel, key, item).map(Some);
+                }
+            }
+            match page.last_evaluated_key {
+                Some(next) if !next.is_empty() => start = Some(next),
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    fn decode(
+        &self,
+        channel: Channel,
+        key: &str,
+        item: &HashMap<String, AttributeValue>,
+    ) -> Result<AcceptedSend, ProviderError> {
+        let invalid = |what: &str| {
+            ProviderError::permanent(
+                "InvalidRecord",
+                format!("send log {}: an item of key {key} has {what}", self.table),
+            )
+        };
+        let provider_message_id =
+            string(item, "provider_message_id").ok_or_else(|| invalid("no provider_message_id"))?;
+        let accepted_at = string(item, "accepted_at")
+            .and_then(|a| chrono::DateTime::parse_from_rfc3339(a).ok())
+            .ok_or_else(|| invalid("no RFC 3339 accepted_at"))?
+            .with_timezone(&chrono::Utc);
+        Ok(AcceptedSend {
+            channel,
+            idempotency_key: key.to_owned(),
+            provider_message_id: provider_message_id.to_owned(),
+            accepted_at,
+        })
+    }
+}
+
+/// A string attribute of an item.
+fn string<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
 impl SendLog for DynamoLog {
     fn record(&self, rec: AcceptedSend) -> BoxFuture<'_, Result<(), ProviderError>> {
         Box::pin(self.put(rec))
+    }
+
+    fn find<'a>(
+        &'a self,
+        channel: Channel,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<AcceptedSend>, ProviderError>> {
+        Box::pin(self.first(channel, idempotency_key))
     }
 }
 

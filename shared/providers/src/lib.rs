@@ -16,15 +16,28 @@
 //!   accepting them. Which sends fail is decided from the seed, the
 //!   idempotency key and the attempt number, so a run is reproducible by its
 //!   seed.
+//!   Every message carries its attempt number on its channel, counted by the
+//!   caller from the delivery record, so the decision does not depend on which
+//!   process (Lambda instance) makes the attempt.
+//! * [`SesEmailProvider`] sends email through Amazon SES v2. Which email
+//!   provider a sender uses is the value of `EMAIL_PROVIDER`
+//!   ([`EmailBackend`]: `mock`, the default, or `ses`).
+//! * A sender that lost an answer, or took over another sender's claim, asks
+//!   the provider whether the idempotency key was already accepted before
+//!   sending again ([`EmailProvider::find_email`], [`SmsProvider::find_sms`]):
+//!   the mock answers from its send log; SES cannot be asked
+//!   ([`Lookup::Unsupported`]).
 //! * Every accepted send is recorded through a [`SendLog`] ([`MemoryLog`] or
 //!   [`DynamoLog`]) with its idempotency key and nothing personal, so the sends
-//!   the provider accepted more than once can be counted.
+//!   the provider accepted more than once can be counted and a key can be
+//!   looked up.
 
 mod dynamo;
 mod error;
 mod log;
 mod message;
 mod mock;
+mod ses;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -34,6 +47,7 @@ pub use error::{ErrorKind, ProviderError};
 pub use log::{AcceptedSend, Channel, MemoryLog, SendLog, duplicates_of};
 pub use message::{OutgoingEmail, OutgoingSms};
 pub use mock::{MockConfig, MockProvider};
+pub use ses::SesEmailProvider;
 
 /// A boxed future that can be returned from a trait object method.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -45,16 +59,108 @@ pub struct Accepted {
     pub provider_message_id: String,
 }
 
+/// Which email provider a sender uses: the value of `EMAIL_PROVIDER`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmailBackend {
+    /// The mock provider (the default).
+    #[default]
+    Mock,
+    /// Amazon SES v2.
+    Ses,
+}
+
+impl EmailBackend {
+    /// The name `EMAIL_PROVIDER` gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmailBackend::Mock => "mock",
+            EmailBackend::Ses => "ses",
+        }
+    }
+}
+
+impl std::fmt::Display for EmailBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses the value of `EMAIL_PROVIDER`: `mock` or `ses`, ignoring case and
+/// surrounding blanks; empty means the default, `mock`.
+impl std::str::FromStr for EmailBackend {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "mock" => Ok(EmailBackend::Mock),
+            "ses" => Ok(EmailBackend::Ses),
+            _ => Err(format!(
+                "EMAIL_PROVIDER must be \"mock\" (the default) or \"ses\", got {:?}",
+                s.trim()
+            )),
+        }
+    }
+}
+
+/// What a provider knows about an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// It accepted a message with this key.
+    Accepted(Accepted),
+    /// It has no message with this key.
+    NotFound,
+    /// It cannot be asked (SES has no lookup by a client's key): the caller
+    /// decides without knowing.
+    Unsupported,
+}
+
 /// Sends email. Usable as `Arc<dyn EmailProvider>`.
 pub trait EmailProvider: Send + Sync {
     /// Hands one email to the provider. The provider deduplicates on
     /// `idempotency_key` where it can; callers must still expect a retry after
     /// [`ErrorKind::Unknown`] to be delivered twice.
     fn send_email<'a>(&'a self, email: &'a OutgoingEmail) -> BoxFuture<'a, Result<Accepted, ProviderError>>;
+
+    /// Whether a message with `idempotency_key` was accepted: what a sender
+    /// asks before sending a delivery again. Unsupported unless overridden.
+    fn find_email<'a>(&'a self, idempotency_key: &'a str) -> BoxFuture<'a, Result<Lookup, ProviderError>> {
+        let _ = idempotency_key;
+        Box::pin(std::future::ready(Ok(Lookup::Unsupported)))
+    }
 }
 
 /// Sends SMS. Usable as `Arc<dyn SmsProvider>`.
 pub trait SmsProvider: Send + Sync {
     /// Hands one SMS to the provider; see [`EmailProvider::send_email`].
     fn send_sms<'a>(&'a self, sms: &'a OutgoingSms) -> BoxFuture<'a, Result<Accepted, ProviderError>>;
+
+    /// See [`EmailProvider::find_email`].
+    fn find_sms<'a>(&'a self, idempotency_key: &'a str) -> BoxFuture<'a, Result<Lookup, ProviderError>> {
+        let _ = idempotency_key;
+        Box::pin(std::future::ready(Ok(Lookup::Unsupported)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_backend_from_the_environment_value() {
+        for (value, backend) in [
+            ("", EmailBackend::Mock),
+            ("mock", EmailBackend::Mock),
+            (" ses ", EmailBackend::Ses),
+            ("SES", EmailBackend::Ses),
+        ] {
+            assert_eq!(value.parse::<EmailBackend>(), Ok(backend), "{value:?}");
+        }
+        assert_eq!(EmailBackend::default(), EmailBackend::Mock);
+        assert_eq!(EmailBackend::Ses.to_string(), "ses");
+        let e = "sendgrid".parse::<EmailBackend>().unwrap_err();
+        assert!(
+            e.contains("EMAIL_PROVIDER") && e.contains("\"mock\"") && e.contains("\"ses\"") && e.contains("sendgrid"),
+            "{e}"
+        );
+    }
 }

@@ -22,6 +22,13 @@ pub struct AcceptedSend {
 /// accepted twice is recorded twice.
 pub trait SendLog: Send + Sync {
     fn record(&self, rec: AcceptedSend) -> BoxFuture<'_, Result<(), ProviderError>>;
+
+    /// The first accepted send of `idempotency_key` on `channel`, if any.
+    fn find<'a>(
+        &'a self,
+        channel: Channel,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<AcceptedSend>, ProviderError>>;
 }
 
 /// The keys counted more than once, in key order.
@@ -82,6 +89,19 @@ impl SendLog for MemoryLog {
         self.lock().push(rec);
         Box::pin(std::future::ready(Ok(())))
     }
+
+    fn find<'a>(
+        &'a self,
+        channel: Channel,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<AcceptedSend>, ProviderError>> {
+        let found = self
+            .lock()
+            .iter()
+            .find(|r| r.channel == channel && r.idempotency_key == idempotency_key)
+            .cloned();
+        Box::pin(std::future::ready(Ok(found)))
+    }
 }
 
 #[cfg(test)]
@@ -111,5 +131,13 @@ mod tests {
         assert_eq!(counts.get("c"), Some(&1));
         assert_eq!(log.duplicates(), vec![("a".to_string(), 2), ("b".to_string(), 3)]);
         assert_eq!(Channel::Sms.to_string(), "sms");
+        assert_eq!(
+            log.find(Channel::Email, "c")
+                .await
+                .unwrap()
+                .map(|r| r.provider_message_id),
+            Some("4".into())
+        );
+        assert_eq!(log.find(Channel::Sms, "c").await.unwrap(), None);
     }
 }

@@ -9,6 +9,9 @@ const MASK: &str = "***";
 pub struct OutgoingEmail {
     /// Stable per logical message; repeated on every retry.
     pub idempotency_key: String,
+    /// 1-based attempt on this channel, as the delivery record counts it
+    /// (0: unknown, the mock then counts attempts itself).
+    pub attempt: u32,
     /// The recipient's address (personal data).
     pub to: String,
     pub subject: String,
@@ -22,6 +25,7 @@ impl fmt::Debug for OutgoingEmail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OutgoingEmail")
             .field("idempotency_key", &self.idempotency_key)
+            .field("attempt", &self.attempt)
             .field("to", &MASK)
             .field("subject_len", &self.subject.len())
             .field("html_len", &self.html.len())
@@ -36,6 +40,8 @@ impl fmt::Debug for OutgoingEmail {
 pub struct OutgoingSms {
     /// Stable per logical message; repeated on every retry.
     pub idempotency_key: String,
+    /// 1-based attempt on this channel (see [`OutgoingEmail::attempt`]).
+    pub attempt: u32,
     /// The recipient's phone number (personal data).
     pub to: String,
     pub text: String,
@@ -45,6 +51,7 @@ impl fmt::Debug for OutgoingSms {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OutgoingSms")
             .field("idempotency_key", &self.idempotency_key)
+            .field("attempt", &self.attempt)
             .field("to", &MASK)
             .field("text_len", &self.text.len())
             .finish()
@@ -59,6 +66,7 @@ mod tests {
     fn debug_masks_recipient_and_bodies() {
         let email = OutgoingEmail {
             idempotency_key: "2026-11#00001#C0000001".into(),
+            attempt: 1,
             to: "kim@example.com".into(),
             subject: "김민수님 11월 청구서".into(),
             html: "<p>김민수님, 010-1234-5678</p>".into(),
@@ -81,6 +89,7 @@ mod tests {
 
         let sms = OutgoingSms {
             idempotency_key: "k-sms".into(),
+            attempt: 1,
             to: "010-1234-5678".into(),
             text: "김민수님 청구 금액 55,000원".into(),
         };

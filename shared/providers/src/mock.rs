@@ -6,8 +6,8 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    Accepted, AcceptedSend, BoxFuture, Channel, EmailProvider, OutgoingEmail, OutgoingSms, ProviderError, SendLog,
-    SmsProvider,
+    Accepted, AcceptedSend, BoxFuture, Channel, EmailProvider, Lookup, OutgoingEmail, OutgoingSms, ProviderError,
+    SendLog, SmsProvider,
 };
 
 /// Error code of an injected failure (not accepted, retryable).
@@ -109,11 +109,17 @@ enum Outcome {
 /// A provider for email and SMS that delivers nothing. Deployed by default;
 /// see the crate documentation.
 ///
-/// Attempts are numbered per channel and idempotency key (1, 2, ...). Whether
-/// an attempt fails is a function of the seed, the channel, the key and that
-/// number, so the same seed and the same sends give the same failures
-/// whatever the order or concurrency. Accepted attempts (including those whose
-/// answer is "lost") are recorded in the [`SendLog`]; failed ones are not.
+/// Whether an attempt fails is a function of the seed, the channel, the key
+/// and the attempt number, so the same seed and the same sends give the same
+/// failures whatever the order, the concurrency or the process. The attempt
+/// number is the message's own ([`OutgoingEmail::attempt`],
+/// [`OutgoingSms::attempt`], counted by the caller from the delivery record),
+/// so two Lambda instances making the same attempt decide alike; only when it
+/// is 0 does the mock fall back to its own count per channel and key in this
+/// process (1, 2, ...). The provider message id is derived from the same
+/// inputs. Accepted attempts (including those whose answer is "lost") are
+/// recorded in the [`SendLog`]; failed ones are not. [`EmailProvider::find_email`]
+/// and [`SmsProvider::find_sms`] answer from that log.
 pub struct MockProvider {
     config: MockConfig,
     log: Arc<dyn SendLog>,
@@ -141,7 +147,8 @@ impl MockProvider {
         &self.config
     }
 
-    /// How many attempts were made for `key` on `channel`.
+    /// How many attempts this provider (this process) made for `key` on
+    /// `channel`, whatever attempt numbers the messages carried.
     pub fn attempts(&self, channel: Channel, key: &str) -> u64 {
         self.lock_attempts()
             .get(&(channel, key.to_owned()))
@@ -171,8 +178,12 @@ impl MockProvider {
         }
     }
 
-    async fn send(&self, channel: Channel, key: &str) -> Result<Accepted, ProviderError> {
-        let attempt = self.next_attempt(channel, key);
+    /// `attempt` is the message's: the caller's count when it has one (> 0), so
+    /// that decisions do not depend on which process (Lambda instance) makes
+    /// the attempt; otherwise this provider's count.
+    async fn send(&self, channel: Channel, key: &str, attempt: u32) -> Result<Accepted, ProviderError> {
+        let counted = self.next_attempt(channel, key);
+        let attempt = if attempt > 0 { u64::from(attempt) } else { counted };
         if !self.config.latency.is_zero() {
             tokio::time::sleep(self.config.latency).await;
         }
@@ -208,6 +219,19 @@ impl MockProvider {
     }
 }
 
+impl MockProvider {
+    /// What the mock's send log knows about `key` on `channel`: the first
+    /// accepted send (also one whose answer was lost), or not found.
+    async fn find(&self, channel: Channel, key: &str) -> Result<Lookup, ProviderError> {
+        Ok(match self.log.find(channel, key).await? {
+            Some(rec) => Lookup::Accepted(Accepted {
+                provider_message_id: rec.provider_message_id,
+            }),
+            None => Lookup::NotFound,
+        })
+    }
+}
+
 /// SHA-256 of the seed, channel, key and attempt: stable across processes and
 /// releases, unlike std's hasher.
 fn digest(seed: u64, channel: Channel, key: &str, attempt: u64) -> [u8; 32] {
@@ -229,13 +253,21 @@ fn draw(digest: &[u8; 32]) -> f64 {
 
 impl EmailProvider for MockProvider {
     fn send_email<'a>(&'a self, email: &'a OutgoingEmail) -> BoxFuture<'a, Result<Accepted, ProviderError>> {
-        Box::pin(self.send(Channel::Email, &email.idempotency_key))
+        Box::pin(self.send(Channel::Email, &email.idempotency_key, email.attempt))
+    }
+
+    fn find_email<'a>(&'a self, idempotency_key: &'a str) -> BoxFuture<'a, Result<Lookup, ProviderError>> {
+        Box::pin(self.find(Channel::Email, idempotency_key))
     }
 }
 
 impl SmsProvider for MockProvider {
     fn send_sms<'a>(&'a self, sms: &'a OutgoingSms) -> BoxFuture<'a, Result<Accepted, ProviderError>> {
-        Box::pin(self.send(Channel::Sms, &sms.idempotency_key))
+        Box::pin(self.send(Channel::Sms, &sms.idempotency_key, sms.attempt))
+    }
+
+    fn find_sms<'a>(&'a self, idempotency_key: &'a str) -> BoxFuture<'a, Result<Lookup, ProviderError>> {
+        Box::pin(self.find(Channel::Sms, idempotency_key))
     }
 }
 
@@ -262,6 +294,7 @@ mod tests {
     fn email(key: &str) -> OutgoingEmail {
         OutgoingEmail {
             idempotency_key: key.into(),
+            attempt: 0,
             to: "kim@example.com".into(),
             subject: "bill".into(),
             html: "<p>bill</p>".into(),
@@ -272,6 +305,7 @@ mod tests {
     fn sms(key: &str) -> OutgoingSms {
         OutgoingSms {
             idempotency_key: key.into(),
+            attempt: 0,
             to: "010-1234-5678".into(),
             text: "bill".into(),
         }
@@ -375,6 +409,101 @@ mod tests {
         assert_eq!(log.duplicates(), vec![("t0".to_string(), 3)]);
         let ids: std::collections::BTreeSet<_> = log.records().into_iter().map(|r| r.provider_message_id).collect();
         assert_eq!(ids.len(), 22, "each accept has its own message id");
+    }
+
+    fn attempt(mut email: OutgoingEmail, n: u32) -> OutgoingEmail {
+        email.attempt = n;
+        email
+    }
+
+    #[tokio::test]
+    async fn the_messages_attempt_decides_not_the_process() {
+        // Two providers stand for two Lambda instances with the same seed: the first
+        // made attempts 1 to 4 of every key, the second (fresh) makes only attempt 4.
+        let (first, _) = mock(config(0.4, 0.2, 17));
+        let (second, _) = mock(config(0.4, 0.2, 17));
+        let outcome = |r: Result<Accepted, ProviderError>| r.map(|a| a.provider_message_id).map_err(|e| e.code);
+        let mut differs_by_attempt = false;
+        for i in 0..100 {
+            let key = format!("d{i}");
+            let mut by_attempt = Vec::new();
+            for n in 1..=4 {
+                by_attempt.push(outcome(first.send_email(&attempt(email(&key), n)).await));
+            }
+            let fourth = outcome(second.send_email(&attempt(email(&key), 4)).await);
+            assert_eq!(
+                fourth, by_attempt[3],
+                "{key}: attempt 4 decides alike in both processes"
+            );
+            differs_by_attempt |= by_attempt.iter().any(|o| o.is_ok() != by_attempt[0].is_ok());
+            assert_eq!(second.attempts(Channel::Email, &key), 1);
+        }
+        assert!(differs_by_attempt, "the attempt number takes part in the draw");
+
+        // Attempt 0: the provider counts, 1, 2, ... per channel and key.
+        let (counting, _) = mock(config(0.5, 0.0, 23));
+        let (numbered, _) = mock(config(0.5, 0.0, 23));
+        for i in 0..50 {
+            let key = format!("z{i}");
+            for n in 1..=3 {
+                assert_eq!(
+                    outcome(counting.send_email(&email(&key)).await),
+                    outcome(numbered.send_email(&attempt(email(&key), n)).await),
+                    "{key}, attempt {n}"
+                );
+            }
+        }
+        let sms_attempt = |n| OutgoingSms {
+            attempt: n,
+            ..sms("z0")
+        };
+        assert_eq!(
+            outcome(counting.send_sms(&sms_attempt(0)).await),
+            outcome(numbered.send_sms(&sms_attempt(1)).await),
+            "SMS attempts are counted apart from email ones"
+        );
+    }
+
+    #[tokio::test]
+    async fn find_answers_from_the_log() {
+        let (p, _) = mock(config(0.0, 0.0, 5));
+        let accepted = p.send_email(&attempt(email("found"), 1)).await.unwrap();
+        assert_eq!(p.find_email("found").await.unwrap(), Lookup::Accepted(accepted));
+        assert_eq!(p.find_sms("found").await.unwrap(), Lookup::NotFound, "another channel");
+        assert_eq!(p.find_email("never-sent").await.unwrap(), Lookup::NotFound);
+        let accepted = p.send_sms(&sms("text")).await.unwrap();
+        assert_eq!(p.find_sms("text").await.unwrap(), Lookup::Accepted(accepted));
+
+        // A failed attempt was not accepted.
+        let (p, _) = mock(config(1.0, 0.0, 5));
+        p.send_email(&attempt(email("failed"), 1)).await.unwrap_err();
+        assert_eq!(p.find_email("failed").await.unwrap(), Lookup::NotFound);
+
+        // A lost answer was accepted: the lookup is how a sender learns it.
+        let (p, log) = mock(config(0.0, 1.0, 5));
+        let e = p.send_email(&attempt(email("lost"), 1)).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unknown);
+        let Lookup::Accepted(found) = p.find_email("lost").await.unwrap() else {
+            panic!("a lost answer is found");
+        };
+        assert_eq!(found.provider_message_id, log.records()[0].provider_message_id);
+    }
+
+    #[tokio::test]
+    async fn providers_without_a_lookup_say_so() {
+        struct Plain;
+        impl EmailProvider for Plain {
+            fn send_email<'a>(&'a self, _: &'a OutgoingEmail) -> BoxFuture<'a, Result<Accepted, ProviderError>> {
+                Box::pin(std::future::ready(Err(ProviderError::permanent("X", "y"))))
+            }
+        }
+        impl SmsProvider for Plain {
+            fn send_sms<'a>(&'a self, _: &'a OutgoingSms) -> BoxFuture<'a, Result<Accepted, ProviderError>> {
+                Box::pin(std::future::ready(Err(ProviderError::permanent("X", "y"))))
+            }
+        }
+        assert_eq!(Plain.find_email("k").await.unwrap(), Lookup::Unsupported);
+        assert_eq!(Plain.find_sms("k").await.unwrap(), Lookup::Unsupported);
     }
 
     #[tokio::test(start_paused = true)]

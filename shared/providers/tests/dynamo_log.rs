@@ -3,10 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
 use chrono::{TimeZone, Utc};
 use providers::{
     AcceptedSend, Channel, DynamoLog, EmailProvider, ErrorKind, MockConfig, MockProvider, OutgoingEmail, SendLog,
+    SmsProvider,
 };
 
 /// A new send-log table of its own.
@@ -112,6 +115,7 @@ async fn mock_provider_with_lost_answers_leaves_duplicates_in_the_table() {
     let provider: &dyn EmailProvider = &provider;
     let email = |key: &str| OutgoingEmail {
         idempotency_key: key.into(),
+        attempt: 0,
         to: "kim@example.com".into(),
         subject: "bill".into(),
         html: "<p>bill</p>".into(),
@@ -123,6 +127,12 @@ async fn mock_provider_with_lost_answers_leaves_duplicates_in_the_table() {
     }
     assert_eq!(log.duplicates().await.unwrap(), vec![("a".to_string(), 2)]);
     assert_eq!(log.count_by_key().await.unwrap()["b"], 1);
+    // What a sender asks before sending again: the mock answers from its log.
+    match provider.find_email("a").await.unwrap() {
+        providers::Lookup::Accepted(a) => assert!(a.provider_message_id.starts_with("mock-")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(provider.find_email("zzz").await.unwrap(), providers::Lookup::NotFound);
 }
 
 #[tokio::test]
@@ -135,4 +145,100 @@ async fn errors_name_the_table_not_the_recipient() {
     assert_eq!(e.code, "ResourceNotFoundException", "{e}");
     assert!(e.to_string().contains(log.table()), "{e}");
     assert!(log.count_by_key().await.is_err());
+}
+
+#[tokio::test]
+async fn find_returns_the_first_accept_of_a_key_on_its_channel() {
+    let log = fresh_log("send-log-find").await;
+    assert_eq!(log.find(Channel::Email, "k").await.unwrap(), None, "empty table");
+
+    // Under one key: an SMS accept first, then two email accepts.
+    let mut sms = rec("k", "m-sms", 0);
+    sms.channel = Channel::Sms;
+    log.record(sms.clone()).await.unwrap();
+    let first_email = rec("k", "m-email-1", 5);
+    log.record(rec("k", "m-email-2", 9)).await.unwrap();
+    log.record(first_email.clone()).await.unwrap();
+    log.record(rec("other", "m-other", 1)).await.unwrap();
+
+    assert_eq!(
+        log.find(Channel::Email, "k").await.unwrap(),
+        Some(first_email),
+        "the earliest email accept, though an SMS one sorts first"
+    );
+    assert_eq!(log.find(Channel::Sms, "k").await.unwrap(), Some(sms));
+    assert_eq!(
+        log.find(Channel::Sms, "other").await.unwrap(),
+        None,
+        "only on the other channel"
+    );
+    assert_eq!(log.find(Channel::Email, "absent").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn find_refuses_an_item_it_cannot_read() {
+    let log = fresh_log("send-log-find-bad").await;
+    let emulator = local_aws::Emulator::shared().await.unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&emulator.sdk_config().await);
+    ddb.put_item()
+        .table_name(log.table())
+        .item("pk", AttributeValue::S("bad".into()))
+        .item("sk", AttributeValue::S("x".into()))
+        .item("channel", AttributeValue::S("email".into()))
+        .send()
+        .await
+        .unwrap();
+    let e = log.find(Channel::Email, "bad").await.unwrap_err();
+    assert_eq!(
+        (e.kind, e.code.as_str()),
+        (ErrorKind::Permanent, "InvalidRecord"),
+        "{e}"
+    );
+    assert!(e.message.contains(log.table()), "{e}");
+}
+
+#[tokio::test]
+async fn the_mock_finds_what_it_accepted_in_the_table() {
+    let log = Arc::new(fresh_log("send-log-mock-find").await);
+    let accepting = MockProvider::new(
+        MockConfig {
+            latency: Duration::ZERO,
+            failure_rate: 0.0,
+            timeout_rate: 0.0,
+            seed: 4,
+        },
+        log.clone(),
+    );
+    let failing = MockProvider::new(
+        MockConfig {
+            latency: Duration::ZERO,
+            failure_rate: 1.0,
+            timeout_rate: 0.0,
+            seed: 4,
+        },
+        log.clone(),
+    );
+    let email = |key: &str| OutgoingEmail {
+        idempotency_key: key.into(),
+        attempt: 1,
+        to: "kim@example.com".into(),
+        subject: "bill".into(),
+        html: "<p>bill</p>".into(),
+        tags: vec![],
+    };
+    let accepted = accepting.send_email(&email("sent#email")).await.unwrap();
+    failing.send_email(&email("failed#email")).await.unwrap_err();
+    // Another instance (another provider over the same table) asks.
+    assert_eq!(
+        failing.find_email("sent#email").await.unwrap(),
+        providers::Lookup::Accepted(accepted)
+    );
+    assert_eq!(
+        accepting.find_email("failed#email").await.unwrap(),
+        providers::Lookup::NotFound
+    );
+    assert_eq!(
+        accepting.find_sms("sent#email").await.unwrap(),
+        providers::Lookup::NotFound
+    );
 }
