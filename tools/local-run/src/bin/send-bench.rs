@@ -63,7 +63,10 @@ async fn main() -> anyhow::Result<()> {
     let prefix = local_aws::unique_prefix("send-bench-10");
     let resources = local_aws::provision(&config, &prefix).await?;
     let seeded = seed_queued(&config, &resources, 10, 10, 0, SlotSet::EMPTY).await?;
-    let overrides = [("MOCK_LATENCY_MS", "1000".to_owned()), ("MOCK_FAILURE_RATE", "0".to_owned())];
+    let overrides = [
+        ("MOCK_LATENCY_MS", "1000".to_owned()),
+        ("MOCK_FAILURE_RATE", "0".to_owned()),
+    ];
     let mut deps = sender_deps(&config, &resources, Channel::Email, &overrides)?;
     deps.clock = clock.clock();
     let mut event = SqsEvent::default();
@@ -79,19 +82,29 @@ async fn main() -> anyhow::Result<()> {
         event.records.push(m);
     }
     let t = Instant::now();
-    let (_, report) = sender::handle(&deps, LambdaEvent::new(event, local_run::invocation(Duration::from_secs(60))))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (_, report) = sender::handle(
+        &deps,
+        LambdaEvent::new(event, local_run::invocation(Duration::from_secs(60))),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let one = t.elapsed();
     anyhow::ensure!(report.sent == 10, "{report:?}");
-    println!("invocation 10 messages at 1,000 ms provider latency, concurrency {}: {one:.2?}", deps.config.concurrency);
+    println!(
+        "invocation 10 messages at 1,000 ms provider latency, concurrency {}: {one:.2?}",
+        deps.config.concurrency
+    );
 
     // The drain.
     let prefix = local_aws::unique_prefix("send-bench");
     let resources = local_aws::provision(&config, &prefix).await?;
     let t = Instant::now();
     seed_queued(&config, &resources, a.deliveries, 1000, 5, SlotSet::EMPTY).await?;
-    println!("seeded     {} queued deliveries and their messages [{:.1?}]", a.deliveries, t.elapsed());
+    println!(
+        "seeded     {} queued deliveries and their messages [{:.1?}]",
+        a.deliveries,
+        t.elapsed()
+    );
     let overrides = [
         ("MOCK_LATENCY_MS", a.latency_ms.to_string()),
         ("MOCK_FAILURE_RATE", a.failure_rate.to_string()),
