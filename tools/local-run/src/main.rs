@@ -209,8 +209,7 @@ async fn deliver_month(
     resources: &local_aws::Resources,
     bills: u64,
 ) -> anyhow::Result<bool> {
-    use domain::Channel;
-    use local_run::send::{Poller, VirtualClock, drain, sender_deps};
+    use local_run::send::{VirtualClock, drain};
     let mut deps = local_run::dispatch::dispatch_deps(config, resources)?;
     deps.config.quiet = a.quiet_window;
     let clock = VirtualClock::default();
@@ -222,14 +221,7 @@ async fn deliver_month(
         ("RETRY_BASE_DELAY_SECONDS", "1".to_owned()),
         ("RETRY_MAX_DELAY_SECONDS", "4".to_owned()),
     ];
-    let pollers: Vec<Poller> = [Channel::Email, Channel::Sms]
-        .into_iter()
-        .map(|ch| {
-            let mut d = sender_deps(config, resources, ch, &overrides)?;
-            d.clock = clock.clock();
-            Ok(Poller::new(config, std::sync::Arc::new(d)))
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let pollers = local_run::send::pollers(config, resources, &overrides, &clock)?;
     let slots = domain::dispatch::SlotRun::issue_month(a.cycle).count();
     let pb = bar(slots as u64, "deliver");
     let t = Instant::now();

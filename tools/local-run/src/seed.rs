@@ -188,39 +188,12 @@ fn gzip(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
     Ok(enc.finish()?)
 }
 
-/// Deliveries of `cycle` by state (a consistent scan of the table).
-pub async fn states(sdk: &SdkConfig, table: &str) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
-    let ddb = adapters::dynamodb_client(sdk);
-    let mut out = std::collections::BTreeMap::new();
-    let mut start = None;
-    loop {
-        let page = ddb
-            .scan()
-            .table_name(table)
-            .projection_expression("#st")
-            .expression_attribute_names("#st", "state")
-            .consistent_read(true)
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .context("Scan")?;
-        for item in page.items() {
-            let s = item
-                .get("state")
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default();
-            *out.entry(s).or_insert(0) += 1;
-        }
-        match page.last_evaluated_key {
-            Some(k) if !k.is_empty() => start = Some(k),
-            _ => return Ok(out),
-        }
-    }
-}
-
-/// When each sent delivery went out (`sent_at`), with its DND, by id.
-pub async fn sent_times(sdk: &SdkConfig, table: &str) -> anyhow::Result<Vec<(String, DateTime<Utc>, SlotSet)>> {
+/// Every item of `table` (a consistent scan), with only `projection`.
+async fn scan_all(
+    sdk: &SdkConfig,
+    table: &str,
+    projection: &str,
+) -> anyhow::Result<Vec<std::collections::HashMap<String, AttributeValue>>> {
     let ddb = adapters::dynamodb_client(sdk);
     let mut out = Vec::new();
     let mut start = None;
@@ -228,35 +201,57 @@ pub async fn sent_times(sdk: &SdkConfig, table: &str) -> anyhow::Result<Vec<(Str
         let page = ddb
             .scan()
             .table_name(table)
-            .projection_expression("pk, customer_id, sent_at, dnd")
+            .projection_expression(projection)
+            .expression_attribute_names("#st", "state")
             .consistent_read(true)
             .set_exclusive_start_key(start.take())
             .send()
             .await
             .context("Scan")?;
-        for item in page.items() {
-            let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-            let Some(sent) = s("sent_at") else { continue };
-            let at = DateTime::parse_from_rfc3339(&sent)
-                .with_context(|| format!("sent_at {sent:?}"))?
-                .with_timezone(&Utc);
-            let dnd: SlotSet = match item.get("dnd") {
-                Some(v) => serde_dynamo::from_attribute_value(v.clone()).context("dnd")?,
-                None => SlotSet::EMPTY,
-            };
-            out.push((
-                format!(
-                    "{}#{}",
-                    s("pk").unwrap_or_default(),
-                    s("customer_id").unwrap_or_default()
-                ),
-                at,
-                dnd,
-            ));
-        }
+        out.extend(page.items.unwrap_or_default());
         match page.last_evaluated_key {
             Some(k) if !k.is_empty() => start = Some(k),
             _ => return Ok(out),
         }
     }
+}
+
+/// Deliveries by state (a consistent scan of the table).
+pub async fn states(sdk: &SdkConfig, table: &str) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+    let mut out = std::collections::BTreeMap::new();
+    for item in scan_all(sdk, table, "#st").await? {
+        let s = item
+            .get("state")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        *out.entry(s).or_insert(0) += 1;
+    }
+    Ok(out)
+}
+
+/// When each sent delivery went out (`sent_at`), with its DND, by id.
+pub async fn sent_times(sdk: &SdkConfig, table: &str) -> anyhow::Result<Vec<(String, DateTime<Utc>, SlotSet)>> {
+    let mut out = Vec::new();
+    for item in scan_all(sdk, table, "pk, customer_id, sent_at, dnd, #st").await? {
+        let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+        let Some(sent) = s("sent_at") else { continue };
+        let at = DateTime::parse_from_rfc3339(&sent)
+            .with_context(|| format!("sent_at {sent:?}"))?
+            .with_timezone(&Utc);
+        let dnd: SlotSet = match item.get("dnd") {
+            Some(v) => serde_dynamo::from_attribute_value(v.clone()).context("dnd")?,
+            None => SlotSet::EMPTY,
+        };
+        out.push((
+            format!(
+                "{}#{}",
+                s("pk").unwrap_or_default(),
+                s("customer_id").unwrap_or_default()
+            ),
+            at,
+            dnd,
+        ));
+    }
+    Ok(out)
 }

@@ -54,6 +54,24 @@ pub fn sender_deps(
         .with_context(|| format!("environment of {}", logical_id(channel)))
 }
 
+/// Both senders, configured as template.yaml configures them with
+/// `overrides`, reading `clock`, each polling its queue.
+pub fn pollers(
+    sdk: &SdkConfig,
+    resources: &Resources,
+    overrides: &[(&str, String)],
+    clock: &VirtualClock,
+) -> anyhow::Result<Vec<Poller>> {
+    [Channel::Email, Channel::Sms]
+        .into_iter()
+        .map(|ch| {
+            let mut d = sender_deps(sdk, resources, ch, overrides)?;
+            d.clock = clock.clock();
+            Ok(Poller::new(sdk, Arc::new(d)))
+        })
+        .collect()
+}
+
 /// A clock the local month moves by hand: every slot's sends happen at the
 /// slot's virtual time.
 #[derive(Clone, Default)]

@@ -8,7 +8,6 @@
 //! cargo run --profile fast -p local-run --bin send-bench -- --deliveries 10000 --workers 4
 //! ```
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
@@ -18,7 +17,7 @@ use domain::{Channel, SlotSet};
 use lambda_runtime::LambdaEvent;
 use local_aws::Emulator;
 use local_run::seed::seed_queued;
-use local_run::send::{Poller, VirtualClock, drain, sender_deps};
+use local_run::send::{VirtualClock, drain, sender_deps};
 
 #[derive(Parser)]
 struct Args {
@@ -111,14 +110,7 @@ async fn main() -> anyhow::Result<()> {
         ("RETRY_BASE_DELAY_SECONDS", "1".to_owned()),
         ("RETRY_MAX_DELAY_SECONDS", "4".to_owned()),
     ];
-    let pollers: Vec<Poller> = [Channel::Email, Channel::Sms]
-        .into_iter()
-        .map(|ch| {
-            let mut d = sender_deps(&config, &resources, ch, &overrides)?;
-            d.clock = clock.clock();
-            Ok(Poller::new(&config, Arc::new(d)))
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let pollers = local_run::send::pollers(&config, &resources, &overrides, &clock)?;
     let before = emulator.request_counts(&prefix).await?;
     let t = Instant::now();
     let (stats, drained) = drain(&pollers, a.workers, Duration::from_secs(3600)).await?;
