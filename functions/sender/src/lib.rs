@@ -100,6 +100,10 @@ pub struct Config {
     /// A message whose delivery another sender holds comes back when that
     /// sender's lease ends, but after at most this long.
     pub busy_delay_max: Duration,
+    /// A message kept after infrastructure trouble, or whose claim was
+    /// released for lack of time, comes back after this long (not after the
+    /// queue's visibility timeout of six function timeouts).
+    pub trouble_delay: Duration,
 }
 
 impl Config {
@@ -115,6 +119,7 @@ impl Config {
             lease_margin: Duration::from_secs(5),
             link_ttl: MAX_LINK_EXPIRY,
             busy_delay_max: Duration::from_secs(30),
+            trouble_delay: Duration::from_secs(30),
         }
     }
 }
@@ -157,8 +162,6 @@ pub struct Deps {
 pub enum SenderError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("{0}")]
-    Provider(String),
     /// An injected crash: the invocation ends without answering, as if the
     /// process had died (fault tests only).
     #[error("injected crash at {0:?}")]
@@ -169,7 +172,6 @@ impl From<SenderError> for lambda_runtime::Diagnostic {
     fn from(e: SenderError) -> Self {
         let error_type = match &e {
             SenderError::Config(_) => "Config",
-            SenderError::Provider(_) => "Provider",
             SenderError::Crashed(_) => "Crashed",
         };
         lambda_runtime::Diagnostic {
@@ -485,6 +487,23 @@ fn infra(id: &str, what: &str, e: &StoreError) -> Outcome {
 }
 
 async fn handle_message(
+    deps: &Deps,
+    sqs: &SqsMessage,
+    request_id: &str,
+    deadline: SystemTime,
+) -> Result<Outcome, SenderError> {
+    let outcome = read_and_deliver(deps, sqs, request_id, deadline).await?;
+    if matches!(outcome, Outcome::Error | Outcome::Released) {
+        let receipt = sqs.receipt_handle.as_deref().unwrap_or_default();
+        let secs = deps.config.trouble_delay.as_secs().max(1) as u32;
+        if let Err(e) = deps.queue.retry_after(receipt, secs).await {
+            tracing::warn!(error = %e, "could not set the delay; the queue's visibility timeout applies");
+        }
+    }
+    Ok(outcome)
+}
+
+async fn read_and_deliver(
     deps: &Deps,
     sqs: &SqsMessage,
     request_id: &str,

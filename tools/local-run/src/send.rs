@@ -285,7 +285,7 @@ pub async fn drain(pollers: &[Poller], workers: usize, limit: Duration) -> anyho
         while let Some(r) = tasks.join_next().await {
             r.context("poller task")??;
         }
-        // What is left is in flight (a backoff): wait a little before looking again.
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        // What is left is in flight (a backoff): wait before looking again.
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

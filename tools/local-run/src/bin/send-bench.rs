@@ -54,6 +54,11 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
+    // Warnings and errors of the handlers (ids and codes only) on stderr.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .with_writer(std::io::stderr)
+        .init();
     let emulator = Emulator::shared().await?;
     let config = emulator.sdk_config().await;
     let clock = VirtualClock::at(chrono::DateTime::parse_from_rfc3339("2026-12-15T10:30:00+09:00")?.into());
@@ -121,7 +126,8 @@ async fn main() -> anyhow::Result<()> {
     let r = &stats.report;
     println!(
         "drained    {} deliveries with {} invocations at a time per queue, mock latency {} ms, failure rate {}: \
-         {elapsed:.1?}, {:.0} deliveries/s against the emulator; {} invocations, {} sent, {} retried, {} fell back, {} dead",
+         {elapsed:.1?}, {:.0} deliveries/s against the emulator; {} invocations, {} sent, {} retried, {} fell back, {} dead; \
+         {} busy, {} released, {} errors",
         a.deliveries,
         a.workers,
         a.latency_ms,
@@ -131,7 +137,10 @@ async fn main() -> anyhow::Result<()> {
         r.sent + r.recovered,
         r.retried,
         r.fallback,
-        r.dead
+        r.dead,
+        r.busy,
+        r.released,
+        r.errors
     );
     let requests: Vec<(String, u64)> = after
         .iter()
