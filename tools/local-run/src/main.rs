@@ -179,11 +179,13 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            // The senders warn about every failed send (1% with the mock, by design); the run
-            // reports them as counts instead. RUST_LOG=warn shows them.
-            "warn,sender=error".into()
-        }))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                // The senders warn about every failed send (1% with the mock, by design); the run
+                // reports them as counts instead. RUST_LOG=warn shows them.
+                "warn,sender=error".into()
+            }),
+        )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
