@@ -56,6 +56,8 @@ pub struct Template {
     parameters: BTreeMap<String, Option<Value>>,
     resources: Vec<ResourceDecl>,
     globals_env: Vec<(String, Value)>,
+    /// `Globals.Function.MemorySize`, when a number.
+    globals_memory: Option<u64>,
     base_dir: Option<PathBuf>,
 }
 
@@ -103,10 +105,17 @@ impl Template {
             None => Vec::new(),
         };
 
+        let globals_memory = root
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(|f| f.get("MemorySize"))
+            .and_then(Value::as_u64);
+
         Ok(Self {
             parameters,
             resources,
             globals_env,
+            globals_memory,
             base_dir: None,
         })
     }
@@ -163,6 +172,14 @@ impl Template {
             Some(vars) => env_pairs(vars, logical_id),
             None => Ok(Vec::new()),
         }
+    }
+
+    /// A function's memory (MB): its own `MemorySize` when a number, else the globals'.
+    pub fn function_memory_mb(&self, logical_id: &str) -> Option<u64> {
+        self.resource(logical_id)
+            .and_then(|d| d.properties.get("MemorySize"))
+            .and_then(Value::as_u64)
+            .or(self.globals_memory)
     }
 
     /// Logical ids of the functions (`AWS::Serverless::Function`, `AWS::Lambda::Function`).

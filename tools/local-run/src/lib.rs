@@ -7,6 +7,7 @@
 
 pub mod dispatch;
 pub mod load;
+pub mod report;
 pub mod seed;
 pub mod send;
 pub mod settle;

@@ -230,8 +230,18 @@ pub async fn states(sdk: &SdkConfig, table: &str) -> anyhow::Result<std::collect
     Ok(out)
 }
 
-/// When each sent delivery went out (`sent_at`), with its DND, by id.
-pub async fn sent_times(sdk: &SdkConfig, table: &str) -> anyhow::Result<Vec<(String, DateTime<Utc>, SlotSet)>> {
+/// One delivery that went out: its id, when (`sent_at`), its DND and its final state.
+#[derive(Clone, Debug)]
+pub struct Sent {
+    pub id: String,
+    pub at: DateTime<Utc>,
+    pub dnd: SlotSet,
+    /// `SENT_EMAIL`, `SENT_SMS` (or `DEAD`, for one that went out before it died).
+    pub state: String,
+}
+
+/// Every delivery with a `sent_at` (a consistent scan of the table).
+pub async fn sends(sdk: &SdkConfig, table: &str) -> anyhow::Result<Vec<Sent>> {
     let mut out = Vec::new();
     for item in scan_all(sdk, table, "pk, customer_id, sent_at, dnd, #st").await? {
         let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
@@ -243,15 +253,25 @@ pub async fn sent_times(sdk: &SdkConfig, table: &str) -> anyhow::Result<Vec<(Str
             Some(v) => serde_dynamo::from_attribute_value(v.clone()).context("dnd")?,
             None => SlotSet::EMPTY,
         };
-        out.push((
-            format!(
+        out.push(Sent {
+            id: format!(
                 "{}#{}",
                 s("pk").unwrap_or_default(),
                 s("customer_id").unwrap_or_default()
             ),
             at,
             dnd,
-        ));
+            state: s("state").unwrap_or_default(),
+        });
     }
     Ok(out)
+}
+
+/// When each sent delivery went out (`sent_at`), with its DND, by id.
+pub async fn sent_times(sdk: &SdkConfig, table: &str) -> anyhow::Result<Vec<(String, DateTime<Utc>, SlotSet)>> {
+    Ok(sends(sdk, table)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.at, s.dnd))
+        .collect())
 }

@@ -102,6 +102,8 @@ impl VirtualClock {
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PollStats {
     pub invocations: u64,
+    /// Time spent inside the handler, summed over the invocations (what Lambda bills).
+    pub handler_ms: u64,
     pub crashed: u64,
     pub received: u64,
     pub deleted: u64,
@@ -111,6 +113,7 @@ pub struct PollStats {
 impl std::ops::AddAssign<&PollStats> for PollStats {
     fn add_assign(&mut self, o: &PollStats) {
         self.invocations += o.invocations;
+        self.handler_ms += o.handler_ms;
         self.crashed += o.crashed;
         self.received += o.received;
         self.deleted += o.deleted;
@@ -184,7 +187,10 @@ impl Poller {
         event.records = records;
         stats.invocations = 1;
         let ctx = crate::invocation(SENDER_TIMEOUT);
-        let (response, report) = match sender::handle(&self.deps, LambdaEvent::new(event, ctx)).await {
+        let started = Instant::now();
+        let handled = sender::handle(&self.deps, LambdaEvent::new(event, ctx)).await;
+        stats.handler_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (response, report) = match handled {
             Ok(r) => r,
             Err(sender::SenderError::Crashed(_)) => {
                 stats.crashed = 1;
@@ -247,7 +253,7 @@ pub async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<u64> 
 pub async fn drain(pollers: &[Poller], workers: usize, limit: Duration) -> anyhow::Result<(PollStats, bool)> {
     let started = Instant::now();
     let total = Arc::new(tokio::sync::Mutex::new(PollStats::default()));
-    loop {
+    for round in 0u64.. {
         let mut empty = true;
         for p in pollers {
             if depth(&p.sqs, &p.url).await? > 0 {
@@ -261,6 +267,10 @@ pub async fn drain(pollers: &[Poller], workers: usize, limit: Duration) -> anyho
         if started.elapsed() >= limit {
             let t = total.lock().await.clone();
             return Ok((t, false));
+        }
+        if round > 0 {
+            // What is left is in flight (a backoff): wait before polling again.
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
         // A round: every worker polls until its receive comes back empty.
         let mut tasks = tokio::task::JoinSet::new();
@@ -285,7 +295,7 @@ pub async fn drain(pollers: &[Poller], workers: usize, limit: Duration) -> anyho
         while let Some(r) = tasks.join_next().await {
             r.context("poller task")??;
         }
-        // What is left is in flight (a backoff): wait before looking again.
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    let t = total.lock().await.clone();
+    Ok((t, false))
 }

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use aws_config::SdkConfig;
 use aws_sdk_sfn::types::ExecutionStatus;
 use domain::Cycle;
-use domain::settlement::FinishOutput;
+use domain::settlement::{FinishOutput, ShardTask};
 use local_aws::lambda::LambdaHost;
 use local_aws::{Emulator, Resources};
 
@@ -53,40 +53,131 @@ pub async fn host_settlement(
     sdk: &SdkConfig,
     resources: &Resources,
 ) -> anyhow::Result<()> {
+    host_settlement_timed(host, emulator, sdk, resources, Arc::new(Timings::default())).await
+}
+
+/// How long each hosted invocation took, by function (logical id) and shard.
+#[derive(Debug, Default)]
+pub struct Timings(std::sync::Mutex<Vec<(&'static str, Option<u32>, Duration)>>);
+
+/// One function's invocations, summed.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct FunctionTime {
+    pub logical_id: String,
+    pub invocations: u64,
+    pub seconds: f64,
+    /// The slowest invocation: its shard (when it had one) and seconds.
+    pub slowest_shard: Option<u32>,
+    pub slowest_seconds: f64,
+}
+
+impl Timings {
+    pub fn record(&self, logical_id: &'static str, shard: Option<u32>, took: Duration) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((logical_id, shard, took));
+    }
+
+    /// Per function, in the order first invoked.
+    pub fn summary(&self) -> Vec<FunctionTime> {
+        let all = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out: Vec<FunctionTime> = Vec::new();
+        for (id, shard, took) in all.iter() {
+            let i = match out.iter().position(|f| f.logical_id == *id) {
+                Some(i) => i,
+                None => {
+                    out.push(FunctionTime {
+                        logical_id: (*id).to_owned(),
+                        ..FunctionTime::default()
+                    });
+                    out.len() - 1
+                }
+            };
+            let f = &mut out[i];
+            let s = took.as_secs_f64();
+            f.invocations += 1;
+            f.seconds += s;
+            if s >= f.slowest_seconds {
+                f.slowest_seconds = s;
+                f.slowest_shard = *shard;
+            }
+        }
+        out
+    }
+}
+
+/// [`host_settlement`], recording every invocation's time in `timings`.
+pub async fn host_settlement_timed(
+    host: &LambdaHost,
+    emulator: &Emulator,
+    sdk: &SdkConfig,
+    resources: &Resources,
+    timings: Arc<Timings>,
+) -> anyhow::Result<()> {
     let begin = Arc::new(settle_begin::Deps::new(sdk, &resources.function_env(BEGIN))?);
+    let t = timings.clone();
     host.register_fn(emulator, &function_name(resources, BEGIN)?, BEGIN_TIMEOUT, move |ev| {
-        let deps = begin.clone();
-        async move { settle_begin::handle(&deps, ev).await }
+        let (deps, t) = (begin.clone(), t.clone());
+        async move {
+            let s = Instant::now();
+            let r = settle_begin::handle(&deps, ev).await;
+            t.record(BEGIN, None, s.elapsed());
+            r
+        }
     })
     .await?;
     let shard = Arc::new(settle_shard::Deps::from_vars(sdk, &resources.function_env(SHARD))?);
-    host.register_fn(emulator, &function_name(resources, SHARD)?, SHARD_TIMEOUT, move |ev| {
-        let deps = shard.clone();
-        async move { settle_shard::handle(&deps, ev).await }
-    })
+    let t = timings.clone();
+    host.register_fn(
+        emulator,
+        &function_name(resources, SHARD)?,
+        SHARD_TIMEOUT,
+        move |ev: lambda_runtime::LambdaEvent<ShardTask>| {
+            let (deps, t) = (shard.clone(), t.clone());
+            async move {
+                let (s, n) = (Instant::now(), ev.payload.shard);
+                let r = settle_shard::handle(&deps, ev).await;
+                t.record(SHARD, Some(n), s.elapsed());
+                r
+            }
+        },
+    )
     .await?;
     let render = Arc::new(render_shard::Deps::from_vars(
         sdk,
         &local_function_env(resources, RENDER),
     )?);
+    let t = timings.clone();
     host.register_fn(
         emulator,
         &function_name(resources, RENDER)?,
         RENDER_TIMEOUT,
-        move |ev| {
-            let deps = render.clone();
-            async move { render_shard::handle(&deps, ev).await }
+        move |ev: lambda_runtime::LambdaEvent<ShardTask>| {
+            let (deps, t) = (render.clone(), t.clone());
+            async move {
+                let (s, n) = (Instant::now(), ev.payload.shard);
+                let r = render_shard::handle(&deps, ev).await;
+                t.record(RENDER, Some(n), s.elapsed());
+                r
+            }
         },
     )
     .await?;
     let finish = Arc::new(settle_finish::Deps::new(sdk, &resources.function_env(FINISH))?);
+    let t = timings;
     host.register_fn(
         emulator,
         &function_name(resources, FINISH)?,
         FINISH_TIMEOUT,
         move |ev| {
-            let deps = finish.clone();
-            async move { settle_finish::handle(&deps, ev).await }
+            let (deps, t) = (finish.clone(), t.clone());
+            async move {
+                let s = Instant::now();
+                let r = settle_finish::handle(&deps, ev).await;
+                t.record(FINISH, None, s.elapsed());
+                r
+            }
         },
     )
     .await?;

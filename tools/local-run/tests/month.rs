@@ -1,0 +1,122 @@
+//! The main job end to end: `local-run month` for a small population, the
+//! provider latency compressed, against the emulator (`AWS_ENDPOINT_URL`, or a
+//! private one). The run must reconcile and its report must say so.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn number(v: &Value, path: &str) -> f64 {
+    path.split('.')
+        .fold(v, |v, k| &v[k])
+        .as_f64()
+        .unwrap_or_else(|| panic!("{path} is not a number in month.json"))
+}
+
+#[test]
+fn a_month_of_500_customers_reconciles_with_no_duplicate_and_no_forbidden_send() {
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_local-run"))
+        .args([
+            "month",
+            "--customers",
+            "500",
+            "--shard-size",
+            "125",
+            "--provider-latency-ms",
+            "20",
+        ])
+        .arg("--out")
+        .arg(out.path())
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    println!("{stdout}");
+    assert!(
+        run.status.success(),
+        "local-run month failed ({:?}):\n{stdout}\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    let report: Value = serde_json::from_slice(&std::fs::read(out.path().join("month.json")).unwrap()).unwrap();
+    assert_eq!(report["ok"], Value::Bool(true), "{}", report["problems"]);
+    let o = &report["outcome"];
+    let bills = number(o, "bills");
+    assert!(
+        (490.0..=500.0).contains(&bills),
+        "about 1% of customers have nothing to bill: {bills}"
+    );
+    let (email, sms, dead) = (number(o, "sent_email"), number(o, "sent_sms"), number(o, "dead"));
+    assert_eq!(email + sms + dead, bills, "every bill ends once: {o}");
+    assert_eq!(number(o, "waiting"), 0.0);
+    assert!(email > 0.0 && sms > 0.0, "both channels carry invoices: {o}");
+    assert_eq!(
+        number(o, "accepted_sends"),
+        email + sms,
+        "the providers accepted exactly the sends"
+    );
+    assert_eq!(number(o, "duplicates"), 0.0);
+    assert_eq!(number(o, "forbidden_slot_sends"), 0.0);
+
+    // Every slot of December, and the sends per slot add up to the sends.
+    let slots = report["slots"].as_array().unwrap();
+    assert_eq!(slots.len(), 31 * 12);
+    let per_slot: f64 = slots
+        .iter()
+        .map(|s| number(s, "sent_email") + number(s, "sent_sms"))
+        .sum();
+    assert_eq!(per_slot, email + sms);
+    assert!(
+        slots
+            .iter()
+            .filter(|s| !s["open"].as_bool().unwrap())
+            .all(|s| number(s, "sent_email") + number(s, "sent_sms") == 0.0),
+        "nothing goes out in a slot the quiet window closes"
+    );
+
+    // A cost report with every line priced, and the message fees apart.
+    let cost = &report["cost"];
+    let lines = cost["aws"].as_array().unwrap();
+    assert!(lines.len() >= 8, "{cost}");
+    for l in lines {
+        let usd = number(l, "usd_per_million_invoices");
+        assert!(usd.is_finite() && usd >= 0.0, "{l}");
+    }
+    for service in ["DynamoDB", "S3", "SQS", "Lambda", "Step Functions"] {
+        let priced: f64 = lines
+            .iter()
+            .filter(|l| l["service"] == service)
+            .map(|l| number(l, "usd_per_million_invoices"))
+            .sum();
+        assert!(priced > 0.0, "{service} costs something: {cost}");
+    }
+    let total = number(cost, "aws_usd_per_million_invoices");
+    assert!(total > 1.0 && total < 1000.0, "{total}");
+    assert_eq!(cost["message_fees"][0]["service"], "SES");
+    assert!(number(&report, "requests_per_invoice") > 1.0);
+
+    // Phases with their throughput, the slowest shard of each shard function.
+    let phases: Vec<&str> = report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        ["generate", "provision", "load", "settle + render", "dispatch", "send"]
+    );
+    let slowest = report["slowest_shards"].as_array().unwrap();
+    assert_eq!(slowest.len(), 2, "{slowest:?}");
+    assert!(slowest.iter().all(|s| number(s, "shard") < 4.0));
+
+    // The page and the charts.
+    let html = std::fs::read_to_string(out.path().join("month.html")).unwrap();
+    assert_eq!(html.matches("<svg").count(), 2);
+    assert!(html.contains("Reconciled"));
+    let sends = std::fs::read_to_string(out.path().join("sends.svg")).unwrap();
+    assert!(sends.matches("<rect x=").count() > 2, "bars besides the legend");
+    assert!(stdout.contains("per 1,000,000 invoices"), "{stdout}");
+}
