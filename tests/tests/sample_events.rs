@@ -9,12 +9,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use adapters::cycles::CycleStatus;
-use aws_lambda_events::event::sqs::SqsEvent;
+use adapters::failures::FailureStage;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use dispatch_slot::{DispatchEvent, DispatchReport};
-use domain::Cycle;
+use domain::delivery::{DeliveryMessage, parse_delivery_id};
 use domain::settlement::{
     BeginInput, BeginOutput, BeginStatus, FinishInput, FinishOutput, FinishStatus, RenderResult, ShardResult, ShardTask,
 };
+use domain::{Channel, Cycle};
 use integration_tests::lambda_cli::Watch;
 use integration_tests::{CYCLE, Month, generate};
 use serde::Serialize;
@@ -26,14 +28,71 @@ use serde_json::Value;
 const RUN_ID: &str = "arn:aws:states:ap-northeast-2:123456789012:execution:billing-settlement:settle-2026-11";
 
 /// Function folder under `events/` → the function's logical id in template.yaml.
-const FUNCTIONS: [(&str, &str); 6] = [
+const FUNCTIONS: [(&str, &str); 8] = [
     ("settle-begin", "SettleBeginFunction"),
     ("settle-shard", "SettleShardFunction"),
     ("render-shard", "RenderShardFunction"),
     ("settle-finish", "SettleFinishFunction"),
     ("dispatch-slot", "DispatchSlotFunction"),
     ("record-failure", "RecordFailureFunction"),
+    ("send-email", "SendEmailFunction"),
+    ("send-sms", "SendSmsFunction"),
 ];
+
+/// The senders' folders: the channel each one's queue carries.
+fn sender_channel(folder: &str) -> Option<Channel> {
+    match folder {
+        "send-email" => Some(Channel::Email),
+        "send-sms" => Some(Channel::Sms),
+        _ => None,
+    }
+}
+
+/// The ARN of a channel's queue in the stack named `billing`.
+fn queue_arn(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Email => "arn:aws:sqs:ap-northeast-2:123456789012:billing-EmailQueue",
+        Channel::Sms => "arn:aws:sqs:ap-northeast-2:123456789012:billing-SmsQueue",
+    }
+}
+
+/// Every event file, as `events/<function>/<case>.json`.
+fn all_events() -> BTreeSet<String> {
+    FUNCTIONS
+        .iter()
+        .flat_map(|(f, _)| {
+            sorted_entries(&events_dir().join(f))
+                .into_iter()
+                .map(move |p| format!("events/{f}/{}", p.file_name().unwrap().to_string_lossy()))
+        })
+        .collect()
+}
+
+/// The record of a sender's sample event, checked against what the
+/// dispatch function enqueues: the queue of the folder's channel, and (but
+/// in `bad-input.json`) a delivery message for that channel of the cycle.
+fn check_sender_event(shown: &str, channel: Channel, sqs: &SqsEvent) {
+    assert!(!sqs.records.is_empty(), "{shown}: no records");
+    for r in &sqs.records {
+        assert_eq!(r.event_source.as_deref(), Some("aws:sqs"), "{shown}");
+        assert_eq!(r.event_source_arn.as_deref(), Some(queue_arn(channel)), "{shown}");
+        assert_eq!(r.aws_region.as_deref(), Some("ap-northeast-2"), "{shown}");
+        assert!(r.message_id.is_some() && r.receipt_handle.is_some(), "{shown}");
+        assert!(
+            r.attributes.contains_key("ApproximateReceiveCount"),
+            "{shown}: SQS always sends ApproximateReceiveCount"
+        );
+        if shown.ends_with("/bad-input.json") {
+            continue;
+        }
+        let body = r.body.as_deref().unwrap_or_default();
+        let m: DeliveryMessage =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{shown}: {body:?} is not a delivery message: {e}"));
+        assert_eq!(m.channel, channel, "{shown}: a message on the {channel} queue");
+        let (cycle, ..) = parse_delivery_id(&m.delivery_id).unwrap_or_else(|e| panic!("{shown}: {e}"));
+        assert_eq!(cycle.to_string(), CYCLE, "{shown}");
+    }
+}
 
 fn events_dir() -> PathBuf {
     local_aws::project_root().unwrap().join("events")
@@ -64,6 +123,85 @@ fn unknown_fields(event: &Value, typed: &Value, at: &str, out: &mut Vec<String>)
             }
         }
     }
+}
+
+/// The senders' environment in the session, on top of the one template.yaml
+/// gives them: no provider latency, no provider failures, no quiet window.
+fn sender_overrides() -> [(&'static str, String); 4] {
+    [
+        ("MOCK_LATENCY_MS", "0".into()),
+        ("MOCK_FAILURE_RATE", "0".into()),
+        ("MOCK_TIMEOUT_RATE", "0".into()),
+        ("QUIET_WINDOW", "00:00-00:00".into()),
+    ]
+}
+
+/// What each sender's events make of the sample month.
+struct SenderCase {
+    function: &'static str,
+    sent_state: &'static str,
+    /// The delivery that the other channel's message in `bad-input.json` names.
+    other_channel_delivery: &'static str,
+    /// For each record of `bad-input.json`: whether the record is kept under the
+    /// delivery id (else under the SQS message id), its code and part of its reason.
+    parked: [(bool, &'static str, &'static str); 3],
+}
+
+const SENDERS: [SenderCase; 2] = [
+    SenderCase {
+        function: "send-email",
+        sent_state: "SENT_EMAIL",
+        other_channel_delivery: "2026-11#00000#C0000031",
+        parked: [
+            (false, "malformed-message", "the body is not a delivery message"),
+            (false, "malformed-message", "missing field `run_id`"),
+            (true, "wrong-channel", "a sms message on the email queue"),
+        ],
+    },
+    SenderCase {
+        function: "send-sms",
+        sent_state: "SENT_SMS",
+        other_channel_delivery: "2026-11#00000#C0000001",
+        parked: [
+            (false, "malformed-message", "is not cycle#shard#customer"),
+            (true, "wrong-channel", "a email message on the sms queue"),
+            (true, "unknown-delivery", "no delivery 2026-11#00001#C0009999 exists"),
+        ],
+    },
+];
+
+/// The metrics line (CloudWatch EMF) a sender printed last in the output of
+/// `watch`: one per invocation, counts only.
+fn last_metrics(watch: &Watch, channel: Channel) -> Value {
+    let tail = watch.log_tail();
+    let line = tail
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"CloudWatchMetrics\""))
+        .unwrap_or_else(|| panic!("no metrics line in the output of watch:\n{tail}"));
+    let start = line.find('{').unwrap();
+    let metrics: Value = serde_json::from_str(&line[start..]).unwrap_or_else(|e| panic!("{line}: {e}"));
+    assert_eq!(metrics["Channel"], channel.as_str(), "{line}");
+    metrics
+}
+
+fn message_of(record: &aws_lambda_events::event::sqs::SqsMessage) -> DeliveryMessage {
+    serde_json::from_str(record.body.as_deref().unwrap_or_default()).unwrap()
+}
+
+/// A delivery's stored item, as the senders read and write it.
+async fn delivery_item(month: &Month, id: &str) -> adapters::dynamo::Item {
+    let (cycle, shard, customer) = parse_delivery_id(id).unwrap();
+    month
+        .deliveries
+        .raw(cycle, shard, &customer)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no delivery {id}"))
+}
+
+fn attr<'a>(item: &'a adapters::dynamo::Item, name: &str) -> &'a str {
+    item.get(name).and_then(|v| v.as_s().ok()).map_or("", String::as_str)
 }
 
 fn read_event<T: DeserializeOwned>(relative: &str) -> T {
@@ -108,6 +246,12 @@ fn every_event_parses_into_the_input_of_its_function() {
                 }
                 "dispatch-slot" => typed::<DispatchEvent>(&value),
                 "record-failure" => typed::<SqsEvent>(&value),
+                "send-email" | "send-sms" => {
+                    let sqs: SqsEvent = serde_json::from_value(value.clone())
+                        .unwrap_or_else(|e| panic!("{shown}: not an SQS event: {e}"));
+                    check_sender_event(&shown, sender_channel(&name).unwrap(), &sqs);
+                    typed::<SqsEvent>(&value)
+                }
                 other => unreachable!("{other}"),
             }
             .unwrap_or_else(|e| panic!("{shown} is not a valid input of {name}: {e}"));
@@ -115,7 +259,7 @@ fn every_event_parses_into_the_input_of_its_function() {
             unknown_fields(&value, &back, "$", &mut unknown);
             assert!(unknown.is_empty(), "{shown}: fields {name} does not know: {unknown:?}");
             // All settlement events belong to one run, so they can be sent in sequence.
-            if !["dispatch-slot", "record-failure"].contains(&name.as_str()) {
+            if !["dispatch-slot", "record-failure", "send-email", "send-sms"].contains(&name.as_str()) {
                 assert_eq!(value["run_id"], RUN_ID, "{shown}: run_id");
             }
             assert!(readme.contains(&shown), "events/README.md does not describe {shown}");
@@ -124,7 +268,7 @@ fn every_event_parses_into_the_input_of_its_function() {
     }
     let expected: BTreeSet<String> = FUNCTIONS.iter().map(|(f, _)| f.to_string()).collect();
     assert_eq!(folders, expected, "every function has sample events");
-    assert!(files >= 14, "{files} events");
+    assert!(files >= 20, "{files} events");
 }
 
 /// The session `events/README.md` describes, as a user runs it without
@@ -172,17 +316,38 @@ async fn the_documented_cargo_lambda_session_settles_the_sample_month() {
         "CATALOG_VERSION",
         "TEMPLATE_VERSION",
         "PII_KEYS",
+        "FAILURES_TABLE",
+        "EMAIL_QUEUE_URL",
+        "SMS_QUEUE_URL",
+        "DEAD_LETTER_QUEUE_URL",
+        "MOCK_SENDS_TABLE",
     ] {
         assert!(env.contains_key(k), "template.yaml gives the functions {k}");
     }
+    // The senders get the same environment in a `watch` of their own, with the mock provider
+    // made fast and infallible and no quiet window: a sender checks the slot against the wall
+    // clock, and this test must answer the same at any hour (the sample deliveries' customers
+    // have no DND slots). The default quiet window stays with dispatch-slot (`quiet.json`).
+    let mut sender_env = env.clone();
+    for (k, v) in sender_overrides() {
+        sender_env.insert(k.to_owned(), v);
+    }
     let watch = Watch::start(&env).unwrap();
+    let sender_watch = Watch::start(&sender_env).unwrap();
     let mut timings = vec![("generate, provision, load".to_owned(), loaded)];
+    let mut invoked = BTreeSet::new();
     let mut invoke = async |function: &str, event: &str| {
-        let inv = watch
+        let w = if sender_channel(function).is_some() {
+            &sender_watch
+        } else {
+            &watch
+        };
+        let inv = w
             .invoke(function, event)
             .await
             .unwrap_or_else(|e| panic!("{function} {event}: {e:#}"));
         timings.push((format!("{function} {event}"), inv.elapsed));
+        invoked.insert(event.to_owned());
         inv
     };
 
@@ -391,6 +556,115 @@ async fn the_documented_cargo_lambda_session_settles_the_sample_month() {
         .unwrap()
         .unwrap();
     assert_eq!(r.code, "malformed-message");
+
+    // SendEmail and SendSms, each with its queue's three events.
+    let sends = providers::DynamoLog::new(
+        adapters::dynamodb_client(&month.config),
+        month.resources.table("MockSendsTable").unwrap(),
+    );
+    for s in SENDERS {
+        let function = s.function;
+        let channel = sender_channel(function).unwrap();
+        let batch_file = format!("events/{function}/batch.json");
+        let batch: SqsEvent = read_event(&batch_file);
+        let ids: Vec<String> = batch.records.iter().map(|r| message_of(r).delivery_id).collect();
+        // slot.json queued each of them on this channel (their customers have no DND).
+        for id in &ids {
+            let item = delivery_item(&month, id).await;
+            assert_eq!(
+                (attr(&item, "state"), attr(&item, "channel")),
+                ("QUEUED", channel.as_str()),
+                "{id} after events/dispatch-slot/slot.json"
+            );
+        }
+
+        // batch.json through `cargo lambda`: each delivery claimed and sent once. (`watch`
+        // hands the function a deadline in the past; the sender counts its own 60 s from the
+        // start then, as it would have on Lambda.)
+        let out: SqsBatchResponse = invoke(function, &batch_file).await.output().unwrap();
+        assert!(out.batch_item_failures.is_empty(), "{batch_file}: {out:?}");
+        let metrics = last_metrics(&sender_watch, channel);
+        assert_eq!(metrics["Sent"], 3, "{batch_file}: {metrics}");
+        for name in ["Deferred", "DuplicatesSuppressed", "Parked", "Busy", "Failed"] {
+            assert_eq!(metrics[name], 0, "{batch_file}: {name} in {metrics}");
+        }
+        let mut sent_items = Vec::new();
+        for id in &ids {
+            let item = delivery_item(&month, id).await;
+            assert_eq!(attr(&item, "state"), s.sent_state, "{id}");
+            assert!(!attr(&item, "provider_message_id").is_empty(), "{id}: {item:?}");
+            sent_items.push(item);
+        }
+        let counts = sends.count_by_key().await.unwrap();
+        for id in &ids {
+            assert_eq!(
+                counts.get(&sender::idempotency_key(id, channel)),
+                Some(&1),
+                "{id}: sends"
+            );
+        }
+
+        // duplicate.json: the first message received again and a second message for the
+        // second delivery. Both already sent: acknowledged, nothing sent, nothing written.
+        let file = format!("events/{function}/duplicate.json");
+        let out: SqsBatchResponse = invoke(function, &file).await.output().unwrap();
+        assert!(out.batch_item_failures.is_empty(), "{file}: {out:?}");
+        let metrics = last_metrics(&sender_watch, channel);
+        assert_eq!(
+            (&metrics["DuplicatesSuppressed"], &metrics["Sent"]),
+            (&Value::from(2), &Value::from(0)),
+            "{file}: {metrics}"
+        );
+        assert_eq!(sends.count_by_key().await.unwrap(), counts, "{file}: new sends");
+        for (id, before) in ids.iter().zip(&sent_items) {
+            assert_eq!(&delivery_item(&month, id).await, before, "{file}: {id} changed");
+        }
+
+        // bad-input.json: every message parked with a failure record, none handed back, and
+        // the delivery named by the other channel's message left to its own sender.
+        let file = format!("events/{function}/bad-input.json");
+        let bad: SqsEvent = read_event(&file);
+        let other = s.other_channel_delivery;
+        let other_before = delivery_item(&month, other).await;
+        let out: SqsBatchResponse = invoke(function, &file).await.output().unwrap();
+        assert!(out.batch_item_failures.is_empty(), "{file}: {out:?}");
+        let metrics = last_metrics(&sender_watch, channel);
+        assert_eq!(
+            (&metrics["Parked"], &metrics["Sent"]),
+            (&Value::from(3), &Value::from(0)),
+            "{file}: {metrics}"
+        );
+        assert_eq!(sends.count_by_key().await.unwrap(), counts, "{file}: new sends");
+        assert_eq!(
+            delivery_item(&month, other).await,
+            other_before,
+            "{file}: {other} changed"
+        );
+        let stage = match channel {
+            Channel::Email => FailureStage::Email,
+            Channel::Sms => FailureStage::Sms,
+        };
+        assert_eq!(bad.records.len(), s.parked.len(), "{file}");
+        for (record, (by_delivery, code, reason)) in bad.records.iter().zip(s.parked) {
+            let (partition, subject) = if by_delivery {
+                let body: serde_json::Value = serde_json::from_str(record.body.as_deref().unwrap()).unwrap();
+                (Some(cycle), body["delivery_id"].as_str().unwrap().to_owned())
+            } else {
+                (None, record.message_id.clone().unwrap())
+            };
+            let r = log
+                .get(partition, &subject, stage)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{file}: no failure record for {subject}"));
+            assert_eq!(r.code, code, "{file}: {subject}: {r:?}");
+            assert!(r.reason.contains(reason), "{file}: {subject}: {:?}", r.reason);
+            assert_eq!(r.channel, Some(channel), "{file}: {subject}");
+        }
+    }
+
+    // Every sample event was sent through `cargo lambda invoke` and its answer checked.
+    assert_eq!(invoked, all_events(), "events invoked vs events/");
 
     for (step, took) in &timings {
         eprintln!("sample events: {step}: {took:.1?}");

@@ -95,6 +95,10 @@ pub struct Config {
     pub finish_margin: Duration,
     /// The lease ends this long after the invocation's deadline.
     pub lease_margin: Duration,
+    /// The function's timeout (template.yaml), counted from the start of an
+    /// invocation whose deadline is already past when it starts (see
+    /// [`effective_deadline`]).
+    pub function_timeout: Duration,
     /// How long the SMS's link to the invoice lives.
     pub link_ttl: Duration,
     /// A message whose delivery another sender holds comes back when that
@@ -117,6 +121,7 @@ impl Config {
             provider_timeout: Duration::from_secs(10),
             finish_margin: Duration::from_secs(5),
             lease_margin: Duration::from_secs(5),
+            function_timeout: Duration::from_secs(60),
             link_ttl: MAX_LINK_EXPIRY,
             busy_delay_max: Duration::from_secs(30),
             trouble_delay: Duration::from_secs(30),
@@ -392,11 +397,20 @@ pub async fn handle_lambda(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<
     Ok(response)
 }
 
+/// The deadline an invocation works to. Lambda always gives one in the
+/// future; one already past when the invocation starts is a local runtime's
+/// placeholder (`cargo lambda watch` sends 600 s after the epoch), and taking
+/// it at its word would release every claim unsent. Then the function's own
+/// timeout counts from now.
+pub fn effective_deadline(given: SystemTime, now: SystemTime, timeout: Duration) -> SystemTime {
+    if given > now { given } else { now + timeout }
+}
+
 /// Handles one batch: the messages to retry (`ReportBatchItemFailures`) and
 /// what became of each.
 pub async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<(SqsBatchResponse, SendReport), SenderError> {
     let (payload, ctx) = event.into_parts();
-    let deadline = ctx.deadline();
+    let deadline = effective_deadline(ctx.deadline(), SystemTime::now(), deps.config.function_timeout);
     let request_id = ctx.request_id.clone();
     let results: Vec<(Option<String>, Result<Outcome, SenderError>)> = stream::iter(payload.records)
         .map(|m| {
@@ -997,4 +1011,21 @@ async fn give_up(m: &Msg<'_>, d: &Delivery, code: &str, reason: &str) -> Outcome
         }
     }
     Outcome::Dead
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_already_past_at_the_start_becomes_the_function_timeout_from_now() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let minute = Duration::from_secs(60);
+        // What Lambda gives: kept.
+        assert_eq!(effective_deadline(now + minute / 2, now, minute), now + minute / 2);
+        // What `cargo lambda watch` gives (600 s after the epoch), or a deadline just gone.
+        let placeholder = SystemTime::UNIX_EPOCH + Duration::from_secs(600);
+        assert_eq!(effective_deadline(placeholder, now, minute), now + minute);
+        assert_eq!(effective_deadline(now, now, minute), now + minute);
+    }
 }
