@@ -105,8 +105,13 @@ async fn provision_stack(out: &std::path::Path, name: &str) -> anyhow::Result<St
         settle::RENDER,
         settle::FINISH,
         local_run::dispatch::DISPATCH,
+        local_run::send::SEND_EMAIL,
+        local_run::send::SEND_SMS,
+        "RecordFailureFunction",
     ] {
-        for (k, v) in resources.function_env(function) {
+        // As template.yaml gives them, and the contact-data keyring a deployed stack
+        // resolves from Secrets Manager (the development keyring unless PII_KEYS is set).
+        for (k, v) in settle::local_function_env(&resources, function) {
             env.entry(k).or_insert(v);
         }
     }
@@ -632,6 +637,7 @@ async fn month(a: MonthArgs) -> anyhow::Result<ExitCode> {
             function: t.logical_id,
             invocations: t.invocations,
             seconds: t.seconds,
+            emulator_bound: true,
         });
     }
     lambda.push(LambdaUse {
@@ -639,12 +645,14 @@ async fn month(a: MonthArgs) -> anyhow::Result<ExitCode> {
         invocations: delivery.dispatch_runs,
         seconds: delivery.dispatch_time.as_secs_f64(),
         memory_mb: memory_mb(local_run::dispatch::DISPATCH)?,
+        emulator_bound: true,
     });
     lambda.push(LambdaUse {
         function: format!("{} + {}", local_run::send::SEND_EMAIL, local_run::send::SEND_SMS),
         invocations: delivery.sends.invocations,
         seconds: delivery.sends.handler_ms as f64 / 1000.0,
         memory_mb: memory_mb(local_run::send::SEND_EMAIL)?,
+        emulator_bound: false,
     });
     let o = &delivery.outcome;
     let usage = Usage {

@@ -43,6 +43,10 @@ pub struct DynamoDbPrices {
     pub items_per_batch_write: f64,
     /// Write units of one bill (bills are the items above 1 KB; measured in BENCHMARKS.md).
     pub write_units_per_bill: f64,
+    /// Write units the deliveries' `Due` index takes per delivery over its life: the entry
+    /// written with the delivery, moved when dispatch changes `available_at`, removed by the
+    /// claim (measured in BENCHMARKS.md). The emulator counts requests, not index writes.
+    pub index_write_units_per_delivery: f64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -99,6 +103,10 @@ pub struct LambdaUse {
     pub invocations: u64,
     pub seconds: f64,
     pub memory_mb: u64,
+    /// Its time is mostly waiting on the emulator (one Python process answering every
+    /// request of every concurrent shard), which AWS answers far faster: priced apart,
+    /// as an upper bound.
+    pub emulator_bound: bool,
 }
 
 /// What the month asked of AWS, in the units AWS bills.
@@ -196,17 +204,28 @@ pub fn project(prices: &Prices, price_file: &str, usage: &Usage, invoices: u64) 
     let s3_gets = sum("s3:", &["GetObject", "HeadObject"]);
     let sqs = sum("sqs:", &[]);
     let invocations: f64 = usage.lambda.iter().map(|l| l.invocations as f64).sum();
-    let gb_seconds: f64 = usage
-        .lambda
-        .iter()
-        .map(|l| l.seconds * l.memory_mb as f64 / 1024.0)
-        .sum();
+    let gb_seconds = |emulator_bound: bool| -> f64 {
+        usage
+            .lambda
+            .iter()
+            .filter(|l| l.emulator_bound == emulator_bound)
+            .map(|l| l.seconds * l.memory_mb as f64 / 1024.0)
+            .sum()
+    };
     let gb_month = usage.stored_bytes as f64 / 1e9;
     let aws = vec![
         line(
             "DynamoDB",
             "write request units",
             write_units,
+            "WRU",
+            d.per_million_write_units,
+            1e6,
+        ),
+        line(
+            "DynamoDB",
+            "Due index write units",
+            invoices as f64 * d.index_write_units_per_delivery,
             "WRU",
             d.per_million_write_units,
             1e6,
@@ -254,8 +273,16 @@ pub fn project(prices: &Prices, price_file: &str, usage: &Usage, invoices: u64) 
         ),
         line(
             "Lambda",
-            "compute (arm64)",
-            gb_seconds,
+            "compute (arm64): waiting on the provider and AWS",
+            gb_seconds(false),
+            "GB-s",
+            prices.lambda.per_gb_second_arm64,
+            1.0,
+        ),
+        line(
+            "Lambda",
+            "compute (arm64): waiting on the emulator, an upper bound",
+            gb_seconds(true),
             "GB-s",
             prices.lambda.per_gb_second_arm64,
             1.0,
@@ -330,10 +357,18 @@ pub fn project(prices: &Prices, price_file: &str, usage: &Usage, invoices: u64) 
              each BatchWriteItem writes {} bills of {} units",
             d.items_per_batch_write, d.write_units_per_bill
         ),
+        format!(
+            "DynamoDB index: {} write units per delivery for the Due index; the mock provider's send log \
+             (one PutItem per send) is counted as well, which SES does not need",
+            d.index_write_units_per_delivery
+        ),
         "DynamoDB reads: one read unit per request (an upper bound: eventually consistent reads of small items take half)"
             .to_owned(),
-        "Lambda compute: the time each handler took here (against the emulator, slower than DynamoDB) times the \
-         memory template.yaml gives the function, at the arm64 price; provider latency as the run was given it"
+        "Lambda compute: the time each handler took here times the memory template.yaml gives the function, at \
+         the arm64 price. The senders' time is mostly the provider's latency (as the run was given it). The \
+         settlement, rendering and dispatch functions mostly wait on the emulator, which answers their requests \
+         one at a time: their line is an upper bound, about ten times what AWS bills (BENCHMARKS.md projects \
+         each function on AWS)"
             .to_owned(),
         "Step Functions: the state machine's transitions per execution and per shard (SettleShard, RenderShard)"
             .to_owned(),
@@ -901,6 +936,14 @@ mod tests {
             invocations: 100,
             seconds: 120.0,
             memory_mb: 256,
+            emulator_bound: false,
+        });
+        usage.lambda.push(LambdaUse {
+            function: "RenderShardFunction".into(),
+            invocations: 1,
+            seconds: 10.0,
+            memory_mb: 1024,
+            emulator_bound: true,
         });
         usage.emails = 900;
         usage.sms = 100;
@@ -909,8 +952,9 @@ mod tests {
         // 2,000 puts + 40 batches × 25 bills × 1.21 units.
         assert!((wru.quantity - 3_210.0).abs() < 1e-9, "{}", wru.quantity);
         assert!((wru.usd_per_million_invoices - 3_210.0 * 0.625 / 1e6 * 1_000.0).abs() < 1e-9);
-        let gbs = cost.aws.iter().find(|l| l.item == "compute (arm64)").unwrap();
-        assert!((gbs.quantity - 30.0).abs() < 1e-9);
+        let gbs = |what: &str| cost.aws.iter().find(|l| l.item.contains(what)).unwrap().quantity;
+        assert!((gbs("provider") - 30.0).abs() < 1e-9);
+        assert!((gbs("emulator") - 10.0).abs() < 1e-9);
         let sum: f64 = cost.aws.iter().map(|l| l.usd_per_million_invoices).sum();
         assert!((cost.aws_usd_per_million_invoices - sum).abs() < 1e-9);
         // SES at $0.10 per 1,000: 900 emails per 1,000 invoices → $90 per million.
