@@ -68,7 +68,9 @@ counts included, each a pass over every message) only to read ContentBasedDedupl
 sending grew with the queue's length. While it sends, the emulator answers that one attribute
 directly; GetQueueAttributes still counts. Receiving from a long queue: moto checked each
 message's retention period by building that same attribute map, once per message; the emulator
-reads the queue's retention period directly. Deleting: moto looked for the receipt handle in
+reads the queue's retention period directly, and it lists the available messages (every
+receive, and every second of a long poll, scans the whole queue) with one clock reading where
+moto took two per message. Deleting: moto looked for the receipt handle in
 two passes over the queue and rebuilt the list; the emulator stops at the message and removes
 it (a receipt handle names one message).
 
@@ -514,9 +516,10 @@ def cheap_attributes_while_sending():
 
 
 def cheap_receive_and_delete():
-    """ReceiveMessage checks retention without counting the queue per message, and
-    DeleteMessage finds its message in one pass (same answers; see the module doc)."""
-    from moto.core.utils import unix_time
+    """ReceiveMessage checks retention without counting the queue per message and lists the
+    available messages with one clock reading, and DeleteMessage finds its message in one pass
+    (same answers; see the module doc)."""
+    from moto.core.utils import unix_time, unix_time_millis
     from moto.sqs.exceptions import ReceiptHandleIsInvalid
     from moto.sqs.models import Queue, SQSBackend
 
@@ -535,8 +538,15 @@ def cheap_receive_and_delete():
                 return
         raise ReceiptHandleIsInvalid()
 
+    def messages(self):
+        # moto's version asks the clock twice per message (visible, delayed); one reading per
+        # scan gives the same list: visible means now > visible_at, delayed now < delayed_until.
+        now = unix_time_millis()
+        return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
+
     SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
     Queue.delete_message = delete_message
+    Queue.messages = property(messages)
 
 
 def prefilter_queries():

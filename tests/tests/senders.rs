@@ -24,6 +24,8 @@ use sender::{CrashPoint, Deps};
 struct Stack {
     config: aws_config::SdkConfig,
     resources: Resources,
+    /// An emulator of this test's own, stopped when the stack is dropped.
+    _own: Option<Emulator>,
 }
 
 async fn stack(name: &str) -> Stack {
@@ -32,7 +34,27 @@ async fn stack(name: &str) -> Stack {
     let resources = local_aws::provision(&config, &local_aws::unique_prefix(name))
         .await
         .unwrap();
-    Stack { config, resources }
+    Stack {
+        config,
+        resources,
+        _own: None,
+    }
+}
+
+/// A stack on an emulator of its own, for the longest drains: the suite's shared emulator is
+/// one Python process (about one core), and a test that keeps it busy for minutes would slow
+/// every other test; a second process puts the machine's other core to work.
+async fn stack_on_own_emulator(name: &str) -> Stack {
+    let emulator = Emulator::start().await.unwrap();
+    let config = emulator.sdk_config().await;
+    let resources = local_aws::provision(&config, &local_aws::unique_prefix(name))
+        .await
+        .unwrap();
+    Stack {
+        config,
+        resources,
+        _own: Some(emulator),
+    }
 }
 
 impl Stack {
@@ -481,7 +503,7 @@ async fn bad_messages_are_parked_and_the_rest_of_their_batch_is_sent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_deliveries_at_one_percent_failures_all_end_and_reconcile() {
-    let stack = stack("send-10k").await;
+    let stack = stack_on_own_emulator("send-10k").await;
     let n = 10_000u64;
     let seeded = seed_queued(&stack.config, &stack.resources, n as u32, 1000, 5, SlotSet::EMPTY)
         .await
