@@ -31,6 +31,11 @@ step() {
 # --- infrastructure lint -----------------------------------------------------------------
 step "cfn-lint" cfn-lint template.yaml
 step "sam validate --lint" sam validate --lint --region ap-northeast-2
+# sam build needs no Docker: every function is prebuilt (SkipBuild), so this proves the
+# template builds; scripts/build.sh is what compiles the functions for a deployment.
+sam_build_dir="$(mktemp -d)"
+step "sam build" sam build --build-dir "$sam_build_dir/build" --cache-dir "$sam_build_dir/cache"
+rm -rf "$sam_build_dir"
 shopt -s nullglob
 asl_files=(infra/statemachines/*.asl.json)
 shopt -u nullglob
