@@ -20,7 +20,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 FUNCTIONS=(settle-begin settle-shard settle-finish render-shard dispatch-slot send-email send-sms
-  record-failure)
+  record-failure admin-api)
 
 arch=""
 profile=release

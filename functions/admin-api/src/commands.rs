@@ -1,0 +1,355 @@
+//! Commands: idempotent by command id, audited, and applied atomically with their record.
+//!
+//! `AdminTable` holds one item per command (`pk` = `CMD#{command id}`): what it was (name,
+//! target, the request's digest), who asked (the caller's IAM ARN), why (the operator's
+//! reason), when, and the answer it got. That item is both the idempotency record and the
+//! audit record, and it is written **in the same DynamoDB transaction** as the command's
+//! effect, each with its condition: either both happen or neither does. So:
+//!
+//! - replaying a command id returns the first answer (`replayed: true`) and changes nothing;
+//! - the same id with another request is refused (409), never silently taken as the first;
+//! - two callers racing with one id: one transaction wins, the other finds the record;
+//! - a command whose effect's condition fails (the delivery moved on meanwhile) leaves no
+//!   record, so it can be retried with the same id once the operator has looked again.
+//!
+//! The audit trail is read by day (index `ByDay`: `day`, `at_id`) and by target (index
+//! `ByTarget`: `target`, `at_id`).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::http::ApiError;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Longest command id and reason accepted.
+pub const MAX_COMMAND_ID: usize = 64;
+pub const MAX_REASON: usize = 500;
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+/// A command id: 1 to 64 of `A-Z a-z 0-9 . _ : -` (a UUID fits).
+pub fn check_command_id(id: &str) -> Result<(), ApiError> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_COMMAND_ID
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad(
+            "invalid-command-id",
+            format!("command_id must be 1 to {MAX_COMMAND_ID} letters, digits, '.', '_', ':' or '-'"),
+        ))
+    }
+}
+
+/// The operator's reason: required, at most 500 characters.
+pub fn check_reason(reason: &str) -> Result<(), ApiError> {
+    let n = reason.trim().chars().count();
+    if n == 0 || n > MAX_REASON {
+        return Err(ApiError::bad(
+            "invalid-reason",
+            format!("reason is required (why the command is given), at most {MAX_REASON} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// A command about to be applied.
+#[derive(Clone, Debug)]
+pub struct NewCommand<'a> {
+    pub id: &'a str,
+    /// `resend`, `schedule`, ...
+    pub name: &'static str,
+    /// What it acts on, e.g. a delivery id.
+    pub target: String,
+    /// The caller's IAM ARN.
+    pub who: &'a str,
+    pub why: &'a str,
+    /// Digest of everything that defines the command (name, target, parameters).
+    pub request_digest: String,
+    pub at: DateTime<Utc>,
+}
+
+impl NewCommand<'_> {
+    /// The digest of a command's defining parts.
+    pub fn digest(name: &str, target: &str, params: &Value) -> String {
+        let mut h = Sha256::new();
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(target.as_bytes());
+        h.update([0]);
+        h.update(params.to_string().as_bytes());
+        hex::encode(h.finalize())
+    }
+}
+
+/// A stored command: its audit record and its first answer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CommandRecord {
+    pub command_id: String,
+    pub command: String,
+    pub target: String,
+    pub who: String,
+    pub why: String,
+    pub at: String,
+    #[serde(skip)]
+    pub request_digest: String,
+    pub result: Value,
+}
+
+impl CommandRecord {
+    fn decode(item: &Item) -> Option<Self> {
+        let id = attr(item, "pk")?.strip_prefix("CMD#")?.to_owned();
+        Some(CommandRecord {
+            command_id: id,
+            command: attr(item, "command")?.to_owned(),
+            target: attr(item, "target")?.to_owned(),
+            who: attr(item, "who")?.to_owned(),
+            why: attr(item, "why")?.to_owned(),
+            at: attr(item, "at")?.to_owned(),
+            request_digest: attr(item, "request_digest")?.to_owned(),
+            result: serde_json::from_str(attr(item, "result")?).ok()?,
+        })
+    }
+}
+
+/// How a command ended.
+#[derive(Debug)]
+pub enum Applied {
+    /// Applied now; the answer is stored with the command.
+    Now(Value),
+    /// Applied earlier under this id: the first answer.
+    Replayed(CommandRecord),
+}
+
+#[derive(Clone, Debug)]
+pub struct CommandLog {
+    client: Client,
+    table: String,
+}
+
+fn key(id: &str) -> String {
+    format!("CMD#{id}")
+}
+
+impl CommandLog {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        CommandLog {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<CommandRecord>, ApiError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| ApiError::Internal(format!("GetItem on {}: {e}", self.table)))?;
+        match got.item {
+            None => Ok(None),
+            Some(item) => CommandRecord::decode(&item)
+                .map(Some)
+                .ok_or_else(|| ApiError::Internal(format!("command record {id} does not decode"))),
+        }
+    }
+
+    /// The first answer if `cmd.id` was used before: the same request replays it, another
+    /// request under the same id is a conflict.
+    pub async fn replay(&self, cmd: &NewCommand<'_>) -> Result<Option<CommandRecord>, ApiError> {
+        match self.get(cmd.id).await? {
+            None => Ok(None),
+            Some(r) if r.request_digest == cmd.request_digest => Ok(Some(r)),
+            Some(r) => Err(ApiError::conflict(
+                "command-id-reused",
+                format!(
+                    "command id {} was used for {} on {} at {}; use a new id for a new command",
+                    cmd.id, r.command, r.target, r.at
+                ),
+            )),
+        }
+    }
+
+    fn record_item(&self, cmd: &NewCommand<'_>, result: &Value) -> Item {
+        let at = cmd.at.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let mut item = Item::new();
+        item.insert("pk".into(), s(key(cmd.id)));
+        item.insert("command".into(), s(cmd.name));
+        item.insert("target".into(), s(&cmd.target));
+        item.insert("who".into(), s(cmd.who));
+        item.insert("why".into(), s(cmd.why.trim()));
+        item.insert("at".into(), s(&at));
+        item.insert("day".into(), s(cmd.at.format("%Y-%m-%d").to_string()));
+        item.insert("at_id".into(), s(format!("{at}#{}", cmd.id)));
+        item.insert("request_digest".into(), s(&cmd.request_digest));
+        item.insert("result".into(), s(result.to_string()));
+        item
+    }
+
+    /// Applies `effect` and records the command in one transaction. `effect` is the
+    /// command's write with its condition; when that condition fails, `on_effect_refused`
+    /// says why (usually a 409 naming the state found).
+    pub async fn apply(
+        &self,
+        cmd: &NewCommand<'_>,
+        effect: TransactWriteItem,
+        result: Value,
+        on_effect_refused: impl FnOnce() -> ApiError,
+    ) -> Result<Applied, ApiError> {
+        if let Some(first) = self.replay(cmd).await? {
+            return Ok(Applied::Replayed(first));
+        }
+        let record = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.record_item(cmd, &result)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| ApiError::Internal(format!("building the command record: {e}")))?;
+        let sent = self
+            .client
+            .transact_write_items()
+            .transact_items(effect)
+            .transact_items(TransactWriteItem::builder().put(record).build())
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(Applied::Now(result)),
+            Err(e) => {
+                let reasons: Vec<Option<String>> = match e.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(x)) => x
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code().map(str::to_owned))
+                        .collect(),
+                    _ => return Err(ApiError::Internal(format!("TransactWriteItems on {}: {e}", self.table))),
+                };
+                let failed = |i: usize| {
+                    reasons
+                        .get(i)
+                        .and_then(|c| c.as_deref())
+                        .is_some_and(|c| c == "ConditionalCheckFailed")
+                };
+                if failed(1) {
+                    // Another request with this id won the race.
+                    return match self.replay(cmd).await? {
+                        Some(first) => Ok(Applied::Replayed(first)),
+                        None => Err(ApiError::Internal(format!("command {} vanished", cmd.id))),
+                    };
+                }
+                if failed(0) {
+                    return Err(on_effect_refused());
+                }
+                Err(ApiError::Internal(format!(
+                    "TransactWriteItems on {} cancelled: {reasons:?}",
+                    self.table
+                )))
+            }
+        }
+    }
+
+    /// Commands of one day (UTC, `YYYY-MM-DD`) in time order, a page at a time.
+    pub async fn by_day(
+        &self,
+        day: &str,
+        limit: i32,
+        start: Option<Item>,
+    ) -> Result<(Vec<CommandRecord>, Option<Item>), ApiError> {
+        self.index_page("ByDay", "day", day, limit, start).await
+    }
+
+    /// Commands on one target (e.g. a delivery id) in time order.
+    pub async fn by_target(
+        &self,
+        target: &str,
+        limit: i32,
+        start: Option<Item>,
+    ) -> Result<(Vec<CommandRecord>, Option<Item>), ApiError> {
+        self.index_page("ByTarget", "target", target, limit, start).await
+    }
+
+    async fn index_page(
+        &self,
+        index: &str,
+        attribute: &str,
+        value: &str,
+        limit: i32,
+        start: Option<Item>,
+    ) -> Result<(Vec<CommandRecord>, Option<Item>), ApiError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#k = :v")
+            .expression_attribute_names("#k", attribute)
+            .expression_attribute_values(":v", s(value))
+            .limit(limit.max(1))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| ApiError::Internal(format!("Query {index} on {}: {e}", self.table)))?;
+        let records = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(CommandRecord::decode)
+            .collect();
+        Ok((records, out.last_evaluated_key.filter(|k| !k.is_empty())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_ids_and_reasons_are_checked() {
+        assert!(check_command_id("0b6f8a52-6c1e-4c1a-9d3e-2f4a5b6c7d8e").is_ok());
+        assert!(check_command_id("ops:2026-12-04.resend_1").is_ok());
+        for bad in ["", "has space", "slash/no", &"x".repeat(65), "ünïcode"] {
+            assert!(check_command_id(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_reason("customer called: email bounced").is_ok());
+        assert!(check_reason("   ").is_err());
+        assert!(check_reason(&"x".repeat(501)).is_err());
+    }
+
+    #[test]
+    fn the_digest_tells_commands_apart() {
+        let a = NewCommand::digest("schedule", "2026-11#00001#C1", &serde_json::json!({"at": "x"}));
+        assert_eq!(
+            a,
+            NewCommand::digest("schedule", "2026-11#00001#C1", &serde_json::json!({"at": "x"}))
+        );
+        assert_ne!(
+            a,
+            NewCommand::digest("schedule", "2026-11#00001#C1", &serde_json::json!({"at": "y"}))
+        );
+        assert_ne!(
+            a,
+            NewCommand::digest("schedule", "2026-11#00001#C2", &serde_json::json!({"at": "x"}))
+        );
+    }
+}

@@ -1,0 +1,584 @@
+//! `AdminApi`: the operators' JSON API, behind a Lambda Function URL with `AuthType:
+//! AWS_IAM` (the caller's IAM identity is in every request; it is who the audit names).
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /cycles/{cycle}` | the cycle: state, shards done / failed / rendered, counts and checksum, the execution |
+//! | `GET /cycles/{cycle}/failures?limit=&next=` | the cycle's failure log, a page at a time |
+//! | `GET /cycles/{cycle}/deliveries/{customer}` | one delivery: state, channel, attempts, slots, template version, a link to the invoice, masked contact data, failure records and commands |
+//! | `POST /cycles/{cycle}/deliveries/{customer}/schedule` | a `READY` or `HELD` delivery goes out no earlier than `available_at` |
+//! | `GET /commands/{command id}` | one command: who, what, why, when, its answer |
+//! | `GET /audit?day=YYYY-MM-DD&limit=&next=` | the commands of a day |
+//!
+//! Every mutating command carries `command_id` and `reason` (see [`commands`]). Answers never
+//! hold contact data in clear, internal errors or stack details: a 500 names the request id,
+//! the log has the cause.
+
+pub mod commands;
+pub mod http;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use adapters::customers::CustomerStore;
+use adapters::cycles::{CycleStore, ShardStatus};
+use adapters::data_bucket::DataBucket;
+use adapters::deliveries::{DeliveryStore, due_key, partition_key};
+use adapters::failures::{FailureLog, FailureStage};
+use adapters::{ConfigError, Vars};
+use aws_config::SdkConfig;
+use aws_lambda_events::event::lambda_function_urls::{LambdaFunctionUrlRequest, LambdaFunctionUrlResponse};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use base64::Engine;
+use chrono::{DateTime, SecondsFormat, Utc};
+use domain::delivery::utc_seconds;
+use domain::pii::{Keyring, mask_email, mask_name, mask_phone};
+use domain::{CustomerId, Cycle, DeliveryState};
+use lambda_runtime::LambdaEvent;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::commands::{Applied, CommandLog, NewCommand, check_command_id, check_reason};
+pub use crate::http::{ApiError, Caller, Request, Response};
+
+/// How long an invoice link in an answer lives.
+pub const LINK_TTL: Duration = Duration::from_secs(15 * 60);
+/// Page sizes.
+pub const DEFAULT_PAGE: i32 = 25;
+pub const MAX_PAGE: i32 = 100;
+/// How far ahead a delivery may be scheduled.
+pub const MAX_SCHEDULE_AHEAD_DAYS: i64 = 400;
+
+pub struct Deps {
+    pub cycles: CycleStore,
+    pub deliveries: DeliveryStore,
+    pub customers: CustomerStore,
+    pub failures: FailureLog,
+    pub bucket: DataBucket,
+    pub commands: CommandLog,
+    pub keys: Keyring,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+}
+
+impl Deps {
+    /// From `CYCLES_TABLE`, `DELIVERIES_TABLE`, `CUSTOMERS_TABLE`, `FAILURES_TABLE`,
+    /// `DATA_BUCKET`, `ADMIN_TABLE` and `PII_KEYS` (to mask contact data).
+    pub fn from_vars(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
+        let ddb = adapters::dynamodb_client(sdk);
+        let keys = Keyring::parse(&vars.required("PII_KEYS")?).map_err(|e| ConfigError::Invalid {
+            name: "PII_KEYS",
+            reason: e.to_string(),
+        })?;
+        Ok(Deps {
+            cycles: CycleStore::new(ddb.clone(), vars.required("CYCLES_TABLE")?),
+            deliveries: DeliveryStore::new(ddb.clone(), vars.required("DELIVERIES_TABLE")?),
+            customers: CustomerStore::new(ddb.clone(), vars.required("CUSTOMERS_TABLE")?),
+            failures: FailureLog::new(ddb.clone(), vars.required("FAILURES_TABLE")?),
+            bucket: DataBucket::new(adapters::s3_client(sdk), vars.required("DATA_BUCKET")?),
+            commands: CommandLog::new(ddb.clone(), vars.required("ADMIN_TABLE")?),
+            keys,
+            dynamodb: ddb,
+        })
+    }
+}
+
+/// The Lambda handler: never an invocation error for a request (a bad one is a 4xx, ours a 500).
+pub async fn handle(
+    deps: &Deps,
+    event: LambdaEvent<LambdaFunctionUrlRequest>,
+) -> Result<LambdaFunctionUrlResponse, lambda_runtime::Error> {
+    let mut req = Request::from_event(&event.payload);
+    if req.request_id.is_empty() {
+        req.request_id = event.context.request_id.clone();
+    }
+    Ok(serve(deps, &req, Utc::now()).await.into_event())
+}
+
+/// Answers one request at `now`.
+pub async fn serve(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Response {
+    let answer = route(deps, req, now).await;
+    let response = match answer {
+        Ok(r) => r,
+        Err(e) => {
+            match &e {
+                ApiError::Internal(cause) => {
+                    tracing::error!(request_id = %req.request_id, method = %req.method, path = %req.path, %cause, "request failed")
+                }
+                other => {
+                    tracing::info!(request_id = %req.request_id, method = %req.method, path = %req.path, status = other.status(), error = %other, "request refused")
+                }
+            }
+            e.into_response(&req.request_id)
+        }
+    };
+    tracing::info!(request_id = %req.request_id, method = %req.method, path = %req.path, status = response.status, "request");
+    response
+}
+
+async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Response, ApiError> {
+    let caller = req.caller.as_ref().ok_or_else(|| {
+        ApiError::Forbidden("no IAM identity in the request: the function URL must use AWS_IAM".into())
+    })?;
+    let seg = req.segments();
+    let method = req.method.as_str();
+    let only = |allowed: &str| -> Result<(), ApiError> {
+        if method == allowed {
+            Ok(())
+        } else {
+            Err(ApiError::MethodNotAllowed {
+                method: method.to_owned(),
+                path: req.path.clone(),
+            })
+        }
+    };
+    match seg.as_slice() {
+        ["cycles", cycle] => {
+            only("GET")?;
+            cycle_status(deps, parse_cycle(cycle)?).await
+        }
+        ["cycles", cycle, "failures"] => {
+            only("GET")?;
+            failures(deps, parse_cycle(cycle)?, req).await
+        }
+        ["cycles", cycle, "deliveries", customer] => {
+            only("GET")?;
+            delivery(deps, parse_cycle(cycle)?, &parse_customer(customer)?, now).await
+        }
+        ["cycles", cycle, "deliveries", customer, "schedule"] => {
+            only("POST")?;
+            schedule(deps, parse_cycle(cycle)?, &parse_customer(customer)?, req, caller, now).await
+        }
+        ["commands", id] => {
+            only("GET")?;
+            check_command_id(id)?;
+            match deps.commands.get(id).await? {
+                Some(r) => Ok(Response::ok(json!(r))),
+                None => Err(ApiError::not_found("unknown-command", format!("no command {id}"))),
+            }
+        }
+        ["audit"] => {
+            only("GET")?;
+            audit(deps, req).await
+        }
+        _ => Err(ApiError::not_found(
+            "unknown-route",
+            format!(
+                "no route {} {} (see the README's admin API section)",
+                req.method, req.path
+            ),
+        )),
+    }
+}
+
+fn parse_cycle(s: &str) -> Result<Cycle, ApiError> {
+    s.parse::<Cycle>()
+        .map_err(|_| ApiError::bad("invalid-cycle", format!("cycle {s:?} is not YYYY-MM")))
+}
+
+fn parse_customer(s: &str) -> Result<CustomerId, ApiError> {
+    CustomerId::new(s).map_err(|e| ApiError::bad("invalid-customer-id", e.to_string()))
+}
+
+fn page_size(req: &Request) -> Result<i32, ApiError> {
+    match req.query.get("limit") {
+        None => Ok(DEFAULT_PAGE),
+        Some(v) => match v.parse::<i32>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad(
+                "invalid-limit",
+                format!("limit must be 1 to {MAX_PAGE}, not {v:?}"),
+            )),
+        },
+    }
+}
+
+/// A page token: the store's key, as base64url JSON of its string attributes.
+fn encode_token(key: &HashMap<String, AttributeValue>) -> String {
+    let map: serde_json::Map<String, Value> = key
+        .iter()
+        .filter_map(|(k, v)| v.as_s().ok().map(|s| (k.clone(), Value::String(s.clone()))))
+        .collect();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Value::Object(map).to_string())
+}
+
+fn decode_token(req: &Request) -> Result<Option<HashMap<String, AttributeValue>>, ApiError> {
+    let Some(token) = req.query.get("next") else {
+        return Ok(None);
+    };
+    let bad = || ApiError::bad("invalid-page-token", "next is not a page token this API gave out");
+    if token.len() > 2048 {
+        return Err(bad());
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
+    let map: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    if map.is_empty() || map.len() > 4 {
+        return Err(bad());
+    }
+    Ok(Some(map.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect()))
+}
+
+async fn cycle_status(deps: &Deps, cycle: Cycle) -> Result<Response, ApiError> {
+    let Some(rec) = deps.cycles.get(cycle).await? else {
+        return Err(ApiError::not_found(
+            "unknown-cycle",
+            format!("cycle {cycle} has not been settled or started"),
+        ));
+    };
+    let shards = deps.cycles.shards(cycle).await?;
+    let count = |s: ShardStatus| shards.values().filter(|r| r.status == s).count();
+    let mut failed: Vec<Value> = shards
+        .values()
+        .filter(|r| r.status == ShardStatus::Failed)
+        .map(|r| {
+            json!({
+                "shard": r.shard,
+                "error_count": r.error_count,
+                "errors": r.errors.iter().take(5).collect::<Vec<_>>(),
+                "attempts": r.attempts,
+                "updated_at": r.updated_at,
+            })
+        })
+        .collect();
+    failed.sort_by_key(|v| v["shard"].as_u64());
+    let rendered = shards.values().filter(|r| r.render.is_some()).count();
+    let deliveries: u64 = shards
+        .values()
+        .filter_map(|r| r.render.as_ref())
+        .map(|r| r.deliveries)
+        .sum();
+    Ok(Response::ok(json!({
+        "cycle": cycle.to_string(),
+        "status": rec.status,
+        "execution": rec.run_id,
+        "runs": rec.runs,
+        "catalog_version": rec.catalog_version,
+        "template_version": rec.template_version,
+        "cutoff": rec.cutoff,
+        "started_at": rec.started_at,
+        "finished_at": rec.finished_at,
+        "shards": {
+            "total": rec.shard_count,
+            "done": count(ShardStatus::Done),
+            "in_progress": count(ShardStatus::InProgress),
+            "failed": count(ShardStatus::Failed),
+            "not_started": (rec.shard_count as usize).saturating_sub(shards.len()),
+            "rendered": rendered,
+        },
+        "failed_shards": failed,
+        "customers": rec.customers,
+        "bills": rec.bills,
+        "not_billable": rec.not_billable,
+        "checksum": rec.checksum,
+        "deliveries": deliveries,
+        "reasons": rec.reasons,
+    })))
+}
+
+async fn failures(deps: &Deps, cycle: Cycle, req: &Request) -> Result<Response, ApiError> {
+    let limit = page_size(req)?;
+    let start = decode_token(req)?;
+    let page = deps.failures.page(Some(cycle), limit, start).await?;
+    let records: Vec<Value> = page
+        .records
+        .iter()
+        .map(|r| {
+            json!({
+                "subject": r.subject,
+                "stage": r.stage,
+                "code": r.code,
+                "reason": r.reason,
+                "channel": r.channel,
+                "attempts": r.attempts,
+                "occurrences": r.occurrences,
+                "first_at": r.first_at,
+                "last_at": r.last_at,
+                "replayable": r.replay.is_some(),
+            })
+        })
+        .collect();
+    let unreadable: Vec<Value> = page
+        .bad
+        .iter()
+        .map(|(key, reason)| json!({"key": key, "reason": reason}))
+        .collect();
+    Ok(Response::ok(json!({
+        "cycle": cycle.to_string(),
+        "records": records,
+        "unreadable": unreadable,
+        "next": page.next.as_ref().map(encode_token),
+    })))
+}
+
+/// The shard of a customer, or 404.
+async fn shard_of(deps: &Deps, customer: &CustomerId) -> Result<u32, ApiError> {
+    match deps.customers.get(customer.as_str()).await? {
+        Some(Ok(c)) => Ok(c.shard),
+        Some(Err(e)) => Err(ApiError::Internal(format!("customer record does not decode: {e}"))),
+        None => Err(ApiError::not_found(
+            "unknown-customer",
+            format!("no customer {customer}"),
+        )),
+    }
+}
+
+fn s_attr<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn n_attr(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u64> {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())
+}
+
+async fn delivery(deps: &Deps, cycle: Cycle, customer: &CustomerId, now: DateTime<Utc>) -> Result<Response, ApiError> {
+    let shard = shard_of(deps, customer).await?;
+    let Some(raw) = deps.deliveries.raw(cycle, shard, customer).await? else {
+        return Err(ApiError::not_found(
+            "unknown-delivery",
+            format!("customer {customer} has no delivery in cycle {cycle}"),
+        ));
+    };
+    let id = domain::bill::bill_id(cycle, shard, customer);
+    let contact = match deps.customers.get_in_shard(shard, customer.as_str()).await? {
+        Some(Ok(c)) => match c.contact.open(&deps.keys, &c.customer_id) {
+            Ok(open) => json!({
+                "name": mask_name(open.name.expose()),
+                "email": mask_email(open.email.expose()),
+                "phone": mask_phone(open.phone.expose()),
+            }),
+            Err(_) => json!({"error": "the contact data cannot be opened with this stage's keyring"}),
+        },
+        _ => Value::Null,
+    };
+    let invoice_link = match s_attr(&raw, "email_key") {
+        Some(key) => match deps.bucket.presign_invoice(key, LINK_TTL).await {
+            Ok(url) => Some(url),
+            Err(e) => {
+                tracing::warn!(delivery_id = %id, error = %e, "no invoice link");
+                None
+            }
+        },
+        None => None,
+    };
+    let mut history = Vec::new();
+    for stage in [
+        FailureStage::Dispatch,
+        FailureStage::Email,
+        FailureStage::Sms,
+        FailureStage::DeadLetter,
+    ] {
+        if let Some(r) = deps.failures.get(Some(cycle), &id, stage).await? {
+            history.push(json!({
+                "stage": r.stage, "code": r.code, "reason": r.reason, "channel": r.channel,
+                "attempts": r.attempts, "occurrences": r.occurrences,
+                "first_at": r.first_at, "last_at": r.last_at,
+            }));
+        }
+    }
+    let (commands, _) = deps.commands.by_target(&id, MAX_PAGE, None).await?;
+    let dnd: Vec<String> = n_attr(&raw, "dnd")
+        .and_then(|bits| domain::SlotSet::from_bits(bits as u16).ok())
+        .map(|set| set.iter().map(|slot| format!("{:02}:00", slot.start_hour())).collect())
+        .unwrap_or_default();
+    let text = |name: &str| s_attr(&raw, name).map(str::to_owned);
+    let number = |name: &str| n_attr(&raw, name).unwrap_or(0);
+    Ok(Response::ok(json!({
+        "delivery_id": id,
+        "cycle": cycle.to_string(),
+        "shard": shard,
+        "customer_id": customer.as_str(),
+        "state": text("state"),
+        "channel": text("channel"),
+        "preferred_channel": text("preferred_channel"),
+        "send_date": text("send_date"),
+        "available_at": text("available_at"),
+        "in_due_index": raw.contains_key("due_pk"),
+        "dnd_slots": dnd,
+        "total": number("total"),
+        "attempts": {"email": number("attempts_email"), "sms": number("attempts_sms")},
+        "claims": {"email": number("claims_email"), "sms": number("claims_sms")},
+        "deferrals": number("deferrals"),
+        "last_error": text("last_error"),
+        "held_reason": text("held_reason"),
+        "parked_reason": text("parked_reason"),
+        "queued_at": text("queued_at"),
+        "sent_at": text("sent_at"),
+        "provider_message_id": text("provider_message_id"),
+        "template_version": text("template_version"),
+        "subject": text("subject"),
+        "invoice": {
+            "key": text("email_key"),
+            "link": invoice_link,
+            "link_expires_at": (now + chrono::Duration::from_std(LINK_TTL).unwrap_or_default())
+                .to_rfc3339_opts(SecondsFormat::Secs, true),
+        },
+        "contact": contact,
+        "failures": history,
+        "commands": commands,
+        "created_at": text("created_at"),
+        "updated_at": text("updated_at"),
+    })))
+}
+
+fn parse_body<T: for<'de> Deserialize<'de>>(req: &Request) -> Result<T, ApiError> {
+    let body = req
+        .body
+        .as_deref()
+        .filter(|b| !b.trim().is_empty())
+        .ok_or_else(|| ApiError::bad("missing-body", "this command needs a JSON body"))?;
+    serde_json::from_str(body)
+        .map_err(|e| ApiError::bad("malformed-body", format!("the body is not a valid command: {e}")))
+}
+
+fn parse_instant(name: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(v)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::bad(
+                "invalid-time",
+                format!("{name} {v:?} is not an RFC 3339 time such as 2026-12-15T09:00:00+09:00"),
+            )
+        })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleBody {
+    command_id: String,
+    reason: String,
+    available_at: String,
+}
+
+/// `READY` or `HELD` → `READY`, not before `available_at` (whole seconds), back in the `Due`
+/// index. Dispatch still applies the customer's do-not-disturb slots and the quiet window.
+async fn schedule(
+    deps: &Deps,
+    cycle: Cycle,
+    customer: &CustomerId,
+    req: &Request,
+    caller: &Caller,
+    now: DateTime<Utc>,
+) -> Result<Response, ApiError> {
+    let body: ScheduleBody = parse_body(req)?;
+    check_command_id(&body.command_id)?;
+    check_reason(&body.reason)?;
+    let at = parse_instant("available_at", &body.available_at)?;
+    let at = DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at);
+    if at < now - chrono::Duration::minutes(5) {
+        return Err(ApiError::bad(
+            "invalid-time",
+            format!("available_at {} is in the past", utc_seconds::format(&at)),
+        ));
+    }
+    if at > now + chrono::Duration::days(MAX_SCHEDULE_AHEAD_DAYS) {
+        return Err(ApiError::bad(
+            "invalid-time",
+            format!("available_at is more than {MAX_SCHEDULE_AHEAD_DAYS} days ahead"),
+        ));
+    }
+    let shard = shard_of(deps, customer).await?;
+    let id = domain::bill::bill_id(cycle, shard, customer);
+    let cmd = NewCommand {
+        id: &body.command_id,
+        name: "schedule",
+        target: id.clone(),
+        who: &caller.arn,
+        why: &body.reason,
+        request_digest: NewCommand::digest("schedule", &id, &json!({"available_at": utc_seconds::format(&at)})),
+        at: now,
+    };
+    if let Some(first) = deps.commands.replay(&cmd).await? {
+        return Ok(replayed(first));
+    }
+    let Some(raw) = deps.deliveries.raw(cycle, shard, customer).await? else {
+        return Err(ApiError::not_found(
+            "unknown-delivery",
+            format!("customer {customer} has no delivery in cycle {cycle}"),
+        ));
+    };
+    let state = s_attr(&raw, "state").unwrap_or("?").to_owned();
+    let updated = s_attr(&raw, "updated_at").unwrap_or_default().to_owned();
+    if state != DeliveryState::Ready.as_str() && state != DeliveryState::Held.as_str() {
+        return Err(ApiError::conflict(
+            "wrong-state",
+            format!("delivery {id} is {state}; only a READY or HELD delivery can be scheduled"),
+        ));
+    }
+    let previous = s_attr(&raw, "available_at").map(str::to_owned);
+    let due = due_key(cycle, domain::delivery::due_bucket(customer));
+    let update = Update::builder()
+        .table_name(deps.deliveries.table())
+        .key("pk", AttributeValue::S(partition_key(cycle, shard)))
+        .key("customer_id", AttributeValue::S(customer.as_str().to_owned()))
+        .update_expression(
+            "SET #st = :ready, available_at = :at, due_pk = :due, updated_at = :now, scheduled_by = :cmd \
+             REMOVE held_reason",
+        )
+        .condition_expression("#st = :seen AND updated_at = :seen_updated")
+        .expression_attribute_names("#st", "state")
+        .expression_attribute_values(":ready", AttributeValue::S(DeliveryState::Ready.as_str().into()))
+        .expression_attribute_values(":at", AttributeValue::S(utc_seconds::format(&at)))
+        .expression_attribute_values(":due", AttributeValue::S(due))
+        .expression_attribute_values(":now", AttributeValue::S(utc_seconds::format(&now)))
+        .expression_attribute_values(":cmd", AttributeValue::S(body.command_id.clone()))
+        .expression_attribute_values(":seen", AttributeValue::S(state.clone()))
+        .expression_attribute_values(":seen_updated", AttributeValue::S(updated))
+        .build()
+        .map_err(|e| ApiError::Internal(format!("building the update: {e}")))?;
+    let result = json!({
+        "command_id": body.command_id,
+        "command": "schedule",
+        "delivery_id": id,
+        "state": "READY",
+        "available_at": utc_seconds::format(&at),
+        "previous": {"state": state, "available_at": previous},
+        "replayed": false,
+    });
+    let applied = deps
+        .commands
+        .apply(
+            &cmd,
+            TransactWriteItem::builder().update(update).build(),
+            result,
+            || {
+                ApiError::conflict(
+                    "changed-meanwhile",
+                    format!("delivery {id} changed while the command was given; read it again"),
+                )
+            },
+        )
+        .await?;
+    Ok(match applied {
+        Applied::Now(result) => {
+            tracing::info!(command_id = %body.command_id, command = "schedule", delivery_id = %id, who = %caller.arn, "command applied");
+            Response::ok(result)
+        }
+        Applied::Replayed(first) => replayed(first),
+    })
+}
+
+fn replayed(first: commands::CommandRecord) -> Response {
+    let mut result = first.result;
+    if let Some(o) = result.as_object_mut() {
+        o.insert("replayed".into(), Value::Bool(true));
+    }
+    Response::ok(result)
+}
+
+async fn audit(deps: &Deps, req: &Request) -> Result<Response, ApiError> {
+    let day = req
+        .query
+        .get("day")
+        .ok_or_else(|| ApiError::bad("missing-day", "audit needs ?day=YYYY-MM-DD (UTC)"))?;
+    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .map_err(|_| ApiError::bad("invalid-day", format!("day {day:?} is not YYYY-MM-DD")))?;
+    let limit = page_size(req)?;
+    let start = decode_token(req)?;
+    let (records, next) = deps.commands.by_day(day, limit, start).await?;
+    Ok(Response::ok(json!({
+        "day": day,
+        "commands": records,
+        "next": next.as_ref().map(encode_token),
+    })))
+}
