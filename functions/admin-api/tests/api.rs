@@ -121,8 +121,20 @@ async fn reads_answer_and_bad_requests_get_clear_errors() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["status"], "SETTLED");
     assert_eq!(r.body["shards"]["total"], 2);
+    // The funnel: every delivery counted once, by state, channel and send day.
+    let f = api.call("GET", "/cycles/2026-11/funnel", None).await;
+    assert_eq!(f.status, 200, "{}", f.body);
+    assert_eq!(f.body["deliveries"], 6);
+    assert_eq!(f.body["by_state"], json!({"QUEUED": 6}));
+    let queued_on = |ch: Channel| api.seeded.deliveries.iter().filter(|(_, c)| *c == ch).count();
+    assert_eq!(f.body["by_channel"]["email"]["QUEUED"], queued_on(Channel::Email));
+    assert_eq!(f.body["by_channel"]["sms"]["QUEUED"], queued_on(Channel::Sms));
+    let days = f.body["by_send_day"].as_object().unwrap();
+    assert_eq!(days.values().map(|d| d["QUEUED"].as_u64().unwrap()).sum::<u64>(), 6);
+
     for (path, status, code) in [
         ("/cycles/2031-01", 404, "unknown-cycle"),
+        ("/cycles/2031-01/funnel", 404, "unknown-cycle"),
         ("/cycles/2026-13", 400, "invalid-cycle"),
         ("/cycles/november", 400, "invalid-cycle"),
         ("/nowhere", 404, "unknown-route"),

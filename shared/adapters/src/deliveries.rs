@@ -98,6 +98,14 @@ impl Existing {
     }
 }
 
+/// Where one delivery stands (see [`DeliveryStore::shard_funnel`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunnelEntry {
+    pub state: String,
+    pub channel: Option<String>,
+    pub send_date: String,
+}
+
 /// Outcome of a content update.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum UpdateOutcome {
@@ -249,6 +257,26 @@ impl DeliveryStore {
                 state: attr_s(item, "state").unwrap_or_default().to_owned(),
                 content_hash: attr_s(item, "content_hash").unwrap_or_default().to_owned(),
                 template_version: attr_s(item, "template_version").unwrap_or_default().to_owned(),
+            })
+            .collect())
+    }
+
+    /// Where each delivery of a shard stands, for the funnel: state, channel
+    /// (once queued) and send date, read with one eventually consistent
+    /// `Query` (paginated) projecting only those.
+    pub async fn shard_funnel(&self, cycle: Cycle, shard: u32) -> Result<Vec<FunnelEntry>, StoreError> {
+        let req = self
+            .shard_query(cycle, shard)
+            .projection_expression("#st, channel, send_date")
+            .expression_attribute_names("#st", "state");
+        Ok(query_all(req, &self.table)
+            .await?
+            .items
+            .iter()
+            .map(|item| FunnelEntry {
+                state: attr_s(item, "state").unwrap_or("?").to_owned(),
+                channel: attr_s(item, "channel").map(str::to_owned),
+                send_date: attr_s(item, "send_date").unwrap_or("?").to_owned(),
             })
             .collect())
     }
