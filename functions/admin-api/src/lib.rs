@@ -8,6 +8,7 @@
 //! | `GET /cycles/{cycle}/failures?limit=&next=` | the cycle's failure log, a page at a time |
 //! | `GET /cycles/{cycle}/deliveries/{customer}` | one delivery: state, channel, attempts, slots, template version, a link to the invoice, masked contact data, failure records and commands |
 //! | `POST /cycles/{cycle}/deliveries/{customer}/schedule` | a `READY` or `HELD` delivery goes out no earlier than `available_at` |
+//! | `POST /cycles/{cycle}/deliveries/{customer}/resend` | a sent, dead or held delivery goes out once more, in a new send round |
 //! | `GET /commands/{command id}` | one command: who, what, why, when, its answer |
 //! | `GET /audit?day=YYYY-MM-DD&limit=&next=` | the commands of a day |
 //!
@@ -17,6 +18,7 @@
 
 pub mod commands;
 pub mod http;
+pub mod local;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -154,6 +156,10 @@ async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Respons
         ["cycles", cycle, "deliveries", customer, "schedule"] => {
             only("POST")?;
             schedule(deps, parse_cycle(cycle)?, &parse_customer(customer)?, req, caller, now).await
+        }
+        ["cycles", cycle, "deliveries", customer, "resend"] => {
+            only("POST")?;
+            resend(deps, parse_cycle(cycle)?, &parse_customer(customer)?, req, caller, now).await
         }
         ["commands", id] => {
             only("GET")?;
@@ -453,6 +459,7 @@ async fn delivery(deps: &Deps, cycle: Cycle, customer: &CustomerId, now: DateTim
         "attempts": {"email": number("attempts_email"), "sms": number("attempts_sms")},
         "claims": {"email": number("claims_email"), "sms": number("claims_sms")},
         "deferrals": number("deferrals"),
+        "send_round": number("send_round"),
         "last_error": text("last_error"),
         "held_reason": text("held_reason"),
         "parked_reason": text("parked_reason"),
@@ -606,6 +613,139 @@ async fn schedule(
     Ok(match applied {
         Applied::Now(result) => {
             tracing::info!(command_id = %body.command_id, command = "schedule", delivery_id = %id, who = %caller.arn, "command applied");
+            Response::ok(result)
+        }
+        Applied::Replayed(first) => replayed(first),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResendBody {
+    command_id: String,
+    reason: String,
+    /// Not before this (RFC 3339); now when absent.
+    #[serde(default)]
+    available_at: Option<String>,
+}
+
+/// `SENT_EMAIL`, `SENT_SMS`, `DEAD` or `HELD` → `READY` in the next send round: attempts,
+/// claims and the last send's traces cleared, back in the `Due` index. The providers'
+/// idempotency key names the round, so the delivery is sent once more — and once only,
+/// however often its messages arrive. Dispatch applies the slots as for any delivery.
+async fn resend(
+    deps: &Deps,
+    cycle: Cycle,
+    customer: &CustomerId,
+    req: &Request,
+    caller: &Caller,
+    now: DateTime<Utc>,
+) -> Result<Response, ApiError> {
+    let body: ResendBody = parse_body(req)?;
+    check_command_id(&body.command_id)?;
+    check_reason(&body.reason)?;
+    let at = match &body.available_at {
+        Some(v) => parse_instant("available_at", v)?,
+        None => now,
+    };
+    let at = DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at);
+    if at > now + chrono::Duration::days(MAX_SCHEDULE_AHEAD_DAYS) {
+        return Err(ApiError::bad(
+            "invalid-time",
+            format!("available_at is more than {MAX_SCHEDULE_AHEAD_DAYS} days ahead"),
+        ));
+    }
+    let at = at.max(DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now));
+    let shard = shard_of(deps, customer).await?;
+    let id = domain::bill::bill_id(cycle, shard, customer);
+    let cmd = NewCommand {
+        id: &body.command_id,
+        name: "resend",
+        target: id.clone(),
+        who: &caller.arn,
+        why: &body.reason,
+        request_digest: NewCommand::digest("resend", &id, &json!({"available_at": body.available_at})),
+        at: now,
+    };
+    if let Some(first) = deps.commands.replay(&cmd).await? {
+        return Ok(replayed(first));
+    }
+    let Some(raw) = deps.deliveries.raw(cycle, shard, customer).await? else {
+        return Err(ApiError::not_found(
+            "unknown-delivery",
+            format!("customer {customer} has no delivery in cycle {cycle}"),
+        ));
+    };
+    let state = s_attr(&raw, "state").unwrap_or("?").to_owned();
+    let updated = s_attr(&raw, "updated_at").unwrap_or_default().to_owned();
+    let resendable = [
+        DeliveryState::SentEmail,
+        DeliveryState::SentSms,
+        DeliveryState::Dead,
+        DeliveryState::Held,
+    ]
+    .iter()
+    .any(|s| s.as_str() == state);
+    if !resendable {
+        return Err(ApiError::conflict(
+            "wrong-state",
+            format!(
+                "delivery {id} is {state}: it is already on its way; only a sent, dead or held delivery can be resent"
+            ),
+        ));
+    }
+    let round = n_attr(&raw, "send_round").unwrap_or(0) + 1;
+    let due = due_key(cycle, domain::delivery::due_bucket(customer));
+    let update = Update::builder()
+        .table_name(deps.deliveries.table())
+        .key("pk", AttributeValue::S(partition_key(cycle, shard)))
+        .key("customer_id", AttributeValue::S(customer.as_str().to_owned()))
+        .update_expression(
+            "SET #st = :ready, send_round = :round, available_at = :at, due_pk = :due, updated_at = :now, \
+             resent_by = :cmd, attempts_email = :zero, attempts_sms = :zero \
+             REMOVE channel, claims_email, claims_sms, provider_message_id, sent_at, last_error, held_reason, \
+             lease_until, claim_id, run_id, queued_at",
+        )
+        .condition_expression("#st = :seen AND updated_at = :seen_updated")
+        .expression_attribute_names("#st", "state")
+        .expression_attribute_values(":ready", AttributeValue::S(DeliveryState::Ready.as_str().into()))
+        .expression_attribute_values(":round", AttributeValue::N(round.to_string()))
+        .expression_attribute_values(":at", AttributeValue::S(utc_seconds::format(&at)))
+        .expression_attribute_values(":due", AttributeValue::S(due))
+        .expression_attribute_values(":now", AttributeValue::S(utc_seconds::format(&now)))
+        .expression_attribute_values(":cmd", AttributeValue::S(body.command_id.clone()))
+        .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+        .expression_attribute_values(":seen", AttributeValue::S(state.clone()))
+        .expression_attribute_values(":seen_updated", AttributeValue::S(updated))
+        .build()
+        .map_err(|e| ApiError::Internal(format!("building the update: {e}")))?;
+    let result = json!({
+        "command_id": body.command_id,
+        "command": "resend",
+        "delivery_id": id,
+        "state": "READY",
+        "send_round": round,
+        "available_at": utc_seconds::format(&at),
+        "previous": {"state": state, "provider_message_id": s_attr(&raw, "provider_message_id")},
+        "replayed": false,
+    });
+    let applied = deps
+        .commands
+        .apply(
+            &cmd,
+            TransactWriteItem::builder().update(update).build(),
+            result,
+            || {
+                ApiError::conflict(
+                    "changed-meanwhile",
+                    format!("delivery {id} changed while the command was given; read it again"),
+                )
+            },
+        )
+        .await?;
+    Ok(match applied {
+        Applied::Now(result) => {
+            tracing::info!(command_id = %body.command_id, command = "resend", delivery_id = %id, round, who = %caller.arn, "command applied");
             Response::ok(result)
         }
         Applied::Replayed(first) => replayed(first),

@@ -337,3 +337,131 @@ async fn schedule_is_idempotent_audited_and_refused_in_the_wrong_state() {
     let (records, _) = api.deps.commands.by_target(&id, 50, None).await.unwrap();
     assert_eq!(records.len(), 2, "c-1 and c-race, each once");
 }
+
+/// Accepted sends at the mock providers, by idempotency key.
+async fn accepted_sends(api: &Api) -> std::collections::BTreeMap<String, u64> {
+    let table = local_run::send::sender_env(&api.stack.resources, Channel::Email, &[])["MOCK_SENDS_TABLE"].clone();
+    let client = adapters::dynamodb_client(&api.stack.config);
+    let mut counts = std::collections::BTreeMap::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(&table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        for item in page.items() {
+            *counts.entry(item["pk"].as_s().unwrap().clone()).or_insert(0) += 1;
+        }
+        start = page.last_evaluated_key.filter(|k| !k.is_empty());
+        if start.is_none() {
+            break;
+        }
+    }
+    counts
+}
+
+#[tokio::test]
+async fn a_resend_after_sent_sends_once_more_exactly_once_and_is_audited() {
+    use domain::dispatch::SlotRun;
+    use local_run::send::{VirtualClock, drain, pollers};
+
+    let api = Api::new("admin-resend").await;
+    // 10:00 in Seoul on the customers' send day: an open slot.
+    let t0: DateTime<Utc> = "2026-12-15T01:00:00Z".parse().unwrap();
+    let clock = VirtualClock::at(t0);
+    let overrides = [
+        ("MOCK_LATENCY_MS", "0".to_owned()),
+        ("MOCK_FAILURE_RATE", "0".to_owned()),
+    ];
+    let senders = pollers(&api.stack.config, &api.stack.resources, &overrides, &clock).unwrap();
+    let (_, drained) = drain(&senders, 2, std::time::Duration::from_secs(120)).await.unwrap();
+    assert!(drained);
+    let first = accepted_sends(&api).await;
+    assert_eq!(first.len(), 6, "{first:?}");
+    assert!(first.values().all(|n| *n == 1));
+
+    let (id, customer) = api.delivery(0);
+    let path = format!("/cycles/2026-11/deliveries/{customer}/resend");
+    let sent = api.raw(&id).await["state"].as_s().unwrap().clone();
+    assert!(sent.starts_with("SENT_"), "{sent}");
+    let resend = json!({"command_id": "r-1", "reason": "customer deleted the email by mistake"});
+
+    // A delivery on its way cannot be resent; bad requests are 400.
+    let (other_id, other_customer) = api.delivery(1);
+    api.make_ready(&other_id).await;
+    let r = api
+        .call_at(
+            "POST",
+            &format!("/cycles/2026-11/deliveries/{other_customer}/resend"),
+            Some(json!({"command_id": "r-0", "reason": "x"})),
+            t0,
+        )
+        .await;
+    assert_eq!((r.status, error_code(&r)), (409, "wrong-state"), "{}", r.body);
+    let r = api
+        .call_at(
+            "POST",
+            &path,
+            Some(json!({"command_id": "r-1", "reason": "x", "available_at": "soon"})),
+            t0,
+        )
+        .await;
+    assert_eq!((r.status, error_code(&r)), (400, "invalid-time"));
+
+    // Resent: READY in round 1, given twice, applied once.
+    let r = api.call_at("POST", &path, Some(resend.clone()), t0).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (r.body["state"].as_str(), r.body["send_round"].as_u64()),
+        (Some("READY"), Some(1))
+    );
+    let again = api.call_at("POST", &path, Some(resend.clone()), t0).await;
+    assert_eq!((again.status, &again.body["replayed"]), (200, &json!(true)));
+    let raw = api.raw(&id).await;
+    assert_eq!(
+        raw["send_round"].as_n().unwrap(),
+        "1",
+        "the replay did not start a round 2"
+    );
+    assert!(!raw.contains_key("provider_message_id"));
+
+    // The next slot's dispatch enqueues it, and the senders send it once more.
+    let next = SlotRun::containing(t0).next();
+    clock.set(next.start());
+    let dispatch = local_run::dispatch::dispatch_deps(&api.stack.config, &api.stack.resources).unwrap();
+    let report = local_run::dispatch::run_slot(&dispatch, next).await.unwrap();
+    assert_eq!(report.enqueued_email + report.enqueued_sms, 1, "{report:?}");
+    let (_, drained) = drain(&senders, 2, std::time::Duration::from_secs(120)).await.unwrap();
+    assert!(drained);
+    let after = accepted_sends(&api).await;
+    let mine: Vec<(&String, &u64)> = after.iter().filter(|(k, _)| k.starts_with(&format!("{id}#"))).collect();
+    assert_eq!(mine.len(), 2, "round 0 and round 1: {mine:?}");
+    assert!(mine.iter().all(|(_, n)| **n == 1), "each round sent once: {mine:?}");
+    assert!(mine.iter().any(|(k, _)| k.ends_with("#r1")));
+    assert_eq!(after.len(), 7, "nothing else was sent again: {after:?}");
+
+    // Audited on the delivery.
+    let d = api
+        .call_at(
+            "GET",
+            &format!("/cycles/2026-11/deliveries/{customer}"),
+            None,
+            next.start(),
+        )
+        .await;
+    assert!(d.body["state"].as_str().unwrap().starts_with("SENT_"), "{}", d.body);
+    assert_eq!(d.body["send_round"], 1);
+    let commands = d.body["commands"].as_array().unwrap();
+    assert_eq!(commands.len(), 1);
+    assert_eq!(
+        (&commands[0]["command"], &commands[0]["who"], &commands[0]["why"]),
+        (
+            &json!("resend"),
+            &json!(OPERATOR),
+            &json!("customer deleted the email by mistake")
+        )
+    );
+}

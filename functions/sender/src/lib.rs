@@ -675,7 +675,7 @@ async fn deliver(m: &Msg<'_>) -> Result<Outcome, SenderError> {
 
     let attempt = attempts(&delivery, c.channel) + 1;
     if claims > 1 {
-        match lookup(m).await {
+        match lookup(m, delivery.send_round).await {
             Ok(Lookup::Accepted(a)) => return Ok(complete(m, &a.provider_message_id, Outcome::Recovered).await),
             Ok(Lookup::NotFound | Lookup::Unsupported) => {}
             Err(e) => {
@@ -724,8 +724,8 @@ fn lost(m: &Msg<'_>) -> Outcome {
     Outcome::LostClaim
 }
 
-async fn lookup(m: &Msg<'_>) -> Result<Lookup, ProviderError> {
-    let key = idempotency_key(m.id(), m.deps.config.channel);
+async fn lookup(m: &Msg<'_>, round: u32) -> Result<Lookup, ProviderError> {
+    let key = round_key(m.id(), m.deps.config.channel, round);
     match m.deps.config.channel {
         Channel::Email => m.deps.email.find_email(&key).await,
         Channel::Sms => m.deps.sms.find_sms(&key).await,
@@ -735,6 +735,16 @@ async fn lookup(m: &Msg<'_>) -> Result<Lookup, ProviderError> {
 /// The provider's idempotency key: one per delivery and channel.
 pub fn idempotency_key(delivery_id: &str, channel: Channel) -> String {
     format!("{delivery_id}#{}", channel.as_str())
+}
+
+/// The idempotency key of a send round (`Delivery::send_round`): round 0 is
+/// [`idempotency_key`]; an operator's resend starts round n, `…#r{n}`, so it
+/// sends once more, and only once.
+pub fn round_key(delivery_id: &str, channel: Channel, round: u32) -> String {
+    match round {
+        0 => idempotency_key(delivery_id, channel),
+        n => format!("{}#r{n}", idempotency_key(delivery_id, channel)),
+    }
 }
 
 async fn stale(m: &Msg<'_>, state: &str, channel: Option<&str>) -> Outcome {
@@ -822,7 +832,7 @@ async fn prepare_and_send(m: &Msg<'_>, d: &Delivery, attempt: u32) -> Result<Res
         .contact
         .open(&deps.keys, &customer.customer_id)
         .map_err(|e| permanent("contact-unreadable", e.to_string()))?;
-    let key = idempotency_key(m.id(), c.channel);
+    let key = round_key(m.id(), c.channel, d.send_round);
     let call = async {
         match c.channel {
             Channel::Email => {
@@ -898,7 +908,7 @@ fn gunzip(bytes: &[u8]) -> Result<String, String> {
 /// likely delivered it, and a second send is the failure this platform
 /// promises not to make (an operator can resend it).
 async fn unknown_outcome(m: &Msg<'_>, d: &Delivery, e: &ProviderError) -> Outcome {
-    match lookup(m).await {
+    match lookup(m, d.send_round).await {
         Ok(Lookup::Accepted(a)) => complete(m, &a.provider_message_id, Outcome::Recovered).await,
         Ok(Lookup::NotFound) => failed(m, d, &e.code, &e.message, false).await,
         Ok(Lookup::Unsupported) => {
@@ -1027,5 +1037,15 @@ mod tests {
         let placeholder = SystemTime::UNIX_EPOCH + Duration::from_secs(600);
         assert_eq!(effective_deadline(placeholder, now, minute), now + minute);
         assert_eq!(effective_deadline(now, now, minute), now + minute);
+    }
+
+    #[test]
+    fn each_send_round_has_its_own_key_and_round_zero_keeps_the_first() {
+        let id = "2026-11#00001#C0000042";
+        assert_eq!(round_key(id, Channel::Email, 0), idempotency_key(id, Channel::Email));
+        assert_eq!(round_key(id, Channel::Sms, 0), "2026-11#00001#C0000042#sms");
+        assert_eq!(round_key(id, Channel::Email, 1), "2026-11#00001#C0000042#email#r1");
+        assert_ne!(round_key(id, Channel::Email, 1), round_key(id, Channel::Email, 2));
+        assert_ne!(round_key(id, Channel::Email, 1), round_key(id, Channel::Sms, 1));
     }
 }

@@ -5,7 +5,8 @@
 //!    sender's claim id and a lease (until the invocation's deadline); or
 //!    take over a `SENDING` whose lease has expired (its sender died). The
 //!    delivery leaves the `Due` index: a sender has it.
-//! 2. The sender sends with the idempotency key `{delivery id}#{channel}`.
+//! 2. The sender sends with the idempotency key `{delivery id}#{channel}`
+//!    (`…#r{n}` in send round n, after an operator's resend).
 //! 3. **Complete**: `SENDING` *with this claim id* → `SENT_EMAIL` /
 //!    `SENT_SMS` and the provider's message id. A sender whose lease was
 //!    taken over loses this write and knows it.

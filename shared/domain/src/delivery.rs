@@ -117,6 +117,12 @@ pub struct Delivery {
     pub attempts_email: u32,
     #[serde(default)]
     pub attempts_sms: u32,
+    /// The send round: 0 for the delivery as rendered, one more for every
+    /// operator's resend. The providers' idempotency key names it, so a
+    /// resend sends once more and a duplicate message within a round never
+    /// does. Absent from the item while 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub send_round: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -149,6 +155,7 @@ impl Delivery {
             content,
             attempts_email: 0,
             attempts_sms: 0,
+            send_round: 0,
             created_at: now,
             updated_at: now,
         }
@@ -225,6 +232,10 @@ pub fn start_of_day(date: NaiveDate) -> DateTime<Utc> {
 /// The due-index bucket of a customer: FNV-1a of the id, modulo
 /// [`DUE_BUCKETS`]. Stable across processes and releases (unlike the
 /// standard library's randomly keyed hasher): it is stored in keys.
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 pub fn due_bucket(customer: &CustomerId) -> u32 {
     let mut h: u32 = 0x811c_9dc5;
     for b in customer.as_str().bytes() {

@@ -108,6 +108,7 @@ async fn provision_stack(out: &std::path::Path, name: &str) -> anyhow::Result<St
         local_run::send::SEND_EMAIL,
         local_run::send::SEND_SMS,
         "RecordFailureFunction",
+        "AdminApiFunction",
     ] {
         // As template.yaml gives them, and the contact-data keyring a deployed stack
         // resolves from Secrets Manager (the development keyring unless PII_KEYS is set).

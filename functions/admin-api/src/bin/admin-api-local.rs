@@ -1,0 +1,41 @@
+//! The admin API on a loopback port, over the stack a local run provisioned:
+//!
+//!     set -a; . out/month/stack.env; set +a
+//!     cargo run -p admin-api --bin admin-api-local -- 8080
+//!     BILLING_ADMIN_URL=http://127.0.0.1:8080/ billingctl cycle 2026-11
+//!
+//! Requests must carry a SigV4 `Authorization` header (billingctl signs with any
+//! credentials); its access key id names the caller. Signatures are not verified.
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let port = match std::env::args().nth(1).map(|p| p.parse::<u16>()) {
+        None => 8080,
+        Some(Ok(p)) => p,
+        Some(Err(_)) => {
+            eprintln!("usage: admin-api-local [PORT]  (the variables of out/<run>/stack.env in the environment)");
+            return ExitCode::from(2);
+        }
+    };
+    let sdk = adapters::load_sdk_config().await;
+    let deps = match admin_api::Deps::from_vars(&sdk, &adapters::ProcessEnv) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("admin-api-local: {e} (source out/<run>/stack.env first)");
+            return ExitCode::from(2);
+        }
+    };
+    match admin_api::local::start(deps, port).await {
+        Ok(addr) => {
+            println!("admin API on http://{addr}/ (Ctrl-C stops)");
+            let _ = tokio::signal::ctrl_c().await;
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("admin-api-local: cannot listen on 127.0.0.1:{port}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
