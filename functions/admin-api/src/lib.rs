@@ -9,6 +9,8 @@
 //! | `GET /cycles/{cycle}/deliveries/{customer}` | one delivery: state, channel, attempts, slots, template version, a link to the invoice, masked contact data, failure records and commands |
 //! | `POST /cycles/{cycle}/deliveries/{customer}/schedule` | a `READY` or `HELD` delivery goes out no earlier than `available_at` |
 //! | `POST /cycles/{cycle}/deliveries/{customer}/resend` | a sent, dead or held delivery goes out once more, in a new send round |
+//! | `POST /cycles/{cycle}/deliveries/{customer}/convert-to-sms` | a `READY` or `HELD` delivery goes out by SMS |
+//! | `POST /cycles/{cycle}/deliveries/{customer}/force-send` | a `READY` or `HELD` delivery goes out now, ignoring the customer's do-not-disturb slots (never the quiet window) |
 //! | `GET /commands/{command id}` | one command: who, what, why, when, its answer |
 //! | `GET /audit?day=YYYY-MM-DD&limit=&next=` | the commands of a day |
 //!
@@ -160,6 +162,14 @@ async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Respons
         ["cycles", cycle, "deliveries", customer, "resend"] => {
             only("POST")?;
             resend(deps, parse_cycle(cycle)?, &parse_customer(customer)?, req, caller, now).await
+        }
+        ["cycles", cycle, "deliveries", customer, "convert-to-sms"] => {
+            only("POST")?;
+            convert_to_sms(deps, parse_cycle(cycle)?, &parse_customer(customer)?, req, caller, now).await
+        }
+        ["cycles", cycle, "deliveries", customer, "force-send"] => {
+            only("POST")?;
+            force_send(deps, parse_cycle(cycle)?, &parse_customer(customer)?, req, caller, now).await
         }
         ["commands", id] => {
             only("GET")?;
@@ -387,6 +397,19 @@ fn s_attr<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&
     item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
 
+/// The do-not-disturb slots of an item (a list of slot indices), as `HH:MM-HH:MM`.
+fn dnd_slots(item: &HashMap<String, AttributeValue>) -> Vec<String> {
+    let Some(AttributeValue::L(list)) = item.get("dnd") else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|v| v.as_n().ok())
+        .filter_map(|n| n.parse::<u32>().ok())
+        .filter_map(|i| domain::Slot::new(i).ok())
+        .map(|slot| slot.to_string())
+        .collect()
+}
+
 fn n_attr(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u64> {
     item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())
 }
@@ -437,10 +460,7 @@ async fn delivery(deps: &Deps, cycle: Cycle, customer: &CustomerId, now: DateTim
         }
     }
     let (commands, _) = deps.commands.by_target(&id, MAX_PAGE, None).await?;
-    let dnd: Vec<String> = n_attr(&raw, "dnd")
-        .and_then(|bits| domain::SlotSet::from_bits(bits as u16).ok())
-        .map(|set| set.iter().map(|slot| format!("{:02}:00", slot.start_hour())).collect())
-        .unwrap_or_default();
+    let dnd = dnd_slots(&raw);
     let text = |name: &str| s_attr(&raw, name).map(str::to_owned);
     let number = |name: &str| n_attr(&raw, name).unwrap_or(0);
     Ok(Response::ok(json!({
@@ -455,6 +475,7 @@ async fn delivery(deps: &Deps, cycle: Cycle, customer: &CustomerId, now: DateTim
         "available_at": text("available_at"),
         "in_due_index": raw.contains_key("due_pk"),
         "dnd_slots": dnd,
+        "dnd_ignored_by_force_send": raw.contains_key("dnd_before_force"),
         "total": number("total"),
         "attempts": {"email": number("attempts_email"), "sms": number("attempts_sms")},
         "claims": {"email": number("claims_email"), "sms": number("claims_sms")},
@@ -503,28 +524,151 @@ fn parse_instant(name: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
         })
 }
 
+/// What every command on a delivery carries.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ScheduleBody {
+struct CommandBody {
     command_id: String,
     reason: String,
-    available_at: String,
+    /// Not before this (RFC 3339): required by `schedule`, optional elsewhere (now).
+    #[serde(default)]
+    available_at: Option<String>,
+    /// `resend` only: the channel to resend on (`email` or `sms`); the preferred one otherwise.
+    #[serde(default)]
+    channel: Option<String>,
 }
 
-/// `READY` or `HELD` → `READY`, not before `available_at` (whole seconds), back in the `Due`
-/// index. Dispatch still applies the customer's do-not-disturb slots and the quiet window.
-async fn schedule(
+/// One command on one delivery.
+struct DeliveryCommand {
+    name: &'static str,
+    /// States it applies to; any other is a 409 that says which ones do.
+    allowed: &'static [DeliveryState],
+    /// Everything that defines the request besides its target (digested for replays).
+    params: Value,
+}
+
+/// The command's effect on the item: `SET` and `REMOVE` clauses beyond the common ones
+/// (state, `updated_at`, the command's id), their values, and the answer's own fields.
+struct Effect {
+    set: Vec<&'static str>,
+    remove: Vec<&'static str>,
+    values: Vec<(&'static str, AttributeValue)>,
+    answer: Value,
+}
+
+/// The shared path of every delivery command: validate, replay, read, check the state,
+/// then apply the effect and the command's record in one transaction.
+#[allow(clippy::too_many_arguments)]
+async fn delivery_command(
     deps: &Deps,
     cycle: Cycle,
     customer: &CustomerId,
-    req: &Request,
     caller: &Caller,
     now: DateTime<Utc>,
+    body: &CommandBody,
+    command: DeliveryCommand,
+    effect: impl FnOnce(&HashMap<String, AttributeValue>) -> Result<Effect, ApiError>,
 ) -> Result<Response, ApiError> {
-    let body: ScheduleBody = parse_body(req)?;
     check_command_id(&body.command_id)?;
     check_reason(&body.reason)?;
-    let at = parse_instant("available_at", &body.available_at)?;
+    let shard = shard_of(deps, customer).await?;
+    let id = domain::bill::bill_id(cycle, shard, customer);
+    let cmd = NewCommand {
+        id: &body.command_id,
+        name: command.name,
+        target: id.clone(),
+        who: &caller.arn,
+        why: &body.reason,
+        request_digest: NewCommand::digest(command.name, &id, &command.params),
+        at: now,
+    };
+    if let Some(first) = deps.commands.replay(&cmd).await? {
+        return Ok(replayed(first));
+    }
+    let Some(raw) = deps.deliveries.raw(cycle, shard, customer).await? else {
+        return Err(ApiError::not_found(
+            "unknown-delivery",
+            format!("customer {customer} has no delivery in cycle {cycle}"),
+        ));
+    };
+    let state = s_attr(&raw, "state").unwrap_or("?").to_owned();
+    let updated = s_attr(&raw, "updated_at").unwrap_or_default().to_owned();
+    if !command.allowed.iter().any(|s| s.as_str() == state) {
+        let allowed: Vec<&str> = command.allowed.iter().map(|s| s.as_str()).collect();
+        return Err(ApiError::conflict(
+            "wrong-state",
+            format!(
+                "delivery {id} is {state}; {} applies to a delivery that is {}",
+                command.name,
+                allowed.join(" or ")
+            ),
+        ));
+    }
+    let e = effect(&raw)?;
+    let mut set = vec!["#st = :ready", "updated_at = :now", "last_command = :cmd"];
+    set.extend(e.set);
+    let mut expr = format!("SET {}", set.join(", "));
+    if !e.remove.is_empty() {
+        expr.push_str(&format!(" REMOVE {}", e.remove.join(", ")));
+    }
+    let mut update = Update::builder()
+        .table_name(deps.deliveries.table())
+        .key("pk", AttributeValue::S(partition_key(cycle, shard)))
+        .key("customer_id", AttributeValue::S(customer.as_str().to_owned()))
+        .update_expression(expr)
+        .condition_expression("#st = :seen AND updated_at = :seen_updated")
+        .expression_attribute_names("#st", "state")
+        .expression_attribute_values(":ready", AttributeValue::S(DeliveryState::Ready.as_str().into()))
+        .expression_attribute_values(":now", AttributeValue::S(utc_seconds::format(&now)))
+        .expression_attribute_values(":cmd", AttributeValue::S(body.command_id.clone()))
+        .expression_attribute_values(":seen", AttributeValue::S(state.clone()))
+        .expression_attribute_values(":seen_updated", AttributeValue::S(updated));
+    for (k, v) in e.values {
+        update = update.expression_attribute_values(k, v);
+    }
+    let update = update
+        .build()
+        .map_err(|e| ApiError::Internal(format!("building the update: {e}")))?;
+    let mut result = json!({
+        "command_id": body.command_id,
+        "command": command.name,
+        "delivery_id": id,
+        "state": "READY",
+        "previous": {"state": state, "available_at": s_attr(&raw, "available_at")},
+        "replayed": false,
+    });
+    if let (Some(out), Value::Object(extra)) = (result.as_object_mut(), e.answer) {
+        out.extend(extra);
+    }
+    let applied = deps
+        .commands
+        .apply(
+            &cmd,
+            TransactWriteItem::builder().update(update).build(),
+            result,
+            || {
+                ApiError::conflict(
+                    "changed-meanwhile",
+                    format!("delivery {id} changed while the command was given; read it again"),
+                )
+            },
+        )
+        .await?;
+    Ok(match applied {
+        Applied::Now(result) => {
+            tracing::info!(command_id = %body.command_id, command = command.name, delivery_id = %id, who = %caller.arn, "command applied");
+            Response::ok(result)
+        }
+        Applied::Replayed(first) => replayed(first),
+    })
+}
+
+/// `available_at` of a command: whole seconds, not in the past (now when absent or past by
+/// less than five minutes of clock skew), at most `MAX_SCHEDULE_AHEAD_DAYS` ahead.
+fn command_time(v: Option<&str>, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
+    let now = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
+    let Some(v) = v else { return Ok(now) };
+    let at = parse_instant("available_at", v)?;
     let at = DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at);
     if at < now - chrono::Duration::minutes(5) {
         return Err(ApiError::bad(
@@ -538,101 +682,54 @@ async fn schedule(
             format!("available_at is more than {MAX_SCHEDULE_AHEAD_DAYS} days ahead"),
         ));
     }
-    let shard = shard_of(deps, customer).await?;
-    let id = domain::bill::bill_id(cycle, shard, customer);
-    let cmd = NewCommand {
-        id: &body.command_id,
-        name: "schedule",
-        target: id.clone(),
-        who: &caller.arn,
-        why: &body.reason,
-        request_digest: NewCommand::digest("schedule", &id, &json!({"available_at": utc_seconds::format(&at)})),
-        at: now,
-    };
-    if let Some(first) = deps.commands.replay(&cmd).await? {
-        return Ok(replayed(first));
-    }
-    let Some(raw) = deps.deliveries.raw(cycle, shard, customer).await? else {
-        return Err(ApiError::not_found(
-            "unknown-delivery",
-            format!("customer {customer} has no delivery in cycle {cycle}"),
-        ));
-    };
-    let state = s_attr(&raw, "state").unwrap_or("?").to_owned();
-    let updated = s_attr(&raw, "updated_at").unwrap_or_default().to_owned();
-    if state != DeliveryState::Ready.as_str() && state != DeliveryState::Held.as_str() {
-        return Err(ApiError::conflict(
-            "wrong-state",
-            format!("delivery {id} is {state}; only a READY or HELD delivery can be scheduled"),
-        ));
-    }
-    let previous = s_attr(&raw, "available_at").map(str::to_owned);
-    let due = due_key(cycle, domain::delivery::due_bucket(customer));
-    let update = Update::builder()
-        .table_name(deps.deliveries.table())
-        .key("pk", AttributeValue::S(partition_key(cycle, shard)))
-        .key("customer_id", AttributeValue::S(customer.as_str().to_owned()))
-        .update_expression(
-            "SET #st = :ready, available_at = :at, due_pk = :due, updated_at = :now, scheduled_by = :cmd \
-             REMOVE held_reason",
-        )
-        .condition_expression("#st = :seen AND updated_at = :seen_updated")
-        .expression_attribute_names("#st", "state")
-        .expression_attribute_values(":ready", AttributeValue::S(DeliveryState::Ready.as_str().into()))
-        .expression_attribute_values(":at", AttributeValue::S(utc_seconds::format(&at)))
-        .expression_attribute_values(":due", AttributeValue::S(due))
-        .expression_attribute_values(":now", AttributeValue::S(utc_seconds::format(&now)))
-        .expression_attribute_values(":cmd", AttributeValue::S(body.command_id.clone()))
-        .expression_attribute_values(":seen", AttributeValue::S(state.clone()))
-        .expression_attribute_values(":seen_updated", AttributeValue::S(updated))
-        .build()
-        .map_err(|e| ApiError::Internal(format!("building the update: {e}")))?;
-    let result = json!({
-        "command_id": body.command_id,
-        "command": "schedule",
-        "delivery_id": id,
-        "state": "READY",
-        "available_at": utc_seconds::format(&at),
-        "previous": {"state": state, "available_at": previous},
-        "replayed": false,
-    });
-    let applied = deps
-        .commands
-        .apply(
-            &cmd,
-            TransactWriteItem::builder().update(update).build(),
-            result,
-            || {
-                ApiError::conflict(
-                    "changed-meanwhile",
-                    format!("delivery {id} changed while the command was given; read it again"),
-                )
-            },
-        )
-        .await?;
-    Ok(match applied {
-        Applied::Now(result) => {
-            tracing::info!(command_id = %body.command_id, command = "schedule", delivery_id = %id, who = %caller.arn, "command applied");
-            Response::ok(result)
-        }
-        Applied::Replayed(first) => replayed(first),
-    })
+    Ok(at.max(now))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ResendBody {
-    command_id: String,
-    reason: String,
-    /// Not before this (RFC 3339); now when absent.
-    #[serde(default)]
-    available_at: Option<String>,
+fn due_value(cycle: Cycle, customer: &CustomerId) -> AttributeValue {
+    AttributeValue::S(due_key(cycle, domain::delivery::due_bucket(customer)))
+}
+
+/// `READY` or `HELD` → `READY`, not before `available_at`, back in the `Due` index.
+/// Dispatch still applies the customer's do-not-disturb slots and the quiet window.
+async fn schedule(
+    deps: &Deps,
+    cycle: Cycle,
+    customer: &CustomerId,
+    req: &Request,
+    caller: &Caller,
+    now: DateTime<Utc>,
+) -> Result<Response, ApiError> {
+    let body: CommandBody = parse_body(req)?;
+    let Some(given) = body.available_at.as_deref() else {
+        return Err(ApiError::bad("malformed-body", "schedule needs available_at"));
+    };
+    if body.channel.is_some() {
+        return Err(ApiError::bad("malformed-body", "schedule takes no channel"));
+    }
+    let at = command_time(Some(given), now)?;
+    let command = DeliveryCommand {
+        name: "schedule",
+        allowed: &[DeliveryState::Ready, DeliveryState::Held],
+        params: json!({"available_at": utc_seconds::format(&at)}),
+    };
+    delivery_command(deps, cycle, customer, caller, now, &body, command, |_| {
+        Ok(Effect {
+            set: vec!["available_at = :at", "due_pk = :due"],
+            remove: vec!["held_reason"],
+            values: vec![
+                (":at", AttributeValue::S(utc_seconds::format(&at))),
+                (":due", due_value(cycle, customer)),
+            ],
+            answer: json!({"available_at": utc_seconds::format(&at)}),
+        })
+    })
+    .await
 }
 
 /// `SENT_EMAIL`, `SENT_SMS`, `DEAD` or `HELD` → `READY` in the next send round: attempts,
-/// claims and the last send's traces cleared, back in the `Due` index. The providers'
-/// idempotency key names the round, so the delivery is sent once more — and once only,
-/// however often its messages arrive. Dispatch applies the slots as for any delivery.
+/// claims and the last send's traces cleared, back in the `Due` index, optionally on another
+/// channel. The providers' idempotency key names the round, so the delivery is sent once
+/// more — and once only, however often its messages arrive. Dispatch applies the slots.
 async fn resend(
     deps: &Deps,
     cycle: Cycle,
@@ -641,115 +738,159 @@ async fn resend(
     caller: &Caller,
     now: DateTime<Utc>,
 ) -> Result<Response, ApiError> {
-    let body: ResendBody = parse_body(req)?;
-    check_command_id(&body.command_id)?;
-    check_reason(&body.reason)?;
-    let at = match &body.available_at {
-        Some(v) => parse_instant("available_at", v)?,
-        None => now,
-    };
-    let at = DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at);
-    if at > now + chrono::Duration::days(MAX_SCHEDULE_AHEAD_DAYS) {
-        return Err(ApiError::bad(
-            "invalid-time",
-            format!("available_at is more than {MAX_SCHEDULE_AHEAD_DAYS} days ahead"),
-        ));
-    }
-    let at = at.max(DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now));
-    let shard = shard_of(deps, customer).await?;
-    let id = domain::bill::bill_id(cycle, shard, customer);
-    let cmd = NewCommand {
-        id: &body.command_id,
-        name: "resend",
-        target: id.clone(),
-        who: &caller.arn,
-        why: &body.reason,
-        request_digest: NewCommand::digest("resend", &id, &json!({"available_at": body.available_at})),
-        at: now,
-    };
-    if let Some(first) = deps.commands.replay(&cmd).await? {
-        return Ok(replayed(first));
-    }
-    let Some(raw) = deps.deliveries.raw(cycle, shard, customer).await? else {
-        return Err(ApiError::not_found(
-            "unknown-delivery",
-            format!("customer {customer} has no delivery in cycle {cycle}"),
-        ));
-    };
-    let state = s_attr(&raw, "state").unwrap_or("?").to_owned();
-    let updated = s_attr(&raw, "updated_at").unwrap_or_default().to_owned();
-    let resendable = [
-        DeliveryState::SentEmail,
-        DeliveryState::SentSms,
-        DeliveryState::Dead,
-        DeliveryState::Held,
-    ]
-    .iter()
-    .any(|s| s.as_str() == state);
-    if !resendable {
-        return Err(ApiError::conflict(
-            "wrong-state",
-            format!(
-                "delivery {id} is {state}: it is already on its way; only a sent, dead or held delivery can be resent"
-            ),
-        ));
-    }
-    let round = n_attr(&raw, "send_round").unwrap_or(0) + 1;
-    let due = due_key(cycle, domain::delivery::due_bucket(customer));
-    let update = Update::builder()
-        .table_name(deps.deliveries.table())
-        .key("pk", AttributeValue::S(partition_key(cycle, shard)))
-        .key("customer_id", AttributeValue::S(customer.as_str().to_owned()))
-        .update_expression(
-            "SET #st = :ready, send_round = :round, available_at = :at, due_pk = :due, updated_at = :now, \
-             resent_by = :cmd, attempts_email = :zero, attempts_sms = :zero \
-             REMOVE channel, claims_email, claims_sms, provider_message_id, sent_at, last_error, held_reason, \
-             lease_until, claim_id, run_id, queued_at",
-        )
-        .condition_expression("#st = :seen AND updated_at = :seen_updated")
-        .expression_attribute_names("#st", "state")
-        .expression_attribute_values(":ready", AttributeValue::S(DeliveryState::Ready.as_str().into()))
-        .expression_attribute_values(":round", AttributeValue::N(round.to_string()))
-        .expression_attribute_values(":at", AttributeValue::S(utc_seconds::format(&at)))
-        .expression_attribute_values(":due", AttributeValue::S(due))
-        .expression_attribute_values(":now", AttributeValue::S(utc_seconds::format(&now)))
-        .expression_attribute_values(":cmd", AttributeValue::S(body.command_id.clone()))
-        .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-        .expression_attribute_values(":seen", AttributeValue::S(state.clone()))
-        .expression_attribute_values(":seen_updated", AttributeValue::S(updated))
-        .build()
-        .map_err(|e| ApiError::Internal(format!("building the update: {e}")))?;
-    let result = json!({
-        "command_id": body.command_id,
-        "command": "resend",
-        "delivery_id": id,
-        "state": "READY",
-        "send_round": round,
-        "available_at": utc_seconds::format(&at),
-        "previous": {"state": state, "provider_message_id": s_attr(&raw, "provider_message_id")},
-        "replayed": false,
-    });
-    let applied = deps
-        .commands
-        .apply(
-            &cmd,
-            TransactWriteItem::builder().update(update).build(),
-            result,
-            || {
-                ApiError::conflict(
-                    "changed-meanwhile",
-                    format!("delivery {id} changed while the command was given; read it again"),
-                )
-            },
-        )
-        .await?;
-    Ok(match applied {
-        Applied::Now(result) => {
-            tracing::info!(command_id = %body.command_id, command = "resend", delivery_id = %id, round, who = %caller.arn, "command applied");
-            Response::ok(result)
+    let body: CommandBody = parse_body(req)?;
+    let at = command_time(body.available_at.as_deref(), now)?;
+    let channel = match body.channel.as_deref() {
+        None => None,
+        Some(c @ ("email" | "sms")) => Some(c.to_owned()),
+        Some(other) => {
+            return Err(ApiError::bad(
+                "invalid-channel",
+                format!("channel {other:?} is not email or sms"),
+            ));
         }
-        Applied::Replayed(first) => replayed(first),
+    };
+    let command = DeliveryCommand {
+        name: "resend",
+        allowed: &[
+            DeliveryState::SentEmail,
+            DeliveryState::SentSms,
+            DeliveryState::Dead,
+            DeliveryState::Held,
+        ],
+        params: json!({"available_at": body.available_at, "channel": channel}),
+    };
+    delivery_command(deps, cycle, customer, caller, now, &body, command, |raw| {
+        let round = n_attr(raw, "send_round").unwrap_or(0) + 1;
+        let mut set = vec![
+            "send_round = :round",
+            "available_at = :at",
+            "due_pk = :due",
+            "attempts_email = :zero",
+            "attempts_sms = :zero",
+        ];
+        let mut values = vec![
+            (":round", AttributeValue::N(round.to_string())),
+            (":at", AttributeValue::S(utc_seconds::format(&at))),
+            (":due", due_value(cycle, customer)),
+            (":zero", AttributeValue::N("0".into())),
+        ];
+        if let Some(c) = &channel {
+            set.push("preferred_channel = :channel");
+            values.push((":channel", AttributeValue::S(c.clone())));
+        }
+        Ok(Effect {
+            set,
+            remove: vec![
+                "channel",
+                "claims_email",
+                "claims_sms",
+                "provider_message_id",
+                "sent_at",
+                "last_error",
+                "held_reason",
+                "lease_until",
+                "claim_id",
+                "run_id",
+                "queued_at",
+            ],
+            values,
+            answer: json!({
+                "send_round": round,
+                "available_at": utc_seconds::format(&at),
+                "channel": channel.clone().or_else(|| s_attr(raw, "preferred_channel").map(str::to_owned)),
+            }),
+        })
     })
+    .await
+}
+
+/// `READY` or `HELD` → `READY` on SMS: the customer's preferred channel becomes SMS for this
+/// delivery (the invoice's text message with its link), from now or `available_at`.
+async fn convert_to_sms(
+    deps: &Deps,
+    cycle: Cycle,
+    customer: &CustomerId,
+    req: &Request,
+    caller: &Caller,
+    now: DateTime<Utc>,
+) -> Result<Response, ApiError> {
+    let body: CommandBody = parse_body(req)?;
+    if body.channel.is_some() {
+        return Err(ApiError::bad("malformed-body", "convert-to-sms takes no channel"));
+    }
+    let at = command_time(body.available_at.as_deref(), now)?;
+    let command = DeliveryCommand {
+        name: "convert-to-sms",
+        allowed: &[DeliveryState::Ready, DeliveryState::Held],
+        params: json!({"available_at": body.available_at}),
+    };
+    delivery_command(deps, cycle, customer, caller, now, &body, command, |raw| {
+        Ok(Effect {
+            set: vec!["preferred_channel = :sms", "available_at = :at", "due_pk = :due"],
+            remove: vec!["held_reason"],
+            values: vec![
+                (":sms", AttributeValue::S("sms".into())),
+                (":at", AttributeValue::S(utc_seconds::format(&at))),
+                (":due", due_value(cycle, customer)),
+            ],
+            answer: json!({
+                "channel": "sms",
+                "available_at": utc_seconds::format(&at),
+                "previous_channel": s_attr(raw, "preferred_channel"),
+            }),
+        })
+    })
+    .await
+}
+
+/// `READY` or `HELD` → `READY` now (or at `available_at`) **without the customer's
+/// do-not-disturb slots** for this delivery: they are cleared on the item and kept in
+/// `dnd_before_force`. The system quiet window still holds: dispatch and the senders apply it
+/// to every delivery, so a forced delivery in the quiet window goes out when it ends.
+async fn force_send(
+    deps: &Deps,
+    cycle: Cycle,
+    customer: &CustomerId,
+    req: &Request,
+    caller: &Caller,
+    now: DateTime<Utc>,
+) -> Result<Response, ApiError> {
+    let body: CommandBody = parse_body(req)?;
+    if body.channel.is_some() {
+        return Err(ApiError::bad("malformed-body", "force-send takes no channel"));
+    }
+    let at = command_time(body.available_at.as_deref(), now)?;
+    let command = DeliveryCommand {
+        name: "force-send",
+        allowed: &[DeliveryState::Ready, DeliveryState::Held],
+        params: json!({"available_at": body.available_at}),
+    };
+    delivery_command(deps, cycle, customer, caller, now, &body, command, |raw| {
+        let dnd = raw.get("dnd").cloned().unwrap_or(AttributeValue::L(Vec::new()));
+        let had_dnd = !dnd_slots(raw).is_empty();
+        Ok(Effect {
+            set: vec![
+                "dnd = :none",
+                "dnd_before_force = if_not_exists(dnd_before_force, :dnd)",
+                "available_at = :at",
+                "due_pk = :due",
+            ],
+            remove: vec!["held_reason"],
+            values: vec![
+                (":none", AttributeValue::L(Vec::new())),
+                (":dnd", dnd),
+                (":at", AttributeValue::S(utc_seconds::format(&at))),
+                (":due", due_value(cycle, customer)),
+            ],
+            answer: json!({
+                "available_at": utc_seconds::format(&at),
+                "dnd_ignored": had_dnd,
+                "quiet_window": "still applies",
+            }),
+        })
+    })
+    .await
 }
 
 fn replayed(first: commands::CommandRecord) -> Response {

@@ -23,8 +23,13 @@ struct Api {
 
 impl Api {
     async fn new(name: &str) -> Api {
+        Api::with_dnd(name, SlotSet::EMPTY).await
+    }
+
+    /// Six customers whose do-not-disturb slots are `dnd`, each with a queued delivery.
+    async fn with_dnd(name: &str, dnd: SlotSet) -> Api {
         let stack = local_aws::fresh_stack(name).await.unwrap();
-        let seeded = seed_queued(&stack.config, &stack.resources, 6, 3, 3, SlotSet::EMPTY)
+        let seeded = seed_queued(&stack.config, &stack.resources, 6, 3, 3, dnd)
             .await
             .unwrap();
         let env = local_run::settle::local_function_env(&stack.resources, "AdminApiFunction");
@@ -464,4 +469,111 @@ async fn a_resend_after_sent_sends_once_more_exactly_once_and_is_audited() {
             &json!("customer deleted the email by mistake")
         )
     );
+}
+
+#[tokio::test]
+async fn force_send_ignores_do_not_disturb_but_never_the_quiet_window_and_convert_moves_to_sms() {
+    use domain::Slot;
+    use domain::dispatch::SlotRun;
+    use local_run::dispatch::{dispatch_deps, run_slot};
+    use local_run::send::{VirtualClock, drain, pollers};
+
+    // Every customer: do not disturb from 10:00 to 12:00 (Seoul).
+    let dnd = SlotSet::EMPTY.with(Slot::new(5).unwrap());
+    let api = Api::with_dnd("admin-force", dnd).await;
+    let ten: DateTime<Utc> = "2026-12-16T01:00:00Z".parse().unwrap(); // 10:00 in Seoul
+    let clock = VirtualClock::at(ten);
+    let overrides = [
+        ("MOCK_LATENCY_MS", "0".to_owned()),
+        ("MOCK_FAILURE_RATE", "0".to_owned()),
+    ];
+    let senders = pollers(&api.stack.config, &api.stack.resources, &overrides, &clock).unwrap();
+    let dispatch = dispatch_deps(&api.stack.config, &api.stack.resources).unwrap();
+    // The seeded messages first: in the DND slot they are deferred, not sent.
+    let (_, drained) = drain(&senders, 2, std::time::Duration::from_secs(120)).await.unwrap();
+    assert!(drained);
+    assert!(accepted_sends(&api).await.is_empty(), "nothing goes out in a DND slot");
+
+    let (forced, forced_customer) = api.delivery(0);
+    let (plain, _) = api.delivery(1);
+    let body = |cmd: &str| json!({"command_id": cmd, "reason": "billing dispute: the customer is waiting"});
+    let force = |customer: &str| format!("/cycles/2026-11/deliveries/{customer}/force-send");
+
+    // A deferred delivery is READY: forced now, it goes in this very slot; the other waits.
+    assert_eq!(api.raw(&forced).await["state"].as_s().unwrap(), "READY");
+    let r = api
+        .call_at("POST", &force(&forced_customer), Some(body("f-1")), ten)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["dnd_ignored"], true);
+    let report = run_slot(&dispatch, SlotRun::containing(ten)).await.unwrap();
+    assert_eq!(
+        report.enqueued_email + report.enqueued_sms,
+        1,
+        "only the forced one: {report:?}"
+    );
+    drain(&senders, 2, std::time::Duration::from_secs(120)).await.unwrap();
+    let sent = accepted_sends(&api).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent.keys().next().unwrap().starts_with(&forced));
+    assert!(api.raw(&forced).await["state"].as_s().unwrap().starts_with("SENT_"));
+    assert_eq!(api.raw(&plain).await["state"].as_s().unwrap(), "READY");
+
+    // Forced at 22:00, inside the quiet window: nothing goes out until 08:00.
+    let (late, late_customer) = api.delivery(2);
+    let ten_pm: DateTime<Utc> = "2026-12-16T13:00:00Z".parse().unwrap();
+    clock.set(ten_pm);
+    let r = api
+        .call_at("POST", &force(&late_customer), Some(body("f-2")), ten_pm)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["quiet_window"], "still applies");
+    let mut run = SlotRun::containing(ten_pm);
+    while run.start() < "2026-12-16T23:00:00Z".parse::<DateTime<Utc>>().unwrap() {
+        let report = run_slot(&dispatch, run).await.unwrap();
+        assert_eq!(report.enqueued_email + report.enqueued_sms, 0, "{run}: {report:?}");
+        run = run.next();
+    }
+    assert_eq!(api.raw(&late).await["state"].as_s().unwrap(), "READY");
+    // Meanwhile, convert an email delivery to SMS: the 08:00 run sends it by SMS.
+    let (conv, _) = api.seeded.deliveries[3..]
+        .iter()
+        .find(|(_, ch)| *ch == Channel::Email)
+        .cloned()
+        .expect("an email delivery");
+    let conv_customer = conv.rsplit('#').next().unwrap().to_owned();
+    assert_eq!(api.raw(&conv).await["state"].as_s().unwrap(), "READY");
+    let path = format!("/cycles/2026-11/deliveries/{conv_customer}/convert-to-sms");
+    let r = api.call_at("POST", &path, Some(body("c-1")), ten_pm).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (&r.body["channel"], &r.body["previous_channel"]),
+        (&json!("sms"), &json!("email"))
+    );
+    let again = api.call_at("POST", &path, Some(body("c-1")), ten_pm).await;
+    assert_eq!(again.body["replayed"], true);
+    let r = api
+        .call_at(
+            "POST",
+            &path,
+            Some(json!({"command_id": "c-2", "reason": "x", "channel": "sms"})),
+            ten_pm,
+        )
+        .await;
+    assert_eq!((r.status, error_code(&r)), (400, "malformed-body"));
+
+    clock.set(run.start()); // 08:00 in Seoul
+    let report = run_slot(&dispatch, run).await.unwrap();
+    assert!(report.enqueued_email + report.enqueued_sms >= 1, "{report:?}");
+    drain(&senders, 2, std::time::Duration::from_secs(120)).await.unwrap();
+    let late_item = api.raw(&late).await;
+    assert!(late_item["state"].as_s().unwrap().starts_with("SENT_"), "{late_item:?}");
+    assert_eq!(late_item["sent_at"].as_s().unwrap(), "2026-12-16T23:00:00Z");
+    assert_eq!(api.raw(&conv).await["state"].as_s().unwrap(), "SENT_SMS");
+
+    // Force-send is for what waits; a sent delivery is resent instead.
+    let r = api
+        .call_at("POST", &force(&forced_customer), Some(body("f-3")), ten_pm)
+        .await;
+    assert_eq!((r.status, error_code(&r)), (409, "wrong-state"));
 }

@@ -86,6 +86,32 @@ enum Action {
         /// Not before this (RFC 3339); now when absent.
         #[arg(long)]
         at: Option<String>,
+        /// Resend on this channel (email or sms) instead of the preferred one.
+        #[arg(long)]
+        channel: Option<String>,
+        #[arg(long)]
+        command_id: Option<String>,
+    },
+    /// Send a READY or HELD delivery by SMS instead of email.
+    ConvertToSms {
+        cycle: String,
+        customer: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long)]
+        command_id: Option<String>,
+    },
+    /// Send a READY or HELD delivery now, ignoring the customer's do-not-disturb slots
+    /// (never the quiet window).
+    ForceSend {
+        cycle: String,
+        customer: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        at: Option<String>,
         #[arg(long)]
         command_id: Option<String>,
     },
@@ -211,6 +237,16 @@ impl Api {
             message: value["error"]["message"].as_str().unwrap_or("").to_owned(),
         })
     }
+}
+
+/// A command's body: its id (a new one when not given), the reason, the time if any.
+fn command_body(command_id: Option<String>, reason: String, at: Option<String>) -> Value {
+    let id = command_id.unwrap_or_else(new_command_id);
+    let mut body = json!({"command_id": id, "reason": reason});
+    if let Some(at) = at {
+        body["available_at"] = json!(at);
+    }
+    body
 }
 
 fn new_command_id() -> String {
@@ -539,20 +575,39 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             customer,
             reason,
             at,
+            channel,
             command_id,
         } => {
-            let id = command_id.unwrap_or_else(new_command_id);
-            let mut body = json!({"command_id": id, "reason": reason});
-            if let Some(at) = at {
-                body["available_at"] = json!(at);
+            let mut body = command_body(command_id, reason, at);
+            if let Some(channel) = channel {
+                body["channel"] = json!(channel);
             }
-            let v = api
-                .call(
-                    "POST",
-                    &format!("/cycles/{cycle}/deliveries/{customer}/resend"),
-                    Some(body),
-                )
-                .await?;
+            let path = format!("/cycles/{cycle}/deliveries/{customer}/resend");
+            let v = api.call("POST", &path, Some(body)).await?;
+            print(&v, show_applied(&v));
+        }
+        Action::ConvertToSms {
+            cycle,
+            customer,
+            reason,
+            at,
+            command_id,
+        } => {
+            let body = command_body(command_id, reason, at);
+            let path = format!("/cycles/{cycle}/deliveries/{customer}/convert-to-sms");
+            let v = api.call("POST", &path, Some(body)).await?;
+            print(&v, show_applied(&v));
+        }
+        Action::ForceSend {
+            cycle,
+            customer,
+            reason,
+            at,
+            command_id,
+        } => {
+            let body = command_body(command_id, reason, at);
+            let path = format!("/cycles/{cycle}/deliveries/{customer}/force-send");
+            let v = api.call("POST", &path, Some(body)).await?;
             print(&v, show_applied(&v));
         }
         Action::Command { id } => {

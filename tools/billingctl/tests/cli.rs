@@ -183,4 +183,37 @@ async fn every_command_answers_with_tables_json_and_exit_codes() {
     ]))
     .await;
     assert_eq!(r.code, 4, "a READY delivery is on its way: {}", r.stderr);
+    let r = call(args(&[
+        "resend",
+        "2026-11",
+        &customer,
+        "--reason",
+        "x",
+        "--channel",
+        "fax",
+    ]))
+    .await;
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    let r = call(args(&[
+        "convert-to-sms",
+        "2026-11",
+        &customer,
+        "--reason",
+        "email bounces",
+    ]))
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("convert-to-sms applied"), "{}", r.stdout);
+    let r = call(args(&[
+        "--json",
+        "force-send",
+        "2026-11",
+        &customer,
+        "--reason",
+        "dispute",
+    ]))
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let forced: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(forced["quiet_window"], "still applies");
 }
