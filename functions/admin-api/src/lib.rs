@@ -13,6 +13,8 @@
 //! | `POST /cycles/{cycle}/deliveries/{customer}/force-send` | a `READY` or `HELD` delivery goes out now, ignoring the customer's do-not-disturb slots (never the quiet window) |
 //! | `GET /commands/{command id}` | one command: who, what, why, when, its answer |
 //! | `GET /audit?day=YYYY-MM-DD&limit=&next=` | the commands of a day |
+//! | `GET /templates` | the invoice template versions this build carries, and the default one |
+//! | `GET /templates/{version}/preview?sample=` | a version rendered for a fictional sample bill: subject, HTML, text message |
 //!
 //! Every mutating command carries `command_id` and `reason` (see [`commands`]). Answers never
 //! hold contact data in clear, internal errors or stack details: a 500 names the request id,
@@ -65,6 +67,10 @@ pub struct Deps {
     pub commands: CommandLog,
     pub keys: Keyring,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Every embedded invoice template version, validated at start.
+    pub templates: invoice::Templates,
+    /// The version a settlement pins unless its input names another (`TEMPLATE_VERSION`).
+    pub default_template: String,
 }
 
 impl Deps {
@@ -85,6 +91,11 @@ impl Deps {
             commands: CommandLog::new(ddb.clone(), vars.required("ADMIN_TABLE")?),
             keys,
             dynamodb: ddb,
+            templates: invoice::Templates::embedded().map_err(|e| ConfigError::Invalid {
+                name: "templates",
+                reason: e.to_string(),
+            })?,
+            default_template: vars.required("TEMPLATE_VERSION")?,
         })
     }
 }
@@ -182,6 +193,14 @@ async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Respons
         ["audit"] => {
             only("GET")?;
             audit(deps, req).await
+        }
+        ["templates"] => {
+            only("GET")?;
+            templates(deps)
+        }
+        ["templates", version, "preview"] => {
+            only("GET")?;
+            preview(deps, version, req)
         }
         _ => Err(ApiError::not_found(
             "unknown-route",
@@ -891,6 +910,55 @@ async fn force_send(
         })
     })
     .await
+}
+
+fn templates(deps: &Deps) -> Result<Response, ApiError> {
+    let versions: Vec<Value> = deps
+        .templates
+        .versions()
+        .filter_map(|v| deps.templates.version(v).ok())
+        .map(|r| json!({"version": r.version(), "meta": r.meta()}))
+        .collect();
+    Ok(Response::ok(json!({
+        "default": deps.default_template,
+        "versions": versions,
+        "samples": invoice::samples::SAMPLE_KEYS,
+    })))
+}
+
+/// A version rendered for one of the fictional sample bills (never a customer's data).
+fn preview(deps: &Deps, version: &str, req: &Request) -> Result<Response, ApiError> {
+    let renderer = deps.templates.version(version).map_err(|_| {
+        let known: Vec<&str> = deps.templates.versions().collect();
+        ApiError::not_found(
+            "unknown-template-version",
+            format!("no template version {version:?}; this build has {}", known.join(", ")),
+        )
+    })?;
+    let key = req.query.get("sample").map(String::as_str).unwrap_or("family");
+    let sample = invoice::samples::by_key(key)
+        .map_err(|e| ApiError::Internal(format!("sample {key}: {e}")))?
+        .ok_or_else(|| {
+            ApiError::bad(
+                "invalid-sample",
+                format!(
+                    "sample {key:?} is not one of {}",
+                    invoice::samples::SAMPLE_KEYS.join(", ")
+                ),
+            )
+        })?;
+    let rendered = renderer
+        .render_bill(&sample.bill, &sample.name, &sample.phone)
+        .map_err(|e| ApiError::Internal(format!("rendering {version}/{key}: {e}")))?;
+    Ok(Response::ok(json!({
+        "version": version,
+        "sample": key,
+        "subject": rendered.subject,
+        "html": rendered.html,
+        "sms": invoice::sms_with_link(&rendered.sms, &invoice::samples::example_presigned_url())
+            .map_err(|e| ApiError::Internal(format!("the text message of {version}/{key}: {e}")))?,
+        "content_hash": rendered.content_hash,
+    })))
 }
 
 fn replayed(first: commands::CommandRecord) -> Response {

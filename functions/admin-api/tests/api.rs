@@ -159,6 +159,31 @@ async fn reads_answer_and_bad_requests_get_clear_errors() {
             "GET {path} explains itself"
         );
     }
+    // Templates: the versions, and a preview of one for a fictional bill.
+    let t = api.call("GET", "/templates", None).await;
+    assert_eq!(t.status, 200, "{}", t.body);
+    assert_eq!(t.body["default"], "v1");
+    assert!(
+        t.body["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["version"] == "v1")
+    );
+    let p = api.call("GET", "/templates/v1/preview?sample=contract", None).await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert!(p.body["html"].as_str().unwrap().contains("<html"));
+    assert!(p.body["sms"].as_str().unwrap().contains("https://"));
+    let p = api.call("GET", "/templates/v9/preview", None).await;
+    assert_eq!(
+        (p.status, error_code(&p)),
+        (404, "unknown-template-version"),
+        "{}",
+        p.body
+    );
+    let p = api.call("GET", "/templates/v1/preview?sample=nobody", None).await;
+    assert_eq!((p.status, error_code(&p)), (400, "invalid-sample"));
+
     let r = api.call("DELETE", "/cycles/2026-11", None).await;
     assert_eq!((r.status, error_code(&r)), (405, "method-not-allowed"));
 
