@@ -3,7 +3,7 @@
 #
 #   bash scripts/build.sh [--arch arm64|x86_64] [--profile release|fast]
 #
-# One `cargo lambda build` of the workspace's eight function binaries writes
+# One `cargo lambda build` of the workspace's nine function binaries writes
 # target/lambda/<function>/bootstrap (the CodeUri of each function in template.yaml); the
 # functions carry `SkipBuild` metadata, so `sam build` packages those binaries as they are
 # instead of compiling each function's dependency tree again. No Docker is needed.
