@@ -1,6 +1,7 @@
 //! The admin API on a loopback port, over the stack a local run provisioned:
 //!
 //!     set -a; . out/month/stack.env; set +a
+//!     export AWS_REGION=ap-northeast-2 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 //!     cargo run -p admin-api --bin admin-api-local -- 8080
 //!     BILLING_ADMIN_URL=http://127.0.0.1:8080/ billingctl cycle 2026-11
 //!
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    lambda_runtime::tracing::init_default_subscriber();
     let port = match std::env::args().nth(1).map(|p| p.parse::<u16>()) {
         None => 8080,
         Some(Ok(p)) => p,
