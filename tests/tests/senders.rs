@@ -30,6 +30,18 @@ struct Stack {
 
 async fn stack(name: &str) -> Stack {
     let emulator = Emulator::shared().await.unwrap();
+    provisioned(emulator, name).await
+}
+
+/// A stack on an emulator of its own, for the longest drains: the suite's shared emulator is
+/// one Python process (about one core), and a test that keeps it busy for minutes would slow
+/// every other test; a second process puts the machine's other core to work.
+async fn stack_on_own_emulator(name: &str) -> Stack {
+    let emulator = Emulator::start().await.unwrap();
+    provisioned(&emulator, name).await.owning(emulator)
+}
+
+async fn provisioned(emulator: &Emulator, name: &str) -> Stack {
     let config = emulator.sdk_config().await;
     let resources = local_aws::provision(&config, &local_aws::unique_prefix(name))
         .await
@@ -41,23 +53,13 @@ async fn stack(name: &str) -> Stack {
     }
 }
 
-/// A stack on an emulator of its own, for the longest drains: the suite's shared emulator is
-/// one Python process (about one core), and a test that keeps it busy for minutes would slow
-/// every other test; a second process puts the machine's other core to work.
-async fn stack_on_own_emulator(name: &str) -> Stack {
-    let emulator = Emulator::start().await.unwrap();
-    let config = emulator.sdk_config().await;
-    let resources = local_aws::provision(&config, &local_aws::unique_prefix(name))
-        .await
-        .unwrap();
-    Stack {
-        config,
-        resources,
-        _own: Some(emulator),
-    }
-}
-
 impl Stack {
+    /// Keeps `emulator` running as long as the stack.
+    fn owning(mut self, emulator: Emulator) -> Self {
+        self._own = Some(emulator);
+        self
+    }
+
     fn var(&self, k: &str) -> String {
         self.resources.env().get(k).cloned().unwrap_or_else(|| {
             local_run::settle::local_function_env(&self.resources, "SendEmailFunction")

@@ -15,8 +15,7 @@
 //! The audit trail is read by day (index `ByDay`: `day`, `at_id`) and by target (index
 //! `ByTarget`: `target`, `at_id`).
 
-use std::collections::HashMap;
-
+use adapters::dynamo::{Item, attr_s};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
@@ -27,18 +26,12 @@ use sha2::{Digest, Sha256};
 
 use crate::http::ApiError;
 
-pub type Item = HashMap<String, AttributeValue>;
-
 /// Longest command id and reason accepted.
 pub const MAX_COMMAND_ID: usize = 64;
 pub const MAX_REASON: usize = 500;
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
-}
-
-fn attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
 
 /// A command id: 1 to 64 of `A-Z a-z 0-9 . _ : -` (a UUID fits).
@@ -113,16 +106,16 @@ pub struct CommandRecord {
 
 impl CommandRecord {
     fn decode(item: &Item) -> Option<Self> {
-        let id = attr(item, "pk")?.strip_prefix("CMD#")?.to_owned();
+        let id = attr_s(item, "pk")?.strip_prefix("CMD#")?.to_owned();
         Some(CommandRecord {
             command_id: id,
-            command: attr(item, "command")?.to_owned(),
-            target: attr(item, "target")?.to_owned(),
-            who: attr(item, "who")?.to_owned(),
-            why: attr(item, "why")?.to_owned(),
-            at: attr(item, "at")?.to_owned(),
-            request_digest: attr(item, "request_digest")?.to_owned(),
-            result: serde_json::from_str(attr(item, "result")?).ok()?,
+            command: attr_s(item, "command")?.to_owned(),
+            target: attr_s(item, "target")?.to_owned(),
+            who: attr_s(item, "who")?.to_owned(),
+            why: attr_s(item, "why")?.to_owned(),
+            at: attr_s(item, "at")?.to_owned(),
+            request_digest: attr_s(item, "request_digest")?.to_owned(),
+            result: serde_json::from_str(attr_s(item, "result")?).ok()?,
         })
     }
 }
@@ -210,7 +203,8 @@ impl CommandLog {
 
     /// Applies `effect` and records the command in one transaction. `effect` is the
     /// command's write with its condition; when that condition fails, `on_effect_refused`
-    /// says why (usually a 409 naming the state found).
+    /// says why (usually a 409 naming the state found). Callers ask [`Self::replay`] first
+    /// (before reading the target); a replay racing this write still gets the first answer.
     pub async fn apply(
         &self,
         cmd: &NewCommand<'_>,
@@ -218,9 +212,6 @@ impl CommandLog {
         result: Value,
         on_effect_refused: impl FnOnce() -> ApiError,
     ) -> Result<Applied, ApiError> {
-        if let Some(first) = self.replay(cmd).await? {
-            return Ok(Applied::Replayed(first));
-        }
         let record = Put::builder()
             .table_name(&self.table)
             .set_item(Some(self.record_item(cmd, &result)))

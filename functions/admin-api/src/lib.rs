@@ -31,6 +31,7 @@ use adapters::customers::CustomerStore;
 use adapters::cycles::{CycleStore, ShardStatus};
 use adapters::data_bucket::DataBucket;
 use adapters::deliveries::{DeliveryStore, due_key, partition_key};
+use adapters::dynamo::{Item, attr_s};
 use adapters::failures::{FailureLog, FailureStage};
 use adapters::{ConfigError, Vars};
 use aws_config::SdkConfig;
@@ -66,7 +67,6 @@ pub struct Deps {
     pub bucket: DataBucket,
     pub commands: CommandLog,
     pub keys: Keyring,
-    pub dynamodb: aws_sdk_dynamodb::Client,
     /// Every embedded invoice template version, validated at start.
     pub templates: invoice::Templates,
     /// The version a settlement pins unless its input names another (`TEMPLATE_VERSION`).
@@ -90,7 +90,6 @@ impl Deps {
             bucket: DataBucket::new(adapters::s3_client(sdk), vars.required("DATA_BUCKET")?),
             commands: CommandLog::new(ddb.clone(), vars.required("ADMIN_TABLE")?),
             keys,
-            dynamodb: ddb,
             templates: invoice::Templates::embedded().map_err(|e| ConfigError::Invalid {
                 name: "templates",
                 reason: e.to_string(),
@@ -235,7 +234,7 @@ fn page_size(req: &Request) -> Result<i32, ApiError> {
 }
 
 /// A page token: the store's key, as base64url JSON of its string attributes.
-fn encode_token(key: &HashMap<String, AttributeValue>) -> String {
+fn encode_token(key: &Item) -> String {
     let map: serde_json::Map<String, Value> = key
         .iter()
         .filter_map(|(k, v)| v.as_s().ok().map(|s| (k.clone(), Value::String(s.clone()))))
@@ -243,7 +242,7 @@ fn encode_token(key: &HashMap<String, AttributeValue>) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Value::Object(map).to_string())
 }
 
-fn decode_token(req: &Request) -> Result<Option<HashMap<String, AttributeValue>>, ApiError> {
+fn decode_token(req: &Request) -> Result<Option<Item>, ApiError> {
     let Some(token) = req.query.get("next") else {
         return Ok(None);
     };
@@ -400,10 +399,10 @@ async fn failures(deps: &Deps, cycle: Cycle, req: &Request) -> Result<Response, 
     })))
 }
 
-/// The shard of a customer, or 404.
-async fn shard_of(deps: &Deps, customer: &CustomerId) -> Result<u32, ApiError> {
+/// A customer's record (its shard, its sealed contact data), or 404.
+async fn customer_of(deps: &Deps, customer: &CustomerId) -> Result<domain::Customer, ApiError> {
     match deps.customers.get(customer.as_str()).await? {
-        Some(Ok(c)) => Ok(c.shard),
+        Some(Ok(c)) => Ok(c),
         Some(Err(e)) => Err(ApiError::Internal(format!("customer record does not decode: {e}"))),
         None => Err(ApiError::not_found(
             "unknown-customer",
@@ -412,12 +411,13 @@ async fn shard_of(deps: &Deps, customer: &CustomerId) -> Result<u32, ApiError> {
     }
 }
 
-fn s_attr<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+/// The shard of a customer, or 404.
+async fn shard_of(deps: &Deps, customer: &CustomerId) -> Result<u32, ApiError> {
+    Ok(customer_of(deps, customer).await?.shard)
 }
 
 /// The do-not-disturb slots of an item (a list of slot indices), as `HH:MM-HH:MM`.
-fn dnd_slots(item: &HashMap<String, AttributeValue>) -> Vec<String> {
+fn dnd_slots(item: &Item) -> Vec<String> {
     let Some(AttributeValue::L(list)) = item.get("dnd") else {
         return Vec::new();
     };
@@ -429,12 +429,13 @@ fn dnd_slots(item: &HashMap<String, AttributeValue>) -> Vec<String> {
         .collect()
 }
 
-fn n_attr(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u64> {
+fn n_attr(item: &Item, name: &str) -> Option<u64> {
     item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())
 }
 
 async fn delivery(deps: &Deps, cycle: Cycle, customer: &CustomerId, now: DateTime<Utc>) -> Result<Response, ApiError> {
-    let shard = shard_of(deps, customer).await?;
+    let record = customer_of(deps, customer).await?;
+    let shard = record.shard;
     let Some(raw) = deps.deliveries.raw(cycle, shard, customer).await? else {
         return Err(ApiError::not_found(
             "unknown-delivery",
@@ -442,18 +443,15 @@ async fn delivery(deps: &Deps, cycle: Cycle, customer: &CustomerId, now: DateTim
         ));
     };
     let id = domain::bill::bill_id(cycle, shard, customer);
-    let contact = match deps.customers.get_in_shard(shard, customer.as_str()).await? {
-        Some(Ok(c)) => match c.contact.open(&deps.keys, &c.customer_id) {
-            Ok(open) => json!({
-                "name": mask_name(open.name.expose()),
-                "email": mask_email(open.email.expose()),
-                "phone": mask_phone(open.phone.expose()),
-            }),
-            Err(_) => json!({"error": "the contact data cannot be opened with this stage's keyring"}),
-        },
-        _ => Value::Null,
+    let contact = match record.contact.open(&deps.keys, &record.customer_id) {
+        Ok(open) => json!({
+            "name": mask_name(open.name.expose()),
+            "email": mask_email(open.email.expose()),
+            "phone": mask_phone(open.phone.expose()),
+        }),
+        Err(_) => json!({"error": "the contact data cannot be opened with this stage's keyring"}),
     };
-    let invoice_link = match s_attr(&raw, "email_key") {
+    let invoice_link = match attr_s(&raw, "email_key") {
         Some(key) => match deps.bucket.presign_invoice(key, LINK_TTL).await {
             Ok(url) => Some(url),
             Err(e) => {
@@ -480,7 +478,7 @@ async fn delivery(deps: &Deps, cycle: Cycle, customer: &CustomerId, now: DateTim
     }
     let (commands, _) = deps.commands.by_target(&id, MAX_PAGE, None).await?;
     let dnd = dnd_slots(&raw);
-    let text = |name: &str| s_attr(&raw, name).map(str::to_owned);
+    let text = |name: &str| attr_s(&raw, name).map(str::to_owned);
     let number = |name: &str| n_attr(&raw, name).unwrap_or(0);
     Ok(Response::ok(json!({
         "delivery_id": id,
@@ -586,7 +584,7 @@ async fn delivery_command(
     now: DateTime<Utc>,
     body: &CommandBody,
     command: DeliveryCommand,
-    effect: impl FnOnce(&HashMap<String, AttributeValue>) -> Result<Effect, ApiError>,
+    effect: impl FnOnce(&Item) -> Result<Effect, ApiError>,
 ) -> Result<Response, ApiError> {
     check_command_id(&body.command_id)?;
     check_reason(&body.reason)?;
@@ -610,8 +608,8 @@ async fn delivery_command(
             format!("customer {customer} has no delivery in cycle {cycle}"),
         ));
     };
-    let state = s_attr(&raw, "state").unwrap_or("?").to_owned();
-    let updated = s_attr(&raw, "updated_at").unwrap_or_default().to_owned();
+    let state = attr_s(&raw, "state").unwrap_or("?").to_owned();
+    let updated = attr_s(&raw, "updated_at").unwrap_or_default().to_owned();
     if !command.allowed.iter().any(|s| s.as_str() == state) {
         let allowed: Vec<&str> = command.allowed.iter().map(|s| s.as_str()).collect();
         return Err(ApiError::conflict(
@@ -653,7 +651,7 @@ async fn delivery_command(
         "command": command.name,
         "delivery_id": id,
         "state": "READY",
-        "previous": {"state": state, "available_at": s_attr(&raw, "available_at")},
+        "previous": {"state": state, "available_at": attr_s(&raw, "available_at")},
         "replayed": false,
     });
     if let (Some(out), Value::Object(extra)) = (result.as_object_mut(), e.answer) {
@@ -817,11 +815,31 @@ async fn resend(
             answer: json!({
                 "send_round": round,
                 "available_at": utc_seconds::format(&at),
-                "channel": channel.clone().or_else(|| s_attr(raw, "preferred_channel").map(str::to_owned)),
+                "channel": channel.clone().or_else(|| attr_s(raw, "preferred_channel").map(str::to_owned)),
             }),
         })
     })
     .await
+}
+
+/// The body, time and definition of a command on a delivery that waits (`READY` or `HELD`)
+/// and takes no channel: `convert-to-sms`, `force-send`.
+fn waiting_command(
+    req: &Request,
+    now: DateTime<Utc>,
+    name: &'static str,
+) -> Result<(CommandBody, DateTime<Utc>, DeliveryCommand), ApiError> {
+    let body: CommandBody = parse_body(req)?;
+    if body.channel.is_some() {
+        return Err(ApiError::bad("malformed-body", format!("{name} takes no channel")));
+    }
+    let at = command_time(body.available_at.as_deref(), now)?;
+    let command = DeliveryCommand {
+        name,
+        allowed: &[DeliveryState::Ready, DeliveryState::Held],
+        params: json!({"available_at": body.available_at}),
+    };
+    Ok((body, at, command))
 }
 
 /// `READY` or `HELD` → `READY` on SMS: the customer's preferred channel becomes SMS for this
@@ -834,16 +852,7 @@ async fn convert_to_sms(
     caller: &Caller,
     now: DateTime<Utc>,
 ) -> Result<Response, ApiError> {
-    let body: CommandBody = parse_body(req)?;
-    if body.channel.is_some() {
-        return Err(ApiError::bad("malformed-body", "convert-to-sms takes no channel"));
-    }
-    let at = command_time(body.available_at.as_deref(), now)?;
-    let command = DeliveryCommand {
-        name: "convert-to-sms",
-        allowed: &[DeliveryState::Ready, DeliveryState::Held],
-        params: json!({"available_at": body.available_at}),
-    };
+    let (body, at, command) = waiting_command(req, now, "convert-to-sms")?;
     delivery_command(deps, cycle, customer, caller, now, &body, command, |raw| {
         Ok(Effect {
             set: vec!["preferred_channel = :sms", "available_at = :at", "due_pk = :due"],
@@ -856,7 +865,7 @@ async fn convert_to_sms(
             answer: json!({
                 "channel": "sms",
                 "available_at": utc_seconds::format(&at),
-                "previous_channel": s_attr(raw, "preferred_channel"),
+                "previous_channel": attr_s(raw, "preferred_channel"),
             }),
         })
     })
@@ -875,16 +884,7 @@ async fn force_send(
     caller: &Caller,
     now: DateTime<Utc>,
 ) -> Result<Response, ApiError> {
-    let body: CommandBody = parse_body(req)?;
-    if body.channel.is_some() {
-        return Err(ApiError::bad("malformed-body", "force-send takes no channel"));
-    }
-    let at = command_time(body.available_at.as_deref(), now)?;
-    let command = DeliveryCommand {
-        name: "force-send",
-        allowed: &[DeliveryState::Ready, DeliveryState::Held],
-        params: json!({"available_at": body.available_at}),
-    };
+    let (body, at, command) = waiting_command(req, now, "force-send")?;
     delivery_command(deps, cycle, customer, caller, now, &body, command, |raw| {
         let dnd = raw.get("dnd").cloned().unwrap_or(AttributeValue::L(Vec::new()));
         let had_dnd = !dnd_slots(raw).is_empty();

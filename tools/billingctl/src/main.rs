@@ -385,27 +385,30 @@ fn show_funnel(v: &Value) -> String {
 }
 
 fn show_failures(records: &[Value]) -> String {
-    let rows: Vec<Vec<String>> = records
-        .iter()
-        .map(|r| {
-            vec![
-                text(&r["subject"]),
-                text(&r["stage"]),
-                text(&r["code"]),
-                text(&r["channel"]),
-                text(&r["attempts"]),
-                text(&r["occurrences"]),
-                text(&r["last_at"]),
-                text(&r["reason"]),
-            ]
-        })
-        .collect();
+    let keys = [
+        "subject",
+        "stage",
+        "code",
+        "channel",
+        "attempts",
+        "occurrences",
+        "last_at",
+        "reason",
+    ];
     table(
         &[
             "SUBJECT", "STAGE", "CODE", "CHANNEL", "ATTEMPTS", "SEEN", "LAST", "REASON",
         ],
-        &rows,
+        &rows(records, &keys),
     )
+}
+
+/// One row per item: the values of `keys`, as text.
+fn rows(items: &[Value], keys: &[&str]) -> Vec<Vec<String>> {
+    items
+        .iter()
+        .map(|item| keys.iter().map(|k| text(&item[*k])).collect())
+        .collect()
 }
 
 fn show_delivery(v: &Value) -> String {
@@ -439,17 +442,7 @@ fn show_delivery(v: &Value) -> String {
     let failures = v["failures"].as_array().cloned().unwrap_or_default();
     if !failures.is_empty() {
         out.push_str("\n\nfailures\n");
-        let rows: Vec<Vec<String>> = failures
-            .iter()
-            .map(|f| {
-                vec![
-                    text(&f["stage"]),
-                    text(&f["code"]),
-                    text(&f["last_at"]),
-                    text(&f["reason"]),
-                ]
-            })
-            .collect();
+        let rows = rows(&failures, &["stage", "code", "last_at", "reason"]);
         out.push_str(&table(&["STAGE", "CODE", "LAST", "REASON"], &rows));
     }
     let commands = v["commands"].as_array().cloned().unwrap_or_default();
@@ -461,20 +454,8 @@ fn show_delivery(v: &Value) -> String {
 }
 
 fn show_commands(commands: &[Value]) -> String {
-    let rows: Vec<Vec<String>> = commands
-        .iter()
-        .map(|c| {
-            vec![
-                text(&c["at"]),
-                text(&c["command"]),
-                text(&c["command_id"]),
-                text(&c["target"]),
-                text(&c["who"]),
-                text(&c["why"]),
-            ]
-        })
-        .collect();
-    table(&["AT", "COMMAND", "ID", "TARGET", "WHO", "WHY"], &rows)
+    let keys = ["at", "command", "command_id", "target", "who", "why"];
+    table(&["AT", "COMMAND", "ID", "TARGET", "WHO", "WHY"], &rows(commands, &keys))
 }
 
 fn show_applied(v: &Value) -> String {
@@ -525,15 +506,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         } => {
             let mut token = next;
             let mut records = Vec::new();
-            let mut last = Value::Null;
             for _ in 0..1000 {
                 let mut path = format!("/cycles/{cycle}/failures?limit={limit}");
                 if let Some(t) = &token {
                     path.push_str(&format!("&next={t}"));
                 }
-                last = api.call("GET", &path, None).await?;
-                records.extend(last["records"].as_array().cloned().unwrap_or_default());
-                token = last["next"].as_str().map(str::to_owned);
+                let page = api.call("GET", &path, None).await?;
+                records.extend(page["records"].as_array().cloned().unwrap_or_default());
+                token = page["next"].as_str().map(str::to_owned);
                 if !all || token.is_none() {
                     break;
                 }
@@ -543,7 +523,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             if let Some(t) = &token {
                 human.push_str(&format!("\nmore: --next {t}"));
             }
-            let _ = last;
             print(&v, human);
         }
         Action::Delivery { cycle, customer } => {
