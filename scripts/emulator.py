@@ -44,6 +44,28 @@ Fault injection, for behaviour AWS shows and moto never does:
         and does not count. SQS's JSON protocol only (`X-Amz-Target:
         AmazonSQS.SendMessageBatch`), which is what the AWS SDKs speak.
 
+Message move tasks (DLQ redrive), which moto lacks: `StartMessageMoveTask`,
+`ListMessageMoveTasks` and `CancelMessageMoveTask` (SQS's JSON protocol) are answered by the
+emulator, in AWS's shapes. When moto moves a message to a dead-letter queue during a
+ReceiveMessage, the emulator notes on the message the queue it came from. A task counts the
+source's visible messages when it starts (ApproximateNumberOfMessagesToMove) and moves them in a
+thread, oldest first, at most MaxNumberOfMessagesPerSecond a second (500 when not given),
+passing over in-flight and delayed ones: each becomes a new message on its destination (same
+body, message attributes and, on a FIFO destination, group and deduplication ids; a new id and
+a receive count of 0) and leaves the source. The destination is DestinationArn or, without it,
+the queue each message was dead-lettered from. A message with no destination, or whose
+destination no longer exists, fails the task (FAILED with a FailureReason; for a deleted queue
+"AWS.SimpleQueueService.NonExistentQueue", as SQS gives) and stays on the source with the
+messages after it. A task is COMPLETED once it has moved its count or the source shows no
+visible message, CANCELLED once cancelled (a message being sent at that moment still arrives).
+Errors are SQS's, as AWS answers them: an ARN that names no queue is ResourceNotFoundException
+(HTTP 404); a source that is no queue's dead-letter queue, a rate outside 1..500, MaxResults
+outside 1..10, a second task while one runs for the source, and a TaskHandle that is not one are
+InvalidParameterValue; cancelling a task that is unknown or no longer running is
+ResourceNotFoundException. Tasks live in the emulator, not in moto's state: a listing shows the
+tasks of the queue the ARN names now (a queue deleted and created again, or a moto reset, starts
+with none).
+
 Request counts, for the cost figures (what AWS would be asked, by service and operation):
 
     GET  /_local/requests?contains=S   {"requests": {"dynamodb:PutItem": n, "s3:PutObject": n, ...}}
@@ -82,6 +104,7 @@ Only loopback addresses are accepted, for the server and for handler URLs.
 """
 
 import argparse
+import base64
 import binascii
 import io
 import json
@@ -91,11 +114,14 @@ import re
 import signal
 import sys
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 
 LOG = logging.getLogger("emulator.lambda")
+MOVES_LOG = logging.getLogger("emulator.sqs")
 
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 ROUTES_PATH = "/_local/lambda"
@@ -114,6 +140,17 @@ BATCH_WRITE_TARGET = "DynamoDB_20120810.BatchWriteItem"
 SEND_BATCH_TARGET = "AmazonSQS.SendMessageBatch"
 SEND_BATCH_LIMIT = 10  # entries SQS takes in one SendMessageBatch
 HANDLER_TIMEOUT_S = 900  # Lambda's maximum timeout
+MOVE_TASK_TARGETS = {
+    "AmazonSQS." + op
+    for op in ("StartMessageMoveTask", "ListMessageMoveTasks", "CancelMessageMoveTask")
+}
+MOVE_RATE_LIMIT = 500  # the most MaxNumberOfMessagesPerSecond SQS accepts
+# Without MaxNumberOfMessagesPerSecond SQS picks the rate itself; the emulator moves as fast as
+# a task may.
+MOVE_RATE_DEFAULT = MOVE_RATE_LIMIT
+MOVE_LIST_LIMIT = 10  # the most MaxResults ListMessageMoveTasks accepts
+QUEUE_ARN = re.compile(r"^arn:[\w-]+:sqs:(?P<region>[\w-]+):(?P<account>\d{12}):(?P<name>[\w.-]+)$")
+SQS_JSON = "application/x-amz-json-1.0"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -146,6 +183,7 @@ class LambdaRouter:
         self.lock = threading.Lock()
         self.requests = {}  # (service, operation, resource) -> count
         self.dynamodb_writes = threading.Lock()
+        self.moves = MessageMoves()
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -163,6 +201,8 @@ class LambdaRouter:
         target = environ.get("HTTP_X_AMZ_TARGET")
         if method == "POST" and target == SEND_BATCH_TARGET and self.send_batch_faults:
             return self.send_batch(environ, start_response)
+        if method == "POST" and target in MOVE_TASK_TARGETS:
+            return self.moves.answer(target, environ, start_response)
         if method == "POST" and target in DYNAMODB_WRITES:
             with self.dynamodb_writes:
                 if target == BATCH_WRITE_TARGET and self.unprocessed:
@@ -232,6 +272,7 @@ class LambdaRouter:
                 resource = (
                     doc.get("TableName")
                     or doc.get("QueueUrl")
+                    or doc.get("SourceArn")
                     or doc.get("stateMachineArn")
                     or doc.get("executionArn")
                     or ",".join(sorted((doc.get("RequestItems") or {}).keys()))
@@ -432,6 +473,304 @@ class LambdaRouter:
         return respond_raw(start_response, status, payload, headers)
 
 
+# --- SQS message move tasks ----------------------------------------------------------------------
+
+# SQS's FailureReason for a queue that is gone.
+NONEXISTENT_QUEUE = "AWS.SimpleQueueService.NonExistentQueue"
+
+
+class SqsError(Exception):
+    """An error answer of SQS: its code, message and HTTP status."""
+
+    def __init__(self, code, message, status=400):
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+def invalid(parameter, reason=None):
+    message = f"Value for parameter {parameter} is invalid."
+    return SqsError("InvalidParameterValue", f"{message} Reason: {reason}" if reason else message)
+
+
+def not_found(message):
+    # SQS answers these with 404, not 400.
+    return SqsError("ResourceNotFoundException", message, 404)
+
+
+def no_queue(parameter):
+    return not_found(f"The resource that you specified for the {parameter} parameter doesn't exist.")
+
+
+def sqs_error(start_response, error):
+    """The error as moto and SQS put it on the JSON protocol. SQS is query-compatible: the SDKs
+    take the code from x-amzn-query-error, and the rest from `__type`."""
+    shape = f"com.amazonaws.sqs#{error.code}"
+    body = json.dumps({"__type": shape, "message": error.message}).encode()
+    headers = [("X-Amzn-Errortype", shape), ("x-amzn-query-error", f"{error.code};Sender")]
+    return respond_raw(start_response, error.status, body, headers, SQS_JSON)
+
+
+def is_count(value, limit):
+    return type(value) is int and 1 <= value <= limit  # not bool, which is an int too
+
+
+def sqs_backend_of(account, region):
+    from moto.sqs.models import sqs_backends
+
+    return sqs_backends[account][region]
+
+
+def queue_of(arn):
+    """The moto queue an ARN names, or None."""
+    match = QUEUE_ARN.match(arn) if isinstance(arn, str) else None
+    if match is None:
+        return None
+    try:
+        queue = sqs_backend_of(match["account"], match["region"]).queues.get(match["name"])
+    except KeyError:  # a region moto does not have
+        return None
+    return queue if queue is not None and queue.queue_arn == arn else None
+
+
+def exists(queue):
+    """Whether the queue is still in moto (not deleted, nor reset away)."""
+    return sqs_backend_of(queue.account_id, queue.region).queues.get(queue.name) is queue
+
+
+class MoveTask:
+    """One message move task. Its status and counts change under MessageMoves.lock."""
+
+    def __init__(self, source, destination, rate, to_move):
+        self.id = str(uuid.uuid4())
+        self.source, self.destination, self.rate = source, destination, rate
+        self.source_arn = source.queue_arn
+        # SQS's handles are base64 of this document; ours are too, so they decode the same.
+        document = {"taskId": self.id, "sourceArn": self.source_arn}
+        self.handle = base64.b64encode(json.dumps(document, separators=(",", ":")).encode()).decode()
+        self.to_move, self.moved = to_move, 0
+        self.status, self.failure = "RUNNING", None
+        self.started = int(time.time() * 1000)
+
+    def entry(self):
+        """The task as ListMessageMoveTasks shows it."""
+        entry = {"TaskHandle": self.handle} if self.status == "RUNNING" else {}
+        entry.update(Status=self.status, SourceArn=self.source_arn)
+        if self.destination is not None:
+            entry["DestinationArn"] = self.destination.queue_arn
+        if self.rate is not None:
+            entry["MaxNumberOfMessagesPerSecond"] = self.rate
+        entry.update(
+            ApproximateNumberOfMessagesMoved=self.moved,
+            ApproximateNumberOfMessagesToMove=self.to_move,
+            StartedTimestamp=self.started,
+        )
+        if self.failure is not None:
+            entry["FailureReason"] = self.failure
+        return entry
+
+
+class MessageMoves:
+    """StartMessageMoveTask, ListMessageMoveTasks and CancelMessageMoveTask over moto's queues
+    (see the module doc)."""
+
+    def __init__(self):
+        # Guards the tasks, and a task's taking of a message off its source. Held over steps in
+        # memory only, never while moto sends: a send runs the queue's Lambda event source
+        # mappings, whose handlers may call back into this server.
+        self.lock = threading.Lock()
+        self.tasks = {}  # task id -> task
+        self.by_source = {}  # source queue ARN -> its tasks, oldest first
+
+    def answer(self, target, environ, start_response):
+        operations = {
+            "StartMessageMoveTask": self.start_task,
+            "ListMessageMoveTasks": self.list_tasks,
+            "CancelMessageMoveTask": self.cancel_task,
+        }
+        try:
+            try:
+                request = json.loads(read_body(environ) or b"{}")
+            except ValueError:
+                request = None
+            if not isinstance(request, dict):
+                raise SqsError("InvalidParameterValue", "The request body is not a JSON object.")
+            document = operations[target.split(".", 1)[1]](request)
+        except SqsError as e:
+            return sqs_error(start_response, e)
+        headers = [("x-amzn-RequestId", str(uuid.uuid4()))]
+        return respond_raw(start_response, 200, json.dumps(document).encode(), headers, SQS_JSON)
+
+    def start_task(self, request):
+        rate = request.get("MaxNumberOfMessagesPerSecond")
+        if rate is not None and not is_count(rate, MOVE_RATE_LIMIT):
+            reason = f"You must enter a number that's between 1 and {MOVE_RATE_LIMIT}."
+            raise invalid("MaxNumberOfMessagesPerSecond", reason)
+        source = queue_of(request.get("SourceArn"))
+        if source is None:
+            raise no_queue("SourceArn")
+        destination = None
+        if request.get("DestinationArn") is not None:
+            destination = queue_of(request["DestinationArn"])
+            if destination is None:
+                raise no_queue("DestinationArn")
+        # A copy of the queues: other threads may create or delete queues meanwhile.
+        queues = list(sqs_backend_of(source.account_id, source.region).queues.values())
+        if not any(queue.dead_letter_queue is source for queue in queues):
+            message = "Source queue must be configured as a Dead Letter Queue."
+            raise SqsError("InvalidParameterValue", message)
+        with self.lock:
+            tasks = self.by_source.setdefault(source.queue_arn, [])
+            if any(task.status == "RUNNING" and task.source is source for task in tasks):
+                message = (
+                    "There is already a task running. "
+                    "Only one active task is allowed for a source queue arn at a given time."
+                )
+                raise SqsError("InvalidParameterValue", message)
+            task = MoveTask(source, destination, rate, len(source.messages))
+            tasks.append(task)
+            self.tasks[task.id] = task
+        MOVES_LOG.info("move task %s: %d messages from %s to %s, %s a second", task.id, task.to_move,
+                       task.source_arn, destination.queue_arn if destination else "their sources",
+                       rate or MOVE_RATE_DEFAULT)
+        threading.Thread(target=self.run, args=(task,), name=f"move-{task.id}", daemon=True).start()
+        return {"TaskHandle": task.handle}
+
+    def list_tasks(self, request):
+        limit = request.get("MaxResults")
+        limit = 1 if limit is None else limit
+        if not is_count(limit, MOVE_LIST_LIMIT):
+            reason = f"You must enter a number that's between 1 and {MOVE_LIST_LIMIT}."
+            raise invalid("MaxResults", reason)
+        source = queue_of(request.get("SourceArn"))
+        if source is None:
+            raise no_queue("SourceArn")
+        with self.lock:
+            # Only the tasks of this queue: not those of a deleted queue of the same name.
+            tasks = [task for task in self.by_source.get(source.queue_arn, []) if task.source is source]
+            return {"Results": [task.entry() for task in tasks[::-1][:limit]]}
+
+    def cancel_task(self, request):
+        try:
+            document = json.loads(base64.b64decode(request.get("TaskHandle"), validate=True))
+            task_id, source_arn = document["taskId"], document["sourceArn"]
+        except (TypeError, ValueError, KeyError):  # binascii.Error is a ValueError
+            raise invalid("TaskHandle")
+        if not isinstance(task_id, str) or not isinstance(source_arn, str):
+            raise invalid("TaskHandle")
+        if queue_of(source_arn) is None:
+            raise no_queue("SourceArn")
+        with self.lock:
+            task = self.tasks.get(task_id)
+            if task is None or task.source_arn != source_arn or task.status != "RUNNING":
+                raise not_found("Task does not exist.")
+            self.end(task, "CANCELLED")
+            return {"ApproximateNumberOfMessagesMoved": task.moved}
+
+    # --- the task's thread ---------------------------------------------------------------------
+
+    def run(self, task):
+        """Moves the task's messages, at most `rate` a second, until the task ends."""
+        rate = task.rate or MOVE_RATE_DEFAULT
+        try:
+            # Each pass moves `rate` messages or ends the task, which ends once it has moved
+            # to_move: there are at most to_move // rate + 1 passes.
+            for _ in range(task.to_move // rate + 1):
+                second = time.monotonic() + 1
+                for _ in range(rate):
+                    taken = self.take(task)
+                    if taken is None:
+                        return
+                    self.deliver(task, *taken)
+                if task.status != "RUNNING":
+                    return
+                time.sleep(max(0.0, second - time.monotonic()))
+            with self.lock:
+                self.end(task, "COMPLETED")
+        except Exception as e:  # a surprise must not leave the task RUNNING, refusing new tasks
+            MOVES_LOG.exception("move task %s", task.id)
+            with self.lock:
+                self.end(task, "FAILED", f"{type(e).__name__}: {e}")
+
+    def take(self, task):
+        """(message, destination queue): the task's next message, taken off its source; None
+        when the task has ended (its status says how), which this may do."""
+        from moto.core.utils import unix_time_millis
+
+        with self.lock:
+            if task.status != "RUNNING":
+                return None
+            if task.moved >= task.to_move:
+                return self.end(task, "COMPLETED")
+            if not exists(task.source):
+                return self.end(task, "FAILED", NONEXISTENT_QUEUE)
+            # The first visible message, oldest first; in-flight and delayed ones stay. moto's
+            # threads change the list meanwhile (they do not take this lock): iterating a list
+            # that changes does not fail, and remove() below tells whether the message was still
+            # there.
+            now = unix_time_millis()
+            for message in task.source._messages:
+                if not (now > message.visible_at and not now < message.delayed_until):
+                    continue
+                destination = task.destination
+                if destination is None:
+                    arn = getattr(message, "dead_letter_source_arn", None)
+                    if arn is None:
+                        reason = (
+                            f"message {message.id} did not come from a queue's redrive policy, so it "
+                            "has no source queue to return to; give DestinationArn"
+                        )
+                        return self.end(task, "FAILED", reason)
+                    destination = queue_of(arn)
+                if destination is None or not exists(destination):
+                    return self.end(task, "FAILED", NONEXISTENT_QUEUE)
+                # Hidden first: a ReceiveMessage that has already listed it looks at its
+                # visibility once more before delivering it.
+                message.visible_at = float("inf")
+                try:
+                    task.source._messages.remove(message)
+                except ValueError:  # deleted meanwhile
+                    continue
+                return message, destination
+            return self.end(task, "COMPLETED")  # no visible message left
+
+    def deliver(self, task, message, destination):
+        """Sends a message taken off the source to its destination as a new message. When moto
+        refuses it (the queue deleted meanwhile, a FIFO queue's rules), the message goes back to
+        the front of the source and the task fails."""
+        fifo = destination.fifo_queue
+        try:
+            sqs_backend_of(destination.account_id, destination.region).send_message(
+                destination.name,
+                message.body,
+                message_attributes=dict(message.message_attributes) or None,
+                group_id=message.group_id if fifo else None,
+                deduplication_id=message.deduplication_id if fifo else None,
+                system_attributes=dict(message.system_attributes) or None,
+            )
+        except Exception as e:
+            with self.lock:
+                message.visible_at = 0.0  # visible again, as it was when taken
+                task.source._messages.insert(0, message)
+                self.end(task, "FAILED", getattr(e, "code", None) or f"{type(e).__name__}: {e}")
+            return
+        with self.lock:
+            # Gone from the source as if deleted: its old receipt handles delete nothing, quietly.
+            task.source.pending_messages.discard(message)
+            task.source.deleted_messages.update(message.all_receipt_handles)
+            task.moved += 1
+            if task.moved >= task.to_move:
+                self.end(task, "COMPLETED")
+
+    def end(self, task, status, reason=None):
+        """Ends a RUNNING task (the caller holds the lock); None, for take's answer."""
+        if task.status != "RUNNING":
+            return None
+        task.status, task.failure = status, reason
+        MOVES_LOG.info("move task %s %s after %d of %d messages%s", task.id, status.lower(),
+                       task.moved, task.to_move, f": {reason}" if reason else "")
+        return None
+
+
 def forward(name, url, body):
     """POST the payload to the handler; (status, body, function error or None)."""
     request = urllib.request.Request(
@@ -547,6 +886,36 @@ def cheap_receive_and_delete():
     SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
     Queue.delete_message = delete_message
     Queue.messages = property(messages)
+
+
+def track_dead_letter_sources():
+    """Note on each message moto moves to a dead-letter queue the ARN of the queue it came from,
+    where StartMessageMoveTask without DestinationArn returns it (see the module doc)."""
+    from moto.sqs.models import Queue, SQSBackend
+
+    # moto moves the message inside ReceiveMessage (Queue.add_message on the dead-letter queue);
+    # the hint says, on the receiving thread, which queue is being received from.
+    hint = threading.local()
+    original_receive = SQSBackend.receive_message
+    original_add_message = Queue.add_message
+
+    def receive_message(self, *args, **kwargs):
+        queue_name = args[0] if args else kwargs.get("queue_name")
+        outer = getattr(hint, "queue", None)  # add_message may receive (event source mappings)
+        hint.queue = self.queues.get(queue_name)
+        try:
+            return original_receive(self, *args, **kwargs)
+        finally:
+            hint.queue = outer
+
+    def add_message(self, message):
+        source = getattr(hint, "queue", None)
+        if source is not None and source.dead_letter_queue is self:
+            message.dead_letter_source_arn = source.queue_arn
+        return original_add_message(self, message)
+
+    SQSBackend.receive_message = receive_message
+    Queue.add_message = add_message
 
 
 def prefilter_queries():
@@ -667,6 +1036,7 @@ def main(argv=None):
     cache_request_routing()
     cheap_attributes_while_sending()
     cheap_receive_and_delete()
+    track_dead_letter_sources()
 
     class RequestHandler(MotoRequestHandler):
         # Answers go out at once: with Nagle's algorithm a response written in two parts waits
