@@ -309,37 +309,93 @@ async fn concurrent_runs_catch_up_scheduled_sends_policy_and_bad_entries() {
         format!("dispatch-{}", domain::delivery::utc_seconds::format(&its_slot))
     );
 
-    // Channel policy: with email disabled, email customers go to SMS; with none, they are held.
-    let mut sms_only =
+    // Channel policy: with email disabled, email customers go to SMS; with none, delivery
+    // pauses (everything stays READY and due). The operators' runtime setting overrides the
+    // configured policy from the next run on.
+    let deps =
         dispatch_slot::Deps::from_vars(&month.config, &month.resources.function_env("DispatchSlotFunction")).unwrap();
-    sms_only.config.policy = "sms".parse().unwrap();
+    let settings = deps.settings.clone().expect("DispatchSlot reads the runtime settings");
+    set_policy(&month, &settings, "sms", 0).await;
     let end = DateTime::parse_from_rfc3339("2026-12-31T03:00:00Z")
         .unwrap()
         .with_timezone(&Utc); // 12:00 Seoul
-    let r = dispatch_slot::handle(&sms_only, event(end, None)).await.unwrap();
+    let r = dispatch_slot::handle(&deps, event(end, None)).await.unwrap();
+    assert_eq!(
+        (r.policy.as_str(), r.policy_source.as_str()),
+        ("sms", "setting"),
+        "{r:?}"
+    );
     assert_eq!(r.enqueued_email, 0, "{r:?}");
     for m in drain(&month, "SmsQueue").await {
         assert_eq!(m.channel, domain::Channel::Sms);
     }
-    let mut none = sms_only;
-    none.config.policy = "none".parse().unwrap();
-    let left = month
-        .deliveries
-        .shard(cycle(), 0)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|d| {
-            d.state == DeliveryState::Ready
-                && !d
-                    .dnd
-                    .contains(SlotRun::containing(end + chrono::Duration::hours(2)).slot)
-        })
-        .count() as u64;
-    let r = dispatch_slot::handle(&none, event(end + chrono::Duration::hours(2), None))
+    set_policy(&month, &settings, "none", 1).await;
+    let next = end + chrono::Duration::hours(2);
+    let ready_now = |ds: &[domain::Delivery]| -> u64 {
+        ds.iter()
+            .filter(|d| d.state == DeliveryState::Ready && !d.dnd.contains(SlotRun::containing(next).slot))
+            .count() as u64
+    };
+    let before = month.deliveries.shard(cycle(), 0).await.unwrap();
+    let r = dispatch_slot::handle(&deps, event(next, None)).await.unwrap();
+    // Paused: the READY ones this slot allows, and QUEUED ones due for their re-check.
+    assert_eq!(r.enqueued_email + r.enqueued_sms, 0, "{r:?}");
+    assert!(r.paused >= ready_now(&before) && r.paused > 0, "{r:?}");
+    let after = month.deliveries.shard(cycle(), 0).await.unwrap();
+    let states = |ds: &[domain::Delivery]| -> Vec<(String, DeliveryState)> {
+        ds.iter()
+            .map(|d| (d.customer_id.as_str().to_owned(), d.state))
+            .collect()
+    };
+    assert_eq!(states(&after), states(&before), "a paused run changes no delivery");
+    // A stored value that does not parse stops the run with the setting named.
+    set_policy(&month, &settings, "fax", 2).await;
+    let e = dispatch_slot::handle(&deps, event(next, None)).await.unwrap_err();
+    assert!(e.to_string().contains("channel-policy"), "{e}");
+    // Without a setting the configured policy applies.
+    delete_setting(&month, &settings).await;
+    let mut email_only = deps;
+    email_only.config.policy = "email".parse().unwrap();
+    let r = dispatch_slot::handle(&email_only, event(next, None)).await.unwrap();
+    assert_eq!(
+        (r.policy.as_str(), r.policy_source.as_str()),
+        ("email", "config"),
+        "{r:?}"
+    );
+    assert_eq!(r.enqueued_sms, 0, "{r:?}");
+}
+
+/// Writes revision `previous + 1` of the channel policy, as the admin API does.
+async fn set_policy(month: &Month, settings: &adapters::settings::SettingsStore, value: &str, previous: u64) {
+    let put = settings
+        .put(
+            adapters::settings::CHANNEL_POLICY,
+            value,
+            previous,
+            &format!("test-{previous}"),
+            "arn:aws:iam::123456789012:user/test",
+            Utc::now(),
+        )
+        .unwrap();
+    adapters::dynamodb_client(&month.config)
+        .transact_write_items()
+        .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put).build())
+        .send()
         .await
         .unwrap();
-    assert_eq!((r.enqueued_email + r.enqueued_sms, r.held), (0, left), "{r:?}");
+}
+
+async fn delete_setting(month: &Month, settings: &adapters::settings::SettingsStore) {
+    adapters::dynamodb_client(&month.config)
+        .delete_item()
+        .table_name(settings.table())
+        .key(
+            "pk",
+            AttributeValue::S(adapters::settings::key(adapters::settings::CHANNEL_POLICY)),
+        )
+        .send()
+        .await
+        .unwrap();
 }
 
 /// The continuation queue's SQS event for one received job, as Lambda delivers it.

@@ -348,3 +348,64 @@ async fn bad_usage_fails_the_run_naming_shard_file_and_line() {
     let record = month.cycles.get(cycle()).await.unwrap().unwrap();
     assert_ne!(record.status, CycleStatus::Settled);
 }
+
+/// BeginCycle pins the template version the operators activated (the `template-version`
+/// setting) unless the execution's input names one; an activated version this build does not
+/// carry stops the run at BeginCycle, before a single shard, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn begin_cycle_pins_the_activated_template_version() {
+    use adapters::settings::TEMPLATE_VERSION;
+    use domain::settlement::{BeginInput, StartInput};
+
+    let data = generate(200, 100).unwrap();
+    let month = Month::new("settle-template").await.unwrap();
+    month.load(&data).await.unwrap();
+    let deps = settle_begin::Deps::new(&month.config, &month.resources.function_env("SettleBeginFunction")).unwrap();
+    let settings = deps.settings.clone().expect("BeginCycle reads the operators' settings");
+    let activate = |version: &'static str, previous: u64| {
+        let put = settings
+            .put(
+                TEMPLATE_VERSION,
+                version,
+                previous,
+                &format!("activate-{previous}"),
+                "arn:aws:iam::123456789012:user/test",
+                chrono::Utc::now(),
+            )
+            .unwrap();
+        let client = adapters::dynamodb_client(&month.config);
+        async move {
+            client
+                .transact_write_items()
+                .transact_items(aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put).build())
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    let begin = |template_version: Option<&str>| {
+        let input = BeginInput {
+            input: StartInput {
+                cycle: Some(CYCLE.into()),
+                template_version: template_version.map(str::to_owned),
+                ..StartInput::default()
+            },
+            run_id: "arn:aws:states:ap-northeast-2:123456789012:execution:settlement:settle-2026-11".into(),
+        };
+        settle_begin::handle(&deps, lambda_runtime::LambdaEvent::new(input, Default::default()))
+    };
+
+    activate("v9", 0).await;
+    let e = begin(None).await.unwrap_err();
+    assert!(
+        matches!(&e, settle_begin::BeginError::TemplateMissing(m) if m.contains("v9")),
+        "{e}"
+    );
+    assert!(month.cycles.get(cycle()).await.unwrap().is_none(), "nothing begun");
+
+    activate("v1", 1).await;
+    let out = begin(None).await.unwrap();
+    assert_eq!(out.template_version, "v1", "{out:?}");
+    let record = month.cycles.get(cycle()).await.unwrap().unwrap();
+    assert_eq!(record.template_version, "v1");
+}

@@ -12,7 +12,11 @@
 //!   missed run is caught up by the next: `available_at` only grows older.
 //! * **Per delivery** ([`domain::dispatch::decide`]): not this slot if the
 //!   customer's DND has it; on the preferred channel if the channel policy
-//!   enables it, else the other enabled one; held with a reason if none is.
+//!   enables it, else the other enabled one; left `READY` (paused) if none is.
+//! * **The channel policy** is read once per run: the operators' runtime
+//!   setting (`AdminTable`, see [`adapters::settings`]) when they have set
+//!   one, else `CHANNEL_POLICY`. A setting that cannot be read fails the run
+//!   (the next slot's run catches up) rather than guess.
 //! * **Exactly once**: `READY → QUEUED` is a conditional write per delivery,
 //!   so of two concurrent runs one takes each delivery; only then is its
 //!   message sent (`SendMessageBatch`, ten at a time, ids only). A message
@@ -42,6 +46,7 @@ use adapters::deadline::pause_point;
 use adapters::deliveries::{BadEntry, DeliveryStore, DueEntry, due_key};
 use adapters::failures::{FailureLog, FailureStage, NewFailure};
 use adapters::queue::{DeliveryQueue, JobQueue, SEND_BATCH_LIMIT};
+use adapters::settings::{CHANNEL_POLICY, SettingsStore};
 use adapters::{ConfigError, StoreError, Vars};
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -93,13 +98,16 @@ pub struct Deps {
     /// Where a run that nears its deadline puts its continuation; without
     /// one, the next slot's run catches up.
     pub continuation: Option<JobQueue>,
+    /// The operators' runtime settings (`ADMIN_TABLE`); without them the
+    /// configured policy applies.
+    pub settings: Option<SettingsStore>,
     pub config: Config,
 }
 
 impl Deps {
     /// From the function's variables: `DELIVERIES_TABLE`, `CYCLES_TABLE`,
     /// `FAILURES_TABLE`, `EMAIL_QUEUE_URL`, `SMS_QUEUE_URL`, optional
-    /// `CONTINUATION_QUEUE_URL`, `MAX_CONTINUATIONS` (6), `QUIET_WINDOW`
+    /// `ADMIN_TABLE` (the runtime channel policy), `CONTINUATION_QUEUE_URL`, `MAX_CONTINUATIONS` (6), `QUIET_WINDOW`
     /// (`21:00-08:00`), `CHANNEL_POLICY` (`email,sms`) and
     /// `RECHECK_AFTER_MINUTES` (180: longer than a backlog of a million
     /// messages takes to drain, so a busy queue is not mistaken for a lost
@@ -119,9 +127,14 @@ impl Deps {
             .lookup("CONTINUATION_QUEUE_URL")
             .filter(|u| !u.trim().is_empty())
             .map(|u| JobQueue::new(sqs.clone(), u));
+        let settings = vars
+            .lookup("ADMIN_TABLE")
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| SettingsStore::new(ddb.clone(), t));
         Ok(Deps {
             deliveries: DeliveryStore::new(ddb.clone(), vars.required("DELIVERIES_TABLE")?),
             cycles: CycleStore::new(ddb.clone(), vars.required("CYCLES_TABLE")?),
+            settings,
             failures: FailureLog::new(ddb, vars.required("FAILURES_TABLE")?),
             email: DeliveryQueue::new(sqs.clone(), vars.required("EMAIL_QUEUE_URL")?),
             sms: DeliveryQueue::new(sqs, vars.required("SMS_QUEUE_URL")?),
@@ -177,6 +190,7 @@ struct Ctx<'a> {
     deps: &'a Deps,
     run: SlotRun,
     run_id: &'a str,
+    policy: ChannelPolicy,
     /// Wall clock at the start, for the records' times.
     now: DateTime<Utc>,
     /// When to stop reading (the deadline less the margin).
@@ -217,7 +231,14 @@ pub struct DispatchReport {
     pub enqueued_sms: u64,
     /// Of the enqueued, those enqueued again after no sender took them.
     pub requeued: u64,
-    pub held: u64,
+    /// Due, but the channel policy enables no channel: left `READY`.
+    pub paused: u64,
+    /// The channel policy the run applied, and where it came from
+    /// (`setting` or `config`).
+    #[serde(default)]
+    pub policy: String,
+    #[serde(default)]
+    pub policy_source: String,
     /// Due but the customer's DND has this slot.
     pub not_this_slot: u64,
     /// Taken by another run first.
@@ -238,7 +259,7 @@ impl std::ops::AddAssign for DispatchReport {
         self.enqueued_email += o.enqueued_email;
         self.enqueued_sms += o.enqueued_sms;
         self.requeued += o.requeued;
-        self.held += o.held;
+        self.paused += o.paused;
         self.not_this_slot += o.not_this_slot;
         self.lost_races += o.lost_races;
         self.reverted += o.reverted;
@@ -341,6 +362,15 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<DispatchEvent>) -> Result<Di
             _ => {}
         }
     }
+    let (policy, source) = match &deps.settings {
+        Some(settings) => match settings.parsed::<ChannelPolicy>(CHANNEL_POLICY).await? {
+            Some(p) => (p, "setting"),
+            None => (deps.config.policy, "config"),
+        },
+        None => (deps.config.policy, "config"),
+    };
+    report.policy = policy.to_string();
+    report.policy_source = source.to_owned();
     let now = Utc::now();
     let resume = input.resume.clone().unwrap_or_default();
     let jobs: Vec<(Cycle, u32, Option<adapters::dynamo::Item>)> = report
@@ -362,6 +392,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<DispatchEvent>) -> Result<Di
         deps,
         run,
         run_id: &run_id,
+        policy,
         now,
         stop_at,
     };
@@ -400,7 +431,8 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<DispatchEvent>) -> Result<Di
         email = report.enqueued_email,
         sms = report.enqueued_sms,
         requeued = report.requeued,
-        held = report.held,
+        paused = report.paused,
+        policy = %report.policy,
         not_this_slot = report.not_this_slot,
         corrupt = report.corrupt,
         complete = report.complete,
@@ -443,13 +475,7 @@ async fn dispatch_bucket(
     bucket: u32,
     mut start: Option<adapters::dynamo::Item>,
 ) -> Result<(DispatchReport, BucketEnd), DispatchError> {
-    let Ctx {
-        deps,
-        run,
-        now,
-        stop_at,
-        ..
-    } = ctx;
+    let Ctx { deps, run, stop_at, .. } = ctx;
     let c = &deps.config;
     let mut report = DispatchReport {
         complete: true,
@@ -469,15 +495,11 @@ async fn dispatch_bucket(
         }
         let mut by_channel: [Vec<(DueEntry, Channel)>; 2] = [Vec::new(), Vec::new()];
         for e in page.entries {
-            match decide(run, c.quiet, c.policy, e.dnd, e.preferred_channel, e.available_at) {
+            match decide(run, c.quiet, ctx.policy, e.dnd, e.preferred_channel, e.available_at) {
                 Decision::Enqueue(ch) => by_channel[usize::from(ch == Channel::Sms)].push((e, ch)),
                 Decision::NotThisSlot => report.not_this_slot += 1,
                 Decision::NotYet => {}
-                Decision::Hold(reason) => {
-                    if deps.deliveries.hold(&e, reason, now).await? {
-                        report.held += 1;
-                    }
-                }
+                Decision::Paused => report.paused += 1,
             }
         }
         for group in by_channel {

@@ -51,6 +51,7 @@ use adapters::data_bucket::{DataBucket, MAX_LINK_EXPIRY};
 use adapters::deliveries::DeliveryStore;
 use adapters::failures::{FailureLog, FailureStage, NewFailure};
 use adapters::queue::{DeliveryQueue, JobQueue};
+use adapters::settings::{CHANNEL_POLICY, CachedSetting, SENDER_CACHE_TTL, SettingsStore};
 use adapters::{ConfigError, StoreError, Vars};
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
@@ -83,7 +84,8 @@ pub struct Config {
     /// The channel this sender serves (its queue's).
     pub channel: Channel,
     pub quiet: QuietWindow,
-    /// Whether email may fall back to SMS.
+    /// Whether email may fall back to SMS, unless the operators' runtime
+    /// setting says otherwise ([`Deps::settings`]).
     pub policy: ChannelPolicy,
     pub retry: RetryPolicy,
     /// Messages of a batch handled at once.
@@ -160,6 +162,9 @@ pub struct Deps {
     pub keys: Arc<Keyring>,
     pub clock: Clock,
     pub config: Config,
+    /// The operators' runtime channel policy (`ADMIN_TABLE`), read at most
+    /// once a minute; without it `config.policy` applies.
+    pub settings: Option<CachedSetting<ChannelPolicy>>,
     pub crash: Option<CrashPlan>,
 }
 
@@ -189,7 +194,8 @@ impl From<SenderError> for lambda_runtime::Diagnostic {
 impl Deps {
     /// From the function's variables: `DELIVERIES_TABLE`, `CUSTOMERS_TABLE`,
     /// `DATA_BUCKET`, `FAILURES_TABLE`, `EMAIL_QUEUE_URL`, `SMS_QUEUE_URL`,
-    /// `DEAD_LETTER_QUEUE_URL`, `PII_KEYS`; optional `QUIET_WINDOW`,
+    /// `DEAD_LETTER_QUEUE_URL`, `PII_KEYS`; optional `ADMIN_TABLE` (the
+    /// operators' runtime channel policy), `QUIET_WINDOW`,
     /// `CHANNEL_POLICY`, `EMAIL_ATTEMPTS` (3), `SMS_ATTEMPTS` (3),
     /// `RETRY_BASE_DELAY_SECONDS` (30), `RETRY_MAX_DELAY_SECONDS` (900),
     /// `SEND_CONCURRENCY` (10), `PROVIDER_TIMEOUT_MS` (10000),
@@ -255,14 +261,27 @@ impl Deps {
             ),
             sms_queue: DeliveryQueue::new(sqs.clone(), vars.required("SMS_QUEUE_URL")?),
             dead_letters: JobQueue::new(sqs, vars.required("DEAD_LETTER_QUEUE_URL")?),
-            failures: FailureLog::new(ddb, vars.required("FAILURES_TABLE")?),
+            failures: FailureLog::new(ddb.clone(), vars.required("FAILURES_TABLE")?),
             email: email_provider,
             sms: sms_provider,
             keys: Arc::new(keys),
             clock: system_clock(),
             config,
+            settings: vars
+                .lookup("ADMIN_TABLE")
+                .filter(|t| !t.trim().is_empty())
+                .map(|t| CachedSetting::new(SettingsStore::new(ddb.clone(), t), CHANNEL_POLICY, SENDER_CACHE_TTL)),
             crash: None,
         })
+    }
+
+    /// The channel policy in force: the operators' setting if they have set
+    /// one, else the configured one.
+    pub async fn channel_policy(&self) -> Result<ChannelPolicy, StoreError> {
+        match &self.settings {
+            Some(s) => Ok(s.get().await?.unwrap_or(self.config.policy)),
+            None => Ok(self.config.policy),
+        }
     }
 
     fn stage(&self) -> FailureStage {
@@ -412,12 +431,28 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<(SqsBat
     let (payload, ctx) = event.into_parts();
     let deadline = effective_deadline(ctx.deadline(), SystemTime::now(), deps.config.function_timeout);
     let request_id = ctx.request_id.clone();
+    let policy = match deps.channel_policy().await {
+        Ok(p) => p,
+        Err(e) => {
+            // Infrastructure trouble like any other: every message is tried again.
+            tracing::error!(error = %e, "the channel policy cannot be read; the batch will be retried");
+            let mut report = SendReport::default();
+            let mut response = SqsBatchResponse::default();
+            for m in payload.records {
+                report.count(Outcome::Error);
+                let mut f = BatchItemFailure::default();
+                f.item_identifier = m.message_id.unwrap_or_default();
+                response.batch_item_failures.push(f);
+            }
+            return Ok((response, report));
+        }
+    };
     let results: Vec<(Option<String>, Result<Outcome, SenderError>)> = stream::iter(payload.records)
         .map(|m| {
             let request_id = request_id.clone();
             async move {
                 let id = m.message_id.clone();
-                (id, handle_message(deps, &m, &request_id, deadline).await)
+                (id, handle_message(deps, &m, &request_id, deadline, policy).await)
             }
         })
         .buffer_unordered(deps.config.concurrency.max(1))
@@ -460,6 +495,8 @@ struct Msg<'a> {
     customer: CustomerId,
     claim_id: String,
     deadline: SystemTime,
+    /// The channel policy of this batch.
+    policy: ChannelPolicy,
 }
 
 impl Msg<'_> {
@@ -505,8 +542,9 @@ async fn handle_message(
     sqs: &SqsMessage,
     request_id: &str,
     deadline: SystemTime,
+    policy: ChannelPolicy,
 ) -> Result<Outcome, SenderError> {
-    let outcome = read_and_deliver(deps, sqs, request_id, deadline).await?;
+    let outcome = read_and_deliver(deps, sqs, request_id, deadline, policy).await?;
     if matches!(outcome, Outcome::Error | Outcome::Released) {
         let receipt = sqs.receipt_handle.as_deref().unwrap_or_default();
         let secs = deps.config.trouble_delay.as_secs().max(1) as u32;
@@ -522,6 +560,7 @@ async fn read_and_deliver(
     sqs: &SqsMessage,
     request_id: &str,
     deadline: SystemTime,
+    policy: ChannelPolicy,
 ) -> Result<Outcome, SenderError> {
     let message_id = sqs.message_id.clone().unwrap_or_default();
     let body = sqs.body.as_deref().unwrap_or_default();
@@ -564,6 +603,7 @@ async fn read_and_deliver(
         shard,
         customer,
         deadline,
+        policy,
     };
     deliver(&m).await
 }
@@ -929,7 +969,7 @@ async fn failed(m: &Msg<'_>, d: &Delivery, code: &str, reason: &str, permanent: 
     let attempts = attempts(d, c.channel) + 1;
     let next = c
         .retry
-        .after_failure(m.id(), c.channel, attempts, permanent, c.policy.allows(Channel::Sms));
+        .after_failure(m.id(), c.channel, attempts, permanent, m.policy.allows(Channel::Sms));
     tracing::warn!(delivery_id = m.id(), channel = %c.channel, attempts, code, permanent, next = ?next, "send failed");
     match next {
         AfterFailure::Retry { delay_secs } => {

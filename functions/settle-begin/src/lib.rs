@@ -6,10 +6,16 @@
 //! short-circuits; a cycle `SETTLING` under another run is refused while that
 //! run is alive and taken over once it has ended; the owning run's own retry
 //! or redrive resumes.
+//!
+//! The invoice template version a cycle pins: the input's `template_version`,
+//! else the version the operators activated (`billingctl templates activate`,
+//! the `template-version` setting of [`adapters::settings`]), else
+//! `TEMPLATE_VERSION`.
 
 use adapters::catalog_store::CatalogStore;
 use adapters::cycles::{BeginOutcome, CycleRecord, CycleStatus, CycleStore};
 use adapters::data_bucket::{DataBucket, SHARD_DIRECTORY_KEY, ShardDirectory};
+use adapters::settings::{SettingsStore, TEMPLATE_VERSION};
 use adapters::{ConfigError, StoreError, Vars};
 use aws_config::SdkConfig;
 use aws_sdk_sfn::types::ExecutionStatus;
@@ -32,6 +38,9 @@ pub struct Deps {
     pub catalogs: CatalogStore,
     pub bucket: DataBucket,
     pub sfn: aws_sdk_sfn::Client,
+    /// The operators' runtime settings (`ADMIN_TABLE`): the activated
+    /// template version.
+    pub settings: Option<SettingsStore>,
     /// The embedded invoice templates, parsed and validated once per instance.
     pub templates: invoice::Templates,
     pub config: Config,
@@ -40,7 +49,8 @@ pub struct Deps {
 impl Deps {
     /// Builds the dependencies from one SDK configuration and the function's
     /// variables (`CYCLES_TABLE`, `CATALOG_TABLE`, `DATA_BUCKET`,
-    /// `CATALOG_VERSION`, `TEMPLATE_VERSION`, optional `MAX_CONCURRENCY`).
+    /// `CATALOG_VERSION`, `TEMPLATE_VERSION`, optional `ADMIN_TABLE` and
+    /// `MAX_CONCURRENCY`).
     /// The embedded templates are validated here, and the default version must
     /// be one of them: a bad deployment fails at cold start, not mid-month.
     pub fn new(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
@@ -54,7 +64,11 @@ impl Deps {
             })?;
         Ok(Deps {
             cycles: CycleStore::new(ddb.clone(), vars.required("CYCLES_TABLE")?),
-            catalogs: CatalogStore::new(ddb, vars.required("CATALOG_TABLE")?),
+            catalogs: CatalogStore::new(ddb.clone(), vars.required("CATALOG_TABLE")?),
+            settings: vars
+                .lookup("ADMIN_TABLE")
+                .filter(|t| !t.trim().is_empty())
+                .map(|t| SettingsStore::new(ddb, t)),
             bucket: DataBucket::new(adapters::s3_client(sdk), vars.required("DATA_BUCKET")?),
             sfn: aws_sdk_sfn::Client::new(sdk),
             templates,
@@ -152,11 +166,6 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<BeginInput>) -> Result<Begin
         .unwrap_or_else(|| deps.config.default_catalog_version.clone());
 
     // Settled already? Then nothing else matters (not even the catalog).
-    let template_version = input
-        .input
-        .template_version
-        .clone()
-        .unwrap_or_else(|| deps.config.default_template_version.clone());
     let current = deps.cycles.get(cycle).await?;
     if let Some(current) = current.as_ref().filter(|c| c.status == CycleStatus::Settled) {
         return Ok(output(
@@ -172,6 +181,14 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<BeginInput>) -> Result<Begin
     if deps.catalogs.get(&catalog_version).await?.is_none() {
         return Err(BeginError::CatalogMissing(catalog_version));
     }
+    let template_version = match (&input.input.template_version, &deps.settings) {
+        (Some(v), _) => v.clone(),
+        (None, Some(settings)) => match settings.get(TEMPLATE_VERSION).await? {
+            Some(active) => active.value,
+            None => deps.config.default_template_version.clone(),
+        },
+        (None, None) => deps.config.default_template_version.clone(),
+    };
     // A version that does not exist fails now, before a single shard is
     // settled, not in every RenderShard.
     deps.templates

@@ -425,8 +425,8 @@ impl DeliveryStore {
         conditional_update(req, &self.table).await
     }
 
-    /// `READY` → `HELD` with a reason (no enabled channel reaches the
-    /// customer); it leaves the `Due` index until an operator acts.
+    /// `READY` → `HELD` with a reason; it leaves the `Due` index until an
+    /// operator acts (the admin API's `schedule`, `resend`, `force-send`).
     pub async fn hold(&self, e: &DueEntry, reason: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let req = self
             .update(e.cycle, e.shard, &e.customer_id)

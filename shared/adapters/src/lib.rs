@@ -37,6 +37,8 @@ pub mod dynamo;
 pub mod failures;
 #[cfg(feature = "sqs")]
 pub mod queue;
+#[cfg(feature = "dynamodb")]
+pub mod settings;
 
 pub use error::StoreError;
 

@@ -5,9 +5,10 @@
 //! in a slot the system quiet window touches; otherwise it enqueues each due
 //! delivery (its `available_at` has passed) whose customer allows the slot,
 //! on its preferred channel if the operators' channel policy enables it, on
-//! the other enabled channel if not, and holds it with a reason if none is
-//! enabled. A delivery the slot does not allow stays `READY` for a later run,
-//! which is also how missed runs are caught up.
+//! the other enabled channel if not. A policy of `none` pauses delivery: every
+//! due delivery stays `READY` and goes out once a channel is enabled again. A
+//! delivery the slot does not allow stays `READY` for a later run, which is
+//! also how missed runs are caught up.
 
 use std::fmt;
 use std::str::FromStr;
@@ -160,8 +161,9 @@ pub enum Decision {
     /// The slot is in the customer's DND set (or the run may not send at
     /// all): a later run takes it.
     NotThisSlot,
-    /// No enabled channel reaches the customer: hold it, with this reason.
-    Hold(&'static str),
+    /// The channel policy enables no channel: delivery is paused, the delivery
+    /// stays `READY` for a run after a channel is enabled again.
+    Paused,
 }
 
 /// The decision for one delivery in the run of `run`.
@@ -180,7 +182,7 @@ pub fn decide(
     } else {
         match policy.route(preferred) {
             Some(channel) => Decision::Enqueue(channel),
-            None => Decision::Hold("no enabled channel: the operators' channel policy disables email and SMS"),
+            None => Decision::Paused,
         }
     }
 }
@@ -251,7 +253,7 @@ mod tests {
             email: false,
             sms: false,
         };
-        assert!(matches!(d(SlotSet::EMPTY, none, due), Decision::Hold(_)));
+        assert_eq!(d(SlotSet::EMPTY, none, due), Decision::Paused);
         // In the quiet window nothing goes, whatever the customer allows.
         let night = SlotRun::containing(at("2026-12-15T13:00:00Z")); // 22:00 Seoul
         assert_eq!(

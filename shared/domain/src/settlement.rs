@@ -25,7 +25,8 @@ pub struct StartInput {
     /// Catalog version to pin; defaults to the deployment's configured one.
     #[serde(default)]
     pub catalog_version: Option<String>,
-    /// Invoice template version to pin; defaults to the deployment's one.
+    /// Invoice template version to pin; defaults to the one the operators
+    /// activated, else the deployment's one.
     #[serde(default)]
     pub template_version: Option<String>,
 }

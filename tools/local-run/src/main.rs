@@ -324,14 +324,14 @@ async fn deliver_month(
     let open = runs.iter().filter(|(_, r)| r.open).count();
     println!(
         "dispatched {enqueued} messages ({} email, {} SMS) in {} runs, one per two-hour slot of {} \
-         ({open} open, {} closed by the quiet window {}); held {}, corrupt {}, re-enqueued {}, put back {} [{dispatch_time:.1?}]",
+         ({open} open, {} closed by the quiet window {}); paused {}, corrupt {}, re-enqueued {}, put back {} [{dispatch_time:.1?}]",
         total.enqueued_email,
         total.enqueued_sms,
         runs.len(),
         a.cycle.next(),
         runs.len() - open,
         a.quiet_window,
-        total.held,
+        total.paused,
         total.corrupt,
         total.requeued,
         total.reverted
