@@ -260,6 +260,50 @@ impl CommandLog {
         }
     }
 
+    /// Records a command whose effect is not a DynamoDB write (a redrive): the record first,
+    /// holding `result` (its "starting" answer), then the effect, then [`Self::finish`] with
+    /// the real answer. `None` when the record was written; the existing record when the id
+    /// was used before (the same request: a replay, another: 409).
+    pub async fn reserve(&self, cmd: &NewCommand<'_>, result: &Value) -> Result<Option<CommandRecord>, ApiError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.record_item(cmd, result)))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(None),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+            {
+                match self.replay(cmd).await? {
+                    Some(first) => Ok(Some(first)),
+                    None => Err(ApiError::Internal(format!("command {} vanished", cmd.id))),
+                }
+            }
+            Err(e) => Err(ApiError::Internal(format!("PutItem on {}: {e}", self.table))),
+        }
+    }
+
+    /// The answer of a reserved command, once its effect is known.
+    pub async fn finish(&self, id: &str, result: &Value) -> Result<(), ApiError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key(id)))
+            .update_expression("SET #r = :r")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#r", "result")
+            .expression_attribute_values(":r", s(result.to_string()))
+            .send()
+            .await
+            .map_err(|e| ApiError::Internal(format!("UpdateItem on {}: {e}", self.table)))?;
+        Ok(())
+    }
+
     /// Commands of one day (UTC, `YYYY-MM-DD`) in time order, a page at a time.
     pub async fn by_day(
         &self,

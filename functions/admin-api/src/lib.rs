@@ -15,6 +15,10 @@
 //! | `GET /audit?day=YYYY-MM-DD&limit=&next=` | the commands of a day |
 //! | `GET /templates` | the invoice template versions this build carries, and the default one |
 //! | `GET /templates/{version}/preview?sample=` | a version rendered for a fictional sample bill: subject, HTML, text message |
+//! | `POST /templates/{version}/activate` | new cycles pin this version (see [`ops`]) |
+//! | `GET /settings`, `GET`/`PUT /settings/{name}` | the channel policy and the active template version, at runtime (see [`ops`]) |
+//! | `GET /queues`, `GET /queues/{queue}` | the dead-letter queues and their redrives |
+//! | `POST /queues/{queue}/redrive` | moves a dead-letter queue's messages back at a bounded rate |
 //!
 //! Every mutating command carries `command_id` and `reason` (see [`commands`]). Answers never
 //! hold contact data in clear, internal errors or stack details: a 500 names the request id,
@@ -23,6 +27,7 @@
 pub mod commands;
 pub mod http;
 pub mod local;
+pub mod ops;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -33,6 +38,7 @@ use adapters::data_bucket::DataBucket;
 use adapters::deliveries::{DeliveryStore, due_key, partition_key};
 use adapters::dynamo::{Item, attr_s};
 use adapters::failures::{FailureLog, FailureStage};
+use adapters::settings::SettingsStore;
 use adapters::{ConfigError, Vars};
 use aws_config::SdkConfig;
 use aws_lambda_events::event::lambda_function_urls::{LambdaFunctionUrlRequest, LambdaFunctionUrlResponse};
@@ -69,13 +75,24 @@ pub struct Deps {
     pub keys: Keyring,
     /// Every embedded invoice template version, validated at start.
     pub templates: invoice::Templates,
-    /// The version a settlement pins unless its input names another (`TEMPLATE_VERSION`).
+    /// The version a settlement pins unless its input or the operators' setting names
+    /// another (`TEMPLATE_VERSION`).
     pub default_template: String,
+    /// The operators' runtime settings (in `ADMIN_TABLE`).
+    pub settings: SettingsStore,
+    /// The deployment's channel policy (`CHANNEL_POLICY`), in force until a setting is made.
+    pub default_policy: domain::dispatch::ChannelPolicy,
+    pub sqs: aws_sdk_sqs::Client,
+    /// The dead-letter queues operators look at and redrive.
+    pub queues: Vec<ops::DeadLetterQueue>,
 }
 
 impl Deps {
     /// From `CYCLES_TABLE`, `DELIVERIES_TABLE`, `CUSTOMERS_TABLE`, `FAILURES_TABLE`,
-    /// `DATA_BUCKET`, `ADMIN_TABLE` and `PII_KEYS` (to mask contact data).
+    /// `DATA_BUCKET`, `ADMIN_TABLE`, `PII_KEYS` (to mask contact data), `TEMPLATE_VERSION`,
+    /// `CHANNEL_POLICY` (`email,sms` when unset), and the dead-letter queues:
+    /// `DELIVERY_DLQ_URL`/`_ARN`, `DISPATCH_DLQ_URL`/`_ARN` and
+    /// `DISPATCH_CONTINUATION_QUEUE_ARN` (where the dispatch DLQ's messages are redriven).
     pub fn from_vars(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
         let ddb = adapters::dynamodb_client(sdk);
         let keys = Keyring::parse(&vars.required("PII_KEYS")?).map_err(|e| ConfigError::Invalid {
@@ -89,6 +106,25 @@ impl Deps {
             failures: FailureLog::new(ddb.clone(), vars.required("FAILURES_TABLE")?),
             bucket: DataBucket::new(adapters::s3_client(sdk), vars.required("DATA_BUCKET")?),
             commands: CommandLog::new(ddb.clone(), vars.required("ADMIN_TABLE")?),
+            settings: SettingsStore::new(ddb.clone(), vars.required("ADMIN_TABLE")?),
+            default_policy: vars.parsed("CHANNEL_POLICY", domain::dispatch::ChannelPolicy::ALL)?,
+            sqs: adapters::sqs_client(sdk),
+            queues: vec![
+                ops::DeadLetterQueue {
+                    name: "delivery-dlq",
+                    url: vars.required("DELIVERY_DLQ_URL")?,
+                    arn: vars.required("DELIVERY_DLQ_ARN")?,
+                    destination: None,
+                    about: "email and SMS messages received ten times without an answer; RecordFailure turns them into failure records as they arrive, so messages stay here only while it cannot take them. A redrive sends them back to the email and SMS queues",
+                },
+                ops::DeadLetterQueue {
+                    name: "dispatch-dlq",
+                    url: vars.required("DISPATCH_DLQ_URL")?,
+                    arn: vars.required("DISPATCH_DLQ_ARN")?,
+                    destination: Some(vars.required("DISPATCH_CONTINUATION_QUEUE_ARN")?),
+                    about: "dispatch runs that failed (the scheduler's invocations after its retries, continuations after three receives). A redrive runs each again through the continuation queue; a run of an old slot enqueues what is due now",
+                },
+            ],
             keys,
             templates: invoice::Templates::embedded().map_err(|e| ConfigError::Invalid {
                 name: "templates",
@@ -195,11 +231,39 @@ async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Respons
         }
         ["templates"] => {
             only("GET")?;
-            templates(deps)
+            templates(deps).await
         }
         ["templates", version, "preview"] => {
             only("GET")?;
             preview(deps, version, req)
+        }
+        ["templates", version, "activate"] => {
+            only("POST")?;
+            ops::activate(deps, version, req, caller, now).await
+        }
+        ["settings"] => {
+            only("GET")?;
+            ops::list_settings(deps).await
+        }
+        ["settings", name] => match method {
+            "GET" => ops::get_setting(deps, name).await,
+            "PUT" => ops::put_setting(deps, name, req, caller, now).await,
+            _ => Err(ApiError::MethodNotAllowed {
+                method: method.to_owned(),
+                path: req.path.clone(),
+            }),
+        },
+        ["queues"] => {
+            only("GET")?;
+            ops::list_queues(deps).await
+        }
+        ["queues", name] => {
+            only("GET")?;
+            ops::get_queue(deps, name).await
+        }
+        ["queues", name, "redrive"] => {
+            only("POST")?;
+            ops::redrive(deps, name, req, caller, now).await
         }
         _ => Err(ApiError::not_found(
             "unknown-route",
@@ -520,7 +584,7 @@ async fn delivery(deps: &Deps, cycle: Cycle, customer: &CustomerId, now: DateTim
     })))
 }
 
-fn parse_body<T: for<'de> Deserialize<'de>>(req: &Request) -> Result<T, ApiError> {
+pub(crate) fn parse_body<T: for<'de> Deserialize<'de>>(req: &Request) -> Result<T, ApiError> {
     let body = req
         .body
         .as_deref()
@@ -873,9 +937,11 @@ async fn convert_to_sms(
 }
 
 /// `READY` or `HELD` → `READY` now (or at `available_at`) **without the customer's
-/// do-not-disturb slots** for this delivery: they are cleared on the item and kept in
-/// `dnd_before_force`. The system quiet window still holds: dispatch and the senders apply it
-/// to every delivery, so a forced delivery in the quiet window goes out when it ends.
+/// do-not-disturb slots** for this delivery's send: they are set aside in `dnd_before_force`
+/// and put back when the delivery is sent or dies (`adapters::claims::RESTORE_DND`), so a
+/// later resend honours them again. The system quiet window still holds: dispatch and the
+/// senders apply it to every delivery, so a forced delivery in the quiet window goes out
+/// when it ends.
 async fn force_send(
     deps: &Deps,
     cycle: Cycle,
@@ -912,7 +978,12 @@ async fn force_send(
     .await
 }
 
-fn templates(deps: &Deps) -> Result<Response, ApiError> {
+async fn templates(deps: &Deps) -> Result<Response, ApiError> {
+    let active = deps
+        .settings
+        .get(adapters::settings::TEMPLATE_VERSION)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let versions: Vec<Value> = deps
         .templates
         .versions()
@@ -921,6 +992,8 @@ fn templates(deps: &Deps) -> Result<Response, ApiError> {
         .collect();
     Ok(Response::ok(json!({
         "default": deps.default_template,
+        "active": active.as_ref().map_or(deps.default_template.as_str(), |s| s.value.as_str()),
+        "active_source": if active.is_some() { "setting" } else { "deployment" },
         "versions": versions,
         "samples": invoice::samples::SAMPLE_KEYS,
     })))
@@ -961,7 +1034,7 @@ fn preview(deps: &Deps, version: &str, req: &Request) -> Result<Response, ApiErr
     })))
 }
 
-fn replayed(first: commands::CommandRecord) -> Response {
+pub(crate) fn replayed(first: commands::CommandRecord) -> Response {
     let mut result = first.result;
     if let Some(o) = result.as_object_mut() {
         o.insert("replayed".into(), Value::Bool(true));

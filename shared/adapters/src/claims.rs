@@ -28,6 +28,11 @@ use crate::StoreError;
 use crate::deliveries::{DeliveryStore, due_key, s};
 use crate::dynamo::{attr_s, conditional_update};
 
+/// Puts back the do-not-disturb slots a force-send set aside (`dnd_before_force`, see the
+/// admin API); for every other delivery it leaves `dnd` as it is. Every delivery item has
+/// `dnd` (a claim decodes it), so the expression always has an operand.
+pub const RESTORE_DND: &str = "dnd = if_not_exists(dnd_before_force, dnd)";
+
 /// The delivery a claim is about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClaimKey<'a> {
@@ -175,6 +180,8 @@ impl DeliveryStore {
     /// `SENDING` under `claim_id` → sent on the claim's channel, with the
     /// provider's message id. False when the claim was lost (taken over
     /// after its lease ended): the caller must not count the send as its own.
+    /// A delivery an operator force-sent gets its customer's do-not-disturb
+    /// slots back ([`RESTORE_DND`]), so a later resend honours them again.
     pub async fn complete(
         &self,
         key: &ClaimKey<'_>,
@@ -184,10 +191,10 @@ impl DeliveryStore {
     ) -> Result<bool, StoreError> {
         let req = self
             .update(key.cycle, key.shard, key.customer)
-            .update_expression(
-                "SET #st = :sent, provider_message_id = :pmid, sent_at = :now, updated_at = :now \
-                 ADD #att :one REMOVE lease_until",
-            )
+            .update_expression(format!(
+                "SET #st = :sent, provider_message_id = :pmid, sent_at = :now, updated_at = :now, {RESTORE_DND} \
+                 ADD #att :one REMOVE lease_until, dnd_before_force"
+            ))
             .condition_expression("#st = :sending AND claim_id = :cid AND channel = :ch")
             .expression_attribute_names("#st", "state")
             .expression_attribute_names("#att", attempts_attr(key.channel))
@@ -217,12 +224,19 @@ impl DeliveryStore {
             GiveBack::FallBackToSms => (DeliveryState::Queued, Channel::Sms),
             GiveBack::Dead => (DeliveryState::Dead, key.channel),
         };
+        // A dead delivery an operator force-sent gets its DND slots back, as a sent one does.
+        let expression = match how {
+            GiveBack::Dead => format!(
+                "SET #st = :next, channel = :next_ch, last_error = :err, updated_at = :now, {RESTORE_DND} \
+                 ADD #att :one REMOVE lease_until, claim_id, dnd_before_force"
+            ),
+            _ => "SET #st = :next, channel = :next_ch, last_error = :err, updated_at = :now \
+                  ADD #att :one REMOVE lease_until, claim_id"
+                .to_owned(),
+        };
         let req = self
             .update(key.cycle, key.shard, key.customer)
-            .update_expression(
-                "SET #st = :next, channel = :next_ch, last_error = :err, updated_at = :now \
-                 ADD #att :one REMOVE lease_until, claim_id",
-            )
+            .update_expression(expression)
             .condition_expression("#st = :sending AND claim_id = :cid AND channel = :ch")
             .expression_attribute_names("#st", "state")
             .expression_attribute_names("#att", attempts_attr(key.channel))

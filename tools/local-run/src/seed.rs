@@ -275,3 +275,26 @@ pub async fn sent_times(sdk: &SdkConfig, table: &str) -> anyhow::Result<Vec<(Str
         .map(|s| (s.id, s.at, s.dnd))
         .collect())
 }
+
+/// Receives the email queue's messages without answering them, as a sender that never
+/// answers would, until SQS has moved them to the delivery dead-letter queue (its
+/// `maxReceiveCount` is 10). For a seeded handful (at most 10 messages): 12 rounds at most.
+pub async fn dead_letter_email(sdk: &SdkConfig, resources: &Resources) -> anyhow::Result<()> {
+    let env = crate::settle::local_function_env(resources, crate::send::SEND_EMAIL);
+    let queue = env.get("EMAIL_QUEUE_URL").context("EMAIL_QUEUE_URL")?;
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    for _ in 0..12 {
+        let got = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .context("ReceiveMessage")?;
+        if got.messages().is_empty() {
+            return Ok(());
+        }
+    }
+    anyhow::bail!("the email queue still has messages after 12 rounds of receives")
+}
