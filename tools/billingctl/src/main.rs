@@ -119,6 +119,69 @@ enum Action {
     Command { id: String },
     /// The commands of a day (UTC, YYYY-MM-DD).
     Audit { day: String },
+    /// The runtime settings: the channel policy and the active template version.
+    Settings,
+    /// The channel policy: shown, or set (email,sms | email | sms | none, which pauses delivery).
+    Policy {
+        #[command(subcommand)]
+        action: Option<PolicyAction>,
+    },
+    /// Invoice template versions: listed, previewed, activated for the next cycles.
+    Templates {
+        #[command(subcommand)]
+        action: Option<TemplateAction>,
+    },
+    /// The dead-letter queues: messages waiting, in flight, and their redrives.
+    Queues,
+    /// Move a dead-letter queue's messages back at a bounded rate (delivery-dlq, dispatch-dlq).
+    Redrive {
+        queue: String,
+        /// Messages per second (1 to 500).
+        #[arg(long, default_value_t = 10)]
+        rate: u32,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        command_id: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyAction {
+    /// The policy in force and where it comes from.
+    Get,
+    /// Set it; dispatch's next run and the senders (within a minute) apply it.
+    Set {
+        value: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        command_id: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TemplateAction {
+    /// The versions this build carries, the default and the active one.
+    List,
+    /// A version rendered for a fictional sample bill (subject and text message; the HTML
+    /// with --json, or into --html FILE).
+    Preview {
+        version: String,
+        #[arg(long, default_value = "family")]
+        sample: String,
+        /// Write the HTML email here.
+        #[arg(long)]
+        html: Option<std::path::PathBuf>,
+    },
+    /// New cycles pin this version (a settled cycle keeps its own).
+    Activate {
+        version: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        command_id: Option<String>,
+    },
 }
 
 /// An answer that is not a success, or no answer.
@@ -480,6 +543,69 @@ fn show_applied(v: &Value) -> String {
     out
 }
 
+fn show_settings(settings: &[Value]) -> String {
+    let keys = [
+        "name",
+        "value",
+        "source",
+        "revision",
+        "updated_at",
+        "updated_by",
+        "takes_effect",
+    ];
+    table(
+        &["SETTING", "VALUE", "SOURCE", "REV", "UPDATED", "BY", "TAKES EFFECT"],
+        &rows(settings, &keys),
+    )
+}
+
+fn show_setting_applied(v: &Value) -> String {
+    let head = if v["replayed"] == json!(true) {
+        format!(
+            "already set under command id {} (nothing changed now)",
+            text(&v["command_id"])
+        )
+    } else {
+        format!("set (command id {})", text(&v["command_id"]))
+    };
+    let mut out = format!(
+        "{head}
+{} = {} (was {}), revision {}",
+        text(&v["setting"]),
+        text(&v["value"]),
+        text(&v["previous"]),
+        text(&v["revision"])
+    );
+    if let Some(note) = v["note"].as_str() {
+        out.push_str(&format!(
+            "
+note: {note}"
+        ));
+    }
+    out
+}
+
+fn show_queues(queues: &[Value]) -> String {
+    let rows: Vec<Vec<String>> = queues
+        .iter()
+        .map(|q| {
+            let last = &q["redrives"][0];
+            let redrive = if last.is_null() {
+                "-".to_owned()
+            } else {
+                format!(
+                    "{} {}/{}",
+                    text(&last["status"]),
+                    text(&last["moved"]),
+                    text(&last["to_move"])
+                )
+            };
+            vec![text(&q["queue"]), text(&q["waiting"]), text(&q["in_flight"]), redrive]
+        })
+        .collect();
+    table(&["QUEUE", "WAITING", "IN FLIGHT", "LAST REDRIVE"], &rows)
+}
+
 async fn run(cli: Cli) -> Result<(), Failure> {
     let api = Api::new(&cli.url, &cli.region).await?;
     let print = |v: &Value, human: String| {
@@ -608,6 +734,108 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let v = api.call("GET", &format!("/audit?day={day}&limit=100"), None).await?;
             let commands = v["commands"].as_array().cloned().unwrap_or_default();
             print(&v, show_commands(&commands));
+        }
+        Action::Settings => {
+            let v = api.call("GET", "/settings", None).await?;
+            let settings = v["settings"].as_array().cloned().unwrap_or_default();
+            print(&v, show_settings(&settings));
+        }
+        Action::Policy { action } => match action.unwrap_or(PolicyAction::Get) {
+            PolicyAction::Get => {
+                let v = api.call("GET", "/settings/channel-policy", None).await?;
+                print(&v, show_settings(std::slice::from_ref(&v)));
+            }
+            PolicyAction::Set {
+                value,
+                reason,
+                command_id,
+            } => {
+                let mut body = command_body(command_id, reason, None);
+                body["value"] = json!(value);
+                let v = api.call("PUT", "/settings/channel-policy", Some(body)).await?;
+                print(&v, show_setting_applied(&v));
+            }
+        },
+        Action::Templates { action } => match action.unwrap_or(TemplateAction::List) {
+            TemplateAction::List => {
+                let v = api.call("GET", "/templates", None).await?;
+                let rows: Vec<Vec<String>> = v["versions"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| {
+                        let name = text(&t["version"]);
+                        let mut marks = Vec::new();
+                        if name == text(&v["active"]) {
+                            marks.push(format!("active ({})", text(&v["active_source"])));
+                        }
+                        if name == text(&v["default"]) {
+                            marks.push("deployment default".to_owned());
+                        }
+                        vec![name, text(&t["meta"]["brand"]), marks.join(", ")]
+                    })
+                    .collect();
+                print(&v, table(&["VERSION", "BRAND", ""], &rows));
+            }
+            TemplateAction::Preview { version, sample, html } => {
+                let v = api
+                    .call("GET", &format!("/templates/{version}/preview?sample={sample}"), None)
+                    .await?;
+                let mut human = format!(
+                    "{version} for the sample {sample:?}\nsubject: {}\n\ntext message:\n{}",
+                    text(&v["subject"]),
+                    text(&v["sms"])
+                );
+                if let Some(path) = html {
+                    std::fs::write(&path, v["html"].as_str().unwrap_or_default())
+                        .map_err(|e| Failure::Other(format!("writing {}: {e}", path.display())))?;
+                    human.push_str(&format!("\n\nHTML email written to {}", path.display()));
+                }
+                print(&v, human);
+            }
+            TemplateAction::Activate {
+                version,
+                reason,
+                command_id,
+            } => {
+                let body = command_body(command_id, reason, None);
+                let v = api
+                    .call("POST", &format!("/templates/{version}/activate"), Some(body))
+                    .await?;
+                print(&v, show_setting_applied(&v));
+            }
+        },
+        Action::Queues => {
+            let v = api.call("GET", "/queues", None).await?;
+            let queues = v["queues"].as_array().cloned().unwrap_or_default();
+            print(&v, show_queues(&queues));
+        }
+        Action::Redrive {
+            queue,
+            rate,
+            reason,
+            command_id,
+        } => {
+            let mut body = command_body(command_id, reason, None);
+            body["max_per_second"] = json!(rate);
+            let v = api
+                .call("POST", &format!("/queues/{queue}/redrive"), Some(body))
+                .await?;
+            let head = if v["replayed"] == json!(true) {
+                "already started under this command id (nothing started now)"
+            } else {
+                "redrive started"
+            };
+            let human = format!(
+                "{head}: {} messages of {} to {}, at most {} a second (command id {})",
+                text(&v["waiting"]),
+                text(&v["queue"]),
+                text(&v["destination"]),
+                text(&v["max_per_second"]),
+                text(&v["command_id"])
+            );
+            print(&v, human);
         }
     }
     Ok(())

@@ -217,3 +217,124 @@ async fn every_command_answers_with_tables_json_and_exit_codes() {
     let forced: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(forced["quiet_window"], "still applies");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_templates_and_redrive_commands() {
+    let stack = local_aws::fresh_stack("billingctl-ops").await.unwrap();
+    seed_queued(&stack.config, &stack.resources, 4, 2, 2, SlotSet::EMPTY)
+        .await
+        .unwrap();
+    let env = local_run::settle::local_function_env(&stack.resources, "AdminApiFunction");
+    let deps = admin_api::Deps::from_vars(&stack.config, &env).unwrap();
+    let addr = admin_api::local::start(deps, 0).await.unwrap();
+    let url = format!("http://{addr}/");
+    let run = |args: &'static [&'static str]| billingctl(&url, args);
+
+    // Settings and the channel policy.
+    let r = run(&["settings"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("SETTING") && r.stdout.contains("channel-policy") && r.stdout.contains("deployment"),
+        "{}",
+        r.stdout
+    );
+    const SET_SMS: &[&str] = &[
+        "policy",
+        "set",
+        "sms",
+        "--reason",
+        "email provider outage",
+        "--command-id",
+        "p-1",
+    ];
+    let r = run(&["policy", "set", "fax", "--reason", "x"]).await;
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(r.stderr.contains("invalid-value"), "{}", r.stderr);
+    let r = run(SET_SMS).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("channel-policy = sms (was email,sms), revision 1"),
+        "{}",
+        r.stdout
+    );
+    let r = run(SET_SMS).await;
+    assert!(r.stdout.contains("already set under command id p-1"), "{}", r.stdout);
+    let r = run(&["policy", "set", "email", "--reason", "x", "--command-id", "p-1"]).await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    let r = run(&["--json", "policy"]).await;
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        (&v["value"], &v["source"]),
+        (&Value::from("sms"), &Value::from("setting"))
+    );
+
+    // Templates: list, preview (the HTML into a file), activate.
+    let r = run(&["templates"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("v1") && r.stdout.contains("active (deployment)"),
+        "{}",
+        r.stdout
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("v1.html");
+    let html_arg = html.to_str().unwrap().to_owned();
+    let r = billingctl(&url, &["templates", "preview", "v1", "--html", &html_arg]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("subject:") && r.stdout.contains("text message:"),
+        "{}",
+        r.stdout
+    );
+    assert!(std::fs::read_to_string(&html).unwrap().contains("<html"));
+    let r = run(&["templates", "preview", "v7"]).await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let r = run(&["templates", "activate", "v7", "--reason", "x"]).await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("unknown-template-version"), "{}", r.stderr);
+    let r = run(&["templates", "activate", "v1", "--reason", "spring layout"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("template-version = v1"), "{}", r.stdout);
+    let r = run(&["templates"]).await;
+    assert!(r.stdout.contains("active (setting)"), "{}", r.stdout);
+
+    // Queues and redrive. The email queue's messages, received ten times unanswered, go to
+    // the delivery DLQ; the redrive moves them back. An empty queue is refused, saying why.
+    local_run::seed::dead_letter_email(&stack.config, &stack.resources)
+        .await
+        .unwrap();
+    let r = run(&["queues"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("delivery-dlq") && r.stdout.contains("dispatch-dlq"),
+        "{}",
+        r.stdout
+    );
+    let r = run(&["redrive", "dispatch-dlq", "--reason", "x"]).await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("nothing-to-redrive"), "{}", r.stderr);
+    const REDRIVE: &[&str] = &[
+        "redrive",
+        "delivery-dlq",
+        "--rate",
+        "5",
+        "--reason",
+        "provider fixed",
+        "--command-id",
+        "rd-1",
+    ];
+    let r = run(REDRIVE).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("redrive started: 2 messages of delivery-dlq"),
+        "{}",
+        r.stdout
+    );
+    let r = run(REDRIVE).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("already started"), "{}", r.stdout);
+    let r = run(&["redrive", "delivery-dlq", "--rate", "0", "--reason", "x"]).await;
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    let r = run(&["redrive", "nope", "--reason", "x"]).await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+}
