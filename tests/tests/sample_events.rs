@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use adapters::cycles::CycleStatus;
 use adapters::failures::FailureStage;
+use aws_lambda_events::event::lambda_function_urls::{LambdaFunctionUrlRequest, LambdaFunctionUrlResponse};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use dispatch_slot::{DispatchEvent, DispatchReport};
 use domain::delivery::{DeliveryMessage, parse_delivery_id};
@@ -28,7 +29,7 @@ use serde_json::Value;
 const RUN_ID: &str = "arn:aws:states:ap-northeast-2:123456789012:execution:billing-settlement:settle-2026-11";
 
 /// Function folder under `events/` → the function's logical id in template.yaml.
-const FUNCTIONS: [(&str, &str); 8] = [
+const FUNCTIONS: [(&str, &str); 9] = [
     ("settle-begin", "SettleBeginFunction"),
     ("settle-shard", "SettleShardFunction"),
     ("render-shard", "RenderShardFunction"),
@@ -37,7 +38,11 @@ const FUNCTIONS: [(&str, &str); 8] = [
     ("record-failure", "RecordFailureFunction"),
     ("send-email", "SendEmailFunction"),
     ("send-sms", "SendSmsFunction"),
+    ("admin-api", "AdminApiFunction"),
 ];
+
+/// The caller the admin API's sample requests are signed by.
+const OPERATOR: &str = "arn:aws:sts::123456789012:assumed-role/billing-operator/kim";
 
 /// The senders' folders: the channel each one's queue carries.
 fn sender_channel(folder: &str) -> Option<Channel> {
@@ -246,6 +251,16 @@ fn every_event_parses_into_the_input_of_its_function() {
                 }
                 "dispatch-slot" => typed::<DispatchEvent>(&value),
                 "record-failure" => typed::<SqsEvent>(&value),
+                "admin-api" => {
+                    let request: LambdaFunctionUrlRequest = serde_json::from_value(value.clone())
+                        .unwrap_or_else(|e| panic!("{shown}: not a function URL request: {e}"));
+                    let http = &request.request_context.http;
+                    assert_eq!(request.raw_path, http.path, "{shown}: rawPath");
+                    if let Some(body) = &request.body {
+                        serde_json::from_str::<Value>(body).unwrap_or_else(|e| panic!("{shown}: body: {e}"));
+                    }
+                    typed::<LambdaFunctionUrlRequest>(&value)
+                }
                 "send-email" | "send-sms" => {
                     let sqs: SqsEvent = serde_json::from_value(value.clone())
                         .unwrap_or_else(|e| panic!("{shown}: not an SQS event: {e}"));
@@ -259,7 +274,7 @@ fn every_event_parses_into_the_input_of_its_function() {
             unknown_fields(&value, &back, "$", &mut unknown);
             assert!(unknown.is_empty(), "{shown}: fields {name} does not know: {unknown:?}");
             // All settlement events belong to one run, so they can be sent in sequence.
-            if !["dispatch-slot", "record-failure", "send-email", "send-sms"].contains(&name.as_str()) {
+            if !["dispatch-slot", "record-failure", "send-email", "send-sms", "admin-api"].contains(&name.as_str()) {
                 assert_eq!(value["run_id"], RUN_ID, "{shown}: run_id");
             }
             assert!(readme.contains(&shown), "events/README.md does not describe {shown}");
@@ -268,7 +283,7 @@ fn every_event_parses_into_the_input_of_its_function() {
     }
     let expected: BTreeSet<String> = FUNCTIONS.iter().map(|(f, _)| f.to_string()).collect();
     assert_eq!(folders, expected, "every function has sample events");
-    assert!(files >= 20, "{files} events");
+    assert!(files >= 28, "{files} events");
 }
 
 /// The session `events/README.md` describes, as a user runs it without
@@ -662,6 +677,76 @@ async fn the_documented_cargo_lambda_session_settles_the_sample_month() {
             assert_eq!(r.channel, Some(channel), "{file}: {subject}");
         }
     }
+
+    // AdminApi, after the month above: the operators' view of it and one audited command.
+    let mut api = async |event: &str| -> (i64, Value) {
+        let r: LambdaFunctionUrlResponse = invoke("admin-api", event).await.output().unwrap();
+        let body: Value = serde_json::from_str(r.body.as_deref().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{event}: the answer is not JSON: {e}"));
+        (r.status_code, body)
+    };
+    let (status, v) = api("events/admin-api/cycle.json").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (&v["status"], &v["bills"]),
+        (&Value::from("SETTLED"), &Value::from(bills)),
+        "{v}"
+    );
+    assert_eq!(v["shards"]["done"], 2, "{v}");
+    let (status, v) = api("events/admin-api/funnel.json").await;
+    assert_eq!((status, &v["deliveries"]), (200, &Value::from(bills)), "{v}");
+    assert_eq!(v["by_state"]["SENT_EMAIL"], 3, "{v}");
+    let (status, v) = api("events/admin-api/delivery.json").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (&v["state"], &v["send_round"]),
+        (&Value::from("SENT_EMAIL"), &Value::from(0)),
+        "{v}"
+    );
+    assert!(v["contact"]["email"].as_str().unwrap().contains('*'), "masked: {v}");
+    let (status, v) = api("events/admin-api/failures.json").await;
+    assert_eq!(status, 200, "{v}");
+    assert!(!v["records"].as_array().unwrap().is_empty(), "{v}");
+    let (status, v) = api("events/admin-api/unknown-cycle.json").await;
+    assert_eq!(
+        (status, &v["error"]["code"]),
+        (404, &Value::from("unknown-cycle")),
+        "{v}"
+    );
+    let (status, v) = api("events/admin-api/no-identity.json").await;
+    assert_eq!((status, &v["error"]["code"]), (403, &Value::from("forbidden")), "{v}");
+    // A resend of the sent delivery: READY in send round 1, audited; sent again, replayed.
+    let (status, v) = api("events/admin-api/resend.json").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (&v["state"], &v["send_round"], &v["replayed"]),
+        (&Value::from("READY"), &Value::from(1), &Value::from(false)),
+        "{v}"
+    );
+    let (_, v) = api("events/admin-api/resend.json").await;
+    assert_eq!(
+        (&v["send_round"], &v["replayed"]),
+        (&Value::from(1), &Value::from(true)),
+        "{v}"
+    );
+    let item = delivery_item(&month, "2026-11#00000#C0000001").await;
+    assert_eq!(attr(&item, "last_command"), "sample-resend-C0000001");
+    let (status, v) = api("events/admin-api/set-channel-policy.json").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (&v["value"], &v["previous"], &v["revision"]),
+        (&Value::from("email,sms"), &Value::from("email,sms"), &Value::from(1)),
+        "{v}"
+    );
+    let audit = adapters::settings::SettingsStore::new(
+        adapters::dynamodb_client(&month.config),
+        month.resources.table("AdminTable").unwrap(),
+    )
+    .get(adapters::settings::CHANNEL_POLICY)
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!((audit.updated_by.as_str(), audit.revision), (OPERATOR, 1));
 
     // Every sample event was sent through `cargo lambda invoke` and its answer checked.
     assert_eq!(invoked, all_events(), "events invoked vs events/");
