@@ -83,6 +83,8 @@ pub fn system_clock() -> Clock {
 pub struct Config {
     /// The channel this sender serves (its queue's).
     pub channel: Channel,
+    /// The stack's name, the metrics' `Stack` dimension (`STACK_NAME`, `local`).
+    pub stack: String,
     pub quiet: QuietWindow,
     /// Whether email may fall back to SMS, unless the operators' runtime
     /// setting says otherwise ([`Deps::settings`]).
@@ -116,6 +118,7 @@ impl Config {
     pub fn new(channel: Channel) -> Self {
         Config {
             channel,
+            stack: "local".into(),
             quiet: QuietWindow::default_korea(),
             policy: ChannelPolicy::ALL,
             retry: RetryPolicy::default(),
@@ -194,7 +197,8 @@ impl From<SenderError> for lambda_runtime::Diagnostic {
 impl Deps {
     /// From the function's variables: `DELIVERIES_TABLE`, `CUSTOMERS_TABLE`,
     /// `DATA_BUCKET`, `FAILURES_TABLE`, `EMAIL_QUEUE_URL`, `SMS_QUEUE_URL`,
-    /// `DEAD_LETTER_QUEUE_URL`, `PII_KEYS`; optional `ADMIN_TABLE` (the
+    /// `DEAD_LETTER_QUEUE_URL`, `PII_KEYS`; optional `STACK_NAME` (the
+    /// metrics' `Stack` dimension), `ADMIN_TABLE` (the
     /// operators' runtime channel policy), `QUIET_WINDOW`,
     /// `CHANNEL_POLICY`, `EMAIL_ATTEMPTS` (3), `SMS_ATTEMPTS` (3),
     /// `RETRY_BASE_DELAY_SECONDS` (30), `RETRY_MAX_DELAY_SECONDS` (900),
@@ -220,6 +224,10 @@ impl Deps {
         }
         let base = Config::new(channel);
         let config = Config {
+            stack: vars
+                .lookup("STACK_NAME")
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| base.stack.clone()),
             quiet: vars.parsed("QUIET_WINDOW", base.quiet)?,
             policy: vars.parsed("CHANNEL_POLICY", base.policy)?,
             retry,
@@ -412,7 +420,10 @@ impl std::ops::AddAssign<&SendReport> for SendReport {
 /// as one EMF line on stdout.
 pub async fn handle_lambda(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, SenderError> {
     let (response, report) = handle(deps, event).await?;
-    println!("{}", emf_line(deps.config.channel, &report, Utc::now()));
+    println!(
+        "{}",
+        emf_line(&deps.config.stack, deps.config.channel, &report, Utc::now())
+    );
     Ok(response)
 }
 

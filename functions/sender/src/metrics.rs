@@ -1,7 +1,8 @@
 //! CloudWatch Embedded Metric Format: one JSON line per invocation on
 //! stdout, which CloudWatch Logs turns into metrics (namespace
-//! [`NAMESPACE`], dimension `Channel`) without any API call. Counts only;
-//! never an id or anything personal.
+//! [`NAMESPACE`], dimensions `Stack` and `Channel`) without any API call.
+//! `Stack` keeps two stages deployed in one account and region apart on the
+//! dashboard. Counts only; never an id or anything personal.
 
 use chrono::{DateTime, Utc};
 use domain::Channel;
@@ -28,7 +29,7 @@ pub fn metrics(r: &SendReport) -> [(&'static str, u64); 10] {
 }
 
 /// One EMF document for `report`.
-pub fn emf_line(channel: Channel, report: &SendReport, at: DateTime<Utc>) -> String {
+pub fn emf_line(stack: &str, channel: Channel, report: &SendReport, at: DateTime<Utc>) -> String {
     let values = metrics(report);
     let mut doc = Map::new();
     doc.insert(
@@ -37,11 +38,12 @@ pub fn emf_line(channel: Channel, report: &SendReport, at: DateTime<Utc>) -> Str
             "Timestamp": at.timestamp_millis(),
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [["Channel"]],
+                "Dimensions": [["Stack", "Channel"]],
                 "Metrics": values.iter().map(|(name, _)| json!({"Name": name, "Unit": "Count"})).collect::<Vec<_>>(),
             }],
         }),
     );
+    doc.insert("Stack".into(), Value::String(stack.to_owned()));
     doc.insert("Channel".into(), Value::String(channel.as_str().to_owned()));
     for (name, value) in values {
         doc.insert(name.into(), json!(value));
@@ -63,11 +65,12 @@ mod tests {
             duplicates_suppressed: 3,
             ..SendReport::default()
         };
-        let line = emf_line(Channel::Sms, &report, DateTime::UNIX_EPOCH);
+        let line = emf_line("billing-prod", Channel::Sms, &report, DateTime::UNIX_EPOCH);
         let v: Value = serde_json::from_str(&line).unwrap();
         let declared = &v["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(declared["Namespace"], NAMESPACE);
-        assert_eq!(declared["Dimensions"], json!([["Channel"]]));
+        assert_eq!(declared["Dimensions"], json!([["Stack", "Channel"]]));
+        assert_eq!((&v["Stack"], &v["Channel"]), (&json!("billing-prod"), &json!("sms")));
         let names: Vec<&str> = declared["Metrics"]
             .as_array()
             .unwrap()
