@@ -725,6 +725,33 @@ async fn settings_change_at_runtime_audited_and_template_activation_checks_the_v
     let sender = sender::Deps::from_vars(Channel::Email, &api.stack.config, &env).unwrap();
     assert_eq!(sender.channel_policy().await.unwrap().to_string(), "sms");
 
+    // The email messages dispatch queued before the change are not tried by email: handed
+    // to SMS (no email attempt counted) and sent there, as the SMS ones are.
+    let ten: DateTime<Utc> = "2026-12-16T01:00:00Z".parse().unwrap(); // 10:00 in Seoul
+    let clock = local_run::send::VirtualClock::at(ten);
+    let overrides = [
+        ("MOCK_LATENCY_MS", "0".to_owned()),
+        ("MOCK_FAILURE_RATE", "0".to_owned()),
+    ];
+    let senders = local_run::send::pollers(&api.stack.config, &api.stack.resources, &overrides, &clock).unwrap();
+    let (_, drained) = local_run::send::drain(&senders, 2, std::time::Duration::from_secs(120))
+        .await
+        .unwrap();
+    assert!(drained);
+    let sent = accepted_sends(&api).await;
+    assert_eq!(sent.len(), 6, "{sent:?}");
+    assert!(sent.keys().all(|k| k.ends_with("#sms")), "{sent:?}");
+    for (id, queued_on) in &api.seeded.deliveries {
+        let item = api.raw(id).await;
+        assert_eq!(item["state"].as_s().unwrap(), "SENT_SMS", "{id}");
+        if *queued_on == Channel::Email {
+            assert!(
+                !item.contains_key("attempts_email") || item["attempts_email"].as_n().unwrap() == "0",
+                "{item:?}"
+            );
+        }
+    }
+
     // "none" pauses delivery, and says so; "sms,email" is stored as "email,sms".
     let r = api
         .call("PUT", "/settings/channel-policy", Some(body("p-2", "none")))
@@ -868,4 +895,62 @@ async fn a_dead_letter_queue_is_redriven_at_a_bounded_rate_once_per_command_id()
         .unwrap();
     assert_eq!(n, waiting);
     assert_eq!(done["redrives"][0]["max_per_second"], 2);
+}
+
+#[tokio::test]
+async fn with_sms_disabled_queued_sms_deliveries_go_back_to_dispatch_and_out_by_email() {
+    use local_run::dispatch::{dispatch_deps, run_slot};
+    use local_run::send::{VirtualClock, drain, pollers};
+
+    let api = Api::new("admin-sms-off").await;
+    let r = api
+        .call(
+            "PUT",
+            "/settings/channel-policy",
+            Some(json!({"command_id": "off-1", "reason": "SMS gateway down", "value": "email"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ten: DateTime<Utc> = "2026-12-16T01:00:00Z".parse().unwrap(); // 10:00 in Seoul
+    let clock = VirtualClock::at(ten);
+    let overrides = [
+        ("MOCK_LATENCY_MS", "0".to_owned()),
+        ("MOCK_FAILURE_RATE", "0".to_owned()),
+    ];
+    let senders = pollers(&api.stack.config, &api.stack.resources, &overrides, &clock).unwrap();
+    drain(&senders, 2, std::time::Duration::from_secs(120)).await.unwrap();
+    // The SMS ones were not sent: back to READY, due, for dispatch to route.
+    let sms: Vec<&String> = api
+        .seeded
+        .deliveries
+        .iter()
+        .filter(|(_, ch)| *ch == Channel::Sms)
+        .map(|(id, _)| id)
+        .collect();
+    assert!(!sms.is_empty());
+    for id in &sms {
+        let item = api.raw(id).await;
+        assert_eq!(item["state"].as_s().unwrap(), "READY", "{item:?}");
+        assert!(item.contains_key("due_pk"), "{item:?}");
+    }
+    let sent = accepted_sends(&api).await;
+    assert!(sent.keys().all(|k| k.ends_with("#email")), "{sent:?}");
+    // The next slot's run sends them by email.
+    let dispatch = dispatch_deps(&api.stack.config, &api.stack.resources).unwrap();
+    let report = run_slot(&dispatch, domain::dispatch::SlotRun::containing(ten).next())
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.enqueued_email, report.enqueued_sms),
+        (sms.len() as u64, 0),
+        "{report:?}"
+    );
+    clock.set(ten + Duration::hours(2));
+    drain(&senders, 2, std::time::Duration::from_secs(120)).await.unwrap();
+    for id in &sms {
+        assert_eq!(api.raw(id).await["state"].as_s().unwrap(), "SENT_EMAIL", "{id}");
+    }
+    let sent = accepted_sends(&api).await;
+    assert_eq!(sent.len(), 6, "{sent:?}");
+    assert!(sent.values().all(|n| *n == 1), "{sent:?}");
 }

@@ -719,6 +719,11 @@ async fn deliver(m: &Msg<'_>) -> Result<Outcome, SenderError> {
         }
     }
 
+    // A channel the operators disabled after dispatch queued the delivery on it.
+    if !m.policy.allows(c.channel) {
+        return Ok(channel_disabled(m).await);
+    }
+
     // Enough time left to send and complete? Otherwise hand it back untouched.
     if m.remaining() < c.provider_timeout + c.finish_margin {
         return Ok(release(m).await);
@@ -1001,32 +1006,55 @@ async fn failed(m: &Msg<'_>, d: &Delivery, code: &str, reason: &str, permanent: 
             }
             Outcome::Retried
         }
-        AfterFailure::FallBackToSms => {
-            match m
-                .deps
-                .deliveries
-                .give_back(&m.key(), &m.claim_id, GiveBack::FallBackToSms, code, m.now())
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => return lost(m),
-                Err(e) => return infra(m.id(), "could not give the claim back", &e),
-            }
-            let msg = DeliveryMessage {
-                delivery_id: m.message.delivery_id.clone(),
-                channel: Channel::Sms,
-                run_id: m.message.run_id.clone(),
-            };
-            match m.deps.sms_queue.send_one(&msg).await {
-                Ok(()) => {
-                    tracing::info!(delivery_id = m.id(), "email gave up; on the SMS queue");
-                    Outcome::FellBack
-                }
-                // Kept: its next receipt finds the delivery queued on SMS and sends the SMS message again.
-                Err(e) => infra(m.id(), "could not enqueue the SMS fallback", &e),
-            }
-        }
+        AfterFailure::FallBackToSms => to_sms(m, GiveBack::FallBackToSms, code).await,
         AfterFailure::Dead => give_up(m, d, code, reason).await,
+    }
+}
+
+/// An email delivery moves to the SMS queue: after email gave up, or without trying when the
+/// operators have disabled email.
+async fn to_sms(m: &Msg<'_>, how: GiveBack, code: &str) -> Outcome {
+    match m
+        .deps
+        .deliveries
+        .give_back(&m.key(), &m.claim_id, how, code, m.now())
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return lost(m),
+        Err(e) => return infra(m.id(), "could not give the claim back", &e),
+    }
+    let msg = DeliveryMessage {
+        delivery_id: m.message.delivery_id.clone(),
+        channel: Channel::Sms,
+        run_id: m.message.run_id.clone(),
+    };
+    match m.deps.sms_queue.send_one(&msg).await {
+        Ok(()) => {
+            tracing::info!(delivery_id = m.id(), code, "on the SMS queue");
+            Outcome::FellBack
+        }
+        // Kept: its next receipt finds the delivery queued on SMS and sends the SMS message again.
+        Err(e) => infra(m.id(), "could not enqueue the SMS fallback", &e),
+    }
+}
+
+/// A delivery queued on a channel the operators have since disabled is not sent on it: email
+/// goes to SMS when SMS is enabled; otherwise the delivery goes back to `READY`, due now, and
+/// dispatch routes it by the policy in force (or keeps it paused under `none`).
+async fn channel_disabled(m: &Msg<'_>) -> Outcome {
+    let c = &m.deps.config;
+    if c.channel == Channel::Email && m.policy.allows(Channel::Sms) {
+        return to_sms(m, GiveBack::HandOverToSms, "channel-disabled").await;
+    }
+    let now = m.now();
+    match m.deps.deliveries.defer_claimed(&m.key(), &m.claim_id, now, now).await {
+        Ok(true) => {
+            tracing::info!(delivery_id = m.id(), channel = %c.channel, policy = %m.policy, "channel disabled; back to READY for dispatch");
+            Outcome::Deferred
+        }
+        Ok(false) => lost(m),
+        Err(e) => infra(m.id(), "could not put the delivery back", &e),
     }
 }
 

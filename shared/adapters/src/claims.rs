@@ -76,6 +76,8 @@ pub enum GiveBack {
     Retry,
     /// Email gave up: `QUEUED` on SMS, the email attempt counted.
     FallBackToSms,
+    /// The operators disabled email: `QUEUED` on SMS without an email attempt.
+    HandOverToSms,
     /// Every channel gave up.
     Dead,
 }
@@ -219,9 +221,11 @@ impl DeliveryStore {
         error_code: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        // A hand-over made no attempt on the claim's channel.
+        let attempted = if how == GiveBack::HandOverToSms { "0" } else { "1" };
         let (state, channel) = match how {
             GiveBack::Retry => (DeliveryState::Queued, key.channel),
-            GiveBack::FallBackToSms => (DeliveryState::Queued, Channel::Sms),
+            GiveBack::FallBackToSms | GiveBack::HandOverToSms => (DeliveryState::Queued, Channel::Sms),
             GiveBack::Dead => (DeliveryState::Dead, key.channel),
         };
         // A dead delivery an operator force-sent gets its DND slots back, as a sent one does.
@@ -247,7 +251,7 @@ impl DeliveryStore {
             .expression_attribute_values(":ch", s(key.channel.as_str()))
             .expression_attribute_values(":err", s(error_code))
             .expression_attribute_values(":now", s(utc_seconds::format(&now)))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()));
+            .expression_attribute_values(":one", AttributeValue::N(attempted.into()));
         conditional_update(req, self.table()).await
     }
 
