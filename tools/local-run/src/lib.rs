@@ -5,6 +5,7 @@
 //! Functions engine with our real handlers (settle and render), and reports.
 //! [`dispatch`] runs the dispatch slots of a month on a virtual clock.
 
+pub mod bench;
 pub mod dispatch;
 pub mod load;
 pub mod report;

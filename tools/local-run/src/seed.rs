@@ -4,7 +4,6 @@
 //! deliveries, and their messages on the email and SMS queues.
 
 use adapters::customers::CustomerStore;
-use adapters::cycles::{CycleRecord, CycleStatus};
 use adapters::data_bucket::DataBucket;
 use adapters::deliveries::DeliveryStore;
 use adapters::dynamo::batch_put;
@@ -55,33 +54,7 @@ pub async fn seed_queued(
     let send_day = SendDay::new(15).map_err(anyhow::Error::msg)?;
 
     // A settled cycle, so that dispatch picks up what senders defer.
-    let settled = CycleRecord {
-        cycle,
-        status: CycleStatus::Settled,
-        run_id: "seed".into(),
-        catalog_version: "2026-v1".into(),
-        template_version: "v1".into(),
-        cutoff: "2026-12-01T00:00:00+09:00".into(),
-        shard_count: n.div_ceil(shard_size.max(1)),
-        manifest_key: String::new(),
-        started_at: now.to_rfc3339(),
-        finished_at: Some(now.to_rfc3339()),
-        runs: 1,
-        shards_done: n.div_ceil(shard_size.max(1)),
-        customers: u64::from(n),
-        bills: u64::from(n),
-        not_billable: 0,
-        checksum: 0,
-        reasons: Vec::new(),
-    };
-    let mut record: adapters::dynamo::Item = serde_dynamo::to_item(&settled)?;
-    record.insert("item".into(), AttributeValue::S(adapters::cycles::CYCLE_ITEM.into()));
-    ddb.put_item()
-        .table_name(var("CYCLES_TABLE")?)
-        .set_item(Some(record))
-        .send()
-        .await
-        .context("PutItem cycle")?;
+    crate::bench::settled_cycle(sdk, resources, cycle, (n, shard_size), "seed", now).await?;
 
     // One invoice for everybody: what the senders read (email) or link to (SMS).
     let bucket = DataBucket::new(adapters::s3_client(sdk), var("DATA_BUCKET")?);

@@ -17,20 +17,12 @@
 
 use std::time::{Duration, Instant};
 
-use adapters::cycles::{CycleRecord, CycleStatus};
-use adapters::deliveries::DeliveryStore;
-use adapters::dynamo::{batch_put, item_size};
-use adapters::retry::Backoff;
-use anyhow::Context;
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use dispatch_slot::DispatchEvent;
-use domain::delivery::{Delivery, DeliveryContent};
+use domain::Cycle;
 use domain::dispatch::SlotRun;
-use domain::{Channel, CustomerId, Cycle, Krw, SendDay, SlotSet};
 use lambda_runtime::LambdaEvent;
-use local_aws::Emulator;
 
 #[derive(Parser)]
 struct Args {
@@ -59,95 +51,26 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     let cycle: Cycle = "2026-11".parse()?;
-    let emulator = Emulator::shared().await?;
-    let config = emulator.sdk_config().await;
-    let prefix = local_aws::unique_prefix("dispatch-bench");
-    let resources = local_aws::provision(&config, &prefix).await?;
-    let ddb = adapters::dynamodb_client(&config);
-    let env = resources.function_env(local_run::dispatch::DISPATCH);
-    let table = env.get("DELIVERIES_TABLE").context("DELIVERIES_TABLE")?.clone();
-    let cycles_table = env.get("CYCLES_TABLE").context("CYCLES_TABLE")?.clone();
-
-    // A settled cycle, and its deliveries, all due on the 15th.
-    let now = Utc::now();
-    let settled = CycleRecord {
-        cycle,
-        status: CycleStatus::Settled,
-        run_id: "dispatch-bench".into(),
-        catalog_version: "2026-v1".into(),
-        template_version: "v1".into(),
-        cutoff: "2026-12-01T00:00:00+09:00".into(),
-        shard_count: a.deliveries.div_ceil(a.shard_size),
-        manifest_key: String::new(),
-        started_at: now.to_rfc3339(),
-        finished_at: Some(now.to_rfc3339()),
-        runs: 1,
-        shards_done: a.deliveries.div_ceil(a.shard_size),
-        customers: u64::from(a.deliveries),
-        bills: u64::from(a.deliveries),
-        not_billable: 0,
-        checksum: 0,
-        reasons: Vec::new(),
-    };
-    let mut item: adapters::dynamo::Item = serde_dynamo::to_item(&settled)?;
-    item.insert("item".into(), AttributeValue::S(adapters::cycles::CYCLE_ITEM.into()));
-    ddb.put_item()
-        .table_name(&cycles_table)
-        .set_item(Some(item))
-        .send()
-        .await?;
-
-    let store = DeliveryStore::new(ddb.clone(), &table);
-    let send_day = SendDay::new(15).map_err(anyhow::Error::msg)?;
-    let mut items = Vec::with_capacity(a.deliveries as usize);
-    let mut size = 0;
-    for i in 0..a.deliveries {
-        let customer = CustomerId::new(format!("C{i:07}")).map_err(|e| anyhow::anyhow!(e.reason))?;
-        let content = DeliveryContent {
-            template_version: "v1".into(),
-            content_hash: format!("{:064x}", u128::from(i) * 7919),
-            email_key: format!("invoices/{cycle}/{:05}/{customer}/v1.html", i / a.shard_size),
-            subject: "[이동통신] 2026년 11월 이용요금 안내".into(),
-            // What rendering stores: an LMS of about 250 bytes with the link placeholder.
-            sms_text: format!("{}[[INVOICE_LINK]]", "요금 안내 ".repeat(14)),
-        };
-        let channel = if i % 5 == 0 { Channel::Sms } else { Channel::Email };
-        let d = Delivery::ready(
-            cycle,
-            i / a.shard_size,
-            customer,
-            send_day,
-            SlotSet::EMPTY,
-            channel,
-            Krw(45_000 + i64::from(i % 50_000)),
-            content,
-            now,
-        );
-        let encoded = store.encode(&d)?;
-        size = size.max(item_size(&encoded));
-        items.push(encoded);
-    }
-    let t = Instant::now();
-    batch_put(&ddb, &table, items, 4, Backoff::default()).await?;
+    let stack = local_run::bench::month_stack("dispatch-bench", cycle, a.deliveries, a.shard_size).await?;
+    let (emulator, config, prefix, resources) = (stack.emulator, &stack.config, &stack.prefix, &stack.resources);
     println!(
-        "loaded     {} READY deliveries (items up to {size} B) due on 2026-12-15 [{:.1?}]",
-        a.deliveries,
-        t.elapsed()
+        "loaded     {} READY deliveries (items up to {} B) due on 2026-12-15 [{:.1?}]",
+        a.deliveries, stack.item_size, stack.load_time
     );
 
     // The run.
-    let mut deps = local_run::dispatch::dispatch_deps(&config, &resources)?;
+    let mut deps = local_run::dispatch::dispatch_deps(config, resources)?;
     deps.config.recheck_after = chrono::Duration::days(62);
     let at: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-12-15T10:00:00+09:00")?.with_timezone(&Utc);
     let slot = SlotRun::containing(at);
-    let before = emulator.request_counts(&prefix).await?;
+    let before = emulator.request_counts(prefix).await?;
     let t = Instant::now();
     let ctx = local_run::invocation(Duration::from_secs(900));
     let report = dispatch_slot::handle(&deps, LambdaEvent::new(DispatchEvent::at(at), ctx))
         .await
         .map_err(|e| anyhow::anyhow!("dispatch of {slot}: {e}"))?;
     let elapsed = t.elapsed();
-    let after = emulator.request_counts(&prefix).await?;
+    let after = emulator.request_counts(prefix).await?;
     let enqueued = report.enqueued_email + report.enqueued_sms;
     anyhow::ensure!(report.complete, "the run did not complete: {report:?}");
     anyhow::ensure!(
