@@ -49,16 +49,17 @@ fn store_error(e: adapters::StoreError) -> ApiError {
     ApiError::Internal(e.to_string())
 }
 
-/// What a setting's value may be.
-fn check_value(deps: &Deps, name: &str, value: &str) -> Result<(), ApiError> {
+/// A setting's value as stored: a channel policy in its canonical form (`sms,email` and
+/// `email,sms` are one request), a template version this build carries.
+fn canonical(deps: &Deps, name: &str, value: &str) -> Result<String, ApiError> {
     match name {
-        CHANNEL_POLICY => value.parse::<ChannelPolicy>().map(|_| ()).map_err(|e| {
+        CHANNEL_POLICY => value.parse::<ChannelPolicy>().map(|p| p.to_string()).map_err(|e| {
             ApiError::bad(
                 "invalid-value",
                 format!("{e}; e.g. \"email,sms\", \"sms\" or \"none\" (pauses delivery)"),
             )
         }),
-        TEMPLATE_VERSION => deps.templates.version(value).map(|_| ()).map_err(|_| {
+        TEMPLATE_VERSION => deps.templates.version(value).map(|_| value.to_owned()).map_err(|_| {
             let known: Vec<&str> = deps.templates.versions().collect();
             ApiError::not_found(
                 "unknown-template-version",
@@ -209,15 +210,7 @@ async fn set(
 ) -> Result<Response, ApiError> {
     check_command_id(command_id)?;
     check_reason(reason)?;
-    check_value(deps, name, value)?;
-    // The canonical form, so that "sms,email" and "email,sms" are one request.
-    let value = match name {
-        CHANNEL_POLICY => value
-            .parse::<ChannelPolicy>()
-            .map(|p| p.to_string())
-            .unwrap_or_default(),
-        _ => value.to_owned(),
-    };
+    let value = canonical(deps, name, value)?;
     let target = format!("setting:{name}");
     let cmd = NewCommand {
         id: command_id,

@@ -82,32 +82,18 @@ impl Api {
     }
 
     async fn raw(&self, id: &str) -> HashMap<String, AttributeValue> {
-        let (pk, customer) = id.rsplit_once('#').unwrap();
-        adapters::dynamodb_client(&self.stack.config)
-            .get_item()
-            .table_name(&self.env["DELIVERIES_TABLE"])
-            .key("pk", AttributeValue::S(pk.into()))
-            .key("customer_id", AttributeValue::S(customer.into()))
-            .consistent_read(true)
-            .send()
+        let (cycle, shard, customer) = domain::delivery::parse_delivery_id(id).unwrap();
+        self.deps
+            .deliveries
+            .raw(cycle, shard, &customer)
             .await
             .unwrap()
-            .item
             .unwrap()
     }
 
     /// Test set-up: put a delivery back to READY as a re-render would find it.
     async fn make_ready(&self, id: &str) {
-        let (pk, customer) = id.rsplit_once('#').unwrap();
-        adapters::dynamodb_client(&self.stack.config)
-            .update_item()
-            .table_name(&self.env["DELIVERIES_TABLE"])
-            .key("pk", AttributeValue::S(pk.into()))
-            .key("customer_id", AttributeValue::S(customer.into()))
-            .update_expression("SET #st = :ready REMOVE channel")
-            .expression_attribute_names("#st", "state")
-            .expression_attribute_values(":ready", AttributeValue::S("READY".into()))
-            .send()
+        local_run::seed::make_ready(&self.stack.config, &self.stack.resources, id)
             .await
             .unwrap();
     }
@@ -819,22 +805,16 @@ async fn a_dead_letter_queue_is_redriven_at_a_bounded_rate_once_per_command_id()
 
     // Bad requests.
     let cmd = |id: &str, rate: Value| json!({"command_id": id, "reason": "provider fixed", "max_per_second": rate});
-    let r = api
-        .call("POST", "/queues/delivery-dlq/redrive", Some(cmd("r-0", json!(0))))
-        .await;
-    assert_eq!((r.status, error_code(&r)), (400, "invalid-rate"));
-    let r = api
-        .call("POST", "/queues/delivery-dlq/redrive", Some(cmd("r-0", json!(501))))
-        .await;
-    assert_eq!((r.status, error_code(&r)), (400, "invalid-rate"));
-    let r = api
-        .call("POST", "/queues/nope/redrive", Some(cmd("r-0", json!(5))))
-        .await;
-    assert_eq!((r.status, error_code(&r)), (404, "unknown-queue"));
-    let r = api
-        .call("POST", "/queues/dispatch-dlq/redrive", Some(cmd("r-0", json!(5))))
-        .await;
-    assert_eq!((r.status, error_code(&r)), (409, "nothing-to-redrive"));
+    for (queue, rate, status, code) in [
+        ("delivery-dlq", 0, 400, "invalid-rate"),
+        ("delivery-dlq", 501, 400, "invalid-rate"),
+        ("nope", 5, 404, "unknown-queue"),
+        ("dispatch-dlq", 5, 409, "nothing-to-redrive"),
+    ] {
+        let path = format!("/queues/{queue}/redrive");
+        let r = api.call("POST", &path, Some(cmd("r-0", json!(rate)))).await;
+        assert_eq!((r.status, error_code(&r)), (status, code), "{queue} at {rate}");
+    }
 
     // The redrive: started once, replayed without a second task.
     let r = api

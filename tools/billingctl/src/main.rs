@@ -312,6 +312,16 @@ fn command_body(command_id: Option<String>, reason: String, at: Option<String>) 
     body
 }
 
+/// `POST /cycles/{cycle}/deliveries/{customer}/{verb}` with a command's body.
+async fn delivery_command(api: &Api, cycle: &str, customer: &str, verb: &str, body: Value) -> Result<Value, Failure> {
+    api.call(
+        "POST",
+        &format!("/cycles/{cycle}/deliveries/{customer}/{verb}"),
+        Some(body),
+    )
+    .await
+}
+
 fn new_command_id() -> String {
     let ms = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -664,15 +674,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             reason,
             command_id,
         } => {
-            let id = command_id.unwrap_or_else(new_command_id);
-            let body = json!({"command_id": id, "reason": reason, "available_at": at});
-            let v = api
-                .call(
-                    "POST",
-                    &format!("/cycles/{cycle}/deliveries/{customer}/schedule"),
-                    Some(body),
-                )
-                .await?;
+            let body = command_body(command_id, reason, Some(at));
+            let v = delivery_command(&api, &cycle, &customer, "schedule", body).await?;
             print(&v, show_applied(&v));
         }
         Action::Resend {
@@ -687,8 +690,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             if let Some(channel) = channel {
                 body["channel"] = json!(channel);
             }
-            let path = format!("/cycles/{cycle}/deliveries/{customer}/resend");
-            let v = api.call("POST", &path, Some(body)).await?;
+            let v = delivery_command(&api, &cycle, &customer, "resend", body).await?;
             print(&v, show_applied(&v));
         }
         Action::ConvertToSms {
@@ -699,8 +701,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             command_id,
         } => {
             let body = command_body(command_id, reason, at);
-            let path = format!("/cycles/{cycle}/deliveries/{customer}/convert-to-sms");
-            let v = api.call("POST", &path, Some(body)).await?;
+            let v = delivery_command(&api, &cycle, &customer, "convert-to-sms", body).await?;
             print(&v, show_applied(&v));
         }
         Action::ForceSend {
@@ -711,8 +712,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             command_id,
         } => {
             let body = command_body(command_id, reason, at);
-            let path = format!("/cycles/{cycle}/deliveries/{customer}/force-send");
-            let v = api.call("POST", &path, Some(body)).await?;
+            let v = delivery_command(&api, &cycle, &customer, "force-send", body).await?;
             print(&v, show_applied(&v));
         }
         Action::Command { id } => {

@@ -1,7 +1,6 @@
 //! `billingctl` against the admin API served locally over a stack in the emulator: every
 //! command, tables and `--json`, and the exit codes scripts rely on.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, Utc};
 use domain::SlotSet;
 use local_run::seed::seed_queued;
@@ -120,16 +119,7 @@ async fn every_command_answers_with_tables_json_and_exit_codes() {
     assert_eq!(r.code, 4, "{}", r.stderr);
     assert!(r.stderr.contains("wrong-state"));
 
-    let (pk, cust) = id.rsplit_once('#').unwrap();
-    adapters::dynamodb_client(&stack.config)
-        .update_item()
-        .table_name(&env["DELIVERIES_TABLE"])
-        .key("pk", AttributeValue::S(pk.into()))
-        .key("customer_id", AttributeValue::S(cust.into()))
-        .update_expression("SET #st = :ready REMOVE channel")
-        .expression_attribute_names("#st", "state")
-        .expression_attribute_values(":ready", AttributeValue::S("READY".into()))
-        .send()
+    local_run::seed::make_ready(&stack.config, &stack.resources, &id)
         .await
         .unwrap();
     let r = call(schedule("s-1", &at)).await;

@@ -271,3 +271,25 @@ pub async fn dead_letter_email(sdk: &SdkConfig, resources: &Resources) -> anyhow
     }
     anyhow::bail!("the email queue still has messages after 12 rounds of receives")
 }
+
+/// Test set-up: puts a seeded delivery back to `READY` (no channel), as a re-render would
+/// find it, so that the commands that apply to a waiting delivery can be given.
+pub async fn make_ready(sdk: &SdkConfig, resources: &Resources, delivery_id: &str) -> anyhow::Result<()> {
+    let env = crate::settle::local_function_env(resources, crate::send::SEND_EMAIL);
+    let table = env.get("DELIVERIES_TABLE").context("DELIVERIES_TABLE")?;
+    let (pk, customer) = delivery_id
+        .rsplit_once('#')
+        .with_context(|| format!("{delivery_id} is not a delivery id"))?;
+    adapters::dynamodb_client(sdk)
+        .update_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(pk.into()))
+        .key("customer_id", AttributeValue::S(customer.into()))
+        .update_expression("SET #st = :ready REMOVE channel")
+        .expression_attribute_names("#st", "state")
+        .expression_attribute_values(":ready", AttributeValue::S("READY".into()))
+        .send()
+        .await
+        .context("UpdateItem")?;
+    Ok(())
+}
