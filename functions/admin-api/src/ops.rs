@@ -326,8 +326,11 @@ async fn tasks(deps: &Deps, q: &DeadLetterQueue) -> Result<Vec<Value>, ApiError>
 }
 
 async fn queue_view(deps: &Deps, q: &DeadLetterQueue) -> Result<Value, ApiError> {
-    let (waiting, in_flight) = depth(deps, q).await?;
+    // The redrives first, then the depth: a redrive shown as ended has its effect in the
+    // counts (the other way round, one that ended between the two reads would show as
+    // COMPLETED next to the messages it has just moved).
     let tasks = tasks(deps, q).await?;
+    let (waiting, in_flight) = depth(deps, q).await?;
     Ok(json!({
         "queue": q.name,
         "holds": q.about,
