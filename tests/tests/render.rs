@@ -301,7 +301,7 @@ async fn a_rerender_is_a_no_op_and_never_resets_a_delivery_that_moved_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_changed_bill_rewrites_ready_deliveries_only() {
+async fn a_changed_bill_rewrites_waiting_deliveries_only() {
     let data = generate(200, 200).unwrap(); // 1 shard
     let month = Month::new("render-changed").await.unwrap();
     month.load(&data).await.unwrap();
@@ -310,13 +310,15 @@ async fn a_changed_bill_rewrites_ready_deliveries_only() {
         ExecutionStatus::Succeeded
     );
     let before = month.deliveries.shard(cycle(), 0).await.unwrap();
-    // Bills 0 and 1 change (a corrected usage file re-settled, say); delivery 1 was already sent.
+    // Bills 0 to 2 change (a corrected usage file re-settled, say); delivery 1 was already
+    // sent, delivery 2 is held by an operator.
     let mut bills = month.bills.shard(cycle(), 0).await.unwrap();
-    for b in bills.iter_mut().take(2) {
+    for b in bills.iter_mut().take(3) {
         b.lines[0].label = "정정된 요금제".into();
     }
-    month.bills.put_all(&bills[..2]).await.unwrap();
+    month.bills.put_all(&bills[..3]).await.unwrap();
     set_state(&month, &before[1], DeliveryState::SentEmail).await;
+    set_state(&month, &before[2], DeliveryState::Held).await;
     let scheduled = "2026-12-20T03:00:00Z";
     adapters::dynamodb_client(&month.config)
         .update_item()
@@ -332,7 +334,7 @@ async fn a_changed_bill_rewrites_ready_deliveries_only() {
 
     let deps = render_deps(&month);
     let r = render_shard::handle(&deps, event(task(0, 200, "v1"))).await.unwrap();
-    assert_eq!((r.created, r.updated, r.kept), (0, 1, 1), "{r:?}");
+    assert_eq!((r.created, r.updated, r.kept), (0, 2, 1), "{r:?}");
     assert!(r.bytes_uploaded > 0);
     let after = month.deliveries.shard(cycle(), 0).await.unwrap();
     // The READY one: new content, same key, everything else kept.
@@ -354,8 +356,11 @@ async fn a_changed_bill_rewrites_ready_deliveries_only() {
     // The sent one: untouched.
     assert_eq!(after[1].content, before[1].content);
     assert_eq!(after[1].state, DeliveryState::SentEmail);
+    // The held one: the corrected invoice, still held.
+    assert_ne!(after[2].content.content_hash, before[2].content.content_hash);
+    assert_eq!(after[2].state, DeliveryState::Held);
     // The rest: unchanged.
-    for i in 2..after.len() {
+    for i in 3..after.len() {
         assert_eq!(after[i], before[i]);
     }
 }

@@ -11,6 +11,7 @@
 //! | `POST /cycles/{cycle}/deliveries/{customer}/resend` | a sent, dead or held delivery goes out once more, in a new send round |
 //! | `POST /cycles/{cycle}/deliveries/{customer}/convert-to-sms` | a `READY` or `HELD` delivery goes out by SMS |
 //! | `POST /cycles/{cycle}/deliveries/{customer}/force-send` | a `READY` or `HELD` delivery goes out now, ignoring the customer's do-not-disturb slots (never the quiet window) |
+//! | `POST /cycles/{cycle}/deliveries/{customer}/hold` | a `READY` delivery is held: dispatch leaves it until a `schedule`, `resend`, `convert-to-sms` or `force-send` |
 //! | `GET /commands/{command id}` | one command: who, what, why, when, its answer |
 //! | `GET /audit?day=YYYY-MM-DD&limit=&next=` | the commands of a day |
 //! | `GET /templates` | the invoice template versions this build carries, and the default one |
@@ -216,6 +217,10 @@ async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Respons
         ["cycles", cycle, "deliveries", customer, "force-send"] => {
             only("POST")?;
             force_send(deps, parse_cycle(cycle)?, &parse_customer(customer)?, req, caller, now).await
+        }
+        ["cycles", cycle, "deliveries", customer, "hold"] => {
+            only("POST")?;
+            hold(deps, parse_cycle(cycle)?, &parse_customer(customer)?, req, caller, now).await
         }
         ["commands", id] => {
             only("GET")?;
@@ -624,6 +629,8 @@ struct DeliveryCommand {
     name: &'static str,
     /// States it applies to; any other is a 409 that says which ones do.
     allowed: &'static [DeliveryState],
+    /// The state it leaves the delivery in.
+    to: DeliveryState,
     /// Everything that defines the request besides its target (digested for replays).
     params: Value,
 }
@@ -686,7 +693,7 @@ async fn delivery_command(
         ));
     }
     let e = effect(&raw)?;
-    let mut set = vec!["#st = :ready", "updated_at = :now", "last_command = :cmd"];
+    let mut set = vec!["#st = :to", "updated_at = :now", "last_command = :cmd"];
     set.extend(e.set);
     let mut expr = format!("SET {}", set.join(", "));
     if !e.remove.is_empty() {
@@ -699,7 +706,7 @@ async fn delivery_command(
         .update_expression(expr)
         .condition_expression("#st = :seen AND updated_at = :seen_updated")
         .expression_attribute_names("#st", "state")
-        .expression_attribute_values(":ready", AttributeValue::S(DeliveryState::Ready.as_str().into()))
+        .expression_attribute_values(":to", AttributeValue::S(command.to.as_str().into()))
         .expression_attribute_values(":now", AttributeValue::S(utc_seconds::format(&now)))
         .expression_attribute_values(":cmd", AttributeValue::S(body.command_id.clone()))
         .expression_attribute_values(":seen", AttributeValue::S(state.clone()))
@@ -714,7 +721,7 @@ async fn delivery_command(
         "command_id": body.command_id,
         "command": command.name,
         "delivery_id": id,
-        "state": "READY",
+        "state": command.to.as_str(),
         "previous": {"state": state, "available_at": attr_s(&raw, "available_at")},
         "replayed": false,
     });
@@ -791,6 +798,7 @@ async fn schedule(
     let command = DeliveryCommand {
         name: "schedule",
         allowed: &[DeliveryState::Ready, DeliveryState::Held],
+        to: DeliveryState::Ready,
         params: json!({"available_at": utc_seconds::format(&at)}),
     };
     delivery_command(deps, cycle, customer, caller, now, &body, command, |_| {
@@ -839,6 +847,7 @@ async fn resend(
             DeliveryState::Dead,
             DeliveryState::Held,
         ],
+        to: DeliveryState::Ready,
         params: json!({"available_at": body.available_at, "channel": channel}),
     };
     delivery_command(deps, cycle, customer, caller, now, &body, command, |raw| {
@@ -901,6 +910,7 @@ fn waiting_command(
     let command = DeliveryCommand {
         name,
         allowed: &[DeliveryState::Ready, DeliveryState::Held],
+        to: DeliveryState::Ready,
         params: json!({"available_at": body.available_at}),
     };
     Ok((body, at, command))
@@ -973,6 +983,44 @@ async fn force_send(
                 "dnd_ignored": had_dnd,
                 "quiet_window": "still applies",
             }),
+        })
+    })
+    .await
+}
+
+/// `READY` → `HELD`: out of the `Due` index, so no dispatch run enqueues it, with the
+/// command's reason as `held_reason` (a disputed bill, a customer's request). A re-render
+/// gives it its bill's latest invoice and leaves it held. `schedule`, `resend`,
+/// `convert-to-sms` or `force-send` release it. Only
+/// a waiting delivery can be held: once queued it is the senders' within minutes.
+async fn hold(
+    deps: &Deps,
+    cycle: Cycle,
+    customer: &CustomerId,
+    req: &Request,
+    caller: &Caller,
+    now: DateTime<Utc>,
+) -> Result<Response, ApiError> {
+    let body: CommandBody = parse_body(req)?;
+    if body.channel.is_some() || body.available_at.is_some() {
+        return Err(ApiError::bad(
+            "malformed-body",
+            "hold takes no channel and no available_at: schedule releases a held delivery",
+        ));
+    }
+    let command = DeliveryCommand {
+        name: "hold",
+        allowed: &[DeliveryState::Ready],
+        to: DeliveryState::Held,
+        params: json!({}),
+    };
+    let reason = body.reason.trim().to_owned();
+    delivery_command(deps, cycle, customer, caller, now, &body, command, |_| {
+        Ok(Effect {
+            set: vec!["held_reason = :why"],
+            remove: vec!["due_pk"],
+            values: vec![(":why", AttributeValue::S(reason.clone()))],
+            answer: json!({"held_reason": reason}),
         })
     })
     .await

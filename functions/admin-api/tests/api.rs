@@ -91,12 +91,30 @@ impl Api {
             .unwrap()
     }
 
+    /// Both senders on this stack, on `clock`, with a mock provider that answers at once
+    /// and never fails.
+    fn senders(&self, clock: &local_run::send::VirtualClock) -> Vec<local_run::send::Poller> {
+        let overrides = [
+            ("MOCK_LATENCY_MS", "0".to_owned()),
+            ("MOCK_FAILURE_RATE", "0".to_owned()),
+        ];
+        local_run::send::pollers(&self.stack.config, &self.stack.resources, &overrides, clock).unwrap()
+    }
+
     /// Test set-up: put a delivery back to READY as a re-render would find it.
     async fn make_ready(&self, id: &str) {
         local_run::seed::make_ready(&self.stack.config, &self.stack.resources, id)
             .await
             .unwrap();
     }
+}
+
+/// Runs the senders until their queues are empty (at most two minutes): whether they are.
+async fn drain_all(senders: &[local_run::send::Poller]) -> bool {
+    let (_, drained) = local_run::send::drain(senders, 2, std::time::Duration::from_secs(120))
+        .await
+        .unwrap();
+    drained
 }
 
 fn error_code(r: &Response) -> &str {
@@ -354,6 +372,125 @@ async fn schedule_is_idempotent_audited_and_refused_in_the_wrong_state() {
     assert_eq!(records.len(), 2, "c-1 and c-race, each once");
 }
 
+#[tokio::test]
+async fn a_held_delivery_stays_out_of_dispatch_until_an_operator_releases_it() {
+    use domain::dispatch::SlotRun;
+    use local_run::dispatch::{dispatch_deps, run_slot};
+    use local_run::send::VirtualClock;
+
+    let api = Api::new("admin-hold").await;
+    let (held, held_customer) = api.delivery(0);
+    let (plain, plain_customer) = api.delivery(1);
+    let (_, queued_customer) = api.delivery(2);
+    let hold = |customer: &str| format!("/cycles/2026-11/deliveries/{customer}/hold");
+    let body = |cmd: &str| json!({"command_id": cmd, "reason": "bill disputed, ticket 4411"});
+    // Both READY and in the Due index, due at 10:00 in Seoul on 16 December.
+    let ten: DateTime<Utc> = "2026-12-16T01:00:00Z".parse().unwrap();
+    let at = "2026-12-16T01:00:00Z";
+    for (i, customer) in [&held_customer, &plain_customer].into_iter().enumerate() {
+        api.make_ready(&api.delivery(i).0).await;
+        let r = api
+            .call_at(
+                "POST",
+                &format!("/cycles/2026-11/deliveries/{customer}/schedule"),
+                Some(json!({"command_id": format!("s-{i}"), "reason": "due at ten", "available_at": at})),
+                ten,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    assert!(api.raw(&held).await.contains_key("due_pk"));
+
+    // Bad requests: 400, nothing recorded; a delivery already queued: 409.
+    for (b, code) in [
+        (json!({"command_id": "h-x", "reason": " "}), "invalid-reason"),
+        (
+            json!({"command_id": "h-x", "reason": "r", "available_at": "2026-12-20T00:00:00Z"}),
+            "malformed-body",
+        ),
+        (
+            json!({"command_id": "h-x", "reason": "r", "channel": "sms"}),
+            "malformed-body",
+        ),
+    ] {
+        let r = api.call("POST", &hold(&held_customer), Some(b.clone())).await;
+        assert_eq!((r.status, error_code(&r)), (400, code), "{b}: {}", r.body);
+    }
+    let r = api.call("POST", &hold(&queued_customer), Some(body("h-x"))).await;
+    assert_eq!((r.status, error_code(&r)), (409, "wrong-state"), "{}", r.body);
+    assert_eq!(api.call("GET", "/commands/h-x", None).await.status, 404);
+
+    // Held: out of the Due index, with the reason; replayed without a second write.
+    let r = api.call("POST", &hold(&held_customer), Some(body("h-1"))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (&r.body["state"], &r.body["held_reason"], &r.body["previous"]["state"]),
+        (&json!("HELD"), &json!("bill disputed, ticket 4411"), &json!("READY"))
+    );
+    let item = api.raw(&held).await;
+    assert_eq!(item["state"].as_s().unwrap(), "HELD");
+    assert!(!item.contains_key("due_pk"), "out of the Due index: {item:?}");
+    let again = api.call("POST", &hold(&held_customer), Some(body("h-1"))).await;
+    assert_eq!((again.status, &again.body["replayed"]), (200, &json!(true)));
+    assert_eq!(api.raw(&held).await["updated_at"], item["updated_at"]);
+    let r = api.call("POST", &hold(&held_customer), Some(body("h-2"))).await;
+    assert_eq!((r.status, error_code(&r)), (409, "wrong-state"), "held once is enough");
+    let view = api
+        .call("GET", &format!("/cycles/2026-11/deliveries/{held_customer}"), None)
+        .await;
+    assert_eq!(
+        (&view.body["state"], &view.body["held_reason"]),
+        (&json!("HELD"), &json!("bill disputed, ticket 4411"))
+    );
+    let funnel = api.call("GET", "/cycles/2026-11/funnel", None).await;
+    assert_eq!(funnel.body["by_state"]["HELD"], 1, "{}", funnel.body);
+    let audit = api.call("GET", "/commands/h-1", None).await;
+    assert_eq!(
+        (&audit.body["who"], &audit.body["command"]),
+        (&json!(OPERATOR), &json!("hold"))
+    );
+
+    // A dispatch run takes the READY one and leaves the held one.
+    let dispatch = dispatch_deps(&api.stack.config, &api.stack.resources).unwrap();
+    run_slot(&dispatch, SlotRun::containing(ten)).await.unwrap();
+    assert_eq!(api.raw(&plain).await["state"].as_s().unwrap(), "QUEUED");
+    assert_eq!(api.raw(&held).await["state"].as_s().unwrap(), "HELD");
+
+    // Released by a schedule: the next run takes it, and it is sent once.
+    let r = api
+        .call_at(
+            "POST",
+            &format!("/cycles/2026-11/deliveries/{held_customer}/schedule"),
+            Some(json!({"command_id": "h-3", "reason": "dispute settled", "available_at": at})),
+            ten,
+        )
+        .await;
+    assert_eq!(
+        (r.status, &r.body["previous"]["state"]),
+        (200, &json!("HELD")),
+        "{}",
+        r.body
+    );
+    let item = api.raw(&held).await;
+    assert!(
+        item.contains_key("due_pk") && !item.contains_key("held_reason"),
+        "{item:?}"
+    );
+    run_slot(&dispatch, SlotRun::containing(ten)).await.unwrap();
+    assert_eq!(api.raw(&held).await["state"].as_s().unwrap(), "QUEUED");
+    let clock = VirtualClock::at(ten);
+    let senders = api.senders(&clock);
+    assert!(drain_all(&senders).await, "every message handled");
+    assert!(api.raw(&held).await["state"].as_s().unwrap().starts_with("SENT_"));
+    let sent: Vec<u64> = accepted_sends(&api)
+        .await
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(&held))
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(sent, [1], "sent once after its release");
+}
+
 /// Accepted sends at the mock providers, by idempotency key.
 async fn accepted_sends(api: &Api) -> std::collections::BTreeMap<String, u64> {
     let table = local_run::send::sender_env(&api.stack.resources, Channel::Email, &[])["MOCK_SENDS_TABLE"].clone();
@@ -382,19 +519,14 @@ async fn accepted_sends(api: &Api) -> std::collections::BTreeMap<String, u64> {
 #[tokio::test]
 async fn a_resend_after_sent_sends_once_more_exactly_once_and_is_audited() {
     use domain::dispatch::SlotRun;
-    use local_run::send::{VirtualClock, drain, pollers};
+    use local_run::send::VirtualClock;
 
     let api = Api::new("admin-resend").await;
     // 10:00 in Seoul on the customers' send day: an open slot.
     let t0: DateTime<Utc> = "2026-12-15T01:00:00Z".parse().unwrap();
     let clock = VirtualClock::at(t0);
-    let overrides = [
-        ("MOCK_LATENCY_MS", "0".to_owned()),
-        ("MOCK_FAILURE_RATE", "0".to_owned()),
-    ];
-    let senders = pollers(&api.stack.config, &api.stack.resources, &overrides, &clock).unwrap();
-    let (_, drained) = drain(&senders, 2, std::time::Duration::from_secs(120)).await.unwrap();
-    assert!(drained);
+    let senders = api.senders(&clock);
+    assert!(drain_all(&senders).await, "every message handled");
     let first = accepted_sends(&api).await;
     assert_eq!(first.len(), 6, "{first:?}");
     assert!(first.values().all(|n| *n == 1));
@@ -450,8 +582,7 @@ async fn a_resend_after_sent_sends_once_more_exactly_once_and_is_audited() {
     let dispatch = local_run::dispatch::dispatch_deps(&api.stack.config, &api.stack.resources).unwrap();
     let report = local_run::dispatch::run_slot(&dispatch, next).await.unwrap();
     assert_eq!(report.enqueued_email + report.enqueued_sms, 1, "{report:?}");
-    let (_, drained) = drain(&senders, 2, std::time::Duration::from_secs(120)).await.unwrap();
-    assert!(drained);
+    assert!(drain_all(&senders).await, "every message handled");
     let after = accepted_sends(&api).await;
     let mine: Vec<(&String, &u64)> = after.iter().filter(|(k, _)| k.starts_with(&format!("{id}#"))).collect();
     assert_eq!(mine.len(), 2, "round 0 and round 1: {mine:?}");
@@ -487,22 +618,17 @@ async fn force_send_ignores_do_not_disturb_but_never_the_quiet_window_and_conver
     use domain::Slot;
     use domain::dispatch::SlotRun;
     use local_run::dispatch::{dispatch_deps, run_slot};
-    use local_run::send::{VirtualClock, drain, pollers};
+    use local_run::send::VirtualClock;
 
     // Every customer: do not disturb from 10:00 to 12:00 (Seoul).
     let dnd = SlotSet::EMPTY.with(Slot::new(5).unwrap());
     let api = Api::with_dnd("admin-force", dnd).await;
     let ten: DateTime<Utc> = "2026-12-16T01:00:00Z".parse().unwrap(); // 10:00 in Seoul
     let clock = VirtualClock::at(ten);
-    let overrides = [
-        ("MOCK_LATENCY_MS", "0".to_owned()),
-        ("MOCK_FAILURE_RATE", "0".to_owned()),
-    ];
-    let senders = pollers(&api.stack.config, &api.stack.resources, &overrides, &clock).unwrap();
+    let senders = api.senders(&clock);
     let dispatch = dispatch_deps(&api.stack.config, &api.stack.resources).unwrap();
     // The seeded messages first: in the DND slot they are deferred, not sent.
-    let (_, drained) = drain(&senders, 2, std::time::Duration::from_secs(120)).await.unwrap();
-    assert!(drained);
+    assert!(drain_all(&senders).await, "every message handled");
     assert!(accepted_sends(&api).await.is_empty(), "nothing goes out in a DND slot");
 
     let (forced, forced_customer) = api.delivery(0);
@@ -523,7 +649,7 @@ async fn force_send_ignores_do_not_disturb_but_never_the_quiet_window_and_conver
         1,
         "only the forced one: {report:?}"
     );
-    drain(&senders, 2, std::time::Duration::from_secs(120)).await.unwrap();
+    drain_all(&senders).await;
     let sent = accepted_sends(&api).await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(sent.keys().next().unwrap().starts_with(&forced));
@@ -595,7 +721,7 @@ async fn force_send_ignores_do_not_disturb_but_never_the_quiet_window_and_conver
     clock.set(run.start()); // 08:00 in Seoul
     let report = run_slot(&dispatch, run).await.unwrap();
     assert!(report.enqueued_email + report.enqueued_sms >= 1, "{report:?}");
-    drain(&senders, 2, std::time::Duration::from_secs(120)).await.unwrap();
+    drain_all(&senders).await;
     let late_item = api.raw(&late).await;
     assert!(late_item["state"].as_s().unwrap().starts_with("SENT_"), "{late_item:?}");
     assert_eq!(late_item["sent_at"].as_s().unwrap(), "2026-12-16T23:00:00Z");
@@ -715,15 +841,8 @@ async fn settings_change_at_runtime_audited_and_template_activation_checks_the_v
     // to SMS (no email attempt counted) and sent there, as the SMS ones are.
     let ten: DateTime<Utc> = "2026-12-16T01:00:00Z".parse().unwrap(); // 10:00 in Seoul
     let clock = local_run::send::VirtualClock::at(ten);
-    let overrides = [
-        ("MOCK_LATENCY_MS", "0".to_owned()),
-        ("MOCK_FAILURE_RATE", "0".to_owned()),
-    ];
-    let senders = local_run::send::pollers(&api.stack.config, &api.stack.resources, &overrides, &clock).unwrap();
-    let (_, drained) = local_run::send::drain(&senders, 2, std::time::Duration::from_secs(120))
-        .await
-        .unwrap();
-    assert!(drained);
+    let senders = api.senders(&clock);
+    assert!(drain_all(&senders).await, "every message handled");
     let sent = accepted_sends(&api).await;
     assert_eq!(sent.len(), 6, "{sent:?}");
     assert!(sent.keys().all(|k| k.ends_with("#sms")), "{sent:?}");
@@ -880,7 +999,7 @@ async fn a_dead_letter_queue_is_redriven_at_a_bounded_rate_once_per_command_id()
 #[tokio::test]
 async fn with_sms_disabled_queued_sms_deliveries_go_back_to_dispatch_and_out_by_email() {
     use local_run::dispatch::{dispatch_deps, run_slot};
-    use local_run::send::{VirtualClock, drain, pollers};
+    use local_run::send::VirtualClock;
 
     let api = Api::new("admin-sms-off").await;
     let r = api
@@ -893,12 +1012,8 @@ async fn with_sms_disabled_queued_sms_deliveries_go_back_to_dispatch_and_out_by_
     assert_eq!(r.status, 200, "{}", r.body);
     let ten: DateTime<Utc> = "2026-12-16T01:00:00Z".parse().unwrap(); // 10:00 in Seoul
     let clock = VirtualClock::at(ten);
-    let overrides = [
-        ("MOCK_LATENCY_MS", "0".to_owned()),
-        ("MOCK_FAILURE_RATE", "0".to_owned()),
-    ];
-    let senders = pollers(&api.stack.config, &api.stack.resources, &overrides, &clock).unwrap();
-    drain(&senders, 2, std::time::Duration::from_secs(120)).await.unwrap();
+    let senders = api.senders(&clock);
+    drain_all(&senders).await;
     // The SMS ones were not sent: back to READY, due, for dispatch to route.
     let sms: Vec<&String> = api
         .seeded
@@ -926,7 +1041,7 @@ async fn with_sms_disabled_queued_sms_deliveries_go_back_to_dispatch_and_out_by_
         "{report:?}"
     );
     clock.set(ten + Duration::hours(2));
-    drain(&senders, 2, std::time::Duration::from_secs(120)).await.unwrap();
+    drain_all(&senders).await;
     for id in &sms {
         assert_eq!(api.raw(id).await["state"].as_s().unwrap(), "SENT_EMAIL", "{id}");
     }

@@ -353,7 +353,7 @@ fn plan(
     for bill in bills {
         let id = bill.customer_id.clone();
         let before = existing.get(id.as_str()).copied();
-        if before.is_some_and(|e| !e.is_ready()) {
+        if before.is_some_and(|e| !e.is_waiting()) {
             out.kept += 1;
             continue;
         }

@@ -11,8 +11,10 @@
 //! claim, a hold or an end state removes `due_pk`.
 //!
 //! Every write is conditional: creation only where nothing exists, a content
-//! update only on a `READY` delivery whose content is what the caller read.
-//! A re-render can therefore never reset a delivery that moved on.
+//! update only on a waiting delivery (`READY`, or `HELD` by an operator) whose
+//! content is what the caller read. A re-render can therefore never reset a
+//! delivery that moved on, and a held one is released with its bill's latest
+//! invoice.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -93,8 +95,10 @@ pub struct Existing {
 }
 
 impl Existing {
-    pub fn is_ready(&self) -> bool {
-        self.state == DeliveryState::Ready.as_str()
+    /// Not sent nor on its way: `READY`, or `HELD` by an operator. Its content
+    /// follows its bill.
+    pub fn is_waiting(&self) -> bool {
+        self.state == DeliveryState::Ready.as_str() || self.state == DeliveryState::Held.as_str()
     }
 }
 
@@ -110,7 +114,7 @@ pub struct FunnelEntry {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum UpdateOutcome {
     Updated,
-    /// The delivery is no longer `READY` with the content read: left alone.
+    /// The delivery is no longer waiting with the content read: left alone.
     Moved,
 }
 
@@ -179,9 +183,9 @@ impl DeliveryStore {
         })
     }
 
-    /// Replaces the rendered content of a `READY` delivery whose content hash
-    /// is still `expected_hash`. State, attempts, `available_at` and history
-    /// are not touched.
+    /// Replaces the rendered content of a waiting delivery (`READY` or `HELD`)
+    /// whose content hash is still `expected_hash`. State, attempts,
+    /// `available_at`, a hold and history are not touched.
     pub async fn update_content(
         &self,
         cycle: Cycle,
@@ -197,9 +201,10 @@ impl DeliveryStore {
                 "SET template_version = :v, content_hash = :h, email_key = :k, subject = :subj, \
                  sms_text = :sms, updated_at = :now",
             )
-            .condition_expression("#st = :ready AND content_hash = :old")
+            .condition_expression("#st IN (:ready, :held) AND content_hash = :old")
             .expression_attribute_names("#st", "state")
             .expression_attribute_values(":ready", s(DeliveryState::Ready.as_str()))
+            .expression_attribute_values(":held", s(DeliveryState::Held.as_str()))
             .expression_attribute_values(":old", s(expected_hash))
             .expression_attribute_values(":v", s(&content.template_version))
             .expression_attribute_values(":h", s(&content.content_hash))
@@ -421,21 +426,6 @@ impl DeliveryStore {
             .expression_attribute_values(":queued", s(DeliveryState::Queued.as_str()))
             .expression_attribute_values(":run", s(run_id))
             .expression_attribute_values(":at", s(utc_seconds::format(&available_at)))
-            .expression_attribute_values(":now", s(utc_seconds::format(&now)));
-        conditional_update(req, &self.table).await
-    }
-
-    /// `READY` → `HELD` with a reason; it leaves the `Due` index until an
-    /// operator acts (the admin API's `schedule`, `resend`, `force-send`).
-    pub async fn hold(&self, e: &DueEntry, reason: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let req = self
-            .update(e.cycle, e.shard, &e.customer_id)
-            .update_expression("SET #st = :held, held_reason = :why, updated_at = :now REMOVE due_pk")
-            .condition_expression("#st = :ready")
-            .expression_attribute_names("#st", "state")
-            .expression_attribute_values(":held", s(DeliveryState::Held.as_str()))
-            .expression_attribute_values(":ready", s(DeliveryState::Ready.as_str()))
-            .expression_attribute_values(":why", s(reason))
             .expression_attribute_values(":now", s(utc_seconds::format(&now)));
         conditional_update(req, &self.table).await
     }

@@ -481,21 +481,6 @@ async fn the_due_index_holds_what_dispatch_may_take_and_transitions_are_exclusiv
             .unwrap()
     );
     assert_eq!(all_due(&store, cycle, dec10).await.len(), 40);
-
-    // Held: leaves the index.
-    let second = &all_due(&store, cycle, dec10).await[1];
-    assert!(store.hold(second, "no enabled channel", dec10).await.unwrap());
-    assert_eq!(all_due(&store, cycle, dec10).await.len(), 39);
-    let held = store
-        .get(cycle, second.shard, &second.customer_id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(held.state, DeliveryState::Held);
-    assert!(
-        !store.hold(second, "again", dec10).await.unwrap(),
-        "only a READY delivery is held"
-    );
 }
 
 #[tokio::test]

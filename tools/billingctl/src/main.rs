@@ -115,6 +115,16 @@ enum Action {
         #[arg(long)]
         command_id: Option<String>,
     },
+    /// Hold a READY delivery: no dispatch run sends it until schedule, resend,
+    /// convert-to-sms or force-send releases it. The reason is shown on the delivery.
+    Hold {
+        cycle: String,
+        customer: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        command_id: Option<String>,
+    },
     /// One command: who, what, why, when, its answer.
     Command { id: String },
     /// The commands of a day (UTC, YYYY-MM-DD).
@@ -541,12 +551,20 @@ fn show_applied(v: &Value) -> String {
     } else {
         format!("{what} applied (command id {})", text(&v["command_id"]))
     };
-    let mut out = format!(
-        "{head}\ndelivery {} is {}, available at {}",
-        text(&v["delivery_id"]),
-        text(&v["state"]),
-        text(&v["available_at"])
-    );
+    let mut out = if v["state"] == "HELD" {
+        format!(
+            "{head}\ndelivery {} is HELD ({}); schedule, resend, convert-to-sms or force-send releases it",
+            text(&v["delivery_id"]),
+            text(&v["held_reason"])
+        )
+    } else {
+        format!(
+            "{head}\ndelivery {} is {}, available at {}",
+            text(&v["delivery_id"]),
+            text(&v["state"]),
+            text(&v["available_at"])
+        )
+    };
     if !v["send_round"].is_null() {
         out.push_str(&format!(", send round {}", text(&v["send_round"])));
     }
@@ -713,6 +731,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         } => {
             let body = command_body(command_id, reason, at);
             let v = delivery_command(&api, &cycle, &customer, "force-send", body).await?;
+            print(&v, show_applied(&v));
+        }
+        Action::Hold {
+            cycle,
+            customer,
+            reason,
+            command_id,
+        } => {
+            let body = command_body(command_id, reason, None);
+            let v = delivery_command(&api, &cycle, &customer, "hold", body).await?;
             print(&v, show_applied(&v));
         }
         Action::Command { id } => {

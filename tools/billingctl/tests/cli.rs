@@ -206,6 +206,28 @@ async fn every_command_answers_with_tables_json_and_exit_codes() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let forced: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(forced["quiet_window"], "still applies");
+    let hold = args(&[
+        "hold",
+        "2026-11",
+        &customer,
+        "--reason",
+        "bill disputed",
+        "--command-id",
+        "h-1",
+    ]);
+    let r = call(hold.clone()).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("is HELD (bill disputed)"), "{}", r.stdout);
+    let r = call(args(&["hold", "2026-11", &customer, "--reason", "again"])).await;
+    assert_eq!(r.code, 4, "held already: {}", r.stderr);
+    let r = call(hold).await;
+    assert!(
+        r.stdout.contains("already applied under command id h-1"),
+        "{}",
+        r.stdout
+    );
+    let r = call(args(&["delivery", "2026-11", &customer])).await;
+    assert!(r.stdout.contains("bill disputed"), "{}", r.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
