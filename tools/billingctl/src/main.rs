@@ -16,7 +16,7 @@ use aws_credential_types::provider::ProvideCredentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
@@ -65,65 +65,45 @@ enum Action {
     Delivery { cycle: String, customer: String },
     /// Send a READY or HELD delivery no earlier than --at.
     Schedule {
-        cycle: String,
-        customer: String,
+        #[command(flatten)]
+        on: OnDelivery,
         /// RFC 3339, e.g. 2026-12-15T09:00:00+09:00.
         #[arg(long)]
         at: String,
-        /// Why (kept in the audit trail).
-        #[arg(long)]
-        reason: String,
-        /// Replays safely when given again; a new one is made when absent.
-        #[arg(long)]
-        command_id: Option<String>,
     },
     /// Send a sent, dead or held delivery once more (a new send round).
     Resend {
-        cycle: String,
-        customer: String,
-        #[arg(long)]
-        reason: String,
+        #[command(flatten)]
+        on: OnDelivery,
         /// Not before this (RFC 3339); now when absent.
         #[arg(long)]
         at: Option<String>,
         /// Resend on this channel (email or sms) instead of the preferred one.
         #[arg(long)]
         channel: Option<String>,
-        #[arg(long)]
-        command_id: Option<String>,
     },
     /// Send a READY or HELD delivery by SMS instead of email.
     ConvertToSms {
-        cycle: String,
-        customer: String,
-        #[arg(long)]
-        reason: String,
+        #[command(flatten)]
+        on: OnDelivery,
+        /// Not before this (RFC 3339); now when absent.
         #[arg(long)]
         at: Option<String>,
-        #[arg(long)]
-        command_id: Option<String>,
     },
     /// Send a READY or HELD delivery now, ignoring the customer's do-not-disturb slots
     /// (never the quiet window).
     ForceSend {
-        cycle: String,
-        customer: String,
-        #[arg(long)]
-        reason: String,
+        #[command(flatten)]
+        on: OnDelivery,
+        /// Not before this (RFC 3339); now when absent.
         #[arg(long)]
         at: Option<String>,
-        #[arg(long)]
-        command_id: Option<String>,
     },
     /// Hold a READY delivery: no dispatch run sends it until schedule, resend,
     /// convert-to-sms or force-send releases it. The reason is shown on the delivery.
     Hold {
-        cycle: String,
-        customer: String,
-        #[arg(long)]
-        reason: String,
-        #[arg(long)]
-        command_id: Option<String>,
+        #[command(flatten)]
+        on: OnDelivery,
     },
     /// One command: who, what, why, when, its answer.
     Command { id: String },
@@ -154,6 +134,35 @@ enum Action {
         #[arg(long)]
         command_id: Option<String>,
     },
+}
+
+/// The delivery a command acts on, and what every command carries.
+#[derive(Args)]
+struct OnDelivery {
+    cycle: String,
+    customer: String,
+    /// Why (kept in the audit trail).
+    #[arg(long)]
+    reason: String,
+    /// Replays safely when given again; a new one is made when absent.
+    #[arg(long)]
+    command_id: Option<String>,
+}
+
+impl OnDelivery {
+    /// `POST /cycles/{cycle}/deliveries/{customer}/{verb}` with the command's body: its id
+    /// (a new one when not given), the reason and, when given, the time and the channel.
+    async fn send(self, api: &Api, verb: &str, at: Option<String>, channel: Option<String>) -> Result<Value, Failure> {
+        let mut body = command_body(self.command_id, self.reason);
+        if let Some(at) = at {
+            body["available_at"] = json!(at);
+        }
+        if let Some(channel) = channel {
+            body["channel"] = json!(channel);
+        }
+        let path = format!("/cycles/{}/deliveries/{}/{verb}", self.cycle, self.customer);
+        api.call("POST", &path, Some(body)).await
+    }
 }
 
 #[derive(Subcommand)]
@@ -312,24 +321,9 @@ impl Api {
     }
 }
 
-/// A command's body: its id (a new one when not given), the reason, the time if any.
-fn command_body(command_id: Option<String>, reason: String, at: Option<String>) -> Value {
-    let id = command_id.unwrap_or_else(new_command_id);
-    let mut body = json!({"command_id": id, "reason": reason});
-    if let Some(at) = at {
-        body["available_at"] = json!(at);
-    }
-    body
-}
-
-/// `POST /cycles/{cycle}/deliveries/{customer}/{verb}` with a command's body.
-async fn delivery_command(api: &Api, cycle: &str, customer: &str, verb: &str, body: Value) -> Result<Value, Failure> {
-    api.call(
-        "POST",
-        &format!("/cycles/{cycle}/deliveries/{customer}/{verb}"),
-        Some(body),
-    )
-    .await
+/// A command's body: its id (a new one when not given) and the reason.
+fn command_body(command_id: Option<String>, reason: String) -> Value {
+    json!({"command_id": command_id.unwrap_or_else(new_command_id), "reason": reason})
 }
 
 fn new_command_id() -> String {
@@ -685,62 +679,24 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .await?;
             print(&v, show_delivery(&v));
         }
-        Action::Schedule {
-            cycle,
-            customer,
-            at,
-            reason,
-            command_id,
-        } => {
-            let body = command_body(command_id, reason, Some(at));
-            let v = delivery_command(&api, &cycle, &customer, "schedule", body).await?;
+        Action::Schedule { on, at } => {
+            let v = on.send(&api, "schedule", Some(at), None).await?;
             print(&v, show_applied(&v));
         }
-        Action::Resend {
-            cycle,
-            customer,
-            reason,
-            at,
-            channel,
-            command_id,
-        } => {
-            let mut body = command_body(command_id, reason, at);
-            if let Some(channel) = channel {
-                body["channel"] = json!(channel);
-            }
-            let v = delivery_command(&api, &cycle, &customer, "resend", body).await?;
+        Action::Resend { on, at, channel } => {
+            let v = on.send(&api, "resend", at, channel).await?;
             print(&v, show_applied(&v));
         }
-        Action::ConvertToSms {
-            cycle,
-            customer,
-            reason,
-            at,
-            command_id,
-        } => {
-            let body = command_body(command_id, reason, at);
-            let v = delivery_command(&api, &cycle, &customer, "convert-to-sms", body).await?;
+        Action::ConvertToSms { on, at } => {
+            let v = on.send(&api, "convert-to-sms", at, None).await?;
             print(&v, show_applied(&v));
         }
-        Action::ForceSend {
-            cycle,
-            customer,
-            reason,
-            at,
-            command_id,
-        } => {
-            let body = command_body(command_id, reason, at);
-            let v = delivery_command(&api, &cycle, &customer, "force-send", body).await?;
+        Action::ForceSend { on, at } => {
+            let v = on.send(&api, "force-send", at, None).await?;
             print(&v, show_applied(&v));
         }
-        Action::Hold {
-            cycle,
-            customer,
-            reason,
-            command_id,
-        } => {
-            let body = command_body(command_id, reason, None);
-            let v = delivery_command(&api, &cycle, &customer, "hold", body).await?;
+        Action::Hold { on } => {
+            let v = on.send(&api, "hold", None, None).await?;
             print(&v, show_applied(&v));
         }
         Action::Command { id } => {
@@ -778,7 +734,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 reason,
                 command_id,
             } => {
-                let mut body = command_body(command_id, reason, None);
+                let mut body = command_body(command_id, reason);
                 body["value"] = json!(value);
                 let v = api.call("PUT", "/settings/channel-policy", Some(body)).await?;
                 print(&v, show_setting_applied(&v));
@@ -827,7 +783,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 reason,
                 command_id,
             } => {
-                let body = command_body(command_id, reason, None);
+                let body = command_body(command_id, reason);
                 let v = api
                     .call("POST", &format!("/templates/{version}/activate"), Some(body))
                     .await?;
@@ -845,7 +801,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             reason,
             command_id,
         } => {
-            let mut body = command_body(command_id, reason, None);
+            let mut body = command_body(command_id, reason);
             body["max_per_second"] = json!(rate);
             let v = api
                 .call("POST", &format!("/queues/{queue}/redrive"), Some(body))
