@@ -991,8 +991,8 @@ async fn force_send(
 /// `READY` → `HELD`: out of the `Due` index, so no dispatch run enqueues it, with the
 /// command's reason as `held_reason` (a disputed bill, a customer's request). A re-render
 /// gives it its bill's latest invoice and leaves it held. `schedule`, `resend`,
-/// `convert-to-sms` or `force-send` release it. Only
-/// a waiting delivery can be held: once queued it is the senders' within minutes.
+/// `convert-to-sms` or `force-send` release it. Only a waiting delivery can be held:
+/// once queued it is the senders' within minutes.
 async fn hold(
     deps: &Deps,
     cycle: Cycle,
