@@ -15,6 +15,7 @@ pub mod pii;
 pub mod sending;
 pub mod settlement;
 pub mod slots;
+pub mod text;
 
 pub use bill::{Bill, BillLine, LineKind};
 pub use calendar::{Cycle, CycleError};

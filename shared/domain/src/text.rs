@@ -1,0 +1,141 @@
+//! Bounded texts: anything stored in a record or written to a log that came
+//! from outside (an input line, an error from a library or a service) gets a
+//! size limit, so that no record can outgrow DynamoDB's 400 KB item and no
+//! log line carries a quarter of a megabyte.
+//!
+//! [`bounded`] truncates (for reasons and errors, where the beginning says
+//! what went wrong); [`check_len`] refuses (for identifiers, which must be
+//! exact or nothing).
+
+use std::borrow::Cow;
+
+/// What a truncated text ends with (3 bytes in UTF-8).
+pub const ELLIPSIS: &str = "…";
+
+/// Bytes an error message or failure reason may take in a record, a log line
+/// or a function's error answer.
+pub const MAX_REASON_BYTES: usize = 1_024;
+
+/// Bytes an identifier from outside may take (a run id: an execution ARN is
+/// at most about 230).
+pub const MAX_ID_BYTES: usize = 256;
+
+/// `s` if it fits in `max_bytes`, else its longest prefix that ends on a
+/// character boundary and leaves room for [`ELLIPSIS`], followed by it. The
+/// result never exceeds `max_bytes` (for `max_bytes` below the marker's
+/// size, the marker is left out and the text is cut on a char boundary).
+pub fn bounded(s: &str, max_bytes: usize) -> Cow<'_, str> {
+    if s.len() <= max_bytes {
+        return Cow::Borrowed(s);
+    }
+    let (room, marker) = match max_bytes.checked_sub(ELLIPSIS.len()) {
+        Some(room) => (room, ELLIPSIS),
+        None => (max_bytes, ""),
+    };
+    let mut end = room;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = String::with_capacity(end + marker.len());
+    out.push_str(&s[..end]);
+    out.push_str(marker);
+    Cow::Owned(out)
+}
+
+/// [`bounded`] with [`MAX_REASON_BYTES`], as an owned string.
+pub fn reason(s: &str) -> String {
+    bounded(s, MAX_REASON_BYTES).into_owned()
+}
+
+/// A field longer than its limit: refused, naming the field and the limit,
+/// never echoing the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} is {len} bytes long; at most {max} are accepted")]
+pub struct TooLong {
+    pub field: &'static str,
+    pub len: usize,
+    pub max: usize,
+}
+
+/// `Ok(s)` if `s` is at most `max_bytes` long, else [`TooLong`] naming `field`.
+pub fn check_len<'a>(field: &'static str, s: &'a str, max_bytes: usize) -> Result<&'a str, TooLong> {
+    if s.len() <= max_bytes {
+        Ok(s)
+    } else {
+        Err(TooLong {
+            field,
+            len: s.len(),
+            max: max_bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_text_is_borrowed_unchanged() {
+        assert!(matches!(bounded("abc", 3), Cow::Borrowed("abc")));
+        assert_eq!(bounded("", 0), "");
+    }
+
+    #[test]
+    fn a_long_text_is_cut_with_a_marker_within_the_limit() {
+        let s = "x".repeat(250_000);
+        let b = bounded(&s, 100);
+        assert_eq!(b.len(), 100);
+        assert!(b.ends_with(ELLIPSIS));
+        assert_eq!(&b[..97], &s[..97]);
+    }
+
+    #[test]
+    fn the_cut_falls_on_a_char_boundary() {
+        // 한 is 3 bytes: 10 of them are 30 bytes.
+        let s = "한".repeat(10);
+        for max in 0..=30 {
+            let b = bounded(&s, max);
+            assert!(b.len() <= max, "{max}: {} bytes", b.len());
+            if max < 30 {
+                let body = b.strip_suffix(ELLIPSIS).unwrap_or(&b);
+                assert!(body.chars().all(|c| c == '한'), "{max}: {b:?}");
+                if max >= ELLIPSIS.len() {
+                    assert!(b.ends_with(ELLIPSIS), "{max}: {b:?}");
+                    // As much of the text as fits.
+                    assert_eq!(body.len(), (max - ELLIPSIS.len()) / 3 * 3, "{max}");
+                }
+            } else {
+                assert_eq!(b, s);
+            }
+        }
+        // A 4-byte character straddling the cut.
+        let s = format!("ab{}", "😀".repeat(3));
+        assert_eq!(bounded(&s, 8), format!("ab{ELLIPSIS}"));
+        assert_eq!(bounded(&s, 9), format!("ab😀{ELLIPSIS}"));
+    }
+
+    #[test]
+    fn reasons_have_a_fixed_limit() {
+        let r = reason(&"e".repeat(MAX_REASON_BYTES * 3));
+        assert_eq!(r.len(), MAX_REASON_BYTES);
+        assert_eq!(reason("short"), "short");
+    }
+
+    #[test]
+    fn an_over_long_field_is_refused_by_name_without_its_value() {
+        assert_eq!(check_len("run_id", "abc", 3), Ok("abc"));
+        let long = "secret-".repeat(100);
+        let e = check_len("run_id", &long, 256).unwrap_err();
+        assert_eq!(
+            e,
+            TooLong {
+                field: "run_id",
+                len: 700,
+                max: 256
+            }
+        );
+        let m = e.to_string();
+        assert!(m.contains("run_id") && m.contains("256"), "{m}");
+        assert!(!m.contains("secret"), "{m}");
+    }
+}
