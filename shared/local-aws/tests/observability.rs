@@ -200,3 +200,116 @@ fn the_dashboard_is_json_and_names_only_what_the_template_declares() {
         .collect();
     assert_eq!(positions.len(), widgets.len(), "no two widgets at the same place");
 }
+
+/// Every `ScheduleV2` event of the template: (owner's logical id, event name, properties).
+fn schedules(t: &Template) -> Vec<(&str, &str, &Value)> {
+    t.resources()
+        .iter()
+        .filter_map(|r| {
+            let events = r.properties.get("Events")?.as_mapping()?;
+            Some(
+                events
+                    .iter()
+                    .filter(|(_, e)| e["Type"].as_str() == Some("ScheduleV2"))
+                    .map(move |(name, e)| {
+                        (
+                            r.logical_id.as_str(),
+                            name.as_str().unwrap_or_default(),
+                            &e["Properties"],
+                        )
+                    }),
+            )
+        })
+        .flatten()
+        .collect()
+}
+
+/// The queue an alarm watches fill up: `Arn`/`TargetArn` is `!GetAtt <Queue>.Arn`, and some
+/// alarm counts the messages waiting on it.
+fn alarmed_queue(t: &Template, arn: &Value, what: &str) -> String {
+    let queue = match references(arn).as_slice() {
+        [queue] => queue.clone(),
+        other => panic!("{what}: one queue of the template, not {other:?}"),
+    };
+    let decl = t
+        .resource(&queue)
+        .unwrap_or_else(|| panic!("{what}: no resource {queue}"));
+    assert_eq!(decl.kind, "AWS::SQS::Queue", "{what}: {queue} is an SQS queue");
+    let watching: Vec<&str> = alarms_on(t, &queue)
+        .into_iter()
+        .filter(|a| {
+            let props = &t.resource(a).unwrap().properties;
+            props["MetricName"].as_str() == Some("ApproximateNumberOfMessagesVisible")
+                || serde_yaml::to_string(&props["Metrics"])
+                    .unwrap()
+                    .contains("ApproximateNumberOfMessagesVisible")
+        })
+        .collect();
+    assert!(
+        !watching.is_empty(),
+        "{what}: no alarm on the messages waiting on {queue}"
+    );
+    queue
+}
+
+/// EventBridge Scheduler's retry policy and dead-letter queue cover only an invocation that
+/// failed (refused, throttled, not permitted); it invokes a function asynchronously, so a run
+/// that failed is Lambda's to retry and, without the function's own dead-letter queue, is
+/// dropped after two retries. Every scheduled function therefore has both, onto one alarmed
+/// queue; and every schedule is named after its stack, since schedule names are per account.
+#[test]
+fn a_failed_scheduled_run_reaches_an_alarmed_dead_letter_queue_and_schedules_are_named_per_stack() {
+    let t = template();
+    let scheduled = schedules(&t);
+    assert!(
+        scheduled.iter().any(|(owner, ..)| *owner == "DispatchSlotFunction"),
+        "the dispatch schedule: {scheduled:?}"
+    );
+    let mut names = BTreeSet::new();
+    for (owner, event, props) in &scheduled {
+        let what = format!("{owner}.{event}");
+        let retry = &props["RetryPolicy"];
+        let attempts = retry["MaximumRetryAttempts"].as_u64();
+        let age = retry["MaximumEventAgeInSeconds"].as_u64();
+        assert!(
+            matches!(attempts, Some(1..=185)),
+            "{what}: the scheduler retries ({retry:?})"
+        );
+        // A dispatch run retried past its two-hour slot would be the next slot's work.
+        assert!(matches!(age, Some(60..=7200)), "{what}: within the slot ({retry:?})");
+        let dlq = &props["DeadLetterConfig"];
+        assert!(
+            dlq.get("Arn").is_some() || dlq["Type"].as_str() == Some("SQS"),
+            "{what}: the scheduler's dead-letter queue ({dlq:?})"
+        );
+        let name = tag(&props["Name"], "!Sub")
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("{what}: a Name built with !Sub from the stack name"));
+        assert!(name.contains("${AWS::StackName}"), "{what}: {name} names the stack");
+        assert!(names.insert(name.to_owned()), "{what}: {name} is taken");
+
+        let Some(function) = t.resource(owner).filter(|r| r.kind == "AWS::Serverless::Function") else {
+            continue;
+        };
+        let config = &function.properties["EventInvokeConfig"];
+        assert!(
+            matches!(config["MaximumRetryAttempts"].as_u64(), Some(1..=2)),
+            "{owner}: Lambda retries a failed scheduled run ({config:?})"
+        );
+        assert!(
+            matches!(config["MaximumEventAgeInSeconds"].as_u64(), Some(60..=7200)),
+            "{owner}: within the slot ({config:?})"
+        );
+        // A DestinationConfig.OnFailure would wrap the event in a record the redrive to the
+        // continuation queue cannot run; the dead-letter queue keeps the event as it was.
+        assert!(config.get("DestinationConfig").is_none(), "{owner}: {config:?}");
+        let dead_letter = &function.properties["DeadLetterQueue"];
+        assert_eq!(dead_letter["Type"].as_str(), Some("SQS"), "{owner}: {dead_letter:?}");
+        let function_queue = alarmed_queue(&t, &dead_letter["TargetArn"], owner);
+        let schedule_queue = alarmed_queue(&t, &dlq["Arn"], &what);
+        assert_eq!(
+            function_queue, schedule_queue,
+            "{what}: a run the scheduler could not start and one that failed wait on one queue"
+        );
+    }
+}
