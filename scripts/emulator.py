@@ -43,6 +43,41 @@ Fault injection, for behaviour AWS shows and moto never does:
         entries, more than 10, repeated ids, a body that is not JSON) goes to moto unchanged
         and does not count. SQS's JSON protocol only (`X-Amz-Target:
         AmazonSQS.SendMessageBatch`), which is what the AWS SDKs speak.
+    POST /_local/faults/dynamodb/lose-answer   {"table": "t", "operation": "UpdateItem", "calls": N,
+                                                "mode": "error"}
+        the next N calls of operation (PutItem, UpdateItem, DeleteItem, BatchWriteItem or
+        TransactWriteItems) that name table t (for a transaction or a batch: any of its tables)
+        are applied by moto as usual and then answered as if the answer had been lost: mode
+        "error" (the default) answers HTTP 500 `InternalServerError` in DynamoDB's JSON, mode
+        "drop" closes the connection without an answer (the SDK sees an incomplete message, a
+        transient I/O error). Both are retried by the SDKs' standard retry, which sends the same
+        request again: a conditional write then fails its own condition. Every call counts,
+        whatever moto answered it (a write that failed its condition is not applied, and its
+        answer is lost all the same).
+    POST /_local/faults/dynamodb/throttle      {"table": "t", "calls": N, "seconds": S,
+                                                "requests": "all", "operation": "Query"}
+        calls that name table t are answered HTTP 400 `ProvisionedThroughputExceededException`
+        without reaching moto (nothing is applied), for the next N such calls, or for S seconds
+        (at most 3600), or while both last when both are given. "requests" narrows the calls to
+        "reads" (GetItem, BatchGetItem, Query, Scan, TransactGetItems) or "writes" (PutItem,
+        UpdateItem, DeleteItem, BatchWriteItem, TransactWriteItems); "operation" to one
+        operation. One throttle per table: setting it again replaces it.
+    POST /_local/faults/s3/slow-get            {"bucket": "b", "prefix": "p/", "calls": N,
+                                                "delay_ms": D}
+        the next N `GetObject` calls on bucket b whose key starts with the prefix (all keys when
+        it is empty) wait D milliseconds (at most 120,000) before moto answers them: a slow
+        read, or a hanging one for a caller whose timeout is shorter. Only the delayed request
+        waits: the server serves each connection on its own thread. Path-style requests (as the
+        project's S3 clients make them). One delay per bucket: setting it again replaces it.
+    GET  /_local/faults                        {"fired": {"dynamodb/lose-answer": {"t": 1}, ...},
+                                                "pending": {...}}
+        how many calls each switch has faulted since the start or the last clear, by switch
+        (dynamodb/unprocessed, sqs/send-batch, dynamodb/lose-answer, dynamodb/throttle,
+        s3/slow-get) and resource (table, queue or bucket), and the switches still set.
+    POST /_local/faults/clear                  {"resource": "t"}
+        removes every switch set on the table, queue or bucket named resource, and its counts;
+        without a resource, every switch and every count. `POST /moto-api/reset` does the same
+        (the resources are gone) before moto resets. Setting N to 0 removes one switch.
 
 Message move tasks (DLQ redrive), which moto lacks: `StartMessageMoveTask`,
 `ListMessageMoveTasks` and `CancelMessageMoveTask` (SQS's JSON protocol) are answered by the
@@ -112,6 +147,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -127,14 +163,25 @@ INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$
 ROUTES_PATH = "/_local/lambda"
 UNPROCESSED_PATH = "/_local/faults/dynamodb/unprocessed"
 SEND_BATCH_FAULT_PATH = "/_local/faults/sqs/send-batch"
+FAULTS_PATH = "/_local/faults"
+LOSE_ANSWER_PATH = "/_local/faults/dynamodb/lose-answer"
+THROTTLE_PATH = "/_local/faults/dynamodb/throttle"
+SLOW_GET_PATH = "/_local/faults/s3/slow-get"
+CLEAR_FAULTS_PATH = "/_local/faults/clear"
+RESET_PATH = "/moto-api/reset"
+DYNAMODB_PREFIX = "DynamoDB_20120810."
+DYNAMODB_WRITE_OPERATIONS = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
+DYNAMODB_READ_OPERATIONS = ("GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems")
+DYNAMODB_JSON = "application/x-amz-json-1.0"
+THROTTLE_SECONDS_LIMIT = 3600
+DELAY_MS_LIMIT = 120_000  # nothing waits longer than two minutes
+# GET subresources of an object that are not GetObject.
+S3_SUBRESOURCES = {"acl", "tagging", "attributes", "legal-hold", "retention", "torrent", "uploadId"}
 REQUESTS_PATH = "/_local/requests"
 # DynamoDB evaluates a write's condition and applies the write atomically; moto, serving requests
 # on threads, does not (two conditional updates of one item can both pass). Writes are therefore
 # applied one at a time here.
-DYNAMODB_WRITES = {
-    "DynamoDB_20120810." + op
-    for op in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
-}
+DYNAMODB_WRITES = {DYNAMODB_PREFIX + op for op in DYNAMODB_WRITE_OPERATIONS}
 JSON_SERVICES = {"DynamoDB_20120810": "dynamodb", "AmazonSQS": "sqs", "AWSStepFunctions": "states"}
 BATCH_WRITE_TARGET = "DynamoDB_20120810.BatchWriteItem"
 SEND_BATCH_TARGET = "AmazonSQS.SendMessageBatch"
@@ -180,6 +227,10 @@ class LambdaRouter:
         self.routes = {}
         self.unprocessed = {}  # table -> BatchWriteItem calls still to answer partly
         self.send_batch_faults = {}  # queue -> (SendMessageBatch calls to answer partly, sender fault)
+        self.lost_answers = {}  # (table, operation) -> {"calls": n, "mode": "error" | "drop"}
+        self.throttles = {}  # table -> {"calls": n | None, "until": monotonic | None, "operations": set}
+        self.slow_gets = {}  # bucket -> {"prefix": p, "calls": n, "delay_ms": d}
+        self.fired = {}  # (switch, resource) -> calls faulted
         self.lock = threading.Lock()
         self.requests = {}  # (service, operation, resource) -> count
         self.dynamodb_writes = threading.Lock()
@@ -198,16 +249,29 @@ class LambdaRouter:
             return self.set_unprocessed(environ, start_response)
         if path == SEND_BATCH_FAULT_PATH and method == "POST":
             return self.set_send_batch_fault(environ, start_response)
+        if path == FAULTS_PATH or path.startswith(FAULTS_PATH + "/"):
+            return self.faults(method, path, environ, start_response)
+        if path == RESET_PATH and method == "POST":
+            self.clear_faults(None)
         target = environ.get("HTTP_X_AMZ_TARGET")
         if method == "POST" and target == SEND_BATCH_TARGET and self.send_batch_faults:
             return self.send_batch(environ, start_response)
         if method == "POST" and target in MOVE_TASK_TARGETS:
             return self.moves.answer(target, environ, start_response)
+        if method == "POST" and self.throttles and target and target.startswith(DYNAMODB_PREFIX):
+            table = self.throttled(target[len(DYNAMODB_PREFIX):], environ)
+            if table is not None:
+                return throttling_error(start_response, table)
         if method == "POST" and target in DYNAMODB_WRITES:
+            mode = self.lose_answer(target[len(DYNAMODB_PREFIX):], environ) if self.lost_answers else None
+            if mode is not None:
+                return self.write_and_lose_answer(target, mode, environ, start_response)
             with self.dynamodb_writes:
                 if target == BATCH_WRITE_TARGET and self.unprocessed:
                     return self.batch_write(environ, start_response)
                 return [b"".join(self.app(environ, start_response))]
+        if method == "GET" and self.slow_gets:
+            self.slow_get(path, environ)
         match = INVOKE_PATH.match(path) if method == "POST" else None
         if match:
             name = function_name(match.group("name"))
@@ -342,6 +406,7 @@ class LambdaRouter:
             for table, writes in items.items():
                 if self.unprocessed.get(table, 0) > 0 and len(writes) > 1:
                     self.unprocessed[table] -= 1
+                    self.fire("dynamodb/unprocessed", table)
                     keep = (len(writes) + 1) // 2
                     held[table], items[table] = writes[keep:], writes[:keep]
         if not held:
@@ -385,6 +450,229 @@ class LambdaRouter:
         environ["CONTENT_LENGTH"] = str(len(body))
         return self.app(environ, start_response)
 
+    # --- injected errors and delays (lost answers, throttling, slow reads) -----------------
+
+    def faults(self, method, path, environ, start_response):
+        try:
+            if method == "GET" and path in (FAULTS_PATH, FAULTS_PATH + "/"):
+                return respond(start_response, 200, self.fault_report())
+            if method != "POST":
+                return respond(start_response, 404, {"error": f"no such fault call: {method} {path}"})
+            request = json.loads(read_body(environ) or b"{}")
+            if not isinstance(request, dict):
+                raise ValueError("the body must be a JSON object")
+            if path == LOSE_ANSWER_PATH:
+                return self.set_lose_answer(request, start_response)
+            if path == THROTTLE_PATH:
+                return self.set_throttle(request, start_response)
+            if path == SLOW_GET_PATH:
+                return self.set_slow_get(request, start_response)
+            if path == CLEAR_FAULTS_PATH:
+                resource = request.get("resource")
+                if resource is not None and (not isinstance(resource, str) or not resource):
+                    raise ValueError("resource must be a non-empty name")
+                self.clear_faults(resource)
+                return respond(start_response, 200, {"cleared": resource or "all"})
+            return respond(start_response, 404, {"error": f"no such fault call: {method} {path}"})
+        except (ValueError, TypeError, AttributeError) as e:
+            return respond(start_response, 400, {"error": f"bad request: {e}"})
+
+    def fire(self, switch, resource):
+        """Counts one faulted call (the caller holds the lock)."""
+        k = (switch, resource)
+        self.fired[k] = self.fired.get(k, 0) + 1
+
+    def fault_report(self):
+        now = time.monotonic()
+        with self.lock:
+            fired = {}
+            for (switch, resource), n in self.fired.items():
+                fired.setdefault(switch, {})[resource] = n
+            pending = {
+                "dynamodb/unprocessed": {t: n for t, n in self.unprocessed.items() if n > 0},
+                "sqs/send-batch": {q: n for q, (n, _) in self.send_batch_faults.items() if n > 0},
+                "dynamodb/lose-answer": {
+                    f"{t}:{op}": dict(f) for (t, op), f in self.lost_answers.items()
+                },
+                "dynamodb/throttle": {
+                    t: {
+                        "calls": f["calls"],
+                        "seconds_left": None if f["until"] is None else max(0.0, f["until"] - now),
+                        "operations": sorted(f["operations"]),
+                    }
+                    for t, f in self.throttles.items()
+                },
+                "s3/slow-get": {b: dict(f) for b, f in self.slow_gets.items()},
+            }
+        return {"fired": fired, "pending": pending}
+
+    def clear_faults(self, resource):
+        """Removes the switches set on `resource` and its counts; all of them for None."""
+        with self.lock:
+            if resource is None:
+                for faults in (self.unprocessed, self.send_batch_faults, self.lost_answers,
+                               self.throttles, self.slow_gets, self.fired):
+                    faults.clear()
+                return
+            for faults in (self.unprocessed, self.send_batch_faults, self.throttles, self.slow_gets):
+                faults.pop(resource, None)
+            for faults in (self.lost_answers, self.fired):
+                for k in [k for k in faults if resource in k]:
+                    del faults[k]
+        LOG.info("fault: switches of %s cleared", resource)
+
+    def set_lose_answer(self, request, start_response):
+        table, operation = request.get("table"), request.get("operation")
+        calls, mode = int(request.get("calls", 0)), request.get("mode", "error")
+        if not isinstance(table, str) or not table or calls < 0:
+            raise ValueError("table and calls >= 0 are required")
+        if operation not in DYNAMODB_WRITE_OPERATIONS:
+            raise ValueError(f"operation must be one of {', '.join(DYNAMODB_WRITE_OPERATIONS)}")
+        if mode not in ("error", "drop"):
+            raise ValueError('mode must be "error" or "drop"')
+        with self.lock:
+            if calls == 0:
+                self.lost_answers.pop((table, operation), None)
+            else:
+                self.lost_answers[(table, operation)] = {"calls": calls, "mode": mode}
+        LOG.info("fault: next %d %s calls on %s applied, answer lost (%s)", calls, operation, table, mode)
+        return respond(start_response, 200, {"table": table, "operation": operation, "calls": calls, "mode": mode})
+
+    def lose_answer(self, operation, environ):
+        """The mode of the lost-answer switch this write uses up, or None."""
+        tables = request_tables(peek_json(environ))
+        with self.lock:
+            for table in tables:
+                fault = self.lost_answers.get((table, operation))
+                if fault is None:
+                    continue
+                fault["calls"] -= 1
+                if fault["calls"] <= 0:
+                    del self.lost_answers[(table, operation)]
+                self.fire("dynamodb/lose-answer", table)
+                return fault["mode"]
+        return None
+
+    def write_and_lose_answer(self, target, mode, environ, start_response):
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, headers
+
+        with self.dynamodb_writes:
+            if target == BATCH_WRITE_TARGET and self.unprocessed:
+                b"".join(self.batch_write(environ, capture))
+            else:
+                b"".join(self.app(environ, capture))
+        operation = target[len(DYNAMODB_PREFIX):]
+        LOG.info("fault: %s answered %s by moto, answer lost (%s)", operation, captured.get("status"), mode)
+        if mode == "drop":
+            connection = environ.get("werkzeug.socket")
+            if connection is not None:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                # werkzeug takes a ConnectionError for a connection the client dropped: it
+                # writes nothing more and closes it.
+                raise ConnectionAbortedError("injected fault: answer dropped")
+        message = f"Internal server error (injected: {operation} was applied and its answer lost)"
+        return dynamodb_error(start_response, 500, "InternalServerError", message)
+
+    def set_throttle(self, request, start_response):
+        table = request.get("table")
+        calls, seconds = request.get("calls"), request.get("seconds")
+        requests, operation = request.get("requests", "all"), request.get("operation")
+        if not isinstance(table, str) or not table:
+            raise ValueError("table is required")
+        if calls is None and seconds is None:
+            raise ValueError("calls or seconds (or both) are required")
+        calls = None if calls is None else int(calls)
+        seconds = None if seconds is None else float(seconds)
+        if calls is not None and calls < 0:
+            raise ValueError("calls must be >= 0")
+        if seconds is not None and not 0 <= seconds <= THROTTLE_SECONDS_LIMIT:
+            raise ValueError(f"seconds must be within 0..{THROTTLE_SECONDS_LIMIT}")
+        operations = {
+            "all": set(DYNAMODB_READ_OPERATIONS + DYNAMODB_WRITE_OPERATIONS),
+            "reads": set(DYNAMODB_READ_OPERATIONS),
+            "writes": set(DYNAMODB_WRITE_OPERATIONS),
+        }.get(requests)
+        if operations is None:
+            raise ValueError('requests must be "all", "reads" or "writes"')
+        if operation is not None:
+            if operation not in operations:
+                raise ValueError(f"operation {operation!r} is not one of the {requests} operations")
+            operations = {operation}
+        with self.lock:
+            if calls == 0 or seconds == 0:
+                self.throttles.pop(table, None)
+            else:
+                until = None if seconds is None else time.monotonic() + seconds
+                self.throttles[table] = {"calls": calls, "until": until, "operations": operations}
+        LOG.info("fault: %s throttled (calls %s, seconds %s, %s)", table, calls, seconds,
+                 operation or requests)
+        answer = {"table": table, "calls": calls, "seconds": seconds, "operations": sorted(operations)}
+        return respond(start_response, 200, answer)
+
+    def throttled(self, operation, environ):
+        """The throttled table this call names (and uses up a call of), or None."""
+        tables = request_tables(peek_json(environ))
+        now = time.monotonic()
+        with self.lock:
+            for table in tables:
+                fault = self.throttles.get(table)
+                if fault is None:
+                    continue
+                if fault["until"] is not None and now >= fault["until"]:
+                    del self.throttles[table]
+                    continue
+                if operation not in fault["operations"]:
+                    continue
+                if fault["calls"] is not None:
+                    fault["calls"] -= 1
+                    if fault["calls"] <= 0:
+                        del self.throttles[table]
+                self.fire("dynamodb/throttle", table)
+                return table
+        return None
+
+    def set_slow_get(self, request, start_response):
+        bucket, prefix = request.get("bucket"), request.get("prefix", "")
+        calls, delay_ms = int(request.get("calls", 0)), int(request.get("delay_ms", 0))
+        if not isinstance(bucket, str) or not bucket or not isinstance(prefix, str) or calls < 0:
+            raise ValueError("bucket, a string prefix and calls >= 0 are required")
+        if not 0 <= delay_ms <= DELAY_MS_LIMIT:
+            raise ValueError(f"delay_ms must be within 0..{DELAY_MS_LIMIT}")
+        with self.lock:
+            if calls == 0:
+                self.slow_gets.pop(bucket, None)
+            else:
+                self.slow_gets[bucket] = {"prefix": prefix, "calls": calls, "delay_ms": delay_ms}
+        LOG.info("fault: next %d GetObject calls on %s/%s* wait %d ms", calls, bucket, prefix, delay_ms)
+        answer = {"bucket": bucket, "prefix": prefix, "calls": calls, "delay_ms": delay_ms}
+        return respond(start_response, 200, answer)
+
+    def slow_get(self, path, environ):
+        """Waits before a GetObject that a slow-get switch matches (not holding any lock)."""
+        bucket, _, key = path.lstrip("/").partition("/")
+        if not key:
+            return
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        if S3_SUBRESOURCES & query.keys():
+            return
+        key = urllib.parse.unquote(key)
+        with self.lock:
+            fault = self.slow_gets.get(bucket)
+            if fault is None or not key.startswith(fault["prefix"]):
+                return
+            fault["calls"] -= 1
+            if fault["calls"] <= 0:
+                del self.slow_gets[bucket]
+            self.fire("s3/slow-get", bucket)
+            delay_ms = fault["delay_ms"]
+        time.sleep(delay_ms / 1000)
+
     # --- SQS faults ------------------------------------------------------------------------
 
     def set_send_batch_fault(self, environ, start_response):
@@ -421,6 +709,7 @@ class LambdaRouter:
                 held = None
             else:
                 self.send_batch_faults[queue] = (calls - 1, sender_fault)
+                self.fire("sqs/send-batch", queue)
                 keep = (len(entries) + 1) // 2 if len(entries) > 1 else 0
                 held, request["Entries"] = entries[keep:], entries[:keep]
         if held is None:
@@ -799,11 +1088,66 @@ def read_body(environ):
     return stream.read(length) if length > 0 else b""
 
 
+def peek_json(environ):
+    """The request's JSON body (None when it is not JSON), leaving the body to be read again."""
+    body = read_body(environ)
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    try:
+        return json.loads(body or b"{}")
+    except ValueError:
+        return None
+
+
+def request_tables(doc):
+    """The tables a DynamoDB request names: TableName, a batch's RequestItems, a transaction's
+    items."""
+    if not isinstance(doc, dict):
+        return []
+    tables = []
+    if isinstance(doc.get("TableName"), str):
+        tables.append(doc["TableName"])
+    if isinstance(doc.get("RequestItems"), dict):
+        tables.extend(doc["RequestItems"].keys())
+    for item in doc.get("TransactItems") or []:
+        if isinstance(item, dict):
+            for action in item.values():
+                if isinstance(action, dict) and isinstance(action.get("TableName"), str):
+                    if action["TableName"] not in tables:
+                        tables.append(action["TableName"])
+    return tables
+
+
+def dynamodb_error(start_response, status, error_type, message):
+    """An error answer in DynamoDB's JSON protocol."""
+    body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{error_type}", "message": message}).encode()
+    headers = [
+        ("X-Amzn-RequestId", str(uuid.uuid4())),
+        ("X-Amz-Crc32", str(binascii.crc32(body) & 0xFFFFFFFF)),
+    ]
+    return respond_raw(start_response, status, body, headers, DYNAMODB_JSON)
+
+
+def throttling_error(start_response, table):
+    message = (
+        "The level of configured provisioned throughput for the table was exceeded. Consider "
+        f"increasing your provisioning level with the UpdateTable API. (injected, table {table})"
+    )
+    return dynamodb_error(start_response, 400, "ProvisionedThroughputExceededException", message)
+
+
 def respond(start_response, status, document):
     return respond_raw(start_response, status, json.dumps(document).encode(), [])
 
 
-REASONS = {200: "OK", 202: "Accepted", 204: "No Content", 400: "Bad Request", 404: "Not Found"}
+REASONS = {
+    200: "OK",
+    202: "Accepted",
+    204: "No Content",
+    400: "Bad Request",
+    404: "Not Found",
+    500: "Internal Server Error",
+}
 
 
 def respond_raw(start_response, status, body, headers, content_type="application/json"):

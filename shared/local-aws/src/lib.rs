@@ -38,7 +38,9 @@ use std::sync::OnceLock;
 
 use aws_config::SdkConfig;
 
-pub use emulator::{ACCOUNT_ID, Emulator, REGION, sdk_config_for};
+pub use emulator::{
+    ACCOUNT_ID, Emulator, Fault, FaultBound, FaultCounts, LostAnswer, REGION, Throttled, WriteOperation, sdk_config_for,
+};
 pub use provision::{Kind, Provisioned, Resources, function_arn, provision_template, s3_client, unique_prefix};
 pub use template::{Template, TemplateError};
 

@@ -303,6 +303,7 @@ async fn skips_queues_without_the_sqs_feature() -> Result<()> {
 /// A private emulator: starts, resets, and stops when dropped.
 #[tokio::test]
 async fn private_emulator_starts_resets_and_stops() -> Result<()> {
+    use aws_sdk_dynamodb::types::AttributeValue;
     let started = Instant::now();
     let emulator = Emulator::start().await?;
     eprintln!("emulator started in {:?}", started.elapsed());
@@ -314,8 +315,43 @@ async fn private_emulator_starts_resets_and_stops() -> Result<()> {
     assert_eq!(ddb.list_tables().send().await?.table_names().len(), tables);
     assert!(res.table("CustomersTable").is_some());
 
+    // Fault switches and their counts go with the resources.
+    let customers = res.table("CustomersTable").context("CustomersTable")?.to_owned();
+    emulator
+        .throttle(&customers, local_aws::FaultBound::Calls(100), local_aws::Throttled::All)
+        .await?;
+    emulator
+        .delay_get_object("some-bucket", "", 100, Duration::from_secs(100))
+        .await?;
+    let throttled = ddb.describe_table().table_name(&customers).send().await;
+    assert!(throttled.is_ok(), "DescribeTable is not a read of items");
+    let throttled = ddb
+        .get_item()
+        .table_name(&customers)
+        .key("shard", AttributeValue::N("0".into()))
+        .key("customer_id", AttributeValue::S("c".into()))
+        .send()
+        .await
+        .map_err(|e| e.into_service_error());
+    assert!(
+        matches!(&throttled, Err(e) if e.is_provisioned_throughput_exceeded_exception()),
+        "{throttled:?}"
+    );
+    let fired = emulator.faults_fired().await?;
+    assert!(fired.fired(local_aws::Fault::Throttle, &customers) >= 1, "{fired:?}");
+
     emulator.reset().await?;
     assert!(ddb.list_tables().send().await?.table_names().is_empty());
+    assert!(emulator.faults_fired().await?.all().is_empty());
+    let config_again = emulator.sdk_config().await;
+    local_aws::provision(&config_again, "private").await?;
+    ddb.get_item()
+        .table_name(&customers)
+        .key("shard", AttributeValue::N("0".into()))
+        .key("customer_id", AttributeValue::S("c".into()))
+        .send()
+        .await
+        .context("no throttle after the reset")?;
 
     let addr = emulator.endpoint_url().trim_start_matches("http://").to_owned();
     drop(emulator);
@@ -325,4 +361,440 @@ async fn private_emulator_starts_resets_and_stops() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
+}
+
+// --- fault switches ------------------------------------------------------------------------
+//
+// Each test sets its faults on tables and buckets of its own, so tests sharing one emulator
+// do not see each other's faults.
+
+mod faults {
+    use std::time::Duration;
+
+    use anyhow::{Context, Result, bail};
+    use aws_config::SdkConfig;
+    use aws_config::retry::RetryConfig;
+    use aws_sdk_dynamodb::error::SdkError;
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
+        ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TransactWriteItem,
+    };
+    use local_aws::{Emulator, Fault, FaultBound, LostAnswer, Throttled, WriteOperation, unique_prefix};
+
+    fn s(v: &str) -> AttributeValue {
+        AttributeValue::S(v.to_owned())
+    }
+
+    /// A DynamoDB client with the SDK's standard retry (three attempts).
+    fn dynamodb(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(config)
+    }
+
+    /// A DynamoDB client that makes one attempt per call.
+    fn dynamodb_once(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(config)
+                .retry_config(RetryConfig::disabled())
+                .build(),
+        )
+    }
+
+    /// A table of its own (key `pk`), for one test.
+    async fn table(ddb: &aws_sdk_dynamodb::Client, name: &str) -> Result<String> {
+        let table = unique_prefix(name);
+        ddb.create_table()
+            .table_name(&table)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("pk")
+                    .key_type(KeyType::Hash)
+                    .build()?,
+            )
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await?;
+        Ok(table)
+    }
+
+    async fn version(ddb: &aws_sdk_dynamodb::Client, table: &str, pk: &str) -> Result<Option<String>> {
+        let item = ddb
+            .get_item()
+            .table_name(table)
+            .key("pk", s(pk))
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(item
+            .item()
+            .and_then(|i| i.get("version"))
+            .and_then(|v| v.as_s().ok())
+            .cloned())
+    }
+
+    async fn fired(fault: Fault, resource: &str) -> Result<u64> {
+        Ok(Emulator::shared().await?.faults_fired().await?.fired(fault, resource))
+    }
+
+    /// A conditional UpdateItem whose answer is lost is applied once; the SDK's retry of the
+    /// same request fails its own condition, and ALL_OLD shows our own write.
+    #[tokio::test]
+    async fn lost_answer_applies_the_write_once_and_the_retry_fails_its_condition() -> Result<()> {
+        let emulator = Emulator::shared().await?;
+        let config = emulator.sdk_config().await;
+        let ddb = dynamodb(&config);
+        let table = table(&ddb, "lost-update").await?;
+        ddb.put_item()
+            .table_name(&table)
+            .item("pk", s("d1"))
+            .item("version", s("1"))
+            .send()
+            .await?;
+
+        emulator
+            .lose_answers(&table, WriteOperation::UpdateItem, 1, LostAnswer::Error)
+            .await?;
+        let update = || {
+            ddb.update_item()
+                .table_name(&table)
+                .key("pk", s("d1"))
+                .update_expression("SET version = :next")
+                .condition_expression("version = :current")
+                .expression_attribute_values(":current", s("1"))
+                .expression_attribute_values(":next", s("2"))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        };
+        let err = update().send().await.expect_err("the retry fails its own condition");
+        let err = err.into_service_error();
+        let aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(refused) = err
+        else {
+            bail!("expected ConditionalCheckFailed, got {err:?}");
+        };
+        assert_eq!(
+            refused.item().and_then(|i| i.get("version")),
+            Some(&s("2")),
+            "the item the retry was refused by is our own write"
+        );
+        assert_eq!(version(&ddb, &table, "d1").await?.as_deref(), Some("2"), "applied once");
+        assert_eq!(fired(Fault::LostAnswer, &table).await?, 1);
+
+        // One call: the switch is used up, the next write is answered as usual.
+        ddb.update_item()
+            .table_name(&table)
+            .key("pk", s("d1"))
+            .update_expression("SET version = :next")
+            .condition_expression("version = :current")
+            .expression_attribute_values(":current", s("2"))
+            .expression_attribute_values(":next", s("3"))
+            .send()
+            .await?;
+        assert_eq!(fired(Fault::LostAnswer, &table).await?, 1);
+        // Another operation on the table is not faulted.
+        emulator
+            .lose_answers(&table, WriteOperation::DeleteItem, 1, LostAnswer::Error)
+            .await?;
+        ddb.put_item().table_name(&table).item("pk", s("d2")).send().await?;
+        assert_eq!(fired(Fault::LostAnswer, &table).await?, 1);
+        emulator.clear_faults(&table).await?;
+        Ok(())
+    }
+
+    /// Mode drop: the connection closes after the write; without retries the SDK reports a
+    /// dispatch failure, with them the retry fails the write's own condition.
+    #[tokio::test]
+    async fn dropped_answer_is_a_transient_error_the_sdk_retries() -> Result<()> {
+        let emulator = Emulator::shared().await?;
+        let config = emulator.sdk_config().await;
+        let table = table(&dynamodb(&config), "lost-drop").await?;
+        let put = |ddb: &aws_sdk_dynamodb::Client, pk: &str| {
+            ddb.put_item()
+                .table_name(&table)
+                .item("pk", s(pk))
+                .item("version", s("1"))
+                .condition_expression("attribute_not_exists(pk)")
+        };
+
+        emulator
+            .lose_answers(&table, WriteOperation::PutItem, 1, LostAnswer::Drop)
+            .await?;
+        let once = dynamodb_once(&config);
+        let err = put(&once, "a").send().await.expect_err("the answer was dropped");
+        assert!(matches!(err, SdkError::DispatchFailure(_)), "{err:?}");
+        assert_eq!(
+            version(&once, &table, "a").await?.as_deref(),
+            Some("1"),
+            "applied all the same"
+        );
+
+        emulator
+            .lose_answers(&table, WriteOperation::PutItem, 1, LostAnswer::Drop)
+            .await?;
+        let ddb = dynamodb(&config);
+        let err = put(&ddb, "b")
+            .send()
+            .await
+            .expect_err("the retry fails its own condition");
+        assert!(
+            err.into_service_error().is_conditional_check_failed_exception(),
+            "the SDK retried the dropped call"
+        );
+        assert_eq!(version(&ddb, &table, "b").await?.as_deref(), Some("1"));
+        assert_eq!(fired(Fault::LostAnswer, &table).await?, 2);
+        Ok(())
+    }
+
+    /// A transaction is faulted when any of its tables has the switch.
+    #[tokio::test]
+    async fn lost_answer_of_a_transaction_on_any_of_its_tables() -> Result<()> {
+        let emulator = Emulator::shared().await?;
+        let config = emulator.sdk_config().await;
+        let ddb = dynamodb(&config);
+        let (first, second) = (table(&ddb, "lost-tx-a").await?, table(&ddb, "lost-tx-b").await?);
+        emulator
+            .lose_answers(&second, WriteOperation::TransactWriteItems, 1, LostAnswer::Error)
+            .await?;
+
+        let put = |table: &str| -> Result<TransactWriteItem> {
+            Ok(TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(table)
+                        .item("pk", s("x"))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()?,
+                )
+                .build())
+        };
+        let err = ddb
+            .transact_write_items()
+            .transact_items(put(&first)?)
+            .transact_items(put(&second)?)
+            .send()
+            .await
+            .expect_err("the retry fails its own conditions");
+        assert!(err.into_service_error().is_transaction_canceled_exception());
+        for table in [&first, &second] {
+            let item = ddb.get_item().table_name(table).key("pk", s("x")).send().await?;
+            assert!(item.item().is_some(), "the transaction was applied to {table}");
+        }
+        let counts = emulator.faults_fired().await?;
+        assert_eq!(counts.fired(Fault::LostAnswer, &second), 1);
+        assert_eq!(
+            counts.fired(Fault::LostAnswer, &first),
+            0,
+            "counted on the table that had the switch"
+        );
+        Ok(())
+    }
+
+    /// Throttled writes are refused without being applied, for two calls; reads go on.
+    #[tokio::test]
+    async fn throttling_refuses_n_calls_without_applying_them() -> Result<()> {
+        let emulator = Emulator::shared().await?;
+        let config = emulator.sdk_config().await;
+        let once = dynamodb_once(&config);
+        let table = table(&once, "throttled").await?;
+        emulator
+            .throttle(&table, FaultBound::Calls(2), Throttled::Writes)
+            .await?;
+
+        for _ in 0..2 {
+            let err = once
+                .put_item()
+                .table_name(&table)
+                .item("pk", s("t"))
+                .item("version", s("1"))
+                .send()
+                .await
+                .expect_err("throttled");
+            let err = err.into_service_error();
+            assert!(err.is_provisioned_throughput_exceeded_exception(), "{err:?}");
+            assert_eq!(
+                aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&err),
+                Some("ProvisionedThroughputExceededException")
+            );
+            // Reads are not throttled and do not use up the switch; nothing was written.
+            assert_eq!(version(&once, &table, "t").await?, None);
+        }
+        once.put_item()
+            .table_name(&table)
+            .item("pk", s("t"))
+            .item("version", s("1"))
+            .send()
+            .await?;
+        assert_eq!(version(&once, &table, "t").await?.as_deref(), Some("1"));
+        assert_eq!(fired(Fault::Throttle, &table).await?, 2);
+
+        // With the standard retry a short throttle is ridden out.
+        emulator.throttle(&table, FaultBound::Calls(1), Throttled::All).await?;
+        dynamodb(&config)
+            .put_item()
+            .table_name(&table)
+            .item("pk", s("u"))
+            .send()
+            .await?;
+        assert_eq!(fired(Fault::Throttle, &table).await?, 3);
+        Ok(())
+    }
+
+    /// A throttle for a duration, on one operation: it lasts until cleared or until its time is up.
+    #[tokio::test]
+    async fn throttling_one_operation_for_a_while_until_cleared_or_over() -> Result<()> {
+        let emulator = Emulator::shared().await?;
+        let config = emulator.sdk_config().await;
+        let once = dynamodb_once(&config);
+        let table = table(&once, "throttled-query").await?;
+        let query = || {
+            once.query()
+                .table_name(&table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s("q"))
+                .send()
+        };
+        emulator
+            .throttle(
+                &table,
+                FaultBound::For(Duration::from_secs(600)),
+                Throttled::Operation("Query".into()),
+            )
+            .await?;
+        for _ in 0..3 {
+            let err = query().await.expect_err("throttled");
+            assert!(err.into_service_error().is_provisioned_throughput_exceeded_exception());
+        }
+        once.put_item().table_name(&table).item("pk", s("q")).send().await?;
+        assert_eq!(version(&once, &table, "q").await?, None, "GetItem is not throttled");
+        assert_eq!(fired(Fault::Throttle, &table).await?, 3);
+
+        emulator.clear_faults(&table).await?;
+        assert_eq!(query().await?.count(), 1);
+        assert_eq!(
+            fired(Fault::Throttle, &table).await?,
+            0,
+            "clearing a resource clears its counts"
+        );
+
+        // Over once its time is up (the sleep outlasts it, whatever the machine's speed).
+        emulator
+            .throttle(&table, FaultBound::For(Duration::from_millis(200)), Throttled::All)
+            .await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(query().await?.count(), 1);
+        assert_eq!(fired(Fault::Throttle, &table).await?, 0);
+
+        // A switch the router refuses: an operation DynamoDB does not have.
+        let refused = emulator
+            .throttle(&table, FaultBound::Calls(1), Throttled::Operation("NoSuchCall".into()))
+            .await
+            .expect_err("not an operation");
+        assert!(refused.to_string().contains("NoSuchCall"), "{refused}");
+        emulator.clear_faults(&table).await?;
+        Ok(())
+    }
+
+    async fn bucket_with(s3: &aws_sdk_s3::Client, name: &str, keys: &[&str]) -> Result<String> {
+        let bucket = unique_prefix(name).to_lowercase();
+        s3.create_bucket()
+            .bucket(&bucket)
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(local_aws::REGION))
+                    .build(),
+            )
+            .send()
+            .await?;
+        for key in keys {
+            s3.put_object()
+                .bucket(&bucket)
+                .key(*key)
+                .body(key.as_bytes().to_vec().into())
+                .send()
+                .await?;
+        }
+        Ok(bucket)
+    }
+
+    /// A delayed GetObject holds up nothing else: other requests, on the same bucket and
+    /// elsewhere, complete while it waits.
+    #[tokio::test]
+    async fn a_slow_get_object_does_not_hold_up_other_requests() -> Result<()> {
+        let emulator = Emulator::shared().await?;
+        let config = emulator.sdk_config().await;
+        let s3 = local_aws::s3_client(&config);
+        let ddb = dynamodb(&config);
+        let bucket = bucket_with(&s3, "slow-get", &["slow/a", "fast/b"]).await?;
+        emulator
+            .delay_get_object(&bucket, "slow/", 1, Duration::from_secs(5))
+            .await?;
+
+        let slow = tokio::spawn({
+            let (s3, bucket) = (s3.clone(), bucket.clone());
+            async move {
+                let object = s3.get_object().bucket(&bucket).key("slow/a").send().await?;
+                anyhow::Ok(object.body.collect().await?.into_bytes())
+            }
+        });
+        // The slow call has reached the emulator and is waiting.
+        let mut polls = 0;
+        while fired(Fault::SlowGet, &bucket).await? == 0 {
+            polls += 1;
+            assert!(polls < 500, "the delayed GetObject never reached the emulator");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let fast = s3.get_object().bucket(&bucket).key("fast/b").send().await?;
+        assert_eq!(fast.body.collect().await?.into_bytes().as_ref(), b"fast/b");
+        ddb.list_tables().limit(1).send().await?;
+        assert!(
+            !slow.is_finished(),
+            "the other calls completed while the slow one waited"
+        );
+
+        let body = slow.await.context("slow task")??;
+        assert_eq!(body.as_ref(), b"slow/a");
+        assert_eq!(
+            fired(Fault::SlowGet, &bucket).await?,
+            1,
+            "the other key was not delayed"
+        );
+        Ok(())
+    }
+
+    /// A delay longer than the caller's timeout is a hang for it.
+    #[tokio::test]
+    async fn a_get_object_delayed_past_the_timeout_hangs_for_the_caller() -> Result<()> {
+        let emulator = Emulator::shared().await?;
+        let config = emulator.sdk_config().await;
+        let bucket = bucket_with(&local_aws::s3_client(&config), "hang-get", &["k"]).await?;
+        let impatient = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(true)
+                .retry_config(RetryConfig::disabled())
+                .timeout_config(
+                    aws_config::timeout::TimeoutConfig::builder()
+                        .operation_timeout(Duration::from_millis(300))
+                        .build(),
+                )
+                .build(),
+        );
+        emulator
+            .delay_get_object(&bucket, "", 1, Duration::from_secs(3))
+            .await?;
+        let err = impatient
+            .get_object()
+            .bucket(&bucket)
+            .key("k")
+            .send()
+            .await
+            .expect_err("hangs");
+        assert!(matches!(err, aws_sdk_s3::error::SdkError::TimeoutError(_)), "{err:?}");
+        assert_eq!(fired(Fault::SlowGet, &bucket).await?, 1);
+        // Used up: the next read is answered at once.
+        impatient.get_object().bucket(&bucket).key("k").send().await?;
+        Ok(())
+    }
 }
