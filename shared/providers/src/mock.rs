@@ -14,6 +14,9 @@ use crate::{
 pub const MOCK_TRANSIENT: &str = "MockTransient";
 /// Error code of an injected lost answer (accepted, outcome unknown to the caller).
 pub const MOCK_TIMEOUT: &str = "MockTimeout";
+/// The longest a hanging attempt waits ([`MockConfig::hang`]): Lambda's longest timeout, so a
+/// hang outlasts any invocation and still ends.
+pub const MAX_HANG: Duration = Duration::from_secs(15 * 60);
 
 /// How the mock provider behaves.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +32,15 @@ pub struct MockConfig {
     pub timeout_rate: f64,
     /// Decides, with the idempotency key and attempt number, which attempts fail.
     pub seed: u64,
+    /// Share of attempts whose answer hangs: they wait [`hang`](Self::hang) instead of
+    /// [`latency`](Self::latency) before answering. Drawn apart from the failures, from the
+    /// same seed, key and attempt: a hanging attempt fails, loses its answer or is accepted
+    /// as it would without the hang, and an accepted one is recorded before it hangs, so a
+    /// caller that gives up on it cannot tell whether the message went out (the provider
+    /// accepted it; [`EmailProvider::find_email`] finds it).
+    pub hang_rate: f64,
+    /// How long a hanging attempt waits, at most [`MAX_HANG`].
+    pub hang: Duration,
 }
 
 impl Default for MockConfig {
@@ -38,13 +50,16 @@ impl Default for MockConfig {
             failure_rate: 0.01,
             timeout_rate: 0.0,
             seed: 0,
+            hang_rate: 0.0,
+            hang: MAX_HANG,
         }
     }
 }
 
 impl MockConfig {
-    /// Reads `MOCK_LATENCY_MS`, `MOCK_FAILURE_RATE`, `MOCK_TIMEOUT_RATE` and
-    /// `MOCK_SEED` through `lookup`; unset or empty values keep the default.
+    /// Reads `MOCK_LATENCY_MS`, `MOCK_FAILURE_RATE`, `MOCK_TIMEOUT_RATE`, `MOCK_SEED`,
+    /// `MOCK_HANG_RATE` and `MOCK_HANG_MS` through `lookup`; unset or empty values keep the
+    /// default.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<MockConfig, String> {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let mut config = MockConfig::default();
@@ -60,6 +75,15 @@ impl MockConfig {
         if let Some(v) = get("MOCK_TIMEOUT_RATE") {
             config.timeout_rate = parse_rate("MOCK_TIMEOUT_RATE", &v)?;
         }
+        if let Some(v) = get("MOCK_HANG_RATE") {
+            config.hang_rate = parse_rate("MOCK_HANG_RATE", &v)?;
+        }
+        if let Some(v) = get("MOCK_HANG_MS") {
+            let ms = v
+                .parse::<u64>()
+                .map_err(|_| format!("MOCK_HANG_MS must be a whole number of milliseconds, got {v:?}"))?;
+            config.hang = Duration::from_millis(ms);
+        }
         if let Some(v) = get("MOCK_SEED") {
             config.seed = v
                 .parse::<u64>()
@@ -74,9 +98,14 @@ impl MockConfig {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Both rates within 0..=1 and together at most 1.
+    /// Every rate within 0..=1, the failure and timeout rates together at most 1, a hang
+    /// of at most [`MAX_HANG`].
     pub fn validate(&self) -> Result<(), String> {
-        for (name, rate) in [("failure_rate", self.failure_rate), ("timeout_rate", self.timeout_rate)] {
+        for (name, rate) in [
+            ("failure_rate", self.failure_rate),
+            ("timeout_rate", self.timeout_rate),
+            ("hang_rate", self.hang_rate),
+        ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("mock {name} must be between 0 and 1, got {rate}"));
             }
@@ -85,6 +114,13 @@ impl MockConfig {
             return Err(format!(
                 "MOCK_FAILURE_RATE + MOCK_TIMEOUT_RATE must be at most 1, got {} + {}",
                 self.failure_rate, self.timeout_rate
+            ));
+        }
+        if self.hang > MAX_HANG {
+            return Err(format!(
+                "MOCK_HANG_MS must be at most {} ms, got {} ms",
+                MAX_HANG.as_millis(),
+                self.hang.as_millis()
             ));
         }
         Ok(())
@@ -117,7 +153,7 @@ enum Outcome {
 /// so two Lambda instances making the same attempt decide alike; only when it
 /// is 0 does the mock fall back to its own count per channel and key in this
 /// process (1, 2, ...). The provider message id is derived from the same
-/// inputs. Accepted attempts (including those whose answer is "lost") are
+/// inputs, and so is whether the attempt hangs ([`MockConfig::hang_rate`]). Accepted attempts (including those whose answer is "lost") are
 /// recorded in the [`SendLog`]; failed ones are not. [`EmailProvider::find_email`]
 /// and [`SmsProvider::find_sms`] answer from that log.
 pub struct MockProvider {
@@ -184,11 +220,21 @@ impl MockProvider {
     async fn send(&self, channel: Channel, key: &str, attempt: u32) -> Result<Accepted, ProviderError> {
         let counted = self.next_attempt(channel, key);
         let attempt = if attempt > 0 { u64::from(attempt) } else { counted };
-        if !self.config.latency.is_zero() {
+        let digest = digest(self.config.seed, channel, key, attempt);
+        let outcome = self.outcome(draw(&digest));
+        let hangs = self.config.hang_rate > 0.0 && hang_draw(&digest) < self.config.hang_rate;
+        if hangs {
+            tracing::debug!(%channel, idempotency_key = key, attempt, hang_ms = self.config.hang.as_millis() as u64,
+                "mock provider: injected hang");
+            if outcome != Outcome::Fail {
+                // Accepted, then the answer hangs: whoever gives up on it cannot know.
+                self.accept(channel, key, &digest).await?;
+            }
+            tokio::time::sleep(self.config.hang).await;
+        } else if !self.config.latency.is_zero() {
             tokio::time::sleep(self.config.latency).await;
         }
-        let digest = digest(self.config.seed, channel, key, attempt);
-        match self.outcome(draw(&digest)) {
+        match outcome {
             Outcome::Fail => {
                 tracing::debug!(%channel, idempotency_key = key, attempt, "mock provider: injected failure");
                 Err(ProviderError::retryable(
@@ -197,15 +243,11 @@ impl MockProvider {
                 ))
             }
             outcome => {
-                let provider_message_id = format!("mock-{}", hex::encode(&digest[8..24]));
-                self.log
-                    .record(AcceptedSend {
-                        channel,
-                        idempotency_key: key.to_owned(),
-                        provider_message_id: provider_message_id.clone(),
-                        accepted_at: Utc::now(),
-                    })
-                    .await?;
+                let provider_message_id = if hangs {
+                    message_id(&digest)
+                } else {
+                    self.accept(channel, key, &digest).await?
+                };
                 if outcome == Outcome::AcceptAndLoseAnswer {
                     tracing::debug!(%channel, idempotency_key = key, attempt, "mock provider: accepted, answer lost");
                     return Err(ProviderError::unknown(
@@ -220,6 +262,20 @@ impl MockProvider {
 }
 
 impl MockProvider {
+    /// Records an accepted attempt in the send log; its provider message id.
+    async fn accept(&self, channel: Channel, key: &str, digest: &[u8; 32]) -> Result<String, ProviderError> {
+        let provider_message_id = message_id(digest);
+        self.log
+            .record(AcceptedSend {
+                channel,
+                idempotency_key: key.to_owned(),
+                provider_message_id: provider_message_id.clone(),
+                accepted_at: Utc::now(),
+            })
+            .await?;
+        Ok(provider_message_id)
+    }
+
     /// What the mock's send log knows about `key` on `channel`: the first
     /// accepted send (also one whose answer was lost), or not found.
     async fn find(&self, channel: Channel, key: &str) -> Result<Lookup, ProviderError> {
@@ -244,11 +300,26 @@ fn digest(seed: u64, channel: Channel, key: &str, attempt: u64) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// A uniform number in [0, 1) from the digest's first 53 bits.
+/// A uniform number in [0, 1) from the digest's first 53 bits: whether the attempt fails.
 fn draw(digest: &[u8; 32]) -> f64 {
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    (u64::from_le_bytes(first) >> 11) as f64 / (1u64 << 53) as f64
+    uniform(&digest[..8])
+}
+
+/// A second uniform number, from the digest's last eight bytes (the failure draw and the
+/// message id use the others): whether the attempt hangs.
+fn hang_draw(digest: &[u8; 32]) -> f64 {
+    uniform(&digest[24..])
+}
+
+fn uniform(bytes: &[u8]) -> f64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[..8]);
+    (u64::from_le_bytes(word) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The provider message id of an accepted attempt.
+fn message_id(digest: &[u8; 32]) -> String {
+    format!("mock-{}", hex::encode(&digest[8..24]))
 }
 
 impl EmailProvider for MockProvider {
@@ -283,6 +354,7 @@ mod tests {
             failure_rate,
             timeout_rate,
             seed,
+            ..MockConfig::default()
         }
     }
 
@@ -516,6 +588,7 @@ mod tests {
                 failure_rate: 0.0,
                 timeout_rate: 0.0,
                 seed: 3,
+                ..MockConfig::default()
             },
             log.clone(),
         ));
@@ -536,6 +609,84 @@ mod tests {
         assert_eq!(start.elapsed(), 2 * latency, "sequential sends add up");
     }
 
+    fn hanging(failure_rate: f64, hang_rate: f64, seed: u64) -> MockConfig {
+        MockConfig {
+            hang_rate,
+            hang: Duration::from_secs(600),
+            ..config(failure_rate, 0.0, seed)
+        }
+    }
+
+    /// Which of 1000 keys hang past a one-second wait (virtual time), and each key's outcome
+    /// once the answer comes.
+    async fn hang_pattern(config: MockConfig) -> (Vec<bool>, Vec<bool>) {
+        let (p, _) = mock(config);
+        let (mut hung, mut failed) = (Vec::new(), Vec::new());
+        for i in 0..1000 {
+            let key = format!("key-{i}");
+            let cut_off = tokio::time::timeout(Duration::from_secs(1), p.send_email(&attempt(email(&key), 1))).await;
+            hung.push(cut_off.is_err());
+            // The same attempt again, waited for: the answer the hang delayed.
+            failed.push(p.send_email(&attempt(email(&key), 1)).await.is_err());
+        }
+        (hung, failed)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hangs_are_seeded_and_drawn_apart_from_failures() {
+        let (hung, failed) = hang_pattern(hanging(0.1, 0.2, 42)).await;
+        let (again, failed_again) = hang_pattern(hanging(0.1, 0.2, 42)).await;
+        assert_eq!((&hung, &failed), (&again, &failed_again), "same seed, same hangs");
+        let (other, _) = hang_pattern(hanging(0.1, 0.2, 43)).await;
+        assert_ne!(hung, other, "another seed, other hangs");
+        let rate = hung.iter().filter(|h| **h).count() as f64 / 1000.0;
+        assert!((0.15..=0.25).contains(&rate), "observed hang rate {rate}");
+
+        // The failures are those of the same seed without hangs: a hang only delays the answer.
+        let (never, without) = hang_pattern(hanging(0.1, 0.0, 42)).await;
+        assert!(never.iter().all(|h| !*h));
+        assert_eq!(failed, without);
+        assert!(
+            hung.iter().zip(&failed).any(|(h, f)| *h && *f),
+            "some hangs end in a failure"
+        );
+        assert!(
+            hung.iter().zip(&failed).any(|(h, f)| *h && !*f),
+            "some hangs end accepted"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hang_waits_its_time_then_answers() {
+        let (p, log) = mock(hanging(0.0, 1.0, 8));
+        let start = tokio::time::Instant::now();
+        let accepted = p.send_email(&attempt(email("slow"), 1)).await.unwrap();
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(600),
+            "virtual time: the hang, not the latency"
+        );
+        assert_eq!(log.len(), 1);
+        assert_eq!(p.find_email("slow").await.unwrap(), Lookup::Accepted(accepted));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_send_cut_off_was_accepted_unless_it_failed() {
+        // Accepted: recorded before the answer hangs, so the caller that gave up can find it.
+        let (p, log) = mock(hanging(0.0, 1.0, 5));
+        let cut_off = tokio::time::timeout(Duration::from_secs(30), p.send_sms(&sms("hung"))).await;
+        assert!(cut_off.is_err(), "the call hangs past the caller's timeout");
+        assert_eq!(log.len(), 1);
+        assert!(matches!(p.find_sms("hung").await.unwrap(), Lookup::Accepted(_)));
+
+        // Failed: nothing was accepted.
+        let (p, log) = mock(hanging(1.0, 1.0, 5));
+        let cut_off = tokio::time::timeout(Duration::from_secs(30), p.send_sms(&sms("hung"))).await;
+        assert!(cut_off.is_err());
+        assert!(log.is_empty());
+        assert_eq!(p.find_sms("hung").await.unwrap(), Lookup::NotFound);
+    }
+
     #[test]
     fn config_from_lookup() {
         let vars = |pairs: &'static [(&'static str, &'static str)]| {
@@ -544,6 +695,14 @@ mod tests {
         assert_eq!(MockConfig::from_lookup(vars(&[])).unwrap(), MockConfig::default());
         assert_eq!(MockConfig::default().latency, Duration::from_secs(1));
         assert_eq!(MockConfig::default().failure_rate, 0.01);
+        assert_eq!(MockConfig::default().hang_rate, 0.0, "nothing hangs by default");
+        let c = MockConfig::from_lookup(vars(&[("MOCK_HANG_RATE", "0.25"), ("MOCK_HANG_MS", "90000")])).unwrap();
+        assert_eq!((c.hang_rate, c.hang), (0.25, Duration::from_secs(90)));
+        assert_eq!(
+            (c.latency, c.failure_rate),
+            (Duration::from_secs(1), 0.01),
+            "the rest keeps its default"
+        );
         let c = MockConfig::from_lookup(vars(&[
             ("MOCK_LATENCY_MS", "250"),
             ("MOCK_FAILURE_RATE", "0.2"),
@@ -557,7 +716,8 @@ mod tests {
                 latency: Duration::from_millis(250),
                 failure_rate: 0.2,
                 timeout_rate: 0.05,
-                seed: 12345
+                seed: 12345,
+                ..MockConfig::default()
             }
         );
         assert_eq!(
@@ -579,6 +739,12 @@ mod tests {
         assert!(e.contains("MOCK_TIMEOUT_RATE"), "{e}");
         let e = err(&[("MOCK_SEED", "-1")]);
         assert!(e.contains("MOCK_SEED"), "{e}");
+        let e = err(&[("MOCK_HANG_RATE", "2")]);
+        assert!(e.contains("MOCK_HANG_RATE"), "{e}");
+        let e = err(&[("MOCK_HANG_MS", "forever")]);
+        assert!(e.contains("MOCK_HANG_MS"), "{e}");
+        let e = err(&[("MOCK_HANG_MS", "900001")]);
+        assert!(e.contains("MOCK_HANG_MS") && e.contains("at most"), "{e}");
         let e = err(&[("MOCK_FAILURE_RATE", "0.7"), ("MOCK_TIMEOUT_RATE", "0.5")]);
         assert!(e.contains("at most 1"), "{e}");
     }

@@ -109,6 +109,7 @@ async fn mock_provider_with_lost_answers_leaves_duplicates_in_the_table() {
             failure_rate: 0.0,
             timeout_rate: 1.0,
             seed: 11,
+            ..MockConfig::default()
         },
         log.clone(),
     );
@@ -206,6 +207,7 @@ async fn the_mock_finds_what_it_accepted_in_the_table() {
             failure_rate: 0.0,
             timeout_rate: 0.0,
             seed: 4,
+            ..MockConfig::default()
         },
         log.clone(),
     );
@@ -215,6 +217,7 @@ async fn the_mock_finds_what_it_accepted_in_the_table() {
             failure_rate: 1.0,
             timeout_rate: 0.0,
             seed: 4,
+            ..MockConfig::default()
         },
         log.clone(),
     );
