@@ -11,19 +11,59 @@
 //!   attribute names; contact data never reaches a failure record.
 //! * **Paged by cycle**: an operator (or the admin API) lists one cycle's
 //!   records in key order, a page at a time.
+//! * **Bounded**: every text is cut to its limit ([`MAX_SUBJECT_BYTES`],
+//!   [`MAX_CODE_BYTES`], [`MAX_REASON_BYTES`], [`MAX_RUN_ID_BYTES`],
+//!   [`MAX_REPLAY_BYTES`]) before it is written, so that a record stays
+//!   under 18 KB (DynamoDB takes 400 KB) whatever it is given: a provider's
+//!   error of a quarter of a megabyte is recorded, cut. [`NewFailure::bounded`]
+//!   is what is written; log that, not the texts as given.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use domain::delivery::utc_seconds;
+use domain::text::{self, bounded};
 use domain::{Channel, Cycle};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::StoreError;
 use crate::dynamo::Item;
 
 /// Partition of failures whose cycle is not known (a message that does not parse).
 pub const UNKNOWN_CYCLE: &str = "-";
+
+/// Bytes (UTF-8) a record's subject may take; it is also in the sort key
+/// (at most 1 KB). A longer one is cut, and ends with a digest of the whole
+/// so that two long subjects sharing a beginning stay two records.
+pub const MAX_SUBJECT_BYTES: usize = text::MAX_ID_BYTES;
+/// Bytes a code may take (codes are short names: `provider-rejected`).
+pub const MAX_CODE_BYTES: usize = 64;
+/// Bytes a reason may take.
+pub const MAX_REASON_BYTES: usize = text::MAX_REASON_BYTES;
+/// Bytes a run id may take (an execution ARN is at most about 230).
+pub const MAX_RUN_ID_BYTES: usize = text::MAX_ID_BYTES;
+/// Bytes a replay body may take (ours are ids only, under 300). A longer
+/// one is not kept at all, since a body cut short replays nothing: the
+/// reason says so, with its size.
+pub const MAX_REPLAY_BYTES: usize = 16 * 1024;
+
+/// Hex digits of the digest that ends a cut subject.
+const SUBJECT_DIGEST_HEX: usize = 16;
+
+/// `subject` as records and keys hold it: itself if it fits in
+/// [`MAX_SUBJECT_BYTES`], else its beginning cut with an ellipsis, `~` and
+/// the first [`SUBJECT_DIGEST_HEX`] hex digits of its SHA-256.
+pub fn bounded_subject(subject: &str) -> Cow<'_, str> {
+    if subject.len() <= MAX_SUBJECT_BYTES {
+        return Cow::Borrowed(subject);
+    }
+    let digest = hex::encode(Sha256::digest(subject.as_bytes()));
+    let head = bounded(subject, MAX_SUBJECT_BYTES - 1 - SUBJECT_DIGEST_HEX);
+    Cow::Owned(format!("{head}~{}", &digest[..SUBJECT_DIGEST_HEX]))
+}
 
 /// Where in the pipeline the failure happened.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -69,9 +109,42 @@ pub struct NewFailure {
 }
 
 impl NewFailure {
+    /// This failure as [`FailureLog::record`] writes it: every text within
+    /// its limit (see the module doc), cut on a character boundary with
+    /// [`text::ELLIPSIS`]; a replay body over [`MAX_REPLAY_BYTES`] dropped,
+    /// and the reason saying so. Unchanged if everything fits.
+    pub fn bounded(&self) -> NewFailure {
+        let (reason, replay) = match &self.replay {
+            Some(body) if body.len() > MAX_REPLAY_BYTES => {
+                let note = format!(
+                    " [its {}-byte body, over {MAX_REPLAY_BYTES}, is not kept to replay]",
+                    body.len()
+                );
+                let room = MAX_REASON_BYTES - note.len();
+                (format!("{}{note}", bounded(&self.reason, room)), None)
+            }
+            other => (bounded(&self.reason, MAX_REASON_BYTES).into_owned(), other.clone()),
+        };
+        NewFailure {
+            cycle: self.cycle,
+            subject: bounded_subject(&self.subject).into_owned(),
+            stage: self.stage,
+            code: bounded(&self.code, MAX_CODE_BYTES).into_owned(),
+            reason,
+            channel: self.channel,
+            attempts: self.attempts,
+            run_id: self
+                .run_id
+                .as_deref()
+                .map(|r| bounded(r, MAX_RUN_ID_BYTES).into_owned()),
+            replay,
+        }
+    }
+
     /// The record of a dead letter (stage `dead-letter`), whether a sender
     /// put it there when the delivery died or SQS moved the message after
     /// `received` receives. `body` is kept as what replays it (ids only).
+    /// Bounded ([`NewFailure::bounded`]): the last error comes from a provider.
     pub fn dead_letter(letter: &domain::delivery::DeadLetter, body: &str, received: Option<&str>) -> Self {
         let cycle = domain::delivery::parse_delivery_id(&letter.delivery_id)
             .ok()
@@ -101,6 +174,7 @@ impl NewFailure {
             run_id: letter.run_id.clone(),
             replay: Some(body.to_owned()),
         }
+        .bounded()
     }
 }
 
@@ -149,8 +223,10 @@ pub fn partition(cycle: Option<Cycle>) -> String {
     cycle.map_or_else(|| UNKNOWN_CYCLE.to_owned(), |c| c.to_string())
 }
 
+/// The sort key of `subject`'s record of `stage` (the subject bounded as
+/// the record holds it, so that a long subject finds its record).
 pub fn sort_key(subject: &str, stage: FailureStage) -> String {
-    format!("{subject}#{}", stage.as_str())
+    format!("{}#{}", bounded_subject(subject), stage.as_str())
 }
 
 impl FailureLog {
@@ -165,8 +241,10 @@ impl FailureLog {
         &self.table
     }
 
-    /// Records `f` (an upsert: see the module doc).
+    /// Records `f`, [bounded](NewFailure::bounded) (an upsert: see the
+    /// module doc).
     pub async fn record(&self, f: &NewFailure, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let f = &f.bounded();
         let mut set = vec![
             "subject = :subject",
             "stage = :stage",
@@ -272,5 +350,103 @@ impl FailureLog {
             what: format!("failure record {key}"),
             message: e.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure() -> NewFailure {
+        NewFailure {
+            cycle: Some("2026-11".parse().unwrap()),
+            subject: "2026-11#00003#C0000042".into(),
+            stage: FailureStage::Email,
+            code: "provider-rejected".into(),
+            reason: "the provider refused the address".into(),
+            channel: Some(Channel::Email),
+            attempts: 2,
+            run_id: Some("dispatch-2026-12-15T01:00:00Z".into()),
+            replay: Some(r#"{"delivery_id":"2026-11#00003#C0000042","channel":"email"}"#.into()),
+        }
+    }
+
+    #[test]
+    fn a_failure_within_the_limits_is_written_as_given() {
+        assert_eq!(failure().bounded(), failure());
+    }
+
+    #[test]
+    fn every_text_is_cut_to_its_limit_on_a_character_boundary() {
+        // 한 is 3 bytes: no limit is a multiple of 3 plus the ellipsis' 3.
+        let long = "한".repeat(100_000);
+        let f = NewFailure {
+            subject: long.clone(),
+            code: long.clone(),
+            reason: long.clone(),
+            run_id: Some(long.clone()),
+            replay: Some("x".repeat(MAX_REPLAY_BYTES)),
+            ..failure()
+        }
+        .bounded();
+        for (field, value, max) in [
+            ("subject", &f.subject, MAX_SUBJECT_BYTES),
+            ("code", &f.code, MAX_CODE_BYTES),
+            ("reason", &f.reason, MAX_REASON_BYTES),
+            ("run_id", f.run_id.as_ref().unwrap(), MAX_RUN_ID_BYTES),
+        ] {
+            // As much as fits: short of the limit by less than a character and a marker.
+            assert!(
+                value.len() <= max && value.len() > max - 6,
+                "{field}: {} bytes",
+                value.len()
+            );
+            assert!(value.starts_with("한한"), "{field}");
+            assert!(value.contains(text::ELLIPSIS), "{field}: marked as cut");
+        }
+        assert_eq!(
+            f.replay.as_ref().map(String::len),
+            Some(MAX_REPLAY_BYTES),
+            "at the limit: kept"
+        );
+        assert_eq!(f.bounded(), f, "bounding twice changes nothing");
+    }
+
+    #[test]
+    fn a_replay_body_over_its_limit_is_dropped_and_the_reason_says_so() {
+        let f = NewFailure {
+            reason: "r".repeat(5_000),
+            replay: Some("x".repeat(250_000)),
+            ..failure()
+        }
+        .bounded();
+        assert_eq!(f.replay, None);
+        assert!(f.reason.len() <= MAX_REASON_BYTES, "{}", f.reason.len());
+        assert!(f.reason.starts_with("rrr"));
+        assert!(
+            f.reason
+                .ends_with("[its 250000-byte body, over 16384, is not kept to replay]"),
+            "{}",
+            f.reason
+        );
+    }
+
+    #[test]
+    fn long_subjects_sharing_a_beginning_keep_apart_and_find_their_record() {
+        let a = format!("{}a", "s".repeat(1_000));
+        let b = format!("{}b", "s".repeat(1_000));
+        let (ka, kb) = (bounded_subject(&a), bounded_subject(&b));
+        assert_ne!(ka, kb);
+        assert_eq!(ka.len(), MAX_SUBJECT_BYTES);
+        assert_eq!(bounded_subject(&ka), ka, "a bounded subject is its own bound");
+        assert_eq!(
+            sort_key(&a, FailureStage::Email),
+            format!("{ka}#email"),
+            "the key of the subject as given is the record's"
+        );
+        let short = "2026-11#00003#C0000042";
+        assert_eq!(bounded_subject(short), short);
+        let exact = "e".repeat(MAX_SUBJECT_BYTES);
+        assert_eq!(bounded_subject(&exact), exact);
     }
 }

@@ -695,3 +695,60 @@ async fn claims_are_exclusive_leases_expire_and_only_the_claimant_completes() {
     };
     assert_eq!(store.claim(&gk, "x", lease, now).await.unwrap(), ClaimOutcome::Missing);
 }
+
+/// A failure with a quarter-megabyte reason (a provider's error page), code, run id and replay
+/// body: recorded, every text cut to its limit, the record far below DynamoDB's 400 KB; the
+/// subject as given finds it.
+#[tokio::test]
+async fn a_failure_with_a_quarter_megabyte_reason_is_recorded_bounded() {
+    use adapters::failures::{
+        FailureLog, FailureStage, MAX_CODE_BYTES, MAX_REASON_BYTES, MAX_RUN_ID_BYTES, MAX_SUBJECT_BYTES, NewFailure,
+    };
+    let stack = local_aws::fresh_stack("failures-bounded")
+        .await
+        .expect("emulator and template");
+    let log = FailureLog::new(dynamodb_client(&stack.config), stack.env()["FAILURES_TABLE"].clone());
+    let cycle: Cycle = "2026-11".parse().unwrap();
+    let huge = "오류 ".repeat(250 * 1024 / 7); // 250 KB of 3- and 1-byte characters
+    assert!(huge.len() > 250_000);
+    let subject = format!("2026-11#00003#C0000042#{}", "z".repeat(2_000));
+    let f = NewFailure {
+        cycle: Some(cycle),
+        subject: subject.clone(),
+        stage: FailureStage::Email,
+        code: huge.clone(),
+        reason: huge.clone(),
+        channel: Some(Channel::Email),
+        attempts: 3,
+        run_id: Some(huge.clone()),
+        replay: Some(huge.clone()),
+    };
+    let now = chrono::Utc::now();
+    log.record(&f, now).await.expect("recorded, not refused for its size");
+    log.record(&f, now).await.expect("and again: the same record");
+
+    let r = log
+        .get(Some(cycle), &subject, FailureStage::Email)
+        .await
+        .unwrap()
+        .expect("found under the subject as given");
+    assert_eq!(r.occurrences, 2);
+    assert!(r.subject.len() <= MAX_SUBJECT_BYTES && r.subject.starts_with("2026-11#00003#C0000042#zz"));
+    assert!(
+        r.code.len() <= MAX_CODE_BYTES && r.code.starts_with("오류"),
+        "{}",
+        r.code
+    );
+    assert!(r.reason.len() <= MAX_REASON_BYTES && r.reason.starts_with("오류 오류"));
+    assert!(r.reason.contains(domain::text::ELLIPSIS) && r.reason.contains("not kept to replay"));
+    assert!(r.run_id.as_ref().is_some_and(|id| id.len() <= MAX_RUN_ID_BYTES));
+    assert_eq!(r.replay, None, "a body cut short replays nothing");
+    let record = f.bounded();
+    assert_eq!(
+        (&r.subject, &r.code, &r.reason, &r.run_id),
+        (&record.subject, &record.code, &record.reason, &record.run_id),
+        "what is written is what NewFailure::bounded gives (and what is logged)"
+    );
+    let page = log.page(Some(cycle), 10, None).await.unwrap();
+    assert_eq!((page.records.len(), page.bad.len()), (1, 0));
+}
