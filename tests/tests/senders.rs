@@ -189,6 +189,7 @@ async fn duplicate_messages_and_four_consumers_never_send_twice() {
             delivery_id: id.clone(),
             channel: *channel,
             run_id: "copy".into(),
+            copies: 0,
         })
         .unwrap();
         for _ in 0..(1 + usize::from(i % 3 == 0)) {
@@ -421,6 +422,7 @@ async fn bad_messages_are_parked_and_the_rest_of_their_batch_is_sent() {
             delivery_id: seeded.deliveries[i].0.clone(),
             channel: Channel::Email,
             run_id: "r".into(),
+            copies: 0,
         })
         .unwrap()
     };

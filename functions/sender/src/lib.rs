@@ -45,10 +45,12 @@ pub mod metrics;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use adapters::claims::{ClaimKey, ClaimOutcome, Claimed, GiveBack};
 use adapters::customers::CustomerStore;
 use adapters::data_bucket::{DataBucket, MAX_LINK_EXPIRY};
 use adapters::deliveries::DeliveryStore;
+use adapters::deliveries::claims::{ClaimKey, ClaimOutcome, Claimed, GiveBack};
+use adapters::deliveries::write::Written;
+use adapters::dynamo::Item;
 use adapters::failures::{FailureLog, FailureStage, NewFailure};
 use adapters::queue::{DeliveryQueue, JobQueue};
 use adapters::settings::{CHANNEL_POLICY, CachedSetting, SENDER_CACHE_TTL, SettingsStore};
@@ -56,11 +58,11 @@ use adapters::{ConfigError, StoreError, Vars};
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
-use domain::delivery::{DeadLetter, DeliveryMessage, parse_delivery_id, utc_seconds};
+use domain::delivery::{DeadLetter, DeliveryMessage, utc_seconds};
 use domain::dispatch::ChannelPolicy;
 use domain::pii::Keyring;
 use domain::sending::{AfterFailure, RetryPolicy, SlotCheck, slot_check};
-use domain::{Channel, CustomerId, Cycle, Delivery, DeliveryState, QuietWindow};
+use domain::{Channel, Cycle, Delivery, DeliveryId, DeliveryState, QuietWindow};
 use futures::{StreamExt, stream};
 use lambda_runtime::LambdaEvent;
 use providers::{
@@ -112,6 +114,10 @@ pub struct Config {
     /// released for lack of time, comes back after this long (not after the
     /// queue's visibility timeout of six function timeouts).
     pub trouble_delay: Duration,
+    /// How long after a delivery's message should have brought it back
+    /// dispatch re-checks it (the `Due` index): the last resort when the
+    /// message was lost or dead-lettered for a cause not the delivery's own.
+    pub recheck_after: Duration,
 }
 
 impl Config {
@@ -130,6 +136,7 @@ impl Config {
             link_ttl: MAX_LINK_EXPIRY,
             busy_delay_max: Duration::from_secs(30),
             trouble_delay: Duration::from_secs(30),
+            recheck_after: Duration::from_secs(60 * domain::delivery::RECHECK_AFTER_MINUTES as u64),
         }
     }
 }
@@ -309,8 +316,10 @@ pub enum Outcome {
     /// The provider had accepted it already (an earlier attempt whose answer
     /// or completion was lost): completed without sending.
     Recovered,
-    /// The provider's answer was lost and it cannot be asked: counted as
-    /// sent, unconfirmed, rather than risk a second send.
+    /// A call may have reached a provider that cannot be asked (its answer
+    /// was lost, or an earlier claim's call never ended): `UNCONFIRMED`, with
+    /// a failure record, for an operator to confirm or resend — never sent
+    /// again blindly.
     Unconfirmed,
     /// Already sent: a duplicate message, acknowledged.
     Duplicate,
@@ -338,7 +347,8 @@ pub enum Outcome {
 
 impl Outcome {
     /// Whether the message stays on the queue (reported as a batch item
-    /// failure) rather than being deleted.
+    /// failure) rather than being deleted. After the sender's own trouble
+    /// (`Error`, `Released`) a fresh copy usually takes its place instead.
     pub fn keeps_message(self) -> bool {
         matches!(
             self,
@@ -445,20 +455,26 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<(SqsBat
     let policy = match deps.channel_policy().await {
         Ok(p) => p,
         Err(e) => {
-            // Infrastructure trouble like any other: every message is tried again.
+            // Our own trouble like any other: every message is put back as a fresh copy.
             tracing::error!(error = %e, "the channel policy cannot be read; the batch will be retried");
             let mut report = SendReport::default();
             let mut response = SqsBatchResponse::default();
-            for m in payload.records {
+            for m in &payload.records {
                 report.count(Outcome::Error);
-                let mut f = BatchItemFailure::default();
-                f.item_identifier = m.message_id.unwrap_or_default();
-                response.batch_item_failures.push(f);
+                let copied = match m.body.as_deref().map(serde_json::from_str::<DeliveryMessage>) {
+                    Some(Ok(message)) => put_back(deps, m, message).await,
+                    _ => false,
+                };
+                if !copied {
+                    let mut f = BatchItemFailure::default();
+                    f.item_identifier = m.message_id.clone().unwrap_or_default();
+                    response.batch_item_failures.push(f);
+                }
             }
             return Ok((response, report));
         }
     };
-    let results: Vec<(Option<String>, Result<Outcome, SenderError>)> = stream::iter(payload.records)
+    let results: Vec<(Option<String>, Result<Handled, SenderError>)> = stream::iter(payload.records)
         .map(|m| {
             let request_id = request_id.clone();
             async move {
@@ -472,9 +488,9 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<(SqsBat
     let mut report = SendReport::default();
     let mut response = SqsBatchResponse::default();
     for (id, result) in results {
-        let outcome = result?;
+        let (outcome, keep) = result?;
         report.count(outcome);
-        if outcome.keeps_message() {
+        if keep {
             let mut f = BatchItemFailure::default();
             f.item_identifier = id.unwrap_or_default();
             response.batch_item_failures.push(f);
@@ -501,9 +517,9 @@ struct Msg<'a> {
     sqs: &'a SqsMessage,
     body: &'a str,
     message: DeliveryMessage,
-    cycle: Cycle,
-    shard: u32,
-    customer: CustomerId,
+    key: ClaimKey,
+    /// The canonical delivery id: logs, failure records, the providers' keys.
+    id: String,
     claim_id: String,
     deadline: SystemTime,
     /// The channel policy of this batch.
@@ -511,17 +527,8 @@ struct Msg<'a> {
 }
 
 impl Msg<'_> {
-    fn key(&self) -> ClaimKey<'_> {
-        ClaimKey {
-            cycle: self.cycle,
-            shard: self.shard,
-            customer: &self.customer,
-            channel: self.deps.config.channel,
-        }
-    }
-
     fn id(&self) -> &str {
-        &self.message.delivery_id
+        &self.id
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -534,10 +541,64 @@ impl Msg<'_> {
             .unwrap_or(Duration::ZERO)
     }
 
+    /// The longest one store or queue call may take now: what is left of the
+    /// invocation, less a second to answer the batch.
+    fn call_limit(&self) -> Duration {
+        self.remaining().saturating_sub(Duration::from_secs(1))
+    }
+
+    /// When dispatch re-checks a delivery this sender hands back to a queue
+    /// now, whose message should bring it back within `expected`.
+    fn recheck_at(&self, expected: Duration) -> DateTime<Utc> {
+        let c = &self.deps.config;
+        self.now() + chrono::Duration::from_std(expected + c.recheck_after).unwrap_or(chrono::Duration::hours(3))
+    }
+
+    /// A store read within [`call_limit`](Self::call_limit).
+    async fn read<T>(
+        &self,
+        op: &'static str,
+        call: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        StoreError::within(self.call_limit(), op, self.id(), call).await
+    }
+
+    /// A change by this message's claim, within [`call_limit`](Self::call_limit):
+    /// the item when it was applied (or found applied: a lost answer), else the
+    /// outcome the message ends with — the claim was lost (refused), or our
+    /// own trouble (no answer) to retry.
+    async fn step(&self, what: &str, write: impl std::future::Future<Output = Written>) -> Result<Item, Outcome> {
+        match self.bounded(write).await {
+            Written::Applied(item) => Ok(item),
+            Written::Refused(_) => Err(lost(self)),
+            Written::Unknown(e) => Err(infra(self.id(), what, &e)),
+        }
+    }
+
+    async fn bounded(&self, write: impl std::future::Future<Output = Written>) -> Written {
+        let limit = self.call_limit();
+        match tokio::time::timeout(limit, write).await {
+            Ok(w) => w,
+            Err(_) => Written::Unknown(StoreError::Deadline {
+                op: "UpdateItem",
+                resource: self.deps.deliveries.table().to_owned(),
+                limit_ms: limit.as_millis(),
+            }),
+        }
+    }
+
     fn crash(&self, point: CrashPoint) -> Result<(), SenderError> {
         match &self.deps.crash {
             Some(plan) if plan(self.id(), point) => Err(SenderError::Crashed(point)),
             _ => Ok(()),
+        }
+    }
+
+    /// Whether this channel's provider can say afterwards whether it took a key.
+    fn provider_answers_lookups(&self) -> bool {
+        match self.deps.config.channel {
+            Channel::Email => self.deps.email.answers_lookups(),
+            Channel::Sms => self.deps.sms.answers_lookups(),
         }
     }
 }
@@ -548,75 +609,134 @@ fn infra(id: &str, what: &str, e: &StoreError) -> Outcome {
     Outcome::Error
 }
 
+/// Copies of a message a sender puts back after its own trouble before it
+/// leaves the message to the queue's receive count (and so, after a long
+/// outage, to the dead-letter queue and the `Due` index's re-check).
+pub const MAX_COPIES: u32 = 12;
+
+/// What became of a message, and whether it stays on the queue.
+type Handled = (Outcome, bool);
+
 async fn handle_message(
     deps: &Deps,
     sqs: &SqsMessage,
     request_id: &str,
     deadline: SystemTime,
     policy: ChannelPolicy,
-) -> Result<Outcome, SenderError> {
-    let outcome = read_and_deliver(deps, sqs, request_id, deadline, policy).await?;
-    if matches!(outcome, Outcome::Error | Outcome::Released) {
-        let receipt = sqs.receipt_handle.as_deref().unwrap_or_default();
-        let secs = deps.config.trouble_delay.as_secs().max(1) as u32;
-        if let Err(e) = deps.queue.retry_after(receipt, secs).await {
-            tracing::warn!(error = %e, "could not set the delay; the queue's visibility timeout applies");
+) -> Result<Handled, SenderError> {
+    let (outcome, message) = read_and_deliver(deps, sqs, request_id, deadline, policy).await?;
+    let keep = match (outcome, message) {
+        (Outcome::Error | Outcome::Released, Some(message)) => !put_back(deps, sqs, message).await,
+        (Outcome::Error | Outcome::Released, None) => {
+            retry_later(deps, sqs).await;
+            true
         }
-    }
-    Ok(outcome)
+        (o, _) => o.keeps_message(),
+    };
+    Ok((outcome, keep))
 }
 
+/// After the sender's own trouble (or a claim released for lack of time), a
+/// fresh copy of the message goes back on the queue with a growing delay and
+/// this one is acknowledged: the trouble does not spend the receive count that
+/// the queue's redrive policy keeps for bad messages. True when the copy is
+/// on the queue. Past [`MAX_COPIES`], or when the queue refuses the copy, the
+/// message itself is retried after the trouble delay.
+async fn put_back(deps: &Deps, sqs: &SqsMessage, mut message: DeliveryMessage) -> bool {
+    if message.copies >= MAX_COPIES {
+        tracing::warn!(delivery_id = %message.delivery_id, copies = message.copies, "no copies left; the message itself is retried");
+        retry_later(deps, sqs).await;
+        return false;
+    }
+    let base = deps.config.trouble_delay.as_secs().max(1);
+    let delay = base.saturating_mul(1u64 << message.copies.min(10)).min(900) as u32;
+    message.copies += 1;
+    match deps.queue.send_copy(&message, delay).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(delivery_id = %message.delivery_id, error = %e, "could not put a copy back; the message itself is retried");
+            retry_later(deps, sqs).await;
+            false
+        }
+    }
+}
+
+async fn retry_later(deps: &Deps, sqs: &SqsMessage) {
+    let receipt = sqs.receipt_handle.as_deref().unwrap_or_default();
+    let secs = deps.config.trouble_delay.as_secs().max(1) as u32;
+    if let Err(e) = deps.queue.retry_after(receipt, secs).await {
+        tracing::warn!(error = %e, "could not set the delay; the queue's visibility timeout applies");
+    }
+}
+
+/// Reads the message and delivers it: the outcome, and the message when it
+/// was one (what a copy repeats).
 async fn read_and_deliver(
     deps: &Deps,
     sqs: &SqsMessage,
     request_id: &str,
     deadline: SystemTime,
     policy: ChannelPolicy,
-) -> Result<Outcome, SenderError> {
+) -> Result<(Outcome, Option<DeliveryMessage>), SenderError> {
     let message_id = sqs.message_id.clone().unwrap_or_default();
     let body = sqs.body.as_deref().unwrap_or_default();
     let channel = deps.config.channel;
     let message = match serde_json::from_str::<DeliveryMessage>(body) {
         Ok(m) => m,
         Err(e) => {
+            // serde's message names the field or the position, never the value.
             let reason = format!(
-                "the body is not a delivery message ({e}); expected {{\"delivery_id\", \"channel\", \"run_id\"}}"
+                "the body is not a delivery message (line {}, column {}: {}); expected {{\"delivery_id\", \"channel\", \"run_id\"}}",
+                e.line(),
+                e.column(),
+                serde_error_class(&e)
             );
-            return Ok(park(deps, None, &message_id, "malformed-message", reason, None).await);
+            return Ok((
+                park(deps, None, &message_id, "malformed-message", reason, None).await,
+                None,
+            ));
         }
     };
-    let (cycle, shard, customer) = match parse_delivery_id(&message.delivery_id) {
-        Ok(parts) => parts,
-        Err(e) => return Ok(park(deps, None, &message_id, "malformed-message", e, None).await),
+    let id = match DeliveryId::parse(&message.delivery_id) {
+        Ok(id) => id,
+        Err(e) => {
+            let outcome = park(deps, None, &message_id, "malformed-message", e.to_string(), None).await;
+            return Ok((outcome, None));
+        }
     };
+    let canonical = id.canonical();
     if message.channel != channel {
         let reason = format!(
             "a {} message on the {channel} queue; the {channel} sender does not send it",
             message.channel
         );
-        return Ok(park(
-            deps,
-            Some(cycle),
-            &message.delivery_id,
-            "wrong-channel",
-            reason,
-            Some(body),
-        )
-        .await);
+        let outcome = park(deps, Some(id.cycle), &canonical, "wrong-channel", reason, Some(body)).await;
+        return Ok((outcome, None));
     }
     let m = Msg {
         deps,
         sqs,
         body,
         claim_id: format!("{request_id}/{message_id}"),
+        key: ClaimKey { id, channel },
+        id: canonical,
         message,
-        cycle,
-        shard,
-        customer,
         deadline,
         policy,
     };
-    deliver(&m).await
+    let outcome = deliver(&m).await?;
+    Ok((outcome, Some(m.message)))
+}
+
+/// What kind of JSON error, in words that hold no part of the input.
+fn serde_error_class(e: &serde_json::Error) -> &'static str {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Io => "unreadable",
+        Category::Syntax => "not JSON",
+        Category::Data => "a field is missing, unknown or of the wrong type",
+        Category::Eof => "cut short",
+    }
 }
 
 /// Parks a message that cannot be handled: a failure record, then
@@ -643,7 +763,7 @@ async fn park(
     };
     match deps.failures.record(&f, (deps.clock)()).await {
         Ok(()) => {
-            tracing::warn!(subject, code, reason = %f.reason, "message parked");
+            tracing::warn!(subject, code, "message parked");
             Outcome::Parked
         }
         Err(e) => infra(subject, "could not park a bad message", &e),
@@ -654,9 +774,16 @@ async fn deliver(m: &Msg<'_>) -> Result<Outcome, SenderError> {
     let deps = m.deps;
     let c = &deps.config;
     let now = m.now();
-    let lease = chrono::Duration::from_std(m.remaining() + c.lease_margin).unwrap_or(chrono::Duration::zero());
-    let claimed = match deps.deliveries.claim(&m.key(), &m.claim_id, now + lease, now).await {
+    let lease_until =
+        now + chrono::Duration::from_std(m.remaining() + c.lease_margin).unwrap_or(chrono::Duration::zero());
+    // If no message brings it back (lost, dead-lettered), dispatch finds it after the lease.
+    let recheck = lease_until + chrono::Duration::from_std(c.recheck_after).unwrap_or(chrono::Duration::hours(3));
+    let claim = deps.deliveries.claim(&m.key, &m.claim_id, lease_until, recheck, now);
+    let claimed = match m.read("claim", claim).await {
         Ok(ClaimOutcome::Claimed(claimed)) => claimed,
+        Ok(ClaimOutcome::Undecodable { reason }) => {
+            return Ok(give_up(m, None, "delivery-unreadable", &reason).await);
+        }
         Ok(ClaimOutcome::AlreadySent(state)) => {
             tracing::info!(
                 delivery_id = m.id(),
@@ -665,25 +792,11 @@ async fn deliver(m: &Msg<'_>) -> Result<Outcome, SenderError> {
             );
             return Ok(Outcome::Duplicate);
         }
-        Ok(ClaimOutcome::Busy { lease_until }) => {
-            // Back when the holder's lease ends (if it died, the lease can be taken over then).
-            let left = DateTime::parse_from_rfc3339(&lease_until)
-                .map(|l| (l.with_timezone(&Utc) - now).num_seconds().max(1))
-                .unwrap_or(1);
-            let delay = u32::try_from(left)
-                .unwrap_or(u32::MAX)
-                .min(c.busy_delay_max.as_secs().max(1) as u32);
-            let receipt = m.sqs.receipt_handle.as_deref().unwrap_or_default();
-            if let Err(e) = deps.queue.retry_after(receipt, delay).await {
-                tracing::warn!(delivery_id = m.id(), error = %e, "could not set the delay");
-            }
-            tracing::info!(delivery_id = m.id(), %lease_until, delay, "claimed by another sender; left for later");
-            return Ok(Outcome::Busy);
-        }
+        Ok(ClaimOutcome::Busy { lease_until }) => return Ok(busy(m, &lease_until, now).await),
         Ok(ClaimOutcome::Missing) => {
             return Ok(park(
                 deps,
-                Some(m.cycle),
+                Some(m.key.id.cycle),
                 m.id(),
                 "unknown-delivery",
                 format!("no delivery {} exists", m.id()),
@@ -695,45 +808,31 @@ async fn deliver(m: &Msg<'_>) -> Result<Outcome, SenderError> {
         Err(e) => return Ok(infra(m.id(), "could not claim", &e)),
     };
     m.crash(CrashPoint::AfterClaim)?;
-    let Claimed { delivery, claims } = *claimed;
-
-    // The slot, again at send time.
-    match slot_check(now, delivery.dnd, c.quiet) {
-        Ok(SlotCheck::Send) => {}
-        Ok(SlotCheck::Defer { until }) => {
-            return Ok(
-                match deps.deliveries.defer_claimed(&m.key(), &m.claim_id, until, now).await {
-                    Ok(true) => {
-                        tracing::info!(delivery_id = m.id(), until = %utc_seconds::format(&until), "not in this slot; deferred");
-                        Outcome::Deferred
-                    }
-                    Ok(false) => lost(m),
-                    Err(e) => infra(m.id(), "could not defer", &e),
-                },
-            );
-        }
-        Err(e) => {
-            // DND and quiet window that leave no slot at all: no channel can ever send it.
-            let code = "no-allowed-slot";
-            return Ok(give_up(m, &delivery, code, &e.to_string()).await);
-        }
-    }
+    let Claimed {
+        delivery,
+        claims,
+        earlier_call,
+    } = *claimed;
 
     // A channel the operators disabled after dispatch queued the delivery on it.
     if !m.policy.allows(c.channel) {
         return Ok(channel_disabled(m).await);
     }
-
-    // Enough time left to send and complete? Otherwise hand it back untouched.
-    if m.remaining() < c.provider_timeout + c.finish_margin {
-        return Ok(release(m).await);
+    // The slot, as the claim found it (a cheap early answer; checked again before the call).
+    if let Some(o) = slot_gate(m, &delivery).await {
+        return Ok(o);
     }
 
-    let attempt = attempts(&delivery, c.channel) + 1;
-    if claims > 1 {
+    // An earlier claim on the channel may have reached the provider: ask it. One that
+    // cannot be asked, after a call marked as started, is never sent again blindly.
+    if claims > 1 || earlier_call {
         match lookup(m, delivery.send_round).await {
             Ok(Lookup::Accepted(a)) => return Ok(complete(m, &a.provider_message_id, Outcome::Recovered).await),
-            Ok(Lookup::NotFound | Lookup::Unsupported) => {}
+            Ok(Lookup::NotFound) => {}
+            Ok(Lookup::Unsupported) if earlier_call => {
+                return Ok(unconfirmed(m, &delivery, "earlier-call-unknown").await);
+            }
+            Ok(Lookup::Unsupported) => {}
             Err(e) => {
                 tracing::warn!(delivery_id = m.id(), code = %e.code, "the provider could not be asked; retried later");
                 return Ok(release(m).await);
@@ -741,8 +840,9 @@ async fn deliver(m: &Msg<'_>) -> Result<Outcome, SenderError> {
         }
     }
 
-    let sent = match prepare_and_send(m, &delivery, attempt).await {
-        Ok(r) => r,
+    let attempt = attempts(&delivery, c.channel) + 1;
+    let outgoing = match prepare(m, &delivery, attempt).await {
+        Ok(o) => o,
         Err(Prep::Store(e)) => {
             let outcome = infra(m.id(), "could not prepare the message", &e);
             let _ = release(m).await;
@@ -750,7 +850,27 @@ async fn deliver(m: &Msg<'_>) -> Result<Outcome, SenderError> {
         }
         Err(Prep::Permanent { code, reason }) => return Ok(failed(m, &delivery, &code, &reason, true).await),
     };
-    match sent {
+
+    // Immediately before the call: enough time left to send and record it, then the
+    // slot on a fresh clock reading (the reads above took time).
+    if m.remaining() < c.provider_timeout + c.finish_margin {
+        return Ok(release(m).await);
+    }
+    if let Some(o) = slot_gate(m, &delivery).await {
+        return Ok(o);
+    }
+    if !m.provider_answers_lookups()
+        && let Err(o) = m
+            .step(
+                "could not mark the provider call",
+                deps.deliveries.call_started(&m.key, &m.claim_id, m.now()),
+            )
+            .await
+    {
+        return Ok(o);
+    }
+
+    match send(m, outgoing).await {
         Ok(accepted) => {
             m.crash(CrashPoint::AfterAccept)?;
             let o = complete(m, &accepted.provider_message_id, Outcome::Sent).await;
@@ -762,6 +882,47 @@ async fn deliver(m: &Msg<'_>) -> Result<Outcome, SenderError> {
             let permanent = e.kind == ErrorKind::Permanent;
             Ok(failed(m, &delivery, &e.code, &e.message, permanent).await)
         }
+    }
+}
+
+/// Another sender holds a live lease: the message comes back when it ends
+/// (if that sender died, the lease can be taken over then).
+async fn busy(m: &Msg<'_>, lease_until: &str, now: DateTime<Utc>) -> Outcome {
+    let c = &m.deps.config;
+    let left = DateTime::parse_from_rfc3339(lease_until)
+        .map(|l| (l.with_timezone(&Utc) - now).num_seconds().max(1))
+        .unwrap_or(1);
+    let delay = u32::try_from(left)
+        .unwrap_or(u32::MAX)
+        .min(c.busy_delay_max.as_secs().max(1) as u32);
+    let receipt = m.sqs.receipt_handle.as_deref().unwrap_or_default();
+    if let Err(e) = m.deps.queue.retry_after(receipt, delay).await {
+        tracing::warn!(delivery_id = m.id(), error = %e, "could not set the delay");
+    }
+    tracing::info!(delivery_id = m.id(), %lease_until, delay, "claimed by another sender; left for later");
+    Outcome::Busy
+}
+
+/// The send-time slot check (DESIGN §4) on a fresh clock reading: `None` to
+/// send now; otherwise what became of the delivery — deferred to the next
+/// allowed slot, or `DEAD` when the customer's DND and the quiet window leave
+/// no slot at all.
+async fn slot_gate(m: &Msg<'_>, d: &Delivery) -> Option<Outcome> {
+    let now = m.now();
+    match slot_check(now, d.dnd, m.deps.config.quiet) {
+        Ok(SlotCheck::Send) => None,
+        Ok(SlotCheck::Defer { until }) => {
+            let write = m.deps.deliveries.defer_claimed(&m.key, &m.claim_id, until, now);
+            Some(match m.step("could not defer", write).await {
+                Ok(_) => {
+                    tracing::info!(delivery_id = m.id(), until = %utc_seconds::format(&until), "not in this slot; deferred");
+                    Outcome::Deferred
+                }
+                Err(o) => o,
+            })
+        }
+        // DND and quiet window that leave no slot at all: no channel can ever send it.
+        Err(e) => Some(give_up(m, Some(d), "no-allowed-slot", &e.to_string()).await),
     }
 }
 
@@ -781,25 +942,36 @@ fn lost(m: &Msg<'_>) -> Outcome {
 }
 
 async fn lookup(m: &Msg<'_>, round: u32) -> Result<Lookup, ProviderError> {
-    let key = round_key(m.id(), m.deps.config.channel, round);
-    match m.deps.config.channel {
-        Channel::Email => m.deps.email.find_email(&key).await,
-        Channel::Sms => m.deps.sms.find_sms(&key).await,
+    let key = round_key(&m.key.id, m.deps.config.channel, round);
+    let ask = async {
+        match m.deps.config.channel {
+            Channel::Email => m.deps.email.find_email(&key).await,
+            Channel::Sms => m.deps.sms.find_sms(&key).await,
+        }
+    };
+    let limit = m.deps.config.provider_timeout.min(m.call_limit());
+    match tokio::time::timeout(limit, ask).await {
+        Ok(r) => r,
+        Err(_) => Err(ProviderError::unknown(
+            "LookupTimeout",
+            format!("no answer within {} ms", limit.as_millis()),
+        )),
     }
 }
 
-/// The provider's idempotency key: one per delivery and channel.
-pub fn idempotency_key(delivery_id: &str, channel: Channel) -> String {
-    format!("{delivery_id}#{}", channel.as_str())
+/// The provider's idempotency key: one per delivery and channel, from the
+/// canonical delivery id (so every spelling of an id names one send).
+pub fn idempotency_key(id: &DeliveryId, channel: Channel) -> String {
+    format!("{}#{}", id.canonical(), channel.as_str())
 }
 
 /// The idempotency key of a send round (`Delivery::send_round`): round 0 is
 /// [`idempotency_key`]; an operator's resend starts round n, `…#r{n}`, so it
 /// sends once more, and only once.
-pub fn round_key(delivery_id: &str, channel: Channel, round: u32) -> String {
+pub fn round_key(id: &DeliveryId, channel: Channel, round: u32) -> String {
     match round {
-        0 => idempotency_key(delivery_id, channel),
-        n => format!("{}#r{n}", idempotency_key(delivery_id, channel)),
+        0 => idempotency_key(id, channel),
+        n => format!("{}#r{n}", idempotency_key(id, channel)),
     }
 }
 
@@ -812,11 +984,12 @@ async fn stale(m: &Msg<'_>, state: &str, channel: Option<&str>) -> Outcome {
         && channel == Some(Channel::Sms.as_str())
     {
         let msg = DeliveryMessage {
-            delivery_id: m.message.delivery_id.clone(),
+            delivery_id: m.id.clone(),
             channel: Channel::Sms,
             run_id: m.message.run_id.clone(),
+            copies: 0,
         };
-        if let Err(e) = m.deps.sms_queue.send_one(&msg).await {
+        if let Err(e) = m.read("SendMessage", m.deps.sms_queue.send_one(&msg)).await {
             return infra(m.id(), "could not repeat the SMS fallback message", &e);
         }
     }
@@ -830,29 +1003,48 @@ async fn stale(m: &Msg<'_>, state: &str, channel: Option<&str>) -> Outcome {
 }
 
 async fn release(m: &Msg<'_>) -> Outcome {
-    match m.deps.deliveries.release(&m.key(), &m.claim_id, m.now()).await {
-        Ok(true) => Outcome::Released,
-        Ok(false) => lost(m),
-        Err(e) => infra(m.id(), "could not release the claim", &e),
+    let recheck = m.recheck_at(m.deps.config.trouble_delay);
+    let write = m.deps.deliveries.release(&m.key, &m.claim_id, recheck, m.now());
+    match m.step("could not release the claim", write).await {
+        Ok(_) => Outcome::Released,
+        Err(o) => o,
     }
 }
 
+/// Records the send. The provider has it, so the write is tried again (same
+/// token: an applied write whose answer was lost is found applied) until the
+/// invocation's time runs short; then the message is kept, and whoever claims
+/// the delivery next asks the provider before sending (or, with a provider
+/// that cannot be asked, finds the call marked and leaves the delivery
+/// `UNCONFIRMED` for an operator).
 async fn complete(m: &Msg<'_>, provider_message_id: &str, ok: Outcome) -> Outcome {
-    match m
-        .deps
-        .deliveries
-        .complete(&m.key(), &m.claim_id, provider_message_id, m.now())
-        .await
-    {
-        Ok(true) => {
-            tracing::info!(delivery_id = m.id(), outcome = ?ok, "sent");
-            ok
+    let backoff = adapters::retry::Backoff {
+        base: Duration::from_millis(100),
+        cap: Duration::from_secs(2),
+        max_attempts: 20,
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let write = m
+            .deps
+            .deliveries
+            .complete(&m.key, &m.claim_id, provider_message_id, m.now());
+        match m.bounded(write).await {
+            Written::Applied(_) => {
+                tracing::info!(delivery_id = m.id(), outcome = ?ok, attempt, "sent");
+                return ok;
+            }
+            Written::Refused(_) => return lost(m),
+            Written::Unknown(e) => {
+                let pause = backoff.delay(attempt);
+                if attempt >= backoff.max_attempts || m.call_limit() <= pause + Duration::from_secs(1) {
+                    return infra(m.id(), "sent, but could not record it", &e);
+                }
+                tracing::warn!(delivery_id = m.id(), attempt, error = %e, "sent; recording it again");
+                tokio::time::sleep(pause).await;
+            }
         }
-        Ok(false) => lost(m),
-        // The provider has it; the claim's lease will end and the next claimant
-        // asks the provider before sending (or, if it cannot, sends again:
-        // the residual window).
-        Err(e) => infra(m.id(), "sent, but could not record it", &e),
     }
 }
 
@@ -869,17 +1061,30 @@ fn permanent(code: &str, reason: impl Into<String>) -> Prep {
     }
 }
 
-/// Opens the contact, builds the message and sends it under the timeout.
-async fn prepare_and_send(m: &Msg<'_>, d: &Delivery, attempt: u32) -> Result<Result<Accepted, ProviderError>, Prep> {
+/// A message ready for its provider.
+enum Outgoing {
+    Email(OutgoingEmail),
+    Sms(OutgoingSms),
+}
+
+/// Opens the contact and builds the message; every read within the time the
+/// invocation has left.
+async fn prepare(m: &Msg<'_>, d: &Delivery, attempt: u32) -> Result<Outgoing, Prep> {
     let deps = m.deps;
     let c = &deps.config;
-    let customer = match deps.customers.get_in_shard(m.shard, m.customer.as_str()).await {
+    let customer = match m
+        .read(
+            "GetItem",
+            deps.customers.get_in_shard(m.key.id.shard, m.key.id.customer.as_str()),
+        )
+        .await
+    {
         Ok(Some(Ok(customer))) => customer,
         Ok(Some(Err(e))) => return Err(permanent("customer-invalid", e.reason)),
         Ok(None) => {
             return Err(permanent(
                 "customer-missing",
-                format!("customer {} not found", m.customer),
+                format!("customer {} not found", m.key.id.customer),
             ));
         }
         Err(e) => return Err(Prep::Store(e)),
@@ -888,53 +1093,61 @@ async fn prepare_and_send(m: &Msg<'_>, d: &Delivery, attempt: u32) -> Result<Res
         .contact
         .open(&deps.keys, &customer.customer_id)
         .map_err(|e| permanent("contact-unreadable", e.to_string()))?;
-    let key = round_key(m.id(), c.channel, d.send_round);
-    let call = async {
-        match c.channel {
-            Channel::Email => {
-                let object = match deps.invoices.get_object(&d.content.email_key).await {
-                    Ok(Some(o)) => o,
-                    Ok(None) => {
-                        return Err(permanent(
-                            "invoice-missing",
-                            format!("the rendered invoice {} is missing", d.content.email_key),
-                        ));
-                    }
-                    Err(e) => return Err(Prep::Store(e)),
-                };
-                let html = gunzip(&object.body).map_err(|e| permanent("invoice-unreadable", e))?;
-                let email = OutgoingEmail {
-                    idempotency_key: key.clone(),
-                    attempt,
-                    to: contact.email.expose().clone(),
-                    subject: d.content.subject.clone(),
-                    html,
-                    tags: vec![
-                        ("cycle".into(), d.cycle.to_string()),
-                        ("template".into(), d.content.template_version.clone()),
-                    ],
-                };
-                Ok(timed(c.provider_timeout, deps.email.send_email(&email)).await)
-            }
-            Channel::Sms => {
-                let link = deps
-                    .invoices
-                    .presign_invoice(&d.content.email_key, c.link_ttl)
-                    .await
-                    .map_err(Prep::Store)?;
-                let text = invoice::sms_with_link(&d.content.sms_text, &link)
-                    .map_err(|e| permanent("sms-invalid", e.to_string()))?;
-                let sms = OutgoingSms {
-                    idempotency_key: key.clone(),
-                    attempt,
-                    to: contact.phone.expose().clone(),
-                    text,
-                };
-                Ok(timed(c.provider_timeout, deps.sms.send_sms(&sms)).await)
-            }
+    let key = round_key(&m.key.id, c.channel, d.send_round);
+    match c.channel {
+        Channel::Email => {
+            let object = match m
+                .read("GetObject", deps.invoices.get_object(&d.content.email_key))
+                .await
+            {
+                Ok(Some(o)) => o,
+                Ok(None) => {
+                    return Err(permanent(
+                        "invoice-missing",
+                        format!("the rendered invoice {} is missing", d.content.email_key),
+                    ));
+                }
+                Err(e) => return Err(Prep::Store(e)),
+            };
+            let html = gunzip(&object.body).map_err(|e| permanent("invoice-unreadable", e))?;
+            Ok(Outgoing::Email(OutgoingEmail {
+                idempotency_key: key,
+                attempt,
+                to: contact.email.expose().clone(),
+                subject: d.content.subject.clone(),
+                html,
+                tags: vec![
+                    ("cycle".into(), d.cycle.to_string()),
+                    ("template".into(), d.content.template_version.clone()),
+                ],
+            }))
         }
-    };
-    call.await
+        Channel::Sms => {
+            let link = deps
+                .invoices
+                .presign_invoice(&d.content.email_key, c.link_ttl)
+                .await
+                .map_err(Prep::Store)?;
+            let text = invoice::sms_with_link(&d.content.sms_text, &link)
+                .map_err(|e| permanent("sms-invalid", e.to_string()))?;
+            Ok(Outgoing::Sms(OutgoingSms {
+                idempotency_key: key,
+                attempt,
+                to: contact.phone.expose().clone(),
+                text,
+            }))
+        }
+    }
+}
+
+/// Hands the message to the provider under the provider timeout.
+async fn send(m: &Msg<'_>, outgoing: Outgoing) -> Result<Accepted, ProviderError> {
+    let deps = m.deps;
+    let limit = deps.config.provider_timeout;
+    match outgoing {
+        Outgoing::Email(email) => timed(limit, deps.email.send_email(&email)).await,
+        Outgoing::Sms(sms) => timed(limit, deps.sms.send_sms(&sms)).await,
+    }
 }
 
 async fn timed(
@@ -959,23 +1172,61 @@ fn gunzip(bytes: &[u8]) -> Result<String, String> {
     Ok(html)
 }
 
-/// The provider's answer was lost. Ask it; if it cannot be asked, count the
-/// delivery as sent, unconfirmed: a timeout after the request went out most
-/// likely delivered it, and a second send is the failure this platform
-/// promises not to make (an operator can resend it).
+/// The provider's answer was lost. Ask it: accepted → completed; not there →
+/// a failed attempt. A provider that cannot be asked leaves the delivery
+/// `UNCONFIRMED`: a timeout after the request went out most likely delivered
+/// it, and a second send is the failure this platform promises not to make.
 async fn unknown_outcome(m: &Msg<'_>, d: &Delivery, e: &ProviderError) -> Outcome {
     match lookup(m, d.send_round).await {
         Ok(Lookup::Accepted(a)) => complete(m, &a.provider_message_id, Outcome::Recovered).await,
         Ok(Lookup::NotFound) => failed(m, d, &e.code, &e.message, false).await,
-        Ok(Lookup::Unsupported) => {
-            tracing::warn!(delivery_id = m.id(), code = %e.code, "outcome unknown and the provider cannot be asked; counted as sent, unconfirmed");
-            complete(m, &format!("unconfirmed:{}", e.code), Outcome::Unconfirmed).await
-        }
+        Ok(Lookup::Unsupported) => unconfirmed(m, d, &e.code).await,
         Err(le) => {
             // Retry later: the next claim asks again before sending.
             tracing::warn!(delivery_id = m.id(), code = %e.code, lookup = %le.code, "outcome unknown; asking the provider failed");
             failed(m, d, &e.code, &e.message, false).await
         }
+    }
+}
+
+/// A call may have reached a provider that cannot be asked: the delivery
+/// becomes `UNCONFIRMED`, with a failure record that says what an operator
+/// does (confirm it as sent, or resend it). The record comes first: a
+/// delivery is never `UNCONFIRMED` without one.
+async fn unconfirmed(m: &Msg<'_>, d: &Delivery, code: &str) -> Outcome {
+    let c = &m.deps.config;
+    let record = NewFailure {
+        cycle: Some(d.cycle),
+        subject: m.id.clone(),
+        stage: m.deps.stage(),
+        code: "send-unconfirmed".into(),
+        reason: format!(
+            "a {} provider call may have delivered it ({code}) and the provider cannot be asked: \
+             confirm it as sent, or resend it",
+            c.channel
+        ),
+        channel: Some(c.channel),
+        attempts: attempts(d, c.channel) + 1,
+        run_id: Some(m.message.run_id.clone()),
+        replay: None,
+    };
+    if let Err(e) = m.read("PutItem", m.deps.failures.record(&record, m.now())).await {
+        return infra(m.id(), "could not record an unconfirmed send", &e);
+    }
+    let write = m
+        .deps
+        .deliveries
+        .give_back(&m.key, &m.claim_id, GiveBack::Unconfirmed, code, m.now(), m.now());
+    match m.step("could not mark the delivery unconfirmed", write).await {
+        Ok(_) => {
+            tracing::warn!(
+                delivery_id = m.id(),
+                code,
+                "outcome unknown and the provider cannot be asked; UNCONFIRMED for an operator"
+            );
+            Outcome::Unconfirmed
+        }
+        Err(o) => o,
     }
 }
 
@@ -986,18 +1237,17 @@ async fn failed(m: &Msg<'_>, d: &Delivery, code: &str, reason: &str, permanent: 
     let next = c
         .retry
         .after_failure(m.id(), c.channel, attempts, permanent, m.policy.allows(Channel::Sms));
-    tracing::warn!(delivery_id = m.id(), channel = %c.channel, attempts, code, permanent, next = ?next, "send failed");
+    let reason = domain::text::bounded(reason, 512).into_owned();
+    tracing::warn!(delivery_id = m.id(), channel = %c.channel, attempts, code, %reason, permanent, next = ?next, "send failed");
     match next {
         AfterFailure::Retry { delay_secs } => {
-            match m
+            let recheck = m.recheck_at(Duration::from_secs(u64::from(delay_secs)));
+            let write = m
                 .deps
                 .deliveries
-                .give_back(&m.key(), &m.claim_id, GiveBack::Retry, code, m.now())
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => return lost(m),
-                Err(e) => return infra(m.id(), "could not give the claim back", &e),
+                .give_back(&m.key, &m.claim_id, GiveBack::Retry, code, recheck, m.now());
+            if let Err(o) = m.step("could not give the claim back", write).await {
+                return o;
             }
             let receipt = m.sqs.receipt_handle.as_deref().unwrap_or_default();
             if let Err(e) = m.deps.queue.retry_after(receipt, delay_secs).await {
@@ -1007,29 +1257,28 @@ async fn failed(m: &Msg<'_>, d: &Delivery, code: &str, reason: &str, permanent: 
             Outcome::Retried
         }
         AfterFailure::FallBackToSms => to_sms(m, GiveBack::FallBackToSms, code).await,
-        AfterFailure::Dead => give_up(m, d, code, reason).await,
+        AfterFailure::Dead => give_up(m, Some(d), code, &reason).await,
     }
 }
 
 /// An email delivery moves to the SMS queue: after email gave up, or without trying when the
 /// operators have disabled email.
 async fn to_sms(m: &Msg<'_>, how: GiveBack, code: &str) -> Outcome {
-    match m
+    let recheck = m.recheck_at(m.deps.config.trouble_delay);
+    let write = m
         .deps
         .deliveries
-        .give_back(&m.key(), &m.claim_id, how, code, m.now())
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => return lost(m),
-        Err(e) => return infra(m.id(), "could not give the claim back", &e),
+        .give_back(&m.key, &m.claim_id, how, code, recheck, m.now());
+    if let Err(o) = m.step("could not give the claim back", write).await {
+        return o;
     }
     let msg = DeliveryMessage {
-        delivery_id: m.message.delivery_id.clone(),
+        delivery_id: m.id.clone(),
         channel: Channel::Sms,
         run_id: m.message.run_id.clone(),
+        copies: 0,
     };
-    match m.deps.sms_queue.send_one(&msg).await {
+    match m.read("SendMessage", m.deps.sms_queue.send_one(&msg)).await {
         Ok(()) => {
             tracing::info!(delivery_id = m.id(), code, "on the SMS queue");
             Outcome::FellBack
@@ -1048,40 +1297,34 @@ async fn channel_disabled(m: &Msg<'_>) -> Outcome {
         return to_sms(m, GiveBack::HandOverToSms, "channel-disabled").await;
     }
     let now = m.now();
-    match m.deps.deliveries.defer_claimed(&m.key(), &m.claim_id, now, now).await {
-        Ok(true) => {
+    let write = m.deps.deliveries.defer_claimed(&m.key, &m.claim_id, now, now);
+    match m.step("could not put the delivery back", write).await {
+        Ok(_) => {
             tracing::info!(delivery_id = m.id(), channel = %c.channel, policy = %m.policy, "channel disabled; back to READY for dispatch");
             Outcome::Deferred
         }
-        Ok(false) => lost(m),
-        Err(e) => infra(m.id(), "could not put the delivery back", &e),
+        Err(o) => o,
     }
 }
 
-/// `DEAD`: the delivery, then a dead letter with what replays it (or, if the
-/// queue refuses, the failure record the dead letter would have made).
-async fn give_up(m: &Msg<'_>, d: &Delivery, code: &str, reason: &str) -> Outcome {
+/// `DEAD`: first the dead letter with what replays it (or, if the queue
+/// refuses, the failure record the dead letter would have made), then the
+/// delivery. In that order a delivery is never `DEAD` without its record; a
+/// retry after a failed state write sends a second letter, which the failure
+/// log takes as a second record of the same failure.
+async fn give_up(m: &Msg<'_>, d: Option<&Delivery>, code: &str, reason: &str) -> Outcome {
     let deps = m.deps;
     let c = &deps.config;
     let now = m.now();
-    match deps
-        .deliveries
-        .give_back(&m.key(), &m.claim_id, GiveBack::Dead, code, now)
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => return lost(m),
-        Err(e) => return infra(m.id(), "could not mark the delivery dead", &e),
-    }
     let letter = DeadLetter {
-        delivery_id: m.message.delivery_id.clone(),
+        delivery_id: m.id.clone(),
         channel: c.channel,
         run_id: Some(m.message.run_id.clone()),
-        attempts: Some(attempts(d, c.channel) + 1),
-        last_error: Some(code.to_owned()),
+        attempts: d.map(|d| attempts(d, c.channel) + 1),
+        last_error: Some(domain::text::bounded(code, 128).into_owned()),
         dead_at: Some(utc_seconds::format(&now)),
     };
-    tracing::warn!(delivery_id = m.id(), code, reason, "delivery dead");
+    tracing::warn!(delivery_id = m.id(), code, reason = %domain::text::bounded(reason, 512), "delivery dead");
     let body = match serde_json::to_string(&letter) {
         Ok(b) => b,
         Err(e) => {
@@ -1089,17 +1332,20 @@ async fn give_up(m: &Msg<'_>, d: &Delivery, code: &str, reason: &str) -> Outcome
             return Outcome::Error;
         }
     };
-    if let Err(e) = deps.dead_letters.send(&body).await {
+    if let Err(e) = m.read("SendMessage", deps.dead_letters.send(&body)).await {
         tracing::warn!(delivery_id = m.id(), error = %e, "dead-letter queue refused; recording the failure directly");
-        if let Err(e) = deps
-            .failures
-            .record(&NewFailure::dead_letter(&letter, &body, None), now)
-            .await
-        {
+        let record = NewFailure::dead_letter(&letter, &body, None);
+        if let Err(e) = m.read("PutItem", deps.failures.record(&record, now)).await {
             return infra(m.id(), "could not record a dead delivery", &e);
         }
     }
-    Outcome::Dead
+    let write = deps
+        .deliveries
+        .give_back(&m.key, &m.claim_id, GiveBack::Dead, code, now, now);
+    match m.step("could not mark the delivery dead", write).await {
+        Ok(_) => Outcome::Dead,
+        Err(o) => o,
+    }
 }
 
 #[cfg(test)]
@@ -1120,11 +1366,15 @@ mod tests {
 
     #[test]
     fn each_send_round_has_its_own_key_and_round_zero_keeps_the_first() {
-        let id = "2026-11#00001#C0000042";
+        let id = &DeliveryId::parse("2026-11#00001#C0000042").unwrap();
         assert_eq!(round_key(id, Channel::Email, 0), idempotency_key(id, Channel::Email));
         assert_eq!(round_key(id, Channel::Sms, 0), "2026-11#00001#C0000042#sms");
         assert_eq!(round_key(id, Channel::Email, 1), "2026-11#00001#C0000042#email#r1");
         assert_ne!(round_key(id, Channel::Email, 1), round_key(id, Channel::Email, 2));
         assert_ne!(round_key(id, Channel::Email, 1), round_key(id, Channel::Sms, 1));
+        // Every spelling of one delivery id gives one key.
+        let short = &DeliveryId::parse("2026-11#1#C0000042").unwrap();
+        assert_eq!(round_key(short, Channel::Email, 0), round_key(id, Channel::Email, 0));
+        assert_eq!(round_key(short, Channel::Email, 2), "2026-11#00001#C0000042#email#r2");
     }
 }

@@ -55,14 +55,39 @@ pub enum StoreError {
     /// an already published catalog version).
     #[error("{resource}: {message}")]
     Conflict { resource: String, message: String },
+    /// The call did not finish within the time its caller had left (the
+    /// invocation's deadline): whether a write took effect is unknown.
+    #[error("{op} on {resource} did not finish within {limit_ms} ms")]
+    Deadline {
+        op: &'static str,
+        resource: String,
+        limit_ms: u128,
+    },
 }
 
 impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            StoreError::Aws { transient: true, .. } | StoreError::Unprocessed { .. }
+            StoreError::Aws { transient: true, .. } | StoreError::Unprocessed { .. } | StoreError::Deadline { .. }
         )
+    }
+
+    /// Runs `call`, giving up after `limit` with [`StoreError::Deadline`].
+    pub async fn within<T>(
+        limit: std::time::Duration,
+        op: &'static str,
+        resource: &str,
+        call: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(limit, call).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Deadline {
+                op,
+                resource: resource.to_owned(),
+                limit_ms: limit.as_millis(),
+            }),
+        }
     }
 
     /// Wraps an SDK error, classifying it as transient or not.

@@ -22,8 +22,6 @@ pub mod bills;
 #[cfg(feature = "dynamodb")]
 pub mod catalog_store;
 #[cfg(feature = "dynamodb")]
-pub mod claims;
-#[cfg(feature = "dynamodb")]
 pub mod customers;
 #[cfg(feature = "dynamodb")]
 pub mod cycles;
@@ -44,10 +42,32 @@ pub use error::StoreError;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 
+/// The longest one attempt of an AWS call may take (a hung connection, a
+/// service that does not answer), and one call with the SDK's retries. Below
+/// every function's timeout (60 s for the senders), so no call outlives the
+/// invocation that made it; handlers that need less bound their calls by the
+/// time they have left as well.
+pub const SDK_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub const SDK_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(25);
+
 /// Loads the shared SDK configuration from the environment (region,
-/// credentials, `AWS_ENDPOINT_URL`). Build it once per process, in `main`.
+/// credentials, `AWS_ENDPOINT_URL`), with the call timeouts above. Build it
+/// once per process, in `main`.
 pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(sdk_timeouts())
+        .load()
+        .await
+}
+
+/// [`SDK_ATTEMPT_TIMEOUT`] and [`SDK_OPERATION_TIMEOUT`], with the SDK's
+/// connect timeout.
+pub fn sdk_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_millis(3_100))
+        .operation_attempt_timeout(SDK_ATTEMPT_TIMEOUT)
+        .operation_timeout(SDK_OPERATION_TIMEOUT)
+        .build()
 }
 
 /// Outcome of a conditional create.

@@ -152,6 +152,27 @@ impl DeliveryQueue {
         }
     }
 
+    /// Puts a copy of `message` on the queue, visible after `delay_seconds`
+    /// (at most 15 minutes): how a sender retries a message after its own
+    /// trouble without spending the message's receive count, which the
+    /// queue's redrive policy keeps for messages that are themselves bad.
+    pub async fn send_copy(&self, message: &DeliveryMessage, delay_seconds: u32) -> Result<(), StoreError> {
+        let body = serde_json::to_string(message).map_err(|e| StoreError::Decode {
+            resource: self.url.clone(),
+            what: "delivery message".into(),
+            message: e.to_string(),
+        })?;
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .delay_seconds(delay_seconds.min(900) as i32)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("SendMessage", &self.url, e))?;
+        Ok(())
+    }
+
     /// Makes a received message visible again after `seconds` (at most 12
     /// hours): how a sender backs off before retrying it.
     pub async fn retry_after(&self, receipt_handle: &str, seconds: u32) -> Result<(), StoreError> {

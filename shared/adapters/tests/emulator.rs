@@ -4,6 +4,7 @@
 use adapters::catalog_store::CatalogStore;
 use adapters::customers::CustomerStore;
 use adapters::data_bucket::DataBucket;
+use adapters::deliveries::write::Written;
 use adapters::dynamo::{BATCH_WRITE_LIMIT, batch_put};
 use adapters::retry::Backoff;
 use adapters::{PutOutcome, StoreError, dynamodb_client, s3_client};
@@ -238,6 +239,7 @@ fn messages(n: usize) -> Vec<domain::delivery::DeliveryMessage> {
             delivery_id: format!("2026-11#00001#C{i:07}"),
             channel: Channel::Email,
             run_id: "run-1".into(),
+            copies: 0,
         })
         .collect()
 }
@@ -434,10 +436,10 @@ async fn the_due_index_holds_what_dispatch_may_take_and_transitions_are_exclusiv
     // Two runs race for the same delivery: exactly one enqueues it.
     let recheck = dec10 + Duration::hours(2);
     let (a, b) = tokio::join!(
-        store.mark_queued(first, Channel::Email, "run-a", dec10, recheck),
-        store.mark_queued(first, Channel::Email, "run-b", dec10, recheck)
+        store.mark_queued(first, Channel::Email, "run-a", "run-a/n1", dec10, recheck),
+        store.mark_queued(first, Channel::Email, "run-b", "run-b/n2", dec10, recheck)
     );
-    assert!(a.unwrap() ^ b.unwrap(), "one winner");
+    assert!(a.is_applied() ^ b.is_applied(), "one winner");
     let queued = store
         .get(cycle, first.shard, &first.customer_id)
         .await
@@ -457,28 +459,28 @@ async fn the_due_index_holds_what_dispatch_may_take_and_transitions_are_exclusiv
     let later = recheck + Duration::hours(2);
     assert!(
         store
-            .mark_queued(&stale[0], Channel::Email, "run-c", recheck, later)
+            .mark_queued(&stale[0], Channel::Email, "run-c", "run-c/n3", recheck, later)
             .await
-            .unwrap()
+            .is_applied()
     );
     assert!(
         !store
-            .mark_queued(&stale[0], Channel::Email, "run-d", recheck, later)
+            .mark_queued(&stale[0], Channel::Email, "run-d", "run-d/n4", recheck, later)
             .await
-            .unwrap()
+            .is_applied()
     );
     // Reverted (the message could not be sent): READY again, only by the run that holds it.
     assert!(
         !store
-            .revert_queued(first, "run-a-or-b", first.available_at, dec10)
+            .revert_queued(first, "run-a-or-b", "run-x/n5", first.available_at, dec10)
             .await
-            .unwrap()
+            .is_applied()
     );
     assert!(
         store
-            .revert_queued(first, "run-c", first.available_at, dec10)
+            .revert_queued(first, "run-c", "run-c/n3", first.available_at, dec10)
             .await
-            .unwrap()
+            .is_applied()
     );
     assert_eq!(all_due(&store, cycle, dec10).await.len(), 40);
 }
@@ -494,6 +496,7 @@ async fn a_batch_of_messages_carries_ids_only_and_reports_what_failed() {
             delivery_id: format!("2026-11#00001#C{i:07}"),
             channel: Channel::Email,
             run_id: "run-1".into(),
+            copies: 0,
         })
         .collect();
     let out = queue.send_batch(&messages).await.unwrap();
@@ -524,41 +527,51 @@ async fn a_batch_of_messages_carries_ids_only_and_reports_what_failed() {
 
 #[tokio::test]
 async fn claims_are_exclusive_leases_expire_and_only_the_claimant_completes() {
-    use adapters::claims::{ClaimKey, ClaimOutcome, GiveBack};
     use adapters::deliveries::DeliveryStore;
+    use adapters::deliveries::claims::{ClaimKey, ClaimOutcome, GiveBack};
     use chrono::{Duration, TimeZone, Utc};
-    use domain::DeliveryState;
+    use domain::{DeliveryId, DeliveryState};
     let stack = local_aws::fresh_stack("deliveries-claims").await.unwrap();
     let store = DeliveryStore::new(dynamodb_client(&stack.config), stack.env()["DELIVERIES_TABLE"].clone());
     let cycle = Cycle::new(2026, 11).unwrap();
     let dec10 = Utc.with_ymd_and_hms(2026, 12, 10, 1, 0, 0).unwrap();
     let mut queued = Vec::new();
-    for i in 0..5 {
+    for i in 0..6 {
         let d = delivery(cycle, 0, i, 10);
         store.create(&d).await.unwrap();
         let due = all_due(&store, cycle, dec10).await;
         let e = due.iter().find(|e| e.customer_id == d.customer_id).unwrap().clone();
         assert!(
             store
-                .mark_queued(&e, Channel::Email, "run", dec10, dec10 + Duration::hours(3))
+                .mark_queued(&e, Channel::Email, "run", "run/n", dec10, dec10 + Duration::hours(3))
                 .await
-                .unwrap()
+                .is_applied()
         );
         queued.push(d);
     }
-    fn key(cycle: Cycle, d: &domain::Delivery, channel: Channel) -> ClaimKey<'_> {
-        ClaimKey {
-            cycle,
-            shard: d.shard,
-            customer: &d.customer_id,
-            channel,
-        }
-    }
+    let key = |d: &domain::Delivery, channel: Channel| ClaimKey {
+        id: DeliveryId::new(cycle, d.shard, d.customer_id.clone()),
+        channel,
+    };
+    let state = |d: &domain::Delivery| {
+        let store = store.clone();
+        let id = d.customer_id.clone();
+        async move { store.get(cycle, 0, &id).await.unwrap().unwrap() }
+    };
+    let in_index = |d: &domain::Delivery, until| {
+        let store = store.clone();
+        let id = d.customer_id.clone();
+        async move { all_due(&store, cycle, until).await.iter().any(|e| e.customer_id == id) }
+    };
     let (now, lease) = (dec10, dec10 + Duration::minutes(5));
+    let recheck = lease + Duration::hours(3);
 
-    // Two senders race: one claims, the other finds it busy.
-    let k0 = key(cycle, &queued[0], Channel::Email);
-    let (a, b) = tokio::join!(store.claim(&k0, "a", lease, now), store.claim(&k0, "b", lease, now));
+    // Two senders race: one claims, the other finds it busy (read from the refused write).
+    let k0 = key(&queued[0], Channel::Email);
+    let (a, b) = tokio::join!(
+        store.claim(&k0, "a", lease, recheck, now),
+        store.claim(&k0, "b", lease, recheck, now)
+    );
     let (a, b) = (a.unwrap(), b.unwrap());
     let (winner, loser) = if matches!(a, ClaimOutcome::Claimed(_)) {
         ("a", b)
@@ -566,134 +579,201 @@ async fn claims_are_exclusive_leases_expire_and_only_the_claimant_completes() {
         ("b", a)
     };
     assert!(matches!(loser, ClaimOutcome::Busy { .. }), "{loser:?}");
-    // Claimed: out of the due index, even after the re-check time.
-    assert_eq!(all_due(&store, cycle, dec10 + Duration::hours(4)).await.len(), 4);
-    // Only the claimant completes; then a duplicate message finds it sent.
-    assert!(!store.complete(&k0, "someone-else", "m-x", now).await.unwrap());
-    assert!(store.complete(&k0, winner, "m-1", now).await.unwrap());
-    let sent = store.get(cycle, 0, &queued[0].customer_id).await.unwrap().unwrap();
+    // Claimed: in the due index only from its re-check time on, after the lease.
+    assert!(!in_index(&queued[0], lease).await);
+    assert!(
+        in_index(&queued[0], recheck).await,
+        "a claimed delivery is found again after its lease"
+    );
+    // Only the claimant completes; then it is out of the index and a duplicate finds it sent.
+    assert!(matches!(
+        store.complete(&k0, "someone-else", "m-x", now).await,
+        Written::Refused(Some(_))
+    ));
+    assert!(store.complete(&k0, winner, "m-1", now).await.is_applied());
+    let sent = state(&queued[0]).await;
     assert_eq!((sent.state, sent.attempts_email), (DeliveryState::SentEmail, 1));
+    assert!(
+        !in_index(&queued[0], recheck + Duration::days(30)).await,
+        "a sent delivery leaves the index"
+    );
     assert_eq!(
-        store.claim(&k0, "c", lease, now).await.unwrap(),
+        store.claim(&k0, "c", lease, recheck, now).await.unwrap(),
         ClaimOutcome::AlreadySent(DeliveryState::SentEmail)
     );
+    // The same completion again (a retry of a write whose answer was lost) is ours: applied.
+    assert!(store.complete(&k0, winner, "m-1", now).await.is_applied());
 
-    // A sender that died: its lease expires and another takes over; the dead one cannot
-    // complete any more.
-    let k1 = key(cycle, &queued[1], Channel::Email);
+    // A sender that died after marking its provider call: its lease expires, another takes
+    // over and learns that a call may have reached the provider; the dead one cannot complete.
+    let k1 = key(&queued[1], Channel::Email);
     assert!(matches!(
-        store.claim(&k1, "dead", lease, now).await.unwrap(),
-        ClaimOutcome::Claimed(_)
+        store.claim(&k1, "dead", lease, recheck, now).await.unwrap(),
+        ClaimOutcome::Claimed(ref c) if !c.earlier_call
     ));
+    assert!(store.call_started(&k1, "dead", now).await.is_applied());
     let later = lease + Duration::seconds(1);
     match store
-        .claim(&k1, "heir", later + Duration::minutes(5), later)
+        .claim(&k1, "heir", later + Duration::minutes(5), recheck, later)
         .await
         .unwrap()
     {
-        // The second claim on the channel: the heir must ask the provider before sending.
-        ClaimOutcome::Claimed(c) => assert_eq!((c.claims, c.delivery.attempts_email), (2, 0)),
+        ClaimOutcome::Claimed(c) => assert_eq!((c.claims, c.earlier_call, c.delivery.attempts_email), (2, true, 0)),
         other => panic!("{other:?}"),
     }
-    assert!(!store.complete(&k1, "dead", "m-2", later).await.unwrap());
-    assert!(store.complete(&k1, "heir", "m-3", later).await.unwrap());
-
-    // Give back: retry (attempt counted), then fall back to SMS; an email message is then
-    // stale, an SMS one claims it; finally dead.
-    let k2 = key(cycle, &queued[2], Channel::Email);
-    assert!(matches!(
-        store.claim(&k2, "s", lease, now).await.unwrap(),
-        ClaimOutcome::Claimed(_)
-    ));
+    assert!(!store.complete(&k1, "dead", "m-2", later).await.is_applied());
+    // The heir cannot ask the provider: UNCONFIRMED, out of the index, for an operator.
     assert!(
         store
-            .give_back(&k2, "s", GiveBack::Retry, "MockTransient", now)
+            .give_back(&k1, "heir", GiveBack::Unconfirmed, "earlier-call-unknown", later, later)
             .await
-            .unwrap()
+            .is_applied()
+    );
+    let d = state(&queued[1]).await;
+    assert_eq!((d.state, d.attempts_email), (DeliveryState::Unconfirmed, 0));
+    assert!(!in_index(&queued[1], recheck + Duration::days(30)).await);
+
+    // Give back: retry (attempt counted, back in the index at its re-check time), then fall
+    // back to SMS; an email message is then stale, an SMS one claims it; finally dead.
+    let k2 = key(&queued[2], Channel::Email);
+    assert!(matches!(
+        store.claim(&k2, "s", lease, recheck, now).await.unwrap(),
+        ClaimOutcome::Claimed(_)
+    ));
+    let retry_check = now + Duration::hours(4);
+    assert!(
+        store
+            .give_back(&k2, "s", GiveBack::Retry, "MockTransient", retry_check, now)
+            .await
+            .is_applied()
+    );
+    assert!(!in_index(&queued[2], retry_check - Duration::seconds(1)).await);
+    assert!(
+        in_index(&queued[2], retry_check).await,
+        "a retried delivery is never lost to the index"
     );
     assert!(matches!(
-        store.claim(&k2, "s2", lease, now).await.unwrap(),
+        store.claim(&k2, "s2", lease, recheck, now).await.unwrap(),
         ClaimOutcome::Claimed(_)
     ));
     assert!(
-        !store.give_back(&k2, "s", GiveBack::Retry, "late", now).await.unwrap(),
+        !store
+            .give_back(&k2, "s", GiveBack::Retry, "late", retry_check, now)
+            .await
+            .is_applied(),
         "lost claim"
     );
     assert!(
         store
-            .give_back(&k2, "s2", GiveBack::FallBackToSms, "MockTransient", now)
+            .give_back(&k2, "s2", GiveBack::FallBackToSms, "MockTransient", retry_check, now)
             .await
-            .unwrap()
+            .is_applied()
     );
-    let d = store.get(cycle, 0, &queued[2].customer_id).await.unwrap().unwrap();
+    let d = state(&queued[2]).await;
     assert_eq!(
         (d.state, d.attempts_email, d.attempts_sms),
         (DeliveryState::Queued, 2, 0)
     );
+    assert!(in_index(&queued[2], retry_check).await);
     assert!(matches!(
-        store.claim(&k2, "s3", lease, now).await.unwrap(),
+        store.claim(&k2, "s3", lease, recheck, now).await.unwrap(),
         ClaimOutcome::NotClaimable { channel: Some(ref c), .. } if c == "sms"
     ));
-    let k2s = key(cycle, &queued[2], Channel::Sms);
+    let k2s = key(&queued[2], Channel::Sms);
     assert!(matches!(
-        store.claim(&k2s, "t", lease, now).await.unwrap(),
+        store.claim(&k2s, "t", lease, recheck, now).await.unwrap(),
         ClaimOutcome::Claimed(_)
     ));
     assert!(
         store
-            .give_back(&k2s, "t", GiveBack::Dead, "MockPermanent", now)
+            .give_back(&k2s, "t", GiveBack::Dead, "MockPermanent", now, now)
             .await
-            .unwrap()
+            .is_applied()
     );
-    let d = store.get(cycle, 0, &queued[2].customer_id).await.unwrap().unwrap();
+    let d = state(&queued[2]).await;
     assert_eq!((d.state, d.attempts_sms), (DeliveryState::Dead, 1));
+    assert!(!in_index(&queued[2], recheck + Duration::days(30)).await);
 
-    // A claimed delivery released untouched (no attempt), then deferred by its claimant.
-    let k4 = key(cycle, &queued[4], Channel::Email);
+    // A claimed delivery released untouched (no attempt, back in the index), then deferred
+    // by its next claimant.
+    let k4 = key(&queued[4], Channel::Email);
     assert!(matches!(
-        store.claim(&k4, "r", lease, now).await.unwrap(),
+        store.claim(&k4, "r", lease, recheck, now).await.unwrap(),
         ClaimOutcome::Claimed(_)
     ));
-    assert!(!store.release(&k4, "other", now).await.unwrap());
-    assert!(store.release(&k4, "r", now).await.unwrap());
-    match store.claim(&k4, "r2", lease, now).await.unwrap() {
+    assert!(!store.release(&k4, "other", retry_check, now).await.is_applied());
+    assert!(store.release(&k4, "r", retry_check, now).await.is_applied());
+    assert!(in_index(&queued[4], retry_check).await);
+    match store.claim(&k4, "r2", lease, recheck, now).await.unwrap() {
         ClaimOutcome::Claimed(c) => assert_eq!((c.claims, c.delivery.attempts_email), (2, 0)),
         other => panic!("{other:?}"),
     }
     let at = dec10 + Duration::hours(8);
     assert!(
-        !store.defer_claimed(&k4, "r", at, now).await.unwrap(),
+        !store.defer_claimed(&k4, "r", at, now).await.is_applied(),
         "not the claimant"
     );
-    assert!(store.defer_claimed(&k4, "r2", at, now).await.unwrap());
-    let d = store.get(cycle, 0, &queued[4].customer_id).await.unwrap().unwrap();
+    assert!(store.defer_claimed(&k4, "r2", at, now).await.is_applied());
+    let d = state(&queued[4]).await;
     assert_eq!((d.state, d.available_at), (DeliveryState::Ready, at));
-    assert!(
-        all_due(&store, cycle, at)
-            .await
-            .iter()
-            .any(|e| e.customer_id == queued[4].customer_id),
-        "deferred deliveries are due again"
-    );
+    assert!(!in_index(&queued[4], at - Duration::seconds(1)).await);
+    assert!(in_index(&queued[4], at).await, "deferred deliveries are due again");
 
-    // Deferred: back to READY in the due index at the new time, not before.
-    let k3 = key(cycle, &queued[3], Channel::Email);
-    let next = dec10 + Duration::hours(6);
-    assert!(store.defer(&k3, next, now).await.unwrap());
-    assert!(!store.defer(&k3, next, now).await.unwrap(), "no longer queued");
-    let ids = |v: Vec<adapters::deliveries::DueEntry>| v.into_iter().map(|e| e.customer_id).collect::<Vec<_>>();
-    assert!(!ids(all_due(&store, cycle, next - Duration::seconds(1)).await).contains(&queued[3].customer_id));
-    assert!(ids(all_due(&store, cycle, next).await).contains(&queued[3].customer_id));
+    // A SENDING delivery whose sender died and whose message is gone: dispatch takes it
+    // back after its re-check time, not while the lease is live.
+    let k5 = key(&queued[5], Channel::Email);
+    assert!(matches!(
+        store.claim(&k5, "gone", lease, recheck, now).await.unwrap(),
+        ClaimOutcome::Claimed(_)
+    ));
+    let entry = all_due(&store, cycle, recheck)
+        .await
+        .into_iter()
+        .find(|e| e.customer_id == queued[5].customer_id)
+        .unwrap();
+    assert_eq!(entry.state, DeliveryState::Sending);
+    assert!(
+        !store
+            .mark_queued(
+                &entry,
+                Channel::Email,
+                "early",
+                "early/n",
+                now,
+                recheck + Duration::hours(3)
+            )
+            .await
+            .is_applied(),
+        "the lease is live"
+    );
+    assert!(
+        store
+            .mark_queued(
+                &entry,
+                Channel::Email,
+                "run-2",
+                "run-2/n",
+                recheck,
+                recheck + Duration::hours(3)
+            )
+            .await
+            .is_applied()
+    );
+    assert_eq!(state(&queued[5]).await.state, DeliveryState::Queued);
+    assert!(matches!(
+        store.claim(&k5, "next", recheck + Duration::minutes(5), recheck + Duration::hours(4), recheck).await.unwrap(),
+        ClaimOutcome::Claimed(ref c) if c.claims == 2
+    ));
 
     // Unknown delivery.
-    let ghost = CustomerId::new("C9999999").unwrap();
     let gk = ClaimKey {
-        cycle,
-        shard: 0,
-        customer: &ghost,
+        id: DeliveryId::new(cycle, 0, CustomerId::new("C9999999").unwrap()),
         channel: Channel::Email,
     };
-    assert_eq!(store.claim(&gk, "x", lease, now).await.unwrap(), ClaimOutcome::Missing);
+    assert_eq!(
+        store.claim(&gk, "x", lease, recheck, now).await.unwrap(),
+        ClaimOutcome::Missing
+    );
 }
 
 /// A failure with a quarter-megabyte reason (a provider's error page), code, run id and replay

@@ -30,6 +30,13 @@ use crate::slots::{SEOUL, SlotSet};
 /// 2 s of that minute.
 pub const DUE_BUCKETS: u32 = 32;
 
+/// How long after a delivery was last handed to a queue (or its sender's
+/// lease ends) dispatch looks at it again, when nothing else has: time for
+/// the queue's retries and backoff to run their course first. A message lost
+/// or dead-lettered for a cause that was not the delivery's own then costs a
+/// re-check, never the delivery.
+pub const RECHECK_AFTER_MINUTES: i64 = 180;
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DeliveryState {
@@ -43,8 +50,13 @@ pub enum DeliveryState {
     SentSms,
     /// Every channel failed; a failure record and a dead-letter message exist.
     Dead,
-    /// No enabled channel can reach the customer; held with a reason.
+    /// Held by an operator, with a reason; out of the due index until released.
     Held,
+    /// A provider call may have reached the provider, and the provider cannot
+    /// be asked whether it did (SES): sending again could send twice, so the
+    /// delivery waits for an operator to confirm it as sent or to resend it
+    /// (a failure record names it).
+    Unconfirmed,
 }
 
 impl DeliveryState {
@@ -57,15 +69,34 @@ impl DeliveryState {
             DeliveryState::SentSms => "SENT_SMS",
             DeliveryState::Dead => "DEAD",
             DeliveryState::Held => "HELD",
+            DeliveryState::Unconfirmed => "UNCONFIRMED",
         }
     }
 
-    /// Whether the delivery has reached an end state.
+    /// Whether the delivery has reached an end state (an operator's command
+    /// may still start a new send round).
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            DeliveryState::SentEmail | DeliveryState::SentSms | DeliveryState::Dead
+            DeliveryState::SentEmail | DeliveryState::SentSms | DeliveryState::Dead | DeliveryState::Unconfirmed
         )
+    }
+
+    /// Every state, for reports that count them all.
+    pub const ALL: [DeliveryState; 8] = [
+        DeliveryState::Ready,
+        DeliveryState::Queued,
+        DeliveryState::Sending,
+        DeliveryState::SentEmail,
+        DeliveryState::SentSms,
+        DeliveryState::Dead,
+        DeliveryState::Held,
+        DeliveryState::Unconfirmed,
+    ];
+
+    /// The state named `s` (`READY`, `SENT_EMAIL`, …).
+    pub fn parse(s: &str) -> Option<DeliveryState> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
     }
 }
 
@@ -165,6 +196,11 @@ impl Delivery {
         crate::bill::bill_id(self.cycle, self.shard, &self.customer_id)
     }
 
+    /// The typed id.
+    pub fn delivery_id(&self) -> DeliveryId {
+        DeliveryId::new(self.cycle, self.shard, self.customer_id.clone())
+    }
+
     pub fn due_bucket(&self) -> u32 {
         due_bucket(&self.customer_id)
     }
@@ -178,6 +214,11 @@ pub struct DeliveryMessage {
     pub delivery_id: String,
     pub channel: Channel,
     pub run_id: String,
+    /// How many times a sender has put this message back as a fresh copy
+    /// after trouble of its own (a store or queue failing, not the message):
+    /// bounded, so that a long outage ends in the dead-letter queue after all.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub copies: u32,
 }
 
 /// What a sender puts on the dead-letter queue when a delivery is `DEAD`:
@@ -202,18 +243,74 @@ pub struct DeadLetter {
     pub dead_at: Option<String>,
 }
 
-/// Splits a delivery id (`{cycle}#{shard:05}#{customer}`) into its parts.
+/// A delivery's id: the bill's key, one canonical text form
+/// `{cycle}#{shard:05}#{customer}`. Parsed once where an id comes in (a queue
+/// message, a dead letter, an operator's request); every key built from it —
+/// the table key, the providers' idempotency key — uses the canonical form, so
+/// `2026-11#1#C1` and `2026-11#00001#C1` name one delivery and one send.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DeliveryId {
+    pub cycle: Cycle,
+    pub shard: u32,
+    pub customer: CustomerId,
+}
+
+/// The largest shard a delivery id names (the canonical form has five digits).
+pub const MAX_SHARD: u32 = 99_999;
+
+/// Why a delivery id does not parse. Names the part, never the value (an id
+/// that came from outside may hold anything, personal data included).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("delivery_id is not cycle#shard#customer: {0}")]
+pub struct DeliveryIdError(pub &'static str);
+
+impl DeliveryId {
+    pub fn new(cycle: Cycle, shard: u32, customer: CustomerId) -> Self {
+        DeliveryId { cycle, shard, customer }
+    }
+
+    /// Parses `{cycle}#{shard}#{customer}`; the shard may carry leading zeros.
+    pub fn parse(id: &str) -> Result<Self, DeliveryIdError> {
+        let mut parts = id.splitn(3, '#');
+        let (Some(cycle), Some(shard), Some(customer)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(DeliveryIdError("it has fewer than three '#'-separated parts"));
+        };
+        let cycle: Cycle = cycle.parse().map_err(|_| DeliveryIdError("the cycle is not YYYY-MM"))?;
+        let shard_ok = !shard.is_empty() && shard.len() <= 10 && shard.bytes().all(|b| b.is_ascii_digit());
+        let shard: u32 = shard
+            .parse()
+            .ok()
+            .filter(|n| shard_ok && *n <= MAX_SHARD)
+            .ok_or(DeliveryIdError("the shard is not a number from 0 to 99999"))?;
+        let customer = CustomerId::new(customer)
+            .map_err(|_| DeliveryIdError("the customer id is not 1-64 letters, digits, '-' or '_'"))?;
+        Ok(DeliveryId { cycle, shard, customer })
+    }
+
+    /// The canonical text form.
+    pub fn canonical(&self) -> String {
+        crate::bill::bill_id(self.cycle, self.shard, &self.customer)
+    }
+}
+
+impl fmt::Display for DeliveryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{:05}#{}", self.cycle, self.shard, self.customer)
+    }
+}
+
+impl std::str::FromStr for DeliveryId {
+    type Err = DeliveryIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DeliveryId::parse(s)
+    }
+}
+
+/// Splits a delivery id (`{cycle}#{shard:05}#{customer}`) into its parts
+/// (see [`DeliveryId::parse`]; the error names the part, not the value).
 pub fn parse_delivery_id(id: &str) -> Result<(Cycle, u32, CustomerId), String> {
-    let mut parts = id.splitn(3, '#');
-    let (Some(cycle), Some(shard), Some(customer)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(format!("delivery id {id:?} is not cycle#shard#customer"));
-    };
-    let cycle: Cycle = cycle.parse().map_err(|e| format!("delivery id {id:?}: {e}"))?;
-    let shard: u32 = shard
-        .parse()
-        .map_err(|_| format!("delivery id {id:?}: shard {shard:?} is not a number"))?;
-    let customer = CustomerId::new(customer).map_err(|e| format!("delivery id {id:?}: {}", e.reason))?;
-    Ok((cycle, shard, customer))
+    let d = DeliveryId::parse(id).map_err(|e| e.to_string())?;
+    Ok((d.cycle, d.shard, d.customer))
 }
 
 /// The date a cycle's invoice goes to a customer: their send day in the month
@@ -271,6 +368,39 @@ pub mod utc_seconds {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delivery_id_has_one_canonical_form_and_its_errors_name_no_value() {
+        let a = DeliveryId::parse("2026-11#1#C0000042").unwrap();
+        let b = DeliveryId::parse("2026-11#00001#C0000042").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.to_string(), "2026-11#00001#C0000042");
+        assert_eq!(a.canonical(), a.to_string());
+        assert_eq!(DeliveryId::parse(&a.to_string()).unwrap(), a);
+        for bad in [
+            "",
+            "2026-11",
+            "2026-11#00001",
+            "2026-13#00001#C1",
+            "2026-11#-1#C1",
+            "2026-11#+1#C1",
+            "2026-11#100000#C1",
+            "2026-11#00001#someone@example.com",
+            "2026-11#x#C1",
+        ] {
+            let e = DeliveryId::parse(bad).unwrap_err().to_string();
+            assert!(e.starts_with("delivery_id "), "{e}");
+            assert!(!e.contains("example.com") && !e.contains("#C1"), "{e}");
+        }
+    }
+
+    #[test]
+    fn every_state_reads_back_from_its_name() {
+        for s in DeliveryState::ALL {
+            assert_eq!(DeliveryState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(DeliveryState::parse("SENT"), None);
+    }
 
     #[test]
     fn send_date_is_in_the_month_after_the_cycle_and_clamped() {

@@ -18,7 +18,42 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::calendar::Cycle;
 use crate::customer::Channel;
-use crate::slots::{QuietWindow, SLOTS_PER_DAY, Slot, SlotSet};
+use crate::slots::{ContactWindow, QuietWindow, SLOTS_PER_DAY, Slot, SlotSet};
+
+/// How many cycles back a dispatch run looks, counting the cycle whose
+/// invoices go out this month: a run in month M enqueues the deliveries of
+/// cycles M-1 back to M-[`DISPATCH_HORIZON_CYCLES`]. An operator may
+/// schedule or resend a delivery up to 400 days ahead, so the horizon spans
+/// that and the month of the cycle's own sends. A command whose time falls
+/// past its cycle's horizon is refused ([`dispatched_through`]): dispatch would
+/// never enqueue it.
+pub const DISPATCH_HORIZON_CYCLES: u32 = 15;
+
+/// The cycles a dispatch run in the month of `date` looks at, newest first.
+pub fn dispatched_cycles(date: NaiveDate) -> Vec<Cycle> {
+    let Ok(this_month) = Cycle::containing(date) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut c = this_month;
+    for _ in 0..DISPATCH_HORIZON_CYCLES {
+        c = c.prev();
+        out.push(c);
+    }
+    out
+}
+
+/// The last day a dispatch run still looks at `cycle` (Asia/Seoul date): the
+/// last of month `cycle` + [`DISPATCH_HORIZON_CYCLES`] (a run in month M
+/// looks back to M - [`DISPATCH_HORIZON_CYCLES`]).
+pub fn dispatched_through(cycle: Cycle) -> NaiveDate {
+    let mut m = cycle;
+    // The month after the last one that looks at it.
+    for _ in 0..=DISPATCH_HORIZON_CYCLES {
+        m = m.next();
+    }
+    m.first_day() - Duration::days(1)
+}
 
 /// Which channels the operators have enabled (`email,sms`, `email`, `sms` or
 /// `none`).
@@ -164,6 +199,9 @@ pub enum Decision {
     /// The channel policy enables no channel: delivery is paused, the delivery
     /// stays `READY` for a run after a channel is enabled again.
     Paused,
+    /// The customer's DND covers every slot the quiet window leaves: no run
+    /// will ever send it (the run ends it `DEAD`, with a failure record).
+    NoAllowedSlot,
 }
 
 /// The decision for one delivery in the run of `run`.
@@ -177,6 +215,8 @@ pub fn decide(
 ) -> Decision {
     if available_at > run.start() {
         Decision::NotYet
+    } else if ContactWindow::new(dnd, quiet).is_err() {
+        Decision::NoAllowedSlot
     } else if !run.is_open(quiet) || dnd.contains(run.slot) {
         Decision::NotThisSlot
     } else {
@@ -260,5 +300,37 @@ mod tests {
             decide(night, quiet, all, SlotSet::EMPTY, Channel::Email, due),
             Decision::NotThisSlot
         );
+        // DND over every slot the quiet window leaves: never, whatever the slot or the policy
+        // (once due; a later quiet window may still leave it a slot until then).
+        let every_open_slot: SlotSet = quiet.forbidden_slots().complement();
+        assert_eq!(d(every_open_slot, all, due), Decision::NoAllowedSlot);
+        assert_eq!(d(every_open_slot, none, due), Decision::NoAllowedSlot);
+        assert_eq!(d(SlotSet::ALL, all, due), Decision::NoAllowedSlot);
+        assert_eq!(d(every_open_slot, all, at("2026-12-15T01:00:01Z")), Decision::NotYet);
+        let one_left = every_open_slot.complement().with(Slot::new(5).unwrap()).complement();
+        assert_eq!(d(one_left, all, due), Decision::Enqueue(Channel::Email));
+        assert_eq!(
+            decide(run, QuietWindow::NONE, all, every_open_slot, Channel::Email, due),
+            Decision::NotThisSlot,
+            "with no quiet window, the night slots are left"
+        );
+    }
+}
+
+#[cfg(test)]
+mod horizon_tests {
+    use super::*;
+
+    #[test]
+    fn a_cycle_is_dispatched_from_the_month_after_it_through_its_horizon() {
+        let nov = Cycle::new(2026, 11).unwrap();
+        let dec1 = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        assert_eq!(dispatched_cycles(dec1).first(), Some(&nov));
+        assert_eq!(dispatched_cycles(dec1).len(), DISPATCH_HORIZON_CYCLES as usize);
+        let last = dispatched_through(nov);
+        assert!(dispatched_cycles(last).contains(&nov));
+        assert!(!dispatched_cycles(last + Duration::days(1)).contains(&nov));
+        // 400 days after the cycle's send month still falls inside it.
+        assert!(dispatched_cycles(dec1 + Duration::days(400)).contains(&nov));
     }
 }

@@ -20,6 +20,6 @@ pub mod text;
 pub use bill::{Bill, BillLine, LineKind};
 pub use calendar::{Cycle, CycleError};
 pub use customer::{Channel, Contact, Contract, Customer, CustomerError, CustomerId, Family, SendDay};
-pub use delivery::{Delivery, DeliveryContent, DeliveryState};
+pub use delivery::{Delivery, DeliveryContent, DeliveryId, DeliveryState};
 pub use money::Krw;
 pub use slots::{ContactWindow, QuietWindow, Slot, SlotError, SlotSet};

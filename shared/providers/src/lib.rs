@@ -127,6 +127,14 @@ pub trait EmailProvider: Send + Sync {
         let _ = idempotency_key;
         Box::pin(std::future::ready(Ok(Lookup::Unsupported)))
     }
+
+    /// Whether [`find_email`](Self::find_email) can answer (never
+    /// [`Lookup::Unsupported`]). A sender marks a call to a provider that
+    /// cannot be asked as started before making it, so that whoever takes the
+    /// delivery over knows the call may have reached it.
+    fn answers_lookups(&self) -> bool {
+        false
+    }
 }
 
 /// Sends SMS. Usable as `Arc<dyn SmsProvider>`.
@@ -138,6 +146,11 @@ pub trait SmsProvider: Send + Sync {
     fn find_sms<'a>(&'a self, idempotency_key: &'a str) -> BoxFuture<'a, Result<Lookup, ProviderError>> {
         let _ = idempotency_key;
         Box::pin(std::future::ready(Ok(Lookup::Unsupported)))
+    }
+
+    /// See [`EmailProvider::answers_lookups`].
+    fn answers_lookups(&self) -> bool {
+        false
     }
 }
 

@@ -330,6 +330,10 @@ impl EmailProvider for MockProvider {
     fn find_email<'a>(&'a self, idempotency_key: &'a str) -> BoxFuture<'a, Result<Lookup, ProviderError>> {
         Box::pin(self.find(Channel::Email, idempotency_key))
     }
+
+    fn answers_lookups(&self) -> bool {
+        true
+    }
 }
 
 impl SmsProvider for MockProvider {
@@ -339,6 +343,10 @@ impl SmsProvider for MockProvider {
 
     fn find_sms<'a>(&'a self, idempotency_key: &'a str) -> BoxFuture<'a, Result<Lookup, ProviderError>> {
         Box::pin(self.find(Channel::Sms, idempotency_key))
+    }
+
+    fn answers_lookups(&self) -> bool {
+        true
     }
 }
 

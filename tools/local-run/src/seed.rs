@@ -125,6 +125,7 @@ pub async fn seed_queued(
             delivery_id: d.id(),
             channel,
             run_id: "seed".into(),
+            copies: 0,
         };
         seeded.deliveries.push((d.id(), channel));
         messages[usize::from(channel == Channel::Sms)].push(message);

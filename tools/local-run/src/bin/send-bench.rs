@@ -82,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
             delivery_id: id.clone(),
             channel: *channel,
             run_id: "bench".into(),
+            copies: 0,
         })?);
         event.records.push(m);
     }

@@ -3,12 +3,17 @@
 //! away and a delivery id (`{cycle}#{shard:05}#{customer}`) names its key.
 //!
 //! The `Due` index (partition `due_pk` = `{cycle}#{bucket:02}`, sort
-//! `available_at`) is sparse: only deliveries dispatch may have to act on
-//! carry `due_pk` — `READY` ones (sorted by when they may go) and `QUEUED`
-//! ones not yet claimed by a sender (sorted by when to re-check them: a run
-//! that crashed between marking and sending left them without a message) —
-//! spread over [`domain::delivery::DUE_BUCKETS`] partitions. A sender's
-//! claim, a hold or an end state removes `due_pk`.
+//! `available_at`) is sparse: every delivery that is not finished and not
+//! held carries `due_pk` — `READY` ones sorted by when they may go, `QUEUED`
+//! and `SENDING` ones by when to re-check them (a run that crashed between
+//! marking and sending, a message lost or dead-lettered, a sender that died
+//! with no message left) — spread over [`domain::delivery::DUE_BUCKETS`]
+//! partitions. Only a hold or an end state (`SENT_*`, `DEAD`, `UNCONFIRMED`)
+//! removes `due_pk`: whatever goes wrong, a delivery is finished or dispatch
+//! finds it again.
+//!
+//! Every change goes through [`write`] ([`write::Change`], typed outcomes,
+//! lost answers recognised); the senders' steps are in [`claims`].
 //!
 //! Every write is conditional: creation only where nothing exists, a content
 //! update only on a waiting delivery (`READY`, or `HELD` by an operator) whose
@@ -16,14 +21,20 @@
 //! delivery that moved on, and a held one is released with its bill's latest
 //! invoice.
 
+pub mod claims;
+pub mod commands;
+pub mod dispatch;
+pub mod write;
+
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use domain::delivery::{DeliveryContent, utc_seconds};
-use domain::{Channel, CustomerId, Cycle, Delivery, DeliveryState, SlotSet};
+use domain::{Channel, CustomerId, Cycle, Delivery, DeliveryId, DeliveryState, SlotSet};
 
-use crate::dynamo::{Item, attr_s, conditional_put, conditional_update, query_all};
+use crate::dynamo::{Item, attr_s, conditional_put, query_all};
 use crate::{PutOutcome, StoreError};
+use write::{Change, Written};
 
 pub fn partition_key(cycle: Cycle, shard: u32) -> String {
     format!("{cycle}#{shard:05}")
@@ -41,7 +52,8 @@ pub struct DueEntry {
     pub cycle: Cycle,
     pub shard: u32,
     pub customer_id: CustomerId,
-    /// `READY`, or `QUEUED` whose re-check time has come (no sender took it).
+    /// `READY`, or `QUEUED` / `SENDING` whose re-check time has come (no
+    /// sender took it, or its sender's lease ended and no message is left).
     pub state: DeliveryState,
     pub available_at: DateTime<Utc>,
     pub dnd: SlotSet,
@@ -53,6 +65,10 @@ pub struct DueEntry {
 impl DueEntry {
     pub fn id(&self) -> String {
         domain::bill::bill_id(self.cycle, self.shard, &self.customer_id)
+    }
+
+    pub fn delivery_id(&self) -> DeliveryId {
+        DeliveryId::new(self.cycle, self.shard, self.customer_id.clone())
     }
 }
 
@@ -195,42 +211,28 @@ impl DeliveryStore {
         content: &DeliveryContent,
         now: DateTime<Utc>,
     ) -> Result<UpdateOutcome, StoreError> {
-        let req = self
-            .update(cycle, shard, customer)
-            .update_expression(
-                "SET template_version = :v, content_hash = :h, email_key = :k, subject = :subj, \
-                 sms_text = :sms, updated_at = :now",
-            )
-            .condition_expression("#st IN (:ready, :held) AND content_hash = :old")
-            .expression_attribute_names("#st", "state")
-            .expression_attribute_values(":ready", s(DeliveryState::Ready.as_str()))
-            .expression_attribute_values(":held", s(DeliveryState::Held.as_str()))
-            .expression_attribute_values(":old", s(expected_hash))
-            .expression_attribute_values(":v", s(&content.template_version))
-            .expression_attribute_values(":h", s(&content.content_hash))
-            .expression_attribute_values(":k", s(&content.email_key))
-            .expression_attribute_values(":subj", s(&content.subject))
-            .expression_attribute_values(":sms", s(&content.sms_text))
-            .expression_attribute_values(":now", s(now.to_rfc3339_opts(SecondsFormat::Millis, true)));
-        Ok(if conditional_update(req, &self.table).await? {
-            UpdateOutcome::Updated
-        } else {
-            UpdateOutcome::Moved
-        })
-    }
-
-    /// An `UpdateItem` of one delivery.
-    pub(crate) fn update(
-        &self,
-        cycle: Cycle,
-        shard: u32,
-        customer: &CustomerId,
-    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(partition_key(cycle, shard)))
-            .key("customer_id", s(customer.as_str()))
+        let id = DeliveryId::new(cycle, shard, customer.clone());
+        // The token names the content: finding it means this content is there already.
+        let change = Change::new(format!("render/{}", content.content_hash), now)
+            .set("template_version = :v")
+            .set("content_hash = :h")
+            .set("email_key = :k")
+            .set("subject = :subj")
+            .set("sms_text = :sms")
+            .condition("#st IN (:ready, :held) AND content_hash = :old")
+            .text(":ready", DeliveryState::Ready.as_str())
+            .text(":held", DeliveryState::Held.as_str())
+            .text(":old", expected_hash)
+            .text(":v", &content.template_version)
+            .text(":h", &content.content_hash)
+            .text(":k", &content.email_key)
+            .text(":subj", &content.subject)
+            .text(":sms", &content.sms_text);
+        match self.write(&id, &change).await {
+            Written::Applied(_) => Ok(UpdateOutcome::Updated),
+            Written::Refused(_) => Ok(UpdateOutcome::Moved),
+            Written::Unknown(e) => Err(e),
+        }
     }
 
     fn shard_query(
@@ -369,88 +371,6 @@ impl DeliveryStore {
         }
         Ok(page)
     }
-
-    /// `READY` → `QUEUED` on `channel` by `run_id`, if the delivery is still
-    /// the `READY` one the caller read (same `available_at`): of two runs,
-    /// one wins. It stays in the `Due` index with `available_at` =
-    /// `recheck_at`: if no sender has claimed it by then (a crash between
-    /// this write and the message), a later run finds it and enqueues it again.
-    pub async fn mark_queued(
-        &self,
-        e: &DueEntry,
-        channel: Channel,
-        run_id: &str,
-        now: DateTime<Utc>,
-        recheck_at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let mut req = self
-            .update(e.cycle, e.shard, &e.customer_id)
-            .update_expression(
-                "SET #st = :queued, channel = :ch, run_id = :run, queued_at = :now, available_at = :recheck, \
-                 updated_at = :now",
-            )
-            .expression_attribute_names("#st", "state")
-            .expression_attribute_values(":queued", s(DeliveryState::Queued.as_str()))
-            .expression_attribute_values(":ch", s(channel.as_str()))
-            .expression_attribute_values(":run", s(run_id))
-            .expression_attribute_values(":now", s(utc_seconds::format(&now)))
-            .expression_attribute_values(":recheck", s(utc_seconds::format(&recheck_at)))
-            .expression_attribute_values(":seen", s(utc_seconds::format(&e.available_at)));
-        req = match (e.state, &e.queued_at) {
-            // A stale QUEUED delivery: only if nobody touched it since it was read.
-            (DeliveryState::Queued, Some(q)) => req
-                .condition_expression("#st = :queued AND queued_at = :q AND available_at = :seen")
-                .expression_attribute_values(":q", s(q)),
-            _ => req
-                .condition_expression("#st = :ready AND available_at = :seen")
-                .expression_attribute_values(":ready", s(DeliveryState::Ready.as_str())),
-        };
-        conditional_update(req, &self.table).await
-    }
-
-    /// Undoes [`mark_queued`](Self::mark_queued) when the message could not be
-    /// sent: back to `READY` at `available_at`, if `run_id` still holds it.
-    pub async fn revert_queued(
-        &self,
-        e: &DueEntry,
-        run_id: &str,
-        available_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let req = self
-            .update(e.cycle, e.shard, &e.customer_id)
-            .update_expression("SET #st = :ready, available_at = :at, updated_at = :now REMOVE run_id, queued_at")
-            .condition_expression("#st = :queued AND run_id = :run")
-            .expression_attribute_names("#st", "state")
-            .expression_attribute_values(":ready", s(DeliveryState::Ready.as_str()))
-            .expression_attribute_values(":queued", s(DeliveryState::Queued.as_str()))
-            .expression_attribute_values(":run", s(run_id))
-            .expression_attribute_values(":at", s(utc_seconds::format(&available_at)))
-            .expression_attribute_values(":now", s(utc_seconds::format(&now)));
-        conditional_update(req, &self.table).await
-    }
-}
-
-impl DeliveryStore {
-    /// Takes a delivery whose index entry cannot be read out of the `Due`
-    /// index (`parked_reason`, `parked_at`), if it is still in the partition
-    /// it was found in; the rest of the item is left as it is for an
-    /// operator. False when it had already left (parked by another run, or
-    /// repaired).
-    pub async fn park(&self, bad: &BadEntry, reason: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&bad.pk))
-            .key("customer_id", s(&bad.customer_id))
-            .update_expression("SET parked_reason = :why, parked_at = :now, updated_at = :now REMOVE due_pk")
-            .condition_expression("due_pk = :seen")
-            .expression_attribute_values(":seen", s(&bad.due_pk))
-            .expression_attribute_values(":why", s(reason))
-            .expression_attribute_values(":now", s(utc_seconds::format(&now)));
-        conditional_update(req, &self.table).await
-    }
 }
 
 /// The `Due` index of the deliveries table.
@@ -467,6 +387,7 @@ fn due_entry(cycle: Cycle, item: &Item) -> Result<DueEntry, String> {
     let state = match text("state")? {
         "READY" => DeliveryState::Ready,
         "QUEUED" => DeliveryState::Queued,
+        "SENDING" => DeliveryState::Sending,
         other => return Err(format!("state {other:?} does not belong in the due index")),
     };
     let available_at = DateTime::parse_from_rfc3339(text("available_at")?)
@@ -493,4 +414,11 @@ fn due_entry(cycle: Cycle, item: &Item) -> Result<DueEntry, String> {
         preferred_channel,
         queued_at: attr_s(item, "queued_at").map(str::to_owned),
     })
+}
+
+/// `text` cut to at most `max` bytes on a character boundary (see
+/// [`domain::text::bounded`]): what a delivery item stores of a text whose
+/// length its writer does not control (error codes, reasons).
+pub fn bounded(text: &str, max: usize) -> String {
+    domain::text::bounded(text, max).into_owned()
 }
