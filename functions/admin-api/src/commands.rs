@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::http::ApiError;
+use crate::http::{ApiError, Request};
 
 /// Longest command id and reason accepted.
 pub const MAX_COMMAND_ID: usize = 64;
@@ -61,6 +61,85 @@ pub fn check_reason(reason: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A command as it came in, read just enough to answer a replay: its id, and the digest
+/// of the request **as sent** (method, path — the target as the caller named it — and the
+/// body's fields, the reason included, in a canonical order). Nothing derived enters the
+/// digest: not a time clamped to now, not a value made canonical, not the shard looked up.
+/// So the same request is the same command whenever it is retried, and any other request
+/// under its id is a conflict. Validation comes after the replay lookup ([`Self::parse`],
+/// [`CommandLog::replay_request`], then [`Self::body`]): a late retry of an applied command
+/// gets its first answer, even when the request would no longer pass (a time now past).
+#[derive(Clone, Debug)]
+pub struct Requested {
+    pub command_id: String,
+    pub digest: String,
+    body: Value,
+}
+
+/// A JSON value with every object's keys in order (the body's field order is not part of
+/// the request).
+fn canonical_json(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let mut out = serde_json::Map::new();
+            for k in keys {
+                out.insert(k.clone(), canonical_json(&m[k]));
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(canonical_json).collect()),
+        other => other.clone(),
+    }
+}
+
+impl Requested {
+    /// The body as a JSON object with a well-formed `command_id`; 400 otherwise (no command
+    /// id, no replay).
+    pub fn parse(req: &Request) -> Result<Requested, ApiError> {
+        let text = req
+            .body
+            .as_deref()
+            .filter(|b| !b.trim().is_empty())
+            .ok_or_else(|| ApiError::bad("missing-body", "this command needs a JSON body"))?;
+        let body: Value =
+            serde_json::from_str(text).map_err(|_| ApiError::bad("malformed-body", "the body is not JSON"))?;
+        if !body.is_object() {
+            return Err(ApiError::bad("malformed-body", "the body is not a JSON object"));
+        }
+        let command_id = match body.get("command_id") {
+            Some(Value::String(id)) => id.clone(),
+            Some(_) => {
+                return Err(ApiError::bad("invalid-command-id", "command_id is not a string"));
+            }
+            None => return Err(ApiError::bad("malformed-body", "missing field `command_id`")),
+        };
+        check_command_id(&command_id)?;
+        let digest = NewCommand::digest(&req.method, &req.path, &canonical_json(&body));
+        Ok(Requested {
+            command_id,
+            digest,
+            body,
+        })
+    }
+
+    /// The body as the command's type (unknown fields refused). The error names the field,
+    /// never a value the caller sent.
+    pub fn body<T: for<'de> serde::Deserialize<'de>>(&self) -> Result<T, ApiError> {
+        serde_json::from_value(self.body.clone()).map_err(|e| {
+            let m = e.to_string();
+            let named = m.starts_with("missing field") || m.starts_with("unknown field");
+            let why = if named {
+                m.split(", expected").next().unwrap_or(&m).to_owned()
+            } else {
+                "a field has the wrong type".to_owned()
+            };
+            ApiError::bad("malformed-body", format!("the body is not a valid command: {why}"))
+        })
+    }
+}
+
 /// A command about to be applied.
 #[derive(Clone, Debug)]
 pub struct NewCommand<'a> {
@@ -72,7 +151,7 @@ pub struct NewCommand<'a> {
     /// The caller's IAM ARN.
     pub who: &'a str,
     pub why: &'a str,
-    /// Digest of everything that defines the command (name, target, parameters).
+    /// Digest of the request as sent ([`Requested`]).
     pub request_digest: String,
     pub at: DateTime<Utc>,
 }
@@ -172,14 +251,24 @@ impl CommandLog {
     /// The first answer if `cmd.id` was used before: the same request replays it, another
     /// request under the same id is a conflict.
     pub async fn replay(&self, cmd: &NewCommand<'_>) -> Result<Option<CommandRecord>, ApiError> {
-        match self.get(cmd.id).await? {
+        self.replay_digest(cmd.id, &cmd.request_digest).await
+    }
+
+    /// [`Self::replay`] for a request read only as far as its id: asked before anything
+    /// else about the request is checked.
+    pub async fn replay_request(&self, r: &Requested) -> Result<Option<CommandRecord>, ApiError> {
+        self.replay_digest(&r.command_id, &r.digest).await
+    }
+
+    async fn replay_digest(&self, id: &str, digest: &str) -> Result<Option<CommandRecord>, ApiError> {
+        match self.get(id).await? {
             None => Ok(None),
-            Some(r) if r.request_digest == cmd.request_digest => Ok(Some(r)),
+            Some(r) if r.request_digest == digest => Ok(Some(r)),
             Some(r) => Err(ApiError::conflict(
                 "command-id-reused",
                 format!(
-                    "command id {} was used for {} on {} at {}; use a new id for a new command",
-                    cmd.id, r.command, r.target, r.at
+                    "this command id was used for {} on {} at {} with another request; use a new id for a new command",
+                    r.command, r.target, r.at
                 ),
             )),
         }
@@ -369,6 +458,67 @@ mod tests {
         assert!(check_reason("customer called: email bounced").is_ok());
         assert!(check_reason("   ").is_err());
         assert!(check_reason(&"x".repeat(501)).is_err());
+    }
+
+    fn request(body: &str) -> Request {
+        Request {
+            method: "POST".into(),
+            path: "/cycles/2026-11/deliveries/C1/schedule".into(),
+            body: Some(body.into()),
+            ..Request::default()
+        }
+    }
+
+    #[test]
+    fn a_request_is_digested_as_sent_whatever_its_field_order() {
+        let a = Requested::parse(&request(
+            r#"{"command_id": "c-1", "reason": "r", "available_at": "2026-12-01T00:00:00Z"}"#,
+        ))
+        .unwrap();
+        let b = Requested::parse(&request(
+            r#"{"available_at":"2026-12-01T00:00:00Z","reason":"r","command_id":"c-1"}"#,
+        ))
+        .unwrap();
+        assert_eq!((a.command_id.as_str(), &a.digest), ("c-1", &b.digest));
+        for other in [
+            r#"{"command_id": "c-1", "reason": "r2", "available_at": "2026-12-01T00:00:00Z"}"#,
+            r#"{"command_id": "c-1", "reason": "r", "available_at": "2026-12-01T00:00:01Z"}"#,
+            r#"{"command_id": "c-1", "reason": "r"}"#,
+        ] {
+            assert_ne!(Requested::parse(&request(other)).unwrap().digest, a.digest, "{other}");
+        }
+        let mut elsewhere = request(r#"{"command_id": "c-1", "reason": "r", "available_at": "2026-12-01T00:00:00Z"}"#);
+        elsewhere.path = "/cycles/2026-11/deliveries/C2/schedule".into();
+        assert_ne!(Requested::parse(&elsewhere).unwrap().digest, a.digest);
+        for (bad, code) in [
+            ("", "missing-body"),
+            ("[1]", "malformed-body"),
+            ("{", "malformed-body"),
+            (r#"{"reason": "r"}"#, "malformed-body"),
+            (r#"{"command_id": 7}"#, "invalid-command-id"),
+            (r#"{"command_id": "has space"}"#, "invalid-command-id"),
+        ] {
+            match Requested::parse(&request(bad)) {
+                Err(ApiError::BadRequest { code: c, .. }) => assert_eq!(c, code, "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_body_that_does_not_fit_names_the_field_not_the_value() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct B {
+            command_id: String,
+            max: u32,
+        }
+        let r = Requested::parse(&request(r#"{"command_id": "c", "max": "someone@example.com"}"#)).unwrap();
+        let e = r.body::<B>().unwrap_err().to_string();
+        assert!(!e.contains("example.com"), "{e}");
+        let r = Requested::parse(&request(r#"{"command_id": "c", "max": 1, "extra": 1}"#)).unwrap();
+        assert!(r.body::<B>().unwrap_err().to_string().contains("unknown field `extra`"));
     }
 
     #[test]

@@ -4,14 +4,15 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /cycles/{cycle}` | the cycle: state, shards done / failed / rendered, counts and checksum, the execution |
-//! | `GET /cycles/{cycle}/funnel` | the cycle's deliveries counted by state, by channel and by send day |
+//! | `GET /cycles/{cycle}/funnel` | the cycle's deliveries counted by state (every state, zeros included), by channel and by send day; `needs_operator`: the `UNCONFIRMED` ones |
 //! | `GET /cycles/{cycle}/failures?limit=&next=` | the cycle's failure log, a page at a time |
 //! | `GET /cycles/{cycle}/deliveries/{customer}` | one delivery: state, channel, attempts, slots, template version, a link to the invoice, masked contact data, failure records and commands |
 //! | `POST /cycles/{cycle}/deliveries/{customer}/schedule` | a `READY` or `HELD` delivery goes out no earlier than `available_at` |
-//! | `POST /cycles/{cycle}/deliveries/{customer}/resend` | a sent, dead or held delivery goes out once more, in a new send round |
+//! | `POST /cycles/{cycle}/deliveries/{customer}/resend` | a sent, dead, held or unconfirmed delivery goes out once more, in a new send round; a `QUEUED` or `SENDING` one that no sender holds any more goes back to dispatch in its round |
 //! | `POST /cycles/{cycle}/deliveries/{customer}/convert-to-sms` | a `READY` or `HELD` delivery goes out by SMS |
 //! | `POST /cycles/{cycle}/deliveries/{customer}/force-send` | a `READY` or `HELD` delivery goes out now, ignoring the customer's do-not-disturb slots (never the quiet window) |
 //! | `POST /cycles/{cycle}/deliveries/{customer}/hold` | a `READY` delivery is held: dispatch leaves it until a `schedule`, `resend`, `convert-to-sms` or `force-send` |
+//! | `POST /cycles/{cycle}/deliveries/{customer}/confirm` | an `UNCONFIRMED` delivery (a call to a provider that cannot be asked may have gone through) is recorded as sent on its channel, once the operator has seen the provider's evidence |
 //! | `GET /commands/{command id}` | one command: who, what, why, when, its answer |
 //! | `GET /audit?day=YYYY-MM-DD&limit=&next=` | the commands of a day |
 //! | `GET /templates` | the invoice template versions this build carries, and the default one |
@@ -21,7 +22,9 @@
 //! | `GET /queues`, `GET /queues/{queue}` | the dead-letter queues and their redrives |
 //! | `POST /queues/{queue}/redrive` | moves a dead-letter queue's messages back at a bounded rate |
 //!
-//! Every mutating command carries `command_id` and `reason` (see [`commands`]). Answers never
+//! Every mutating command carries `command_id` and `reason` (see [`commands`]); a delivery
+//! command's effect is built by `adapters::deliveries::commands`, the one place of the
+//! operators' transitions. Answers never
 //! hold contact data in clear, internal errors or stack details: a 500 names the request id,
 //! the log has the cause.
 
@@ -36,24 +39,25 @@ use std::time::Duration;
 use adapters::customers::CustomerStore;
 use adapters::cycles::{CycleStore, ShardStatus};
 use adapters::data_bucket::DataBucket;
-use adapters::deliveries::{DeliveryStore, due_key, partition_key};
+use adapters::deliveries::DeliveryStore;
+use adapters::deliveries::commands::{Command, Refused, Seen, plan};
 use adapters::dynamo::{Item, attr_s};
 use adapters::failures::{FailureLog, FailureStage};
 use adapters::settings::SettingsStore;
 use adapters::{ConfigError, Vars};
 use aws_config::SdkConfig;
 use aws_lambda_events::event::lambda_function_urls::{LambdaFunctionUrlRequest, LambdaFunctionUrlResponse};
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use domain::delivery::utc_seconds;
 use domain::pii::{Keyring, mask_email, mask_name, mask_phone};
-use domain::{CustomerId, Cycle, DeliveryState};
+use domain::{Channel, CustomerId, Cycle, DeliveryId, DeliveryState};
 use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::commands::{Applied, CommandLog, NewCommand, check_command_id, check_reason};
+use crate::commands::{Applied, CommandLog, NewCommand, Requested, check_command_id, check_reason};
 pub use crate::http::{ApiError, Caller, Request, Response};
 
 /// How long an invoice link in an answer lives.
@@ -202,25 +206,18 @@ async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Respons
             only("GET")?;
             delivery(deps, parse_cycle(cycle)?, &parse_customer(customer)?, now).await
         }
-        ["cycles", cycle, "deliveries", customer, "schedule"] => {
+        ["cycles", cycle, "deliveries", customer, verb] if DELIVERY_COMMANDS.contains(verb) => {
             only("POST")?;
-            schedule(deps, parse_cycle(cycle)?, &parse_customer(customer)?, req, caller, now).await
-        }
-        ["cycles", cycle, "deliveries", customer, "resend"] => {
-            only("POST")?;
-            resend(deps, parse_cycle(cycle)?, &parse_customer(customer)?, req, caller, now).await
-        }
-        ["cycles", cycle, "deliveries", customer, "convert-to-sms"] => {
-            only("POST")?;
-            convert_to_sms(deps, parse_cycle(cycle)?, &parse_customer(customer)?, req, caller, now).await
-        }
-        ["cycles", cycle, "deliveries", customer, "force-send"] => {
-            only("POST")?;
-            force_send(deps, parse_cycle(cycle)?, &parse_customer(customer)?, req, caller, now).await
-        }
-        ["cycles", cycle, "deliveries", customer, "hold"] => {
-            only("POST")?;
-            hold(deps, parse_cycle(cycle)?, &parse_customer(customer)?, req, caller, now).await
+            delivery_command(
+                deps,
+                verb,
+                parse_cycle(cycle)?,
+                &parse_customer(customer)?,
+                req,
+                caller,
+                now,
+            )
+            .await
         }
         ["commands", id] => {
             only("GET")?;
@@ -403,7 +400,8 @@ async fn funnel(deps: &Deps, cycle: Cycle) -> Result<Response, ApiError> {
         .buffer_unordered(FUNNEL_CONCURRENCY)
         .try_collect()
         .await?;
-    let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
+    // Every state, counted or not: an operator sees UNCONFIRMED (and DEAD) at zero too.
+    let mut by_state: BTreeMap<String, u64> = DeliveryState::ALL.iter().map(|s| (s.as_str().to_owned(), 0)).collect();
     let mut by_channel: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut by_day: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut total = 0u64;
@@ -426,6 +424,7 @@ async fn funnel(deps: &Deps, cycle: Cycle) -> Result<Response, ApiError> {
         "cycle": cycle.to_string(),
         "deliveries": total,
         "bills": rec.bills,
+        "needs_operator": by_state.get(DeliveryState::Unconfirmed.as_str()).copied().unwrap_or(0),
         "by_state": by_state,
         "by_channel": by_channel,
         "by_send_day": by_day,
@@ -547,6 +546,7 @@ async fn delivery(deps: &Deps, cycle: Cycle, customer: &CustomerId, now: DateTim
     }
     let (commands, _) = deps.commands.by_target(&id, MAX_PAGE, None).await?;
     let dnd = dnd_slots(&raw);
+    let operator_action = operator_action(&raw, now);
     let text = |name: &str| attr_s(&raw, name).map(str::to_owned);
     let number = |name: &str| n_attr(&raw, name).unwrap_or(0);
     Ok(Response::ok(json!({
@@ -571,7 +571,11 @@ async fn delivery(deps: &Deps, cycle: Cycle, customer: &CustomerId, now: DateTim
         "held_reason": text("held_reason"),
         "parked_reason": text("parked_reason"),
         "queued_at": text("queued_at"),
+        "lease_until": text("lease_until"),
+        "provider_call_started": raw.contains_key("provider_call"),
+        "operator_action": operator_action,
         "sent_at": text("sent_at"),
+        "confirmed_at": text("confirmed_at"),
         "provider_message_id": text("provider_message_id"),
         "template_version": text("template_version"),
         "subject": text("subject"),
@@ -589,23 +593,13 @@ async fn delivery(deps: &Deps, cycle: Cycle, customer: &CustomerId, now: DateTim
     })))
 }
 
-pub(crate) fn parse_body<T: for<'de> Deserialize<'de>>(req: &Request) -> Result<T, ApiError> {
-    let body = req
-        .body
-        .as_deref()
-        .filter(|b| !b.trim().is_empty())
-        .ok_or_else(|| ApiError::bad("missing-body", "this command needs a JSON body"))?;
-    serde_json::from_str(body)
-        .map_err(|e| ApiError::bad("malformed-body", format!("the body is not a valid command: {e}")))
-}
-
 fn parse_instant(name: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(v)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| {
             ApiError::bad(
                 "invalid-time",
-                format!("{name} {v:?} is not an RFC 3339 time such as 2026-12-15T09:00:00+09:00"),
+                format!("{name} is not an RFC 3339 time such as 2026-12-15T09:00:00+09:00"),
             )
         })
 }
@@ -614,6 +608,7 @@ fn parse_instant(name: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CommandBody {
+    #[allow(dead_code)]
     command_id: String,
     reason: String,
     /// Not before this (RFC 3339): required by `schedule`, optional elsewhere (now).
@@ -624,110 +619,142 @@ struct CommandBody {
     channel: Option<String>,
 }
 
-/// One command on one delivery.
-struct DeliveryCommand {
-    name: &'static str,
-    /// States it applies to; any other is a 409 that says which ones do.
-    allowed: &'static [DeliveryState],
-    /// The state it leaves the delivery in.
-    to: DeliveryState,
-    /// Everything that defines the request besides its target (digested for replays).
-    params: Value,
+/// The commands on a delivery, by the last segment of their route.
+pub const DELIVERY_COMMANDS: [&str; 6] = ["schedule", "resend", "convert-to-sms", "force-send", "hold", "confirm"];
+
+/// The command a body asks for, validated: its time, its channel, the fields it takes.
+fn delivery_command_of(verb: &str, body: &CommandBody, cycle: Cycle, now: DateTime<Utc>) -> Result<Command, ApiError> {
+    let no_channel = || {
+        if body.channel.is_some() {
+            Err(ApiError::bad("malformed-body", format!("{verb} takes no channel")))
+        } else {
+            Ok(())
+        }
+    };
+    let at = || command_time(body.available_at.as_deref(), cycle, now);
+    match verb {
+        "schedule" => {
+            no_channel()?;
+            if body.available_at.is_none() {
+                return Err(ApiError::bad("malformed-body", "schedule needs available_at"));
+            }
+            Ok(Command::Schedule { at: at()? })
+        }
+        "resend" => {
+            let channel = match body.channel.as_deref() {
+                None => None,
+                Some("email") => Some(Channel::Email),
+                Some("sms") => Some(Channel::Sms),
+                Some(_) => return Err(ApiError::bad("invalid-channel", "channel must be email or sms")),
+            };
+            Ok(Command::Resend { at: at()?, channel })
+        }
+        "convert-to-sms" => {
+            no_channel()?;
+            Ok(Command::ConvertToSms { at: at()? })
+        }
+        "force-send" => {
+            no_channel()?;
+            Ok(Command::ForceSend { at: at()? })
+        }
+        "hold" | "confirm" => {
+            if body.channel.is_some() || body.available_at.is_some() {
+                let why = if verb == "hold" {
+                    "hold takes no channel and no available_at: schedule releases a held delivery"
+                } else {
+                    "confirm takes no channel and no available_at: the delivery is confirmed on the channel it was sent on"
+                };
+                return Err(ApiError::bad("malformed-body", why));
+            }
+            Ok(if verb == "hold" {
+                Command::Hold {
+                    reason: body.reason.trim().to_owned(),
+                }
+            } else {
+                Command::Confirm
+            })
+        }
+        _ => Err(ApiError::Internal(format!("no delivery command {verb}"))),
+    }
 }
 
-/// The command's effect on the item: `SET` and `REMOVE` clauses beyond the common ones
-/// (state, `updated_at`, the command's id), their values, and the answer's own fields.
-struct Effect {
-    set: Vec<&'static str>,
-    remove: Vec<&'static str>,
-    values: Vec<(&'static str, AttributeValue)>,
-    answer: Value,
-}
-
-/// The shared path of every delivery command: validate, replay, read, check the state,
-/// then apply the effect and the command's record in one transaction.
-#[allow(clippy::too_many_arguments)]
+/// The shared path of every delivery command: the replay first (the request read only as
+/// far as its command id), then validation, the delivery read, the command's plan for it
+/// (`adapters::deliveries::commands`: the state machine's one place for operators'
+/// transitions), and its change written with the command's record in one transaction.
 async fn delivery_command(
     deps: &Deps,
+    verb: &str,
     cycle: Cycle,
     customer: &CustomerId,
+    req: &Request,
     caller: &Caller,
     now: DateTime<Utc>,
-    body: &CommandBody,
-    command: DeliveryCommand,
-    effect: impl FnOnce(&Item) -> Result<Effect, ApiError>,
 ) -> Result<Response, ApiError> {
-    check_command_id(&body.command_id)?;
-    check_reason(&body.reason)?;
-    let shard = shard_of(deps, customer).await?;
-    let id = domain::bill::bill_id(cycle, shard, customer);
-    let cmd = NewCommand {
-        id: &body.command_id,
-        name: command.name,
-        target: id.clone(),
-        who: &caller.arn,
-        why: &body.reason,
-        request_digest: NewCommand::digest(command.name, &id, &command.params),
-        at: now,
-    };
-    if let Some(first) = deps.commands.replay(&cmd).await? {
+    let requested = Requested::parse(req)?;
+    if let Some(first) = deps.commands.replay_request(&requested).await? {
         return Ok(replayed(first));
     }
+    let body: CommandBody = requested.body()?;
+    check_reason(&body.reason)?;
+    let command = delivery_command_of(verb, &body, cycle, now)?;
+    let shard = shard_of(deps, customer).await?;
+    let id = DeliveryId::new(cycle, shard, customer.clone());
+    let target = id.canonical();
+    let cmd = NewCommand {
+        id: &requested.command_id,
+        name: command.name(),
+        target: target.clone(),
+        who: &caller.arn,
+        why: &body.reason,
+        request_digest: requested.digest.clone(),
+        at: now,
+    };
     let Some(raw) = deps.deliveries.raw(cycle, shard, customer).await? else {
         return Err(ApiError::not_found(
             "unknown-delivery",
             format!("customer {customer} has no delivery in cycle {cycle}"),
         ));
     };
-    let state = attr_s(&raw, "state").unwrap_or("?").to_owned();
-    let updated = attr_s(&raw, "updated_at").unwrap_or_default().to_owned();
-    if !command.allowed.iter().any(|s| s.as_str() == state) {
-        let allowed: Vec<&str> = command.allowed.iter().map(|s| s.as_str()).collect();
-        return Err(ApiError::conflict(
-            "wrong-state",
-            format!(
-                "delivery {id} is {state}; {} applies to a delivery that is {}",
-                command.name,
-                allowed.join(" or ")
-            ),
-        ));
-    }
-    let e = effect(&raw)?;
-    let mut set = vec!["#st = :to", "updated_at = :now", "last_command = :cmd"];
-    set.extend(e.set);
-    let mut expr = format!("SET {}", set.join(", "));
-    if !e.remove.is_empty() {
-        expr.push_str(&format!(" REMOVE {}", e.remove.join(", ")));
-    }
-    let mut update = Update::builder()
-        .table_name(deps.deliveries.table())
-        .key("pk", AttributeValue::S(partition_key(cycle, shard)))
-        .key("customer_id", AttributeValue::S(customer.as_str().to_owned()))
-        .update_expression(expr)
-        .condition_expression("#st = :seen AND updated_at = :seen_updated")
-        .expression_attribute_names("#st", "state")
-        .expression_attribute_values(":to", AttributeValue::S(command.to.as_str().into()))
-        .expression_attribute_values(":now", AttributeValue::S(utc_seconds::format(&now)))
-        .expression_attribute_values(":cmd", AttributeValue::S(body.command_id.clone()))
-        .expression_attribute_values(":seen", AttributeValue::S(state.clone()))
-        .expression_attribute_values(":seen_updated", AttributeValue::S(updated));
-    for (k, v) in e.values {
-        update = update.expression_attribute_values(k, v);
-    }
-    let update = update
-        .build()
-        .map_err(|e| ApiError::Internal(format!("building the update: {e}")))?;
+    let seen =
+        Seen::read(&raw).map_err(|e| ApiError::conflict("unreadable-delivery", format!("delivery {target}: {e}")))?;
+    let planned = plan(&requested.command_id, &command, &id, &seen, now).map_err(|r| refusal(&target, &command, r))?;
     let mut result = json!({
-        "command_id": body.command_id,
-        "command": command.name,
-        "delivery_id": id,
-        "state": command.to.as_str(),
-        "previous": {"state": state, "available_at": attr_s(&raw, "available_at")},
+        "command_id": requested.command_id,
+        "command": command.name(),
+        "delivery_id": target,
+        "state": planned.to.as_str(),
+        "previous": {"state": seen.state.as_str(), "available_at": attr_s(&raw, "available_at")},
         "replayed": false,
     });
-    if let (Some(out), Value::Object(extra)) = (result.as_object_mut(), e.answer) {
+    let answer = match &command {
+        Command::Schedule { at } => json!({"available_at": utc_seconds::format(at)}),
+        Command::Resend { at, channel } => json!({
+            "send_round": planned.send_round,
+            "new_round": planned.new_round,
+            "available_at": utc_seconds::format(at),
+            "channel": channel.map(Channel::as_str).or(seen.preferred_channel.map(Channel::as_str)),
+        }),
+        Command::ConvertToSms { at } => json!({
+            "channel": "sms",
+            "available_at": utc_seconds::format(at),
+            "previous_channel": seen.preferred_channel.map(Channel::as_str),
+        }),
+        Command::ForceSend { at } => json!({
+            "available_at": utc_seconds::format(at),
+            "dnd_ignored": seen.dnd_set_aside || !dnd_slots(&raw).is_empty(),
+            "quiet_window": "still applies",
+        }),
+        Command::Hold { reason } => json!({"held_reason": reason}),
+        Command::Confirm => json!({
+            "channel": seen.channel.map(Channel::as_str),
+            "confirmed_at": utc_seconds::format(&now),
+        }),
+    };
+    if let (Some(out), Value::Object(extra)) = (result.as_object_mut(), answer) {
         out.extend(extra);
     }
+    let update = planned.change.into_update(&deps.deliveries, &id)?;
     let applied = deps
         .commands
         .apply(
@@ -737,293 +764,87 @@ async fn delivery_command(
             || {
                 ApiError::conflict(
                     "changed-meanwhile",
-                    format!("delivery {id} changed while the command was given; read it again"),
+                    format!("delivery {target} changed while the command was given; read it again"),
                 )
             },
         )
         .await?;
     Ok(match applied {
         Applied::Now(result) => {
-            tracing::info!(command_id = %body.command_id, command = command.name, delivery_id = %id, who = %caller.arn, "command applied");
+            tracing::info!(command_id = %requested.command_id, command = command.name(), delivery_id = %target, who = %caller.arn, "command applied");
             Response::ok(result)
         }
         Applied::Replayed(first) => replayed(first),
     })
 }
 
+/// Why a command does not apply, for the operator (409).
+fn refusal(target: &str, command: &Command, r: Refused) -> ApiError {
+    match r {
+        Refused::WrongState { state, applies_to } => {
+            let states: Vec<&str> = applies_to.iter().map(|s| s.as_str()).collect();
+            let mut message = format!(
+                "delivery {target} is {state}; {} applies to a delivery that is {}",
+                command.name(),
+                states.join(" or ")
+            );
+            if matches!(command, Command::Resend { .. }) {
+                message.push_str(" (QUEUED or SENDING once no sender holds it)");
+            }
+            ApiError::conflict("wrong-state", message)
+        }
+        Refused::SenderMayHold { state, until } => ApiError::conflict(
+            "sender-holds-it",
+            format!(
+                "delivery {target} is {state} and a sender may still finish it until {}; resend it after that if it has not moved",
+                utc_seconds::format(&until)
+            ),
+        ),
+        Refused::Unreadable(e) => ApiError::conflict("unreadable-delivery", format!("delivery {target}: {e}")),
+    }
+}
+
 /// `available_at` of a command: whole seconds, not in the past (now when absent or past by
-/// less than five minutes of clock skew), at most `MAX_SCHEDULE_AHEAD_DAYS` ahead.
-fn command_time(v: Option<&str>, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
+/// less than five minutes of clock skew), at most `MAX_SCHEDULE_AHEAD_DAYS` ahead, and on a
+/// day dispatch still takes the cycle (`domain::dispatch::dispatched_through`, Asia/Seoul):
+/// a delivery due later would never be enqueued. Errors name the field, never its value.
+fn command_time(v: Option<&str>, cycle: Cycle, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
     let now = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
-    let Some(v) = v else { return Ok(now) };
-    let at = parse_instant("available_at", v)?;
-    let at = DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at);
-    if at < now - chrono::Duration::minutes(5) {
-        return Err(ApiError::bad(
-            "invalid-time",
-            format!("available_at {} is in the past", utc_seconds::format(&at)),
-        ));
-    }
-    if at > now + chrono::Duration::days(MAX_SCHEDULE_AHEAD_DAYS) {
-        return Err(ApiError::bad(
-            "invalid-time",
-            format!("available_at is more than {MAX_SCHEDULE_AHEAD_DAYS} days ahead"),
-        ));
-    }
-    Ok(at.max(now))
-}
-
-fn due_value(cycle: Cycle, customer: &CustomerId) -> AttributeValue {
-    AttributeValue::S(due_key(cycle, domain::delivery::due_bucket(customer)))
-}
-
-/// `READY` or `HELD` → `READY`, not before `available_at`, back in the `Due` index.
-/// Dispatch still applies the customer's do-not-disturb slots and the quiet window.
-async fn schedule(
-    deps: &Deps,
-    cycle: Cycle,
-    customer: &CustomerId,
-    req: &Request,
-    caller: &Caller,
-    now: DateTime<Utc>,
-) -> Result<Response, ApiError> {
-    let body: CommandBody = parse_body(req)?;
-    let Some(given) = body.available_at.as_deref() else {
-        return Err(ApiError::bad("malformed-body", "schedule needs available_at"));
-    };
-    if body.channel.is_some() {
-        return Err(ApiError::bad("malformed-body", "schedule takes no channel"));
-    }
-    let at = command_time(Some(given), now)?;
-    let command = DeliveryCommand {
-        name: "schedule",
-        allowed: &[DeliveryState::Ready, DeliveryState::Held],
-        to: DeliveryState::Ready,
-        params: json!({"available_at": utc_seconds::format(&at)}),
-    };
-    delivery_command(deps, cycle, customer, caller, now, &body, command, |_| {
-        Ok(Effect {
-            set: vec!["available_at = :at", "due_pk = :due"],
-            remove: vec!["held_reason"],
-            values: vec![
-                (":at", AttributeValue::S(utc_seconds::format(&at))),
-                (":due", due_value(cycle, customer)),
-            ],
-            answer: json!({"available_at": utc_seconds::format(&at)}),
-        })
-    })
-    .await
-}
-
-/// `SENT_EMAIL`, `SENT_SMS`, `DEAD` or `HELD` → `READY` in the next send round: attempts,
-/// claims and the last send's traces cleared, back in the `Due` index, optionally on another
-/// channel. The providers' idempotency key names the round, so the delivery is sent once
-/// more — and once only, however often its messages arrive. Dispatch applies the slots.
-async fn resend(
-    deps: &Deps,
-    cycle: Cycle,
-    customer: &CustomerId,
-    req: &Request,
-    caller: &Caller,
-    now: DateTime<Utc>,
-) -> Result<Response, ApiError> {
-    let body: CommandBody = parse_body(req)?;
-    let at = command_time(body.available_at.as_deref(), now)?;
-    let channel = match body.channel.as_deref() {
-        None => None,
-        Some(c @ ("email" | "sms")) => Some(c.to_owned()),
-        Some(other) => {
-            return Err(ApiError::bad(
-                "invalid-channel",
-                format!("channel {other:?} is not email or sms"),
-            ));
+    let at = match v {
+        None => now,
+        Some(v) => {
+            let at = parse_instant("available_at", v)?;
+            let at = DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at);
+            if at < now - chrono::Duration::minutes(5) {
+                return Err(ApiError::bad("invalid-time", "available_at is in the past"));
+            }
+            if at > now + chrono::Duration::days(MAX_SCHEDULE_AHEAD_DAYS) {
+                return Err(ApiError::bad(
+                    "invalid-time",
+                    format!("available_at is more than {MAX_SCHEDULE_AHEAD_DAYS} days ahead"),
+                ));
+            }
+            at.max(now)
         }
     };
-    let command = DeliveryCommand {
-        name: "resend",
-        allowed: &[
-            DeliveryState::SentEmail,
-            DeliveryState::SentSms,
-            DeliveryState::Dead,
-            DeliveryState::Held,
-        ],
-        to: DeliveryState::Ready,
-        params: json!({"available_at": body.available_at, "channel": channel}),
-    };
-    delivery_command(deps, cycle, customer, caller, now, &body, command, |raw| {
-        let round = n_attr(raw, "send_round").unwrap_or(0) + 1;
-        let mut set = vec![
-            "send_round = :round",
-            "available_at = :at",
-            "due_pk = :due",
-            "attempts_email = :zero",
-            "attempts_sms = :zero",
-        ];
-        let mut values = vec![
-            (":round", AttributeValue::N(round.to_string())),
-            (":at", AttributeValue::S(utc_seconds::format(&at))),
-            (":due", due_value(cycle, customer)),
-            (":zero", AttributeValue::N("0".into())),
-        ];
-        if let Some(c) = &channel {
-            set.push("preferred_channel = :channel");
-            values.push((":channel", AttributeValue::S(c.clone())));
-        }
-        Ok(Effect {
-            set,
-            remove: vec![
-                "channel",
-                "claims_email",
-                "claims_sms",
-                "provider_message_id",
-                "sent_at",
-                "last_error",
-                "held_reason",
-                "lease_until",
-                "claim_id",
-                "run_id",
-                "queued_at",
-            ],
-            values,
-            answer: json!({
-                "send_round": round,
-                "available_at": utc_seconds::format(&at),
-                "channel": channel.clone().or_else(|| attr_s(raw, "preferred_channel").map(str::to_owned)),
-            }),
-        })
-    })
-    .await
-}
-
-/// The body, time and definition of a command on a delivery that waits (`READY` or `HELD`)
-/// and takes no channel: `convert-to-sms`, `force-send`.
-fn waiting_command(
-    req: &Request,
-    now: DateTime<Utc>,
-    name: &'static str,
-) -> Result<(CommandBody, DateTime<Utc>, DeliveryCommand), ApiError> {
-    let body: CommandBody = parse_body(req)?;
-    if body.channel.is_some() {
-        return Err(ApiError::bad("malformed-body", format!("{name} takes no channel")));
+    let last = domain::dispatch::dispatched_through(cycle);
+    if at.with_timezone(&domain::slots::seoul()).date_naive() > last {
+        let message = format!(
+            "dispatch takes cycle {cycle}'s deliveries through {last} (Asia/Seoul) and would never send one due later"
+        );
+        return Err(if v.is_some() {
+            ApiError::bad(
+                "beyond-dispatch-horizon",
+                format!("available_at is too late: {message}"),
+            )
+        } else {
+            ApiError::conflict(
+                "beyond-dispatch-horizon",
+                format!("the cycle is too old to send now: {message}"),
+            )
+        });
     }
-    let at = command_time(body.available_at.as_deref(), now)?;
-    let command = DeliveryCommand {
-        name,
-        allowed: &[DeliveryState::Ready, DeliveryState::Held],
-        to: DeliveryState::Ready,
-        params: json!({"available_at": body.available_at}),
-    };
-    Ok((body, at, command))
-}
-
-/// `READY` or `HELD` → `READY` on SMS: the customer's preferred channel becomes SMS for this
-/// delivery (the invoice's text message with its link), from now or `available_at`.
-async fn convert_to_sms(
-    deps: &Deps,
-    cycle: Cycle,
-    customer: &CustomerId,
-    req: &Request,
-    caller: &Caller,
-    now: DateTime<Utc>,
-) -> Result<Response, ApiError> {
-    let (body, at, command) = waiting_command(req, now, "convert-to-sms")?;
-    delivery_command(deps, cycle, customer, caller, now, &body, command, |raw| {
-        Ok(Effect {
-            set: vec!["preferred_channel = :sms", "available_at = :at", "due_pk = :due"],
-            remove: vec!["held_reason"],
-            values: vec![
-                (":sms", AttributeValue::S("sms".into())),
-                (":at", AttributeValue::S(utc_seconds::format(&at))),
-                (":due", due_value(cycle, customer)),
-            ],
-            answer: json!({
-                "channel": "sms",
-                "available_at": utc_seconds::format(&at),
-                "previous_channel": attr_s(raw, "preferred_channel"),
-            }),
-        })
-    })
-    .await
-}
-
-/// `READY` or `HELD` → `READY` now (or at `available_at`) **without the customer's
-/// do-not-disturb slots** for this delivery's send: they are set aside in `dnd_before_force`
-/// and put back when the delivery is sent or dies (`adapters::claims::RESTORE_DND`), so a
-/// later resend honours them again. The system quiet window still holds: dispatch and the
-/// senders apply it to every delivery, so a forced delivery in the quiet window goes out
-/// when it ends.
-async fn force_send(
-    deps: &Deps,
-    cycle: Cycle,
-    customer: &CustomerId,
-    req: &Request,
-    caller: &Caller,
-    now: DateTime<Utc>,
-) -> Result<Response, ApiError> {
-    let (body, at, command) = waiting_command(req, now, "force-send")?;
-    delivery_command(deps, cycle, customer, caller, now, &body, command, |raw| {
-        let dnd = raw.get("dnd").cloned().unwrap_or(AttributeValue::L(Vec::new()));
-        let had_dnd = !dnd_slots(raw).is_empty();
-        Ok(Effect {
-            set: vec![
-                "dnd = :none",
-                "dnd_before_force = if_not_exists(dnd_before_force, :dnd)",
-                "available_at = :at",
-                "due_pk = :due",
-            ],
-            remove: vec!["held_reason"],
-            values: vec![
-                (":none", AttributeValue::L(Vec::new())),
-                (":dnd", dnd),
-                (":at", AttributeValue::S(utc_seconds::format(&at))),
-                (":due", due_value(cycle, customer)),
-            ],
-            answer: json!({
-                "available_at": utc_seconds::format(&at),
-                "dnd_ignored": had_dnd,
-                "quiet_window": "still applies",
-            }),
-        })
-    })
-    .await
-}
-
-/// `READY` → `HELD`: out of the `Due` index, so no dispatch run enqueues it, with the
-/// command's reason as `held_reason` (a disputed bill, a customer's request). A re-render
-/// gives it its bill's latest invoice and leaves it held. `schedule`, `resend`,
-/// `convert-to-sms` or `force-send` release it. Only a waiting delivery can be held:
-/// once queued it is the senders' within minutes.
-async fn hold(
-    deps: &Deps,
-    cycle: Cycle,
-    customer: &CustomerId,
-    req: &Request,
-    caller: &Caller,
-    now: DateTime<Utc>,
-) -> Result<Response, ApiError> {
-    let body: CommandBody = parse_body(req)?;
-    if body.channel.is_some() || body.available_at.is_some() {
-        return Err(ApiError::bad(
-            "malformed-body",
-            "hold takes no channel and no available_at: schedule releases a held delivery",
-        ));
-    }
-    let command = DeliveryCommand {
-        name: "hold",
-        allowed: &[DeliveryState::Ready],
-        to: DeliveryState::Held,
-        params: json!({}),
-    };
-    let reason = body.reason.trim().to_owned();
-    delivery_command(deps, cycle, customer, caller, now, &body, command, |_| {
-        Ok(Effect {
-            set: vec!["held_reason = :why"],
-            remove: vec!["due_pk"],
-            values: vec![(":why", AttributeValue::S(reason.clone()))],
-            answer: json!({"held_reason": reason}),
-        })
-    })
-    .await
+    Ok(at)
 }
 
 async fn templates(deps: &Deps) -> Result<Response, ApiError> {
@@ -1080,6 +901,21 @@ fn preview(deps: &Deps, version: &str, req: &Request) -> Result<Response, ApiErr
             .map_err(|e| ApiError::Internal(format!("the text message of {version}/{key}: {e}")))?,
         "content_hash": rendered.content_hash,
     })))
+}
+
+/// What an operator can do about a delivery that no sender will finish: `None` for one
+/// that is on its way, waiting or done.
+fn operator_action(raw: &Item, now: DateTime<Utc>) -> Option<&'static str> {
+    let seen = Seen::read(raw).ok()?;
+    match seen.state {
+        DeliveryState::Unconfirmed => Some(
+            "a call to a provider that cannot be asked may have sent it: confirm it if the provider's evidence shows it went out, resend it otherwise",
+        ),
+        DeliveryState::Queued | DeliveryState::Sending if seen.sender_may_hold_until(now).is_none() => {
+            Some("no sender holds it any more: resend puts it back to dispatch in its send round")
+        }
+        _ => None,
+    }
 }
 
 pub(crate) fn replayed(first: commands::CommandRecord) -> Response {

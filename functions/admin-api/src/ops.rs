@@ -24,8 +24,8 @@ use serde_json::{Value, json};
 
 use adapters::settings::{CHANNEL_POLICY, NAMES, Setting, TEMPLATE_VERSION};
 
-use crate::commands::{Applied, NewCommand, check_command_id, check_reason};
-use crate::{ApiError, Caller, Deps, Request, Response, parse_body, replayed};
+use crate::commands::{Applied, NewCommand, Requested, check_reason};
+use crate::{ApiError, Caller, Deps, Request, Response, replayed};
 
 /// Messages a redrive moves per second unless the operator says otherwise, and the most
 /// SQS allows.
@@ -142,6 +142,7 @@ pub async fn get_setting(deps: &Deps, name: &str) -> Result<Response, ApiError> 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SettingBody {
+    #[allow(dead_code)]
     command_id: String,
     reason: String,
     value: String,
@@ -150,6 +151,7 @@ struct SettingBody {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ActivateBody {
+    #[allow(dead_code)]
     command_id: String,
     reason: String,
 }
@@ -162,20 +164,15 @@ pub async fn put_setting(
     caller: &Caller,
     now: DateTime<Utc>,
 ) -> Result<Response, ApiError> {
+    let requested = Requested::parse(req)?;
+    if let Some(first) = deps.commands.replay_request(&requested).await? {
+        return Ok(replayed(first));
+    }
     if !NAMES.contains(&name) {
         return Err(unknown_setting(name));
     }
-    let body: SettingBody = parse_body(req)?;
-    set(
-        deps,
-        name,
-        body.value.trim(),
-        &body.command_id,
-        &body.reason,
-        caller,
-        now,
-    )
-    .await
+    let body: SettingBody = requested.body()?;
+    set(deps, name, body.value.trim(), &requested, &body.reason, caller, now).await
 }
 
 /// `POST /templates/{version}/activate`.
@@ -186,29 +183,25 @@ pub async fn activate(
     caller: &Caller,
     now: DateTime<Utc>,
 ) -> Result<Response, ApiError> {
-    let body: ActivateBody = parse_body(req)?;
-    set(
-        deps,
-        TEMPLATE_VERSION,
-        version,
-        &body.command_id,
-        &body.reason,
-        caller,
-        now,
-    )
-    .await
+    let requested = Requested::parse(req)?;
+    if let Some(first) = deps.commands.replay_request(&requested).await? {
+        return Ok(replayed(first));
+    }
+    let body: ActivateBody = requested.body()?;
+    set(deps, TEMPLATE_VERSION, version, &requested, &body.reason, caller, now).await
 }
 
+/// A setting's command, after its replay was looked up (see [`Requested`]).
 async fn set(
     deps: &Deps,
     name: &str,
     value: &str,
-    command_id: &str,
+    requested: &Requested,
     reason: &str,
     caller: &Caller,
     now: DateTime<Utc>,
 ) -> Result<Response, ApiError> {
-    check_command_id(command_id)?;
+    let command_id = requested.command_id.as_str();
     check_reason(reason)?;
     let value = canonical(deps, name, value)?;
     let target = format!("setting:{name}");
@@ -218,12 +211,9 @@ async fn set(
         target: target.clone(),
         who: &caller.arn,
         why: reason,
-        request_digest: NewCommand::digest("set-setting", &target, &json!({ "value": value })),
+        request_digest: requested.digest.clone(),
         at: now,
     };
-    if let Some(first) = deps.commands.replay(&cmd).await? {
-        return Ok(replayed(first));
-    }
     let current = deps.settings.get(name).await.map_err(store_error)?;
     let previous_value = current
         .as_ref()
@@ -356,6 +346,7 @@ pub async fn get_queue(deps: &Deps, name: &str) -> Result<Response, ApiError> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RedriveBody {
+    #[allow(dead_code)]
     command_id: String,
     reason: String,
     #[serde(default)]
@@ -370,30 +361,30 @@ pub async fn redrive(
     caller: &Caller,
     now: DateTime<Utc>,
 ) -> Result<Response, ApiError> {
+    let requested = Requested::parse(req)?;
+    if let Some(first) = deps.commands.replay_request(&requested).await? {
+        return Ok(replayed(first));
+    }
     let q = queue_of(deps, name)?;
-    let body: RedriveBody = parse_body(req)?;
-    check_command_id(&body.command_id)?;
+    let body: RedriveBody = requested.body()?;
     check_reason(&body.reason)?;
     let rate = body.max_per_second.unwrap_or(DEFAULT_REDRIVE_RATE);
     if !(1..=MAX_REDRIVE_RATE).contains(&rate) {
         return Err(ApiError::bad(
             "invalid-rate",
-            format!("max_per_second must be 1 to {MAX_REDRIVE_RATE}, not {rate}"),
+            format!("max_per_second must be 1 to {MAX_REDRIVE_RATE}"),
         ));
     }
     let target = format!("queue:{name}");
     let cmd = NewCommand {
-        id: &body.command_id,
+        id: &requested.command_id,
         name: "redrive",
         target: target.clone(),
         who: &caller.arn,
         why: &body.reason,
-        request_digest: NewCommand::digest("redrive", &target, &json!({ "max_per_second": rate })),
+        request_digest: requested.digest.clone(),
         at: now,
     };
-    if let Some(first) = deps.commands.replay(&cmd).await? {
-        return Ok(replayed(first));
-    }
     // Refusals that change nothing are answered before anything is recorded.
     if let Some(running) = tasks(deps, q).await?.into_iter().find(|t| t["status"] == "RUNNING") {
         return Err(ApiError::conflict(
@@ -413,7 +404,7 @@ pub async fn redrive(
     }
     let destination = q.destination.as_deref().unwrap_or("the queues the messages came from");
     let mut result = json!({
-        "command_id": body.command_id,
+        "command_id": requested.command_id,
         "command": "redrive",
         "queue": name,
         "destination": destination,
@@ -437,8 +428,8 @@ pub async fn redrive(
         Ok(out) => {
             result["status"] = json!("started");
             result["task_handle"] = json!(out.task_handle());
-            deps.commands.finish(&body.command_id, &result).await?;
-            tracing::info!(command_id = %body.command_id, queue = name, rate, waiting, who = %caller.arn, "redrive started");
+            deps.commands.finish(&requested.command_id, &result).await?;
+            tracing::info!(command_id = %requested.command_id, queue = name, rate, waiting, who = %caller.arn, "redrive started");
             Ok(Response::ok(result))
         }
         Err(e) => {
@@ -446,10 +437,10 @@ pub async fn redrive(
                 use aws_sdk_sqs::error::ProvideErrorMetadata;
                 s.code().map(str::to_owned)
             });
-            tracing::warn!(command_id = %body.command_id, queue = name, error = %e, "SQS refused the redrive");
+            tracing::warn!(command_id = %requested.command_id, queue = name, error = %e, "SQS refused the redrive");
             result["status"] = json!("refused");
             result["error"] = json!(code.unwrap_or_else(|| "unavailable".into()));
-            deps.commands.finish(&body.command_id, &result).await?;
+            deps.commands.finish(&requested.command_id, &result).await?;
             Err(ApiError::conflict(
                 "redrive-refused",
                 format!(

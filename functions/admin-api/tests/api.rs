@@ -101,6 +101,28 @@ impl Api {
         local_run::send::pollers(&self.stack.config, &self.stack.resources, &overrides, clock).unwrap()
     }
 
+    /// Test set-up: string attributes of a delivery, as a writer would have left them.
+    async fn set_attrs(&self, id: &str, attrs: &[(&str, &str)]) {
+        let (pk, customer) = id.rsplit_once('#').unwrap();
+        let mut update = adapters::dynamodb_client(&self.stack.config)
+            .update_item()
+            .table_name(self.deps.deliveries.table())
+            .key("pk", AttributeValue::S(pk.into()))
+            .key("customer_id", AttributeValue::S(customer.into()));
+        let mut sets = Vec::new();
+        for (i, (name, value)) in attrs.iter().enumerate() {
+            sets.push(format!("#a{i} = :v{i}"));
+            update = update
+                .expression_attribute_names(format!("#a{i}"), *name)
+                .expression_attribute_values(format!(":v{i}"), AttributeValue::S((*value).into()));
+        }
+        update
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// Test set-up: put a delivery back to READY as a re-render would find it.
     async fn make_ready(&self, id: &str) {
         local_run::seed::make_ready(&self.stack.config, &self.stack.resources, id)
@@ -134,7 +156,13 @@ async fn reads_answer_and_bad_requests_get_clear_errors() {
     let f = api.call("GET", "/cycles/2026-11/funnel", None).await;
     assert_eq!(f.status, 200, "{}", f.body);
     assert_eq!(f.body["deliveries"], 6);
-    assert_eq!(f.body["by_state"], json!({"QUEUED": 6}));
+    // Every state is listed, the ones no delivery is in at zero: UNCONFIRMED shows.
+    let mut states = json!({});
+    for s in domain::DeliveryState::ALL {
+        states[s.as_str()] = json!(if s == domain::DeliveryState::Queued { 6 } else { 0 });
+    }
+    assert_eq!(f.body["by_state"], states);
+    assert_eq!(f.body["needs_operator"], 0);
     let queued_on = |ch: Channel| api.seeded.deliveries.iter().filter(|(_, c)| *c == ch).count();
     assert_eq!(f.body["by_channel"]["email"]["QUEUED"], queued_on(Channel::Email));
     assert_eq!(f.body["by_channel"]["sms"]["QUEUED"], queued_on(Channel::Sms));
@@ -1048,4 +1076,469 @@ async fn with_sms_disabled_queued_sms_deliveries_go_back_to_dispatch_and_out_by_
     let sent = accepted_sends(&api).await;
     assert_eq!(sent.len(), 6, "{sent:?}");
     assert!(sent.values().all(|n| *n == 1), "{sent:?}");
+}
+
+/// A READY delivery to schedule: the API, its schedule route and its id.
+async fn ready_to_schedule(name: &str) -> (Api, String, String) {
+    let api = Api::new(name).await;
+    let (id, customer) = api.delivery(1);
+    api.make_ready(&id).await;
+    let path = format!("/cycles/2026-11/deliveries/{customer}/schedule");
+    (api, path, id)
+}
+
+fn schedule_body(cmd: &str, reason: &str, at: DateTime<Utc>) -> Value {
+    let at = at.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    json!({"command_id": cmd, "reason": reason, "available_at": at})
+}
+
+#[tokio::test]
+async fn another_reason_under_a_used_command_id_is_another_request() {
+    let (api, path, _) = ready_to_schedule("admin-idem-reason").await;
+    let now = Utc::now();
+    let friday = now + Duration::days(2);
+    let r = api
+        .call_at(
+            "POST",
+            &path,
+            Some(schedule_body("i-1", "customer asked for Friday", friday)),
+            now,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = api
+        .call_at(
+            "POST",
+            &path,
+            Some(schedule_body("i-1", "a different story", friday)),
+            now,
+        )
+        .await;
+    assert_eq!((r.status, error_code(&r)), (409, "command-id-reused"), "{}", r.body);
+    assert!(
+        !r.body.to_string().contains("i-1"),
+        "the error names no input: {}",
+        r.body
+    );
+    let audit = api.call("GET", "/commands/i-1", None).await;
+    assert_eq!(audit.body["why"], "customer asked for Friday");
+    // So is a setting's command under its id with another reason.
+    let policy = |reason: &str| json!({"command_id": "i-p", "reason": reason, "value": "email,sms"});
+    let r = api
+        .call("PUT", "/settings/channel-policy", Some(policy("back to both")))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = api
+        .call("PUT", "/settings/channel-policy", Some(policy("another reason")))
+        .await;
+    assert_eq!((r.status, error_code(&r)), (409, "command-id-reused"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_retry_of_a_schedule_clamped_to_now_replays_a_second_later() {
+    let (api, path, _) = ready_to_schedule("admin-idem-clamp").await;
+    let now = Utc::now();
+    // A time a minute ago is "now" for the effect, yet the retry a second later is the
+    // same request: the digest is of what was sent, not of the time clamped to now.
+    let body = schedule_body("i-2", "now", now - Duration::minutes(1));
+    let r = api.call_at("POST", &path, Some(body.clone()), now).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let retry = api.call_at("POST", &path, Some(body), now + Duration::seconds(1)).await;
+    assert_eq!(
+        (retry.status, &retry.body["replayed"]),
+        (200, &json!(true)),
+        "{}",
+        retry.body
+    );
+    assert_eq!(retry.body["available_at"], r.body["available_at"]);
+}
+
+#[tokio::test]
+async fn a_late_retry_gets_the_first_answer_before_any_validation() {
+    let (api, path, id) = ready_to_schedule("admin-idem-late").await;
+    let now = Utc::now();
+    let soon = now + Duration::minutes(2);
+    let body = schedule_body("i-3", "soon", soon);
+    let r = api.call_at("POST", &path, Some(body.clone()), now).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let updated = api.raw(&id).await["updated_at"].clone();
+    // Ten minutes on, the time it names is past: still the first answer, not a 400.
+    let late = api
+        .call_at("POST", &path, Some(body), now + Duration::minutes(10))
+        .await;
+    assert_eq!(
+        (late.status, &late.body["replayed"]),
+        (200, &json!(true)),
+        "{}",
+        late.body
+    );
+    assert_eq!(api.raw(&id).await["updated_at"], updated, "a replay writes nothing");
+    // As a new command, the same request is refused now, naming the field, not the value.
+    let r = api
+        .call_at(
+            "POST",
+            &path,
+            Some(schedule_body("i-4", "soon", soon)),
+            now + Duration::minutes(10),
+        )
+        .await;
+    assert_eq!((r.status, error_code(&r)), (400, "invalid-time"), "{}", r.body);
+    let sent = soon.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    assert!(!r.body.to_string().contains(&sent), "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_force_sends_set_aside_ends_with_any_other_command_on_the_delivery() {
+    use domain::Slot;
+    use domain::dispatch::SlotRun;
+    use local_run::dispatch::{dispatch_deps, run_slot};
+
+    // Every customer: do not disturb from 10:00 to 12:00 (Seoul).
+    let dnd = SlotSet::EMPTY.with(Slot::new(5).unwrap());
+    let api = Api::with_dnd("admin-force-hold", dnd).await;
+    let ten: DateTime<Utc> = "2026-12-16T01:00:00Z".parse().unwrap(); // 10:00 in Seoul
+    let at = "2026-12-16T01:00:00Z";
+    let customers_dnd = AttributeValue::L(vec![AttributeValue::N("5".into())]);
+    let reason = "billing dispute";
+    let on = &api;
+    let post = |customer: &str, verb: &str, cmd: &str, extra: Value| {
+        let mut b = json!({"command_id": cmd, "reason": reason});
+        if let (Some(b), Value::Object(extra)) = (b.as_object_mut(), extra) {
+            b.extend(extra);
+        }
+        let path = format!("/cycles/2026-11/deliveries/{customer}/{verb}");
+        async move { on.call_at("POST", &path, Some(b), ten).await }
+    };
+
+    // Force-sent, then held, then scheduled: the customer's slots are back.
+    let (held, held_customer) = api.delivery(0);
+    api.make_ready(&held).await;
+    let r = post(&held_customer, "force-send", "f-1", json!({})).await;
+    assert_eq!((r.status, &r.body["dnd_ignored"]), (200, &json!(true)), "{}", r.body);
+    assert_eq!(api.raw(&held).await["dnd"], AttributeValue::L(vec![]));
+    let r = post(&held_customer, "hold", "h-1", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let item = api.raw(&held).await;
+    assert_eq!(item["dnd"], customers_dnd, "a hold ends the force-send: {item:?}");
+    assert!(!item.contains_key("dnd_before_force"), "{item:?}");
+    let r = post(&held_customer, "schedule", "s-1", json!({"available_at": at})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let item = api.raw(&held).await;
+    assert_eq!(item["dnd"], customers_dnd, "{item:?}");
+    // Force-sent, then converted to SMS: the same.
+    let (converted, converted_customer) = api.delivery(1);
+    api.make_ready(&converted).await;
+    assert_eq!(
+        post(&converted_customer, "force-send", "f-2", json!({})).await.status,
+        200
+    );
+    assert_eq!(
+        post(&converted_customer, "convert-to-sms", "c-2", json!({}))
+            .await
+            .status,
+        200
+    );
+    let item = api.raw(&converted).await;
+    assert_eq!(item["dnd"], customers_dnd, "{item:?}");
+    assert!(!item.contains_key("dnd_before_force"), "{item:?}");
+    let view = api
+        .call_at("GET", &format!("/cycles/2026-11/deliveries/{held_customer}"), None, ten)
+        .await;
+    assert_eq!(
+        (&view.body["dnd_slots"], &view.body["dnd_ignored_by_force_send"]),
+        (&json!(["10:00-12:00"]), &json!(false))
+    );
+
+    // Dispatch honours the slots: neither goes out from 10:00 to 12:00.
+    let dispatch = dispatch_deps(&api.stack.config, &api.stack.resources).unwrap();
+    let report = run_slot(&dispatch, SlotRun::containing(ten)).await.unwrap();
+    assert_eq!(report.enqueued_email + report.enqueued_sms, 0, "{report:?}");
+    for id in [&held, &converted] {
+        assert_eq!(api.raw(id).await["state"].as_s().unwrap(), "READY", "{id}");
+    }
+}
+
+#[tokio::test]
+async fn a_time_dispatch_would_never_take_is_refused() {
+    let api = Api::new("admin-horizon").await;
+    let (_, customer) = api.delivery(0);
+    // The last day a dispatch run looks at the cycle (Asia/Seoul).
+    let last = domain::dispatch::dispatched_through("2026-11".parse().unwrap());
+    let seoul = |day: chrono::NaiveDate, time: &str| format!("{day}T{time}+09:00");
+    let now: DateTime<Utc> = DateTime::parse_from_rfc3339(&seoul(last - Duration::days(40), "09:00:00"))
+        .unwrap()
+        .with_timezone(&Utc);
+    let path = |verb: &str| format!("/cycles/2026-11/deliveries/{customer}/{verb}");
+    let too_late = seoul(last + Duration::days(1), "00:00:00");
+    let too_late = too_late.as_str();
+    for (i, verb) in ["schedule", "resend", "convert-to-sms", "force-send"]
+        .iter()
+        .enumerate()
+    {
+        let r = api
+            .call_at(
+                "POST",
+                &path(verb),
+                Some(json!({"command_id": format!("z-{i}"), "reason": "later", "available_at": too_late})),
+                now,
+            )
+            .await;
+        assert_eq!(
+            (r.status, error_code(&r)),
+            (400, "beyond-dispatch-horizon"),
+            "{verb}: {}",
+            r.body
+        );
+        let message = r.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&last.to_string()) && !message.contains(too_late),
+            "{message}"
+        );
+    }
+    // The last day dispatch takes it is accepted (and refused only for the state).
+    let r = api
+        .call_at(
+            "POST",
+            &path("schedule"),
+            Some(json!({"command_id": "z-9", "reason": "later", "available_at": seoul(last, "20:00:00")})),
+            now,
+        )
+        .await;
+    assert_eq!((r.status, error_code(&r)), (409, "wrong-state"), "{}", r.body);
+    // Now itself past the horizon: nothing the request can change.
+    let after: DateTime<Utc> = DateTime::parse_from_rfc3339(&seoul(last + Duration::days(1), "09:00:00"))
+        .unwrap()
+        .with_timezone(&Utc);
+    let r = api
+        .call_at(
+            "POST",
+            &path("resend"),
+            Some(json!({"command_id": "z-10", "reason": "old"})),
+            after,
+        )
+        .await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (409, "beyond-dispatch-horizon"),
+        "{}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn an_operator_resends_a_stuck_delivery_once_no_sender_holds_it_and_settles_an_unconfirmed_one() {
+    use adapters::deliveries::claims::{ClaimKey, GiveBack};
+    use domain::DeliveryId;
+    use domain::dispatch::SlotRun;
+    use local_run::send::VirtualClock;
+
+    let api = Api::new("admin-stuck").await;
+    let t0: DateTime<Utc> = "2026-12-15T01:00:00Z".parse().unwrap(); // 10:00 in Seoul
+    let minutes = |m: i64| t0 + Duration::minutes(m);
+    let stamp = |t: DateTime<Utc>| domain::delivery::utc_seconds::format(&t);
+    let resend = |cmd: &str| json!({"command_id": cmd, "reason": "stuck since this morning"});
+    let path = |customer: &str, verb: &str| format!("/cycles/2026-11/deliveries/{customer}/{verb}");
+    let key = |i: usize| ClaimKey {
+        id: DeliveryId::parse(&api.seeded.deliveries[i].0).unwrap(),
+        channel: api.seeded.deliveries[i].1,
+    };
+    let store = &api.deps.deliveries;
+
+    // QUEUED by dispatch ten minutes ago: the queue's retries may still bring it to a sender.
+    let (queued, queued_customer) = api.delivery(0);
+    api.set_attrs(
+        &queued,
+        &[
+            ("queued_at", &stamp(minutes(-10))),
+            ("available_at", &stamp(minutes(170))),
+        ],
+    )
+    .await;
+    let r = api
+        .call_at("POST", &path(&queued_customer, "resend"), Some(resend("q-1")), t0)
+        .await;
+    assert_eq!((r.status, error_code(&r)), (409, "sender-holds-it"), "{}", r.body);
+    assert_eq!(api.call("GET", "/commands/q-1", None).await.status, 404);
+    // Past its re-check time: back to dispatch, in its send round.
+    let later = minutes(171);
+    let view = api
+        .call_at(
+            "GET",
+            &format!("/cycles/2026-11/deliveries/{queued_customer}"),
+            None,
+            later,
+        )
+        .await;
+    assert!(
+        view.body["operator_action"].as_str().unwrap().contains("resend"),
+        "{}",
+        view.body
+    );
+    let r = api
+        .call_at("POST", &path(&queued_customer, "resend"), Some(resend("q-2")), later)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (
+            &r.body["state"],
+            &r.body["send_round"],
+            &r.body["new_round"],
+            &r.body["previous"]["state"]
+        ),
+        (&json!("READY"), &json!(0), &json!(false), &json!("QUEUED"))
+    );
+
+    // SENDING under a live lease: refused; once the lease ended, resent in its round with
+    // its claim counted, so the next claimant asks the provider first.
+    let (sending, sending_customer) = api.delivery(1);
+    let claimed = store
+        .claim(&key(1), "claim-s", minutes(5), minutes(185), t0)
+        .await
+        .unwrap();
+    assert!(
+        matches!(claimed, adapters::deliveries::claims::ClaimOutcome::Claimed(_)),
+        "{claimed:?}"
+    );
+    let r = api
+        .call_at(
+            "POST",
+            &path(&sending_customer, "resend"),
+            Some(resend("s-1")),
+            minutes(1),
+        )
+        .await;
+    assert_eq!((r.status, error_code(&r)), (409, "sender-holds-it"), "{}", r.body);
+    let r = api
+        .call_at(
+            "POST",
+            &path(&sending_customer, "resend"),
+            Some(resend("s-2")),
+            minutes(6),
+        )
+        .await;
+    assert_eq!(
+        (r.status, &r.body["previous"]["state"]),
+        (200, &json!("SENDING")),
+        "{}",
+        r.body
+    );
+    let item = api.raw(&sending).await;
+    let claims = format!("claims_{}", api.seeded.deliveries[1].1.as_str());
+    assert_eq!(item[&claims].as_n().unwrap(), "1", "{item:?}");
+    assert!(
+        !item.contains_key("claim_id") && !item.contains_key("lease_until"),
+        "{item:?}"
+    );
+
+    // UNCONFIRMED: a call to a provider that cannot be asked may have gone out.
+    let mut unconfirmed = Vec::new();
+    for i in [2, 3] {
+        let k = key(i);
+        store
+            .claim(&k, &format!("claim-{i}"), minutes(5), minutes(185), t0)
+            .await
+            .unwrap();
+        assert!(store.call_started(&k, &format!("claim-{i}"), t0).await.is_applied());
+        let w = store
+            .give_back(
+                &k,
+                &format!("claim-{i}"),
+                GiveBack::Unconfirmed,
+                "earlier-call-unknown",
+                minutes(185),
+                t0,
+            )
+            .await;
+        assert!(w.is_applied(), "{w:?}");
+        unconfirmed.push(api.delivery(i));
+    }
+    let funnel = api.call("GET", "/cycles/2026-11/funnel", None).await;
+    assert_eq!(
+        (&funnel.body["by_state"]["UNCONFIRMED"], &funnel.body["needs_operator"]),
+        (&json!(2), &json!(2))
+    );
+    let (confirmed, confirmed_customer) = &unconfirmed[0];
+    let view = api
+        .call_at(
+            "GET",
+            &format!("/cycles/2026-11/deliveries/{confirmed_customer}"),
+            None,
+            t0,
+        )
+        .await;
+    assert_eq!(view.body["state"], "UNCONFIRMED");
+    assert!(
+        view.body["operator_action"].as_str().unwrap().contains("confirm"),
+        "{}",
+        view.body
+    );
+    // Confirm: bad requests, the wrong state, then sent on its channel, once.
+    let confirm = |cmd: &str| json!({"command_id": cmd, "reason": "SES console shows the message delivered"});
+    let r = api
+        .call_at(
+            "POST",
+            &path(confirmed_customer, "confirm"),
+            Some(json!({"command_id": "k-0", "reason": "x", "channel": "sms"})),
+            t0,
+        )
+        .await;
+    assert_eq!((r.status, error_code(&r)), (400, "malformed-body"), "{}", r.body);
+    let r = api
+        .call_at("POST", &path(&queued_customer, "confirm"), Some(confirm("k-0")), t0)
+        .await;
+    assert_eq!((r.status, error_code(&r)), (409, "wrong-state"), "{}", r.body);
+    let r = api
+        .call_at("POST", &path(confirmed_customer, "confirm"), Some(confirm("k-1")), t0)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sent_state = format!("SENT_{}", api.seeded.deliveries[2].1.as_str().to_uppercase());
+    assert_eq!(
+        (&r.body["state"], &r.body["previous"]["state"]),
+        (&json!(sent_state), &json!("UNCONFIRMED"))
+    );
+    let again = api
+        .call_at("POST", &path(confirmed_customer, "confirm"), Some(confirm("k-1")), t0)
+        .await;
+    assert_eq!((again.status, &again.body["replayed"]), (200, &json!(true)));
+    let r = api
+        .call_at("POST", &path(confirmed_customer, "confirm"), Some(confirm("k-2")), t0)
+        .await;
+    assert_eq!((r.status, error_code(&r)), (409, "wrong-state"), "{}", r.body);
+    let item = api.raw(confirmed).await;
+    assert_eq!(item["state"].as_s().unwrap(), &sent_state);
+    assert!(
+        !item.contains_key("due_pk") && !item.contains_key("provider_call"),
+        "{item:?}"
+    );
+    assert_eq!(api.call("GET", "/commands/k-1", None).await.body["command"], "confirm");
+    // Resend the other: a new round.
+    let (resent, resent_customer) = &unconfirmed[1];
+    let r = api
+        .call_at("POST", &path(resent_customer, "resend"), Some(resend("u-1")), t0)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!((&r.body["send_round"], &r.body["new_round"]), (&json!(1), &json!(true)));
+
+    // The next slot's dispatch and the senders: the three go out, each once.
+    let next = SlotRun::containing(later).next();
+    let clock = VirtualClock::at(next.start());
+    let senders = api.senders(&clock);
+    let dispatch = local_run::dispatch::dispatch_deps(&api.stack.config, &api.stack.resources).unwrap();
+    local_run::dispatch::run_slot(&dispatch, next).await.unwrap();
+    assert!(drain_all(&senders).await, "every message handled");
+    for id in [&queued, &sending, resent] {
+        assert!(api.raw(id).await["state"].as_s().unwrap().starts_with("SENT_"), "{id}");
+    }
+    let sends = accepted_sends(&api).await;
+    assert!(sends.values().all(|n| *n == 1), "{sends:?}");
+    assert!(
+        sends
+            .keys()
+            .any(|k| k.starts_with(&format!("{resent}#")) && k.ends_with("#r1")),
+        "{sends:?}"
+    );
+    assert!(
+        !sends.keys().any(|k| k.starts_with(&format!("{confirmed}#"))),
+        "a confirmed one is not sent again"
+    );
 }
