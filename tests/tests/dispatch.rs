@@ -596,3 +596,434 @@ async fn refused_messages_are_put_back_and_runs_near_their_deadline_continue_thr
     let e = invoke(&deps, sqs_event(&job)).await.unwrap_err();
     assert!(e.contains("continuation message m-1"), "{e}");
 }
+
+// ---- The horizon, the close gate, customers with no slot, re-checks and lost answers ----
+
+/// 20 December 2026, 10:00 Asia/Seoul (slot 5): the runs below.
+fn dec20() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-12-20T01:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn cycle_of(text: &str) -> Cycle {
+    text.parse().unwrap()
+}
+
+/// The cycle record of `cycle` with `status`, as settlement leaves it.
+async fn cycle_record(month: &Month, cycle: Cycle, status: adapters::cycles::CycleStatus) {
+    let status = match status {
+        adapters::cycles::CycleStatus::Settling => "SETTLING",
+        adapters::cycles::CycleStatus::Settled => "SETTLED",
+        adapters::cycles::CycleStatus::Failed => "FAILED",
+    };
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    let item: HashMap<String, AttributeValue> = [
+        ("cycle", s(&cycle.to_string())),
+        ("item", s(adapters::cycles::CYCLE_ITEM)),
+        ("status", s(status)),
+        ("run_id", s(&format!("settle-{cycle}"))),
+        ("catalog_version", s("2026-v1")),
+        ("template_version", s("v1")),
+        ("cutoff", s(&format!("{}T00:00:00+09:00", cycle.next().first_day()))),
+        ("shard_count", AttributeValue::N("1".into())),
+        ("manifest_key", s("")),
+        ("started_at", s("2026-12-01T00:00:00Z")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    adapters::dynamodb_client(&month.config)
+        .put_item()
+        .table_name(month.cycles.table())
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A `READY` delivery of `cycle` (shard 0), due from its send date (the 10th of the month after).
+async fn ready(month: &Month, cycle: Cycle, customer: &str, dnd: domain::SlotSet) -> domain::Delivery {
+    let d = domain::Delivery::ready(
+        cycle,
+        0,
+        domain::CustomerId::new(customer).unwrap(),
+        domain::SendDay::new(10).unwrap(),
+        dnd,
+        domain::Channel::Email,
+        domain::Krw(55_000),
+        domain::delivery::DeliveryContent {
+            template_version: "v1".into(),
+            content_hash: format!("{:064x}", customer.len()),
+            email_key: format!("invoices/{cycle}/{customer}.html"),
+            subject: "invoice".into(),
+            sms_text: "invoice [[INVOICE_LINK]]".into(),
+        },
+        dec20(),
+    );
+    assert_eq!(
+        month.deliveries.create(&d).await.unwrap(),
+        adapters::PutOutcome::Created
+    );
+    d
+}
+
+/// Sets attributes of a delivery (any cycle) as a sender or an operator would have left them.
+async fn set_on(month: &Month, d: &domain::Delivery, expr: &str, values: &[(&str, &str)]) {
+    let mut req = adapters::dynamodb_client(&month.config)
+        .update_item()
+        .table_name(month.deliveries.table())
+        .key("pk", AttributeValue::S(partition_key(d.cycle, d.shard)))
+        .key("customer_id", AttributeValue::S(d.customer_id.as_str().into()))
+        .update_expression(expr)
+        .expression_attribute_names("#st", "state");
+    for (k, v) in values {
+        req = req.expression_attribute_values(*k, AttributeValue::S((*v).into()));
+    }
+    req.send().await.unwrap();
+}
+
+async fn state_of(month: &Month, d: &domain::Delivery) -> HashMap<String, AttributeValue> {
+    month
+        .deliveries
+        .raw(d.cycle, d.shard, &d.customer_id)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+fn text(item: &HashMap<String, AttributeValue>, k: &str) -> String {
+    item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+}
+
+async fn messages(month: &Month) -> Vec<String> {
+    let mut ids: Vec<String> = drain(month, "EmailQueue")
+        .await
+        .into_iter()
+        .chain(drain(month, "SmsQueue").await)
+        .map(|m| m.delivery_id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn deps_of(month: &Month) -> dispatch_slot::Deps {
+    let mut deps =
+        dispatch_slot::Deps::from_vars(&month.config, &month.resources.function_env("DispatchSlotFunction")).unwrap();
+    // No sender runs here: what is enqueued is not re-checked within these tests.
+    deps.config.recheck_after = chrono::Duration::days(60);
+    deps
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ready_delivery_of_a_settled_cycle_months_old_is_enqueued() {
+    use adapters::cycles::CycleStatus;
+    let month = Month::new("dispatch-horizon").await.unwrap();
+    let deps = deps_of(&month);
+    // Settled five months before the run's month: an operator's resend or a schedule made it due.
+    let july = cycle_of("2026-07");
+    cycle_record(&month, july, CycleStatus::Settled).await;
+    let old = ready(&month, july, "C0000001", domain::SlotSet::EMPTY).await;
+    // Past the horizon (fifteen cycles back from December 2026's run: 2025-09 is the oldest).
+    let too_old = cycle_of("2025-08");
+    cycle_record(&month, too_old, CycleStatus::Settled).await;
+    let older = ready(&month, too_old, "C0000002", domain::SlotSet::EMPTY).await;
+
+    let r = dispatch_slot::handle(&deps, event(dec20(), Some("horizon")))
+        .await
+        .unwrap();
+    assert!(r.complete, "{r:?}");
+    assert_eq!(r.cycles, vec!["2026-07".to_owned()], "{r:?}");
+    assert_eq!((r.enqueued_email, r.enqueued_sms), (1, 0), "{r:?}");
+    assert_eq!(messages(&month).await, vec![old.id()]);
+    let item = state_of(&month, &old).await;
+    assert_eq!(
+        (text(&item, "state").as_str(), text(&item, "run_id").as_str()),
+        ("QUEUED", "horizon")
+    );
+    assert_eq!(text(&state_of(&month, &older).await, "state"), "READY");
+    assert!(!domain::dispatch::dispatched_cycles(dec20().date_naive()).contains(&too_old));
+    // Once: the next run finds nothing due.
+    let again = dispatch_slot::handle(&deps, event(dec20() + chrono::Duration::hours(2), None))
+        .await
+        .unwrap();
+    assert_eq!(again.enqueued_email + again.enqueued_sms, 0, "{again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatch_against_a_failed_or_settling_cycle_enqueues_nothing() {
+    use adapters::cycles::CycleStatus;
+    let month = Month::new("dispatch-gate").await.unwrap();
+    let deps = deps_of(&month);
+    let mut waiting = Vec::new();
+    for (cycle, status, customer) in [
+        ("2026-11", CycleStatus::Settling, "C0000001"),
+        ("2026-10", CycleStatus::Failed, "C0000002"),
+        ("2026-06", CycleStatus::Failed, "C0000003"),
+    ] {
+        cycle_record(&month, cycle_of(cycle), status).await;
+        waiting.push(ready(&month, cycle_of(cycle), customer, domain::SlotSet::EMPTY).await);
+    }
+    // A cycle with READY deliveries and no cycle record at all: not settled either.
+    waiting.push(ready(&month, cycle_of("2026-09"), "C0000004", domain::SlotSet::EMPTY).await);
+
+    let r = dispatch_slot::handle(&deps, event(dec20(), None)).await.unwrap();
+    assert!(r.open && r.complete, "{r:?}");
+    assert!(r.cycles.is_empty(), "{r:?}");
+    assert_eq!(
+        r.unsettled,
+        vec!["2026-06 FAILED", "2026-10 FAILED", "2026-11 SETTLING"],
+        "{r:?}"
+    );
+    assert_eq!(r.enqueued_email + r.enqueued_sms, 0, "{r:?}");
+    assert!(messages(&month).await.is_empty());
+    for d in &waiting {
+        assert_eq!(text(&state_of(&month, d).await, "state"), "READY", "{}", d.id());
+    }
+
+    // Settled at last (a redrive reconciled it): the next run takes its deliveries, only them.
+    cycle_record(&month, cycle_of("2026-10"), CycleStatus::Settled).await;
+    let r = dispatch_slot::handle(&deps, event(dec20() + chrono::Duration::hours(2), None))
+        .await
+        .unwrap();
+    assert_eq!(r.cycles, vec!["2026-10".to_owned()], "{r:?}");
+    assert_eq!(messages(&month).await, vec![waiting[1].id()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_with_no_allowed_slot_ends_dead_with_a_failure_record() {
+    use adapters::cycles::CycleStatus;
+    use domain::{Slot, SlotSet};
+    let month = Month::new("dispatch-noslot").await.unwrap();
+    let mut deps = deps_of(&month);
+    let nov = cycle_of("2026-11");
+    cycle_record(&month, nov, CycleStatus::Settled).await;
+    let quiet = QuietWindow::default_korea();
+    let open_slots = quiet.forbidden_slots().complement();
+    let slot = |i: u32| Slot::new(i).unwrap();
+    // DND over every slot the quiet window leaves (08:00-20:00): never sendable.
+    let none_left = ready(&month, nov, "C0000001", open_slots).await;
+    // DND leaving only 18:00-20:00: sendable until the quiet window grows to 18:00.
+    let evening_only = open_slots.complement().with(slot(9)).complement();
+    let evening = ready(&month, nov, "C0000002", evening_only).await;
+    let anyone = ready(&month, nov, "C0000003", SlotSet::EMPTY).await;
+    assert!(ContactWindow::new(none_left.dnd, quiet).is_err());
+    assert!(ContactWindow::new(evening.dnd, quiet).is_ok());
+
+    let r = dispatch_slot::handle(&deps, event(dec20(), Some("noslot")))
+        .await
+        .unwrap();
+    assert_eq!(r.no_allowed_slot, 1, "{r:?}");
+    assert_eq!(r.enqueued_email, 1, "{r:?}");
+    assert_eq!(r.not_this_slot, 1, "the evening customer waits for 18:00: {r:?}");
+    assert_eq!(messages(&month).await, vec![anyone.id()]);
+    let dead = state_of(&month, &none_left).await;
+    assert_eq!(text(&dead, "state"), "DEAD", "{dead:?}");
+    assert_eq!(text(&dead, "last_error"), "no-allowed-slot");
+    assert!(!dead.contains_key("due_pk"), "out of the Due index: {dead:?}");
+    let failures = FailureLog::new(
+        adapters::dynamodb_client(&month.config),
+        month.resources.table("FailuresTable").unwrap(),
+    );
+    let record = failures
+        .get(Some(nov), &none_left.id(), FailureStage::Dispatch)
+        .await
+        .unwrap()
+        .expect("a failure record for the delivery no slot can carry");
+    assert_eq!(record.code, "no-allowed-slot");
+    assert_eq!(record.occurrences, 1);
+    for named in ["08:00-10:00", "18:00-20:00", "21:00-08:00"] {
+        assert!(record.reason.contains(named), "{named} in {}", record.reason);
+    }
+    assert!(
+        !record.reason.contains("C0000001"),
+        "ids go in the subject: {}",
+        record.reason
+    );
+
+    // The operators move the quiet window's start to 18:00: from the next run on, the evening
+    // customer has no slot left either.
+    deps.config.quiet = "18:00-08:00".parse().unwrap();
+    let r = dispatch_slot::handle(&deps, event(dec20() + chrono::Duration::hours(2), None))
+        .await
+        .unwrap();
+    assert_eq!(r.no_allowed_slot, 1, "{r:?}");
+    assert_eq!(text(&state_of(&month, &evening).await, "state"), "DEAD");
+    assert!(
+        failures
+            .get(Some(nov), &evening.id(), FailureStage::Dispatch)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Dead once: later runs do not see them again.
+    let r = dispatch_slot::handle(&deps, event(dec20() + chrono::Duration::hours(4), None))
+        .await
+        .unwrap();
+    assert_eq!((r.no_allowed_slot, r.enqueued_email + r.enqueued_sms), (0, 0), "{r:?}");
+    let again = failures
+        .get(Some(nov), &none_left.id(), FailureStage::Dispatch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.occurrences, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sending_and_queued_deliveries_whose_recheck_came_are_enqueued_again_once() {
+    use adapters::cycles::CycleStatus;
+    let month = Month::new("dispatch-recheck").await.unwrap();
+    let deps = deps_of(&month);
+    let nov = cycle_of("2026-11");
+    cycle_record(&month, nov, CycleStatus::Settled).await;
+    let empty = domain::SlotSet::EMPTY;
+    // Its sender died: the lease ended, and the re-check time the claim set has come.
+    let lapsed = ready(&month, nov, "C0000001", empty).await;
+    set_on(
+        &month,
+        &lapsed,
+        "SET #st = :s, claim_id = :c, lease_until = :l, available_at = :a, channel = :ch",
+        &[
+            (":s", "SENDING"),
+            (":c", "claim-1"),
+            (":l", "2020-01-01T00:00:00Z"),
+            (":a", "2026-12-20T00:30:00Z"),
+            (":ch", "email"),
+        ],
+    )
+    .await;
+    // Its sender is still at it (a live lease), though the re-check time has come.
+    let live = ready(&month, nov, "C0000002", empty).await;
+    set_on(
+        &month,
+        &live,
+        "SET #st = :s, claim_id = :c, lease_until = :l, available_at = :a, channel = :ch",
+        &[
+            (":s", "SENDING"),
+            (":c", "claim-2"),
+            (":l", "2099-01-01T00:00:00Z"),
+            (":a", "2026-12-20T00:30:00Z"),
+            (":ch", "email"),
+        ],
+    )
+    .await;
+    // Queued, and no sender claimed it by its re-check time.
+    let unclaimed = ready(&month, nov, "C0000003", empty).await;
+    set_on(
+        &month,
+        &unclaimed,
+        "SET #st = :s, available_at = :a, channel = :ch, run_id = :r",
+        &[
+            (":s", "QUEUED"),
+            (":a", "2026-12-20T00:30:00Z"),
+            (":ch", "email"),
+            (":r", "an-earlier-run"),
+        ],
+    )
+    .await;
+    // Queued, re-check still to come.
+    let fresh = ready(&month, nov, "C0000004", empty).await;
+    set_on(
+        &month,
+        &fresh,
+        "SET #st = :s, available_at = :a, channel = :ch",
+        &[(":s", "QUEUED"), (":a", "2026-12-20T04:00:00Z"), (":ch", "email")],
+    )
+    .await;
+
+    let r = dispatch_slot::handle(&deps, event(dec20(), Some("recheck")))
+        .await
+        .unwrap();
+    assert_eq!((r.enqueued_email, r.requeued), (2, 2), "{r:?}");
+    assert_eq!(r.lost_races, 1, "the live lease keeps its delivery: {r:?}");
+    let mut expected = vec![lapsed.id(), unclaimed.id()];
+    expected.sort();
+    assert_eq!(messages(&month).await, expected);
+    let taken = state_of(&month, &lapsed).await;
+    assert_eq!(
+        (text(&taken, "state").as_str(), text(&taken, "run_id").as_str()),
+        ("QUEUED", "recheck")
+    );
+    assert!(
+        !taken.contains_key("claim_id") && !taken.contains_key("lease_until"),
+        "{taken:?}"
+    );
+    let kept = state_of(&month, &live).await;
+    assert_eq!(
+        (text(&kept, "state").as_str(), text(&kept, "claim_id").as_str()),
+        ("SENDING", "claim-2")
+    );
+    assert_eq!(text(&state_of(&month, &fresh).await, "state"), "QUEUED");
+    // Enqueued again once: a second run of the slot takes nothing.
+    let again = dispatch_slot::handle(&deps, event(dec20(), Some("recheck-again")))
+        .await
+        .unwrap();
+    assert_eq!((again.enqueued_email, again.requeued), (0, 0), "{again:?}");
+    assert!(messages(&month).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enqueue_applied_with_its_answer_lost_is_taken_once() {
+    use adapters::cycles::CycleStatus;
+    use local_aws::{Fault, LostAnswer, WriteOperation};
+    let month = Month::new("dispatch-lost").await.unwrap();
+    let deps = deps_of(&month);
+    let nov = cycle_of("2026-11");
+    cycle_record(&month, nov, CycleStatus::Settled).await;
+    let table = month.deliveries.table().to_owned();
+    for (round, mode) in [(0u32, LostAnswer::Error), (1, LostAnswer::Drop)] {
+        let first = ready(&month, nov, &format!("C00000{round}1"), domain::SlotSet::EMPTY).await;
+        let requeue = ready(&month, nov, &format!("C00000{round}2"), domain::SlotSet::EMPTY).await;
+        set_on(
+            &month,
+            &requeue,
+            "SET #st = :s, available_at = :a, channel = :ch",
+            &[(":s", "QUEUED"), (":a", "2026-12-20T00:30:00Z"), (":ch", "email")],
+        )
+        .await;
+        // Both enqueues are applied, and their answers lost: the SDK sends them again, and
+        // their conditions refuse them.
+        let before = month
+            .emulator
+            .faults_fired()
+            .await
+            .unwrap()
+            .fired(Fault::LostAnswer, &table);
+        month
+            .emulator
+            .lose_answers(&table, WriteOperation::UpdateItem, 2, mode)
+            .await
+            .unwrap();
+        let at = dec20() + chrono::Duration::hours(2 * i64::from(round));
+        let r = dispatch_slot::handle(&deps, event(at, Some(&format!("lost-{round}"))))
+            .await
+            .unwrap();
+        let fired = month
+            .emulator
+            .faults_fired()
+            .await
+            .unwrap()
+            .fired(Fault::LostAnswer, &table);
+        month
+            .emulator
+            .lose_answers(&table, WriteOperation::UpdateItem, 0, mode)
+            .await
+            .unwrap();
+        assert_eq!(fired - before, 2, "{mode:?}: both answers were lost");
+        assert_eq!(
+            (r.enqueued_email, r.requeued, r.lost_races, r.unknown),
+            (2, 1, 0, 0),
+            "{mode:?}: taken, once each: {r:?}"
+        );
+        let mut expected = vec![first.id(), requeue.id()];
+        expected.sort();
+        assert_eq!(messages(&month).await, expected, "{mode:?}");
+        for d in [&first, &requeue] {
+            let item = state_of(&month, d).await;
+            assert_eq!(
+                (text(&item, "state"), text(&item, "run_id")),
+                ("QUEUED".to_owned(), format!("lost-{round}"))
+            );
+        }
+    }
+}

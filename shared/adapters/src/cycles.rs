@@ -354,3 +354,75 @@ impl CycleStore {
         Ok(out)
     }
 }
+
+impl CycleStore {
+    /// The cycle records of `cycles` that exist, by cycle: one consistent
+    /// `BatchGetItem` per hundred cycles (what a dispatch run reads first, to
+    /// know which cycles of its horizon are settled), the keys DynamoDB left
+    /// unprocessed asked again with backoff, a bounded number of times.
+    pub async fn get_many(&self, cycles: &[Cycle]) -> Result<HashMap<Cycle, CycleRecord>, StoreError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut wanted = cycles.to_vec();
+        wanted.sort();
+        wanted.dedup();
+        let backoff = crate::retry::Backoff::default();
+        let mut out = HashMap::new();
+        for chunk in wanted.chunks(100) {
+            let mut keys: Vec<Item> = chunk
+                .iter()
+                .map(|c| Item::from([("cycle".into(), s(c.to_string())), ("item".into(), s(CYCLE_ITEM))]))
+                .collect();
+            for attempt in 1..=backoff.max_attempts.max(1) {
+                if keys.is_empty() {
+                    break;
+                }
+                if attempt > 1 {
+                    tokio::time::sleep(backoff.delay(attempt - 1)).await;
+                }
+                let wanted = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut keys)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Decode {
+                        resource: self.table.clone(),
+                        what: "cycle keys".into(),
+                        message: e.to_string(),
+                    })?;
+                let got = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, wanted)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::aws("BatchGetItem", &self.table, e))?;
+                let items = got
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default();
+                for mut item in items {
+                    item.remove("item");
+                    let what = format!(
+                        "cycle {}",
+                        item.get("cycle").and_then(|v| v.as_s().ok()).map_or("?", |c| c)
+                    );
+                    let rec: CycleRecord = decode(&self.table, &what, item)?;
+                    out.insert(rec.cycle, rec);
+                }
+                keys = got
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+            if !keys.is_empty() {
+                return Err(StoreError::Unprocessed {
+                    op: "BatchGetItem",
+                    resource: self.table.clone(),
+                    unprocessed: keys.len(),
+                    attempts: backoff.max_attempts,
+                });
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,222 @@
+//! Dispatch's transitions of a delivery: enqueue it ([`queue_change`]), put
+//! it back when SQS refused its message ([`revert_change`]), park an index
+//! entry that does not decode ([`DeliveryStore::park`]), and end `DEAD` a
+//! delivery no slot can ever carry ([`dead_change`]).
+//!
+//! Every change is named by the run's **write token** (unique per
+//! invocation: two invocations of one run id never share one) and a step,
+//! so that a write whose answer was lost is recognised as this run's own
+//! ([`super::write`]), and — when even the SDK's retries got no answer — a
+//! consistent read settles it ([`DeliveryStore::write_or_find`]): a write
+//! found applied counts as this run's, one not found stays unknown and is
+//! never counted as taken.
+
+use chrono::{DateTime, Utc};
+use domain::{Channel, DeliveryId, DeliveryState};
+
+use super::claims::{MAX_ERROR_CODE, RESTORE_DND};
+use super::write::{Change, Written};
+use super::{BadEntry, DeliveryStore, DueEntry, bounded};
+
+/// The error code a delivery ends with when its customer's DND leaves no
+/// slot outside the quiet window.
+pub const NO_ALLOWED_SLOT: &str = "no-allowed-slot";
+
+/// `READY` → `QUEUED` on `channel` by `run_id`, if the delivery is still the
+/// one the caller read (same state and `available_at`): of two runs, one
+/// wins. It stays in the `Due` index with `available_at` = `recheck_at`: if
+/// no sender has claimed it by then (a crash between this write and the
+/// message, a message lost), a later run finds it and enqueues it again. The
+/// same goes for a `QUEUED` delivery whose re-check time came, and for a
+/// `SENDING` one whose sender's lease ended with no message left to bring it
+/// back (the next claim takes it over).
+pub fn queue_change(
+    e: &DueEntry,
+    channel: Channel,
+    run_id: &str,
+    token: &str,
+    now: DateTime<Utc>,
+    recheck_at: DateTime<Utc>,
+) -> Change {
+    let change = Change::new(format!("{token}/queue"), now)
+        .set("#st = :queued")
+        .set("channel = :ch")
+        .set("run_id = :run")
+        .set("queued_at = :now")
+        .set("available_at = :recheck")
+        .text(":queued", DeliveryState::Queued.as_str())
+        .text(":ch", channel.as_str())
+        .text(":run", run_id)
+        .time(":recheck", &recheck_at)
+        .time(":seen", &e.available_at);
+    match e.state {
+        DeliveryState::Queued => change
+            .condition("#st = :queued AND available_at = :seen")
+            .remove("claim_id"),
+        DeliveryState::Sending => change
+            .condition("#st = :sending AND available_at = :seen AND lease_until < :now")
+            .text(":sending", DeliveryState::Sending.as_str())
+            .remove("lease_until")
+            .remove("claim_id"),
+        _ => change
+            .condition("#st = :ready AND available_at = :seen")
+            .text(":ready", DeliveryState::Ready.as_str()),
+    }
+}
+
+/// Undoes this run's [`queue_change`] when the message could not be sent:
+/// back to `READY` at `available_at`, only if nothing has changed the
+/// delivery since (its last write is still this run's enqueue — another
+/// invocation of the same run id can never undo it).
+pub fn revert_change(token: &str, available_at: DateTime<Utc>, now: DateTime<Utc>) -> Change {
+    Change::new(format!("{token}/revert"), now)
+        .set("#st = :ready")
+        .set("available_at = :at")
+        .remove("run_id")
+        .remove("queued_at")
+        .condition("#st = :queued AND last_write = :mine")
+        .text(":ready", DeliveryState::Ready.as_str())
+        .text(":queued", DeliveryState::Queued.as_str())
+        .text(":mine", format!("{token}/queue"))
+        .time(":at", &available_at)
+}
+
+/// Takes an entry that does not decode out of the `Due` index
+/// (`parked_reason`, `parked_at`), if it is still in the partition it was
+/// found in; the rest of the item is left as it is for an operator.
+pub fn park_change(bad: &BadEntry, reason: &str, token: &str, now: DateTime<Utc>) -> Change {
+    Change::new(format!("{token}/park"), now)
+        .set("parked_reason = :why")
+        .set("parked_at = :now")
+        .remove("due_pk")
+        .condition("due_pk = :seen")
+        .text(":seen", &bad.due_pk)
+        .text(":why", bounded(reason, 1024))
+}
+
+/// Ends `e` `DEAD` with `error_code`, out of the `Due` index, if it is still
+/// as the dispatch run read it: `READY` or `QUEUED` with the same
+/// `available_at`. A delivery a sender held (`SENDING`) is left to the
+/// sender that takes it over, whose own slot check ends it.
+pub fn dead_change(e: &DueEntry, error_code: &str, run_id: &str, token: &str, now: DateTime<Utc>) -> Change {
+    Change::new(format!("{token}/dead"), now)
+        .set("#st = :dead")
+        .set("last_error = :err")
+        .set("run_id = :run")
+        .set(RESTORE_DND)
+        .remove("due_pk")
+        .remove("dnd_before_force")
+        .condition("#st IN (:ready, :queued) AND available_at = :seen")
+        .text(":dead", DeliveryState::Dead.as_str())
+        .text(":ready", DeliveryState::Ready.as_str())
+        .text(":queued", DeliveryState::Queued.as_str())
+        .text(":err", bounded(error_code, MAX_ERROR_CODE))
+        .text(":run", run_id)
+        .time(":seen", &e.available_at)
+}
+
+impl DeliveryStore {
+    /// [`write`](Self::write), and when no answer came, a consistent read of
+    /// the item: if it carries the change's token, the change was applied
+    /// (`Applied`); otherwise (or if the read fails too) the outcome stays
+    /// `Unknown`.
+    pub async fn write_or_find(&self, id: &DeliveryId, change: &Change) -> Written {
+        match self.write(id, change).await {
+            Written::Unknown(e) => match self.raw(id.cycle, id.shard, &id.customer).await {
+                Ok(Some(item)) if change.is_ours(&item) => {
+                    tracing::info!(delivery_id = %id, token = change.token(), "a write with no answer was found applied");
+                    Written::Applied(item)
+                }
+                _ => Written::Unknown(e),
+            },
+            other => other,
+        }
+    }
+
+    /// [`queue_change`], written; `token` names this run's writes (unique
+    /// per invocation).
+    pub async fn mark_queued(
+        &self,
+        e: &DueEntry,
+        channel: Channel,
+        run_id: &str,
+        token: &str,
+        now: DateTime<Utc>,
+        recheck_at: DateTime<Utc>,
+    ) -> Written {
+        let change = queue_change(e, channel, run_id, token, now, recheck_at);
+        self.write_or_find(&e.delivery_id(), &change).await
+    }
+
+    /// [`revert_change`], written: `run_id` is kept for the signature's sake;
+    /// the token (this run's enqueue) is what the condition checks.
+    pub async fn revert_queued(
+        &self,
+        e: &DueEntry,
+        _run_id: &str,
+        token: &str,
+        available_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Written {
+        let change = revert_change(token, available_at, now);
+        self.write_or_find(&e.delivery_id(), &change).await
+    }
+
+    /// [`park_change`], written to the item's key as stored (the entry's key
+    /// may not parse as a delivery id). `Refused` when it had already left
+    /// (parked by another run, or repaired).
+    pub async fn park(&self, bad: &BadEntry, reason: &str, token: &str, now: DateTime<Utc>) -> Written {
+        self.write_at(&bad.pk, &bad.customer_id, &park_change(bad, reason, token, now))
+            .await
+    }
+
+    /// [`dead_change`], written. Whoever calls it records the failure
+    /// first, so that no delivery is ever `DEAD` without its record.
+    pub async fn end_at_dispatch(
+        &self,
+        e: &DueEntry,
+        error_code: &str,
+        run_id: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Written {
+        let change = dead_change(e, error_code, run_id, token, now);
+        self.write_or_find(&e.delivery_id(), &change).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{CustomerId, Cycle, SlotSet};
+
+    fn entry(state: DeliveryState, at: DateTime<Utc>) -> DueEntry {
+        DueEntry {
+            cycle: Cycle::new(2026, 11).unwrap(),
+            shard: 3,
+            customer_id: CustomerId::new("C0000001").unwrap(),
+            state,
+            available_at: at,
+            dnd: SlotSet::ALL,
+            preferred_channel: Channel::Email,
+            queued_at: None,
+        }
+    }
+
+    #[test]
+    fn every_step_is_named_by_the_runs_token() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let e = entry(DeliveryState::Ready, now);
+        let t = "dispatch-x/00ff";
+        assert_eq!(
+            queue_change(&e, Channel::Sms, "dispatch-x", t, now, now).token(),
+            "dispatch-x/00ff/queue"
+        );
+        assert_eq!(revert_change(t, now, now).token(), "dispatch-x/00ff/revert");
+        let dead = dead_change(&e, NO_ALLOWED_SLOT, "dispatch-x", t, now);
+        assert_eq!(dead.token(), "dispatch-x/00ff/dead");
+        let expr = dead.expression();
+        assert!(expr.contains("#st = :dead") && expr.contains("REMOVE due_pk"), "{expr}");
+        assert!(expr.contains(RESTORE_DND), "{expr}");
+    }
+}
