@@ -613,7 +613,10 @@ async fn the_documented_cargo_lambda_session_settles_the_sample_month() {
         let counts = sends.count_by_key().await.unwrap();
         for id in &ids {
             assert_eq!(
-                counts.get(&sender::idempotency_key(id, channel)),
+                counts.get(&sender::idempotency_key(
+                    &domain::DeliveryId::parse(id).unwrap(),
+                    channel
+                )),
                 Some(&1),
                 "{id}: sends"
             );

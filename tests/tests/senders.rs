@@ -94,6 +94,32 @@ impl Stack {
     async fn states(&self) -> BTreeMap<String, u64> {
         states(&self.config, &self.var("DELIVERIES_TABLE")).await.unwrap()
     }
+
+    /// The ids of the deliveries in `state`.
+    async fn deliveries_in(&self, state: &str) -> Vec<String> {
+        let ddb = adapters::dynamodb_client(&self.config);
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = ddb
+                .scan()
+                .table_name(self.var("DELIVERIES_TABLE"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .unwrap();
+            for item in page.items.unwrap_or_default() {
+                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                if text("state") == state {
+                    out.push(format!("{}#{}", text("pk"), text("customer_id")));
+                }
+            }
+            start = page.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                return out;
+            }
+        }
+    }
 }
 
 /// 10:30 Asia/Seoul on 15 December 2026, inside slot 5 (10:00-12:00).
@@ -286,7 +312,7 @@ async fn crash_run(stack: &Stack, can_ask: bool) -> (PollStats, HashSet<String>)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crashes_lose_nothing_and_send_twice_only_in_the_documented_window() {
+async fn crashes_lose_nothing_and_never_send_twice_even_with_a_provider_that_cannot_be_asked() {
     // A provider that can be asked: no crash sends twice.
     let stack_a = stack("send-crash").await;
     seed_queued(&stack_a.config, &stack_a.resources, 60, 60, 0, SlotSet::EMPTY)
@@ -305,30 +331,54 @@ async fn crashes_lose_nothing_and_send_twice_only_in_the_documented_window() {
     // (Recoveries are counted only by invocations that did not crash afterwards.)
     assert!(stats.report.recovered > 0, "{stats:?}");
 
-    // A provider that cannot be asked (SES): the deliveries crashed between the provider's
-    // accept and the completion write, and only those, are sent twice. That is the window.
+    // A provider that cannot be asked (SES): the sender marks each call as started before
+    // making it. The deliveries crashed between the provider's accept and the completion
+    // write, and only those, are found with a call in doubt by the sender that takes them
+    // over: UNCONFIRMED, each with a failure record, for an operator — never sent twice.
     let stack_b = stack("send-crash-ses").await;
     seed_queued(&stack_b.config, &stack_b.resources, 60, 60, 0, SlotSet::EMPTY)
         .await
         .unwrap();
-    let (_, after_accept) = crash_run(&stack_b, false).await;
+    let (stats_b, after_accept) = crash_run(&stack_b, false).await;
+    let states_b = stack_b.states().await;
     assert_eq!(
-        stack_b.states().await.get("SENT_EMAIL").copied(),
-        Some(60),
-        "nothing lost"
+        states_b.get("SENT_EMAIL").copied(),
+        Some(60 - after_accept.len() as u64),
+        "{states_b:?}"
     );
+    assert_eq!(
+        states_b.get("UNCONFIRMED").copied(),
+        Some(after_accept.len() as u64),
+        "{states_b:?}"
+    );
+    assert_eq!(stats_b.report.unconfirmed, after_accept.len() as u64, "{stats_b:?}");
     let counts = stack_b.log().count_by_key().await.unwrap();
-    let twice: HashSet<String> = counts
+    assert!(counts.values().all(|n| *n == 1), "no delivery sent twice: {counts:?}");
+    let unconfirmed: HashSet<String> = stack_b.deliveries_in("UNCONFIRMED").await.into_iter().collect();
+    assert_eq!(
+        unconfirmed, after_accept,
+        "UNCONFIRMED exactly where a crash hit the window"
+    );
+    let records = FailureLog::new(
+        adapters::dynamodb_client(&stack_b.config),
+        stack_b.var("FAILURES_TABLE"),
+    );
+    let cycle = domain::Cycle::new(2026, 11).unwrap();
+    let page = records.page(Some(cycle), 100, None).await.unwrap();
+    let recorded: HashSet<String> = page
+        .records
         .iter()
-        .filter(|(_, n)| **n > 1)
-        .map(|(k, _)| k.trim_end_matches("#email").to_owned())
+        .filter(|r| r.code == "send-unconfirmed")
+        .map(|r| r.subject.clone())
         .collect();
-    assert!(counts.values().all(|n| *n <= 2), "{counts:?}");
-    assert_eq!(twice, after_accept, "duplicates exactly where a crash hit the window");
+    assert_eq!(
+        recorded, after_accept,
+        "each UNCONFIRMED delivery has its failure record"
+    );
     println!(
-        "crash window: {} of 60 deliveries crashed after the provider accepted; {} sent twice without a lookup, 0 with one",
+        "crash window: {} of 60 deliveries crashed after the provider accepted; 0 sent twice, {} left UNCONFIRMED for an operator",
         after_accept.len(),
-        twice.len()
+        unconfirmed.len()
     );
 }
 

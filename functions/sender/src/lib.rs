@@ -684,7 +684,6 @@ async fn read_and_deliver(
     let message = match serde_json::from_str::<DeliveryMessage>(body) {
         Ok(m) => m,
         Err(e) => {
-            // serde's message names the field or the position, never the value.
             let reason = format!(
                 "the body is not a delivery message (line {}, column {}: {}); expected {{\"delivery_id\", \"channel\", \"run_id\"}}",
                 e.line(),
@@ -717,7 +716,9 @@ async fn read_and_deliver(
         deps,
         sqs,
         body,
-        claim_id: format!("{request_id}/{message_id}"),
+        // Unique per receive even where request ids repeat (local runtimes): the claim id
+        // names this claim's writes, and a write that finds its own name is taken as applied.
+        claim_id: format!("{request_id}/{message_id}/{:016x}", fastrand::u64(..)),
         key: ClaimKey { id, channel },
         id: canonical,
         message,
@@ -728,14 +729,21 @@ async fn read_and_deliver(
     Ok((outcome, Some(m.message)))
 }
 
-/// What kind of JSON error, in words that hold no part of the input.
-fn serde_error_class(e: &serde_json::Error) -> &'static str {
+/// What kind of JSON error, in words that hold no part of the input: serde's
+/// own text only where it names one of our fields (a missing one); an
+/// unknown field's name or a value of the wrong type came from the input.
+fn serde_error_class(e: &serde_json::Error) -> String {
     use serde_json::error::Category;
+    let text = e.to_string();
     match e.classify() {
-        Category::Io => "unreadable",
-        Category::Syntax => "not JSON",
-        Category::Data => "a field is missing, unknown or of the wrong type",
-        Category::Eof => "cut short",
+        Category::Data if text.starts_with("missing field `") => {
+            text.split(" at line").next().unwrap_or("missing field").to_owned()
+        }
+        Category::Data if text.starts_with("unknown field") => "an unknown field".into(),
+        Category::Data => "a field of the wrong type".into(),
+        Category::Io => "unreadable".into(),
+        Category::Syntax => "not JSON".into(),
+        Category::Eof => "cut short".into(),
     }
 }
 
