@@ -71,7 +71,8 @@ enum Action {
         #[arg(long)]
         at: String,
     },
-    /// Send a sent, dead or held delivery once more (a new send round).
+    /// Send a sent, dead, held or unconfirmed delivery once more (a new send round), or put
+    /// a QUEUED or SENDING one that no sender holds any more back to dispatch (its round).
     Resend {
         #[command(flatten)]
         on: OnDelivery,
@@ -102,6 +103,12 @@ enum Action {
     /// Hold a READY delivery: no dispatch run sends it until schedule, resend,
     /// convert-to-sms or force-send releases it. The reason is shown on the delivery.
     Hold {
+        #[command(flatten)]
+        on: OnDelivery,
+    },
+    /// Record an UNCONFIRMED delivery as sent on its channel, once the provider's evidence
+    /// (its console, the recipient) shows the message went out; resend it otherwise.
+    Confirm {
         #[command(flatten)]
         on: OnDelivery,
     },
@@ -428,13 +435,24 @@ fn show_funnel(v: &Value) -> String {
         .as_object()
         .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();
-    let names: Vec<String> = states.iter().map(|(k, _)| k.clone()).collect();
+    // The breakdowns show the states some delivery is in (the state table shows them all).
+    let names: Vec<String> = states
+        .iter()
+        .filter(|(_, n)| n.as_u64() != Some(0))
+        .map(|(k, _)| k.clone())
+        .collect();
     let mut out = format!(
-        "cycle {}: {} deliveries for {} bills\n\n",
+        "cycle {}: {} deliveries for {} bills\n",
         text(&v["cycle"]),
         text(&v["deliveries"]),
         text(&v["bills"])
     );
+    match v["needs_operator"].as_u64() {
+        Some(n) if n > 0 => out.push_str(&format!(
+            "{n} UNCONFIRMED: a send may have gone out and the provider cannot be asked; billingctl confirm or resend each\n\n"
+        )),
+        _ => out.push('\n'),
+    }
     out.push_str(&table(
         &["STATE", "DELIVERIES"],
         &states.iter().map(|(k, n)| vec![k.clone(), text(n)]).collect::<Vec<_>>(),
@@ -503,7 +521,10 @@ fn show_delivery(v: &Value) -> String {
             ("sms attempts", "attempts.sms"),
             ("last error", "last_error"),
             ("held because", "held_reason"),
+            ("lease until", "lease_until"),
             ("sent at", "sent_at"),
+            ("confirmed at", "confirmed_at"),
+            ("operator", "operator_action"),
             ("template", "template_version"),
             ("name", "contact.name"),
             ("email", "contact.email"),
@@ -545,7 +566,14 @@ fn show_applied(v: &Value) -> String {
     } else {
         format!("{what} applied (command id {})", text(&v["command_id"]))
     };
-    let mut out = if v["state"] == "HELD" {
+    let mut out = if v["command"] == "confirm" {
+        format!(
+            "{head}\ndelivery {} is {}: confirmed as sent by {}",
+            text(&v["delivery_id"]),
+            text(&v["state"]),
+            text(&v["channel"])
+        )
+    } else if v["state"] == "HELD" {
         format!(
             "{head}\ndelivery {} is HELD ({}); schedule, resend, convert-to-sms or force-send releases it",
             text(&v["delivery_id"]),
@@ -561,6 +589,9 @@ fn show_applied(v: &Value) -> String {
     };
     if !v["send_round"].is_null() {
         out.push_str(&format!(", send round {}", text(&v["send_round"])));
+        if v["new_round"] == json!(false) {
+            out.push_str(" (its own: no sender held it any more; the next one asks the provider before sending)");
+        }
     }
     out
 }
@@ -697,6 +728,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Action::Hold { on } => {
             let v = on.send(&api, "hold", None, None).await?;
+            print(&v, show_applied(&v));
+        }
+        Action::Confirm { on } => {
+            let v = on.send(&api, "confirm", None, None).await?;
             print(&v, show_applied(&v));
         }
         Action::Command { id } => {

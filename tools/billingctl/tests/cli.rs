@@ -228,6 +228,26 @@ async fn every_command_answers_with_tables_json_and_exit_codes() {
     );
     let r = call(args(&["delivery", "2026-11", &customer])).await;
     assert!(r.stdout.contains("bill disputed"), "{}", r.stdout);
+
+    // Confirm is for an UNCONFIRMED delivery only; the funnel lists that state.
+    let r = call(args(&[
+        "confirm",
+        "2026-11",
+        &customer,
+        "--reason",
+        "SES console shows it delivered",
+        "--command-id",
+        "k-1",
+    ]))
+    .await;
+    assert_eq!(r.code, 4, "a held delivery is not unconfirmed: {}", r.stderr);
+    assert!(
+        r.stderr.contains("wrong-state") && r.stderr.contains("UNCONFIRMED"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&["funnel", "2026-11"]).await;
+    assert!(r.stdout.contains("UNCONFIRMED"), "{}", r.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
