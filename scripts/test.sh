@@ -49,6 +49,28 @@ fi
 # its text message within the limit (also checked by the tests and at every cold start)
 step "invoice templates" cargo run -q -p invoice --bin preview -- validate
 
+# --- the functions `cargo lambda watch` runs in the tests ----------------------------------
+# The sample-events test serves the functions with `cargo lambda watch`, which starts each one
+# with `cargo run --bin <function>` from this directory: on an empty build cache that compiled
+# the function inside the test's time limit. Build them here, before any test starts, with
+# exactly that command's configuration (dev profile, host target, the features a `--bin`
+# selection at the workspace root resolves, this CARGO_TARGET_DIR), so that watch finds them
+# fresh. One build of them all (in parallel), then each on its own as `cargo run --bin` selects
+# it: a no-op unless a function's feature set differs from their union. The binaries that
+# tests start through `CARGO_BIN_EXE_*` (billingctl, local-run, datagen, preview) are built by
+# the test build itself, before any test runs.
+# The functions are the folders of events/ (one per function the session invokes).
+build_watched_functions() {
+  local d f functions=() bins=() start=$SECONDS
+  for d in events/*/; do functions+=("$(basename "$d")"); done
+  ((${#functions[@]})) || { echo "no function folders in events/" >&2; return 1; }
+  for f in "${functions[@]}"; do bins+=(--bin "$f"); done
+  cargo build "${bins[@]}" || return
+  for f in "${functions[@]}"; do cargo build -q --bin "$f" || return; done
+  echo "${#functions[@]} functions built in $((SECONDS - start)) s"
+}
+step "functions for cargo lambda watch" build_watched_functions
+
 # --- one emulator for every test process -------------------------------------------------
 # Reuse an emulator the developer already runs (and leave it running); otherwise start one
 # and stop it on exit.

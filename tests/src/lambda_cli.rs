@@ -3,9 +3,14 @@
 //!
 //! What `cargo lambda` does, which these helpers rely on:
 //!
-//! * `watch` compiles a function (`cargo run --bin <name>`) on its first
-//!   invocation, so the first invoke of each binary can take minutes; later
-//!   ones reuse the running instance.
+//! * `watch` starts a function with `cargo run --bin <name>` on its first
+//!   invocation; later ones reuse the running instance. On a cold build
+//!   cache that compiles the function, which took longer than a test may
+//!   wait, so `scripts/test.sh` builds every function first, in the
+//!   configuration `cargo run --bin` uses (same profile, features and
+//!   `CARGO_TARGET_DIR`), and the first invoke only starts it. A first invoke
+//!   that finds cargo compiling (`Compiling …` in the `watch` output) fails
+//!   at once, saying so, instead of timing out minutes later.
 //! * The function process inherits the environment of `watch` (plus the
 //!   `--env-var`/`--env-file` ones); that is how it gets its tables, bucket
 //!   and `AWS_ENDPOINT_URL`.
@@ -35,6 +40,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -45,8 +51,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::de::DeserializeOwned;
 
-/// How long the first invoke of a binary may take: it compiles the function.
+/// How long the first invoke of a binary may take: cargo checks that the
+/// function is built (and may wait for another cargo's lock), then it starts.
 pub const FIRST_INVOKE_LIMIT: Duration = Duration::from_secs(300);
+/// How often a first invoke looks for cargo compiling in the `watch` output.
+const COMPILE_POLL: Duration = Duration::from_millis(500);
+/// What a first invoke that finds cargo compiling says to do.
+pub const BUILD_FIRST: &str = "run scripts/test.sh, which builds the functions first";
 /// How long any later invoke may take.
 pub const INVOKE_LIMIT: Duration = Duration::from_secs(120);
 /// How long `watch` may take to listen.
@@ -174,12 +185,34 @@ impl Watch {
         )
     }
 
+    /// Where the `watch` output ends now (stderr, stdout).
+    fn log_marks(&self) -> (u64, u64) {
+        let len = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+        (len(&self.stderr), len(&self.stdout))
+    }
+
+    /// A line of cargo compiling (`   Compiling <crate> v…`) that `watch`
+    /// printed after `marks`.
+    fn compiling_since(&self, marks: (u64, u64)) -> Option<String> {
+        let since = |path: &Path, from: u64| {
+            let mut text = String::new();
+            let mut file = File::open(path).ok()?;
+            file.seek(SeekFrom::Start(from)).ok()?;
+            // Bounded: what one poll interval of output can hold is far less.
+            file.take(4 << 20).read_to_string(&mut text).ok()?;
+            compiling_line(&text).map(str::to_owned)
+        };
+        since(&self.stderr, marks.0).or_else(|| since(&self.stdout, marks.1))
+    }
+
     /// `cargo lambda invoke <function> --data-file <data_file> -A 127.0.0.1
     /// -P <port>`, run from the project root (so `data_file` may be
     /// `events/…`). The first invoke of a binary may take
-    /// [`FIRST_INVOKE_LIMIT`] (it compiles the function), later ones
-    /// [`INVOKE_LIMIT`]; until `watch` is reached the call is retried within
-    /// that time. A function error is an `Ok` [`Invocation`] with
+    /// [`FIRST_INVOKE_LIMIT`] (cargo checks the function is built, then it
+    /// starts), later ones [`INVOKE_LIMIT`]; until `watch` is reached the
+    /// call is retried within that time. A first invoke that finds cargo
+    /// compiling the function fails at once (it was not built beforehand:
+    /// [`BUILD_FIRST`]). A function error is an `Ok` [`Invocation`] with
     /// [`Invocation::error`] set; no answer in time is an `Err` quoting the
     /// `watch` output.
     pub async fn invoke(&self, function: &str, data_file: &str) -> anyhow::Result<Invocation> {
@@ -187,6 +220,7 @@ impl Watch {
         let limit = if first { FIRST_INVOKE_LIMIT } else { INVOKE_LIMIT };
         let started = Instant::now();
         let deadline = started + limit;
+        let marks = self.log_marks();
         loop {
             if let Some(status) = self.exit_status() {
                 bail!("cargo lambda watch exited ({status}):\n{}", self.log_tail());
@@ -210,15 +244,31 @@ impl Watch {
                 .stdin(Stdio::null())
                 .kill_on_drop(true)
                 .output();
-            let out = match tokio::time::timeout(remaining, run).await {
+            let run = tokio::time::timeout(remaining, run);
+            tokio::pin!(run);
+            // Bounded by the timeout of `run`; on a first invoke, polled for cargo compiling.
+            let out = loop {
+                tokio::select! {
+                    out = &mut run => break out,
+                    () = tokio::time::sleep(COMPILE_POLL), if first => {
+                        if let Some(line) = self.compiling_since(marks) {
+                            // `run` is dropped on return, which kills the invoke.
+                            bail!(
+                                "cargo lambda watch is compiling {function} (`{line}`): it was not built \
+                                 before the test, and a build may take longer than the test can wait; \
+                                 {BUILD_FIRST} (or, from the project root with the same CARGO_TARGET_DIR, \
+                                 cargo build --bin {function})\n{}",
+                                self.log_tail()
+                            );
+                        }
+                    }
+                }
+            };
+            let out = match out {
                 Ok(out) => out.with_context(|| format!("cannot run {}", cargo_lambda().display()))?,
                 Err(_) => bail!(
                     "{function} gave no answer to {data_file} within {limit:?}{}:\n{}",
-                    if first {
-                        " (its first invoke, which compiles it)"
-                    } else {
-                        ""
-                    },
+                    if first { " (its first invoke)" } else { "" },
                     self.log_tail()
                 ),
             };
@@ -255,6 +305,12 @@ impl Watch {
         let mut child = self.child.lock().unwrap_or_else(PoisonError::into_inner);
         child.try_wait().ok().flatten()
     }
+}
+
+/// The first line of `text` in which cargo reports compiling a crate
+/// (`   Compiling adapters v0.1.0 (…)`), trimmed.
+fn compiling_line(text: &str) -> Option<&str> {
+    text.lines().map(str::trim).find(|l| l.starts_with("Compiling "))
 }
 
 /// Has `watch` sent SIGTERM when the thread that started it ends, which also
@@ -396,6 +452,14 @@ mod tests {
             stderr: stderr.into(),
             elapsed: Duration::ZERO,
         }
+    }
+
+    #[test]
+    fn finds_cargo_compiling_in_the_watch_output() {
+        let fresh = "INFO starting lambda function function=\"settle-begin\"\n    Finished `dev` profile [unoptimized + debuginfo] target(s) in 0.61s\n     Running `/t/debug/settle-begin`\n{\"level\":\"INFO\",\"message\":\"Compiling templates\"}\n";
+        assert_eq!(compiling_line(fresh), None);
+        let cold = "    Blocking waiting for file lock on build directory\n   Compiling aws-sdk-s3 v1.157.0\n   Compiling adapters v0.1.0 (/w/shared/adapters)\n";
+        assert_eq!(compiling_line(cold), Some("Compiling aws-sdk-s3 v1.157.0"));
     }
 
     #[test]
