@@ -1027,3 +1027,41 @@ async fn an_enqueue_applied_with_its_answer_lost_is_taken_once() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enqueue_that_gets_no_answer_fails_the_run_and_is_never_counted() {
+    use adapters::cycles::CycleStatus;
+    use local_aws::{Fault, FaultBound, Throttled};
+    let month = Month::new("dispatch-throttled").await.unwrap();
+    let deps = deps_of(&month);
+    let nov = cycle_of("2026-11");
+    cycle_record(&month, nov, CycleStatus::Settled).await;
+    let d = ready(&month, nov, "C0000001", domain::SlotSet::EMPTY).await;
+    let table = month.deliveries.table().to_owned();
+    // Every UpdateItem throttled, through all of the SDK's attempts; reads still answer.
+    month
+        .emulator
+        .throttle(&table, FaultBound::Calls(50), Throttled::Operation("UpdateItem".into()))
+        .await
+        .unwrap();
+    let e = dispatch_slot::handle(&deps, event(dec20(), Some("throttled")))
+        .await
+        .unwrap_err();
+    let fired = month
+        .emulator
+        .faults_fired()
+        .await
+        .unwrap()
+        .fired(Fault::Throttle, &table);
+    month.emulator.clear_faults(&table).await.unwrap();
+    assert!(fired > 0, "the throttle fired");
+    assert!(e.to_string().contains("UpdateItem"), "{e}");
+    assert!(messages(&month).await.is_empty(), "nothing taken, nothing sent");
+    assert_eq!(text(&state_of(&month, &d).await, "state"), "READY");
+    // The retry of the run takes it, once.
+    let r = dispatch_slot::handle(&deps, event(dec20(), Some("throttled")))
+        .await
+        .unwrap();
+    assert_eq!((r.enqueued_email, r.unknown), (1, 0), "{r:?}");
+    assert_eq!(messages(&month).await, vec![d.id()]);
+}
