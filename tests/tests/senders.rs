@@ -9,134 +9,17 @@ use std::time::Duration;
 
 use adapters::failures::FailureLog;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use domain::delivery::{DeliveryMessage, utc_seconds};
 use domain::dispatch::SlotRun;
 use domain::slots::{ContactWindow, Slot};
 use domain::{Channel, QuietWindow, SlotSet};
+use integration_tests::senders::{Stack, mid_morning, pollers, stack, stack_on_own_emulator};
 use lambda_runtime::LambdaEvent;
-use local_aws::{Emulator, Resources};
-use local_run::seed::{Seeded, seed_queued, sent_times, states};
-use local_run::send::{PollStats, Poller, VirtualClock, drain, sender_deps};
-use providers::{Accepted, BoxFuture, DynamoLog, EmailProvider, OutgoingEmail, ProviderError};
-use sender::{CrashPoint, Deps};
-
-struct Stack {
-    config: aws_config::SdkConfig,
-    resources: Resources,
-    /// An emulator of this test's own, stopped when the stack is dropped.
-    _own: Option<Emulator>,
-}
-
-async fn stack(name: &str) -> Stack {
-    let emulator = Emulator::shared().await.unwrap();
-    provisioned(emulator, name).await
-}
-
-/// A stack on an emulator of its own, for the longest drains: the suite's shared emulator is
-/// one Python process (about one core), and a test that keeps it busy for minutes would slow
-/// every other test; a second process puts the machine's other core to work.
-async fn stack_on_own_emulator(name: &str) -> Stack {
-    let emulator = Emulator::start().await.unwrap();
-    provisioned(&emulator, name).await.owning(emulator)
-}
-
-async fn provisioned(emulator: &Emulator, name: &str) -> Stack {
-    let config = emulator.sdk_config().await;
-    let resources = local_aws::provision(&config, &local_aws::unique_prefix(name))
-        .await
-        .unwrap();
-    Stack {
-        config,
-        resources,
-        _own: None,
-    }
-}
-
-impl Stack {
-    /// Keeps `emulator` running as long as the stack.
-    fn owning(mut self, emulator: Emulator) -> Self {
-        self._own = Some(emulator);
-        self
-    }
-
-    fn var(&self, k: &str) -> String {
-        self.resources.env().get(k).cloned().unwrap_or_else(|| {
-            local_run::settle::local_function_env(&self.resources, "SendEmailFunction")
-                .get(k)
-                .cloned()
-                .unwrap_or_default()
-        })
-    }
-
-    /// A sender with fast retries, no provider latency and the given mock rates.
-    fn deps(&self, channel: Channel, failure: f64, timeout: f64, clock: &VirtualClock) -> Deps {
-        let overrides = [
-            ("MOCK_LATENCY_MS", "0".to_owned()),
-            ("MOCK_FAILURE_RATE", failure.to_string()),
-            ("MOCK_TIMEOUT_RATE", timeout.to_string()),
-            ("MOCK_SEED", "7".to_owned()),
-            ("RETRY_BASE_DELAY_SECONDS", "1".to_owned()),
-            ("RETRY_MAX_DELAY_SECONDS", "2".to_owned()),
-        ];
-        let mut d = sender_deps(&self.config, &self.resources, channel, &overrides).unwrap();
-        d.clock = clock.clock();
-        // A busy message comes back when the holder's lease ends: a minute here is a test's
-        // whole budget, so look again after two seconds.
-        d.config.busy_delay_max = Duration::from_secs(2);
-        d
-    }
-
-    fn log(&self) -> DynamoLog {
-        DynamoLog::new(adapters::dynamodb_client(&self.config), self.var("MOCK_SENDS_TABLE"))
-    }
-
-    async fn states(&self) -> BTreeMap<String, u64> {
-        states(&self.config, &self.var("DELIVERIES_TABLE")).await.unwrap()
-    }
-
-    /// The ids of the deliveries in `state`.
-    async fn deliveries_in(&self, state: &str) -> Vec<String> {
-        let ddb = adapters::dynamodb_client(&self.config);
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = ddb
-                .scan()
-                .table_name(self.var("DELIVERIES_TABLE"))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .unwrap();
-            for item in page.items.unwrap_or_default() {
-                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                if text("state") == state {
-                    out.push(format!("{}#{}", text("pk"), text("customer_id")));
-                }
-            }
-            start = page.last_evaluated_key.filter(|k| !k.is_empty());
-            if start.is_none() {
-                return out;
-            }
-        }
-    }
-}
-
-/// 10:30 Asia/Seoul on 15 December 2026, inside slot 5 (10:00-12:00).
-fn mid_morning() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 12, 15, 1, 30, 0).unwrap()
-}
-
-fn pollers(stack: &Stack, deps: [Deps; 2], bodies: &Arc<Mutex<Vec<String>>>, visibility: Option<i32>) -> Vec<Poller> {
-    deps.into_iter()
-        .map(|d| {
-            let mut p = Poller::new(&stack.config, Arc::new(d));
-            p.visibility = visibility;
-            p.bodies = Some(bodies.clone());
-            p
-        })
-        .collect()
-}
+use local_run::seed::{Seeded, seed_queued, sent_times};
+use local_run::send::{PollStats, VirtualClock, drain};
+use providers::{Accepted, BoxFuture, EmailProvider, OutgoingEmail, ProviderError};
+use sender::CrashPoint;
 
 /// Captures every log line of this test process (debug and up, every crate).
 fn capture_logs() -> Arc<Mutex<Vec<u8>>> {

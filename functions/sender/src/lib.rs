@@ -563,6 +563,18 @@ impl Msg<'_> {
         StoreError::within(self.call_limit(), op, self.id(), call).await
     }
 
+    /// A read made while holding a claim, before the provider call: within
+    /// the time left less the finish margin, so that a read cut off still
+    /// leaves time to hand the claim back.
+    async fn read_claimed<T>(
+        &self,
+        op: &'static str,
+        call: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let limit = self.call_limit().saturating_sub(self.deps.config.finish_margin);
+        StoreError::within(limit, op, self.id(), call).await
+    }
+
     /// A change by this message's claim, within [`call_limit`](Self::call_limit):
     /// the item when it was applied (or found applied: a lost answer), else the
     /// outcome the message ends with — the claim was lost (refused), or our
@@ -1081,7 +1093,7 @@ async fn prepare(m: &Msg<'_>, d: &Delivery, attempt: u32) -> Result<Outgoing, Pr
     let deps = m.deps;
     let c = &deps.config;
     let customer = match m
-        .read(
+        .read_claimed(
             "GetItem",
             deps.customers.get_in_shard(m.key.id.shard, m.key.id.customer.as_str()),
         )
@@ -1105,7 +1117,7 @@ async fn prepare(m: &Msg<'_>, d: &Delivery, attempt: u32) -> Result<Outgoing, Pr
     match c.channel {
         Channel::Email => {
             let object = match m
-                .read("GetObject", deps.invoices.get_object(&d.content.email_key))
+                .read_claimed("GetObject", deps.invoices.get_object(&d.content.email_key))
                 .await
             {
                 Ok(Some(o)) => o,

@@ -230,20 +230,23 @@ impl Poller {
     }
 }
 
-/// Messages on a queue, visible and in flight.
+/// Messages on a queue: visible, in flight and delayed (a sender's fresh
+/// copy after its own trouble is delayed).
 pub async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<u64> {
     let out = sqs
         .get_queue_attributes()
         .queue_url(url)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
         .send()
         .await
         .context("GetQueueAttributes")?;
     let attrs = out.attributes.unwrap_or_default();
     let n = |a: QueueAttributeName| attrs.get(&a).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     Ok(n(QueueAttributeName::ApproximateNumberOfMessages)
-        + n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+        + n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        + n(QueueAttributeName::ApproximateNumberOfMessagesDelayed))
 }
 
 /// Runs `workers` invocations at a time per poller until every poller's

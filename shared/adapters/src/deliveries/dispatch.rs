@@ -7,12 +7,12 @@
 //! invocation: two invocations of one run id never share one) and a step,
 //! so that a write whose answer was lost is recognised as this run's own
 //! ([`super::write`]), and — when even the SDK's retries got no answer — a
-//! consistent read settles it ([`DeliveryStore::write_or_find`]): a write
+//! consistent read settles it ([`DeliveryStore::write`]): a write
 //! found applied counts as this run's, one not found stays unknown and is
 //! never counted as taken.
 
 use chrono::{DateTime, Utc};
-use domain::{Channel, DeliveryId, DeliveryState};
+use domain::{Channel, DeliveryState};
 
 use super::claims::{MAX_ERROR_CODE, RESTORE_DND};
 use super::write::{Change, Written};
@@ -116,23 +116,6 @@ pub fn dead_change(e: &DueEntry, error_code: &str, run_id: &str, token: &str, no
 }
 
 impl DeliveryStore {
-    /// [`write`](Self::write), and when no answer came, a consistent read of
-    /// the item: if it carries the change's token, the change was applied
-    /// (`Applied`); otherwise (or if the read fails too) the outcome stays
-    /// `Unknown`.
-    pub async fn write_or_find(&self, id: &DeliveryId, change: &Change) -> Written {
-        match self.write(id, change).await {
-            Written::Unknown(e) => match self.raw(id.cycle, id.shard, &id.customer).await {
-                Ok(Some(item)) if change.is_ours(&item) => {
-                    tracing::info!(delivery_id = %id, token = change.token(), "a write with no answer was found applied");
-                    Written::Applied(item)
-                }
-                _ => Written::Unknown(e),
-            },
-            other => other,
-        }
-    }
-
     /// [`queue_change`], written; `token` names this run's writes (unique
     /// per invocation).
     pub async fn mark_queued(
@@ -145,7 +128,7 @@ impl DeliveryStore {
         recheck_at: DateTime<Utc>,
     ) -> Written {
         let change = queue_change(e, channel, run_id, token, now, recheck_at);
-        self.write_or_find(&e.delivery_id(), &change).await
+        self.write(&e.delivery_id(), &change).await
     }
 
     /// [`revert_change`], written: `run_id` is kept for the signature's sake;
@@ -159,7 +142,7 @@ impl DeliveryStore {
         now: DateTime<Utc>,
     ) -> Written {
         let change = revert_change(token, available_at, now);
-        self.write_or_find(&e.delivery_id(), &change).await
+        self.write(&e.delivery_id(), &change).await
     }
 
     /// [`park_change`], written to the item's key as stored (the entry's key
@@ -181,7 +164,7 @@ impl DeliveryStore {
         now: DateTime<Utc>,
     ) -> Written {
         let change = dead_change(e, error_code, run_id, token, now);
-        self.write_or_find(&e.delivery_id(), &change).await
+        self.write(&e.delivery_id(), &change).await
     }
 }
 

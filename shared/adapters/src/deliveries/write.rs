@@ -16,7 +16,9 @@
 //! `last_write`; a refused write that finds its own token there is
 //! recognised as applied. Tokens are unique per logical write (a sender's
 //! claim id and the step, a dispatch run's nonce, an operator's command id),
-//! so another writer's change can never pass for ours.
+//! so another writer's change can never pass for ours. When the SDK's
+//! retries got no answer at all, one consistent read of the item settles it
+//! the same way.
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, Update};
@@ -217,10 +219,25 @@ impl Change {
 }
 
 impl DeliveryStore {
-    /// Applies `change` to the delivery `id` (see the module doc).
+    /// Applies `change` to the delivery `id` (see the module doc). When even
+    /// the SDK's retries got no answer, one consistent read settles what it
+    /// can: an item that carries the change's token was changed by it
+    /// (`Applied`); otherwise, or if the read fails too, the outcome stays
+    /// `Unknown`.
     pub async fn write(&self, id: &DeliveryId, change: &Change) -> Written {
-        self.write_at(&partition_key(id.cycle, id.shard), id.customer.as_str(), change)
+        match self
+            .write_at(&partition_key(id.cycle, id.shard), id.customer.as_str(), change)
             .await
+        {
+            Written::Unknown(e) => match self.raw(id.cycle, id.shard, &id.customer).await {
+                Ok(Some(item)) if change.is_ours(&item) => {
+                    tracing::info!(delivery_id = %id, token = change.token(), "a write with no answer was found applied");
+                    Written::Applied(item)
+                }
+                _ => Written::Unknown(e),
+            },
+            other => other,
+        }
     }
 
     /// Applies `change` to the item with this table key as stored (an index
