@@ -680,8 +680,8 @@ async fn park(ctx: Ctx<'_>, cycle: Cycle, bad: &BadEntry) -> Result<bool, StoreE
         now,
         ..
     } = ctx;
-    let subject = bad.key();
-    tracing::warn!(delivery_id = %subject, reason = %bad.reason, "due entry does not decode: recorded and parked");
+    let subject = domain::text::bounded(&bad.key(), domain::text::MAX_ID_BYTES).into_owned();
+    tracing::warn!(delivery_id = %subject, reason = %domain::text::reason(&bad.reason), "due entry does not decode: recorded and parked");
     let failure = NewFailure {
         cycle: Some(cycle),
         subject,
