@@ -20,7 +20,19 @@
 //!   open, or a render error fails the shard with the customer ids named
 //!   (never a personal value), before anything is uploaded.
 //! * **Bounded:** rendering runs on one blocking thread with one reused
-//!   compressor; uploads and writes run `concurrency` at a time.
+//!   compressor; uploads and writes run `concurrency` at a time. The task's
+//!   identifiers are refused beyond [`domain::text::MAX_ID_BYTES`], error
+//!   texts are cut to [`domain::text::MAX_REASON_BYTES`].
+//! * **Gated:** only the run that owns the cycle, while it is `SETTLING` or
+//!   `FAILED` (its own redrive), renders: a stray or replayed task of another
+//!   run, or any task once the month is `SETTLED`, is refused with
+//!   `NotOwner` before it uploads or writes anything. The gate is read
+//!   (consistently) at the start and before every chunk of uploads and
+//!   delivery writes, and the render record is written in one transaction
+//!   with it; the same argument as `settle_shard`'s shows that the one chunk
+//!   in flight when the cycle changes hands cannot reach a settled month's
+//!   deliveries: nothing of a cycle is dispatched before a `FinishCycle`
+//!   that read this shard's render record settles it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,7 +41,7 @@ use std::time::{Duration, SystemTime};
 use adapters::PutOutcome;
 use adapters::bills::BillStore;
 use adapters::customers::CustomerStore;
-use adapters::cycles::{CycleStore, RenderRecord, ShardStatus};
+use adapters::cycles::{CycleStore, Gated, NotOwned, RenderRecord, ShardStatus};
 use adapters::data_bucket::{DataBucket, invoice_key};
 use adapters::deadline::pause_point;
 use adapters::deliveries::{DeliveryStore, Existing, UpdateOutcome};
@@ -38,6 +50,7 @@ use aws_config::SdkConfig;
 use chrono::{DateTime, SecondsFormat, Utc};
 use domain::pii::Keyring;
 use domain::settlement::{RenderResult, ShardTask};
+use domain::text::{MAX_ID_BYTES, check_len, reason};
 use domain::{Bill, Customer, Delivery, DeliveryContent};
 use futures::{StreamExt, TryStreamExt, stream};
 use invoice::{Gzip, Templates};
@@ -115,6 +128,11 @@ impl Deps {
 pub enum RenderError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// A stray or replayed task: the cycle is not this run's to write.
+    #[error(transparent)]
+    NotOwned(#[from] NotOwned),
     #[error("invoice templates: {0}")]
     Template(String),
     #[error("shard {shard}: {why}; render runs after the shard is settled")]
@@ -131,6 +149,8 @@ impl From<RenderError> for Diagnostic {
     fn from(e: RenderError) -> Self {
         let error_type = match &e {
             RenderError::Config(_) => "ConfigError",
+            RenderError::InvalidInput(_) => "InvalidInput",
+            RenderError::NotOwned(_) => "NotOwner",
             RenderError::Template(_) => "TemplateInvalid",
             RenderError::NotSettled { .. } => "ShardNotSettled",
             RenderError::BadInput { .. } => "ShardInputInvalid",
@@ -140,9 +160,38 @@ impl From<RenderError> for Diagnostic {
         };
         Diagnostic {
             error_type: error_type.into(),
-            error_message: e.to_string(),
+            error_message: reason(&e.to_string()),
         }
     }
+}
+
+/// Refuses a task whose identifiers are over-long, naming the field.
+fn check_task(task: &ShardTask) -> Result<(), RenderError> {
+    for (field, value) in [
+        ("run_id", &task.run_id),
+        ("catalog_version", &task.catalog_version),
+        ("template_version", &task.template_version),
+    ] {
+        check_len(field, value, MAX_ID_BYTES).map_err(|e| RenderError::InvalidInput(e.to_string()))?;
+    }
+    if task.run_id.trim().is_empty() {
+        return Err(RenderError::InvalidInput("run_id is empty".into()));
+    }
+    Ok(())
+}
+
+fn refused(n: NotOwned) -> RenderError {
+    tracing::warn!(status = ?n.status, "refused: the cycle is not this run's to write");
+    RenderError::NotOwned(n)
+}
+
+/// The gate, read: this run may still write the cycle.
+async fn check_gate(deps: &Deps, task: &ShardTask) -> Result<(), RenderError> {
+    deps.cycles
+        .owned_by(task.cycle, &task.run_id)
+        .await?
+        .map(drop)
+        .map_err(refused)
 }
 
 /// What one bill needs after rendering.
@@ -187,6 +236,8 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<ShardTask>) -> Result<Render
     let (task, ctx) = event.into_parts();
     let stop_at = pause_point(ctx.deadline(), SystemTime::now(), deps.config.deadline_margin);
     let (cycle, shard) = (task.cycle, task.shard);
+    check_task(&task)?;
+    check_gate(deps, &task).await?;
     if deps.templates.version(&task.template_version).is_err() {
         return Err(RenderError::Template(format!(
             "template version {:?} is not one of {}",
@@ -230,10 +281,10 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<ShardTask>) -> Result<Render
     if let Some(first) = customers.errors.first() {
         return Err(RenderError::BadInput {
             shard,
-            message: format!(
+            message: reason(&format!(
                 "{} customer records cannot be read, first: {first}",
                 customers.errors.len()
-            ),
+            )),
         });
     }
 
@@ -262,12 +313,16 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<ShardTask>) -> Result<Render
         shard,
         message: format!("render worker failed: {e}"),
     })?
-    .map_err(|message| RenderError::BadInput { shard, message })?;
+    .map_err(|message| RenderError::BadInput {
+        shard,
+        message: reason(&message),
+    })?;
 
     let mut applied = Applied::default();
     let mut done = plan.unchanged as usize + plan.kept as usize;
     let mut work = plan.work.into_iter().peekable();
     while work.peek().is_some() {
+        check_gate(deps, &task).await?;
         let chunk: Vec<Work> = work.by_ref().take(deps.config.chunk.max(1)).collect();
         let n = chunk.len();
         let got = stream::iter(chunk)
@@ -303,11 +358,15 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<ShardTask>) -> Result<Render
         bytes_uploaded: applied.bytes,
         rendered_at: now.to_rfc3339_opts(SecondsFormat::Millis, true),
     };
-    if !deps.cycles.put_render(cycle, shard, &render).await? {
-        return Err(RenderError::NotSettled {
-            shard,
-            why: "its bills were settled again while it rendered".into(),
-        });
+    match deps.cycles.put_render(cycle, &task.run_id, shard, &render).await? {
+        Gated::Applied => {}
+        Gated::NotOwned(n) => return Err(refused(n)),
+        Gated::Stale => {
+            return Err(RenderError::NotSettled {
+                shard,
+                why: "its bills were settled again while it rendered".into(),
+            });
+        }
     }
     tracing::info!(
         created = render.created,
@@ -375,7 +434,7 @@ fn plan(
             Err(message) => {
                 error_count += 1;
                 if errors.len() < MAX_REPORTED_ERRORS {
-                    errors.push(message);
+                    errors.push(reason(&message));
                 }
                 continue;
             }

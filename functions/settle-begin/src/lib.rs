@@ -5,7 +5,13 @@
 //! the shard manifest the Distributed Map reads. A cycle already `SETTLED`
 //! short-circuits; a cycle `SETTLING` under another run is refused while that
 //! run is alive and taken over once it has ended; the owning run's own retry
-//! or redrive resumes.
+//! or redrive resumes. A cycle `FAILED` under another run is taken over too,
+//! unless that run is running again (a redrive of it reconciles its own
+//! failed cycle): then it is refused with `CycleBusy` like a `SETTLING` one.
+//!
+//! The run id and the versions of the input are refused beyond
+//! [`domain::text::MAX_ID_BYTES`], naming the field; error answers are cut to
+//! [`domain::text::MAX_REASON_BYTES`].
 //!
 //! The invoice template version a cycle pins: the input's `template_version`,
 //! else the version the operators activated (`billingctl templates activate`,
@@ -24,6 +30,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use domain::Cycle;
 use domain::settlement::{BeginInput, BeginOutput, BeginStatus, ShardTask};
 use domain::slots::{SEOUL, Slot};
+use domain::text::{MAX_ID_BYTES, check_len, reason};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 
 pub struct Config {
@@ -110,7 +117,7 @@ impl From<BeginError> for Diagnostic {
         };
         Diagnostic {
             error_type: error_type.into(),
-            error_message: e.to_string(),
+            error_message: reason(&e.to_string()),
         }
     }
 }
@@ -125,7 +132,7 @@ pub fn resolve_cycle(input: &BeginInput) -> Result<Cycle, BeginError> {
     }
     if let Some(t) = &input.input.scheduled_time {
         let t: DateTime<Utc> = DateTime::parse_from_rfc3339(t)
-            .map_err(|_| BeginError::InvalidInput(format!("scheduled_time {t:?} is not an RFC 3339 time")))?
+            .map_err(|_| BeginError::InvalidInput("scheduled_time is not an RFC 3339 time".into()))?
             .with_timezone(&Utc);
         let (date, _) = Slot::of_instant(t);
         return Cycle::containing(date)
@@ -157,6 +164,16 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<BeginInput>) -> Result<Begin
     let input = event.payload;
     if input.run_id.trim().is_empty() {
         return Err(BeginError::InvalidInput("run_id is empty".into()));
+    }
+    let ids = [
+        ("run_id", Some(&input.run_id)),
+        ("catalog_version", input.input.catalog_version.as_ref()),
+        ("template_version", input.input.template_version.as_ref()),
+    ];
+    for (field, value) in ids {
+        if let Some(v) = value {
+            check_len(field, v, MAX_ID_BYTES).map_err(|e| BeginError::InvalidInput(e.to_string()))?;
+        }
     }
     let cycle = resolve_cycle(&input)?;
     let catalog_version = input
@@ -228,6 +245,17 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<BeginInput>) -> Result<Begin
         checksum: 0,
         reasons: Vec::new(),
     };
+    // A failed cycle whose run is being redriven is that run's to reconcile.
+    if let Some(failed) = current
+        .as_ref()
+        .filter(|c| c.status == CycleStatus::Failed && c.run_id != input.run_id)
+        && run_is_alive(deps, &failed.run_id).await
+    {
+        return Err(BeginError::CycleBusy {
+            cycle,
+            run_id: failed.run_id.clone(),
+        });
+    }
     let (owned, status, message) = match deps.cycles.begin(&record).await? {
         BeginOutcome::Started(r) => (r, BeginStatus::Started, format!("cycle {cycle} frozen for this run")),
         BeginOutcome::Resumed(r) => (r, BeginStatus::Resumed, format!("cycle {cycle}: this run resumes")),

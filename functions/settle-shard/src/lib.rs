@@ -16,6 +16,29 @@
 //!   plan, an undecodable customer or a customer count that disagrees with the
 //!   shard directory fails the shard with an error naming the shard, file and
 //!   line (or customer), and records it — never a silently short bill.
+//! * **Gated:** only the run that owns the cycle, while it is `SETTLING` or
+//!   `FAILED` (its own redrive), writes anything; a stray or replayed task
+//!   of another run, or any task once the month is `SETTLED`, is refused
+//!   with `NotOwner` and writes nothing. The shard record is written in one
+//!   transaction with a check of the cycle item; the bills (a
+//!   `BatchWriteItem`, which takes no condition) are written only after a
+//!   consistent read of the cycle item says this run still owns it — at the
+//!   start and before every chunk. What that leaves: a chunk whose check
+//!   passed may land after the cycle changed hands. It cannot change a
+//!   settled month: the cycle can only be `SETTLED` by a `FinishCycle` that
+//!   read this shard's record, and a record this run writes after the
+//!   chunk is refused. If this run finishes the month itself, the chunk
+//!   holds the bills this run recorded (deterministic keys and content). If
+//!   another run took the cycle over (only once this run's execution has
+//!   ended), the chunk — at most `chunk` bills, sent in the single
+//!   `BatchWriteItem` call that was in flight — lands within that call's
+//!   retries, seconds, while the new run must still begin the cycle, write
+//!   the manifest, start its map and settle, render and reconcile every
+//!   shard before the month is `SETTLED`; and the new run's own settlement
+//!   of this shard rewrites every bill after it read its inputs.
+//! * **Bounded:** the run id and versions of the task are refused beyond
+//!   [`domain::text::MAX_ID_BYTES`]; every error text recorded, answered or
+//!   logged is cut to [`domain::text::MAX_REASON_BYTES`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,7 +47,7 @@ use std::time::{Duration, SystemTime};
 use adapters::bills::{BillStore, bill_digest};
 use adapters::catalog_store::CatalogStore;
 use adapters::customers::CustomerStore;
-use adapters::cycles::{CycleStore, ShardRecord, ShardStatus};
+use adapters::cycles::{CycleStore, Gated, NotOwned, ShardRecord, ShardStatus};
 use adapters::data_bucket::{DataBucket, usage_key};
 use adapters::{ConfigError, StoreError, Vars};
 use aws_config::SdkConfig;
@@ -32,12 +55,13 @@ use billing::{Catalog, parse_usage, settle};
 use chrono::{SecondsFormat, Utc};
 use domain::Bill;
 use domain::settlement::{ShardResult, ShardTask};
+use domain::text::{MAX_ID_BYTES, check_len, reason};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 /// How many error messages a shard record keeps (the count is exact).
-pub const MAX_RECORDED_ERRORS: usize = 20;
+pub const MAX_RECORDED_ERRORS: usize = adapters::cycles::MAX_SHARD_ERRORS;
 
 pub struct Config {
     /// Stop this long before the invocation's deadline.
@@ -119,6 +143,11 @@ impl Deps {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShardError {
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// A stray or replayed task: the cycle is not this run's to write.
+    #[error(transparent)]
+    NotOwned(#[from] NotOwned),
     #[error("catalog version {0} is not published")]
     CatalogMissing(String),
     #[error("shard {shard}: {message}")]
@@ -139,6 +168,8 @@ pub enum ShardError {
 impl From<ShardError> for Diagnostic {
     fn from(e: ShardError) -> Self {
         let error_type = match &e {
+            ShardError::InvalidInput(_) => "InvalidInput",
+            ShardError::NotOwned(_) => "NotOwner",
             ShardError::CatalogMissing(_) => "CatalogMissing",
             ShardError::BadInput { .. } => "ShardInputInvalid",
             ShardError::Incomplete { .. } => "ShardIncomplete",
@@ -147,12 +178,49 @@ impl From<ShardError> for Diagnostic {
         };
         Diagnostic {
             error_type: error_type.into(),
-            error_message: e.to_string(),
+            error_message: reason(&e.to_string()),
         }
     }
 }
 
 pub use adapters::deadline::pause_point;
+
+/// Refuses a task whose identifiers are over-long, naming the field.
+fn check_task(task: &ShardTask) -> Result<(), ShardError> {
+    for (field, value) in [
+        ("run_id", &task.run_id),
+        ("catalog_version", &task.catalog_version),
+        ("template_version", &task.template_version),
+    ] {
+        check_len(field, value, MAX_ID_BYTES).map_err(|e| ShardError::InvalidInput(e.to_string()))?;
+    }
+    if task.run_id.trim().is_empty() {
+        return Err(ShardError::InvalidInput("run_id is empty".into()));
+    }
+    Ok(())
+}
+
+/// Writes the shard record through the gate.
+async fn record(deps: &Deps, task: &ShardTask, rec: &ShardRecord) -> Result<(), ShardError> {
+    match deps.cycles.put_shard(task.cycle, rec).await? {
+        Gated::Applied | Gated::Stale => Ok(()),
+        Gated::NotOwned(n) => Err(refused(n)),
+    }
+}
+
+fn refused(n: NotOwned) -> ShardError {
+    tracing::warn!(status = ?n.status, "refused: the cycle is not this run's to write");
+    ShardError::NotOwned(n)
+}
+
+/// The gate, read: this run may still write the cycle.
+async fn check_gate(deps: &Deps, task: &ShardTask) -> Result<(), ShardError> {
+    deps.cycles
+        .owned_by(task.cycle, &task.run_id)
+        .await?
+        .map(drop)
+        .map_err(refused)
+}
 
 fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -162,6 +230,8 @@ fn now() -> String {
 pub async fn handle(deps: &Deps, event: LambdaEvent<ShardTask>) -> Result<ShardResult, ShardError> {
     let (task, ctx) = event.into_parts();
     let stop_at = pause_point(ctx.deadline(), SystemTime::now(), deps.config.deadline_margin);
+    check_task(&task)?;
+    check_gate(deps, &task).await?;
     let existing = deps.cycles.get_shard(task.cycle, task.shard).await?;
     if let Some(done) = existing
         .as_ref()
@@ -209,7 +279,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<ShardTask>) -> Result<ShardR
                 record.error_count = 1;
             }
             record.updated_at = now();
-            deps.cycles.put_shard(task.cycle, &record).await?;
+            self::record(deps, &task, &record).await?;
             tracing::warn!(errors = record.error_count, "shard failed on its input");
             return Err(ShardError::BadInput { shard, message });
         }
@@ -226,13 +296,14 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<ShardTask>) -> Result<ShardR
         .map_or(0, |c| bills.partition_point(|b| b.customer_id.as_str() <= c));
     let mut written = start;
     for chunk in bills[start..].chunks(deps.config.chunk.max(1)) {
+        check_gate(deps, &task).await?;
         deps.bills.put_all(chunk).await?;
         written += chunk.len();
         if written < bills.len() && stop_at.is_some_and(|t| SystemTime::now() >= t) {
             let cursor = chunk.last().map(|b| b.customer_id.to_string()).unwrap_or_default();
             record.cursor = Some(cursor.clone());
             record.updated_at = now();
-            deps.cycles.put_shard(task.cycle, &record).await?;
+            self::record(deps, &task, &record).await?;
             tracing::info!(written, total = bills.len(), "deadline near: shard paused");
             return Err(ShardError::Incomplete {
                 shard: task.shard,
@@ -246,7 +317,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<ShardTask>) -> Result<ShardR
     record.status = ShardStatus::Done;
     record.cursor = None;
     record.updated_at = now();
-    deps.cycles.put_shard(task.cycle, &record).await?;
+    self::record(deps, &task, &record).await?;
     tracing::info!(bills = record.bills, checksum = record.checksum, "shard settled");
     Ok(ShardResult {
         cycle: task.cycle,
@@ -262,7 +333,10 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<ShardTask>) -> Result<ShardR
 /// `record`. Any input problem is `BadInput` with the errors in `record`.
 async fn compute(deps: &Deps, task: &ShardTask, record: &mut ShardRecord) -> Result<Vec<Bill>, ShardError> {
     let shard = task.shard;
-    let bad = |message: String| ShardError::BadInput { shard, message };
+    let bad = |message: String| ShardError::BadInput {
+        shard,
+        message: reason(&message),
+    };
     let catalog = deps.catalog(&task.catalog_version).await?;
     let (customers, usage) = tokio::try_join!(deps.customers.shard(shard), deps.bucket.get(task.cycle, shard))?;
     record.customers = customers.customers.len() as u64 + customers.errors.len() as u64;
@@ -272,7 +346,7 @@ async fn compute(deps: &Deps, task: &ShardTask, record: &mut ShardRecord) -> Res
             .errors
             .iter()
             .take(MAX_RECORDED_ERRORS)
-            .map(ToString::to_string)
+            .map(|e| reason(&e.to_string()))
             .collect();
         return Err(bad(format!(
             "{} customer records cannot be read, first: {}",
@@ -300,8 +374,8 @@ async fn compute(deps: &Deps, task: &ShardTask, record: &mut ShardRecord) -> Res
         let errors: Vec<String> = s
             .usage_errors
             .iter()
-            .map(ToString::to_string)
-            .chain(s.rating_errors.iter().map(ToString::to_string))
+            .map(|e| reason(&e.to_string()))
+            .chain(s.rating_errors.iter().map(|e| reason(&e.to_string())))
             .collect();
         (s, errors)
     })

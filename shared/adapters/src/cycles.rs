@@ -9,18 +9,37 @@
 //!
 //! Every transition of the cycle item is a conditional write, so two runs can
 //! never both own a cycle and a stale run can never overwrite a newer one.
+//!
+//! **The gate.** Only the run that owns the cycle may write its settlement,
+//! and only while the cycle is `SETTLING` or `FAILED` (a `FAILED` cycle's own
+//! run may reconcile it again: that is what a redrive of the execution does).
+//! A stray or replayed task of another run, or any task once the month is
+//! `SETTLED`, is refused with [`NotOwned`]. The shard and render record
+//! writes are transactions with a `ConditionCheck` on the cycle item, so the
+//! gate and the write are one atomic step; the bill, invoice and delivery
+//! writes in between cannot be conditioned on another item without a
+//! transaction per chunk (a hot item, twice the write cost), so the
+//! functions check the gate with a consistent read before every chunk of
+//! them ([`CycleStore::owned_by`]) — see `settle_shard` for why the
+//! remaining window cannot change a settled month.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use domain::Cycle;
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
-use crate::dynamo::{Item, conditional_put, conditional_update, query_all};
+use crate::dynamo::{Item, conditional_put, query_all};
 
 pub const CYCLE_ITEM: &str = "CYCLE";
+
+/// Error texts a shard record keeps (the count is exact).
+pub const MAX_SHARD_ERRORS: usize = 20;
 
 pub fn shard_item(shard: u32) -> String {
     format!("SHARD#{shard:05}")
@@ -135,6 +154,57 @@ pub struct RenderRecord {
     pub rendered_at: String,
 }
 
+/// A write refused by the gate: the cycle is not owned by the run that
+/// asked, or not in a state that run may write. Names the cycle, its status
+/// and its owner (ids only), never the asking run's input.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cycle {cycle} is not owned by this run: it is {}", describe(self.status, self.owner.as_deref()))]
+pub struct NotOwned {
+    pub cycle: Cycle,
+    /// `None`: the cycle has not been begun.
+    pub status: Option<CycleStatus>,
+    pub owner: Option<String>,
+}
+
+fn describe(status: Option<CycleStatus>, owner: Option<&str>) -> String {
+    match (status, owner) {
+        (None, _) => "not begun".to_owned(),
+        (Some(st), Some(o)) => format!("{st:?} under run {o}"),
+        (Some(st), None) => format!("{st:?}"),
+    }
+}
+
+impl NotOwned {
+    fn of(cycle: Cycle, current: Option<&CycleRecord>) -> Self {
+        NotOwned {
+            cycle,
+            status: current.map(|c| c.status),
+            owner: current.map(|c| domain::text::bounded(&c.run_id, domain::text::MAX_ID_BYTES).into_owned()),
+        }
+    }
+}
+
+/// Whether `run_id` may write `rec`'s settlement: it owns the cycle and the
+/// cycle is `SETTLING` or `FAILED`.
+pub fn may_write(rec: &CycleRecord, run_id: &str) -> bool {
+    rec.run_id == run_id && matches!(rec.status, CycleStatus::Settling | CycleStatus::Failed)
+}
+
+/// The outcome of a gated write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Gated {
+    Applied,
+    /// The gate refused: nothing was written.
+    NotOwned(NotOwned),
+    /// The record's own condition failed (see the method).
+    Stale,
+}
+
+/// Transaction attempts on a `TransactionConflict` (another transaction on
+/// the cycle item at the same moment) before the error is left to the
+/// caller's retry as transient.
+const CONFLICT_ATTEMPTS: u32 = 4;
+
 /// What [`CycleStore::begin`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BeginOutcome {
@@ -245,17 +315,6 @@ impl CycleStore {
     /// Takes a `SETTLING` cycle over from a run that is known to have ended
     /// (failed, aborted or timed out) without finishing it.
     pub async fn take_over(&self, previous_run: &str, rec: &CycleRecord) -> Result<bool, StoreError> {
-        self.put_if_owned_by(previous_run, rec).await
-    }
-
-    /// Records the end of a run: `SETTLED` or `FAILED`, only if `rec.run_id`
-    /// still owns the cycle. Returns false if it does not (a stale run).
-    pub async fn finish(&self, rec: &CycleRecord) -> Result<bool, StoreError> {
-        self.put_if_owned_by(&rec.run_id, rec).await
-    }
-
-    /// Replaces the cycle item if it is `SETTLING` under `owner`.
-    async fn put_if_owned_by(&self, owner: &str, rec: &CycleRecord) -> Result<bool, StoreError> {
         let req = self
             .client
             .put_item()
@@ -264,8 +323,116 @@ impl CycleStore {
             .condition_expression("#st = :settling AND run_id = :owner")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":settling", s("SETTLING"))
-            .expression_attribute_values(":owner", s(owner));
+            .expression_attribute_values(":owner", s(previous_run));
         conditional_put(req, &self.table).await
+    }
+
+    /// Records the end of a run: `SETTLED` or `FAILED`, only if `rec.run_id`
+    /// still owns the cycle and it is `SETTLING` or `FAILED` (a redrive of
+    /// the run reconciles its failed cycle again). Returns false if not (a
+    /// stale run, or a settled month). A write applied whose answer was lost
+    /// is refused by its own condition on the SDK's retry when it settled the
+    /// month: the caller tells it apart by reading the cycle.
+    pub async fn finish(&self, rec: &CycleRecord) -> Result<bool, StoreError> {
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.cycle_item(rec)?))
+            .condition_expression("run_id = :owner AND (#st = :settling OR #st = :failed)")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":settling", s("SETTLING"))
+            .expression_attribute_values(":failed", s("FAILED"))
+            .expression_attribute_values(":owner", s(&rec.run_id));
+        conditional_put(req, &self.table).await
+    }
+
+    /// The cycle, if `run_id` may write its settlement (see [`may_write`]);
+    /// else why not. One consistent read.
+    pub async fn owned_by(&self, cycle: Cycle, run_id: &str) -> Result<Result<CycleRecord, NotOwned>, StoreError> {
+        let current = self.get(cycle).await?;
+        Ok(match current {
+            Some(rec) if may_write(&rec, run_id) => Ok(rec),
+            other => Err(NotOwned::of(cycle, other.as_ref())),
+        })
+    }
+
+    /// The gate as a transaction item: the cycle is `SETTLING` or `FAILED`
+    /// under `run_id`.
+    fn gate(&self, cycle: Cycle, run_id: &str) -> Result<TransactWriteItem, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("cycle", s(cycle.to_string()))
+            .key("item", s(CYCLE_ITEM))
+            .condition_expression("run_id = :run AND (#st = :settling OR #st = :failed)")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":run", s(run_id))
+            .expression_attribute_values(":settling", s("SETTLING"))
+            .expression_attribute_values(":failed", s("FAILED"))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| self.build_error("the cycle gate", e))?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    fn build_error(&self, what: &str, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Decode {
+            resource: self.table.clone(),
+            what: what.to_owned(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Runs `[gate, write]` as one transaction: [`Gated::Applied`], or
+    /// [`Gated::NotOwned`] if the gate refused, or [`Gated::Stale`] if the
+    /// write's own condition did. Retries a transaction conflict a few times.
+    async fn gated(&self, cycle: Cycle, run_id: &str, write: TransactWriteItem) -> Result<Gated, StoreError> {
+        let gate = self.gate(cycle, run_id)?;
+        let backoff = crate::retry::Backoff::default();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let sent = self
+                .client
+                .transact_write_items()
+                .transact_items(gate.clone())
+                .transact_items(write.clone())
+                .send()
+                .await;
+            let e = match sent {
+                Ok(_) => return Ok(Gated::Applied),
+                Err(e) => e,
+            };
+            let reasons = match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(x)) => x.cancellation_reasons().to_vec(),
+                _ => return Err(StoreError::aws("TransactWriteItems", &self.table, e)),
+            };
+            let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+            if code(0) == "ConditionalCheckFailed" {
+                let current = match reasons.first().and_then(|r| r.item()) {
+                    Some(item) => {
+                        let mut item = item.clone();
+                        item.remove("item");
+                        Some(decode::<CycleRecord>(&self.table, &format!("cycle {cycle}"), item)?)
+                    }
+                    None => self.get(cycle).await?,
+                };
+                return Ok(Gated::NotOwned(NotOwned::of(cycle, current.as_ref())));
+            }
+            if code(1) == "ConditionalCheckFailed" {
+                return Ok(Gated::Stale);
+            }
+            let conflict = reasons.iter().any(|r| r.code() == Some("TransactionConflict"));
+            if conflict && attempt < CONFLICT_ATTEMPTS {
+                tokio::time::sleep(backoff.delay(attempt)).await;
+                continue;
+            }
+            let mut err = StoreError::aws("TransactWriteItems", &self.table, e);
+            if conflict && let StoreError::Aws { transient, .. } = &mut err {
+                *transient = true;
+            }
+            return Err(err);
+        }
     }
 
     pub async fn get_shard(&self, cycle: Cycle, shard: u32) -> Result<Option<ShardRecord>, StoreError> {
@@ -289,33 +456,47 @@ impl CycleStore {
     }
 
     /// Writes a shard's record (the latest state wins; shard results are
-    /// deterministic for a catalog version, so any two writers agree).
-    pub async fn put_shard(&self, cycle: Cycle, rec: &ShardRecord) -> Result<(), StoreError> {
-        let mut item = encode(&self.table, "shard record", rec)?;
+    /// deterministic for a catalog version, so any two writers agree), if
+    /// `rec.run_id` may write the cycle: one transaction with the gate.
+    /// Never [`Gated::Stale`]. The record's errors are bounded on the way in
+    /// (at most [`MAX_SHARD_ERRORS`] of [`domain::text::MAX_REASON_BYTES`]).
+    pub async fn put_shard(&self, cycle: Cycle, rec: &ShardRecord) -> Result<Gated, StoreError> {
+        let mut rec = rec.clone();
+        rec.errors.truncate(MAX_SHARD_ERRORS);
+        for e in &mut rec.errors {
+            if e.len() > domain::text::MAX_REASON_BYTES {
+                *e = domain::text::reason(e);
+            }
+        }
+        let mut item = encode(&self.table, "shard record", &rec)?;
         item.insert("cycle".into(), s(cycle.to_string()));
         item.insert("item".into(), s(shard_item(rec.shard)));
-        self.client
-            .put_item()
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
-            .send()
+            .build()
+            .map_err(|e| self.build_error("shard record", e))?;
+        self.gated(cycle, &rec.run_id, TransactWriteItem::builder().put(put).build())
             .await
-            .map_err(|e| StoreError::aws("PutItem", &self.table, e))?;
-        Ok(())
     }
 
-    /// Records a shard's rendering on its shard record, if the record is
-    /// still the settled one the render read (same digest): a settlement that
-    /// rewrote the bills meanwhile makes this a no-op (`false`).
-    pub async fn put_render(&self, cycle: Cycle, shard: u32, render: &RenderRecord) -> Result<bool, StoreError> {
+    /// Records a shard's rendering on its shard record, if `run_id` may
+    /// write the cycle ([`Gated::NotOwned`] if not) and the record is still
+    /// the settled one the render read (same digest): a settlement that
+    /// rewrote the bills meanwhile makes this a no-op ([`Gated::Stale`]).
+    pub async fn put_render(
+        &self,
+        cycle: Cycle,
+        run_id: &str,
+        shard: u32,
+        render: &RenderRecord,
+    ) -> Result<Gated, StoreError> {
         let value = serde_dynamo::to_attribute_value(render).map_err(|e| StoreError::Decode {
             resource: self.table.clone(),
             what: format!("render record of shard {shard}"),
             message: e.to_string(),
         })?;
-        let req = self
-            .client
-            .update_item()
+        let update = Update::builder()
             .table_name(&self.table)
             .key("cycle", s(cycle.to_string()))
             .key("item", s(shard_item(shard)))
@@ -325,8 +506,11 @@ impl CycleStore {
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":r", value)
             .expression_attribute_values(":done", s("DONE"))
-            .expression_attribute_values(":digest", s(&render.bills_digest));
-        conditional_update(req, &self.table).await
+            .expression_attribute_values(":digest", s(&render.bills_digest))
+            .build()
+            .map_err(|e| self.build_error("render record", e))?;
+        self.gated(cycle, run_id, TransactWriteItem::builder().update(update).build())
+            .await
     }
 
     /// Every shard record of a cycle, by shard number.
