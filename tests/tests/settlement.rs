@@ -10,7 +10,7 @@ use domain::settlement::FinishStatus;
 use domain::{Cycle, LineKind};
 use integration_tests::{CYCLE, Month, append, count_items, digest, expected_bills, generate, usage_path};
 use local_aws::lambda::{FunctionError, Handler, Interceptor};
-use local_run::settle::SHARD;
+use local_run::settle::{RENDER, SHARD, local_function_env};
 
 fn cycle() -> Cycle {
     CYCLE.parse().unwrap()
@@ -408,4 +408,322 @@ async fn begin_cycle_pins_the_activated_template_version() {
     assert_eq!(out.template_version, "v1", "{out:?}");
     let record = month.cycles.get(cycle()).await.unwrap().unwrap();
     assert_eq!(record.template_version, "v1");
+}
+
+/// A run id that is not the one that owns the cycle: an older execution's.
+const STRAY_RUN: &str = "arn:aws:states:ap-northeast-2:123456789012:execution:settlement:settle-2026-11-older";
+
+/// An invocation with five minutes to go.
+fn invocation<T>(payload: T) -> lambda_runtime::LambdaEvent<T> {
+    lambda_runtime::LambdaEvent::new(payload, local_run::invocation(std::time::Duration::from_secs(300)))
+}
+
+struct Handlers {
+    shard: settle_shard::Deps,
+    render: render_shard::Deps,
+    finish: settle_finish::Deps,
+}
+
+fn handlers(month: &Month) -> Handlers {
+    Handlers {
+        shard: settle_shard::Deps::from_vars(&month.config, &month.resources.function_env(SHARD)).unwrap(),
+        render: render_shard::Deps::from_vars(&month.config, &local_function_env(&month.resources, RENDER)).unwrap(),
+        finish: settle_finish::Deps::new(&month.config, &month.resources.function_env("SettleFinishFunction")).unwrap(),
+    }
+}
+
+/// The shard tasks the map reads: the manifest BeginCycle wrote for the cycle's run.
+async fn manifest(month: &Month) -> Vec<domain::settlement::ShardTask> {
+    let record = month.cycles.get(cycle()).await.unwrap().unwrap();
+    month.bucket.get_json(&record.manifest_key).await.unwrap().unwrap()
+}
+
+/// What a reader of the month can see: the cycle, its shard and render records, every bill
+/// and every delivery.
+async fn snapshot(month: &Month, shards: u32) -> String {
+    let cycle_record = month.cycles.get(cycle()).await.unwrap();
+    let mut records: Vec<_> = month.cycles.shards(cycle()).await.unwrap().into_iter().collect();
+    records.sort_by_key(|(s, _)| *s);
+    let mut deliveries = Vec::new();
+    for s in 0..shards {
+        deliveries.extend(month.deliveries.shard(cycle(), s).await.unwrap());
+    }
+    format!(
+        "{cycle_record:?}\n{records:?}\n{}\n{deliveries:?}",
+        digest(&month.all_bills(shards).await.unwrap())
+    )
+}
+
+/// A replayed or stray map task — another run's, or the owning run's once the month is
+/// settled — is refused by name and writes nothing: no shard record (not even a failed one
+/// for a shard the month never had), no bill, no render record, no delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stray_task_cannot_write_into_a_settled_month() {
+    let data = generate(400, 200).unwrap(); // 2 shards
+    let month = Month::new("settle-stray").await.unwrap();
+    month.load(&data).await.unwrap();
+    let run = month.settle("settle-2026-11").await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{run:?}");
+    let before = snapshot(&month, 2).await;
+    let h = handlers(&month);
+    let tasks = manifest(&month).await;
+    let other = |mut t: domain::settlement::ShardTask| {
+        t.run_id = STRAY_RUN.into();
+        t
+    };
+    // Another run's task for a settled shard, for a shard the month never had, and the
+    // owning run's own task replayed after the month settled.
+    let mut unknown = other(tasks[0].clone());
+    unknown.shard = 7;
+    let strays = [other(tasks[0].clone()), unknown, tasks[1].clone()];
+    for task in strays {
+        let e = settle_shard::handle(&h.shard, invocation(task.clone()))
+            .await
+            .expect_err("SettleShard refuses a stray task");
+        let settle_shard::ShardError::NotOwned(n) = &e else {
+            panic!("shard {}: {e}", task.shard)
+        };
+        assert_eq!((n.cycle, n.status), (cycle(), Some(CycleStatus::Settled)), "{e}");
+        let d: lambda_runtime::Diagnostic = e.into();
+        assert_eq!(d.error_type, "NotOwner");
+        assert!(
+            d.error_message.contains("cycle 2026-11 is not owned by this run"),
+            "{}",
+            d.error_message
+        );
+        assert!(!d.error_message.contains("older"), "the task's run id is not echoed");
+
+        let e = render_shard::handle(&h.render, invocation(task.clone()))
+            .await
+            .expect_err("RenderShard refuses a stray task");
+        assert!(
+            matches!(e, render_shard::RenderError::NotOwned(_)),
+            "shard {}: {e}",
+            task.shard
+        );
+        let d: lambda_runtime::Diagnostic = e.into();
+        assert_eq!(d.error_type, "NotOwner");
+    }
+    assert_eq!(snapshot(&month, 2).await, before, "the settled month is unchanged");
+    assert!(month.cycles.get_shard(cycle(), 7).await.unwrap().is_none());
+}
+
+/// The console's Redrive of a FAILED execution. The engine here has no RedriveExecution, so
+/// the test drives what a redrive re-runs: the states that did not exit. A failed
+/// reconciliation now fails the FinishCycle task itself (not a Fail state, which a redrive
+/// would only enter again), so a redrive re-runs the failed shard's SettleShard and
+/// RenderShard (on AWS the map failed) and FinishCycle, with the same run id; BeginCycle
+/// does not run again. The cycle, FAILED under that run, ends SETTLED with exact counts,
+/// and another run is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redrive_of_the_failed_execution_settles_its_failed_cycle() {
+    let data = generate(400, 200).unwrap(); // 2 shards
+    let month = Month::new("settle-redrive-same").await.unwrap();
+    month.load(&data).await.unwrap();
+    let interceptor: Interceptor = Arc::new(move |payload: serde_json::Value, handler: Handler| {
+        Box::pin(async move {
+            if payload["shard"] == 0 {
+                return Err(FunctionError::new("StoreError", "injected: permanent failure"));
+            }
+            handler(payload).await
+        })
+    });
+    month.host.intercept(&month.function(SHARD), interceptor).unwrap();
+    let failed = month.settle("settle-2026-11").await.unwrap();
+    assert_eq!(failed.status, ExecutionStatus::Failed, "{failed:?}");
+    assert_eq!(failed.error.as_deref(), Some("CycleReconciliationFailed"), "{failed:?}");
+    // The state that failed is the FinishCycle task: the one a redrive runs again.
+    let history = month
+        .sfn
+        .get_execution_history()
+        .execution_arn(&failed.execution_arn)
+        .max_results(1000)
+        .send()
+        .await
+        .unwrap();
+    let last_entered = history
+        .events()
+        .iter()
+        .filter_map(|e| e.state_entered_event_details().map(|d| (e.id, d.name().to_owned())))
+        .max_by_key(|(id, _)| *id)
+        .map(|(_, name)| name);
+    assert_eq!(last_entered.as_deref(), Some("FinishCycle"), "{:?}", history.events());
+    let run_id = failed.execution_arn.clone();
+    let record = month.cycles.get(cycle()).await.unwrap().unwrap();
+    assert_eq!(
+        (record.status, record.run_id.as_str()),
+        (CycleStatus::Failed, run_id.as_str())
+    );
+    assert!(
+        record.reasons.iter().any(|r| r == "shard 0: not settled"),
+        "{:?}",
+        record.reasons
+    );
+
+    let h = handlers(&month);
+    let tasks = manifest(&month).await;
+    assert!(tasks.iter().all(|t| t.run_id == run_id));
+    // Another run may not finish, settle or render the failed cycle.
+    let e = settle_finish::handle(
+        &h.finish,
+        invocation(domain::settlement::FinishInput {
+            cycle: cycle(),
+            run_id: STRAY_RUN.into(),
+        }),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, settle_finish::FinishError::NotOwner { .. }), "{e}");
+    let mut stray = tasks[0].clone();
+    stray.run_id = STRAY_RUN.into();
+    let e = settle_shard::handle(&h.shard, invocation(stray.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, settle_shard::ShardError::NotOwned(_)), "{e}");
+    let e = render_shard::handle(&h.render, invocation(stray)).await.unwrap_err();
+    assert!(matches!(e, render_shard::RenderError::NotOwned(_)), "{e}");
+    assert!(month.cycles.get_shard(cycle(), 0).await.unwrap().is_none());
+
+    // The cause is fixed; the redrive re-runs the failed map item, then FinishCycle.
+    month.host.clear_interceptor(&month.function(SHARD));
+    let settled = settle_shard::handle(&h.shard, invocation(tasks[0].clone()))
+        .await
+        .unwrap();
+    assert!(!settled.skipped, "{settled:?}");
+    let rendered = render_shard::handle(&h.render, invocation(tasks[0].clone()))
+        .await
+        .unwrap();
+    assert_eq!(rendered.deliveries, settled.bills);
+    let f = settle_finish::handle(
+        &h.finish,
+        invocation(domain::settlement::FinishInput {
+            cycle: cycle(),
+            run_id: run_id.clone(),
+        }),
+    )
+    .await
+    .unwrap();
+    let expected = expected_bills(&data).unwrap();
+    let checksum: i64 = expected.values().map(|b| b.total.won()).sum();
+    assert_eq!(f.status, FinishStatus::Settled, "{:?}", f.reasons);
+    assert_eq!(
+        (f.shards, f.shards_done, f.customers, f.bills, f.checksum),
+        (2, 2, 400, expected.len() as u64, checksum)
+    );
+    assert_eq!(f.bills + f.not_billable, 400);
+    let record = month.cycles.get(cycle()).await.unwrap().unwrap();
+    assert_eq!(
+        (record.status, record.run_id.as_str(), record.runs),
+        (CycleStatus::Settled, run_id.as_str(), 1),
+        "the same run settled it, no new run took it"
+    );
+    assert!(record.reasons.is_empty(), "{:?}", record.reasons);
+    assert_eq!((record.bills, record.checksum), (expected.len() as u64, checksum));
+    let bills = month.all_bills(2).await.unwrap();
+    assert_eq!(bills.len(), expected.len());
+    for b in &bills {
+        assert_eq!(
+            Some(b),
+            expected.get(b.customer_id.as_str()),
+            "bill of {}",
+            b.customer_id
+        );
+    }
+    for s in 0..2 {
+        assert_eq!(
+            month.deliveries.count(cycle(), s).await.unwrap(),
+            month.bills.count(cycle(), s).await.unwrap()
+        );
+    }
+    // FinishCycle again (a retry) answers the same; now settled, nothing more is written.
+    let again = settle_finish::handle(
+        &h.finish,
+        invocation(domain::settlement::FinishInput {
+            cycle: cycle(),
+            run_id: run_id.clone(),
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, f);
+    let e = settle_shard::handle(&h.shard, invocation(tasks[0].clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, settle_shard::ShardError::NotOwned(_)), "{e}");
+}
+
+/// A customer whose plan name is 250 KB fails its shard with bounded texts: the shard
+/// record, the cycle's reasons and the functions' error answers stay small. An over-long run
+/// id is refused by field name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn texts_are_bounded_and_an_over_long_run_id_is_refused() {
+    use domain::text::{ELLIPSIS, MAX_REASON_BYTES};
+
+    let data = generate(200, 200).unwrap(); // 1 shard
+    let month = Month::new("settle-bounded").await.unwrap();
+    month.load(&data).await.unwrap();
+    // A stored customer whose plan name is 250 KB: the rating error names it.
+    let mut customer = month.customers.shard(0).await.unwrap().customers.remove(0);
+    customer.plan = "P".repeat(250_000);
+    month.customers.put_all(&[customer]).await.unwrap();
+    let run = month.settle("settle-2026-11").await.unwrap();
+    assert_eq!(run.status, ExecutionStatus::Failed, "{run:?}");
+    assert!(
+        run.cause.as_deref().unwrap_or_default().len() < 4 * MAX_REASON_BYTES,
+        "{} bytes of cause",
+        run.cause.as_deref().unwrap_or_default().len()
+    );
+    let s0 = month.cycles.get_shard(cycle(), 0).await.unwrap().unwrap();
+    assert_eq!((s0.status, s0.error_count), (ShardStatus::Failed, 1));
+    assert!(s0.errors[0].len() <= MAX_REASON_BYTES, "{} bytes", s0.errors[0].len());
+    assert!(s0.errors[0].starts_with("customer C"), "{}", &s0.errors[0][..80]);
+    assert!(s0.errors[0].ends_with(ELLIPSIS), "{}", s0.errors[0]);
+    let record = month.cycles.get(cycle()).await.unwrap().unwrap();
+    assert!(!record.reasons.is_empty());
+    assert!(
+        record.reasons.iter().all(|r| r.len() <= MAX_REASON_BYTES),
+        "{:?}",
+        record.reasons.iter().map(String::len).collect::<Vec<_>>()
+    );
+
+    // Over-long identifiers: refused, naming the field, without echoing the value.
+    let long = format!(
+        "arn:aws:states:ap-northeast-2:123456789012:execution:settlement:{}",
+        "x".repeat(300)
+    );
+    let begin = settle_begin::Deps::new(&month.config, &month.resources.function_env("SettleBeginFunction")).unwrap();
+    let e = settle_begin::handle(
+        &begin,
+        invocation(domain::settlement::BeginInput {
+            input: domain::settlement::StartInput {
+                cycle: Some(CYCLE.into()),
+                ..Default::default()
+            },
+            run_id: long.clone(),
+        }),
+    )
+    .await
+    .unwrap_err();
+    let d: lambda_runtime::Diagnostic = e.into();
+    assert_eq!(d.error_type, "InvalidInput");
+    assert!(
+        d.error_message.contains("run_id") && !d.error_message.contains("xxxx"),
+        "{}",
+        d.error_message
+    );
+    let h = handlers(&month);
+    let mut task = manifest(&month).await[0].clone();
+    task.run_id = long;
+    let e = settle_shard::handle(&h.shard, invocation(task.clone()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, settle_shard::ShardError::InvalidInput(m) if m.contains("run_id")),
+        "{e}"
+    );
+    let e = render_shard::handle(&h.render, invocation(task)).await.unwrap_err();
+    assert!(
+        matches!(&e, render_shard::RenderError::InvalidInput(m) if m.contains("run_id")),
+        "{e}"
+    );
 }

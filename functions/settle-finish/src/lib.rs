@@ -12,7 +12,21 @@
 //! version, and exactly that many items in the deliveries table — and sums
 //! the checksums. Then it marks the cycle `SETTLED`, or
 //! `FAILED` with the reasons, with a write conditioned on this run still
-//! owning the cycle.
+//! owning the cycle (`SETTLING` or `FAILED`).
+//!
+//! **A failed reconciliation fails this task** (`CycleReconciliationFailed`,
+//! after the `FAILED` record is written), not a later `Fail` state: a
+//! redrive of the execution re-runs the states that did not exit — a `Fail`
+//! state never exits, so a redrive that started there would only fail again.
+//! Failing here, a redrive runs the failed map items and then this
+//! reconciliation again, for the same run: a `FAILED` cycle owned by that run
+//! is reconciled again and becomes `SETTLED` once its causes are fixed. A
+//! cycle owned by another run is refused (`NotOwner`), and a `SETTLED` one
+//! answers its settled reconciliation unchanged.
+//!
+//! Reasons are bounded: at most [`MAX_REASONS`] of at most
+//! [`domain::text::MAX_REASON_BYTES`] each on the record, and the error
+//! answered (and logged) is cut to the same size.
 
 use std::collections::HashSet;
 
@@ -25,6 +39,7 @@ use aws_config::SdkConfig;
 use chrono::{SecondsFormat, Utc};
 use domain::Cycle;
 use domain::settlement::{FinishInput, FinishOutput, FinishStatus, ShardTask};
+use domain::text::{MAX_ID_BYTES, check_len, reason};
 use futures::{StreamExt, TryStreamExt, stream};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 
@@ -56,6 +71,14 @@ impl Deps {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FinishError {
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error(
+        "cycle {cycle} does not reconcile ({count} reasons, listed on the cycle record), first: {first}. \
+         Fix the cause, then redrive this execution (the failed shards and this reconciliation run again) \
+         or start a new one"
+    )]
+    NotReconciled { cycle: Cycle, count: usize, first: String },
     #[error("cycle {0} has not been begun")]
     UnknownCycle(Cycle),
     #[error("cycle {cycle} is {status:?} under run {owner}, not under this run")]
@@ -73,6 +96,8 @@ pub enum FinishError {
 impl From<FinishError> for Diagnostic {
     fn from(e: FinishError) -> Self {
         let error_type = match &e {
+            FinishError::InvalidInput(_) => "InvalidInput",
+            FinishError::NotReconciled { .. } => "CycleReconciliationFailed",
             FinishError::UnknownCycle(_) => "UnknownCycle",
             FinishError::NotOwner { .. } => "NotOwner",
             FinishError::ManifestMissing { .. } => "ManifestMissing",
@@ -81,7 +106,7 @@ impl From<FinishError> for Diagnostic {
         };
         Diagnostic {
             error_type: error_type.into(),
-            error_message: e.to_string(),
+            error_message: reason(&e.to_string()),
         }
     }
 }
@@ -123,19 +148,17 @@ fn render_problem(s: &ShardRecord, template_version: &str) -> Option<String> {
 #[tracing::instrument(skip_all, fields(cycle = %event.payload.cycle, run_id = %event.payload.run_id))]
 pub async fn handle(deps: &Deps, event: LambdaEvent<FinishInput>) -> Result<FinishOutput, FinishError> {
     let FinishInput { cycle, run_id } = event.payload;
+    check_len("run_id", &run_id, MAX_ID_BYTES).map_err(|e| FinishError::InvalidInput(e.to_string()))?;
     let rec = deps.cycles.get(cycle).await?.ok_or(FinishError::UnknownCycle(cycle))?;
     if rec.run_id != run_id {
-        return Err(FinishError::NotOwner {
-            cycle,
-            status: rec.status,
-            owner: rec.run_id,
-        });
+        return Err(not_owner(cycle, &rec));
     }
     match rec.status {
         // A retry of a finish that already went through: same answer.
         CycleStatus::Settled => return Ok(output(&rec, FinishStatus::Settled)),
-        CycleStatus::Failed => return Ok(output(&rec, FinishStatus::Failed)),
-        CycleStatus::Settling => {}
+        // This run's own cycle failed reconciliation before: a redrive (or a
+        // retry) reconciles it again.
+        CycleStatus::Failed | CycleStatus::Settling => {}
     }
     let manifest: Vec<ShardTask> =
         deps.bucket
@@ -230,6 +253,11 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<FinishInput>) -> Result<Fini
         reasons.truncate(MAX_REASONS);
         reasons.push(format!("… and {} more", total_reasons - MAX_REASONS));
     }
+    for r in &mut reasons {
+        if r.len() > domain::text::MAX_REASON_BYTES {
+            *r = reason(r);
+        }
+    }
     let finished = CycleRecord {
         status,
         finished_at: Some(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)),
@@ -243,17 +271,30 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<FinishInput>) -> Result<Fini
     };
     if !deps.cycles.finish(&finished).await? {
         let now = deps.cycles.get(cycle).await?.ok_or(FinishError::UnknownCycle(cycle))?;
-        return Err(FinishError::NotOwner {
-            cycle,
-            status: now.status,
-            owner: now.run_id,
-        });
+        // Our own write, applied, whose answer was lost (the SDK's retry was
+        // refused by the condition it had just made false): it is ours.
+        let ours =
+            now.run_id == finished.run_id && now.status == finished.status && now.finished_at == finished.finished_at;
+        if !ours {
+            return Err(not_owner(cycle, &now));
+        }
     }
-    let status = if status == CycleStatus::Settled {
-        FinishStatus::Settled
-    } else {
-        FinishStatus::Failed
-    };
     tracing::info!(?status, bills, checksum, reasons = total_reasons, "cycle reconciled");
-    Ok(output(&finished, status))
+    if status == CycleStatus::Settled {
+        Ok(output(&finished, FinishStatus::Settled))
+    } else {
+        Err(FinishError::NotReconciled {
+            cycle,
+            count: total_reasons,
+            first: finished.reasons.first().cloned().unwrap_or_default(),
+        })
+    }
+}
+
+fn not_owner(cycle: Cycle, rec: &CycleRecord) -> FinishError {
+    FinishError::NotOwner {
+        cycle,
+        status: rec.status,
+        owner: domain::text::bounded(&rec.run_id, MAX_ID_BYTES).into_owned(),
+    }
 }
