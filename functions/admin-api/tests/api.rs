@@ -1391,10 +1391,7 @@ async fn an_operator_resends_a_stuck_delivery_once_no_sender_holds_it_and_settle
     // SENDING under a live lease: refused; once the lease ended, resent in its round with
     // its claim counted, so the next claimant asks the provider first.
     let (sending, sending_customer) = api.delivery(1);
-    let claimed = store
-        .claim(&key(1), "claim-s", minutes(5), minutes(185), t0)
-        .await
-        .unwrap();
+    let claimed = store.claim(&key(1), "claim-s", minutes(5), t0).await.unwrap();
     assert!(
         matches!(claimed, adapters::deliveries::claims::ClaimOutcome::Claimed(_)),
         "{claimed:?}"
@@ -1434,10 +1431,7 @@ async fn an_operator_resends_a_stuck_delivery_once_no_sender_holds_it_and_settle
     let mut unconfirmed = Vec::new();
     for i in [2, 3] {
         let k = key(i);
-        store
-            .claim(&k, &format!("claim-{i}"), minutes(5), minutes(185), t0)
-            .await
-            .unwrap();
+        store.claim(&k, &format!("claim-{i}"), minutes(5), t0).await.unwrap();
         assert!(store.call_started(&k, &format!("claim-{i}"), t0).await.is_applied());
         let w = store
             .give_back(

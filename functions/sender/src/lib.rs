@@ -796,9 +796,9 @@ async fn deliver(m: &Msg<'_>) -> Result<Outcome, SenderError> {
     let now = m.now();
     let lease_until =
         now + chrono::Duration::from_std(m.remaining() + c.lease_margin).unwrap_or(chrono::Duration::zero());
-    // If no message brings it back (lost, dead-lettered), dispatch finds it after the lease.
-    let recheck = lease_until + chrono::Duration::from_std(c.recheck_after).unwrap_or(chrono::Duration::hours(3));
-    let claim = deps.deliveries.claim(&m.key, &m.claim_id, lease_until, recheck, now);
+    // If no message brings it back (lost, dead-lettered), dispatch finds it at the re-check
+    // time it was queued with.
+    let claim = deps.deliveries.claim(&m.key, &m.claim_id, lease_until, now);
     let claimed = match m.read("claim", claim).await {
         Ok(ClaimOutcome::Claimed(claimed)) => claimed,
         Ok(ClaimOutcome::Undecodable { reason }) => {

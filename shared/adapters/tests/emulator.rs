@@ -564,14 +564,12 @@ async fn claims_are_exclusive_leases_expire_and_only_the_claimant_completes() {
         async move { all_due(&store, cycle, until).await.iter().any(|e| e.customer_id == id) }
     };
     let (now, lease) = (dec10, dec10 + Duration::minutes(5));
-    let recheck = lease + Duration::hours(3);
+    // The re-check time the deliveries were queued with (dispatch's slot + 3 h).
+    let recheck = dec10 + Duration::hours(3);
 
     // Two senders race: one claims, the other finds it busy (read from the refused write).
     let k0 = key(&queued[0], Channel::Email);
-    let (a, b) = tokio::join!(
-        store.claim(&k0, "a", lease, recheck, now),
-        store.claim(&k0, "b", lease, recheck, now)
-    );
+    let (a, b) = tokio::join!(store.claim(&k0, "a", lease, now), store.claim(&k0, "b", lease, now));
     let (a, b) = (a.unwrap(), b.unwrap());
     let (winner, loser) = if matches!(a, ClaimOutcome::Claimed(_)) {
         ("a", b)
@@ -579,7 +577,7 @@ async fn claims_are_exclusive_leases_expire_and_only_the_claimant_completes() {
         ("b", a)
     };
     assert!(matches!(loser, ClaimOutcome::Busy { .. }), "{loser:?}");
-    // Claimed: in the due index only from its re-check time on, after the lease.
+    // Claimed: in the due index only from its re-check time on, long after the lease.
     assert!(!in_index(&queued[0], lease).await);
     assert!(
         in_index(&queued[0], recheck).await,
@@ -598,7 +596,7 @@ async fn claims_are_exclusive_leases_expire_and_only_the_claimant_completes() {
         "a sent delivery leaves the index"
     );
     assert_eq!(
-        store.claim(&k0, "c", lease, recheck, now).await.unwrap(),
+        store.claim(&k0, "c", lease, now).await.unwrap(),
         ClaimOutcome::AlreadySent(DeliveryState::SentEmail)
     );
     // The same completion again (a retry of a write whose answer was lost) is ours: applied.
@@ -608,13 +606,13 @@ async fn claims_are_exclusive_leases_expire_and_only_the_claimant_completes() {
     // over and learns that a call may have reached the provider; the dead one cannot complete.
     let k1 = key(&queued[1], Channel::Email);
     assert!(matches!(
-        store.claim(&k1, "dead", lease, recheck, now).await.unwrap(),
+        store.claim(&k1, "dead", lease, now).await.unwrap(),
         ClaimOutcome::Claimed(ref c) if !c.earlier_call
     ));
     assert!(store.call_started(&k1, "dead", now).await.is_applied());
     let later = lease + Duration::seconds(1);
     match store
-        .claim(&k1, "heir", later + Duration::minutes(5), recheck, later)
+        .claim(&k1, "heir", later + Duration::minutes(5), later)
         .await
         .unwrap()
     {
@@ -637,7 +635,7 @@ async fn claims_are_exclusive_leases_expire_and_only_the_claimant_completes() {
     // back to SMS; an email message is then stale, an SMS one claims it; finally dead.
     let k2 = key(&queued[2], Channel::Email);
     assert!(matches!(
-        store.claim(&k2, "s", lease, recheck, now).await.unwrap(),
+        store.claim(&k2, "s", lease, now).await.unwrap(),
         ClaimOutcome::Claimed(_)
     ));
     let retry_check = now + Duration::hours(4);
@@ -653,7 +651,7 @@ async fn claims_are_exclusive_leases_expire_and_only_the_claimant_completes() {
         "a retried delivery is never lost to the index"
     );
     assert!(matches!(
-        store.claim(&k2, "s2", lease, recheck, now).await.unwrap(),
+        store.claim(&k2, "s2", lease, now).await.unwrap(),
         ClaimOutcome::Claimed(_)
     ));
     assert!(
@@ -676,12 +674,12 @@ async fn claims_are_exclusive_leases_expire_and_only_the_claimant_completes() {
     );
     assert!(in_index(&queued[2], retry_check).await);
     assert!(matches!(
-        store.claim(&k2, "s3", lease, recheck, now).await.unwrap(),
+        store.claim(&k2, "s3", lease, now).await.unwrap(),
         ClaimOutcome::NotClaimable { channel: Some(ref c), .. } if c == "sms"
     ));
     let k2s = key(&queued[2], Channel::Sms);
     assert!(matches!(
-        store.claim(&k2s, "t", lease, recheck, now).await.unwrap(),
+        store.claim(&k2s, "t", lease, now).await.unwrap(),
         ClaimOutcome::Claimed(_)
     ));
     assert!(
@@ -698,13 +696,13 @@ async fn claims_are_exclusive_leases_expire_and_only_the_claimant_completes() {
     // by its next claimant.
     let k4 = key(&queued[4], Channel::Email);
     assert!(matches!(
-        store.claim(&k4, "r", lease, recheck, now).await.unwrap(),
+        store.claim(&k4, "r", lease, now).await.unwrap(),
         ClaimOutcome::Claimed(_)
     ));
     assert!(!store.release(&k4, "other", retry_check, now).await.is_applied());
     assert!(store.release(&k4, "r", retry_check, now).await.is_applied());
     assert!(in_index(&queued[4], retry_check).await);
-    match store.claim(&k4, "r2", lease, recheck, now).await.unwrap() {
+    match store.claim(&k4, "r2", lease, now).await.unwrap() {
         ClaimOutcome::Claimed(c) => assert_eq!((c.claims, c.delivery.attempts_email), (2, 0)),
         other => panic!("{other:?}"),
     }
@@ -723,7 +721,7 @@ async fn claims_are_exclusive_leases_expire_and_only_the_claimant_completes() {
     // back after its re-check time, not while the lease is live.
     let k5 = key(&queued[5], Channel::Email);
     assert!(matches!(
-        store.claim(&k5, "gone", lease, recheck, now).await.unwrap(),
+        store.claim(&k5, "gone", lease, now).await.unwrap(),
         ClaimOutcome::Claimed(_)
     ));
     let entry = all_due(&store, cycle, recheck)
@@ -761,7 +759,7 @@ async fn claims_are_exclusive_leases_expire_and_only_the_claimant_completes() {
     );
     assert_eq!(state(&queued[5]).await.state, DeliveryState::Queued);
     assert!(matches!(
-        store.claim(&k5, "next", recheck + Duration::minutes(5), recheck + Duration::hours(4), recheck).await.unwrap(),
+        store.claim(&k5, "next", recheck + Duration::minutes(5), recheck).await.unwrap(),
         ClaimOutcome::Claimed(ref c) if c.claims == 2
     ));
 
@@ -770,10 +768,7 @@ async fn claims_are_exclusive_leases_expire_and_only_the_claimant_completes() {
         id: DeliveryId::new(cycle, 0, CustomerId::new("C9999999").unwrap()),
         channel: Channel::Email,
     };
-    assert_eq!(
-        store.claim(&gk, "x", lease, recheck, now).await.unwrap(),
-        ClaimOutcome::Missing
-    );
+    assert_eq!(store.claim(&gk, "x", lease, now).await.unwrap(), ClaimOutcome::Missing);
 }
 
 /// A failure with a quarter-megabyte reason (a provider's error page), code, run id and replay

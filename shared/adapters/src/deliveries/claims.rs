@@ -4,9 +4,12 @@
 //! 1. **Claim**: `QUEUED` on the message's channel → `SENDING` with this
 //!    sender's claim id and a lease (until the invocation's deadline); or
 //!    take over a `SENDING` whose lease has expired (its sender died). The
-//!    delivery stays in the `Due` index with its re-check time after the
-//!    lease: if no message ever brings it back (its message was lost or
-//!    dead-lettered), dispatch finds it then and enqueues it again.
+//!    delivery stays in the `Due` index at the re-check time it was queued
+//!    with (hours after its slot, far past any lease): if no message ever
+//!    brings it back (its message was lost or dead-lettered), dispatch finds
+//!    it then and enqueues it again. The claim leaves `available_at`, the
+//!    index's sort key, as it is: a key change would cost the index a delete
+//!    and a put, where the state change costs one write.
 //! 2. The sender sends with the idempotency key `{delivery id}#{channel}`
 //!    (`…#r{n}` in send round n, after an operator's resend). Before a call to
 //!    a provider that cannot be asked afterwards whether it took a key (SES),
@@ -135,19 +138,12 @@ fn by_claimant(key: &ClaimKey, claim_id: &str, step: &str, now: DateTime<Utc>) -
 }
 
 /// The claim: see the module doc.
-pub fn claim_change(
-    key: &ClaimKey,
-    claim_id: &str,
-    lease_until: DateTime<Utc>,
-    recheck_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Change {
+pub fn claim_change(key: &ClaimKey, claim_id: &str, lease_until: DateTime<Utc>, now: DateTime<Utc>) -> Change {
     Change::new(format!("{claim_id}/claim"), now)
         .set("#st = :sending")
         .set("claim_id = :cid")
         .set("lease_until = :lease")
         .set("claimed_at = :now")
-        .set("available_at = :recheck")
         .set("due_pk = :due")
         .add("#claims :one")
         .condition("channel = :ch AND (#st = :queued OR (#st = :sending AND lease_until < :now))")
@@ -157,25 +153,23 @@ pub fn claim_change(
         .text(":ch", key.channel.as_str())
         .text(":cid", claim_id)
         .time(":lease", &lease_until)
-        .time(":recheck", &recheck_at)
         .text(":due", due(&key.id))
         .number(":one", 1)
 }
 
 impl DeliveryStore {
     /// Claims the delivery for `key.channel` under `claim_id` until
-    /// `lease_until`; dispatch re-checks it at `recheck_at` (see the module
-    /// doc). `Err` when the outcome is unknown: the message is tried again.
+    /// `lease_until` (see the module doc). `Err` when the outcome is unknown:
+    /// the message is tried again.
     pub async fn claim(
         &self,
         key: &ClaimKey,
         claim_id: &str,
         lease_until: DateTime<Utc>,
-        recheck_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<ClaimOutcome, StoreError> {
         match self
-            .write(&key.id, &claim_change(key, claim_id, lease_until, recheck_at, now))
+            .write(&key.id, &claim_change(key, claim_id, lease_until, now))
             .await
         {
             Written::Applied(item) => Ok(self.claimed(key, claim_id, item)),
