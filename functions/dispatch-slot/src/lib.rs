@@ -109,6 +109,9 @@ pub struct Config {
     pub write_concurrency: usize,
     /// Index entries read per page.
     pub page_size: i32,
+    /// Stop this long before the invocation's deadline: more than one AWS
+    /// call may take ([`adapters::SDK_OPERATION_TIMEOUT`]), so that no call
+    /// started before the pause outlives the invocation.
     pub deadline_margin: Duration,
     /// How many times one slot's run may continue itself.
     pub max_continuations: u32,
@@ -123,7 +126,7 @@ impl Default for Config {
             bucket_concurrency: 16,
             write_concurrency: 10,
             page_size: 200,
-            deadline_margin: Duration::from_secs(20),
+            deadline_margin: adapters::SDK_OPERATION_TIMEOUT + Duration::from_secs(5),
             max_continuations: 6,
         }
     }

@@ -62,7 +62,9 @@ pub const MAX_REPORTED_ERRORS: usize = 20;
 pub struct Config {
     /// Uploads and delivery writes in flight.
     pub concurrency: usize,
-    /// Stop this long before the invocation's deadline.
+    /// Stop this long before the invocation's deadline: more than one AWS
+    /// call may take ([`adapters::SDK_OPERATION_TIMEOUT`]), so that no call
+    /// started before the pause outlives the invocation.
     pub deadline_margin: Duration,
     /// Invoices uploaded between two deadline checks.
     pub chunk: usize,
@@ -74,7 +76,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             concurrency: 16,
-            deadline_margin: Duration::from_secs(10),
+            deadline_margin: adapters::SDK_OPERATION_TIMEOUT + Duration::from_secs(5),
             chunk: 200,
             gzip_level: invoice::DEFAULT_GZIP_LEVEL,
         }

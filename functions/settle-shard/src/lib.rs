@@ -64,7 +64,9 @@ use tokio::sync::Mutex;
 pub const MAX_RECORDED_ERRORS: usize = adapters::cycles::MAX_SHARD_ERRORS;
 
 pub struct Config {
-    /// Stop this long before the invocation's deadline.
+    /// Stop this long before the invocation's deadline: more than one AWS
+    /// call may take ([`adapters::SDK_OPERATION_TIMEOUT`]), so that no call
+    /// started before the pause outlives the invocation.
     pub deadline_margin: Duration,
     /// Bills written between two deadline checks.
     pub chunk: usize,
@@ -73,7 +75,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            deadline_margin: Duration::from_secs(10),
+            deadline_margin: adapters::SDK_OPERATION_TIMEOUT + Duration::from_secs(5),
             chunk: 250,
         }
     }
