@@ -877,7 +877,7 @@ async fn sending_and_queued_deliveries_whose_recheck_came_are_enqueued_again_onc
     let nov = cycle_of("2026-11");
     cycle_record(&month, nov, CycleStatus::Settled).await;
     let empty = domain::SlotSet::EMPTY;
-    // Its sender died: the lease ended, and the re-check time the claim set has come.
+    // Its sender died: the lease ended, and the re-check time it was queued with has come.
     let lapsed = ready(&month, nov, "C0000001", empty).await;
     set_on(
         &month,
