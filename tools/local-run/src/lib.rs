@@ -6,7 +6,9 @@
 //! [`dispatch`] runs the dispatch slots of a month on a virtual clock.
 
 pub mod bench;
+pub mod deliver;
 pub mod dispatch;
+pub mod faults;
 pub mod load;
 pub mod report;
 pub mod seed;

@@ -5,19 +5,20 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use datagen::{GenConfig, Generator, keyring_from_spec, write_dataset};
-use domain::{Channel, Cycle, QuietWindow};
+use domain::dispatch::SlotRun;
+use domain::{Cycle, QuietWindow};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use local_aws::Emulator;
 use local_aws::lambda::LambdaHost;
+use local_run::deliver::Delivery;
+use local_run::faults::FaultProfile;
 use local_run::load::{Stores, load_dataset};
-use local_run::report::{
-    LambdaUse, MonthReport, Outcome, Phase, Prices, SlotPoint, SlowShard, Usage, by_service, project,
-};
+use local_run::report::{LambdaUse, MonthReport, Phase, Prices, SlowShard, Usage, by_service, project, request_delta};
 use local_run::settle;
 
 #[derive(Parser)]
@@ -78,6 +79,11 @@ struct MonthArgs {
     /// Price table for the cost projection (default: infra/prices.json).
     #[arg(long)]
     prices: Option<PathBuf>,
+    /// Faults switched on while the invoices go out (dispatch and senders), each bounded:
+    /// lost DynamoDB answers, throttling, slow invoice reads, provider hangs (with a provider
+    /// that can be asked, or one that cannot), or all of them. The report counts what fired.
+    #[arg(long, value_enum, default_value_t = FaultProfile::None)]
+    fault_profile: FaultProfile,
 }
 
 /// A provisioned stack in the emulator and the stores the loader writes to.
@@ -233,24 +239,9 @@ async fn main() -> anyhow::Result<ExitCode> {
     }
 }
 
-/// What the delivery half of the month did.
-struct Delivery {
-    slots: Vec<SlotPoint>,
-    outcome: Outcome,
-    sends: local_run::send::PollStats,
-    /// The pipeline's requests (this runner's queue-depth checks excluded).
-    requests: BTreeMap<String, u64>,
-    dispatch_runs: u64,
-    enqueued: u64,
-    dispatch_time: Duration,
-    send_time: Duration,
-}
-
-/// Runs every slot of the month after the cycle as the schedule would, with
-/// the real handlers on a virtual clock: dispatch at the slot's start, then
-/// the senders consume both queues until they are empty, their clock at the
-/// slot. Prints the per-slot grid, the final states, the duplicates and the
-/// forbidden-slot sends, and writes `dispatch.json`.
+/// The delivery half of the month: every slot of the month after the cycle, as the
+/// schedule would run them, under the fault profile asked for (see
+/// [`local_run::deliver::deliver`]); writes `dispatch.json`.
 async fn deliver_month(
     a: &MonthArgs,
     emulator: &Emulator,
@@ -258,168 +249,32 @@ async fn deliver_month(
     resources: &local_aws::Resources,
     bills: u64,
 ) -> anyhow::Result<Delivery> {
-    use local_run::send::{VirtualClock, depth, drain};
-    let mut deps = local_run::dispatch::dispatch_deps(config, resources)?;
-    deps.config.quiet = a.quiet_window;
-    let clock = VirtualClock::default();
-    // The mock as deployed (1% failures), its latency as flagged; retries back off in
-    // seconds instead of minutes so that a slot's retries finish while the clock stands.
-    let overrides = [
-        ("MOCK_LATENCY_MS", a.provider_latency_ms.to_string()),
-        ("QUIET_WINDOW", a.quiet_window.to_string()),
-        ("RETRY_BASE_DELAY_SECONDS", "1".to_owned()),
-        ("RETRY_MAX_DELAY_SECONDS", "4".to_owned()),
-    ];
-    let pollers = local_run::send::pollers(config, resources, &overrides, &clock)?;
-    let slots = domain::dispatch::SlotRun::issue_month(a.cycle).count();
-    let pb = bar(slots as u64, "deliver");
-    let before = emulator.request_counts(resources.prefix()).await?;
-    let mut runs = Vec::with_capacity(slots);
-    let mut points = Vec::with_capacity(slots);
-    let mut sends = local_run::send::PollStats::default();
-    let (mut dispatch_time, mut send_time) = (Duration::ZERO, Duration::ZERO);
-    for run in domain::dispatch::SlotRun::issue_month(a.cycle) {
-        clock.set(run.start() + chrono::Duration::minutes(1));
-        let d = Instant::now();
-        let r = local_run::dispatch::run_slot(&deps, run).await?;
-        dispatch_time += d.elapsed();
-        let mut point = SlotPoint {
-            slot: run.to_string(),
-            open: r.open,
-            enqueued_email: r.enqueued_email,
-            enqueued_sms: r.enqueued_sms,
-            ..SlotPoint::default()
-        };
-        if r.enqueued_email + r.enqueued_sms > 0 {
-            for p in &pollers {
-                let n = depth(&p.sqs, &p.url).await?;
-                match p.deps.config.channel {
-                    Channel::Email => point.depth_email = n,
-                    Channel::Sms => point.depth_sms = n,
-                }
-            }
-            let s = Instant::now();
-            let (stats, drained) = drain(&pollers, 4, Duration::from_secs(1800)).await?;
-            send_time += s.elapsed();
-            anyhow::ensure!(drained, "the queues of {run} did not drain in 30 minutes: {stats:?}");
-            sends += &stats;
-        }
+    let slots: Vec<SlotRun> = SlotRun::issue_month(a.cycle).collect();
+    let pb = bar(slots.len() as u64, "deliver");
+    let options = local_run::deliver::Options {
+        quiet: a.quiet_window,
+        provider_latency_ms: a.provider_latency_ms,
+        profile: a.fault_profile,
+        max_tail_slots: local_run::deliver::TAIL_SLOTS,
+    };
+    let delivery = local_run::deliver::deliver(emulator, config, resources, slots, bills, &options, &|run, sends| {
         pb.inc(1);
         pb.set_message(format!(
             "{run}: {} sent so far",
             sends.report.sent + sends.report.recovered
         ));
-        points.push(point);
-        runs.push((run, r));
-    }
+    })
+    .await;
     pb.finish_and_clear();
-    let mut requests = request_delta(&before, &emulator.request_counts(resources.prefix()).await?);
-    // The queue-depth checks are this runner's (the SQS event source needs none).
-    requests.remove("sqs:GetQueueAttributes");
-    let mut total = dispatch_slot::DispatchReport::default();
-    for (_, r) in &runs {
-        total += r.clone();
-    }
-    let enqueued = total.enqueued_email + total.enqueued_sms;
-    let open = runs.iter().filter(|(_, r)| r.open).count();
-    println!(
-        "dispatched {enqueued} messages ({} email, {} SMS) in {} runs, one per two-hour slot of {} \
-         ({open} open, {} closed by the quiet window {}); paused {}, corrupt {}, re-enqueued {}, put back {} [{dispatch_time:.1?}]",
-        total.enqueued_email,
-        total.enqueued_sms,
-        runs.len(),
-        a.cycle.next(),
-        runs.len() - open,
-        a.quiet_window,
-        total.paused,
-        total.corrupt,
-        total.requeued,
-        total.reverted
-    );
-    println!("           enqueued per slot (Asia/Seoul), deferred deliveries counted again in their next slot:");
-    print!("{}", local_run::dispatch::slot_grid(&runs));
-    let r = &sends.report;
-    println!(
-        "sent       {} messages handled in {} sender invocations [{send_time:.1?}, mock latency {} ms]: \
-         {} sent, {} recovered after a lost answer, {} retried, {} fell back to SMS, {} dead, {} deferred, \
-         {} duplicates suppressed, {} parked",
-        r.messages,
-        sends.invocations,
-        a.provider_latency_ms,
-        r.sent,
-        r.recovered,
-        r.retried,
-        r.fallback,
-        r.dead,
-        r.deferred,
-        r.duplicates_suppressed,
-        r.parked
-    );
-    let env = resources.function_env(local_run::send::SEND_EMAIL);
-    let table = env.get("DELIVERIES_TABLE").context("DELIVERIES_TABLE")?;
-    let states = local_run::seed::states(config, table).await?;
-    let get = |s: &str| states.get(s).copied().unwrap_or(0);
-    let (email, sms, dead) = (get("SENT_EMAIL"), get("SENT_SMS"), get("DEAD"));
-    let waiting = states.values().sum::<u64>() - email - sms - dead;
-    let log = providers::DynamoLog::new(
-        adapters::dynamodb_client(config),
-        env.get("MOCK_SENDS_TABLE").context("MOCK_SENDS_TABLE")?.clone(),
-    );
-    let accepted = log.count_by_key().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let duplicates = providers::duplicates_of(&accepted);
-    let mut forbidden = 0u64;
-    let index: BTreeMap<String, usize> = points.iter().enumerate().map(|(i, p)| (p.slot.clone(), i)).collect();
-    for sent in local_run::seed::sends(config, table).await? {
-        let allowed = domain::ContactWindow::new(sent.dnd, a.quiet_window).is_ok_and(|w| w.allows(sent.at));
-        forbidden += u64::from(!allowed);
-        let slot = domain::dispatch::SlotRun::containing(sent.at).to_string();
-        if let Some(p) = index.get(&slot).and_then(|&i| points.get_mut(i)) {
-            match sent.state.as_str() {
-                "SENT_SMS" => p.sent_sms += 1,
-                "SENT_EMAIL" => p.sent_email += 1,
-                _ => {}
-            }
-        }
-    }
-    let outcome = Outcome {
-        bills,
-        sent_email: email,
-        sent_sms: sms,
-        dead,
-        waiting,
-        accepted_sends: accepted.len() as u64,
-        duplicates: duplicates.len() as u64,
-        forbidden_slot_sends: forbidden,
-    };
-    println!(
-        "final      {email} SENT_EMAIL + {sms} SENT_SMS + {dead} DEAD + {waiting} still waiting = {} of {bills} bills; \
-         {} accepted sends at the mock providers, {} keys accepted more than once, {forbidden} sends in a forbidden slot",
-        email + sms + dead + waiting,
-        accepted.len(),
-        duplicates.len()
-    );
-    let sum: u64 = requests.values().sum();
-    println!(
-        "requests   dispatch + delivery: {sum} AWS requests, {:.2} per bill: {}",
-        sum as f64 / bills.max(1) as f64,
-        list(&requests)
-    );
-    let json: Vec<serde_json::Value> = runs
+    let delivery = delivery?;
+    let json: Vec<serde_json::Value> = delivery
+        .runs
         .iter()
         .map(|(run, r)| serde_json::json!({"slot": run.to_string(), "report": r}))
         .collect();
     let path = a.out.join("dispatch.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&json)?).with_context(|| format!("writing {}", path.display()))?;
-    Ok(Delivery {
-        slots: points,
-        outcome,
-        sends,
-        requests,
-        dispatch_runs: runs.len() as u64,
-        enqueued,
-        dispatch_time,
-        send_time,
-    })
+    Ok(delivery)
 }
 
 /// `op n, op n, …`
@@ -429,15 +284,6 @@ fn list(requests: &BTreeMap<String, u64>) -> String {
         .map(|(k, v)| format!("{k} {v}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// What was asked between two readings of the emulator's request counts.
-fn request_delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-    after
-        .iter()
-        .map(|(k, v)| (k.clone(), v.saturating_sub(before.get(k).copied().unwrap_or(0))))
-        .filter(|(_, v)| *v > 0)
-        .collect()
 }
 
 /// The memory template.yaml gives a function (MB).
@@ -613,8 +459,18 @@ async fn month(a: MonthArgs) -> anyhow::Result<ExitCode> {
         delivery.outcome.sent_email + delivery.outcome.sent_sms,
         "deliveries",
     ));
-    if !delivery.outcome.reconciled() {
-        problems.push("the final states, the accepted sends and the bills do not match (see above)".to_owned());
+    let o = &delivery.outcome;
+    if !o.holds() {
+        problems.push(
+            "the final states, the accepted sends and the bills do not match, or a waiting delivery is not in the \
+             Due index (see above)"
+                .to_owned(),
+        );
+    } else if a.fault_profile == FaultProfile::None && !o.reconciled() {
+        problems.push(format!(
+            "without faults every bill ends: {} waiting, {} unconfirmed",
+            o.waiting, o.unconfirmed
+        ));
     }
 
     // 6. The report.
@@ -655,7 +511,6 @@ async fn month(a: MonthArgs) -> anyhow::Result<ExitCode> {
         memory_mb: memory_mb(local_run::send::SEND_EMAIL)?,
         emulator_bound: false,
     });
-    let o = &delivery.outcome;
     let usage = Usage {
         requests: requests.clone(),
         // Every dispatch run queries each bucket of its due date, whatever the population.
@@ -695,6 +550,7 @@ async fn month(a: MonthArgs) -> anyhow::Result<ExitCode> {
         ok: problems.is_empty(),
         problems,
         outcome: o.clone(),
+        faults: delivery.faults.clone(),
         phases,
         slowest_shards,
         slots: delivery.slots,

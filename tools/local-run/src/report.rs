@@ -403,6 +403,15 @@ pub fn project(prices: &Prices, price_file: &str, usage: &Usage, invoices: u64) 
     }
 }
 
+/// What was asked between two readings of the emulator's request counts.
+pub fn request_delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v.saturating_sub(before.get(k).copied().unwrap_or(0))))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
 /// Requests by service (`dynamodb`, `s3`, …) from requests by operation.
 pub fn by_service(requests: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
@@ -464,21 +473,42 @@ pub struct Outcome {
     pub sent_email: u64,
     pub sent_sms: u64,
     pub dead: u64,
+    /// Left to an operator: a provider that cannot be asked may have accepted a call that was
+    /// cut off, so the delivery is never sent again by itself.
+    pub unconfirmed: u64,
+    /// `READY`, `QUEUED`, `SENDING` or `HELD` at the end.
     pub waiting: u64,
+    pub waiting_by_state: BTreeMap<String, u64>,
+    /// Of the waiting, those dispatch finds again (an entry in the `Due` index).
+    pub waiting_in_due_index: u64,
     pub accepted_sends: u64,
-    /// (delivery, channel) keys the mock providers accepted more than once.
+    /// (delivery, channel, round) keys the mock providers accepted more than once.
     pub duplicates: u64,
     pub forbidden_slot_sends: u64,
+    /// The delivery half's AWS requests (dispatch and senders) per bill.
+    pub requests_per_delivery: f64,
 }
 
 impl Outcome {
-    /// Every bill ended, once, and the providers accepted exactly the sends.
-    pub fn reconciled(&self) -> bool {
-        self.sent_email + self.sent_sms + self.dead == self.bills
-            && self.waiting == 0
+    fn sent(&self) -> u64 {
+        self.sent_email + self.sent_sms
+    }
+
+    /// Nothing lost, nothing twice: every bill is a delivery that ended or waits where
+    /// dispatch finds it, no key was accepted twice, nothing went out in a forbidden slot,
+    /// and the providers accepted every sent delivery (and perhaps some unconfirmed ones).
+    pub fn holds(&self) -> bool {
+        self.sent() + self.dead + self.unconfirmed + self.waiting == self.bills
+            && self.waiting_in_due_index == self.waiting
             && self.duplicates == 0
             && self.forbidden_slot_sends == 0
-            && self.accepted_sends == self.sent_email + self.sent_sms
+            && self.accepted_sends >= self.sent()
+            && self.accepted_sends <= self.sent() + self.unconfirmed
+    }
+
+    /// Every bill ended, once, and the providers accepted exactly the sends.
+    pub fn reconciled(&self) -> bool {
+        self.holds() && self.waiting == 0 && self.unconfirmed == 0 && self.accepted_sends == self.sent()
     }
 }
 
@@ -508,6 +538,8 @@ pub struct MonthReport {
     pub ok: bool,
     pub problems: Vec<String>,
     pub outcome: Outcome,
+    /// The fault profile the delivery half ran under, and what fired.
+    pub faults: crate::deliver::FaultReport,
     pub phases: Vec<Phase>,
     pub slowest_shards: Vec<SlowShard>,
     pub slots: Vec<SlotPoint>,
@@ -551,8 +583,12 @@ impl MonthReport {
             cycle = esc(&self.cycle),
             sent = esc(&self.month_sent),
             cls = if self.ok { "ok" } else { "bad" },
-            verdict = if self.ok {
+            verdict = if self.ok && o.reconciled() {
                 "Reconciled: every bill ended exactly once, no duplicates, no send in a forbidden slot.".to_owned()
+            } else if self.ok {
+                "Nothing lost, nothing twice: every bill ended (sent, dead, or unconfirmed and left to an operator) \
+                 or waits in the Due index; no duplicates, no send in a forbidden slot."
+                    .to_owned()
             } else {
                 format!("Does not reconcile: {}", esc(&self.problems.join("; ")))
             }
@@ -580,21 +616,65 @@ impl MonthReport {
             ("SENT_EMAIL", o.sent_email),
             ("SENT_SMS", o.sent_sms),
             ("DEAD", o.dead),
-            ("still waiting", o.waiting),
+            ("UNCONFIRMED", o.unconfirmed),
         ] {
             let _ = write!(h, "<tr><td>{k}</td><td class=\"n\">{v}</td></tr>");
         }
         let _ = write!(
             h,
+            "<tr><td>still waiting{}</td><td class=\"n\">{}</td></tr>",
+            if o.waiting > 0 {
+                format!(
+                    " ({}; {} in the Due index)",
+                    esc(&o
+                        .waiting_by_state
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")),
+                    o.waiting_in_due_index
+                )
+            } else {
+                String::new()
+            },
+            o.waiting
+        );
+        let _ = write!(
+            h,
             "<tr><th>total</th><th class=\"n\">{} of {} bills</th></tr>\
              <tr><td>accepted sends at the mock providers</td><td class=\"n\">{}</td></tr>\
-             <tr><td>duplicates (a delivery and channel accepted more than once)</td><td class=\"n\">{}</td></tr>\
+             <tr><td>duplicates (a delivery, channel and round accepted more than once)</td><td class=\"n\">{}</td></tr>\
              <tr><td>sends in a forbidden slot</td><td class=\"n\">{}</td></tr></table>",
             o.sent_email + o.sent_sms + o.dead + o.waiting,
             o.bills,
             o.accepted_sends,
             o.duplicates,
             o.forbidden_slot_sends
+        );
+        let f = &self.faults;
+        let _ = write!(
+            h,
+            "<h2>Faults</h2><p>Profile <code>{}</code>: {}.</p><table><tr><th>switch</th><th>resource</th>\
+             <th>calls faulted</th></tr>",
+            esc(&f.profile),
+            esc(&f.description)
+        );
+        for (switch, by_resource) in &f.fired {
+            for (resource, n) in by_resource {
+                let _ = write!(
+                    h,
+                    "<tr><td>{}</td><td>{}</td><td class=\"n\">{n}</td></tr>",
+                    esc(switch),
+                    esc(resource)
+                );
+            }
+        }
+        let _ = write!(
+            h,
+            "<tr><th colspan=\"2\">total</th><th class=\"n\">{}</th></tr></table><p>{} dispatch runs run again \
+             after a failure; {} slots after the month for dispatch's re-checks; {:.2} AWS requests per delivery \
+             (dispatch and senders).</p>",
+            f.fired_total, f.dispatch_retries, f.tail_slots, o.requests_per_delivery
         );
         h.push_str("<h2>Sends per slot</h2>");
         h.push_str(&sends_chart(&self.slots));

@@ -44,6 +44,31 @@ pub async fn seed_queued(
     sms_every: u32,
     dnd: SlotSet,
 ) -> anyhow::Result<Seeded> {
+    seed(sdk, resources, (n, shard_size), sms_every, dnd, true).await
+}
+
+/// As [`seed_queued`], but the deliveries are `READY` (due on the 15th of the month after
+/// the cycle, in the `Due` index) and nothing is on the queues: what dispatch finds after
+/// rendering.
+pub async fn seed_ready(
+    sdk: &SdkConfig,
+    resources: &Resources,
+    n: u32,
+    shard_size: u32,
+    sms_every: u32,
+    dnd: SlotSet,
+) -> anyhow::Result<Seeded> {
+    seed(sdk, resources, (n, shard_size), sms_every, dnd, false).await
+}
+
+async fn seed(
+    sdk: &SdkConfig,
+    resources: &Resources,
+    (n, shard_size): (u32, u32),
+    sms_every: u32,
+    dnd: SlotSet,
+    queued: bool,
+) -> anyhow::Result<Seeded> {
     let env = crate::settle::local_function_env(resources, crate::send::SEND_EMAIL);
     let var = |k: &str| env.get(k).cloned().with_context(|| format!("{k} is not in the stack"));
     let ddb = adapters::dynamodb_client(sdk);
@@ -116,10 +141,12 @@ pub async fn seed_queued(
             now,
         );
         let mut item = store.encode(&d)?;
-        item.remove("due_pk");
-        item.insert("state".into(), AttributeValue::S("QUEUED".into()));
-        item.insert("channel".into(), AttributeValue::S(channel.as_str().into()));
-        item.insert("run_id".into(), AttributeValue::S("seed".into()));
+        if queued {
+            item.remove("due_pk");
+            item.insert("state".into(), AttributeValue::S("QUEUED".into()));
+            item.insert("channel".into(), AttributeValue::S(channel.as_str().into()));
+            item.insert("run_id".into(), AttributeValue::S("seed".into()));
+        }
         items.push(item);
         let message = DeliveryMessage {
             delivery_id: d.id(),
@@ -128,7 +155,9 @@ pub async fn seed_queued(
             copies: 0,
         };
         seeded.deliveries.push((d.id(), channel));
-        messages[usize::from(channel == Channel::Sms)].push(message);
+        if queued {
+            messages[usize::from(channel == Channel::Sms)].push(message);
+        }
         seeded.emails.push(email);
         seeded.phones.push(phone);
     }
