@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use domain::{Channel, SlotSet};
 use integration_tests::senders::{Stack, mid_morning, pollers, stack};
 use lambda_runtime::LambdaEvent;
@@ -233,17 +232,7 @@ async fn an_invoice_read_that_hangs_is_cut_at_the_time_left_and_the_delivery_is_
         .messages
         .unwrap_or_default();
     assert_eq!(got.len(), n as usize);
-    let mut event = SqsEvent::default();
-    event.records = got
-        .iter()
-        .map(|m| {
-            let mut r = SqsMessage::default();
-            r.message_id = m.message_id.clone();
-            r.receipt_handle = m.receipt_handle.clone();
-            r.body = m.body.clone();
-            r
-        })
-        .collect();
+    let event = local_run::send::sqs_event(&got);
     let started = std::time::Instant::now();
     let ctx = local_run::invocation(Duration::from_secs(6));
     let (response, report) = sender::handle(&email, LambdaEvent::new(event, ctx)).await.unwrap();

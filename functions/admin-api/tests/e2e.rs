@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use adapters::failures::{FailureLog, FailureStage};
 use admin_api::{Caller, Deps, Request, Response, serve};
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use chrono::{DateTime, Utc};
 use domain::delivery::DeliveryId;
@@ -118,25 +117,7 @@ async fn record_failures(
         if messages.is_empty() {
             return bodies;
         }
-        let mut event = SqsEvent::default();
-        event.records = messages
-            .iter()
-            .map(|m| {
-                let mut r = SqsMessage::default();
-                r.message_id = m.message_id.clone();
-                r.receipt_handle = m.receipt_handle.clone();
-                r.body = m.body.clone();
-                r.event_source = Some("aws:sqs".into());
-                r.attributes = m
-                    .attributes
-                    .clone()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k.as_str().to_owned(), v))
-                    .collect();
-                r
-            })
-            .collect();
+        let event = local_run::send::sqs_event(&messages);
         bodies.extend(messages.iter().filter_map(|m| m.body.clone()));
         let response = record_failure::handle(deps, LambdaEvent::new(event, lambda_runtime::Context::default()))
             .await

@@ -162,29 +162,10 @@ impl Poller {
             return Ok(stats);
         }
         stats.received = messages.len() as u64;
-        let records: Vec<SqsMessage> = messages
-            .iter()
-            .map(|m| {
-                let mut r = SqsMessage::default();
-                r.message_id = m.message_id.clone();
-                r.receipt_handle = m.receipt_handle.clone();
-                r.body = m.body.clone();
-                r.event_source = Some("aws:sqs".into());
-                r.attributes = m
-                    .attributes
-                    .clone()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k.as_str().to_owned(), v))
-                    .collect();
-                r
-            })
-            .collect();
+        let event = sqs_event(&messages);
         if let Some(Ok(mut b)) = self.bodies.as_ref().map(|b| b.lock()) {
-            b.extend(records.iter().filter_map(|r| r.body.clone()));
+            b.extend(event.records.iter().filter_map(|r| r.body.clone()));
         }
-        let mut event = SqsEvent::default();
-        event.records = records;
         stats.invocations = 1;
         let ctx = crate::invocation(SENDER_TIMEOUT);
         let started = Instant::now();
@@ -228,6 +209,31 @@ impl Poller {
         }
         Ok(stats)
     }
+}
+
+/// The event an SQS event source mapping hands a function for `messages`
+/// received from a queue: ids, receipt handles, bodies and attributes.
+pub fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages
+        .iter()
+        .map(|m| {
+            let mut r = SqsMessage::default();
+            r.message_id = m.message_id.clone();
+            r.receipt_handle = m.receipt_handle.clone();
+            r.body = m.body.clone();
+            r.event_source = Some("aws:sqs".into());
+            r.attributes = m
+                .attributes
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v))
+                .collect();
+            r
+        })
+        .collect();
+    event
 }
 
 /// Messages on a queue: visible, in flight and delayed (a sender's fresh
