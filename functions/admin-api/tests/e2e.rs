@@ -4,12 +4,11 @@
 //! again, sends each of them exactly once, and a replay of that command sends nothing more.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use adapters::failures::{FailureLog, FailureStage};
 use admin_api::{Caller, Deps, Request, Response, serve};
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::{DateTime, Utc};
 use domain::delivery::DeliveryId;
 use domain::dispatch::SlotRun;
@@ -23,31 +22,6 @@ use serde_json::{Value, json};
 const OPERATOR: &str = "arn:aws:sts::123456789012:assumed-role/billing-operator/kim";
 /// Deliveries seeded, all queued on email.
 const DELIVERIES: u32 = 3;
-
-/// Captures every log line of this test process (debug and up, every crate).
-fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
-    #[derive(Clone)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            if let Ok(mut b) = self.0.lock() {
-                b.extend_from_slice(buf);
-            }
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let sink = Sink(buf.clone());
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
-        .with_writer(move || sink.clone())
-        .try_init();
-    buf
-}
 
 /// `text` holds none of the seeded customers' addresses and phone numbers (nor the
 /// numbers' digits run together).
@@ -127,30 +101,15 @@ async fn record_failures(
             "every dead letter recorded: {:?}",
             response.batch_item_failures
         );
-        let entries: Vec<DeleteMessageBatchRequestEntry> = messages
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .set_receipt_handle(m.receipt_handle.clone())
-                    .build()
-                    .ok()
-            })
-            .collect();
-        sqs.delete_message_batch()
-            .queue_url(dlq)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .unwrap();
+        let all: Vec<&aws_sdk_sqs::types::Message> = messages.iter().collect();
+        local_run::send::delete_messages(&sqs, dlq, &all).await.unwrap();
     }
     panic!("the dead-letter queue still has messages after {rounds} receives");
 }
 
 #[tokio::test]
 async fn email_fails_then_sms_then_dead_letter_recorded_and_a_resend_sends_once() {
-    let logs = capture_logs();
+    let logs = local_run::logs::capture();
     let stack = local_aws::fresh_stack("e2e-dead-resend").await.unwrap();
     let seeded = seed_queued(&stack.config, &stack.resources, DELIVERIES, 3, 0, SlotSet::EMPTY)
         .await

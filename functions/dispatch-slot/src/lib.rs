@@ -819,7 +819,7 @@ async fn enqueue(ctx: Ctx<'_>, chunk: &[(DueEntry, Channel)]) -> (DispatchReport
         } else {
             now
         };
-        match deps.deliveries.revert_queued(e, run_id, token, back_at, now).await {
+        match deps.deliveries.revert_queued(e, token, back_at, now).await {
             Written::Applied(_) => report.reverted += 1,
             Written::Refused(_) => {}
             // Still QUEUED, or READY again: either way due again, at the latest at its re-check.

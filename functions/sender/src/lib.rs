@@ -7,34 +7,41 @@
 //!    channel is **parked**: a failure record with a clear reason, and the
 //!    message is acknowledged, so it never blocks or re-drives the rest of
 //!    the batch.
-//! 2. **Claim** the delivery (a conditional write, see [`adapters::claims`]):
-//!    `QUEUED` on this channel → `SENDING` with this sender's claim id and a
-//!    lease that ends shortly after the invocation's deadline. Already sent:
-//!    a duplicate, acknowledged and counted (`duplicates_suppressed`).
-//!    Claimed by a live sender: left for later. Unknown: parked. Anything
-//!    else (deferred, held, dead, fallen back to SMS): a stale message,
-//!    acknowledged.
-//! 3. **Slot check, again** (DESIGN §4): if the customer's DND or the quiet
-//!    window forbids sending now, the delivery goes back to `READY`, due at
-//!    the next allowed slot, and dispatch enqueues it then. Never sent in a
-//!    forbidden slot, never lost.
+//! 2. **Claim** the delivery (a conditional write, see
+//!    [`adapters::deliveries::claims`]): `QUEUED` on this channel →
+//!    `SENDING` with this sender's claim id (unique per receive) and a lease
+//!    that ends shortly after the invocation's deadline; the delivery stays
+//!    in the `Due` index at its re-check time. Already sent: a duplicate,
+//!    acknowledged and counted (`duplicates_suppressed`). Claimed by a live
+//!    sender: left for later. Unknown: parked. Anything else (deferred,
+//!    held, dead, unconfirmed, fallen back to SMS): a stale message,
+//!    acknowledged. A delivery that does not decode ends `DEAD`.
+//! 3. **Slot check** (DESIGN §4): if the customer's DND or the quiet window
+//!    forbids sending now, the delivery goes back to `READY`, due at the
+//!    next allowed slot, and dispatch enqueues it then; if they leave no
+//!    slot at all, it ends `DEAD` with its record.
 //! 4. **Ask before sending again.** When this is not the first claim on the
-//!    channel (an earlier attempt failed, lost its answer, or its sender
-//!    died), the sender asks the provider whether the idempotency key
-//!    (`{delivery id}#{channel}`) was already accepted, and completes
-//!    without sending if it was. Providers that cannot answer (SES) leave the
-//!    one residual window described in the README ("Delivery guarantees").
-//! 5. **Send** with the idempotency key, under a timeout, only when enough
-//!    of the invocation is left to finish (otherwise the claim is released
-//!    untouched and the message retried). Contact data is opened here and
-//!    only here, and never logged.
-//! 6. **Complete** (conditioned on the claim) or, after a failure, follow
-//!    the [`RetryPolicy`]: retry on the same channel after an exponential
-//!    backoff with jitter (the message's visibility timeout), fall back from
-//!    email to SMS (a message on the SMS queue), or end `DEAD` with a dead
-//!    letter that carries what replays it. A provider timeout (outcome
-//!    unknown) is resolved by asking the provider; one that cannot be asked
-//!    is counted as sent, unconfirmed, rather than risk a second send.
+//!    channel, or an earlier claim marked a provider call it never saw end,
+//!    the sender asks the provider whether the idempotency key (built from
+//!    the canonical [`DeliveryId`]) was already accepted, and completes
+//!    without sending if it was. A provider that cannot answer (SES), after a
+//!    marked call, leaves the delivery `UNCONFIRMED` with a failure record.
+//! 5. **Send.** The customer and the invoice are read within the time left;
+//!    then, immediately before the call, the time left and the slot are
+//!    checked again, and a call to a provider that cannot be asked is marked
+//!    as started. Contact data is opened here and only here, never logged.
+//! 6. **Complete** (conditioned on the claim, tried again until the time runs
+//!    short) or, after a failure, follow the [`RetryPolicy`]: retry on the
+//!    same channel after an exponential backoff with jitter (the message's
+//!    visibility timeout), fall back from email to SMS (a message on the SMS
+//!    queue), or end `DEAD` after its dead letter. A provider timeout
+//!    (outcome unknown) is resolved by asking the provider; one that cannot
+//!    be asked leaves the delivery `UNCONFIRMED`.
+//!
+//! Every write is a [`adapters::deliveries::write::Change`] answered
+//! applied, refused or unknown. After its own trouble (a store or queue not
+//! answering) the sender puts a fresh copy of the message back instead of
+//! spending the message's receive count ([`put_back`]).
 //!
 //! Messages of a batch are handled concurrently, at most
 //! [`Config::concurrency`] at a time. Every invocation writes one CloudWatch

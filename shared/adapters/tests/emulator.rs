@@ -472,13 +472,13 @@ async fn the_due_index_holds_what_dispatch_may_take_and_transitions_are_exclusiv
     // Reverted (the message could not be sent): READY again, only by the run that holds it.
     assert!(
         !store
-            .revert_queued(first, "run-a-or-b", "run-x/n5", first.available_at, dec10)
+            .revert_queued(first, "run-x/n5", first.available_at, dec10)
             .await
             .is_applied()
     );
     assert!(
         store
-            .revert_queued(first, "run-c", "run-c/n3", first.available_at, dec10)
+            .revert_queued(first, "run-c/n3", first.available_at, dec10)
             .await
             .is_applied()
     );

@@ -10,6 +10,7 @@ pub mod deliver;
 pub mod dispatch;
 pub mod faults;
 pub mod load;
+pub mod logs;
 pub mod report;
 pub mod seed;
 pub mod send;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName};
 use chrono::{DateTime, Utc};
 use domain::Channel;
 use lambda_runtime::LambdaEvent;
@@ -185,30 +185,40 @@ impl Poller {
             .into_iter()
             .map(|f| f.item_identifier)
             .collect();
-        let entries: Vec<DeleteMessageBatchRequestEntry> = messages
+        let done: Vec<&Message> = messages
             .iter()
-            .enumerate()
-            .filter(|(_, m)| !keep.contains(m.message_id.as_deref().unwrap_or_default()))
-            .filter_map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .set_receipt_handle(m.receipt_handle.clone())
-                    .build()
-                    .ok()
-            })
+            .filter(|m| !keep.contains(m.message_id.as_deref().unwrap_or_default()))
             .collect();
-        if !entries.is_empty() {
-            stats.deleted = entries.len() as u64;
-            self.sqs
-                .delete_message_batch()
-                .queue_url(&self.url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .context("DeleteMessageBatch")?;
-        }
+        stats.deleted = delete_messages(&self.sqs, &self.url, &done).await? as u64;
         Ok(stats)
     }
+}
+
+/// Deletes `messages` (at most ten, as received) from the queue at `url`, as an event
+/// source mapping does with a batch's successes; how many it deleted.
+pub async fn delete_messages(sqs: &aws_sdk_sqs::Client, url: &str, messages: &[&Message]) -> anyhow::Result<usize> {
+    let entries: Vec<DeleteMessageBatchRequestEntry> = messages
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .set_receipt_handle(m.receipt_handle.clone())
+                .build()
+                .ok()
+        })
+        .collect();
+    if entries.is_empty() {
+        return Ok(0);
+    }
+    let n = entries.len();
+    sqs.delete_message_batch()
+        .queue_url(url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .context("DeleteMessageBatch")?;
+    Ok(n)
 }
 
 /// The event an SQS event source mapping hands a function for `messages`

@@ -343,7 +343,7 @@ pub fn hold(command_id: &str, seen: &Seen, reason: &str, now: DateTime<Utc>) -> 
     by_command(command_id, seen, DeliveryState::Held, &[], now)
         .set("held_reason = :why")
         .remove("due_pk")
-        .text(":why", super::bounded(reason.trim(), MAX_HELD_REASON))
+        .text(":why", domain::text::bounded(reason.trim(), MAX_HELD_REASON))
 }
 
 /// The longest hold reason stored.

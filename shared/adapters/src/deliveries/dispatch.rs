@@ -16,7 +16,7 @@ use domain::{Channel, DeliveryState};
 
 use super::claims::{MAX_ERROR_CODE, RESTORE_DND};
 use super::write::{Change, Written};
-use super::{BadEntry, DeliveryStore, DueEntry, bounded};
+use super::{BadEntry, DeliveryStore, DueEntry};
 
 /// The error code a delivery ends with when its customer's DND leaves no
 /// slot outside the quiet window.
@@ -91,7 +91,7 @@ pub fn park_change(bad: &BadEntry, reason: &str, token: &str, now: DateTime<Utc>
         .remove("due_pk")
         .condition("due_pk = :seen")
         .text(":seen", &bad.due_pk)
-        .text(":why", bounded(reason, 1024))
+        .text(":why", domain::text::reason(reason))
 }
 
 /// Ends `e` `DEAD` with `error_code`, out of the `Due` index, if it is still
@@ -110,7 +110,7 @@ pub fn dead_change(e: &DueEntry, error_code: &str, run_id: &str, token: &str, no
         .text(":dead", DeliveryState::Dead.as_str())
         .text(":ready", DeliveryState::Ready.as_str())
         .text(":queued", DeliveryState::Queued.as_str())
-        .text(":err", bounded(error_code, MAX_ERROR_CODE))
+        .text(":err", domain::text::bounded(error_code, MAX_ERROR_CODE))
         .text(":run", run_id)
         .time(":seen", &e.available_at)
 }
@@ -131,12 +131,11 @@ impl DeliveryStore {
         self.write(&e.delivery_id(), &change).await
     }
 
-    /// [`revert_change`], written: `run_id` is kept for the signature's sake;
-    /// the token (this run's enqueue) is what the condition checks.
+    /// [`revert_change`], written: undone only if this run's enqueue
+    /// (`token`) is still the delivery's last write.
     pub async fn revert_queued(
         &self,
         e: &DueEntry,
-        _run_id: &str,
         token: &str,
         available_at: DateTime<Utc>,
         now: DateTime<Utc>,

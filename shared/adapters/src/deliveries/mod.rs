@@ -415,10 +415,3 @@ fn due_entry(cycle: Cycle, item: &Item) -> Result<DueEntry, String> {
         queued_at: attr_s(item, "queued_at").map(str::to_owned),
     })
 }
-
-/// `text` cut to at most `max` bytes on a character boundary (see
-/// [`domain::text::bounded`]): what a delivery item stores of a text whose
-/// length its writer does not control (error codes, reasons).
-pub fn bounded(text: &str, max: usize) -> String {
-    domain::text::bounded(text, max).into_owned()
-}

@@ -51,14 +51,6 @@ pub enum Written {
 }
 
 impl Written {
-    /// The item after an applied write.
-    pub fn applied(&self) -> Option<&Item> {
-        match self {
-            Written::Applied(item) => Some(item),
-            _ => None,
-        }
-    }
-
     pub fn is_applied(&self) -> bool {
         matches!(self, Written::Applied(_))
     }
