@@ -1,0 +1,95 @@
+//! The face every function shows the Lambda runtime, in one place.
+//!
+//! A function's `main` is one call:
+//!
+//! ```ignore
+//! #[tokio::main]
+//! async fn main() -> Result<(), lambda_runtime::Error> {
+//!     runtime::run(settle_shard::Deps::from_vars, settle_shard::handle).await
+//! }
+//! ```
+//!
+//! [`run`] installs the runtime's log subscriber, loads the SDK configuration with the
+//! project's timeouts ([`adapters::load_sdk_config`]), builds the function's `Deps` from the
+//! process environment (a missing or invalid variable fails the cold start, named in the
+//! error), and serves `handle(&deps, event)` until the runtime stops. Every handler returns
+//! its own typed error; the runtime reports it to the caller as the error's type name and
+//! message (`lambda_runtime::Diagnostic`), which is what Step Functions' `Retry`/`Catch`
+//! match on and what an SQS trigger treats as "the whole batch failed".
+//!
+//! SQS-triggered functions report partial failures (`ReportBatchItemFailures`) with
+//! [`batch_response`].
+
+use std::future::Future;
+
+use adapters::ProcessEnv;
+use aws_config::SdkConfig;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
+use serde::{Serialize, de::DeserializeOwned};
+
+/// Starts a function: `deps` builds its dependencies from the SDK configuration and the
+/// environment, `handle` serves each event with them.
+///
+/// The dependencies live as long as the process (they are leaked once, at cold start), so
+/// that `handle` can be the function's plain `async fn handle(&Deps, LambdaEvent<E>)`.
+pub async fn run<D, C, H, F, E, R, Err>(
+    deps: impl FnOnce(&SdkConfig, &ProcessEnv) -> Result<D, C>,
+    handle: H,
+) -> Result<(), Error>
+where
+    D: Sync + 'static,
+    C: std::error::Error + Send + Sync + 'static,
+    H: Fn(&'static D, LambdaEvent<E>) -> F,
+    F: Future<Output = Result<R, Err>>,
+    E: DeserializeOwned,
+    R: Serialize,
+    Err: Into<Diagnostic> + std::fmt::Debug,
+{
+    lambda_runtime::tracing::init_default_subscriber();
+    let sdk = adapters::load_sdk_config().await;
+    let deps: &'static D = Box::leak(Box::new(deps(&sdk, &ProcessEnv)?));
+    lambda_runtime::run(service_fn(|event| handle(deps, event))).await
+}
+
+/// The response of an SQS-triggered function: the messages named by `failed` (their message
+/// ids) are handed back to the queue, every other message of the batch is deleted.
+pub fn batch_response<I, S>(failed: I) -> SqsBatchResponse
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|id| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id.into();
+            f
+        })
+        .collect();
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_response_names_exactly_the_failed_messages() {
+        let r = batch_response(["m-2", "m-7"]);
+        let ids: Vec<&str> = r
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(ids, ["m-2", "m-7"]);
+        assert!(batch_response(Vec::<String>::new()).batch_item_failures.is_empty());
+    }
+
+    #[test]
+    fn the_response_is_what_the_sqs_trigger_reads() {
+        let v = serde_json::to_value(batch_response(["abc"])).unwrap();
+        assert_eq!(v, serde_json::json!({"batchItemFailures": [{"itemIdentifier": "abc"}]}));
+    }
+}
