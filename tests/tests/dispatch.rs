@@ -66,7 +66,7 @@ async fn every_delivery_goes_in_its_first_allowed_slot_once() {
     // A malformed event is a clear error.
     let mut bad = event(Utc::now(), None);
     bad.payload.scheduled_time = "next tuesday".into();
-    let e = dispatch_slot::handle(&deps, bad).await.unwrap_err();
+    let e = dispatch_slot::dispatch(&deps, bad).await.unwrap_err();
     assert!(
         e.to_string().contains("\"next tuesday\" is not an RFC 3339 instant"),
         "{e}"
@@ -75,7 +75,7 @@ async fn every_delivery_goes_in_its_first_allowed_slot_once() {
     let mut total = DispatchReport::default();
     let mut per_slot = Vec::new();
     for slot in SlotRun::issue_month(cycle()) {
-        let r = dispatch_slot::handle(&deps, event(slot.start(), None)).await.unwrap();
+        let r = dispatch_slot::dispatch(&deps, event(slot.start(), None)).await.unwrap();
         assert!(r.complete);
         assert_eq!(r.open, slot.is_open(quiet), "{slot}");
         if !r.open {
@@ -113,7 +113,7 @@ async fn every_delivery_goes_in_its_first_allowed_slot_once() {
 
     // The same slot again enqueues nothing new.
     let (busiest, _) = per_slot.iter().max_by_key(|(_, n)| *n).unwrap();
-    let again = dispatch_slot::handle(&deps, event(busiest.start(), Some("again")))
+    let again = dispatch_slot::dispatch(&deps, event(busiest.start(), Some("again")))
         .await
         .unwrap();
     assert_eq!(again.enqueued_email + again.enqueued_sms, 0, "{again:?}");
@@ -224,8 +224,8 @@ async fn concurrent_runs_catch_up_scheduled_sends_policy_and_bad_entries() {
 
     // Two runs of that slot at once: each of the others is enqueued exactly once.
     let (a, b) = tokio::join!(
-        dispatch_slot::handle(&deps, event(late, Some("run-a"))),
-        dispatch_slot::handle(&deps, event(late, Some("run-b")))
+        dispatch_slot::dispatch(&deps, event(late, Some("run-a"))),
+        dispatch_slot::dispatch(&deps, event(late, Some("run-b")))
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     let due = &early[2..];
@@ -279,7 +279,7 @@ async fn concurrent_runs_catch_up_scheduled_sends_policy_and_bad_entries() {
 
     // Nothing stays QUEUED without a message: a QUEUED delivery no sender took (here, none
     // runs) is enqueued again by the first run after its re-check time, once per delivery.
-    let stale = dispatch_slot::handle(&deps, event(late + chrono::Duration::hours(4), None))
+    let stale = dispatch_slot::dispatch(&deps, event(late + chrono::Duration::hours(4), None))
         .await
         .unwrap();
     let slot7 = SlotRun::containing(late + chrono::Duration::hours(4)).slot;
@@ -292,10 +292,10 @@ async fn concurrent_runs_catch_up_scheduled_sends_policy_and_bad_entries() {
     // The scheduled one goes on the 28th in its first allowed slot, not before.
     let window = ContactWindow::new(scheduled.dnd, quiet).unwrap();
     let its_slot = window.next_allowed_slot_start(dec28);
-    let before = dispatch_slot::handle(&deps, event(its_slot - chrono::Duration::hours(2), None))
+    let before = dispatch_slot::dispatch(&deps, event(its_slot - chrono::Duration::hours(2), None))
         .await
         .unwrap();
-    let at = dispatch_slot::handle(&deps, event(its_slot, None)).await.unwrap();
+    let at = dispatch_slot::dispatch(&deps, event(its_slot, None)).await.unwrap();
     let got = month
         .deliveries
         .get(cycle(), 0, &scheduled.customer_id)
@@ -319,7 +319,7 @@ async fn concurrent_runs_catch_up_scheduled_sends_policy_and_bad_entries() {
     let end = DateTime::parse_from_rfc3339("2026-12-31T03:00:00Z")
         .unwrap()
         .with_timezone(&Utc); // 12:00 Seoul
-    let r = dispatch_slot::handle(&deps, event(end, None)).await.unwrap();
+    let r = dispatch_slot::dispatch(&deps, event(end, None)).await.unwrap();
     assert_eq!(
         (r.policy.as_str(), r.policy_source.as_str()),
         ("sms", "setting"),
@@ -337,7 +337,7 @@ async fn concurrent_runs_catch_up_scheduled_sends_policy_and_bad_entries() {
             .count() as u64
     };
     let before = month.deliveries.shard(cycle(), 0).await.unwrap();
-    let r = dispatch_slot::handle(&deps, event(next, None)).await.unwrap();
+    let r = dispatch_slot::dispatch(&deps, event(next, None)).await.unwrap();
     // Paused: the READY ones this slot allows, and QUEUED ones due for their re-check.
     assert_eq!(r.enqueued_email + r.enqueued_sms, 0, "{r:?}");
     assert!(r.paused >= ready_now(&before) && r.paused > 0, "{r:?}");
@@ -350,13 +350,13 @@ async fn concurrent_runs_catch_up_scheduled_sends_policy_and_bad_entries() {
     assert_eq!(states(&after), states(&before), "a paused run changes no delivery");
     // A stored value that does not parse stops the run with the setting named.
     set_policy(&month, &settings, "fax", 2).await;
-    let e = dispatch_slot::handle(&deps, event(next, None)).await.unwrap_err();
+    let e = dispatch_slot::dispatch(&deps, event(next, None)).await.unwrap_err();
     assert!(e.to_string().contains("channel-policy"), "{e}");
     // Without a setting the configured policy applies.
     delete_setting(&month, &settings).await;
     let mut email_only = deps;
     email_only.config.policy = "email".parse().unwrap();
-    let r = dispatch_slot::handle(&email_only, event(next, None)).await.unwrap();
+    let r = dispatch_slot::dispatch(&email_only, event(next, None)).await.unwrap();
     assert_eq!(
         (r.policy.as_str(), r.policy_source.as_str()),
         ("email", "config"),
@@ -414,7 +414,7 @@ fn sqs_event(job: &adapters::queue::Job) -> serde_json::Value {
 
 async fn invoke(deps: &dispatch_slot::Deps, payload: serde_json::Value) -> Result<serde_json::Value, String> {
     let ctx = local_run::invocation(Duration::from_secs(900));
-    dispatch_slot::handle_invocation(deps, LambdaEvent::new(payload, ctx))
+    dispatch_slot::handle(deps, LambdaEvent::new(payload, ctx))
         .await
         .map_err(|e| e.to_string())
 }
@@ -481,7 +481,7 @@ async fn refused_messages_are_put_back_and_runs_near_their_deadline_continue_thr
     let email_queue = month.resources.queue_url("EmailQueue").unwrap();
     let email_name = email_queue.rsplit('/').next().unwrap();
     month.emulator.fail_send_batch(email_name, 1000, false).await.unwrap();
-    let r = dispatch_slot::handle(&deps, event(dec20.start(), Some("refused")))
+    let r = dispatch_slot::dispatch(&deps, event(dec20.start(), Some("refused")))
         .await
         .unwrap();
     month.emulator.fail_send_batch(email_name, 0, false).await.unwrap();
@@ -517,7 +517,7 @@ async fn refused_messages_are_put_back_and_runs_near_their_deadline_continue_thr
         assert_eq!(d.available_at, was.available_at, "put back as it was");
     }
     // The same slot again (SQS answering again) enqueues exactly those.
-    let again = dispatch_slot::handle(&deps, event(dec20.start(), Some("again")))
+    let again = dispatch_slot::dispatch(&deps, event(dec20.start(), Some("again")))
         .await
         .unwrap();
     assert_eq!(again.enqueued_email + again.enqueued_sms, r.reverted, "{again:?}");
@@ -729,7 +729,7 @@ async fn a_ready_delivery_of_a_settled_cycle_months_old_is_enqueued() {
     cycle_record(&month, too_old, CycleStatus::Settled).await;
     let older = ready(&month, too_old, "C0000002", domain::SlotSet::EMPTY).await;
 
-    let r = dispatch_slot::handle(&deps, event(dec20(), Some("horizon")))
+    let r = dispatch_slot::dispatch(&deps, event(dec20(), Some("horizon")))
         .await
         .unwrap();
     assert!(r.complete, "{r:?}");
@@ -744,7 +744,7 @@ async fn a_ready_delivery_of_a_settled_cycle_months_old_is_enqueued() {
     assert_eq!(text(&state_of(&month, &older).await, "state"), "READY");
     assert!(!domain::dispatch::dispatched_cycles(dec20().date_naive()).contains(&too_old));
     // Once: the next run finds nothing due.
-    let again = dispatch_slot::handle(&deps, event(dec20() + chrono::Duration::hours(2), None))
+    let again = dispatch_slot::dispatch(&deps, event(dec20() + chrono::Duration::hours(2), None))
         .await
         .unwrap();
     assert_eq!(again.enqueued_email + again.enqueued_sms, 0, "{again:?}");
@@ -767,7 +767,7 @@ async fn dispatch_against_a_failed_or_settling_cycle_enqueues_nothing() {
     // A cycle with READY deliveries and no cycle record at all: not settled either.
     waiting.push(ready(&month, cycle_of("2026-09"), "C0000004", domain::SlotSet::EMPTY).await);
 
-    let r = dispatch_slot::handle(&deps, event(dec20(), None)).await.unwrap();
+    let r = dispatch_slot::dispatch(&deps, event(dec20(), None)).await.unwrap();
     assert!(r.open && r.complete, "{r:?}");
     assert!(r.cycles.is_empty(), "{r:?}");
     assert_eq!(
@@ -783,7 +783,7 @@ async fn dispatch_against_a_failed_or_settling_cycle_enqueues_nothing() {
 
     // Settled at last (a redrive reconciled it): the next run takes its deliveries, only them.
     cycle_record(&month, cycle_of("2026-10"), CycleStatus::Settled).await;
-    let r = dispatch_slot::handle(&deps, event(dec20() + chrono::Duration::hours(2), None))
+    let r = dispatch_slot::dispatch(&deps, event(dec20() + chrono::Duration::hours(2), None))
         .await
         .unwrap();
     assert_eq!(r.cycles, vec!["2026-10".to_owned()], "{r:?}");
@@ -810,7 +810,7 @@ async fn a_customer_with_no_allowed_slot_ends_dead_with_a_failure_record() {
     assert!(ContactWindow::new(none_left.dnd, quiet).is_err());
     assert!(ContactWindow::new(evening.dnd, quiet).is_ok());
 
-    let r = dispatch_slot::handle(&deps, event(dec20(), Some("noslot")))
+    let r = dispatch_slot::dispatch(&deps, event(dec20(), Some("noslot")))
         .await
         .unwrap();
     assert_eq!(r.no_allowed_slot, 1, "{r:?}");
@@ -844,7 +844,7 @@ async fn a_customer_with_no_allowed_slot_ends_dead_with_a_failure_record() {
     // The operators move the quiet window's start to 18:00: from the next run on, the evening
     // customer has no slot left either.
     deps.config.quiet = "18:00-08:00".parse().unwrap();
-    let r = dispatch_slot::handle(&deps, event(dec20() + chrono::Duration::hours(2), None))
+    let r = dispatch_slot::dispatch(&deps, event(dec20() + chrono::Duration::hours(2), None))
         .await
         .unwrap();
     assert_eq!(r.no_allowed_slot, 1, "{r:?}");
@@ -857,7 +857,7 @@ async fn a_customer_with_no_allowed_slot_ends_dead_with_a_failure_record() {
             .is_some()
     );
     // Dead once: later runs do not see them again.
-    let r = dispatch_slot::handle(&deps, event(dec20() + chrono::Duration::hours(4), None))
+    let r = dispatch_slot::dispatch(&deps, event(dec20() + chrono::Duration::hours(4), None))
         .await
         .unwrap();
     assert_eq!((r.no_allowed_slot, r.enqueued_email + r.enqueued_sms), (0, 0), "{r:?}");
@@ -931,7 +931,7 @@ async fn sending_and_queued_deliveries_whose_recheck_came_are_enqueued_again_onc
     )
     .await;
 
-    let r = dispatch_slot::handle(&deps, event(dec20(), Some("recheck")))
+    let r = dispatch_slot::dispatch(&deps, event(dec20(), Some("recheck")))
         .await
         .unwrap();
     assert_eq!((r.enqueued_email, r.requeued), (2, 2), "{r:?}");
@@ -955,7 +955,7 @@ async fn sending_and_queued_deliveries_whose_recheck_came_are_enqueued_again_onc
     );
     assert_eq!(text(&state_of(&month, &fresh).await, "state"), "QUEUED");
     // Enqueued again once: a second run of the slot takes nothing.
-    let again = dispatch_slot::handle(&deps, event(dec20(), Some("recheck-again")))
+    let again = dispatch_slot::dispatch(&deps, event(dec20(), Some("recheck-again")))
         .await
         .unwrap();
     assert_eq!((again.enqueued_email, again.requeued), (0, 0), "{again:?}");
@@ -995,7 +995,7 @@ async fn an_enqueue_applied_with_its_answer_lost_is_taken_once() {
             .await
             .unwrap();
         let at = dec20() + chrono::Duration::hours(2 * i64::from(round));
-        let r = dispatch_slot::handle(&deps, event(at, Some(&format!("lost-{round}"))))
+        let r = dispatch_slot::dispatch(&deps, event(at, Some(&format!("lost-{round}"))))
             .await
             .unwrap();
         let fired = month
@@ -1044,7 +1044,7 @@ async fn an_enqueue_that_gets_no_answer_fails_the_run_and_is_never_counted() {
         .throttle(&table, FaultBound::Calls(50), Throttled::Operation("UpdateItem".into()))
         .await
         .unwrap();
-    let e = dispatch_slot::handle(&deps, event(dec20(), Some("throttled")))
+    let e = dispatch_slot::dispatch(&deps, event(dec20(), Some("throttled")))
         .await
         .unwrap_err();
     let fired = month
@@ -1059,7 +1059,7 @@ async fn an_enqueue_that_gets_no_answer_fails_the_run_and_is_never_counted() {
     assert!(messages(&month).await.is_empty(), "nothing taken, nothing sent");
     assert_eq!(text(&state_of(&month, &d).await, "state"), "READY");
     // The retry of the run takes it, once.
-    let r = dispatch_slot::handle(&deps, event(dec20(), Some("throttled")))
+    let r = dispatch_slot::dispatch(&deps, event(dec20(), Some("throttled")))
         .await
         .unwrap();
     assert_eq!((r.enqueued_email, r.unknown), (1, 0), "{r:?}");

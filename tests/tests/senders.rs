@@ -275,7 +275,7 @@ async fn sends_start_only_in_allowed_slots_and_deferred_ones_go_in_the_next() {
         let dispatch = &dispatch;
         async move {
             let ctx = local_run::invocation(Duration::from_secs(900));
-            dispatch_slot::handle(dispatch, LambdaEvent::new(dispatch_slot::DispatchEvent::at(at(h)), ctx))
+            dispatch_slot::dispatch(dispatch, LambdaEvent::new(dispatch_slot::DispatchEvent::at(at(h)), ctx))
                 .await
                 .unwrap()
         }

@@ -379,7 +379,7 @@ impl From<DispatchError> for Diagnostic {
 /// The function's entry point: a schedule's event (a [`DispatchEvent`]) or
 /// an SQS event of the continuation queue whose records carry one each.
 /// Answers the report, or for SQS the reports in record order.
-pub async fn handle_invocation(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, DispatchError> {
+pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, DispatchError> {
     let (payload, ctx) = event.into_parts();
     let answer = |v: Result<Value, serde_json::Error>| v.map_err(|e| DispatchError::InvalidInput(e.to_string()));
     if payload.get("Records").is_some() {
@@ -390,13 +390,15 @@ pub async fn handle_invocation(deps: &Deps, event: LambdaEvent<Value>) -> Result
             let id = record.message_id.unwrap_or_default();
             let event = parse_event(record.body.as_deref().unwrap_or_default())
                 .map_err(|e| DispatchError::InvalidInput(format!("continuation message {id}: {e}")))?;
-            reports.push(handle(deps, LambdaEvent::new(event, ctx.clone())).await?);
+            reports.push(dispatch(deps, LambdaEvent::new(event, ctx.clone())).await?);
         }
         return answer(serde_json::to_value(reports));
     }
     let event: DispatchEvent =
         serde_json::from_value(payload).map_err(|e| DispatchError::InvalidInput(event_error(&e)))?;
-    answer(serde_json::to_value(handle(deps, LambdaEvent::new(event, ctx)).await?))
+    answer(serde_json::to_value(
+        dispatch(deps, LambdaEvent::new(event, ctx)).await?,
+    ))
 }
 
 fn event_error(e: &serde_json::Error) -> String {
@@ -408,8 +410,10 @@ pub fn parse_event(text: &str) -> Result<DispatchEvent, String> {
     serde_json::from_str(text).map_err(|e| event_error(&e))
 }
 
+/// One dispatch run of the slot that contains `scheduled_time` (or its continuation): what
+/// [`handle`] does for each event it is given.
 #[tracing::instrument(skip_all, fields(scheduled_time = %event.payload.scheduled_time, continuation = event.payload.continuation))]
-pub async fn handle(deps: &Deps, event: LambdaEvent<DispatchEvent>) -> Result<DispatchReport, DispatchError> {
+pub async fn dispatch(deps: &Deps, event: LambdaEvent<DispatchEvent>) -> Result<DispatchReport, DispatchError> {
     let (input, ctx) = event.into_parts();
     let scheduled: DateTime<Utc> = DateTime::parse_from_rfc3339(input.scheduled_time.trim())
         .map_err(|e| {

@@ -1,9 +1,4 @@
-use lambda_runtime::{Error, run, service_fn};
-
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let sdk = adapters::load_sdk_config().await;
-    let deps = dispatch_slot::Deps::from_vars(&sdk, &adapters::ProcessEnv)?;
-    run(service_fn(|event| dispatch_slot::handle_invocation(&deps, event))).await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    runtime::run(dispatch_slot::Deps::from_vars, dispatch_slot::handle).await
 }

@@ -60,7 +60,7 @@ impl Deps {
     /// `MAX_CONCURRENCY`).
     /// The embedded templates are validated here, and the default version must
     /// be one of them: a bad deployment fails at cold start, not mid-month.
-    pub fn new(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
+    pub fn from_vars(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
         let ddb = adapters::dynamodb_client(sdk);
         let default_template_version = vars.required("TEMPLATE_VERSION")?;
         let templates = invoice::Templates::embedded()

@@ -1,9 +1,4 @@
-use lambda_runtime::{Error, run, service_fn};
-
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let sdk = adapters::load_sdk_config().await;
-    let deps = settle_begin::Deps::new(&sdk, &adapters::ProcessEnv)?;
-    run(service_fn(|event| settle_begin::handle(&deps, event))).await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    runtime::run(settle_begin::Deps::from_vars, settle_begin::handle).await
 }

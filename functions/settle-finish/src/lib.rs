@@ -58,7 +58,7 @@ pub struct Deps {
 impl Deps {
     /// Builds the dependencies from one SDK configuration and the function's
     /// variables (`CYCLES_TABLE`, `BILLS_TABLE`, `DELIVERIES_TABLE`, `DATA_BUCKET`).
-    pub fn new(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
+    pub fn from_vars(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
         let ddb = adapters::dynamodb_client(sdk);
         Ok(Deps {
             cycles: CycleStore::new(ddb.clone(), vars.required("CYCLES_TABLE")?),

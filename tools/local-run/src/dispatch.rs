@@ -25,7 +25,7 @@ pub fn dispatch_deps(sdk: &SdkConfig, resources: &Resources) -> anyhow::Result<d
 /// the report adds them up.
 pub async fn run_slot(deps: &dispatch_slot::Deps, run: SlotRun) -> anyhow::Result<DispatchReport> {
     let invoke = |event: DispatchEvent| async move {
-        dispatch_slot::handle(
+        dispatch_slot::dispatch(
             deps,
             LambdaEvent::new(event, crate::invocation(Duration::from_secs(900))),
         )

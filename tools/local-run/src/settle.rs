@@ -120,7 +120,7 @@ pub async fn host_settlement_timed(
     resources: &Resources,
     timings: Arc<Timings>,
 ) -> anyhow::Result<()> {
-    let begin = Arc::new(settle_begin::Deps::new(sdk, &resources.function_env(BEGIN))?);
+    let begin = Arc::new(settle_begin::Deps::from_vars(sdk, &resources.function_env(BEGIN))?);
     let t = timings.clone();
     host.register_fn(emulator, &function_name(resources, BEGIN)?, BEGIN_TIMEOUT, move |ev| {
         let (deps, t) = (begin.clone(), t.clone());
@@ -169,7 +169,7 @@ pub async fn host_settlement_timed(
         },
     )
     .await?;
-    let finish = Arc::new(settle_finish::Deps::new(sdk, &resources.function_env(FINISH))?);
+    let finish = Arc::new(settle_finish::Deps::from_vars(sdk, &resources.function_env(FINISH))?);
     let t = timings;
     host.register_fn(
         emulator,

@@ -66,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
     let before = emulator.request_counts(prefix).await?;
     let t = Instant::now();
     let ctx = local_run::invocation(Duration::from_secs(900));
-    let report = dispatch_slot::handle(&deps, LambdaEvent::new(DispatchEvent::at(at), ctx))
+    let report = dispatch_slot::dispatch(&deps, LambdaEvent::new(DispatchEvent::at(at), ctx))
         .await
         .map_err(|e| anyhow::anyhow!("dispatch of {slot}: {e}"))?;
     let elapsed = t.elapsed();
