@@ -54,10 +54,12 @@
 //! for S3 with one reused compressor (see [`gzip`] for why it is reused and
 //! which level).
 //!
-//! [`floor`] is a hand-written renderer of version `v1` used only by the
-//! benchmark, as the lower bound of what rendering can cost.
+//! `floor` (feature `floor`, enabled only for this crate's tests and benchmark)
+//! is a hand-written renderer of version `v1`, the lower bound of what
+//! rendering can cost, which the benchmark measures tera against.
 
 mod error;
+#[cfg(feature = "floor")]
 pub mod floor;
 pub mod gzip;
 mod meta;
