@@ -1,0 +1,170 @@
+//! What is sent: the provider's idempotency keys, the message built from the
+//! customer's contact and the rendered invoice (the only place contact data is
+//! opened, never logged), and the provider call under its timeout.
+
+use std::time::Duration;
+
+use adapters::StoreError;
+use domain::{Channel, Delivery, DeliveryId};
+use providers::{Accepted, OutgoingEmail, OutgoingSms, ProviderError};
+
+use crate::message::Msg;
+
+/// The provider's idempotency key: one per delivery and channel, from the
+/// canonical delivery id (so every spelling of an id names one send).
+pub fn idempotency_key(id: &DeliveryId, channel: Channel) -> String {
+    format!("{}#{}", id.canonical(), channel.as_str())
+}
+
+/// The idempotency key of a send round (`Delivery::send_round`): round 0 is
+/// [`idempotency_key`]; an operator's resend starts round n, `…#r{n}`, so it
+/// sends once more, and only once.
+pub fn round_key(id: &DeliveryId, channel: Channel, round: u32) -> String {
+    match round {
+        0 => idempotency_key(id, channel),
+        n => format!("{}#r{n}", idempotency_key(id, channel)),
+    }
+}
+
+/// Why a message could not be built.
+pub(crate) enum Prep {
+    Store(StoreError),
+    Permanent { code: String, reason: String },
+}
+
+pub(crate) fn permanent(code: &str, reason: impl Into<String>) -> Prep {
+    Prep::Permanent {
+        code: code.into(),
+        reason: reason.into(),
+    }
+}
+
+/// A message ready for its provider.
+pub(crate) enum Outgoing {
+    Email(OutgoingEmail),
+    Sms(OutgoingSms),
+}
+
+/// Opens the contact and builds the message; every read within the time the
+/// invocation has left.
+pub(crate) async fn prepare(m: &Msg<'_>, d: &Delivery, attempt: u32) -> Result<Outgoing, Prep> {
+    let deps = m.deps;
+    let c = &deps.config;
+    let customer = match m
+        .read_claimed(
+            "GetItem",
+            deps.customers.get_in_shard(m.key.id.shard, m.key.id.customer.as_str()),
+        )
+        .await
+    {
+        Ok(Some(Ok(customer))) => customer,
+        Ok(Some(Err(e))) => return Err(permanent("customer-invalid", e.reason)),
+        Ok(None) => {
+            return Err(permanent(
+                "customer-missing",
+                format!("customer {} not found", m.key.id.customer),
+            ));
+        }
+        Err(e) => return Err(Prep::Store(e)),
+    };
+    let contact = customer
+        .contact
+        .open(&deps.keys, &customer.customer_id)
+        .map_err(|e| permanent("contact-unreadable", e.to_string()))?;
+    let key = round_key(&m.key.id, c.channel, d.send_round);
+    match c.channel {
+        Channel::Email => {
+            let object = match m
+                .read_claimed("GetObject", deps.invoices.get_object(&d.content.email_key))
+                .await
+            {
+                Ok(Some(o)) => o,
+                Ok(None) => {
+                    return Err(permanent(
+                        "invoice-missing",
+                        format!("the rendered invoice {} is missing", d.content.email_key),
+                    ));
+                }
+                Err(e) => return Err(Prep::Store(e)),
+            };
+            let html = gunzip(&object.body).map_err(|e| permanent("invoice-unreadable", e))?;
+            Ok(Outgoing::Email(OutgoingEmail {
+                idempotency_key: key,
+                attempt,
+                to: contact.email.expose().clone(),
+                subject: d.content.subject.clone(),
+                html,
+                tags: vec![
+                    ("cycle".into(), d.cycle.to_string()),
+                    ("template".into(), d.content.template_version.clone()),
+                ],
+            }))
+        }
+        Channel::Sms => {
+            let link = deps
+                .invoices
+                .presign_invoice(&d.content.email_key, c.link_ttl)
+                .await
+                .map_err(Prep::Store)?;
+            let text = invoice::sms_with_link(&d.content.sms_text, &link)
+                .map_err(|e| permanent("sms-invalid", e.to_string()))?;
+            Ok(Outgoing::Sms(OutgoingSms {
+                idempotency_key: key,
+                attempt,
+                to: contact.phone.expose().clone(),
+                text,
+            }))
+        }
+    }
+}
+
+/// Hands the message to the provider under the provider timeout.
+pub(crate) async fn send(m: &Msg<'_>, outgoing: Outgoing) -> Result<Accepted, ProviderError> {
+    let deps = m.deps;
+    let limit = deps.config.provider_timeout;
+    match outgoing {
+        Outgoing::Email(email) => timed(limit, deps.email.send_email(&email)).await,
+        Outgoing::Sms(sms) => timed(limit, deps.sms.send_sms(&sms)).await,
+    }
+}
+
+async fn timed(
+    limit: Duration,
+    call: impl std::future::Future<Output = Result<Accepted, ProviderError>>,
+) -> Result<Accepted, ProviderError> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(r) => r,
+        Err(_) => Err(ProviderError::unknown(
+            "ProviderTimeout",
+            format!("no answer within {} ms", limit.as_millis()),
+        )),
+    }
+}
+
+fn gunzip(bytes: &[u8]) -> Result<String, String> {
+    use std::io::Read;
+    let mut html = String::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_string(&mut html)
+        .map_err(|e| format!("the invoice does not decode as gzip-encoded UTF-8: {e}"))?;
+    Ok(html)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_send_round_has_its_own_key_and_round_zero_keeps_the_first() {
+        let id = &DeliveryId::parse("2026-11#00001#C0000042").unwrap();
+        assert_eq!(round_key(id, Channel::Email, 0), idempotency_key(id, Channel::Email));
+        assert_eq!(round_key(id, Channel::Sms, 0), "2026-11#00001#C0000042#sms");
+        assert_eq!(round_key(id, Channel::Email, 1), "2026-11#00001#C0000042#email#r1");
+        assert_ne!(round_key(id, Channel::Email, 1), round_key(id, Channel::Email, 2));
+        assert_ne!(round_key(id, Channel::Email, 1), round_key(id, Channel::Sms, 1));
+        // Every spelling of one delivery id gives one key.
+        let short = &DeliveryId::parse("2026-11#1#C0000042").unwrap();
+        assert_eq!(round_key(short, Channel::Email, 0), round_key(id, Channel::Email, 0));
+        assert_eq!(round_key(short, Channel::Email, 2), "2026-11#00001#C0000042#email#r2");
+    }
+}

@@ -1,0 +1,257 @@
+//! What a sender runs with: its [`Config`], its [`Deps`] (stores, queues,
+//! providers, keys, clock) built from the function's variables, the crash
+//! points the fault tests inject, and the one error an invocation can end with
+//! ([`SenderError`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters::customers::CustomerStore;
+use adapters::data_bucket::{DataBucket, MAX_LINK_EXPIRY};
+use adapters::deliveries::DeliveryStore;
+use adapters::failures::{FailureLog, FailureStage};
+use adapters::queue::{DeliveryQueue, JobQueue};
+use adapters::settings::{CHANNEL_POLICY, CachedSetting, SENDER_CACHE_TTL, SettingsStore};
+use adapters::{ConfigError, StoreError, Vars};
+use aws_config::SdkConfig;
+use chrono::{DateTime, Utc};
+use domain::dispatch::ChannelPolicy;
+use domain::pii::Keyring;
+use domain::sending::RetryPolicy;
+use domain::{Channel, QuietWindow};
+use providers::{EmailBackend, EmailProvider, MockConfig, MockProvider, SendLog, SmsProvider};
+use serde::{Deserialize, Serialize};
+
+/// Reads the clock: the wall clock in Lambda; a virtual one in the local
+/// month run, whose slots pass faster than real time.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The wall clock.
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+pub struct Config {
+    /// The channel this sender serves (its queue's).
+    pub channel: Channel,
+    /// The stack's name, the metrics' `Stack` dimension (`STACK_NAME`, `local`).
+    pub stack: String,
+    pub quiet: QuietWindow,
+    /// Whether email may fall back to SMS, unless the operators' runtime
+    /// setting says otherwise ([`Deps::settings`]).
+    pub policy: ChannelPolicy,
+    pub retry: RetryPolicy,
+    /// Messages of a batch handled at once.
+    pub concurrency: usize,
+    /// The longest a provider call may take; past it the outcome is unknown.
+    pub provider_timeout: Duration,
+    /// A send starts only if the invocation has this much more time than
+    /// `provider_timeout` left for the completion write.
+    pub finish_margin: Duration,
+    /// The lease ends this long after the invocation's deadline.
+    pub lease_margin: Duration,
+    /// The function's timeout (template.yaml), counted from the start of an
+    /// invocation whose deadline is already past when it starts (see
+    /// [`effective_deadline`](crate::effective_deadline)).
+    pub function_timeout: Duration,
+    /// How long the SMS's link to the invoice lives.
+    pub link_ttl: Duration,
+    /// A message whose delivery another sender holds comes back when that
+    /// sender's lease ends, but after at most this long.
+    pub busy_delay_max: Duration,
+    /// A message kept after infrastructure trouble, or whose claim was
+    /// released for lack of time, comes back after this long (not after the
+    /// queue's visibility timeout of six function timeouts).
+    pub trouble_delay: Duration,
+    /// How long after a delivery's message should have brought it back
+    /// dispatch re-checks it (the `Due` index): the last resort when the
+    /// message was lost or dead-lettered for a cause not the delivery's own.
+    pub recheck_after: Duration,
+}
+
+impl Config {
+    pub fn new(channel: Channel) -> Self {
+        Config {
+            channel,
+            stack: "local".into(),
+            quiet: QuietWindow::default_korea(),
+            policy: ChannelPolicy::ALL,
+            retry: RetryPolicy::default(),
+            concurrency: 10,
+            provider_timeout: Duration::from_secs(10),
+            finish_margin: Duration::from_secs(5),
+            lease_margin: Duration::from_secs(5),
+            function_timeout: Duration::from_secs(60),
+            link_ttl: MAX_LINK_EXPIRY,
+            busy_delay_max: Duration::from_secs(30),
+            trouble_delay: Duration::from_secs(30),
+            recheck_after: Duration::from_secs(60 * domain::delivery::RECHECK_AFTER_MINUTES as u64),
+        }
+    }
+}
+
+/// Where a crash is injected (fault tests and the crash measurements only;
+/// never configured from the environment).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CrashPoint {
+    /// Claimed, nothing sent.
+    AfterClaim,
+    /// The provider accepted; the completion write not made.
+    AfterAccept,
+    /// Completed; the message not acknowledged.
+    AfterComplete,
+}
+
+/// Which deliveries crash where.
+pub type CrashPlan = Arc<dyn Fn(&str, CrashPoint) -> bool + Send + Sync>;
+
+pub struct Deps {
+    pub deliveries: DeliveryStore,
+    pub customers: CustomerStore,
+    pub invoices: DataBucket,
+    /// This sender's own queue (backoff through its messages' visibility).
+    pub queue: DeliveryQueue,
+    /// Where email falls back to.
+    pub sms_queue: DeliveryQueue,
+    pub dead_letters: JobQueue,
+    pub failures: FailureLog,
+    pub email: Arc<dyn EmailProvider>,
+    pub sms: Arc<dyn SmsProvider>,
+    pub keys: Arc<Keyring>,
+    pub clock: Clock,
+    pub config: Config,
+    /// The operators' runtime channel policy (`ADMIN_TABLE`), read at most
+    /// once a minute; without it `config.policy` applies.
+    pub settings: Option<CachedSetting<ChannelPolicy>>,
+    pub crash: Option<CrashPlan>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An injected crash: the invocation ends without answering, as if the
+    /// process had died (fault tests only).
+    #[error("injected crash at {0:?}")]
+    Crashed(CrashPoint),
+}
+
+impl From<SenderError> for lambda_runtime::Diagnostic {
+    fn from(e: SenderError) -> Self {
+        let error_type = match &e {
+            SenderError::Config(_) => "Config",
+            SenderError::Crashed(_) => "Crashed",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+impl Deps {
+    /// From the function's variables: `DELIVERIES_TABLE`, `CUSTOMERS_TABLE`,
+    /// `DATA_BUCKET`, `FAILURES_TABLE`, `EMAIL_QUEUE_URL`, `SMS_QUEUE_URL`,
+    /// `DEAD_LETTER_QUEUE_URL`, `PII_KEYS`; optional `STACK_NAME` (the
+    /// metrics' `Stack` dimension), `ADMIN_TABLE` (the
+    /// operators' runtime channel policy), `QUIET_WINDOW`,
+    /// `CHANNEL_POLICY`, `EMAIL_ATTEMPTS` (3), `SMS_ATTEMPTS` (3),
+    /// `RETRY_BASE_DELAY_SECONDS` (30), `RETRY_MAX_DELAY_SECONDS` (900),
+    /// `SEND_CONCURRENCY` (10), `PROVIDER_TIMEOUT_MS` (10000),
+    /// `EMAIL_PROVIDER` (`mock` or `ses`; `ses` reads `SES_FROM_ADDRESS` and
+    /// `SES_CONFIGURATION_SET`), the mock's `MOCK_*` variables and
+    /// `MOCK_SENDS_TABLE` (where the mock records accepted sends; in memory
+    /// when unset).
+    pub fn from_vars(channel: Channel, sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, SenderError> {
+        let ddb = adapters::dynamodb_client(sdk);
+        let sqs = adapters::sqs_client(sdk);
+        let invalid = |name: &'static str, reason: String| SenderError::Config(ConfigError::Invalid { name, reason });
+        let keys = Keyring::parse(&vars.required("PII_KEYS")?).map_err(|e| invalid("PII_KEYS", e.to_string()))?;
+        let d = RetryPolicy::default();
+        let retry = RetryPolicy {
+            email_attempts: vars.parsed("EMAIL_ATTEMPTS", d.email_attempts)?,
+            sms_attempts: vars.parsed("SMS_ATTEMPTS", d.sms_attempts)?,
+            base_delay_secs: vars.parsed("RETRY_BASE_DELAY_SECONDS", d.base_delay_secs)?,
+            max_delay_secs: vars.parsed("RETRY_MAX_DELAY_SECONDS", d.max_delay_secs)?,
+        };
+        if retry.email_attempts == 0 || retry.sms_attempts == 0 {
+            return Err(invalid("EMAIL_ATTEMPTS", "attempts must be at least 1".into()));
+        }
+        let base = Config::new(channel);
+        let config = Config {
+            stack: vars
+                .lookup("STACK_NAME")
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| base.stack.clone()),
+            quiet: vars.parsed("QUIET_WINDOW", base.quiet)?,
+            policy: vars.parsed("CHANNEL_POLICY", base.policy)?,
+            retry,
+            concurrency: vars.parsed("SEND_CONCURRENCY", base.concurrency)?.max(1),
+            provider_timeout: Duration::from_millis(vars.parsed("PROVIDER_TIMEOUT_MS", 10_000u64)?),
+            ..base
+        };
+        let mock = || -> Result<Arc<MockProvider>, SenderError> {
+            let cfg = MockConfig::from_lookup(|n| vars.lookup(n)).map_err(|e| invalid("MOCK_*", e))?;
+            let log: Arc<dyn SendLog> = match vars.lookup("MOCK_SENDS_TABLE").filter(|t| !t.trim().is_empty()) {
+                Some(table) => Arc::new(providers::DynamoLog::new(ddb.clone(), table)),
+                None => Arc::new(providers::MemoryLog::new()),
+            };
+            Ok(Arc::new(MockProvider::new(cfg, log)))
+        };
+        let backend: EmailBackend = vars
+            .lookup("EMAIL_PROVIDER")
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e: String| invalid("EMAIL_PROVIDER", e))?;
+        let sms_provider: Arc<dyn SmsProvider> = mock()?;
+        let email_provider: Arc<dyn EmailProvider> = match backend {
+            EmailBackend::Mock => mock()?,
+            EmailBackend::Ses => Arc::new(
+                providers::SesEmailProvider::from_lookup(aws_sdk_sesv2::Client::new(sdk), |n| vars.lookup(n))
+                    .map_err(|e| invalid("SES_FROM_ADDRESS", e))?,
+            ),
+        };
+        Ok(Deps {
+            deliveries: DeliveryStore::new(ddb.clone(), vars.required("DELIVERIES_TABLE")?),
+            customers: CustomerStore::new(ddb.clone(), vars.required("CUSTOMERS_TABLE")?),
+            invoices: DataBucket::new(adapters::s3_client(sdk), vars.required("DATA_BUCKET")?),
+            queue: DeliveryQueue::new(
+                sqs.clone(),
+                vars.required(match channel {
+                    Channel::Email => "EMAIL_QUEUE_URL",
+                    Channel::Sms => "SMS_QUEUE_URL",
+                })?,
+            ),
+            sms_queue: DeliveryQueue::new(sqs.clone(), vars.required("SMS_QUEUE_URL")?),
+            dead_letters: JobQueue::new(sqs, vars.required("DEAD_LETTER_QUEUE_URL")?),
+            failures: FailureLog::new(ddb.clone(), vars.required("FAILURES_TABLE")?),
+            email: email_provider,
+            sms: sms_provider,
+            keys: Arc::new(keys),
+            clock: system_clock(),
+            config,
+            settings: vars
+                .lookup("ADMIN_TABLE")
+                .filter(|t| !t.trim().is_empty())
+                .map(|t| CachedSetting::new(SettingsStore::new(ddb.clone(), t), CHANNEL_POLICY, SENDER_CACHE_TTL)),
+            crash: None,
+        })
+    }
+
+    /// The channel policy in force: the operators' setting if they have set
+    /// one, else the configured one.
+    pub async fn channel_policy(&self) -> Result<ChannelPolicy, StoreError> {
+        match &self.settings {
+            Some(s) => Ok(s.get().await?.unwrap_or(self.config.policy)),
+            None => Ok(self.config.policy),
+        }
+    }
+
+    pub(crate) fn stage(&self) -> FailureStage {
+        match self.config.channel {
+            Channel::Email => FailureStage::Email,
+            Channel::Sms => FailureStage::Sms,
+        }
+    }
+}
