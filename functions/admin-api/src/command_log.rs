@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::http::{ApiError, Request};
+use crate::http::{ApiError, Request, Response};
 
 /// Longest command id and reason accepted.
 pub const MAX_COMMAND_ID: usize = 64;
@@ -199,6 +199,15 @@ impl CommandRecord {
     }
 }
 
+/// The answer to a replayed command: its first answer, marked `replayed: true`.
+pub fn replayed(first: CommandRecord) -> Response {
+    let mut result = first.result;
+    if let Some(o) = result.as_object_mut() {
+        o.insert("replayed".into(), Value::Bool(true));
+    }
+    Response::ok(result)
+}
+
 /// How a command ended.
 #[derive(Debug)]
 pub enum Applied {
@@ -208,6 +217,7 @@ pub enum Applied {
     Replayed(CommandRecord),
 }
 
+/// The command records in `AdminTable`.
 #[derive(Clone, Debug)]
 pub struct CommandLog {
     client: Client,
@@ -224,10 +234,6 @@ impl CommandLog {
             client,
             table: table.into(),
         }
-    }
-
-    pub fn table(&self) -> &str {
-        &self.table
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<CommandRecord>, ApiError> {
@@ -250,12 +256,13 @@ impl CommandLog {
 
     /// The first answer if `cmd.id` was used before: the same request replays it, another
     /// request under the same id is a conflict.
-    pub async fn replay(&self, cmd: &NewCommand<'_>) -> Result<Option<CommandRecord>, ApiError> {
+    async fn replay(&self, cmd: &NewCommand<'_>) -> Result<Option<CommandRecord>, ApiError> {
         self.replay_digest(cmd.id, &cmd.request_digest).await
     }
 
-    /// [`Self::replay`] for a request read only as far as its id: asked before anything
-    /// else about the request is checked.
+    /// The first answer if the request's command id was used before (the same request), or
+    /// 409 (another request under that id); `None` for a new command. Asked for a request
+    /// read only as far as its id, before anything else about it is checked.
     pub async fn replay_request(&self, r: &Requested) -> Result<Option<CommandRecord>, ApiError> {
         self.replay_digest(&r.command_id, &r.digest).await
     }
@@ -292,8 +299,9 @@ impl CommandLog {
 
     /// Applies `effect` and records the command in one transaction. `effect` is the
     /// command's write with its condition; when that condition fails, `on_effect_refused`
-    /// says why (usually a 409 naming the state found). Callers ask [`Self::replay`] first
-    /// (before reading the target); a replay racing this write still gets the first answer.
+    /// says why (usually a 409 naming the state found). Callers ask
+    /// [`Self::replay_request`] first (before reading the target); a replay racing this
+    /// write still gets the first answer.
     pub async fn apply(
         &self,
         cmd: &NewCommand<'_>,
@@ -445,96 +453,4 @@ impl CommandLog {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn command_ids_and_reasons_are_checked() {
-        assert!(check_command_id("0b6f8a52-6c1e-4c1a-9d3e-2f4a5b6c7d8e").is_ok());
-        assert!(check_command_id("ops:2026-12-04.resend_1").is_ok());
-        for bad in ["", "has space", "slash/no", &"x".repeat(65), "ünïcode"] {
-            assert!(check_command_id(bad).is_err(), "{bad:?}");
-        }
-        assert!(check_reason("customer called: email bounced").is_ok());
-        assert!(check_reason("   ").is_err());
-        assert!(check_reason(&"x".repeat(501)).is_err());
-    }
-
-    fn request(body: &str) -> Request {
-        Request {
-            method: "POST".into(),
-            path: "/cycles/2026-11/deliveries/C1/schedule".into(),
-            body: Some(body.into()),
-            ..Request::default()
-        }
-    }
-
-    #[test]
-    fn a_request_is_digested_as_sent_whatever_its_field_order() {
-        let a = Requested::parse(&request(
-            r#"{"command_id": "c-1", "reason": "r", "available_at": "2026-12-01T00:00:00Z"}"#,
-        ))
-        .unwrap();
-        let b = Requested::parse(&request(
-            r#"{"available_at":"2026-12-01T00:00:00Z","reason":"r","command_id":"c-1"}"#,
-        ))
-        .unwrap();
-        assert_eq!((a.command_id.as_str(), &a.digest), ("c-1", &b.digest));
-        for other in [
-            r#"{"command_id": "c-1", "reason": "r2", "available_at": "2026-12-01T00:00:00Z"}"#,
-            r#"{"command_id": "c-1", "reason": "r", "available_at": "2026-12-01T00:00:01Z"}"#,
-            r#"{"command_id": "c-1", "reason": "r"}"#,
-        ] {
-            assert_ne!(Requested::parse(&request(other)).unwrap().digest, a.digest, "{other}");
-        }
-        let mut elsewhere = request(r#"{"command_id": "c-1", "reason": "r", "available_at": "2026-12-01T00:00:00Z"}"#);
-        elsewhere.path = "/cycles/2026-11/deliveries/C2/schedule".into();
-        assert_ne!(Requested::parse(&elsewhere).unwrap().digest, a.digest);
-        for (bad, code) in [
-            ("", "missing-body"),
-            ("[1]", "malformed-body"),
-            ("{", "malformed-body"),
-            (r#"{"reason": "r"}"#, "malformed-body"),
-            (r#"{"command_id": 7}"#, "invalid-command-id"),
-            (r#"{"command_id": "has space"}"#, "invalid-command-id"),
-        ] {
-            match Requested::parse(&request(bad)) {
-                Err(ApiError::BadRequest { code: c, .. }) => assert_eq!(c, code, "{bad}"),
-                other => panic!("{bad}: {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn a_body_that_does_not_fit_names_the_field_not_the_value() {
-        #[derive(serde::Deserialize, Debug)]
-        #[serde(deny_unknown_fields)]
-        #[allow(dead_code)]
-        struct B {
-            command_id: String,
-            max: u32,
-        }
-        let r = Requested::parse(&request(r#"{"command_id": "c", "max": "someone@example.com"}"#)).unwrap();
-        let e = r.body::<B>().unwrap_err().to_string();
-        assert!(!e.contains("example.com"), "{e}");
-        let r = Requested::parse(&request(r#"{"command_id": "c", "max": 1, "extra": 1}"#)).unwrap();
-        assert!(r.body::<B>().unwrap_err().to_string().contains("unknown field `extra`"));
-    }
-
-    #[test]
-    fn the_digest_tells_commands_apart() {
-        let a = NewCommand::digest("schedule", "2026-11#00001#C1", &serde_json::json!({"at": "x"}));
-        assert_eq!(
-            a,
-            NewCommand::digest("schedule", "2026-11#00001#C1", &serde_json::json!({"at": "x"}))
-        );
-        assert_ne!(
-            a,
-            NewCommand::digest("schedule", "2026-11#00001#C1", &serde_json::json!({"at": "y"}))
-        );
-        assert_ne!(
-            a,
-            NewCommand::digest("schedule", "2026-11#00001#C2", &serde_json::json!({"at": "x"}))
-        );
-    }
-}
+mod tests;

@@ -1,7 +1,7 @@
 //! Runtime settings the operators change through the admin API, without a deployment.
 //!
 //! Each is one item of `AdminTable`, `pk` = `SETTING#{name}`, written by the admin API in the
-//! same transaction as the command that changed it (see `admin_api::commands`):
+//! same transaction as the command that changed it (see `admin_api::command_log`):
 //!
 //! | name | value | read by | when absent |
 //! |---|---|---|---|

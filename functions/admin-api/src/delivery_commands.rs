@@ -1,0 +1,279 @@
+//! The commands on one delivery: `POST /cycles/{cycle}/deliveries/{customer}/{verb}` for
+//! each of [`DELIVERY_COMMANDS`].
+//!
+//! A command's body is read only as far as its command id first (a replay answers before
+//! anything else is checked, see [`crate::command_log::Requested`]), then validated into an
+//! `adapters::deliveries::commands::Command`. The delivery's change is planned there, the
+//! one place of the operators' transitions, and written in one transaction with the
+//! command's record ([`crate::command_log::CommandLog::apply`]).
+
+use adapters::deliveries::commands::{Command, Refused, Seen, plan};
+use adapters::dynamo::attr_s;
+use aws_sdk_dynamodb::types::TransactWriteItem;
+use chrono::{DateTime, Utc};
+use domain::delivery::utc_seconds;
+use domain::{Channel, CustomerId, Cycle, DeliveryId};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::command_log::{Applied, NewCommand, Requested, check_reason, replayed};
+use crate::reads::{dnd_slots, shard_of};
+use crate::{ApiError, Caller, Deps, Request, Response};
+
+/// The commands on a delivery, by the last segment of their route.
+pub const DELIVERY_COMMANDS: [&str; 6] = ["schedule", "resend", "convert-to-sms", "force-send", "hold", "confirm"];
+
+/// How far ahead a delivery may be scheduled.
+pub const MAX_SCHEDULE_AHEAD_DAYS: i64 = 400;
+
+fn parse_instant(name: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(v)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::bad(
+                "invalid-time",
+                format!("{name} is not an RFC 3339 time such as 2026-12-15T09:00:00+09:00"),
+            )
+        })
+}
+
+/// What every command on a delivery carries.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandBody {
+    /// Taken by [`Requested::parse`]; declared so that `deny_unknown_fields` accepts it.
+    #[allow(dead_code)]
+    command_id: String,
+    reason: String,
+    /// Not before this (RFC 3339): required by `schedule`, optional elsewhere (now).
+    #[serde(default)]
+    available_at: Option<String>,
+    /// `resend` only: the channel to resend on (`email` or `sms`); the preferred one otherwise.
+    #[serde(default)]
+    channel: Option<String>,
+}
+
+/// The command a body asks for, validated: its time, its channel, the fields it takes.
+fn delivery_command_of(verb: &str, body: &CommandBody, cycle: Cycle, now: DateTime<Utc>) -> Result<Command, ApiError> {
+    let no_channel = || {
+        if body.channel.is_some() {
+            Err(ApiError::bad("malformed-body", format!("{verb} takes no channel")))
+        } else {
+            Ok(())
+        }
+    };
+    let at = || command_time(body.available_at.as_deref(), cycle, now);
+    match verb {
+        "schedule" => {
+            no_channel()?;
+            if body.available_at.is_none() {
+                return Err(ApiError::bad("malformed-body", "schedule needs available_at"));
+            }
+            Ok(Command::Schedule { at: at()? })
+        }
+        "resend" => {
+            let channel = match body.channel.as_deref() {
+                None => None,
+                Some("email") => Some(Channel::Email),
+                Some("sms") => Some(Channel::Sms),
+                Some(_) => return Err(ApiError::bad("invalid-channel", "channel must be email or sms")),
+            };
+            Ok(Command::Resend { at: at()?, channel })
+        }
+        "convert-to-sms" => {
+            no_channel()?;
+            Ok(Command::ConvertToSms { at: at()? })
+        }
+        "force-send" => {
+            no_channel()?;
+            Ok(Command::ForceSend { at: at()? })
+        }
+        "hold" | "confirm" => {
+            if body.channel.is_some() || body.available_at.is_some() {
+                let why = if verb == "hold" {
+                    "hold takes no channel and no available_at: schedule releases a held delivery"
+                } else {
+                    "confirm takes no channel and no available_at: the delivery is confirmed on the channel it was sent on"
+                };
+                return Err(ApiError::bad("malformed-body", why));
+            }
+            Ok(if verb == "hold" {
+                Command::Hold {
+                    reason: body.reason.trim().to_owned(),
+                }
+            } else {
+                Command::Confirm
+            })
+        }
+        _ => Err(ApiError::Internal(format!("no delivery command {verb}"))),
+    }
+}
+
+/// The shared path of every delivery command: the replay first (the request read only as
+/// far as its command id), then validation, the delivery read, the command's plan for it
+/// (`adapters::deliveries::commands`: the state machine's one place for operators'
+/// transitions), and its change written with the command's record in one transaction.
+pub(crate) async fn delivery_command(
+    deps: &Deps,
+    verb: &str,
+    cycle: Cycle,
+    customer: &CustomerId,
+    req: &Request,
+    caller: &Caller,
+    now: DateTime<Utc>,
+) -> Result<Response, ApiError> {
+    let requested = Requested::parse(req)?;
+    if let Some(first) = deps.commands.replay_request(&requested).await? {
+        return Ok(replayed(first));
+    }
+    let body: CommandBody = requested.body()?;
+    check_reason(&body.reason)?;
+    let command = delivery_command_of(verb, &body, cycle, now)?;
+    let shard = shard_of(deps, customer).await?;
+    let id = DeliveryId::new(cycle, shard, customer.clone());
+    let target = id.canonical();
+    let cmd = NewCommand {
+        id: &requested.command_id,
+        name: command.name(),
+        target: target.clone(),
+        who: &caller.arn,
+        why: &body.reason,
+        request_digest: requested.digest.clone(),
+        at: now,
+    };
+    let Some(raw) = deps.deliveries.raw(cycle, shard, customer).await? else {
+        return Err(ApiError::not_found(
+            "unknown-delivery",
+            format!("customer {customer} has no delivery in cycle {cycle}"),
+        ));
+    };
+    let seen =
+        Seen::read(&raw).map_err(|e| ApiError::conflict("unreadable-delivery", format!("delivery {target}: {e}")))?;
+    let planned = plan(&requested.command_id, &command, &id, &seen, now).map_err(|r| refusal(&target, &command, r))?;
+    let mut result = json!({
+        "command_id": requested.command_id,
+        "command": command.name(),
+        "delivery_id": target,
+        "state": planned.to.as_str(),
+        "previous": {"state": seen.state.as_str(), "available_at": attr_s(&raw, "available_at")},
+        "replayed": false,
+    });
+    let answer = match &command {
+        Command::Schedule { at } => json!({"available_at": utc_seconds::format(at)}),
+        Command::Resend { at, channel } => json!({
+            "send_round": planned.send_round,
+            "new_round": planned.new_round,
+            "available_at": utc_seconds::format(at),
+            "channel": channel.map(Channel::as_str).or(seen.preferred_channel.map(Channel::as_str)),
+        }),
+        Command::ConvertToSms { at } => json!({
+            "channel": "sms",
+            "available_at": utc_seconds::format(at),
+            "previous_channel": seen.preferred_channel.map(Channel::as_str),
+        }),
+        Command::ForceSend { at } => json!({
+            "available_at": utc_seconds::format(at),
+            "dnd_ignored": seen.dnd_set_aside || !dnd_slots(&raw).is_empty(),
+            "quiet_window": "still applies",
+        }),
+        Command::Hold { reason } => json!({"held_reason": reason}),
+        Command::Confirm => json!({
+            "channel": seen.channel.map(Channel::as_str),
+            "confirmed_at": utc_seconds::format(&now),
+        }),
+    };
+    if let (Some(out), Value::Object(extra)) = (result.as_object_mut(), answer) {
+        out.extend(extra);
+    }
+    let update = planned.change.into_update(&deps.deliveries, &id)?;
+    let applied = deps
+        .commands
+        .apply(
+            &cmd,
+            TransactWriteItem::builder().update(update).build(),
+            result,
+            || {
+                ApiError::conflict(
+                    "changed-meanwhile",
+                    format!("delivery {target} changed while the command was given; read it again"),
+                )
+            },
+        )
+        .await?;
+    Ok(match applied {
+        Applied::Now(result) => {
+            tracing::info!(command_id = %requested.command_id, command = command.name(), delivery_id = %target, who = %caller.arn, "command applied");
+            Response::ok(result)
+        }
+        Applied::Replayed(first) => replayed(first),
+    })
+}
+
+/// Why a command does not apply, for the operator (409).
+fn refusal(target: &str, command: &Command, r: Refused) -> ApiError {
+    match r {
+        Refused::WrongState { state, applies_to } => {
+            let states: Vec<&str> = applies_to.iter().map(|s| s.as_str()).collect();
+            let mut message = format!(
+                "delivery {target} is {state}; {} applies to a delivery that is {}",
+                command.name(),
+                states.join(" or ")
+            );
+            if matches!(command, Command::Resend { .. }) {
+                message.push_str(" (QUEUED or SENDING once no sender holds it)");
+            }
+            ApiError::conflict("wrong-state", message)
+        }
+        Refused::SenderMayHold { state, until } => ApiError::conflict(
+            "sender-holds-it",
+            format!(
+                "delivery {target} is {state} and a sender may still finish it until {}; resend it after that if it has not moved",
+                utc_seconds::format(&until)
+            ),
+        ),
+        Refused::Unreadable(e) => ApiError::conflict("unreadable-delivery", format!("delivery {target}: {e}")),
+    }
+}
+
+/// `available_at` of a command: whole seconds, not in the past (now when absent or past by
+/// less than five minutes of clock skew), at most `MAX_SCHEDULE_AHEAD_DAYS` ahead, and on a
+/// day dispatch still takes the cycle (`domain::dispatch::dispatched_through`, Asia/Seoul):
+/// a delivery due later would never be enqueued. Errors name the field, never its value.
+fn command_time(v: Option<&str>, cycle: Cycle, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
+    let now = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
+    let at = match v {
+        None => now,
+        Some(v) => {
+            let at = parse_instant("available_at", v)?;
+            let at = DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at);
+            if at < now - chrono::Duration::minutes(5) {
+                return Err(ApiError::bad("invalid-time", "available_at is in the past"));
+            }
+            if at > now + chrono::Duration::days(MAX_SCHEDULE_AHEAD_DAYS) {
+                return Err(ApiError::bad(
+                    "invalid-time",
+                    format!("available_at is more than {MAX_SCHEDULE_AHEAD_DAYS} days ahead"),
+                ));
+            }
+            at.max(now)
+        }
+    };
+    let last = domain::dispatch::dispatched_through(cycle);
+    if at.with_timezone(&domain::slots::seoul()).date_naive() > last {
+        let message = format!(
+            "dispatch takes cycle {cycle}'s deliveries through {last} (Asia/Seoul) and would never send one due later"
+        );
+        return Err(if v.is_some() {
+            ApiError::bad(
+                "beyond-dispatch-horizon",
+                format!("available_at is too late: {message}"),
+            )
+        } else {
+            ApiError::conflict(
+                "beyond-dispatch-horizon",
+                format!("the cycle is too old to send now: {message}"),
+            )
+        });
+    }
+    Ok(at)
+}
