@@ -8,49 +8,39 @@ use rand_chacha::ChaCha8Rng;
 use crate::error::DatagenError;
 use crate::generator::Generator;
 use crate::names::{EMAIL_DOMAINS, FAMILY_NAMES, GIVEN_SYLLABLES};
+use crate::parts::{Member, PHONE_SPACE};
 use crate::rng::{Stream, chance, stream_rng};
 
-/// Phone numbers `010-XXXX-XXXX` with a middle block 2000–9999: 80,000,000
-/// numbers, walked by an affine permutation so no two customers share one.
-pub(crate) const PHONE_SPACE: u64 = 8_000 * 10_000;
 /// Odd and not a multiple of 5, hence coprime with `PHONE_SPACE` (2¹⁰·5⁷).
 const PHONE_STEP: u64 = 23_456_789;
-
-/// A customer's place in a family group.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Member {
-    /// Index of the group's first member (the group id is derived from it).
-    pub first: u32,
-    pub size: u8,
-    /// Family name most members share.
-    pub surname: u16,
-}
 
 /// Start probability of a group at a position (per 10,000). With sizes 2–5
 /// averaging 3 this puts about 30 % of customers in groups (a little less
 /// at block ends, where groups are cut short).
 const GROUP_START_PER_10K: u32 = 1_250;
 
-/// The family layout of the block of customers `start..end`.
-pub(crate) fn family_block(g: &Generator, start: u32, end: u32) -> Vec<Option<Member>> {
-    let len = end.saturating_sub(start) as usize;
-    let mut out = Vec::with_capacity(len);
-    let mut r = stream_rng(&g.key, Stream::FamilyBlock, u64::from(start));
-    while out.len() < len {
-        let remaining = len - out.len();
-        if remaining >= 2 && chance(&mut r, GROUP_START_PER_10K) {
-            let size = (g.family_size.sample(&mut r) + 2).min(remaining);
-            let member = Member {
-                first: start + out.len() as u32,
-                size: size as u8,
-                surname: g.surnames.sample(&mut r) as u16,
-            };
-            out.extend(std::iter::repeat_n(Some(member), size));
-        } else {
-            out.push(None);
+impl Generator {
+    /// The family layout of the block of customers `start..end`.
+    pub(crate) fn family_block(&self, start: u32, end: u32) -> Vec<Option<Member>> {
+        let len = end.saturating_sub(start) as usize;
+        let mut out = Vec::with_capacity(len);
+        let mut r = stream_rng(&self.key, Stream::FamilyBlock, u64::from(start));
+        while out.len() < len {
+            let remaining = len - out.len();
+            if remaining >= 2 && chance(&mut r, GROUP_START_PER_10K) {
+                let size = (self.family_size.sample(&mut r) + 2).min(remaining);
+                let member = Member {
+                    first: start + out.len() as u32,
+                    size: size as u8,
+                    surname: self.surnames.sample(&mut r) as u16,
+                };
+                out.extend(std::iter::repeat_n(Some(member), size));
+            } else {
+                out.push(None);
+            }
         }
+        out
     }
-    out
 }
 
 /// DND sets of the "night owl" kind: all inside the default quiet window.

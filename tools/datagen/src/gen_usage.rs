@@ -5,51 +5,13 @@
 //! from the customer's plan in the catalog; about one customer in ten with a
 //! limited allowance goes over it, so the bills carry overage lines.
 
-use billing::Catalog;
 use domain::Customer;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::generator::Generator;
+use crate::parts::UsageLine;
 use crate::rng::{Stream, chance, stream_rng};
-
-/// One usage line before formatting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct UsageLine {
-    /// 0-based customer index (the id is index + 1).
-    pub customer: u32,
-    pub product: u16,
-    pub quantity: i64,
-    /// Won for pass-through products, 0 (written empty) for metered ones.
-    pub amount: i64,
-}
-
-/// Catalog indices of the usage products the generator knows; a product
-/// missing from the catalog is simply never generated.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct ProductIx {
-    data: Option<u16>,
-    voice: Option<u16>,
-    sms: Option<u16>,
-    roam_data: Option<u16>,
-    roam_voice: Option<u16>,
-    micropay: Option<u16>,
-    device: Option<u16>,
-}
-
-impl ProductIx {
-    pub(crate) fn from_catalog(c: &Catalog) -> Self {
-        ProductIx {
-            data: c.product_index("DATA"),
-            voice: c.product_index("VOICE"),
-            sms: c.product_index("SMS"),
-            roam_data: c.product_index("ROAM_DATA"),
-            roam_voice: c.product_index("ROAM_VOICE"),
-            micropay: c.product_index("MICROPAY"),
-            device: c.product_index("DEVICE_INST"),
-        }
-    }
-}
 
 /// A total drawn against a prorated allowance: usually below it, sometimes
 /// (`over_per_10k`) up to `max_over_pct` % above it.

@@ -13,9 +13,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::DatagenError;
-use crate::gen_customer::{Member, family_block};
-use crate::gen_usage::{ProductIx, UsageLine};
 use crate::names::{EMAIL_DOMAINS, FAMILY_NAMES};
+use crate::parts::{Member, PHONE_SPACE, ProductIx, UsageLine};
 use crate::rng::{Stream, Weighted, key_from_seed, splitmix64, stream_rng};
 
 /// Customer ids have seven digits (`C0000001`).
@@ -243,7 +242,7 @@ impl Generator {
         let domains = weighted(Weighted::new(EMAIL_DOMAINS.iter().map(|x| x.1)), "domain")?;
         let products = ProductIx::from_catalog(&catalog);
         let mut s = cfg.seed ^ 0x5048_4f4e_4521; // "PHONE!"
-        let phone_offset = splitmix64(&mut s) % crate::gen_customer::PHONE_SPACE;
+        let phone_offset = splitmix64(&mut s) % PHONE_SPACE;
         Ok(Generator {
             key: key_from_seed(cfg.seed),
             cfg,
@@ -306,7 +305,7 @@ impl Generator {
         let shard = self.shard_range(index / self.cfg.shard_size);
         let start = shard.start + (index - shard.start) / FAMILY_BLOCK * FAMILY_BLOCK;
         let end = (start + FAMILY_BLOCK).min(shard.end);
-        (start, family_block(self, start, end))
+        (start, self.family_block(start, end))
     }
 
     /// Generates one shard in memory: its customers, customer file and

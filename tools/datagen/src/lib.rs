@@ -37,6 +37,7 @@ mod gen_usage;
 mod generator;
 mod manifest;
 mod names;
+mod parts;
 mod read;
 mod rng;
 mod write;
