@@ -17,7 +17,7 @@ use domain::delivery::DeliveryMessage;
 use domain::dispatch::ChannelPolicy;
 use domain::{Channel, Cycle, DeliveryId};
 
-use crate::pipeline::{deliver, lost};
+use crate::pipeline::deliver;
 use crate::{CrashPoint, Deps, Outcome, SenderError};
 
 /// One message's context.
@@ -84,22 +84,31 @@ impl Msg<'_> {
         StoreError::within(limit, op, self.id(), call).await
     }
 
-    /// A change by this message's claim, within [`call_limit`](Self::call_limit):
-    /// the item when it was applied (or found applied: a lost answer), else the
-    /// outcome the message ends with — the claim was lost (refused), or our
-    /// own trouble (no answer) to retry.
+    /// A change by this message's claim, within [`call_limit`](Self::call_limit),
+    /// and what it comes to ([`settle`](Self::settle)).
     pub(crate) async fn step(
         &self,
         what: &str,
         write: impl std::future::Future<Output = Written>,
     ) -> Result<Item, Outcome> {
-        match self.bounded(write).await {
+        self.settle(what, self.bounded(write).await)
+    }
+
+    /// What a write by this message's claim comes to, for every write the
+    /// sender makes: applied (or found applied: a lost answer), the item as it
+    /// stands, and the message goes on; otherwise the outcome the message ends
+    /// with — refused, the claim was taken over ([`Outcome::LostClaim`]); no
+    /// answer, our own trouble ([`Outcome::Error`]; `what` says what could not
+    /// be done), and the message is retried.
+    pub(crate) fn settle(&self, what: &str, written: Written) -> Result<Item, Outcome> {
+        match written {
             Written::Applied(item) => Ok(item),
             Written::Refused(_) => Err(lost(self)),
             Written::Unknown(e) => Err(infra(self.id(), what, &e)),
         }
     }
 
+    /// A write within [`call_limit`](Self::call_limit); past it, no answer.
     pub(crate) async fn bounded(&self, write: impl std::future::Future<Output = Written>) -> Written {
         let limit = self.call_limit();
         match tokio::time::timeout(limit, write).await {
@@ -132,6 +141,15 @@ impl Msg<'_> {
 pub(crate) fn infra(id: &str, what: &str, e: &StoreError) -> Outcome {
     tracing::error!(delivery_id = id, error = %e, "{what}; the message will be retried");
     Outcome::Error
+}
+
+/// A write refused: another sender took the claim over.
+fn lost(m: &Msg<'_>) -> Outcome {
+    tracing::warn!(
+        delivery_id = m.id(),
+        "the claim was taken over; this sender's write lost"
+    );
+    Outcome::LostClaim
 }
 
 /// Copies of a message a sender puts back after its own trouble before it

@@ -181,14 +181,6 @@ pub(crate) fn attempts(d: &Delivery, channel: Channel) -> u32 {
     }
 }
 
-pub(crate) fn lost(m: &Msg<'_>) -> Outcome {
-    tracing::warn!(
-        delivery_id = m.id(),
-        "the claim was taken over; this sender's write lost"
-    );
-    Outcome::LostClaim
-}
-
 pub(crate) async fn lookup(m: &Msg<'_>, round: u32) -> Result<Lookup, ProviderError> {
     let key = round_key(&m.key.id, m.deps.config.channel, round);
     let ask = async {
@@ -262,20 +254,21 @@ pub(crate) async fn complete(m: &Msg<'_>, provider_message_id: &str, ok: Outcome
             .deps
             .deliveries
             .complete(&m.key, &m.claim_id, provider_message_id, m.now());
-        match m.bounded(write).await {
-            Written::Applied(_) => {
-                tracing::info!(delivery_id = m.id(), outcome = ?ok, attempt, "sent");
-                return ok;
-            }
-            Written::Refused(_) => return lost(m),
-            Written::Unknown(e) => {
-                let pause = backoff.delay(attempt);
-                if attempt >= backoff.max_attempts || m.call_limit() <= pause + Duration::from_secs(1) {
-                    return infra(m.id(), "sent, but could not record it", &e);
-                }
+        let written = m.bounded(write).await;
+        if let Written::Unknown(e) = &written {
+            let pause = backoff.delay(attempt);
+            if attempt < backoff.max_attempts && m.call_limit() > pause + Duration::from_secs(1) {
                 tracing::warn!(delivery_id = m.id(), attempt, error = %e, "sent; recording it again");
                 tokio::time::sleep(pause).await;
+                continue;
             }
         }
+        return match m.settle("sent, but could not record it", written) {
+            Ok(_) => {
+                tracing::info!(delivery_id = m.id(), outcome = ?ok, attempt, "sent");
+                ok
+            }
+            Err(o) => o,
+        };
     }
 }
