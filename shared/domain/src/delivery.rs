@@ -3,11 +3,19 @@
 //! (`{cycle}#{shard:05}#{customer}`), so everything about one invoice is
 //! found from one key, and ids (never contact data) travel in messages.
 //!
-//! A delivery is created `READY` by rendering and then only moves forward:
-//! `READY → QUEUED → SENDING → SENT_EMAIL | SENT_SMS | DEAD` (a send-time slot
-//! check may put it back to `READY` with a later `available_at`: deferred).
-//! Re-rendering touches a `READY` delivery's content only, never its state,
-//! attempts or `available_at`, and leaves every other state alone.
+//! A delivery is created `READY` by rendering. On its own it moves one way:
+//! `READY → QUEUED → SENDING → SENT_EMAIL | SENT_SMS | DEAD`, with three
+//! ways back that dispatch and the senders take themselves: a send-time slot
+//! check or a retry puts it back to `READY` with a later `available_at`
+//! (deferred), dispatch reverts a `QUEUED` delivery whose message it could not
+//! enqueue, and a call the provider may have taken but cannot be asked about
+//! leaves it `UNCONFIRMED`. Operators move it back on purpose: `resend` starts
+//! a new send round from an end state (or the same round of a stuck `QUEUED`
+//! or `SENDING` one), `hold` takes a `READY` delivery out of dispatch until
+//! `schedule` releases it, and `confirm` settles an `UNCONFIRMED` one
+//! (`adapters::deliveries::commands` has the table). Re-rendering touches the
+//! content of a delivery that is waiting (`READY` or `HELD`) only, never its
+//! state, attempts or `available_at`, and leaves every other state alone.
 
 use std::fmt;
 
