@@ -122,8 +122,8 @@ impl DataBucket {
     /// A presigned GET of an invoice, valid for `expires_in` (at most
     /// [`MAX_LINK_EXPIRY`]; longer is refused). Signing is local, no request is
     /// made. A link signed with temporary credentials (a Lambda role's) stops
-    /// working when they expire, whatever `expires_in` says: see README
-    /// "Invoices".
+    /// working when they expire, whatever `expires_in` says: see
+    /// `docs/invoices.md`.
     pub async fn presign_invoice(&self, key: &str, expires_in: std::time::Duration) -> Result<String, StoreError> {
         let resource = format!("s3://{}/{key}", self.bucket);
         let invalid = |message: String| StoreError::Conflict {
