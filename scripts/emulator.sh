@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's shared AWS emulator on a free loopback port: moto server from .venv with the
-# Lambda router of scripts/emulator.py in front (Step Functions' Lambda tasks reach handlers
-# registered by local_aws::lambda::LambdaHost).
+# Lambda router of shared/local-aws/emulator.py in front (Step Functions' Lambda tasks reach
+# handlers registered by local_aws::lambda::LambdaHost).
 #
 #   scripts/emulator.sh start   start it (or reuse a healthy one) and print its URL
 #   scripts/emulator.sh url     print the URL of the running emulator (exit 1 if none)
@@ -14,7 +14,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE="$ROOT/.emulator"
 PY="$ROOT/.venv/bin/python"
-SERVER="$ROOT/scripts/emulator.py"
+SERVER="$ROOT/shared/local-aws/emulator.py"
 READY_TIMEOUT_S=60
 
 log() { printf 'emulator: %s\n' "$*" >&2; }

@@ -1,6 +1,6 @@
 """The project's AWS emulator: moto server plus a small Lambda router, in one process.
 
-    .venv/bin/python scripts/emulator.py -H 127.0.0.1 -p PORT
+    .venv/bin/python shared/local-aws/emulator.py -H 127.0.0.1 -p PORT
 
 moto's Step Functions engine calls Lambda through boto3 at http://localhost:$MOTO_PORT, that
 is back into this process. moto cannot run our Rust functions, so a WSGI middleware in

@@ -1,5 +1,5 @@
 //! Finding or starting the AWS emulator (moto server behind the Lambda router of
-//! `scripts/emulator.py`) and building an `SdkConfig` for it.
+//! `shared/local-aws/emulator.py`) and building an `SdkConfig` for it.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -18,13 +18,19 @@ pub const REGION: &str = "ap-northeast-2";
 /// The account id the emulator reports (moto's default).
 pub const ACCOUNT_ID: &str = "123456789012";
 
+/// The emulator script (moto server with our Lambda router and fault switches in front),
+/// next to this crate's manifest. The path is fixed when the crate is compiled, and the crate
+/// is always compiled from the checkout that holds the script, so nothing is searched for at
+/// run time. `scripts/emulator.sh` runs the same file.
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/emulator.py");
+
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const START_ATTEMPTS: usize = 3;
 
 /// Starts the emulator in the background and stops it when standard input closes, that is
 /// when the process owning the pipe exits for whatever reason (so tests never clean up
 /// explicitly). It also exits when the emulator dies, which is how a failed start is
-/// noticed early. `$0` = the venv's python, `$1` = scripts/emulator.py, `$2` = port,
+/// noticed early. `$0` = the venv's python, `$1` = the emulator script, `$2` = port,
 /// `$3` = log file.
 const WRAPPER: &str = r#"exec 3<&0
 "$0" "$1" -H 127.0.0.1 -p "$2" >"$3" 2>&1 </dev/null 3<&- &
@@ -58,8 +64,8 @@ impl Emulator {
     ///
     /// If `AWS_ENDPOINT_URL` is set it is used as it is and nothing is started (this is how
     /// `scripts/test.sh` shares one emulator between all test processes). Otherwise a private
-    /// emulator (`scripts/emulator.py`: moto and the Lambda router) is started from the
-    /// project's `.venv` on a free loopback port; it lives until this process exits.
+    /// emulator (`shared/local-aws/emulator.py`: moto and the Lambda router) is started from
+    /// the project's `.venv` on a free loopback port; it lives until this process exits.
     pub async fn shared() -> Result<&'static Emulator, Error> {
         SHARED
             .get_or_try_init(|| async {
@@ -82,9 +88,9 @@ impl Emulator {
         }
     }
 
-    /// Start a new private emulator (`scripts/emulator.py`: moto server with the Lambda
-    /// router), wait until it answers and enable Step Functions execution. It stops when the
-    /// returned value is dropped or the process exits.
+    /// Start a new private emulator (`shared/local-aws/emulator.py`: moto server with the
+    /// Lambda router), wait until it answers and enable Step Functions execution. It stops when
+    /// the returned value is dropped or the process exits.
     pub async fn start() -> Result<Emulator, Error> {
         let root = crate::project_root()?;
         let moto = root.join(".venv/bin/moto_server");
@@ -92,13 +98,13 @@ impl Emulator {
             return Err(Error::NotInstalled(moto));
         }
         let python = root.join(".venv/bin/python");
-        let script = root.join("scripts/emulator.py");
+        let script = Path::new(SCRIPT);
         if !script.is_file() {
-            return Err(Error::NotInstalled(script));
+            return Err(Error::NotInstalled(script.to_path_buf()));
         }
         let mut last = None;
         for _ in 0..START_ATTEMPTS {
-            match start_once(&python, &script).await {
+            match start_once(&python, script).await {
                 Ok(emulator) => {
                     emulator.enable_stepfunctions_execution().await?;
                     return Ok(emulator);
@@ -164,7 +170,7 @@ impl Emulator {
     /// Replaces an earlier route of the same name.
     ///
     /// Fails with [`Error::NoLambdaRouter`] when the emulator is a plain moto server
-    /// rather than `scripts/emulator.py`.
+    /// rather than `shared/local-aws/emulator.py`.
     pub async fn register_lambda_route(&self, function_name: &str, url: &str) -> Result<(), Error> {
         let body = serde_json::json!({ "function_name": function_name, "url": url }).to_string();
         let path = "/_local/lambda/register";

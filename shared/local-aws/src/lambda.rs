@@ -1,9 +1,10 @@
 //! Lambda handlers served from this process, for the emulator's Step Functions engine.
 //!
-//! moto cannot run our Rust functions. The emulator (`scripts/emulator.py`) therefore routes
-//! Lambda `Invoke` of *registered* function names to an HTTP endpoint; [`LambdaHost`] is that
-//! endpoint: a small HTTP/1 server on a loopback port of this process that calls the
-//! registered handlers — the real ones, with their real dependencies — concurrently.
+//! moto cannot run our Rust functions. The emulator (`shared/local-aws/emulator.py`)
+//! therefore routes Lambda `Invoke` of *registered* function names to an HTTP endpoint;
+//! [`LambdaHost`] is that endpoint: a small HTTP/1 server on a loopback port of this process
+//! that calls the registered handlers — the real ones, with their real dependencies —
+//! concurrently.
 //!
 //! ```no_run
 //! # use std::time::Duration;

@@ -2,7 +2,7 @@
 //!
 //! - [`Emulator::shared`] finds the emulator (`AWS_ENDPOINT_URL`) or starts a private one
 //!   for this process from the project's `.venv` (see `scripts/setup.sh`): moto server with
-//!   the small Lambda router of `scripts/emulator.py` in front of it.
+//!   the small Lambda router of `shared/local-aws/emulator.py` in front of it.
 //! - [`provision`] creates the storage declared in the project's `template.yaml` — the one
 //!   source of truth for tables, buckets and queues — under a name prefix, names the
 //!   functions, creates the state machines (feature `sfn`) and resolves the functions'
@@ -65,7 +65,7 @@ pub enum Error {
     #[error("emulator admin call {path} failed: {detail}")]
     Admin { path: String, detail: String },
     /// The emulator does not route Lambda invocations: it is a plain moto server, not
-    /// `scripts/emulator.py` (start it with `scripts/emulator.sh start`).
+    /// `shared/local-aws/emulator.py` (start it with `scripts/emulator.sh start`).
     #[error(
         "the emulator at {endpoint} has no Lambda router (a plain moto server?): start it with \
          scripts/emulator.sh start or let local-aws start one ({detail})"
