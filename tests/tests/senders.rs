@@ -394,7 +394,7 @@ async fn bad_messages_are_parked_and_the_rest_of_their_batch_is_sent() {
         }
     }
     let ctx = local_run::invocation(Duration::from_secs(60));
-    let (response, report) = sender::handle(&deps, LambdaEvent::new(event, ctx)).await.unwrap();
+    let (response, report) = sender::handle_batch(&deps, LambdaEvent::new(event, ctx)).await.unwrap();
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     assert_eq!(report.parked, 6, "{report:?}");
     assert_eq!(report.sent, 4, "{report:?}");

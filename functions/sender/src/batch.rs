@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use domain::delivery::DeliveryMessage;
 use futures::{StreamExt, stream};
@@ -15,8 +15,8 @@ use crate::{Deps, Outcome, SendReport, SenderError, emf_line};
 
 /// The Lambda entry point: the batch response, and the invocation's metrics
 /// as one EMF line on stdout.
-pub async fn handle_lambda(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, SenderError> {
-    let (response, report) = handle(deps, event).await?;
+pub async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, SenderError> {
+    let (response, report) = handle_batch(deps, event).await?;
     println!(
         "{}",
         emf_line(&deps.config.stack, deps.config.channel, &report, Utc::now())
@@ -34,8 +34,12 @@ pub fn effective_deadline(given: SystemTime, now: SystemTime, timeout: Duration)
 }
 
 /// Handles one batch: the messages to retry (`ReportBatchItemFailures`) and
-/// what became of each.
-pub async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<(SqsBatchResponse, SendReport), SenderError> {
+/// what became of each. [`handle`] without the metrics line, for the local
+/// pollers and the tests, which count the reports themselves.
+pub async fn handle_batch(
+    deps: &Deps,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<(SqsBatchResponse, SendReport), SenderError> {
     let (payload, ctx) = event.into_parts();
     let deadline = effective_deadline(ctx.deadline(), SystemTime::now(), deps.config.function_timeout);
     let request_id = ctx.request_id.clone();
@@ -45,7 +49,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<(SqsBat
             // Our own trouble like any other: every message is put back as a fresh copy.
             tracing::error!(error = %e, "the channel policy cannot be read; the batch will be retried");
             let mut report = SendReport::default();
-            let mut response = SqsBatchResponse::default();
+            let mut failed = Vec::new();
             for m in &payload.records {
                 report.count(Outcome::Error);
                 let copied = match m.body.as_deref().map(serde_json::from_str::<DeliveryMessage>) {
@@ -53,12 +57,10 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<(SqsBat
                     _ => false,
                 };
                 if !copied {
-                    let mut f = BatchItemFailure::default();
-                    f.item_identifier = m.message_id.clone().unwrap_or_default();
-                    response.batch_item_failures.push(f);
+                    failed.push(m.message_id.clone().unwrap_or_default());
                 }
             }
-            return Ok((response, report));
+            return Ok((runtime::batch_response(failed), report));
         }
     };
     let results: Vec<(Option<String>, Result<Handled, SenderError>)> = stream::iter(payload.records)
@@ -73,14 +75,12 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<(SqsBat
         .collect()
         .await;
     let mut report = SendReport::default();
-    let mut response = SqsBatchResponse::default();
+    let mut failed = Vec::new();
     for (id, result) in results {
         let (outcome, keep) = result?;
         report.count(outcome);
         if keep {
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = id.unwrap_or_default();
-            response.batch_item_failures.push(f);
+            failed.push(id.unwrap_or_default());
         }
     }
     tracing::info!(
@@ -95,7 +95,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<(SqsBat
         parked = report.parked,
         "batch handled"
     );
-    Ok((response, report))
+    Ok((runtime::batch_response(failed), report))
 }
 
 #[cfg(test)]

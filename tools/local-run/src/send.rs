@@ -169,7 +169,7 @@ impl Poller {
         stats.invocations = 1;
         let ctx = crate::invocation(SENDER_TIMEOUT);
         let started = Instant::now();
-        let handled = sender::handle(&self.deps, LambdaEvent::new(event, ctx)).await;
+        let handled = sender::handle_batch(&self.deps, LambdaEvent::new(event, ctx)).await;
         stats.handler_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let (response, report) = match handled {
             Ok(r) => r,

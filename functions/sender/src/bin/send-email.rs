@@ -1,10 +1,14 @@
+// The handler's future nests every step of the send pipeline; under the runtime's own futures
+// its layout is deeper than the default limit of 128.
+#![recursion_limit = "256"]
+
 use domain::Channel;
-use lambda_runtime::{Error, run, service_fn};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let sdk = adapters::load_sdk_config().await;
-    let deps = sender::Deps::from_vars(Channel::Email, &sdk, &adapters::ProcessEnv)?;
-    run(service_fn(|event| sender::handle_lambda(&deps, event))).await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    runtime::run(
+        |sdk, env| sender::Deps::from_vars(Channel::Email, sdk, env),
+        sender::handle,
+    )
+    .await
 }

@@ -87,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
         event.records.push(m);
     }
     let t = Instant::now();
-    let (_, report) = sender::handle(
+    let (_, report) = sender::handle_batch(
         &deps,
         LambdaEvent::new(event, local_run::invocation(Duration::from_secs(60))),
     )
