@@ -12,16 +12,17 @@
 //! * Records are upserts (see [`adapters::failures`]): a redriven message
 //!   that dies again counts an occurrence instead of adding a record.
 //! * Only a message whose record could not be written is reported back
-//!   (`ReportBatchItemFailures`), so one failure never re-drives the batch.
+//!   (`ReportBatchItemFailures`), so one failure never re-drives the batch;
+//!   an invocation itself never fails ([`RecordError`] has no values).
 
 use adapters::failures::{FailureLog, FailureStage, NewFailure};
 use adapters::{ConfigError, Vars};
 use aws_config::SdkConfig;
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::Utc;
 use domain::delivery::{DeadLetter, parse_delivery_id};
 use futures::{StreamExt, stream};
-use lambda_runtime::LambdaEvent;
+use lambda_runtime::{Diagnostic, LambdaEvent};
 
 pub struct Deps {
     pub failures: FailureLog,
@@ -36,6 +37,18 @@ impl Deps {
             failures: FailureLog::new(adapters::dynamodb_client(sdk), vars.required("FAILURES_TABLE")?),
             concurrency: 10,
         })
+    }
+}
+
+/// What ends an invocation of `RecordFailure`: nothing. A message whose record
+/// cannot be written is handed back alone (a batch item failure) and the rest
+/// of the batch is deleted, so the type has no values.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {}
+
+impl From<RecordError> for Diagnostic {
+    fn from(e: RecordError) -> Self {
+        match e {}
     }
 }
 
@@ -67,7 +80,7 @@ pub fn failure_of(message: &SqsMessage) -> NewFailure {
     }
 }
 
-pub async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+pub async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, RecordError> {
     let now = Utc::now();
     let failed: Vec<Option<String>> = stream::iter(event.payload.records)
         .map(|m| async move {
@@ -86,17 +99,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<SqsEvent>) -> Result<SqsBatc
         .buffer_unordered(deps.concurrency.max(1))
         .collect()
         .await;
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failed
-        .into_iter()
-        .flatten()
-        .map(|id| {
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = id;
-            f
-        })
-        .collect();
-    Ok(response)
+    Ok(runtime::batch_response(failed.into_iter().flatten()))
 }
 
 #[cfg(test)]
