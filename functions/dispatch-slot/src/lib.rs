@@ -95,7 +95,7 @@ use domain::dispatch::{ChannelPolicy, Decision, SlotRun, decide, dispatched_cycl
 use domain::text::{MAX_ID_BYTES, check_len};
 use domain::{Channel, Cycle, DeliveryState, QuietWindow};
 use futures::{StreamExt, stream};
-use lambda_runtime::{Diagnostic, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -361,20 +361,17 @@ pub enum DispatchError {
     Store(#[from] StoreError),
 }
 
-impl From<DispatchError> for Diagnostic {
-    fn from(e: DispatchError) -> Self {
-        let error_type = match &e {
+impl runtime::ErrorType for DispatchError {
+    fn error_type(&self) -> &'static str {
+        match self {
             DispatchError::InvalidInput(_) => "InvalidInput",
             DispatchError::Continuation(_) => "Transient",
-            DispatchError::Store(s) if s.is_transient() => "Transient",
-            DispatchError::Store(_) => "StoreError",
-        };
-        Diagnostic {
-            error_type: error_type.into(),
-            error_message: e.to_string(),
+            DispatchError::Store(s) => runtime::store_error_type(s),
         }
     }
 }
+
+runtime::diagnostic_from!(DispatchError);
 
 /// The function's entry point: a schedule's event (a [`DispatchEvent`]) or
 /// an SQS event of the continuation queue whose records carry one each.

@@ -54,7 +54,7 @@ use domain::text::{MAX_ID_BYTES, check_len, reason};
 use domain::{Bill, Customer, Delivery, DeliveryContent};
 use futures::{StreamExt, TryStreamExt, stream};
 use invoice::{Gzip, Templates};
-use lambda_runtime::{Diagnostic, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 
 /// How many problems a failed render names (the count is exact).
 pub const MAX_REPORTED_ERRORS: usize = 20;
@@ -147,9 +147,9 @@ pub enum RenderError {
     Store(#[from] StoreError),
 }
 
-impl From<RenderError> for Diagnostic {
-    fn from(e: RenderError) -> Self {
-        let error_type = match &e {
+impl runtime::ErrorType for RenderError {
+    fn error_type(&self) -> &'static str {
+        match self {
             RenderError::Config(_) => "ConfigError",
             RenderError::InvalidInput(_) => "InvalidInput",
             RenderError::NotOwned(_) => "NotOwner",
@@ -157,15 +157,12 @@ impl From<RenderError> for Diagnostic {
             RenderError::NotSettled { .. } => "ShardNotSettled",
             RenderError::BadInput { .. } => "ShardInputInvalid",
             RenderError::Incomplete { .. } => "RenderIncomplete",
-            RenderError::Store(s) if s.is_transient() => "Transient",
-            RenderError::Store(_) => "StoreError",
-        };
-        Diagnostic {
-            error_type: error_type.into(),
-            error_message: reason(&e.to_string()),
+            RenderError::Store(s) => runtime::store_error_type(s),
         }
     }
 }
+
+runtime::diagnostic_from!(RenderError);
 
 /// Refuses a task whose identifiers are over-long, naming the field.
 fn check_task(task: &ShardTask) -> Result<(), RenderError> {

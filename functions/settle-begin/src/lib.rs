@@ -30,8 +30,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use domain::Cycle;
 use domain::settlement::{BeginInput, BeginOutput, BeginStatus, ShardTask};
 use domain::slots::{SEOUL, Slot};
-use domain::text::{MAX_ID_BYTES, check_len, reason};
-use lambda_runtime::{Diagnostic, LambdaEvent};
+use domain::text::{MAX_ID_BYTES, check_len};
+use lambda_runtime::LambdaEvent;
 
 pub struct Config {
     pub default_catalog_version: String,
@@ -104,23 +104,20 @@ pub enum BeginError {
     Store(#[from] StoreError),
 }
 
-impl From<BeginError> for Diagnostic {
-    fn from(e: BeginError) -> Self {
-        let error_type = match &e {
+impl runtime::ErrorType for BeginError {
+    fn error_type(&self) -> &'static str {
+        match self {
             BeginError::InvalidInput(_) => "InvalidInput",
             BeginError::CatalogMissing(_) => "CatalogMissing",
             BeginError::TemplateMissing(_) => "TemplateMissing",
             BeginError::ShardDirectoryMissing { .. } => "ShardDirectoryMissing",
             BeginError::CycleBusy { .. } => "CycleBusy",
-            BeginError::Store(s) if s.is_transient() => "Transient",
-            BeginError::Store(_) => "StoreError",
-        };
-        Diagnostic {
-            error_type: error_type.into(),
-            error_message: reason(&e.to_string()),
+            BeginError::Store(s) => runtime::store_error_type(s),
         }
     }
 }
+
+runtime::diagnostic_from!(BeginError);
 
 /// The cycle an execution settles: `cycle` if given, else the month before
 /// the scheduler's `scheduled_time` (in Asia/Seoul).
@@ -394,7 +391,7 @@ mod tests {
 
     #[test]
     fn errors_have_stable_types() {
-        let d: Diagnostic = BeginError::CycleBusy {
+        let d: lambda_runtime::Diagnostic = BeginError::CycleBusy {
             cycle: "2026-11".parse().unwrap(),
             run_id: "r".into(),
         }

@@ -41,7 +41,7 @@ use domain::Cycle;
 use domain::settlement::{FinishInput, FinishOutput, FinishStatus, ShardTask};
 use domain::text::{MAX_ID_BYTES, check_len, reason};
 use futures::{StreamExt, TryStreamExt, stream};
-use lambda_runtime::{Diagnostic, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 
 /// Reasons kept on the cycle record (the output says how many there were).
 pub const MAX_REASONS: usize = 50;
@@ -93,23 +93,20 @@ pub enum FinishError {
     Store(#[from] StoreError),
 }
 
-impl From<FinishError> for Diagnostic {
-    fn from(e: FinishError) -> Self {
-        let error_type = match &e {
+impl runtime::ErrorType for FinishError {
+    fn error_type(&self) -> &'static str {
+        match self {
             FinishError::InvalidInput(_) => "InvalidInput",
             FinishError::NotReconciled { .. } => "CycleReconciliationFailed",
             FinishError::UnknownCycle(_) => "UnknownCycle",
             FinishError::NotOwner { .. } => "NotOwner",
             FinishError::ManifestMissing { .. } => "ManifestMissing",
-            FinishError::Store(s) if s.is_transient() => "Transient",
-            FinishError::Store(_) => "StoreError",
-        };
-        Diagnostic {
-            error_type: error_type.into(),
-            error_message: reason(&e.to_string()),
+            FinishError::Store(s) => runtime::store_error_type(s),
         }
     }
 }
+
+runtime::diagnostic_from!(FinishError);
 
 fn output(r: &CycleRecord, status: FinishStatus) -> FinishOutput {
     FinishOutput {

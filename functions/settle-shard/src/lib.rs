@@ -56,7 +56,7 @@ use chrono::{SecondsFormat, Utc};
 use domain::Bill;
 use domain::settlement::{ShardResult, ShardTask};
 use domain::text::{MAX_ID_BYTES, check_len, reason};
-use lambda_runtime::{Diagnostic, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
@@ -167,23 +167,20 @@ pub enum ShardError {
     Store(#[from] StoreError),
 }
 
-impl From<ShardError> for Diagnostic {
-    fn from(e: ShardError) -> Self {
-        let error_type = match &e {
+impl runtime::ErrorType for ShardError {
+    fn error_type(&self) -> &'static str {
+        match self {
             ShardError::InvalidInput(_) => "InvalidInput",
             ShardError::NotOwned(_) => "NotOwner",
             ShardError::CatalogMissing(_) => "CatalogMissing",
             ShardError::BadInput { .. } => "ShardInputInvalid",
             ShardError::Incomplete { .. } => "ShardIncomplete",
-            ShardError::Store(s) if s.is_transient() => "Transient",
-            ShardError::Store(_) => "StoreError",
-        };
-        Diagnostic {
-            error_type: error_type.into(),
-            error_message: reason(&e.to_string()),
+            ShardError::Store(s) => runtime::store_error_type(s),
         }
     }
 }
+
+runtime::diagnostic_from!(ShardError);
 
 pub use adapters::deadline::pause_point;
 

@@ -17,6 +17,13 @@
 //! message (`lambda_runtime::Diagnostic`), which is what Step Functions' `Retry`/`Catch`
 //! match on and what an SQS trigger treats as "the whole batch failed".
 //!
+//! **Errors.** Every function's error type names, for each of its variants, the
+//! `errorType` its caller sees ([`ErrorType`]); [`diagnostic_from!`] turns it into the
+//! runtime's `Diagnostic` with the message bounded ([`domain::text::reason`]), so no error,
+//! however long its cause, fills a Step Functions history or a log line. A store error is
+//! `Transient` when a retry may succeed ([`store_error_type`]), which is what the state
+//! machines' `Retry` blocks match.
+//!
 //! SQS-triggered functions report partial failures (`ReportBatchItemFailures`) with
 //! [`batch_response`].
 
@@ -52,6 +59,38 @@ where
     lambda_runtime::run(service_fn(|event| handle(deps, event))).await
 }
 
+/// The `errorType` of each of a function's errors: the name Step Functions' `Retry` and
+/// `Catch` match on, and what an operator searches the logs for.
+pub trait ErrorType: std::fmt::Display {
+    fn error_type(&self) -> &'static str;
+}
+
+/// The `errorType` of a store error: `Transient` when a retry may succeed, else `StoreError`.
+pub fn store_error_type(e: &adapters::StoreError) -> &'static str {
+    if e.is_transient() { "Transient" } else { "StoreError" }
+}
+
+/// What the runtime reports for `e`: its [`ErrorType`] and its message, bounded.
+pub fn diagnostic(e: &impl ErrorType) -> Diagnostic {
+    Diagnostic {
+        error_type: e.error_type().into(),
+        error_message: domain::text::reason(&e.to_string()),
+    }
+}
+
+/// `impl From<$error> for lambda_runtime::Diagnostic` through [`diagnostic`], for an error
+/// type that implements [`ErrorType`] (the runtime and the local hosts take `Into<Diagnostic>`).
+#[macro_export]
+macro_rules! diagnostic_from {
+    ($error:ty) => {
+        impl From<$error> for ::lambda_runtime::Diagnostic {
+            fn from(e: $error) -> Self {
+                $crate::diagnostic(&e)
+            }
+        }
+    };
+}
+
 /// The response of an SQS-triggered function: the messages named by `failed` (their message
 /// ids) are handed back to the queue, every other message of the batch is deleted.
 pub fn batch_response<I, S>(failed: I) -> SqsBatchResponse
@@ -85,6 +124,36 @@ mod tests {
             .collect();
         assert_eq!(ids, ["m-2", "m-7"]);
         assert!(batch_response(Vec::<String>::new()).batch_item_failures.is_empty());
+    }
+
+    #[derive(Debug)]
+    struct Slow(usize);
+    impl std::fmt::Display for Slow {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{}", "x".repeat(self.0))
+        }
+    }
+    impl ErrorType for Slow {
+        fn error_type(&self) -> &'static str {
+            "Slow"
+        }
+    }
+    diagnostic_from!(Slow);
+
+    #[test]
+    fn a_diagnostic_carries_the_type_and_a_bounded_message() {
+        let d: Diagnostic = Slow(10).into();
+        assert_eq!(
+            (d.error_type.as_str(), d.error_message.as_str()),
+            ("Slow", "xxxxxxxxxx")
+        );
+        let long: Diagnostic = Slow(100_000).into();
+        assert!(
+            long.error_message.len() <= domain::text::MAX_REASON_BYTES,
+            "{}",
+            long.error_message.len()
+        );
+        assert!(long.error_message.starts_with("xxx"));
     }
 
     #[test]
