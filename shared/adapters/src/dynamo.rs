@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures::{StreamExt, TryStreamExt, stream};
 
@@ -174,21 +173,6 @@ pub async fn conditional_put(req: PutItemFluentBuilder, table: &str) -> Result<b
             Ok(false)
         }
         Err(e) => Err(StoreError::aws("PutItem", table, e)),
-    }
-}
-
-/// Sends a conditional `UpdateItem`. `Ok(true)` if the item was updated,
-/// `Ok(false)` if the condition failed (an outcome, not an error).
-pub async fn conditional_update(req: UpdateItemFluentBuilder, table: &str) -> Result<bool, StoreError> {
-    match req.send().await {
-        Ok(_) => Ok(true),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(StoreError::aws("UpdateItem", table, e)),
     }
 }
 

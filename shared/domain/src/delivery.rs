@@ -81,15 +81,6 @@ impl DeliveryState {
         }
     }
 
-    /// Whether the delivery has reached an end state (an operator's command
-    /// may still start a new send round).
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            DeliveryState::SentEmail | DeliveryState::SentSms | DeliveryState::Dead | DeliveryState::Unconfirmed
-        )
-    }
-
     /// Every state, for reports that count them all.
     pub const ALL: [DeliveryState; 8] = [
         DeliveryState::Ready,

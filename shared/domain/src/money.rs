@@ -63,10 +63,6 @@ impl Krw {
     pub fn max(self, other: Krw) -> Krw {
         Krw(self.0.max(other.0))
     }
-
-    pub fn is_negative(self) -> bool {
-        self.0 < 0
-    }
 }
 
 impl Add for Krw {

@@ -93,11 +93,6 @@ impl MockConfig {
         Ok(config)
     }
 
-    /// [`MockConfig::from_lookup`] over the process environment.
-    pub fn from_env() -> Result<MockConfig, String> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
     /// Every rate within 0..=1, the failure and timeout rates together at most 1, a hang
     /// of at most [`MAX_HANG`].
     pub fn validate(&self) -> Result<(), String> {
