@@ -1,0 +1,26 @@
+//! How a run fails: [`DispatchError`], and the `errorType` each variant
+//! reports to the runtime.
+
+use adapters::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("invalid event: {0}")]
+    InvalidInput(String),
+    #[error("could not continue the run: {0}")]
+    Continuation(StoreError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl runtime::ErrorType for DispatchError {
+    fn error_type(&self) -> &'static str {
+        match self {
+            DispatchError::InvalidInput(_) => "InvalidInput",
+            DispatchError::Continuation(_) => "Transient",
+            DispatchError::Store(s) => runtime::store_error_type(s),
+        }
+    }
+}
+
+runtime::diagnostic_from!(DispatchError);

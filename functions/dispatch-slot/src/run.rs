@@ -1,0 +1,259 @@
+//! One run: [`handle`] (the Lambda entry: a schedule's event or the
+//! continuation queue's records), [`dispatch`] (the slot, the settled cycles
+//! of the horizon, the channel policy, then every bucket of them, a bounded
+//! number at a time) and its continuation when the deadline nears.
+
+use std::time::SystemTime;
+
+use adapters::StoreError;
+use adapters::cycles::CycleStatus;
+use adapters::deadline::pause_point;
+use adapters::deliveries::due_key;
+use adapters::settings::CHANNEL_POLICY;
+use aws_lambda_events::event::sqs::SqsEvent;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use domain::Cycle;
+use domain::delivery::DUE_BUCKETS;
+use domain::dispatch::{ChannelPolicy, SlotRun, dispatched_cycles};
+use domain::text::{MAX_ID_BYTES, check_len};
+use futures::{StreamExt, stream};
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+
+use crate::bucket::{BucketEnd, dispatch_bucket};
+use crate::event::{event_error, parse_event};
+use crate::{Deps, DispatchError, DispatchEvent, DispatchReport, Resume};
+
+/// What every part of one run shares.
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    pub(crate) deps: &'a Deps,
+    pub(crate) run: SlotRun,
+    pub(crate) run_id: &'a str,
+    /// Names this invocation's writes: the run id and a random nonce.
+    pub(crate) token: &'a str,
+    pub(crate) policy: ChannelPolicy,
+    /// Wall clock at the start, for the records' times.
+    pub(crate) now: DateTime<Utc>,
+    /// When to stop reading (the deadline less the margin).
+    pub(crate) stop_at: Option<SystemTime>,
+}
+
+/// The token that names one invocation's writes: the run id and a random
+/// nonce, because two invocations can share a run id (a retried or replayed
+/// event, a continuation racing its run).
+fn write_token(run_id: &str) -> String {
+    use std::hash::BuildHasher;
+    // Randomly keyed per process and thread, and a new key per call.
+    let nonce = std::collections::hash_map::RandomState::new().hash_one((SystemTime::now(), std::process::id()));
+    format!("{run_id}/{nonce:016x}")
+}
+
+fn status_name(s: CycleStatus) -> &'static str {
+    match s {
+        CycleStatus::Settling => "SETTLING",
+        CycleStatus::Settled => "SETTLED",
+        CycleStatus::Failed => "FAILED",
+    }
+}
+
+/// The function's entry point: a schedule's event (a [`DispatchEvent`]) or
+/// an SQS event of the continuation queue whose records carry one each.
+/// Answers the report, or for SQS the reports in record order.
+pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, DispatchError> {
+    let (payload, ctx) = event.into_parts();
+    let answer = |v: Result<Value, serde_json::Error>| v.map_err(|e| DispatchError::InvalidInput(e.to_string()));
+    if payload.get("Records").is_some() {
+        let sqs: SqsEvent = serde_json::from_value(payload)
+            .map_err(|e| DispatchError::InvalidInput(format!("an SQS event that does not parse: {e}")))?;
+        let mut reports = Vec::with_capacity(sqs.records.len());
+        for record in sqs.records {
+            let id = record.message_id.unwrap_or_default();
+            let event = parse_event(record.body.as_deref().unwrap_or_default())
+                .map_err(|e| DispatchError::InvalidInput(format!("continuation message {id}: {e}")))?;
+            reports.push(dispatch(deps, LambdaEvent::new(event, ctx.clone())).await?);
+        }
+        return answer(serde_json::to_value(reports));
+    }
+    let event: DispatchEvent =
+        serde_json::from_value(payload).map_err(|e| DispatchError::InvalidInput(event_error(&e)))?;
+    answer(serde_json::to_value(
+        dispatch(deps, LambdaEvent::new(event, ctx)).await?,
+    ))
+}
+
+/// One dispatch run of the slot that contains `scheduled_time` (or its continuation): what
+/// [`handle`] does for each event it is given.
+#[tracing::instrument(skip_all, fields(scheduled_time = %event.payload.scheduled_time, continuation = event.payload.continuation))]
+pub async fn dispatch(deps: &Deps, event: LambdaEvent<DispatchEvent>) -> Result<DispatchReport, DispatchError> {
+    let (input, ctx) = event.into_parts();
+    let scheduled: DateTime<Utc> = DateTime::parse_from_rfc3339(input.scheduled_time.trim())
+        .map_err(|e| {
+            DispatchError::InvalidInput(format!(
+                "scheduled_time {:?} is not an RFC 3339 instant: {e}",
+                input.scheduled_time
+            ))
+        })?
+        .with_timezone(&Utc);
+    let stop_at = pause_point(ctx.deadline(), SystemTime::now(), deps.config.deadline_margin);
+    let run = SlotRun::containing(scheduled);
+    let run_id = input
+        .run_id
+        .clone()
+        .unwrap_or_else(|| format!("dispatch-{}", domain::delivery::utc_seconds::format(&scheduled)));
+    check_len("run_id", &run_id, MAX_ID_BYTES).map_err(|e| DispatchError::InvalidInput(e.to_string()))?;
+    let token = write_token(&run_id);
+    let mut report = DispatchReport {
+        slot: run.to_string(),
+        run_id: run_id.clone(),
+        open: run.is_open(deps.config.quiet),
+        complete: true,
+        ..DispatchReport::default()
+    };
+    if !report.open {
+        tracing::info!(slot = %report.slot, "the quiet window closes this slot; nothing to do");
+        return Ok(report);
+    }
+    // Invoices of cycle C go out in the month after C, and an operator may
+    // schedule or resend them long after: the whole horizon, oldest first.
+    let mut horizon = dispatched_cycles(run.date);
+    if horizon.is_empty() {
+        return Err(DispatchError::InvalidInput(format!(
+            "{} is outside the calendar",
+            run.date
+        )));
+    }
+    horizon.reverse();
+    let records = deps.cycles.get_many(&horizon).await?;
+    for cycle in &horizon {
+        match records.get(cycle).map(|r| r.status) {
+            Some(CycleStatus::Settled) => report.cycles.push(cycle.to_string()),
+            Some(other) => report.unsettled.push(format!("{cycle} {}", status_name(other))),
+            None => {}
+        }
+    }
+    let (policy, source) = match &deps.settings {
+        Some(settings) => match settings.parsed::<ChannelPolicy>(CHANNEL_POLICY).await? {
+            Some(p) => (p, "setting"),
+            None => (deps.config.policy, "config"),
+        },
+        None => (deps.config.policy, "config"),
+    };
+    report.policy = policy.to_string();
+    report.policy_source = source.to_owned();
+    let now = Utc::now();
+    let resume = input.resume.clone().unwrap_or_default();
+    let jobs: Vec<(Cycle, u32, Option<adapters::dynamo::Item>)> = report
+        .cycles
+        .iter()
+        .filter_map(|c| c.parse::<Cycle>().ok())
+        .flat_map(|c| (0..DUE_BUCKETS).map(move |b| (c, b)))
+        .filter(|(c, b)| !resume.done.contains(&due_key(*c, *b)))
+        .map(|(c, b)| {
+            let cursor = resume.cursors.get(&due_key(c, b)).map(|k| {
+                k.iter()
+                    .map(|(name, v)| (name.clone(), AttributeValue::S(v.clone())))
+                    .collect()
+            });
+            (c, b, cursor)
+        })
+        .collect();
+    let ctx = Ctx {
+        deps,
+        run,
+        run_id: &run_id,
+        token: &token,
+        policy,
+        now,
+        stop_at,
+    };
+    let parts: Vec<(String, DispatchReport, BucketEnd)> = stream::iter(jobs)
+        .map(|(cycle, bucket, start)| async move {
+            let (r, end) = dispatch_bucket(ctx, cycle, bucket, start).await;
+            (due_key(cycle, bucket), r, end)
+        })
+        .buffer_unordered(deps.config.bucket_concurrency.max(1))
+        .collect()
+        .await;
+    let mut next = Resume {
+        done: resume.done.clone(),
+        ..Resume::default()
+    };
+    let mut failed: Vec<(String, StoreError)> = Vec::new();
+    for (key, p, end) in parts {
+        report += p;
+        match end {
+            BucketEnd::Done => next.done.push(key),
+            BucketEnd::Failed(e) => failed.push((key, e)),
+            BucketEnd::Stopped(cursor) => {
+                let cursor = cursor
+                    .into_iter()
+                    .filter_map(|(name, v)| v.as_s().ok().map(|v| (name, v.clone())))
+                    .collect();
+                next.cursors.insert(key, cursor);
+            }
+        }
+    }
+    report.complete = next.done.len() == report.cycles.len() * DUE_BUCKETS as usize;
+    if let Some((key, e)) = failed.into_iter().next() {
+        // What the run took is enqueued; the rest stays due for its retry or the next run.
+        tracing::error!(
+            slot = %report.slot,
+            partition = %key,
+            email = report.enqueued_email,
+            sms = report.enqueued_sms,
+            unknown = report.unknown,
+            error = %e,
+            "a store call failed; the run fails and its retry or the next slot's run catches up"
+        );
+        return Err(DispatchError::Store(e));
+    }
+    if !report.complete {
+        next.done.sort();
+        report.continued = continue_run(deps, &input, &run_id, next).await?;
+    }
+    tracing::info!(
+        slot = %report.slot,
+        email = report.enqueued_email,
+        sms = report.enqueued_sms,
+        requeued = report.requeued,
+        paused = report.paused,
+        policy = %report.policy,
+        not_this_slot = report.not_this_slot,
+        corrupt = report.corrupt,
+        no_allowed_slot = report.no_allowed_slot,
+        cycles = report.cycles.len(),
+        unsettled = ?report.unsettled,
+        complete = report.complete,
+        continued = report.continued,
+        "slot dispatched"
+    );
+    Ok(report)
+}
+
+/// Puts the run's continuation on the continuation queue, if there is one
+/// and the slot has continuations left.
+async fn continue_run(deps: &Deps, input: &DispatchEvent, run_id: &str, resume: Resume) -> Result<bool, DispatchError> {
+    let Some(queue) = &deps.continuation else {
+        tracing::warn!("stopped at the deadline with no continuation queue; the next slot's run catches up");
+        return Ok(false);
+    };
+    if input.continuation >= deps.config.max_continuations {
+        tracing::warn!(
+            continuations = input.continuation,
+            "stopped at the deadline with no continuation left; the next slot's run catches up"
+        );
+        return Ok(false);
+    }
+    let next = DispatchEvent {
+        scheduled_time: input.scheduled_time.clone(),
+        run_id: Some(run_id.to_owned()),
+        continuation: input.continuation + 1,
+        resume: Some(resume),
+    };
+    let body = serde_json::to_string(&next).map_err(|e| DispatchError::InvalidInput(e.to_string()))?;
+    let message_id = queue.send(&body).await.map_err(DispatchError::Continuation)?;
+    tracing::info!(continuation = next.continuation, %message_id, "stopped at the deadline; continuation queued");
+    Ok(true)
+}
