@@ -1,0 +1,174 @@
+//! The command line: [`Cli`] and its subcommands, as clap parses them.
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "billingctl",
+    version,
+    about = "Where a billing month stands, one delivery, the failure log, and audited commands (the admin API)."
+)]
+pub(crate) struct Cli {
+    /// The admin API's URL: the stack's AdminApiUrl output.
+    #[arg(long, env = "BILLING_ADMIN_URL")]
+    pub(crate) url: String,
+    /// The region of the function URL (for the signature).
+    #[arg(long, env = "AWS_REGION", default_value = "ap-northeast-2")]
+    pub(crate) region: String,
+    /// Print the API's JSON answer instead of tables.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    #[command(subcommand)]
+    pub(crate) command: Action,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Action {
+    /// A cycle's settlement: state, shards, counts, checksum, the execution.
+    Cycle { cycle: String },
+    /// A cycle's deliveries by state, channel and send day.
+    Funnel { cycle: String },
+    /// A cycle's failure log.
+    Failures {
+        cycle: String,
+        #[arg(long, default_value_t = 25)]
+        limit: u32,
+        /// Start at this page token (printed after a page).
+        #[arg(long)]
+        next: Option<String>,
+        /// Every page (at most 1,000).
+        #[arg(long)]
+        all: bool,
+    },
+    /// One customer's delivery of a cycle (contact data masked).
+    Delivery { cycle: String, customer: String },
+    /// Send a READY or HELD delivery no earlier than --at.
+    Schedule {
+        #[command(flatten)]
+        on: OnDelivery,
+        /// RFC 3339, e.g. 2026-12-15T09:00:00+09:00.
+        #[arg(long)]
+        at: String,
+    },
+    /// Send a sent, dead, held or unconfirmed delivery once more (a new send round), or put
+    /// a QUEUED or SENDING one that no sender holds any more back to dispatch (its round).
+    Resend {
+        #[command(flatten)]
+        on: OnDelivery,
+        /// Not before this (RFC 3339); now when absent.
+        #[arg(long)]
+        at: Option<String>,
+        /// Resend on this channel (email or sms) instead of the preferred one.
+        #[arg(long)]
+        channel: Option<String>,
+    },
+    /// Send a READY or HELD delivery by SMS instead of email.
+    ConvertToSms {
+        #[command(flatten)]
+        on: OnDelivery,
+        /// Not before this (RFC 3339); now when absent.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Send a READY or HELD delivery now, ignoring the customer's do-not-disturb slots
+    /// (never the quiet window).
+    ForceSend {
+        #[command(flatten)]
+        on: OnDelivery,
+        /// Not before this (RFC 3339); now when absent.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Hold a READY delivery: no dispatch run sends it until schedule, resend,
+    /// convert-to-sms or force-send releases it. The reason is shown on the delivery.
+    Hold {
+        #[command(flatten)]
+        on: OnDelivery,
+    },
+    /// Record an UNCONFIRMED delivery as sent on its channel, once the provider's evidence
+    /// (its console, the recipient) shows the message went out; resend it otherwise.
+    Confirm {
+        #[command(flatten)]
+        on: OnDelivery,
+    },
+    /// One command: who, what, why, when, its answer.
+    Command { id: String },
+    /// The commands of a day (UTC, YYYY-MM-DD).
+    Audit { day: String },
+    /// The runtime settings: the channel policy and the active template version.
+    Settings,
+    /// The channel policy: shown, or set (email,sms | email | sms | none, which pauses delivery).
+    Policy {
+        #[command(subcommand)]
+        action: Option<PolicyAction>,
+    },
+    /// Invoice template versions: listed, previewed, activated for the next cycles.
+    Templates {
+        #[command(subcommand)]
+        action: Option<TemplateAction>,
+    },
+    /// The dead-letter queues: messages waiting, in flight, and their redrives.
+    Queues,
+    /// Move a dead-letter queue's messages back at a bounded rate (delivery-dlq, dispatch-dlq).
+    Redrive {
+        queue: String,
+        /// Messages per second (1 to 500).
+        #[arg(long, default_value_t = 10)]
+        rate: u32,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        command_id: Option<String>,
+    },
+}
+
+/// The delivery a command acts on, and what every command carries.
+#[derive(Args)]
+pub(crate) struct OnDelivery {
+    pub(crate) cycle: String,
+    pub(crate) customer: String,
+    /// Why (kept in the audit trail).
+    #[arg(long)]
+    pub(crate) reason: String,
+    /// Replays safely when given again; a new one is made when absent.
+    #[arg(long)]
+    pub(crate) command_id: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum PolicyAction {
+    /// The policy in force and where it comes from.
+    Get,
+    /// Set it; dispatch's next run and the senders (within a minute) apply it.
+    Set {
+        value: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        command_id: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum TemplateAction {
+    /// The versions this build carries, the default and the active one.
+    List,
+    /// A version rendered for a fictional sample bill (subject and text message; the HTML
+    /// with --json, or into --html FILE).
+    Preview {
+        version: String,
+        #[arg(long, default_value = "family")]
+        sample: String,
+        /// Write the HTML email here.
+        #[arg(long)]
+        html: Option<std::path::PathBuf>,
+    },
+    /// New cycles pin this version (a settled cycle keeps its own).
+    Activate {
+        version: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        command_id: Option<String>,
+    },
+}
