@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -56,7 +56,6 @@ pub struct Emulator {
 struct Server {
     _child: Child,
     _stdin: ChildStdin,
-    log: PathBuf,
 }
 
 impl Emulator {
@@ -125,11 +124,6 @@ impl Emulator {
     /// Whether this process started (and so owns) the emulator.
     pub fn is_owned(&self) -> bool {
         self.server.is_some()
-    }
-
-    /// The server log of an owned emulator.
-    pub fn log_path(&self) -> Option<&Path> {
-        self.server.as_ref().map(|s| s.log.as_path())
     }
 
     /// An `SdkConfig` for this emulator (dummy credentials, region [`REGION`]).
@@ -301,12 +295,6 @@ impl Emulator {
     pub async fn clear_faults(&self, resource: &str) -> Result<(), Error> {
         let body = serde_json::json!({ "resource": resource });
         self.set_fault("/_local/faults/clear", &body).await
-    }
-
-    /// Removes every fault switch and count. Like [`reset`](Self::reset) (which does it too),
-    /// only for a tool that owns the emulator.
-    pub async fn clear_all_faults(&self) -> Result<(), Error> {
-        self.set_fault("/_local/faults/clear", &serde_json::json!({})).await
     }
 
     /// How many calls each fault switch has faulted since the emulator started or its counts
@@ -494,21 +482,6 @@ impl FaultCounts {
             .unwrap_or(0)
     }
 
-    /// Calls faulted by `fault` on every resource whose name contains `contains` (a stack's
-    /// prefix: the whole stack).
-    pub fn fired_containing(&self, fault: Fault, contains: &str) -> u64 {
-        self.0
-            .get(fault.as_str())
-            .map(|by_resource| {
-                by_resource
-                    .iter()
-                    .filter(|(resource, _)| resource.contains(contains))
-                    .map(|(_, n)| n)
-                    .sum()
-            })
-            .unwrap_or(0)
-    }
-
     /// Every count: switch name → resource → calls.
     pub fn all(&self) -> &BTreeMap<String, BTreeMap<String, u64>> {
         &self.0
@@ -576,7 +549,6 @@ async fn start_once(python: &Path, script: &Path) -> Result<Emulator, Error> {
                 server: Some(Server {
                     _child: child,
                     _stdin: stdin,
-                    log,
                 }),
             });
         }
