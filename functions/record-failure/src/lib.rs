@@ -22,7 +22,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::Utc;
 use domain::delivery::{DeadLetter, parse_delivery_id};
 use futures::{StreamExt, stream};
-use lambda_runtime::{Diagnostic, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 
 pub struct Deps {
     pub failures: FailureLog,
@@ -46,11 +46,13 @@ impl Deps {
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {}
 
-impl From<RecordError> for Diagnostic {
-    fn from(e: RecordError) -> Self {
-        match e {}
+impl runtime::ErrorType for RecordError {
+    fn error_type(&self) -> &'static str {
+        match *self {}
     }
 }
+
+runtime::diagnostic_from!(RecordError);
 
 /// The failure record for one dead-lettered message.
 pub fn failure_of(message: &SqsMessage) -> NewFailure {

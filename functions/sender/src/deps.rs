@@ -137,18 +137,16 @@ pub enum SenderError {
     Crashed(CrashPoint),
 }
 
-impl From<SenderError> for lambda_runtime::Diagnostic {
-    fn from(e: SenderError) -> Self {
-        let error_type = match &e {
+impl runtime::ErrorType for SenderError {
+    fn error_type(&self) -> &'static str {
+        match self {
             SenderError::Config(_) => "Config",
             SenderError::Crashed(_) => "Crashed",
-        };
-        lambda_runtime::Diagnostic {
-            error_type: error_type.into(),
-            error_message: e.to_string(),
         }
     }
 }
+
+runtime::diagnostic_from!(SenderError);
 
 impl Deps {
     /// From the function's variables: `DELIVERIES_TABLE`, `CUSTOMERS_TABLE`,
