@@ -2,6 +2,8 @@
 //! (`ReportBatchItemFailures`), messages handled concurrently up to
 //! [`Config::concurrency`](crate::Config::concurrency).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -12,6 +14,15 @@ use lambda_runtime::LambdaEvent;
 
 use crate::message::{Handled, handle_message, put_back};
 use crate::{Deps, Outcome, SendReport, SenderError, emf_line};
+
+/// The function's `main` for `channel` (the binaries `send-email` and `send-sms`): its
+/// dependencies from the environment, [`handle`] on the Lambda runtime.
+///
+/// Boxed once, at cold start: the handler's future nests every step of the send pipeline,
+/// and laid out inline in a binary's `main` it is deeper than the compiler's default limit.
+pub fn serve(channel: domain::Channel) -> Pin<Box<dyn Future<Output = Result<(), lambda_runtime::Error>> + Send>> {
+    Box::pin(runtime::run(move |sdk, env| Deps::from_vars(channel, sdk, env), handle))
+}
 
 /// The Lambda entry point: the batch response, and the invocation's metrics
 /// as one EMF line on stdout.

@@ -51,7 +51,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | `batch` | the entries ([`handle`] for Lambda, [`handle_batch`] for the local pollers and tests), the deadline an invocation works to, the batch response |
+//! | `batch` | the entries ([`serve`] for the binaries, [`handle`] for Lambda, [`handle_batch`] for the local pollers and tests), the deadline an invocation works to, the batch response |
 //! | `message` | reading a message and parking a bad one (step 1); its context while handled (the claim, the time left, bounded reads and writes); a fresh copy put back after our own trouble |
 //! | `pipeline` | claim → slot check → ask → send → complete, and the short answers on the way (steps 2 to 6) |
 //! | `content` | the idempotency keys, building the email or SMS, the provider call under its timeout (step 5) |
@@ -69,7 +69,7 @@ mod outcome;
 mod pipeline;
 mod retry;
 
-pub use batch::{effective_deadline, handle, handle_batch};
+pub use batch::{effective_deadline, handle, handle_batch, serve};
 pub use content::{idempotency_key, round_key};
 pub use deps::{Clock, Config, CrashPlan, CrashPoint, Deps, SenderError, system_clock};
 pub use message::MAX_COPIES;
