@@ -34,9 +34,9 @@ fn documents(root: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The lines of a Markdown text that are prose: fenced code blocks blanked, so that line
-/// numbers stay true.
-fn prose_lines(text: &str) -> Vec<String> {
+/// Each line of a Markdown text, or `None` where it opens, closes or sits in a fenced code
+/// block (so that callers keep true line numbers).
+fn outside_fences(text: &str) -> Vec<Option<&str>> {
     let mut fence: Option<(char, usize)> = None;
     let mut out = Vec::new();
     for line in text.lines() {
@@ -46,17 +46,26 @@ fn prose_lines(text: &str) -> Vec<String> {
         match (fence, marker) {
             (None, Some(m)) if run >= 3 => {
                 fence = Some((m, run));
-                out.push(String::new());
+                out.push(None);
             }
             (Some((m, n)), Some(c)) if c == m && run >= n && trimmed[run * c.len_utf8()..].trim().is_empty() => {
                 fence = None;
-                out.push(String::new());
+                out.push(None);
             }
-            (Some(_), _) => out.push(String::new()),
-            (None, _) => out.push(strip_code_spans(line)),
+            (Some(_), _) => out.push(None),
+            (None, _) => out.push(Some(line)),
         }
     }
     out
+}
+
+/// The lines of a Markdown text that are prose: fenced code blocks and code spans blanked,
+/// so that line numbers stay true.
+fn prose_lines(text: &str) -> Vec<String> {
+    outside_fences(text)
+        .into_iter()
+        .map(|l| l.map(strip_code_spans).unwrap_or_default())
+        .collect()
 }
 
 /// The line with its code spans (a run of backticks up to the next run of the same length)
@@ -179,23 +188,7 @@ fn slug(heading: &str) -> String {
 /// …) and the `id` and `name` attributes of its HTML.
 fn anchors(text: &str) -> HashSet<String> {
     let mut found = HashSet::new();
-    let mut fence: Option<(char, usize)> = None;
-    for line in text.lines() {
-        let trimmed = line.trim_start();
-        let marker = trimmed.chars().next().filter(|c| *c == '`' || *c == '~');
-        let run = marker.map_or(0, |m| trimmed.chars().take_while(|c| *c == m).count());
-        match (fence, marker) {
-            (None, Some(m)) if run >= 3 => {
-                fence = Some((m, run));
-                continue;
-            }
-            (Some((m, n)), Some(c)) if c == m && run >= n => {
-                fence = None;
-                continue;
-            }
-            (Some(_), _) => continue,
-            _ => {}
-        }
+    for line in outside_fences(text).into_iter().flatten() {
         let level = line.chars().take_while(|c| *c == '#').count();
         if (1..=6).contains(&level) && line[level..].starts_with(' ') {
             let base = slug(line[level..].trim().trim_end_matches('#'));
