@@ -23,7 +23,6 @@ pub use self::buckets::s3_client;
 use self::names::function_name;
 pub use self::names::{function_arn, unique_prefix};
 pub use self::resources::{Kind, Provisioned, Resources};
-use crate::emulator::{ACCOUNT_ID, REGION};
 use crate::template::{Resolver, ResourceDecl, Template, TemplateError};
 use crate::{Error, ServiceError};
 
@@ -48,14 +47,7 @@ pub async fn provision_template(config: &SdkConfig, template: &Template, prefix:
     let s3 = s3_client(config);
 
     for decl in template.resources() {
-        let resolver = Resolver {
-            template,
-            parameters: &parameters,
-            region: REGION,
-            account_id: ACCOUNT_ID,
-            stack_name: &prefix,
-            resources: &items,
-        };
+        let resolver = Resolver::local(template, &parameters, &prefix, &items);
         let made = match decl.kind.as_str() {
             "AWS::DynamoDB::Table" => tables::create_table(&dynamodb, &resolver, decl, &prefix).await?,
             "AWS::S3::Bucket" => buckets::create_bucket(&s3, config, &resolver, decl, &prefix).await?,
@@ -87,14 +79,7 @@ pub async fn provision_template(config: &SdkConfig, template: &Template, prefix:
     #[cfg(not(feature = "sfn"))]
     debug_assert!(machines.is_empty());
 
-    let resolver = Resolver {
-        template,
-        parameters: &parameters,
-        region: REGION,
-        account_id: ACCOUNT_ID,
-        stack_name: &prefix,
-        resources: &items,
-    };
+    let resolver = Resolver::local(template, &parameters, &prefix, &items);
     let env = resolve_env(&resolver, template.globals_env(), "Globals");
     let mut function_env = BTreeMap::new();
     for function in template.functions() {

@@ -223,6 +223,26 @@ pub struct Resolver<'a> {
     pub resources: &'a dyn Lookup,
 }
 
+impl<'a> Resolver<'a> {
+    /// A resolver for a stack in the emulator: its region ([`crate::REGION`]) and account
+    /// ([`crate::ACCOUNT_ID`]).
+    pub fn local(
+        template: &'a Template,
+        parameters: &'a BTreeMap<String, String>,
+        stack_name: &'a str,
+        resources: &'a dyn Lookup,
+    ) -> Self {
+        Resolver {
+            template,
+            parameters,
+            region: crate::REGION,
+            account_id: crate::ACCOUNT_ID,
+            stack_name,
+            resources,
+        }
+    }
+}
+
 impl Resolver<'_> {
     /// Resolve a scalar or an intrinsic function to a string.
     pub fn string(&self, value: &Value) -> Result<String, TemplateError> {
@@ -531,15 +551,7 @@ Resources:
 
     fn resolve(t: &Template, v: &Value) -> Result<String, TemplateError> {
         let params = BTreeMap::new();
-        Resolver {
-            template: t,
-            parameters: &params,
-            region: "ap-northeast-2",
-            account_id: "123456789012",
-            stack_name: "s",
-            resources: &Fake,
-        }
-        .string(v)
+        Resolver::local(t, &params, "s", &Fake).string(v)
     }
 
     #[test]
@@ -599,14 +611,7 @@ Resources:
         let t = Template::parse(SAMPLE).unwrap();
         let q = t.resource("DeadLetterQueue").unwrap();
         let params = BTreeMap::from([("Stage".to_owned(), "prod".to_owned())]);
-        let r = Resolver {
-            template: &t,
-            parameters: &params,
-            region: "ap-northeast-2",
-            account_id: "123456789012",
-            stack_name: "s",
-            resources: &Fake,
-        };
+        let r = Resolver::local(&t, &params, "s", &Fake);
         assert_eq!(
             r.integer(prop(&q.properties, "MessageRetentionPeriod")).unwrap(),
             345_600
@@ -653,14 +658,7 @@ Resources:
         )
         .unwrap();
         let params = BTreeMap::new();
-        let r = Resolver {
-            template: &t,
-            parameters: &params,
-            region: "ap-northeast-2",
-            account_id: "123456789012",
-            stack_name: "s",
-            resources: &Fake,
-        };
+        let r = Resolver::local(&t, &params, "s", &Fake);
         assert_eq!(
             r.json(&v).unwrap(),
             serde_json::json!({"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "arn:dlq",

@@ -43,14 +43,7 @@ pub(super) async fn create_queues(
 ) -> Result<(), Error> {
     let client = aws_sdk_sqs::Client::new(config);
     while let Some(decl) = take_ready(&mut pending, "queues")? {
-        let resolver = Resolver {
-            template,
-            parameters,
-            region: REGION,
-            account_id: ACCOUNT_ID,
-            stack_name: prefix,
-            resources: &*items,
-        };
+        let resolver = Resolver::local(template, parameters, prefix, &*items);
         let made = create_queue(&client, &resolver, decl, prefix).await?;
         items.insert(decl.logical_id.clone(), made);
     }

@@ -10,7 +10,7 @@ use serde_yaml::Value;
 use super::names::state_machine_name;
 use super::{Kind, Provisioned, at, missing, service, take_ready};
 use crate::Error;
-use crate::emulator::{ACCOUNT_ID, REGION};
+use crate::emulator::ACCOUNT_ID;
 use crate::template::{Resolver, ResourceDecl, Template, TemplateError};
 
 /// Create the state machines, those referred to by others first.
@@ -31,14 +31,7 @@ pub(super) async fn create_state_machines(
         None => crate::project_root()?,
     };
     while let Some(decl) = take_ready(&mut pending, "state machines")? {
-        let resolver = Resolver {
-            template,
-            parameters,
-            region: REGION,
-            account_id: ACCOUNT_ID,
-            stack_name: prefix,
-            resources: &*items,
-        };
+        let resolver = Resolver::local(template, parameters, prefix, &*items);
         let made = create_state_machine(&client, &resolver, decl, prefix, &base_dir).await?;
         items.insert(decl.logical_id.clone(), made);
     }
