@@ -96,11 +96,7 @@ impl BillStore {
         cycle: Cycle,
         shard: u32,
     ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
-        self.client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(partition_key(cycle, shard)))
+        crate::dynamo::partition_query(&self.client, &self.table, partition_key(cycle, shard))
     }
 
     /// Every bill of a shard, in customer-id order.

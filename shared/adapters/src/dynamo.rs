@@ -156,6 +156,16 @@ async fn write_chunk(
     }
 }
 
+/// A `Query` of one partition (`pk`) of a table keyed by the partition `pk`: one shard of a
+/// cycle in the bills and deliveries tables.
+pub fn partition_query(client: &Client, table: &str, pk: String) -> QueryFluentBuilder {
+    client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(pk))
+}
+
 /// Reads an attribute as a string.
 pub fn attr_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)

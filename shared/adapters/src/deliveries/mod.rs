@@ -240,11 +240,7 @@ impl DeliveryStore {
         cycle: Cycle,
         shard: u32,
     ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
-        self.client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(partition_key(cycle, shard)))
+        crate::dynamo::partition_query(&self.client, &self.table, partition_key(cycle, shard))
     }
 
     /// The state and content hash of every delivery of a shard, in customer
