@@ -146,11 +146,7 @@ async fn park(ctx: Ctx<'_>, cycle: Cycle, bad: &BadEntry) -> Result<bool, StoreE
     };
     // Recorded first: a crash in between leaves it in the index, to be recorded again.
     deps.failures.record(&failure, now).await?;
-    match deps.deliveries.park(bad, &bad.reason, token, now).await {
-        Written::Applied(_) => Ok(true),
-        Written::Refused(_) => Ok(false),
-        Written::Unknown(e) => Err(e),
-    }
+    deps.deliveries.park(bad, &bad.reason, token, now).await.applied()
 }
 
 /// Records the failure of a due delivery whose customer has no allowed
@@ -185,15 +181,10 @@ async fn end_no_slot(ctx: Ctx<'_>, e: &DueEntry) -> Result<bool, StoreError> {
     };
     // Recorded first: a delivery is never DEAD without its record.
     deps.failures.record(&failure, now).await?;
-    match deps
-        .deliveries
+    deps.deliveries
         .end_at_dispatch(e, NO_ALLOWED_SLOT, run_id, token, now)
         .await
-    {
-        Written::Applied(_) => Ok(true),
-        Written::Refused(_) => Ok(false),
-        Written::Unknown(e) => Err(e),
-    }
+        .applied()
 }
 
 /// Marks up to ten deliveries QUEUED (each conditionally), sends the

@@ -54,6 +54,17 @@ impl Written {
     pub fn is_applied(&self) -> bool {
         matches!(self, Written::Applied(_))
     }
+
+    /// `true` if this write applied the change, `false` if the delivery had moved on and
+    /// refused it, the store's error if no answer came (the caller decides what an unknown
+    /// write means for it).
+    pub fn applied(self) -> Result<bool, StoreError> {
+        match self {
+            Written::Applied(_) => Ok(true),
+            Written::Refused(_) => Ok(false),
+            Written::Unknown(e) => Err(e),
+        }
+    }
 }
 
 /// One change to one delivery: `SET`, `ADD` and `REMOVE` clauses, the
