@@ -49,7 +49,6 @@ mod audit;
 pub mod command_log;
 mod delivery_commands;
 pub mod http;
-pub mod local;
 pub mod queues;
 mod reads;
 mod settings;

@@ -40,7 +40,7 @@ async fn every_command_answers_with_tables_json_and_exit_codes() {
         .unwrap();
     let env = local_run::settle::local_function_env(&stack.resources, "AdminApiFunction");
     let deps = admin_api::Deps::from_vars(&stack.config, &env).unwrap();
-    let addr = admin_api::local::start(deps, 0).await.unwrap();
+    let addr = admin_local::start(deps, 0).await.unwrap();
     let url = format!("http://{addr}/");
     let run = |args: &'static [&'static str]| billingctl(&url, args);
     let no_leak = |r: &Run| {
@@ -258,7 +258,7 @@ async fn settings_templates_and_redrive_commands() {
         .unwrap();
     let env = local_run::settle::local_function_env(&stack.resources, "AdminApiFunction");
     let deps = admin_api::Deps::from_vars(&stack.config, &env).unwrap();
-    let addr = admin_api::local::start(deps, 0).await.unwrap();
+    let addr = admin_local::start(deps, 0).await.unwrap();
     let url = format!("http://{addr}/");
     let run = |args: &'static [&'static str]| billingctl(&url, args);
 

@@ -2,7 +2,7 @@
 //!
 //!     set -a; . out/month/stack.env; set +a
 //!     export AWS_REGION=ap-northeast-2 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
-//!     cargo run -p admin-api --bin admin-api-local -- 8080
+//!     cargo run -p admin-local -- 8080
 //!     BILLING_ADMIN_URL=http://127.0.0.1:8080/ billingctl cycle 2026-11
 //!
 //! Requests must carry a SigV4 `Authorization` header (billingctl signs with any
@@ -29,7 +29,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match admin_api::local::start(deps, port).await {
+    match admin_local::start(deps, port).await {
         Ok(addr) => {
             println!("admin API on http://{addr}/ (Ctrl-C stops)");
             let _ = tokio::signal::ctrl_c().await;

@@ -3,7 +3,7 @@
 //! for, and what the funnel (the widest read) projects to for a million deliveries on AWS.
 //!
 //! ```sh
-//! cargo bench -p admin-api --bench admin -- --deliveries 20000
+//! cargo bench -p admin-local --bench admin -- --deliveries 20000
 //! ```
 //!
 //! The emulator answers requests one at a time, so its times say how fast the emulator is; the

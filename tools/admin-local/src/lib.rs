@@ -1,5 +1,10 @@
-//! The admin API over plain HTTP on a loopback port, for local runs and tests: what the
-//! Function URL does in front of the function, minus the signature check.
+//! The admin API over plain HTTP on a loopback port, for local runs and `billingctl`'s
+//! tests: what the Function URL does in front of the function, minus the signature check.
+//! Local-only: the `admin-api` Lambda does not carry it.
+//!
+//! ```sh
+//! cargo run -p admin-local -- 8080    # the admin-api-local binary
+//! ```
 //!
 //! The caller is taken from the SigV4 `Authorization` header's access key id
 //! (`arn:aws:iam::000000000000:user/local/{access key id}`); a request without one is
@@ -18,10 +23,10 @@ use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::{Caller, Deps, Request, serve};
+use admin_api::{Caller, Deps, Request, serve};
 
 /// Serves `deps` on `listener` until the task is dropped.
-pub async fn serve_http(deps: Arc<Deps>, listener: TcpListener) {
+async fn serve_http(deps: Arc<Deps>, listener: TcpListener) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
