@@ -13,15 +13,17 @@ use chrono::{DateTime, Utc};
 use domain::delivery::DeliveryId;
 use domain::dispatch::SlotRun;
 use domain::{Channel, SlotSet};
+use integration_tests::admin::{OPERATOR, drain_all, senders};
 use lambda_runtime::LambdaEvent;
 use local_run::seed::{Seeded, seed_queued};
-use local_run::send::{Poller, VirtualClock, drain, pollers, sender_env};
+use local_run::send::{VirtualClock, sender_env};
 use providers::DynamoLog;
 use serde_json::{Value, json};
 
-const OPERATOR: &str = "arn:aws:sts::123456789012:assumed-role/billing-operator/kim";
 /// Deliveries seeded, all queued on email.
 const DELIVERIES: u32 = 3;
+/// How long the senders get to drain their queues.
+const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 
 /// `text` holds none of the seeded customers' addresses and phone numbers (nor the
 /// numbers' digits run together).
@@ -48,23 +50,15 @@ async fn call(deps: &Deps, method: &str, path: &str, body: Option<Value>, now: D
     serve(deps, &req, now).await
 }
 
-/// Both senders on `clock` with the mock provider failing every attempt (`failure_rate` 1)
-/// or none (0), no latency, and retries one or two seconds apart.
-fn senders(stack: &local_aws::Stack, clock: &VirtualClock, failure_rate: &str) -> Vec<Poller> {
-    let overrides = [
-        ("MOCK_LATENCY_MS", "0".to_owned()),
-        ("MOCK_FAILURE_RATE", failure_rate.to_owned()),
-        ("MOCK_TIMEOUT_RATE", "0".to_owned()),
-        ("RETRY_BASE_DELAY_SECONDS", "1".to_owned()),
-        ("RETRY_MAX_DELAY_SECONDS", "2".to_owned()),
-    ];
-    pollers(&stack.config, &stack.resources, &overrides, clock).unwrap()
-}
-
-/// Runs the senders until their queues are empty (at most a minute): whether they are.
-async fn drain_all(senders: &[Poller]) -> bool {
-    let (_, drained) = drain(senders, 2, Duration::from_secs(60)).await.unwrap();
-    drained
+/// The senders' variables: the mock provider failing every attempt (`failure_rate` 1) or
+/// none (0), no timeouts, and retries one or two seconds apart.
+fn sender_overrides(failure_rate: &str) -> [(&str, &str); 4] {
+    [
+        ("MOCK_FAILURE_RATE", failure_rate),
+        ("MOCK_TIMEOUT_RATE", "0"),
+        ("RETRY_BASE_DELAY_SECONDS", "1"),
+        ("RETRY_MAX_DELAY_SECONDS", "2"),
+    ]
 }
 
 /// RecordFailure as its event source mapping runs it on the delivery dead-letter queue:
@@ -138,14 +132,14 @@ async fn email_fails_then_sms_then_dead_letter_recorded_and_a_resend_sends_once(
     let view = |id: &str| format!("/cycles/2026-11/deliveries/{}", customer(id));
 
     // 1. Every attempt fails: email gives up, SMS takes over and gives up, the delivery is DEAD.
-    let failing = senders(&stack, &clock, "1");
+    let failing = senders(&stack, &clock, &sender_overrides("1"));
     let (email_attempts, sms_attempts) = {
         let retry = &failing[0].deps.config.retry;
         (u64::from(retry.email_attempts), u64::from(retry.sms_attempts))
     };
     let sms_queue = failing[1].url.clone();
     assert_eq!(failing[1].deps.config.channel, Channel::Sms);
-    assert!(drain_all(&failing).await, "every message handled");
+    assert!(drain_all(&failing, DRAIN_LIMIT).await, "every message handled");
     assert_eq!(
         sends.count_by_key().await.unwrap(),
         BTreeMap::new(),
@@ -220,7 +214,7 @@ async fn email_fails_then_sms_then_dead_letter_recorded_and_a_resend_sends_once(
     assert_eq!(listed.status, 200, "{}", listed.body);
 
     // 3. The provider works again: an operator resends each DEAD delivery.
-    let working = senders(&stack, &clock, "0");
+    let working = senders(&stack, &clock, &sender_overrides("0"));
     let resend = |id: &str| {
         json!({
             "command_id": format!("e2e-resend-{}", customer(id)),
@@ -247,7 +241,7 @@ async fn email_fails_then_sms_then_dead_letter_recorded_and_a_resend_sends_once(
         (u64::from(DELIVERIES), 0),
         "{report:?}"
     );
-    assert!(drain_all(&working).await, "every message handled");
+    assert!(drain_all(&working, DRAIN_LIMIT).await, "every message handled");
     let round_one: BTreeMap<String, u64> = seeded
         .deliveries
         .iter()
@@ -291,7 +285,7 @@ async fn email_fails_then_sms_then_dead_letter_recorded_and_a_resend_sends_once(
     clock.set(later.start());
     let report = local_run::dispatch::run_slot(&dispatch, later).await.unwrap();
     assert_eq!(report.enqueued_email + report.enqueued_sms, 0, "{report:?}");
-    assert!(drain_all(&working).await, "every message handled");
+    assert!(drain_all(&working, DRAIN_LIMIT).await, "every message handled");
     assert_eq!(sends.count_by_key().await.unwrap(), round_one, "nothing sent again");
     let d = call(&api, "GET", &view(first), None, later.start()).await;
     assert_eq!(
