@@ -73,6 +73,7 @@ pub use crate::delivery_commands::{DELIVERY_COMMANDS, MAX_SCHEDULE_AHEAD_DAYS};
 pub use crate::http::{ApiError, Caller, Request, Response};
 pub use crate::reads::{DEFAULT_PAGE, FUNNEL_CONCURRENCY, LINK_TTL, MAX_PAGE};
 
+/// What the routes need, built once at cold start ([`Deps::from_vars`]).
 pub struct Deps {
     pub cycles: CycleStore,
     pub deliveries: DeliveryStore,
@@ -269,7 +270,7 @@ async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Respons
         _ => Err(ApiError::not_found(
             "unknown-route",
             format!(
-                "no route {} {} (see the README's admin API section)",
+                "no route {} {} (the routes are in docs/admin-api.md)",
                 req.method, req.path
             ),
         )),

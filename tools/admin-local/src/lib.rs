@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 
 use admin_api::{Caller, Deps, Request, serve};
 
-/// Serves `deps` on `listener` until the task is dropped.
+/// Serves `deps` on `listener` for as long as the runtime runs, a task per connection.
 async fn serve_http(deps: Arc<Deps>, listener: TcpListener) {
     loop {
         let stream = match listener.accept().await {
@@ -61,7 +61,7 @@ pub async fn start(deps: Deps, port: u16) -> std::io::Result<SocketAddr> {
 }
 
 /// The caller named by a SigV4 `Authorization` header.
-pub fn caller_of(authorization: &str) -> Option<Caller> {
+fn caller_of(authorization: &str) -> Option<Caller> {
     let credential = authorization.split("Credential=").nth(1)?;
     let access_key = credential.split('/').next()?.trim();
     if access_key.is_empty() || !access_key.bytes().all(|b| b.is_ascii_alphanumeric()) {
