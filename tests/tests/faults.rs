@@ -235,7 +235,9 @@ async fn an_invoice_read_that_hangs_is_cut_at_the_time_left_and_the_delivery_is_
     let event = local_run::send::sqs_event(&got);
     let started = std::time::Instant::now();
     let ctx = local_run::invocation(Duration::from_secs(6));
-    let (response, report) = sender::handle_batch(&email, LambdaEvent::new(event, ctx)).await.unwrap();
+    let (response, report) = sender::handle_batch(&email, LambdaEvent::new(event, ctx))
+        .await
+        .unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(12),
         "the invocation ended within its time"

@@ -360,7 +360,8 @@ async fn begin_cycle_pins_the_activated_template_version() {
     let data = generate(200, 100).unwrap();
     let month = Month::new("settle-template").await.unwrap();
     month.load(&data).await.unwrap();
-    let deps = settle_begin::Deps::from_vars(&month.config, &month.resources.function_env("SettleBeginFunction")).unwrap();
+    let deps =
+        settle_begin::Deps::from_vars(&month.config, &month.resources.function_env("SettleBeginFunction")).unwrap();
     let settings = deps.settings.clone().expect("BeginCycle reads the operators' settings");
     let activate = |version: &'static str, previous: u64| {
         let put = settings
@@ -428,7 +429,8 @@ fn handlers(month: &Month) -> Handlers {
     Handlers {
         shard: settle_shard::Deps::from_vars(&month.config, &month.resources.function_env(SHARD)).unwrap(),
         render: render_shard::Deps::from_vars(&month.config, &local_function_env(&month.resources, RENDER)).unwrap(),
-        finish: settle_finish::Deps::from_vars(&month.config, &month.resources.function_env("SettleFinishFunction")).unwrap(),
+        finish: settle_finish::Deps::from_vars(&month.config, &month.resources.function_env("SettleFinishFunction"))
+            .unwrap(),
     }
 }
 
@@ -691,7 +693,8 @@ async fn texts_are_bounded_and_an_over_long_run_id_is_refused() {
         "arn:aws:states:ap-northeast-2:123456789012:execution:settlement:{}",
         "x".repeat(300)
     );
-    let begin = settle_begin::Deps::from_vars(&month.config, &month.resources.function_env("SettleBeginFunction")).unwrap();
+    let begin =
+        settle_begin::Deps::from_vars(&month.config, &month.resources.function_env("SettleBeginFunction")).unwrap();
     let e = settle_begin::handle(
         &begin,
         invocation(domain::settlement::BeginInput {
