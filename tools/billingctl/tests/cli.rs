@@ -3,7 +3,8 @@
 
 use chrono::{Duration, Utc};
 use domain::SlotSet;
-use local_run::seed::seed_queued;
+use local_aws::Stack;
+use local_run::seed::{Seeded, seed_queued};
 use serde_json::Value;
 
 struct Run {
@@ -32,16 +33,35 @@ async fn billingctl(url: &str, args: &[&str]) -> Run {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_command_answers_with_tables_json_and_exit_codes() {
-    let stack = local_aws::fresh_stack("billingctl").await.unwrap();
-    let seeded = seed_queued(&stack.config, &stack.resources, 6, 3, 3, SlotSet::EMPTY)
-        .await
-        .unwrap();
+/// A fresh stack named `name` with `n` queued deliveries (`shard_size` a shard, every
+/// `sms_every`-th by SMS), and the admin API served over it locally at the returned URL.
+async fn serve(name: &str, n: u32, shard_size: u32, sms_every: u32) -> (Stack, Seeded, String) {
+    let stack = local_aws::fresh_stack(name).await.unwrap();
+    let seeded = seed_queued(
+        &stack.config,
+        &stack.resources,
+        n,
+        shard_size,
+        sms_every,
+        SlotSet::EMPTY,
+    )
+    .await
+    .unwrap();
     let env = local_run::settle::local_function_env(&stack.resources, "AdminApiFunction");
     let deps = admin_api::Deps::from_vars(&stack.config, &env).unwrap();
     let addr = admin_local::start(deps, 0).await.unwrap();
-    let url = format!("http://{addr}/");
+    (stack, seeded, format!("http://{addr}/"))
+}
+
+/// The arguments as owned strings, with `--json` in front.
+fn json(mut args: Vec<String>) -> Vec<String> {
+    args.insert(0, "--json".to_owned());
+    args
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_answers_with_tables_json_and_exit_codes() {
+    let (stack, seeded, url) = serve("billingctl", 6, 3, 3).await;
     let run = |args: &'static [&'static str]| billingctl(&url, args);
     let no_leak = |r: &Run| {
         for secret in seeded.emails.iter().chain(&seeded.phones) {
@@ -77,7 +97,13 @@ async fn every_command_answers_with_tables_json_and_exit_codes() {
             billingctl(&url, &refs).await
         }
     };
-    let r = call(args(&["delivery", "2026-11", &customer])).await;
+    // `<verb> 2026-11 <customer>`, then the options.
+    let on = |verb: &str, opts: &[&str]| {
+        let mut a = args(&[verb, "2026-11", &customer]);
+        a.extend(args(opts));
+        a
+    };
+    let r = call(on("delivery", &[])).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("QUEUED") && r.stdout.contains('*'), "{}", r.stdout);
     no_leak(&r);
@@ -103,17 +129,10 @@ async fn every_command_answers_with_tables_json_and_exit_codes() {
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
     let schedule = |cmd: &str, at: &str| {
-        args(&[
+        on(
             "schedule",
-            "2026-11",
-            &customer,
-            "--at",
-            at,
-            "--reason",
-            "customer asked",
-            "--command-id",
-            cmd,
-        ])
+            &["--at", at, "--reason", "customer asked", "--command-id", cmd],
+        )
     };
     let r = call(schedule("s-queued", &at)).await;
     assert_eq!(r.code, 4, "{}", r.stderr);
@@ -135,17 +154,7 @@ async fn every_command_answers_with_tables_json_and_exit_codes() {
     assert_eq!(r.code, 4, "{}", r.stderr);
     assert!(r.stderr.contains("command-id-reused"));
     // Without --command-id, one is made and printed.
-    let r = call(args(&[
-        "--json",
-        "schedule",
-        "2026-11",
-        &customer,
-        "--at",
-        &later,
-        "--reason",
-        "moved again",
-    ]))
-    .await;
+    let r = call(json(on("schedule", &["--at", &later, "--reason", "moved again"]))).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     let made: Value = serde_json::from_str(&r.stdout).unwrap();
     assert!(made["command_id"].as_str().unwrap().starts_with("cli-"));
@@ -162,63 +171,22 @@ async fn every_command_answers_with_tables_json_and_exit_codes() {
         "{}",
         r.stdout
     );
-    let r = call(args(&[
-        "resend",
-        "2026-11",
-        &customer,
-        "--reason",
-        "x",
-        "--command-id",
-        "r-1",
-    ]))
-    .await;
+    let r = call(on("resend", &["--reason", "x", "--command-id", "r-1"])).await;
     assert_eq!(r.code, 4, "a READY delivery is on its way: {}", r.stderr);
-    let r = call(args(&[
-        "resend",
-        "2026-11",
-        &customer,
-        "--reason",
-        "x",
-        "--channel",
-        "fax",
-    ]))
-    .await;
+    let r = call(on("resend", &["--reason", "x", "--channel", "fax"])).await;
     assert_eq!(r.code, 5, "{}", r.stderr);
-    let r = call(args(&[
-        "convert-to-sms",
-        "2026-11",
-        &customer,
-        "--reason",
-        "email bounces",
-    ]))
-    .await;
+    let r = call(on("convert-to-sms", &["--reason", "email bounces"])).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("convert-to-sms applied"), "{}", r.stdout);
-    let r = call(args(&[
-        "--json",
-        "force-send",
-        "2026-11",
-        &customer,
-        "--reason",
-        "dispute",
-    ]))
-    .await;
+    let r = call(json(on("force-send", &["--reason", "dispute"]))).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     let forced: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(forced["quiet_window"], "still applies");
-    let hold = args(&[
-        "hold",
-        "2026-11",
-        &customer,
-        "--reason",
-        "bill disputed",
-        "--command-id",
-        "h-1",
-    ]);
+    let hold = on("hold", &["--reason", "bill disputed", "--command-id", "h-1"]);
     let r = call(hold.clone()).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("is HELD (bill disputed)"), "{}", r.stdout);
-    let r = call(args(&["hold", "2026-11", &customer, "--reason", "again"])).await;
+    let r = call(on("hold", &["--reason", "again"])).await;
     assert_eq!(r.code, 4, "held already: {}", r.stderr);
     let r = call(hold).await;
     assert!(
@@ -226,19 +194,14 @@ async fn every_command_answers_with_tables_json_and_exit_codes() {
         "{}",
         r.stdout
     );
-    let r = call(args(&["delivery", "2026-11", &customer])).await;
+    let r = call(on("delivery", &[])).await;
     assert!(r.stdout.contains("bill disputed"), "{}", r.stdout);
 
     // Confirm is for an UNCONFIRMED delivery only; the funnel lists that state.
-    let r = call(args(&[
+    let r = call(on(
         "confirm",
-        "2026-11",
-        &customer,
-        "--reason",
-        "SES console shows it delivered",
-        "--command-id",
-        "k-1",
-    ]))
+        &["--reason", "SES console shows it delivered", "--command-id", "k-1"],
+    ))
     .await;
     assert_eq!(r.code, 4, "a held delivery is not unconfirmed: {}", r.stderr);
     assert!(
@@ -252,14 +215,7 @@ async fn every_command_answers_with_tables_json_and_exit_codes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_templates_and_redrive_commands() {
-    let stack = local_aws::fresh_stack("billingctl-ops").await.unwrap();
-    seed_queued(&stack.config, &stack.resources, 4, 2, 2, SlotSet::EMPTY)
-        .await
-        .unwrap();
-    let env = local_run::settle::local_function_env(&stack.resources, "AdminApiFunction");
-    let deps = admin_api::Deps::from_vars(&stack.config, &env).unwrap();
-    let addr = admin_local::start(deps, 0).await.unwrap();
-    let url = format!("http://{addr}/");
+    let (stack, _, url) = serve("billingctl-ops", 4, 2, 2).await;
     let run = |args: &'static [&'static str]| billingctl(&url, args);
 
     // Settings and the channel policy.
