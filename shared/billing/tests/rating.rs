@@ -20,6 +20,19 @@ fn catalog() -> Catalog {
     Catalog::default_catalog().unwrap()
 }
 
+/// A contract running from `start` to `end`.
+fn contract_between(start: NaiveDate, end: NaiveDate) -> Option<Contract> {
+    Some(Contract { start, end })
+}
+
+/// Family group `F1` with `members` members.
+fn family_of(members: u8) -> Option<Family> {
+    Some(Family {
+        group_id: "F1".into(),
+        members,
+    })
+}
+
 fn customer(id: &str, plan: &str) -> Customer {
     let cid = CustomerId::new(id).unwrap();
     Customer {
@@ -143,14 +156,8 @@ fn unlimited_plan_has_no_data_overage_but_roaming_is_charged() {
 #[test]
 fn discounts_stack_in_documented_order() {
     let mut c = customer("C1", "5G_STANDARD"); // 69,000, tier standard
-    c.contract = Some(Contract {
-        start: d(2025, 1, 1),
-        end: d(2027, 1, 1),
-    });
-    c.family = Some(Family {
-        group_id: "F1".into(),
-        members: 3,
-    }); // standard, 3 → 15%
+    c.contract = contract_between(d(2025, 1, 1), d(2027, 1, 1));
+    c.family = family_of(3); // standard, 3 → 15%
     c.joined_on = d(2016, 3, 1); // 10 full years → 10%
     c.birthday = d(1985, 11, 20); // birthday month → 3,000
     let b = bill(&c, "");
@@ -178,14 +185,8 @@ fn discounts_stack_in_documented_order() {
 #[test]
 fn plan_discount_cap_trims_the_last_discounts_first() {
     let mut c = customer("C1", "5G_SIGNATURE"); // 130,000 premium
-    c.contract = Some(Contract {
-        start: d(2025, 1, 1),
-        end: d(2027, 1, 1),
-    });
-    c.family = Some(Family {
-        group_id: "F1".into(),
-        members: 5,
-    }); // premium 5 → 30%
+    c.contract = contract_between(d(2025, 1, 1), d(2027, 1, 1));
+    c.family = family_of(5); // premium 5 → 30%
     c.joined_on = d(2010, 1, 1); // 10% tier
     c.birthday = d(1985, 11, 2);
     let b = bill(&c, "");
@@ -205,10 +206,7 @@ fn plan_discount_cap_trims_the_last_discounts_first() {
 #[test]
 fn contract_ending_inside_the_cycle_is_prorated() {
     let mut c = customer("C1", "5G_STANDARD");
-    c.contract = Some(Contract {
-        start: d(2024, 11, 11),
-        end: d(2026, 11, 10),
-    }); // covers 10 days
+    c.contract = contract_between(d(2024, 11, 11), d(2026, 11, 10)); // covers 10 days
     let b = bill(&c, "");
     assert_eq!(line(&b, "DISC_CONTRACT"), Krw(-(69_000 * 10 * 25 / 3000))); // 5,750
 }
