@@ -20,6 +20,20 @@ fn render(r: &Renderer, s: &Sample) -> Rendered {
     r.render_bill(&s.bill, &s.name, &s.phone).unwrap()
 }
 
+/// Every sample with what v1 renders for it.
+fn rendered_samples() -> Vec<(Sample, Rendered)> {
+    let t = templates();
+    let v1 = t.version("v1").unwrap();
+    samples::all()
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            let r = render(v1, &s);
+            (s, r)
+        })
+        .collect()
+}
+
 fn with_contact(mut s: Sample, name: &str, phone: &str) -> Sample {
     s.name = Secret::new(name.to_owned());
     s.phone = Secret::new(phone.to_owned());
@@ -48,10 +62,7 @@ fn templates_can_be_shared_between_threads() {
 
 #[test]
 fn no_clear_name_or_phone_in_any_output() {
-    let t = templates();
-    let v1 = t.version("v1").unwrap();
-    for s in samples::all().unwrap() {
-        let r = render(v1, &s);
+    for (s, r) in rendered_samples() {
         let name = s.name.expose();
         let phone = s.phone.expose();
         let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
@@ -236,10 +247,7 @@ fn the_email_shows_what_a_bill_must_show() {
 
 #[test]
 fn the_text_message_is_an_lms_with_one_placeholder() {
-    let t = templates();
-    let v1 = t.version("v1").unwrap();
-    for s in samples::all().unwrap() {
-        let r = render(v1, &s);
+    for (s, r) in rendered_samples() {
         assert_eq!(r.sms.matches(LINK_PLACEHOLDER).count(), 1, "{}", s.key);
         assert!(r.sms.lines().count() <= 6, "{}", s.key);
         assert!(!r.sms.ends_with('\n'));
@@ -305,12 +313,9 @@ fn a_bill_from_json_renders() {
 
 #[test]
 fn rendered_html_gzips_and_gunzips() {
-    let t = templates();
-    let v1 = t.version("v1").unwrap();
     let mut gz = Gzip::new(invoice::DEFAULT_GZIP_LEVEL);
     let mut out = Vec::new();
-    for s in samples::all().unwrap() {
-        let r = render(v1, &s);
+    for (s, r) in rendered_samples() {
         out.clear();
         gz.compress(r.html.as_bytes(), &mut out).unwrap();
         assert!(

@@ -8,6 +8,33 @@ fn v1() -> TemplateSource<'static> {
     invoice::embedded_sources()[0]
 }
 
+/// A file of a template version, for the tests that replace one.
+#[derive(Clone, Copy)]
+enum File {
+    SmsTxt,
+    EmailHtml,
+    MetaJson,
+    SubjectTxt,
+}
+use File::*;
+
+/// v1 under the name `version`, with `file` replaced by `text`.
+fn v1_with<'a>(version: &'a str, file: File, text: &'a str) -> TemplateSource<'a> {
+    let mut src = TemplateSource { version, ..v1() };
+    match file {
+        SmsTxt => src.sms_txt = text,
+        EmailHtml => src.email_html = text,
+        MetaJson => src.meta_json = text,
+        SubjectTxt => src.subject_txt = text,
+    }
+    src
+}
+
+/// v1's e-mail HTML with `from` replaced by `to`.
+fn v1_email_html(from: &str, to: &str) -> String {
+    v1().email_html.replace(from, to)
+}
+
 fn load(src: TemplateSource<'_>) -> Result<Templates, TemplateError> {
     Templates::from_sources([src])
 }
@@ -37,19 +64,15 @@ fn no_versions_duplicate_versions_and_bad_names_are_refused() {
 
 #[test]
 fn a_template_that_does_not_parse_is_named() {
-    let (e, text) = err(TemplateSource {
-        version: "broken",
-        email_html: "<p>{% for l in charge_lines %}{{ l.label }}</p>",
-        ..v1()
-    });
+    let (e, text) = err(v1_with(
+        "broken",
+        EmailHtml,
+        "<p>{% for l in charge_lines %}{{ l.label }}</p>",
+    ));
     assert!(matches!(e, TemplateError::Parse { file: "email.html", .. }), "{e:?}");
     assert!(text.starts_with("template broken/email.html does not parse"), "{text}");
 
-    let (e, text) = err(TemplateSource {
-        version: "broken",
-        subject_txt: "{{ cycle_label ",
-        ..v1()
-    });
+    let (e, text) = err(v1_with("broken", SubjectTxt, "{{ cycle_label "));
     assert!(
         matches!(
             e,
@@ -66,11 +89,7 @@ fn a_template_that_does_not_parse_is_named() {
 #[test]
 fn an_unknown_variable_is_refused_at_validation() {
     let sms = format!("{} {{{{ nickname }}}} {{{{ loyalty_points }}}}", v1().sms_txt);
-    let (e, text) = err(TemplateSource {
-        version: "v-unknown",
-        sms_txt: &sms,
-        ..v1()
-    });
+    let (e, text) = err(v1_with("v-unknown", SmsTxt, &sms));
     match &e {
         TemplateError::UnknownVariables {
             version, file, names, ..
@@ -90,30 +109,19 @@ fn an_unknown_variable_is_refused_at_validation() {
     );
 
     // A loop variable or a `set` is not a top-level variable.
-    let html = v1().email_html.replace(
+    let html = v1_email_html(
         "</body>",
         "{% set n = 1 %}{% for x in discount_lines %}{{ x.label }}{{ n }}{% endfor %}</body>",
     );
-    load(TemplateSource {
-        version: "v-local",
-        email_html: &html,
-        ..v1()
-    })
-    .unwrap();
+    load(v1_with("v-local", EmailHtml, &html)).unwrap();
 }
 
 #[test]
 fn a_missing_field_is_caught_when_a_sample_reaches_it() {
     // `customer_grade` is not a field of `meta`; every sample renders the
     // footer, so validation reaches it.
-    let html = v1()
-        .email_html
-        .replace("{{ meta.web }}", "{{ meta.web }} {{ meta.customer_grade }}");
-    let (e, text) = err(TemplateSource {
-        version: "v-field",
-        email_html: &html,
-        ..v1()
-    });
+    let html = v1_email_html("{{ meta.web }}", "{{ meta.web }} {{ meta.customer_grade }}");
+    let (e, text) = err(v1_with("v-field", EmailHtml, &html));
     assert!(matches!(e, TemplateError::Sample { .. }), "{e:?}");
     assert!(text.contains("template v-field/email.html"), "{text}");
     assert!(text.contains("customer_grade"), "{text}");
@@ -122,16 +130,11 @@ fn a_missing_field_is_caught_when_a_sample_reaches_it() {
 #[test]
 fn a_missing_field_at_render_time_is_an_error_naming_template_and_version() {
     // A branch no validation sample takes: only bills of exactly 1,000원.
-    let html = v1().email_html.replace(
+    let html = v1_email_html(
         "</body>",
         "{% if total == \"1,000원\" %}{{ meta.customer_grade }}{% endif %}</body>",
     );
-    let t = load(TemplateSource {
-        version: "v-branch",
-        email_html: &html,
-        ..v1()
-    })
-    .unwrap();
+    let t = load(v1_with("v-branch", EmailHtml, &html)).unwrap();
     let r = t.version("v-branch").unwrap();
     let mut s = samples::zero_usage().unwrap();
     r.render_bill(&s.bill, &s.name, &s.phone).unwrap();
@@ -164,11 +167,7 @@ fn malformed_meta_is_refused() {
         (&v1().meta_json.replace("\"한빛텔레콤\"", "\"\""), "brand is empty"),
         (&v1().meta_json.replace("\"web\"", "\"homepage\""), "unknown field"),
     ] {
-        let (e, text) = err(TemplateSource {
-            version: "v-meta",
-            meta_json: meta,
-            ..v1()
-        });
+        let (e, text) = err(v1_with("v-meta", MetaJson, meta));
         assert!(matches!(e, TemplateError::Meta { .. }), "{e:?}");
         assert!(text.starts_with("template v-meta/meta.json is malformed"), "{text}");
         assert!(text.contains(needle), "{needle}: {text}");
@@ -179,11 +178,7 @@ fn malformed_meta_is_refused() {
 fn an_sms_over_the_limit_is_refused_with_version_and_sizes() {
     // 200 syllables more: 400 bytes, over 2,000 with the 1,600-byte link budget.
     let sms = format!("{}\n{}", v1().sms_txt.trim_end(), "가".repeat(200));
-    let (e, text) = err(TemplateSource {
-        version: "v-long",
-        sms_txt: &sms,
-        ..v1()
-    });
+    let (e, text) = err(v1_with("v-long", SmsTxt, &sms));
     let TemplateError::Sample { version, source, .. } = &e else {
         panic!("{e:?}")
     };
@@ -214,11 +209,7 @@ fn an_sms_over_the_limit_is_refused_with_version_and_sizes() {
 
     // A lower limit in meta.json is honoured.
     let meta = v1().meta_json.replace("\"max_bytes\": 2000", "\"max_bytes\": 1700");
-    let (_, text) = err(TemplateSource {
-        version: "v-small",
-        meta_json: &meta,
-        ..v1()
-    });
+    let (_, text) = err(v1_with("v-small", MetaJson, &meta));
     assert!(text.contains("exceed the limit of 1700 bytes"), "{text}");
 
     // And a short SMS cannot carry a Korean invoice with a link at all.
@@ -226,42 +217,24 @@ fn an_sms_over_the_limit_is_refused_with_version_and_sizes() {
         .meta_json
         .replace("\"LMS\"", "\"SMS\"")
         .replace("\"max_bytes\": 2000", "\"max_bytes\": 90");
-    let (_, text) = err(TemplateSource {
-        version: "v-sms",
-        meta_json: &meta,
-        ..v1()
-    });
+    let (_, text) = err(v1_with("v-sms", MetaJson, &meta));
     assert!(text.contains("exceed the limit of 90 bytes"), "{text}");
 }
 
 #[test]
 fn the_sms_must_hold_the_link_exactly_once() {
     let none = v1().sms_txt.replace("{{ invoice_url }}", "");
-    let (_, text) = err(TemplateSource {
-        version: "v-nolink",
-        sms_txt: &none,
-        ..v1()
-    });
+    let (_, text) = err(v1_with("v-nolink", SmsTxt, &none));
     assert!(text.contains("v-nolink/sms.txt") && text.contains("0 times"), "{text}");
     let twice = format!("{} {{{{ invoice_url }}}}", v1().sms_txt.trim_end());
-    let (_, text) = err(TemplateSource {
-        version: "v-twice",
-        sms_txt: &twice,
-        ..v1()
-    });
+    let (_, text) = err(v1_with("v-twice", SmsTxt, &twice));
     assert!(text.contains("v-twice/sms.txt") && text.contains("2 times"), "{text}");
 }
 
 #[test]
 fn the_link_is_only_for_the_sms() {
-    let html = v1()
-        .email_html
-        .replace("</body>", "<a href=\"{{ invoice_url }}\">보기</a></body>");
-    let (e, text) = err(TemplateSource {
-        version: "v-a",
-        email_html: &html,
-        ..v1()
-    });
+    let html = v1_email_html("</body>", "<a href=\"{{ invoice_url }}\">보기</a></body>");
+    let (e, text) = err(v1_with("v-a", EmailHtml, &html));
     assert!(
         matches!(e, TemplateError::LinkOutsideSms { file: "email.html", .. }),
         "{e:?}"
@@ -272,11 +245,7 @@ fn the_link_is_only_for_the_sms() {
 #[test]
 fn characters_euc_kr_cannot_encode_are_named() {
     let sms = v1().sms_txt.replace("이용요금 안내", "이용요금 안내 📱");
-    let (_, text) = err(TemplateSource {
-        version: "v-emoji",
-        sms_txt: &sms,
-        ..v1()
-    });
+    let (_, text) = err(v1_with("v-emoji", SmsTxt, &sms));
     assert!(text.contains("v-emoji/sms.txt"), "{text}");
     assert!(text.contains("U+1F4F1") && text.contains("EUC-KR"), "{text}");
 }
@@ -284,17 +253,9 @@ fn characters_euc_kr_cannot_encode_are_named() {
 #[test]
 fn too_many_line_breaks_and_multiline_subjects_are_refused() {
     let sms = v1().sms_txt.replace("\n", "\n\n\n");
-    let (_, text) = err(TemplateSource {
-        version: "v-lines",
-        sms_txt: &sms,
-        ..v1()
-    });
+    let (_, text) = err(v1_with("v-lines", SmsTxt, &sms));
     assert!(text.contains("line breaks"), "{text}");
-    let (_, text) = err(TemplateSource {
-        version: "v-subj",
-        subject_txt: "[{{ meta.brand }}]\n{{ cycle_label }}",
-        ..v1()
-    });
+    let (_, text) = err(v1_with("v-subj", SubjectTxt, "[{{ meta.brand }}]\n{{ cycle_label }}"));
     assert!(
         text.contains("v-subj/subject.txt: the subject must be one line"),
         "{text}"
