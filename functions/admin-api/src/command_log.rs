@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::http::{ApiError, Request, Response};
+use crate::http::{ApiError, Caller, Request, Response};
 
 /// Longest command id and reason accepted.
 pub const MAX_COMMAND_ID: usize = 64;
@@ -140,6 +140,42 @@ impl Requested {
     }
 }
 
+/// A new command as a route receives it, once its replay was looked up
+/// ([`CommandLog::unless_replayed`]): the request read as far as its command id, who gave
+/// it, and when.
+#[derive(Debug)]
+pub struct Given<'a> {
+    pub requested: Requested,
+    pub caller: &'a Caller,
+    pub now: DateTime<Utc>,
+}
+
+impl Given<'_> {
+    /// The command's id.
+    pub fn id(&self) -> &str {
+        &self.requested.command_id
+    }
+
+    /// The body as the command's type (see [`Requested::body`]).
+    pub fn body<T: for<'de> serde::Deserialize<'de>>(&self) -> Result<T, ApiError> {
+        self.requested.body()
+    }
+
+    /// Its record, about to be applied: the command `name` on `target`, for the operator's
+    /// reason `why`.
+    pub fn record<'b>(&'b self, name: &'static str, target: String, why: &'b str) -> NewCommand<'b> {
+        NewCommand {
+            id: &self.requested.command_id,
+            name,
+            target,
+            who: &self.caller.arn,
+            why,
+            request_digest: self.requested.digest.clone(),
+            at: self.now,
+        }
+    }
+}
+
 /// A command about to be applied.
 #[derive(Clone, Debug)]
 pub struct NewCommand<'a> {
@@ -217,6 +253,29 @@ pub enum Applied {
     Replayed(CommandRecord),
 }
 
+impl Applied {
+    /// The answer to give: the result applied now, once `log` has noted it, or the first
+    /// answer when another request under the same command id was applied first.
+    pub fn answer(self, log: impl FnOnce()) -> Response {
+        match self {
+            Applied::Now(result) => {
+                log();
+                Response::ok(result)
+            }
+            Applied::Replayed(first) => replayed(first),
+        }
+    }
+}
+
+/// The refusal of a command whose target (`what`, e.g. `delivery {id}`) changed between
+/// the command's read and its write (409).
+pub fn changed_meanwhile(what: &str) -> ApiError {
+    ApiError::conflict(
+        "changed-meanwhile",
+        format!("{what} changed while the command was given; read it again"),
+    )
+}
+
 /// The command records in `AdminTable`.
 #[derive(Clone, Debug)]
 pub struct CommandLog {
@@ -267,6 +326,24 @@ impl CommandLog {
         self.replay_digest(&r.command_id, &r.digest).await
     }
 
+    /// Every command route's first step: the request read as far as its command id
+    /// ([`Requested::parse`]) and its replay looked up ([`Self::replay_request`]). A command id
+    /// given before gets its first answer ([`replayed`]); only a new command reaches `command`,
+    /// which checks the rest of the request and carries it out.
+    pub async fn unless_replayed<'a>(
+        &self,
+        req: &Request,
+        caller: &'a Caller,
+        now: DateTime<Utc>,
+        command: impl AsyncFnOnce(&Given<'a>) -> Result<Response, ApiError>,
+    ) -> Result<Response, ApiError> {
+        let requested = Requested::parse(req)?;
+        match self.replay_request(&requested).await? {
+            Some(first) => Ok(replayed(first)),
+            None => command(&Given { requested, caller, now }).await,
+        }
+    }
+
     async fn replay_digest(&self, id: &str, digest: &str) -> Result<Option<CommandRecord>, ApiError> {
         match self.get(id).await? {
             None => Ok(None),
@@ -299,9 +376,9 @@ impl CommandLog {
 
     /// Applies `effect` and records the command in one transaction. `effect` is the
     /// command's write with its condition; when that condition fails, `on_effect_refused`
-    /// says why (usually a 409 naming the state found). Callers ask
-    /// [`Self::replay_request`] first (before reading the target); a replay racing this
-    /// write still gets the first answer.
+    /// says why (usually a 409 naming the state found, [`changed_meanwhile`]). Callers look
+    /// the replay up first ([`Self::unless_replayed`], before reading the target); a replay
+    /// racing this write still gets the first answer.
     pub async fn apply(
         &self,
         cmd: &NewCommand<'_>,

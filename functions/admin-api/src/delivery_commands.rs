@@ -16,9 +16,9 @@ use domain::{Channel, CustomerId, Cycle, DeliveryId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::command_log::{Applied, NewCommand, Requested, check_reason, replayed};
+use crate::command_log::{Given, changed_meanwhile, check_reason};
 use crate::reads::{dnd_slots, shard_of};
-use crate::{ApiError, Caller, Deps, Request, Response};
+use crate::{ApiError, Deps, Response};
 
 /// The commands on a delivery, by the last segment of their route.
 pub const DELIVERY_COMMANDS: [&str; 6] = ["schedule", "resend", "convert-to-sms", "force-send", "hold", "confirm"];
@@ -41,7 +41,7 @@ fn parse_instant(name: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CommandBody {
-    /// Taken by [`Requested::parse`]; declared so that `deny_unknown_fields` accepts it.
+    /// Taken by [`crate::command_log::Requested::parse`]; declared so that `deny_unknown_fields` accepts it.
     #[allow(dead_code)]
     command_id: String,
     reason: String,
@@ -109,38 +109,26 @@ fn delivery_command_of(verb: &str, body: &CommandBody, cycle: Cycle, now: DateTi
     }
 }
 
-/// The shared path of every delivery command: the replay first (the request read only as
-/// far as its command id), then validation, the delivery read, the command's plan for it
-/// (`adapters::deliveries::commands`: the state machine's one place for operators'
-/// transitions), and its change written with the command's record in one transaction.
+/// The shared path of every delivery command, once its replay was looked up
+/// ([`crate::command_log::CommandLog::unless_replayed`]): validation, the delivery read, the
+/// command's plan for it (`adapters::deliveries::commands`: the state machine's one place for
+/// operators' transitions), and its change written with the command's record in one
+/// transaction.
 pub(crate) async fn delivery_command(
     deps: &Deps,
     verb: &str,
     cycle: Cycle,
     customer: &CustomerId,
-    req: &Request,
-    caller: &Caller,
-    now: DateTime<Utc>,
+    given: &Given<'_>,
 ) -> Result<Response, ApiError> {
-    let requested = Requested::parse(req)?;
-    if let Some(first) = deps.commands.replay_request(&requested).await? {
-        return Ok(replayed(first));
-    }
-    let body: CommandBody = requested.body()?;
+    let now = given.now;
+    let body: CommandBody = given.body()?;
     check_reason(&body.reason)?;
     let command = delivery_command_of(verb, &body, cycle, now)?;
     let shard = shard_of(deps, customer).await?;
     let id = DeliveryId::new(cycle, shard, customer.clone());
     let target = id.canonical();
-    let cmd = NewCommand {
-        id: &requested.command_id,
-        name: command.name(),
-        target: target.clone(),
-        who: &caller.arn,
-        why: &body.reason,
-        request_digest: requested.digest.clone(),
-        at: now,
-    };
+    let cmd = given.record(command.name(), target.clone(), &body.reason);
     let Some(raw) = deps.deliveries.raw(cycle, shard, customer).await? else {
         return Err(ApiError::not_found(
             "unknown-delivery",
@@ -149,9 +137,9 @@ pub(crate) async fn delivery_command(
     };
     let seen =
         Seen::read(&raw).map_err(|e| ApiError::conflict("unreadable-delivery", format!("delivery {target}: {e}")))?;
-    let planned = plan(&requested.command_id, &command, &id, &seen, now).map_err(|r| refusal(&target, &command, r))?;
+    let planned = plan(given.id(), &command, &id, &seen, now).map_err(|r| refusal(&target, &command, r))?;
     let mut result = json!({
-        "command_id": requested.command_id,
+        "command_id": given.id(),
         "command": command.name(),
         "delivery_id": target,
         "state": planned.to.as_str(),
@@ -186,27 +174,12 @@ pub(crate) async fn delivery_command(
         out.extend(extra);
     }
     let update = planned.change.into_update(&deps.deliveries, &id)?;
-    let applied = deps
-        .commands
-        .apply(
-            &cmd,
-            TransactWriteItem::builder().update(update).build(),
-            result,
-            || {
-                ApiError::conflict(
-                    "changed-meanwhile",
-                    format!("delivery {target} changed while the command was given; read it again"),
-                )
-            },
-        )
-        .await?;
-    Ok(match applied {
-        Applied::Now(result) => {
-            tracing::info!(command_id = %requested.command_id, command = command.name(), delivery_id = %target, who = %caller.arn, "command applied");
-            Response::ok(result)
-        }
-        Applied::Replayed(first) => replayed(first),
-    })
+    let effect = TransactWriteItem::builder().update(update).build();
+    let refused = || changed_meanwhile(&format!("delivery {target}"));
+    let applied = deps.commands.apply(&cmd, effect, result, refused).await?;
+    Ok(applied.answer(|| {
+        tracing::info!(command_id = %given.id(), command = command.name(), delivery_id = %target, who = %given.caller.arn, "command applied");
+    }))
 }
 
 /// Why a command does not apply, for the operator (409).

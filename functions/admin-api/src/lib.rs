@@ -212,16 +212,10 @@ async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Respons
         }
         ["cycles", cycle, "deliveries", customer, verb] if DELIVERY_COMMANDS.contains(verb) => {
             only("POST")?;
-            delivery_commands::delivery_command(
-                deps,
-                verb,
-                parse_cycle(cycle)?,
-                &parse_customer(customer)?,
-                req,
-                caller,
-                now,
-            )
-            .await
+            let (cycle, customer) = (parse_cycle(cycle)?, parse_customer(customer)?);
+            let command =
+                async |given: &_| delivery_commands::delivery_command(deps, verb, cycle, &customer, given).await;
+            deps.commands.unless_replayed(req, caller, now, command).await
         }
         ["commands", id] => {
             only("GET")?;
@@ -241,7 +235,8 @@ async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Respons
         }
         ["templates", version, "activate"] => {
             only("POST")?;
-            settings::activate(deps, version, req, caller, now).await
+            let command = async |given: &_| settings::activate(deps, version, given).await;
+            deps.commands.unless_replayed(req, caller, now, command).await
         }
         ["settings"] => {
             only("GET")?;
@@ -249,7 +244,10 @@ async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Respons
         }
         ["settings", name] => match method {
             "GET" => settings::get_setting(deps, name).await,
-            "PUT" => settings::put_setting(deps, name, req, caller, now).await,
+            "PUT" => {
+                let command = async |given: &_| settings::put_setting(deps, name, given).await;
+                deps.commands.unless_replayed(req, caller, now, command).await
+            }
             _ => Err(ApiError::MethodNotAllowed {
                 method: method.to_owned(),
                 path: req.path.clone(),
@@ -265,7 +263,8 @@ async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Respons
         }
         ["queues", name, "redrive"] => {
             only("POST")?;
-            queues::redrive(deps, name, req, caller, now).await
+            let command = async |given: &_| queues::redrive(deps, name, given).await;
+            deps.commands.unless_replayed(req, caller, now, command).await
         }
         _ => Err(ApiError::not_found(
             "unknown-route",

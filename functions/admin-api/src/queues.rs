@@ -6,12 +6,12 @@
 //! first ("starting"), then the task started, then the record completed with the task's
 //! handle or SQS's refusal; a replay returns that answer and starts nothing.
 
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::command_log::{NewCommand, Requested, check_reason, replayed};
-use crate::{ApiError, Caller, Deps, Request, Response};
+use crate::command_log::{Given, check_reason, replayed};
+use crate::{ApiError, Deps, Response};
 
 /// Messages a redrive moves per second unless the operator says otherwise, and the most
 /// SQS allows.
@@ -124,7 +124,7 @@ pub(crate) async fn get_queue(deps: &Deps, name: &str) -> Result<Response, ApiEr
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RedriveBody {
-    /// Taken by [`Requested::parse`]; declared so that `deny_unknown_fields` accepts it.
+    /// Taken by [`crate::command_log::Requested::parse`]; declared so that `deny_unknown_fields` accepts it.
     #[allow(dead_code)]
     command_id: String,
     reason: String,
@@ -133,19 +133,9 @@ struct RedriveBody {
 }
 
 /// `POST /queues/{queue}/redrive`: a message move task at a bounded rate.
-pub(crate) async fn redrive(
-    deps: &Deps,
-    name: &str,
-    req: &Request,
-    caller: &Caller,
-    now: DateTime<Utc>,
-) -> Result<Response, ApiError> {
-    let requested = Requested::parse(req)?;
-    if let Some(first) = deps.commands.replay_request(&requested).await? {
-        return Ok(replayed(first));
-    }
+pub(crate) async fn redrive(deps: &Deps, name: &str, given: &Given<'_>) -> Result<Response, ApiError> {
     let q = queue_of(deps, name)?;
-    let body: RedriveBody = requested.body()?;
+    let body: RedriveBody = given.body()?;
     check_reason(&body.reason)?;
     let rate = body.max_per_second.unwrap_or(DEFAULT_REDRIVE_RATE);
     if !(1..=MAX_REDRIVE_RATE).contains(&rate) {
@@ -154,16 +144,7 @@ pub(crate) async fn redrive(
             format!("max_per_second must be 1 to {MAX_REDRIVE_RATE}"),
         ));
     }
-    let target = format!("queue:{name}");
-    let cmd = NewCommand {
-        id: &requested.command_id,
-        name: "redrive",
-        target: target.clone(),
-        who: &caller.arn,
-        why: &body.reason,
-        request_digest: requested.digest.clone(),
-        at: now,
-    };
+    let cmd = given.record("redrive", format!("queue:{name}"), &body.reason);
     // Refusals that change nothing are answered before anything is recorded.
     if let Some(running) = tasks(deps, q).await?.into_iter().find(|t| t["status"] == "RUNNING") {
         return Err(ApiError::conflict(
@@ -183,7 +164,7 @@ pub(crate) async fn redrive(
     }
     let destination = q.destination.as_deref().unwrap_or("the queues the messages came from");
     let mut result = json!({
-        "command_id": requested.command_id,
+        "command_id": given.id(),
         "command": "redrive",
         "queue": name,
         "destination": destination,
@@ -207,8 +188,8 @@ pub(crate) async fn redrive(
         Ok(out) => {
             result["status"] = json!("started");
             result["task_handle"] = json!(out.task_handle());
-            deps.commands.finish(&requested.command_id, &result).await?;
-            tracing::info!(command_id = %requested.command_id, queue = name, rate, waiting, who = %caller.arn, "redrive started");
+            deps.commands.finish(given.id(), &result).await?;
+            tracing::info!(command_id = %given.id(), queue = name, rate, waiting, who = %given.caller.arn, "redrive started");
             Ok(Response::ok(result))
         }
         Err(e) => {
@@ -216,10 +197,10 @@ pub(crate) async fn redrive(
                 use aws_sdk_sqs::error::ProvideErrorMetadata;
                 s.code().map(str::to_owned)
             });
-            tracing::warn!(command_id = %requested.command_id, queue = name, error = %e, "SQS refused the redrive");
+            tracing::warn!(command_id = %given.id(), queue = name, error = %e, "SQS refused the redrive");
             result["status"] = json!("refused");
             result["error"] = json!(code.unwrap_or_else(|| "unavailable".into()));
-            deps.commands.finish(&requested.command_id, &result).await?;
+            deps.commands.finish(given.id(), &result).await?;
             Err(ApiError::conflict(
                 "redrive-refused",
                 format!(

@@ -13,13 +13,12 @@
 
 use adapters::settings::{CHANNEL_POLICY, NAMES, Setting, TEMPLATE_VERSION};
 use aws_sdk_dynamodb::types::TransactWriteItem;
-use chrono::{DateTime, Utc};
 use domain::dispatch::ChannelPolicy;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::command_log::{Applied, NewCommand, Requested, check_reason, replayed};
-use crate::{ApiError, Caller, Deps, Request, Response};
+use crate::command_log::{Given, changed_meanwhile, check_reason};
+use crate::{ApiError, Deps, Response};
 
 /// A setting's value as stored: a channel policy in its canonical form (`sms,email` and
 /// `email,sms` are one request), a template version this build carries.
@@ -114,7 +113,7 @@ pub(crate) async fn get_setting(deps: &Deps, name: &str) -> Result<Response, Api
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SettingBody {
-    /// Taken by [`Requested::parse`]; declared so that `deny_unknown_fields` accepts it.
+    /// Taken by [`crate::command_log::Requested::parse`]; declared so that `deny_unknown_fields` accepts it.
     #[allow(dead_code)]
     command_id: String,
     reason: String,
@@ -124,70 +123,33 @@ struct SettingBody {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ActivateBody {
-    /// Taken by [`Requested::parse`]; declared so that `deny_unknown_fields` accepts it.
+    /// Taken by [`crate::command_log::Requested::parse`]; declared so that `deny_unknown_fields` accepts it.
     #[allow(dead_code)]
     command_id: String,
     reason: String,
 }
 
 /// `PUT /settings/{name}`.
-pub(crate) async fn put_setting(
-    deps: &Deps,
-    name: &str,
-    req: &Request,
-    caller: &Caller,
-    now: DateTime<Utc>,
-) -> Result<Response, ApiError> {
-    let requested = Requested::parse(req)?;
-    if let Some(first) = deps.commands.replay_request(&requested).await? {
-        return Ok(replayed(first));
-    }
+pub(crate) async fn put_setting(deps: &Deps, name: &str, given: &Given<'_>) -> Result<Response, ApiError> {
     if !NAMES.contains(&name) {
         return Err(unknown_setting(name));
     }
-    let body: SettingBody = requested.body()?;
-    set(deps, name, body.value.trim(), &requested, &body.reason, caller, now).await
+    let body: SettingBody = given.body()?;
+    set(deps, name, body.value.trim(), &body.reason, given).await
 }
 
 /// `POST /templates/{version}/activate`.
-pub(crate) async fn activate(
-    deps: &Deps,
-    version: &str,
-    req: &Request,
-    caller: &Caller,
-    now: DateTime<Utc>,
-) -> Result<Response, ApiError> {
-    let requested = Requested::parse(req)?;
-    if let Some(first) = deps.commands.replay_request(&requested).await? {
-        return Ok(replayed(first));
-    }
-    let body: ActivateBody = requested.body()?;
-    set(deps, TEMPLATE_VERSION, version, &requested, &body.reason, caller, now).await
+pub(crate) async fn activate(deps: &Deps, version: &str, given: &Given<'_>) -> Result<Response, ApiError> {
+    let body: ActivateBody = given.body()?;
+    set(deps, TEMPLATE_VERSION, version, &body.reason, given).await
 }
 
-/// A setting's command, after its replay was looked up (see [`Requested`]).
-async fn set(
-    deps: &Deps,
-    name: &str,
-    value: &str,
-    requested: &Requested,
-    reason: &str,
-    caller: &Caller,
-    now: DateTime<Utc>,
-) -> Result<Response, ApiError> {
-    let command_id = requested.command_id.as_str();
+/// A setting's command.
+async fn set(deps: &Deps, name: &str, value: &str, reason: &str, given: &Given<'_>) -> Result<Response, ApiError> {
+    let command_id = given.id();
     check_reason(reason)?;
     let value = canonical(deps, name, value)?;
-    let target = format!("setting:{name}");
-    let cmd = NewCommand {
-        id: command_id,
-        name: "set-setting",
-        target: target.clone(),
-        who: &caller.arn,
-        why: reason,
-        request_digest: requested.digest.clone(),
-        at: now,
-    };
+    let cmd = given.record("set-setting", format!("setting:{name}"), reason);
     let current = deps.settings.get(name).await?;
     let previous_value = current
         .as_ref()
@@ -195,7 +157,7 @@ async fn set(
     let revision = current.as_ref().map_or(0, |s| s.revision);
     let put = deps
         .settings
-        .put(name, &value, revision, command_id, &caller.arn, now)?;
+        .put(name, &value, revision, command_id, &given.caller.arn, given.now)?;
     let mut result = json!({
         "command_id": command_id,
         "command": "set-setting",
@@ -208,20 +170,10 @@ async fn set(
     if name == CHANNEL_POLICY && value == "none" {
         result["note"] = json!("delivery is paused: due deliveries stay READY until a channel is enabled again");
     }
-    let applied = deps
-        .commands
-        .apply(&cmd, TransactWriteItem::builder().put(put).build(), result, || {
-            ApiError::conflict(
-                "changed-meanwhile",
-                format!("setting {name} changed while the command was given; read it again"),
-            )
-        })
-        .await?;
-    Ok(match applied {
-        Applied::Now(result) => {
-            tracing::info!(command_id, setting = name, value = %value, who = %caller.arn, "setting changed");
-            Response::ok(result)
-        }
-        Applied::Replayed(first) => replayed(first),
-    })
+    let effect = TransactWriteItem::builder().put(put).build();
+    let refused = || changed_meanwhile(&format!("setting {name}"));
+    let applied = deps.commands.apply(&cmd, effect, result, refused).await?;
+    Ok(applied.answer(|| {
+        tracing::info!(command_id, setting = name, value = %value, who = %given.caller.arn, "setting changed");
+    }))
 }
