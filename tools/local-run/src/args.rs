@@ -1,0 +1,72 @@
+//! The command line of the `local-run` binary: its two commands and their options.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use domain::{Cycle, QuietWindow};
+use local_run::faults::FaultProfile;
+
+#[derive(Parser)]
+#[command(
+    name = "local-run",
+    version,
+    about = "Run the billing month locally against the AWS emulator"
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Generate a population, provision the stack, load the data and settle the month.
+    Month(MonthArgs),
+    /// Provision a fresh stack and load a data set written by `datagen generate` into it.
+    Load(LoadArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct LoadArgs {
+    /// Data set directory (holding manifest.json).
+    #[arg(long, default_value = "out/data")]
+    pub(crate) dir: PathBuf,
+    /// Where the stack's variables are written (stack.env).
+    #[arg(long, default_value = "out/load")]
+    pub(crate) out: PathBuf,
+    /// System quiet window (Asia/Seoul) customers are checked against.
+    #[arg(long, default_value = "21:00-08:00")]
+    pub(crate) quiet_window: QuietWindow,
+}
+
+#[derive(Args)]
+pub(crate) struct MonthArgs {
+    /// Customers to generate (up to 1,000,000; the emulator, not our code, sets the pace).
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) customers: u32,
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// Billing cycle to settle, YYYY-MM.
+    #[arg(long, default_value = "2026-11")]
+    pub(crate) cycle: Cycle,
+    /// Customers per shard (one usage file and one Distributed Map item each).
+    #[arg(long, default_value_t = 500)]
+    pub(crate) shard_size: u32,
+    /// Output folder (data set, stack variables and the report).
+    #[arg(long, default_value = "out/month")]
+    pub(crate) out: PathBuf,
+    /// System quiet window (Asia/Seoul).
+    #[arg(long, default_value = "21:00-08:00")]
+    pub(crate) quiet_window: QuietWindow,
+    /// Mock provider latency per send (ms): 1,000 as deployed; less compresses big runs
+    /// (the report says so).
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) provider_latency_ms: u64,
+    /// Price table for the cost projection (default: infra/prices.json).
+    #[arg(long)]
+    pub(crate) prices: Option<PathBuf>,
+    /// Faults switched on while the invoices go out (dispatch and senders), each bounded:
+    /// lost DynamoDB answers, throttling, slow invoice reads, provider hangs (with a provider
+    /// that can be asked, or one that cannot), or all of them. The report counts what fired.
+    #[arg(long, value_enum, default_value_t = FaultProfile::None)]
+    pub(crate) fault_profile: FaultProfile,
+}
