@@ -330,17 +330,20 @@ impl CommandLog {
     /// ([`Requested::parse`]) and its replay looked up ([`Self::replay_request`]). A command id
     /// given before gets its first answer ([`replayed`]); only a new command reaches `command`,
     /// which checks the rest of the request and carries it out.
-    pub async fn unless_replayed<'a>(
+    pub async fn unless_replayed<'a, F>(
         &self,
         req: &Request,
         caller: &'a Caller,
         now: DateTime<Utc>,
-        command: impl AsyncFnOnce(&Given<'a>) -> Result<Response, ApiError>,
-    ) -> Result<Response, ApiError> {
+        command: impl FnOnce(Given<'a>) -> F,
+    ) -> Result<Response, ApiError>
+    where
+        F: Future<Output = Result<Response, ApiError>>,
+    {
         let requested = Requested::parse(req)?;
         match self.replay_request(&requested).await? {
             Some(first) => Ok(replayed(first)),
-            None => command(&Given { requested, caller, now }).await,
+            None => command(Given { requested, caller, now }).await,
         }
     }
 

@@ -213,8 +213,9 @@ async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Respons
         ["cycles", cycle, "deliveries", customer, verb] if DELIVERY_COMMANDS.contains(verb) => {
             only("POST")?;
             let (cycle, customer) = (parse_cycle(cycle)?, parse_customer(customer)?);
-            let command =
-                async |given: &_| delivery_commands::delivery_command(deps, verb, cycle, &customer, given).await;
+            let command = move |given| async move {
+                delivery_commands::delivery_command(deps, verb, cycle, &customer, &given).await
+            };
             deps.commands.unless_replayed(req, caller, now, command).await
         }
         ["commands", id] => {
@@ -235,7 +236,7 @@ async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Respons
         }
         ["templates", version, "activate"] => {
             only("POST")?;
-            let command = async |given: &_| settings::activate(deps, version, given).await;
+            let command = move |given| async move { settings::activate(deps, version, &given).await };
             deps.commands.unless_replayed(req, caller, now, command).await
         }
         ["settings"] => {
@@ -245,7 +246,7 @@ async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Respons
         ["settings", name] => match method {
             "GET" => settings::get_setting(deps, name).await,
             "PUT" => {
-                let command = async |given: &_| settings::put_setting(deps, name, given).await;
+                let command = move |given| async move { settings::put_setting(deps, name, &given).await };
                 deps.commands.unless_replayed(req, caller, now, command).await
             }
             _ => Err(ApiError::MethodNotAllowed {
@@ -263,7 +264,7 @@ async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Respons
         }
         ["queues", name, "redrive"] => {
             only("POST")?;
-            let command = async |given: &_| queues::redrive(deps, name, given).await;
+            let command = move |given| async move { queues::redrive(deps, name, &given).await };
             deps.commands.unless_replayed(req, caller, now, command).await
         }
         _ => Err(ApiError::not_found(

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use local_aws::{Emulator, Template, fresh_stack, provision_template, unique_prefix};
+use local_aws::{Emulator, Resources, Template, fresh_stack, provision_template, unique_prefix};
 
 #[tokio::test]
 async fn provisions_the_project_template() -> Result<()> {
@@ -234,16 +234,21 @@ Resources:
           ONLY_MINE: !Sub "${Visibility}s"
 "#;
 
+/// [`QUEUES`] provisioned in the shared emulator under a fresh prefix made from `name`, and
+/// the SDK configuration it was provisioned with.
+async fn provision_queues(name: &str) -> Result<(aws_config::SdkConfig, Resources)> {
+    let config = Emulator::shared().await?.sdk_config().await;
+    let res = provision_template(&config, &Template::parse(QUEUES)?, &unique_prefix(name)).await?;
+    Ok((config, res))
+}
+
 #[cfg(feature = "sqs")]
 #[tokio::test]
 async fn provisions_queues_with_redrive_and_fifo() -> Result<()> {
     use aws_sdk_sqs::types::QueueAttributeName as A;
     use local_aws::Kind;
 
-    let emulator = Emulator::shared().await?;
-    let config = emulator.sdk_config().await;
-    let template = Template::parse(QUEUES)?;
-    let res = provision_template(&config, &template, &unique_prefix("queues")).await?;
+    let (config, res) = provision_queues("queues").await?;
 
     let email = res.queue_url("EmailQueue").context("EmailQueue")?;
     let dlq_arn = res.arn("DeadLetterQueue").context("DeadLetterQueue")?;
@@ -286,10 +291,7 @@ async fn provisions_queues_with_redrive_and_fifo() -> Result<()> {
 #[cfg(not(feature = "sqs"))]
 #[tokio::test]
 async fn skips_queues_without_the_sqs_feature() -> Result<()> {
-    let emulator = Emulator::shared().await?;
-    let config = emulator.sdk_config().await;
-    let template = Template::parse(QUEUES)?;
-    let res = provision_template(&config, &template, &unique_prefix("no-queues")).await?;
+    let (_, res) = provision_queues("no-queues").await?;
     assert!(res.get("EmailQueue").is_none());
     // The three queues; the function is named, not skipped.
     assert_eq!(res.skipped().len(), 3);
@@ -375,6 +377,8 @@ mod faults {
     use aws_config::SdkConfig;
     use aws_config::retry::RetryConfig;
     use aws_sdk_dynamodb::error::SdkError;
+    use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+    use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
         ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TransactWriteItem,
@@ -437,6 +441,28 @@ mod faults {
             .cloned())
     }
 
+    /// The shared emulator, and an SDK configuration for it.
+    async fn shared() -> Result<(&'static Emulator, SdkConfig)> {
+        let emulator = Emulator::shared().await?;
+        Ok((emulator, emulator.sdk_config().await))
+    }
+
+    /// A put of item `pk` at version `v`.
+    fn put_version(ddb: &aws_sdk_dynamodb::Client, table: &str, pk: &str, v: &str) -> PutItemFluentBuilder {
+        ddb.put_item().table_name(table).item("pk", s(pk)).item("version", s(v))
+    }
+
+    /// An update of item `pk` from version `from` to `to`, on condition that it is at `from`.
+    fn bump(ddb: &aws_sdk_dynamodb::Client, table: &str, pk: &str, from: &str, to: &str) -> UpdateItemFluentBuilder {
+        ddb.update_item()
+            .table_name(table)
+            .key("pk", s(pk))
+            .update_expression("SET version = :next")
+            .condition_expression("version = :current")
+            .expression_attribute_values(":current", s(from))
+            .expression_attribute_values(":next", s(to))
+    }
+
     async fn fired(fault: Fault, resource: &str) -> Result<u64> {
         Ok(Emulator::shared().await?.faults_fired().await?.fired(fault, resource))
     }
@@ -445,28 +471,16 @@ mod faults {
     /// same request fails its own condition, and ALL_OLD shows our own write.
     #[tokio::test]
     async fn lost_answer_applies_the_write_once_and_the_retry_fails_its_condition() -> Result<()> {
-        let emulator = Emulator::shared().await?;
-        let config = emulator.sdk_config().await;
+        let (emulator, config) = shared().await?;
         let ddb = dynamodb(&config);
         let table = table(&ddb, "lost-update").await?;
-        ddb.put_item()
-            .table_name(&table)
-            .item("pk", s("d1"))
-            .item("version", s("1"))
-            .send()
-            .await?;
+        put_version(&ddb, &table, "d1", "1").send().await?;
 
         emulator
             .lose_answers(&table, WriteOperation::UpdateItem, 1, LostAnswer::Error)
             .await?;
         let update = || {
-            ddb.update_item()
-                .table_name(&table)
-                .key("pk", s("d1"))
-                .update_expression("SET version = :next")
-                .condition_expression("version = :current")
-                .expression_attribute_values(":current", s("1"))
-                .expression_attribute_values(":next", s("2"))
+            bump(&ddb, &table, "d1", "1", "2")
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
         };
         let err = update().send().await.expect_err("the retry fails its own condition");
@@ -484,15 +498,7 @@ mod faults {
         assert_eq!(fired(Fault::LostAnswer, &table).await?, 1);
 
         // One call: the switch is used up, the next write is answered as usual.
-        ddb.update_item()
-            .table_name(&table)
-            .key("pk", s("d1"))
-            .update_expression("SET version = :next")
-            .condition_expression("version = :current")
-            .expression_attribute_values(":current", s("2"))
-            .expression_attribute_values(":next", s("3"))
-            .send()
-            .await?;
+        bump(&ddb, &table, "d1", "2", "3").send().await?;
         assert_eq!(fired(Fault::LostAnswer, &table).await?, 1);
         // Another operation on the table is not faulted.
         emulator
@@ -508,15 +514,10 @@ mod faults {
     /// dispatch failure, with them the retry fails the write's own condition.
     #[tokio::test]
     async fn dropped_answer_is_a_transient_error_the_sdk_retries() -> Result<()> {
-        let emulator = Emulator::shared().await?;
-        let config = emulator.sdk_config().await;
+        let (emulator, config) = shared().await?;
         let table = table(&dynamodb(&config), "lost-drop").await?;
         let put = |ddb: &aws_sdk_dynamodb::Client, pk: &str| {
-            ddb.put_item()
-                .table_name(&table)
-                .item("pk", s(pk))
-                .item("version", s("1"))
-                .condition_expression("attribute_not_exists(pk)")
+            put_version(ddb, &table, pk, "1").condition_expression("attribute_not_exists(pk)")
         };
 
         emulator
@@ -551,8 +552,7 @@ mod faults {
     /// A transaction is faulted when any of its tables has the switch.
     #[tokio::test]
     async fn lost_answer_of_a_transaction_on_any_of_its_tables() -> Result<()> {
-        let emulator = Emulator::shared().await?;
-        let config = emulator.sdk_config().await;
+        let (emulator, config) = shared().await?;
         let ddb = dynamodb(&config);
         let (first, second) = (table(&ddb, "lost-tx-a").await?, table(&ddb, "lost-tx-b").await?);
         emulator
@@ -595,8 +595,7 @@ mod faults {
     /// Throttled writes are refused without being applied, for two calls; reads go on.
     #[tokio::test]
     async fn throttling_refuses_n_calls_without_applying_them() -> Result<()> {
-        let emulator = Emulator::shared().await?;
-        let config = emulator.sdk_config().await;
+        let (emulator, config) = shared().await?;
         let once = dynamodb_once(&config);
         let table = table(&once, "throttled").await?;
         emulator
@@ -604,11 +603,7 @@ mod faults {
             .await?;
 
         for _ in 0..2 {
-            let err = once
-                .put_item()
-                .table_name(&table)
-                .item("pk", s("t"))
-                .item("version", s("1"))
+            let err = put_version(&once, &table, "t", "1")
                 .send()
                 .await
                 .expect_err("throttled");
@@ -621,12 +616,7 @@ mod faults {
             // Reads are not throttled and do not use up the switch; nothing was written.
             assert_eq!(version(&once, &table, "t").await?, None);
         }
-        once.put_item()
-            .table_name(&table)
-            .item("pk", s("t"))
-            .item("version", s("1"))
-            .send()
-            .await?;
+        put_version(&once, &table, "t", "1").send().await?;
         assert_eq!(version(&once, &table, "t").await?.as_deref(), Some("1"));
         assert_eq!(fired(Fault::Throttle, &table).await?, 2);
 
@@ -645,8 +635,7 @@ mod faults {
     /// A throttle for a duration, on one operation: it lasts until cleared or until its time is up.
     #[tokio::test]
     async fn throttling_one_operation_for_a_while_until_cleared_or_over() -> Result<()> {
-        let emulator = Emulator::shared().await?;
-        let config = emulator.sdk_config().await;
+        let (emulator, config) = shared().await?;
         let once = dynamodb_once(&config);
         let table = table(&once, "throttled-query").await?;
         let query = || {
@@ -723,8 +712,7 @@ mod faults {
     /// elsewhere, complete while it waits.
     #[tokio::test]
     async fn a_slow_get_object_does_not_hold_up_other_requests() -> Result<()> {
-        let emulator = Emulator::shared().await?;
-        let config = emulator.sdk_config().await;
+        let (emulator, config) = shared().await?;
         let s3 = local_aws::s3_client(&config);
         let ddb = dynamodb(&config);
         let bucket = bucket_with(&s3, "slow-get", &["slow/a", "fast/b"]).await?;
@@ -767,8 +755,7 @@ mod faults {
     /// A delay longer than the caller's timeout is a hang for it.
     #[tokio::test]
     async fn a_get_object_delayed_past_the_timeout_hangs_for_the_caller() -> Result<()> {
-        let emulator = Emulator::shared().await?;
-        let config = emulator.sdk_config().await;
+        let (emulator, config) = shared().await?;
         let bucket = bucket_with(&local_aws::s3_client(&config), "hang-get", &["k"]).await?;
         let impatient = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&config)

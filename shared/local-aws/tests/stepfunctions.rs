@@ -144,6 +144,25 @@ async fn run(stack: &Stack, machine: &str, input: Value) -> Result<DescribeExecu
     wait(&sfn, started.execution_arn()).await
 }
 
+/// [`run`] of the `FlowStateMachine`.
+async fn flow(stack: &Stack, input: Value) -> Result<DescribeExecutionOutput> {
+    run(stack, "FlowStateMachine", input).await
+}
+
+/// Writes `items` as JSON to the `ItemsBucket` under `key`, for the `FanOutStateMachine` to read.
+async fn put_items(stack: &Stack, key: &str, items: &impl Serialize) -> Result<()> {
+    let bucket = stack.resources.bucket("ItemsBucket").context("bucket")?;
+    stack
+        .s3()
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(serde_json::to_vec(items)?.into())
+        .send()
+        .await?;
+    Ok(())
+}
+
 async fn wait(sfn: &aws_sdk_sfn::Client, execution_arn: &str) -> Result<DescribeExecutionOutput> {
     let deadline = Instant::now() + EXECUTION_TIMEOUT;
     loop {
@@ -230,7 +249,7 @@ async fn task_then_choice_runs_the_in_process_handler() -> Result<()> {
     let f = fixture("sfn-choice").await?;
 
     let started = Instant::now();
-    let big = run(&f.stack, "FlowStateMachine", json!({"id": 1, "n": 21})).await?;
+    let big = flow(&f.stack, json!({"id": 1, "n": 21})).await?;
     let first = started.elapsed();
     assert_eq!(big.status(), &ExecutionStatus::Succeeded, "{big:?}");
     assert_eq!(output(&big)?, json!({"size": "big", "value": 42}));
@@ -239,7 +258,7 @@ async fn task_then_choice_runs_the_in_process_handler() -> Result<()> {
     let started = Instant::now();
     let mut engine = Duration::ZERO;
     for i in 0..runs {
-        let small = run(&f.stack, "FlowStateMachine", json!({"id": 100 + i, "n": 2})).await?;
+        let small = flow(&f.stack, json!({"id": 100 + i, "n": 2})).await?;
         assert_eq!(small.status(), &ExecutionStatus::Succeeded, "{small:?}");
         assert_eq!(output(&small)?, json!({"size": "small", "value": 4}));
         engine += engine_time(&small)?;
@@ -273,7 +292,7 @@ async fn transient_errors_are_retried() -> Result<()> {
     });
     f.host.intercept(&f.worker, flaky)?;
 
-    let d = run(&f.stack, "FlowStateMachine", json!({"id": 7, "n": 3})).await?;
+    let d = flow(&f.stack, json!({"id": 7, "n": 3})).await?;
     assert_eq!(d.status(), &ExecutionStatus::Succeeded, "{d:?}");
     assert_eq!(output(&d)?, json!({"size": "small", "value": 6}));
     assert_eq!(f.host.invocations(&f.worker), 2, "one failure and one retry");
@@ -281,12 +300,7 @@ async fn transient_errors_are_retried() -> Result<()> {
 
     // Retry gives up after MaxAttempts (2 retries): the error name ends the execution.
     f.host.clear_interceptor(&f.worker);
-    let d = run(
-        &f.stack,
-        "FlowStateMachine",
-        json!({"id": 8, "n": 3, "fail": "Transient"}),
-    )
-    .await?;
+    let d = flow(&f.stack, json!({"id": 8, "n": 3, "fail": "Transient"})).await?;
     assert_eq!(d.status(), &ExecutionStatus::Failed);
     assert_eq!(d.error(), Some("Transient"));
     assert_eq!(f.seen.lock().unwrap().get(&8), Some(&3));
@@ -297,23 +311,18 @@ async fn transient_errors_are_retried() -> Result<()> {
 async fn other_errors_fail_the_execution_with_their_name() -> Result<()> {
     let f = fixture("sfn-errors").await?;
 
-    let d = run(
-        &f.stack,
-        "FlowStateMachine",
-        json!({"id": 1, "n": 3, "fail": "Permanent"}),
-    )
-    .await?;
+    let d = flow(&f.stack, json!({"id": 1, "n": 3, "fail": "Permanent"})).await?;
     assert_eq!(d.status(), &ExecutionStatus::Failed);
     assert_eq!(d.error(), Some("Permanent"));
     let cause: Value = serde_json::from_str(d.cause().context("cause")?)?;
     assert_eq!(cause["errorMessage"], "job 1 failed on request");
     assert_eq!(f.host.invocations(&f.worker), 1, "not retried");
 
-    let d = run(&f.stack, "FlowStateMachine", json!({"id": 2, "n": 3, "panic": true})).await?;
+    let d = flow(&f.stack, json!({"id": 2, "n": 3, "panic": true})).await?;
     assert_eq!(d.status(), &ExecutionStatus::Failed);
     assert_eq!(d.error(), Some("Runtime.Panic"));
 
-    let d = run(&f.stack, "FlowStateMachine", json!({"id": 3, "n": "three"})).await?;
+    let d = flow(&f.stack, json!({"id": 3, "n": "three"})).await?;
     assert_eq!(d.error(), Some("Runtime.UnmarshalError"));
     assert_eq!(f.host.invocations(&f.worker), 3);
 
@@ -322,7 +331,7 @@ async fn other_errors_fail_the_execution_with_their_name() -> Result<()> {
         stack, host, worker, ..
     } = f;
     drop(host);
-    let d = run(&stack, "FlowStateMachine", json!({"id": 4, "n": 3})).await?;
+    let d = flow(&stack, json!({"id": 4, "n": 3})).await?;
     assert_eq!(d.status(), &ExecutionStatus::Failed);
     assert_eq!(d.error(), Some("Local.HandlerUnavailable"), "{d:?}");
     assert!(d.cause().unwrap_or_default().contains(&worker));
@@ -333,16 +342,8 @@ async fn other_errors_fail_the_execution_with_their_name() -> Result<()> {
 async fn distributed_map_invokes_the_handler_once_per_item() -> Result<()> {
     const ITEMS: u32 = 40;
     let f = fixture("sfn-map").await?;
-    let bucket = f.stack.resources.bucket("ItemsBucket").context("bucket")?;
     let items: Vec<Value> = (0..ITEMS).map(|id| json!({"id": id, "n": id})).collect();
-    f.stack
-        .s3()
-        .put_object()
-        .bucket(bucket)
-        .key("jobs/items.json")
-        .body(serde_json::to_vec(&items)?.into())
-        .send()
-        .await?;
+    put_items(&f.stack, "jobs/items.json", &items).await?;
 
     let started = Instant::now();
     let d = run(&f.stack, "FanOutStateMachine", json!({"key": "jobs/items.json"})).await?;
@@ -369,16 +370,8 @@ async fn distributed_map_invokes_the_handler_once_per_item() -> Result<()> {
 #[tokio::test]
 async fn a_failed_item_does_not_fail_a_distributed_map() -> Result<()> {
     let f = fixture("sfn-map-failure").await?;
-    let bucket = f.stack.resources.bucket("ItemsBucket").context("bucket")?;
     let items = json!([{"id": 0, "n": 0}, {"id": 1, "n": 1, "fail": "Permanent"}, {"id": 2, "n": 2}]);
-    f.stack
-        .s3()
-        .put_object()
-        .bucket(bucket)
-        .key("items.json")
-        .body(serde_json::to_vec(&items)?.into())
-        .send()
-        .await?;
+    put_items(&f.stack, "items.json", &items).await?;
     let d = run(&f.stack, "FanOutStateMachine", json!({"key": "items.json"})).await?;
     assert_eq!(d.status(), &ExecutionStatus::Succeeded, "moto now fails the map: {d:?}");
     assert_eq!(f.host.invocations(&f.worker), 3);
@@ -528,7 +521,7 @@ async fn two_processes_share_one_emulator() -> Result<()> {
 
     // Run while the child runs its own executions.
     for i in 0..5 {
-        let d = run(&f.stack, "FlowStateMachine", json!({"id": i, "n": 1})).await?;
+        let d = flow(&f.stack, json!({"id": i, "n": 1})).await?;
         assert_eq!(d.status(), &ExecutionStatus::Succeeded, "{d:?}");
     }
     let status = tokio::time::timeout(Duration::from_secs(120), child.wait()).await??;
@@ -552,7 +545,7 @@ async fn child_process_serves_its_own_function() -> Result<()> {
     let seen = register_worker(&host, &emulator, name).await?;
     println!("READY {name}");
     for i in 0..5 {
-        let d = run(&stack, "FlowStateMachine", json!({"id": i, "n": 30})).await?;
+        let d = flow(&stack, json!({"id": i, "n": 30})).await?;
         assert_eq!(d.status(), &ExecutionStatus::Succeeded, "{d:?}");
         assert_eq!(output(&d)?, json!({"size": "big", "value": 60}));
     }
