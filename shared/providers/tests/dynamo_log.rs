@@ -12,46 +12,58 @@ use providers::{
     SmsProvider,
 };
 
-/// A new send-log table of its own.
-async fn fresh_log(name: &str) -> DynamoLog {
+/// A DynamoDB client of the shared emulator.
+async fn client() -> aws_sdk_dynamodb::Client {
     let emulator = local_aws::Emulator::shared().await.unwrap();
-    let ddb = aws_sdk_dynamodb::Client::new(&emulator.sdk_config().await);
+    aws_sdk_dynamodb::Client::new(&emulator.sdk_config().await)
+}
+
+/// A new send-log table of its own: string keys `pk` (hash) and `sk` (range).
+async fn fresh_log(name: &str) -> DynamoLog {
+    let ddb = client().await;
     let table = local_aws::unique_prefix(name);
-    ddb.create_table()
+    let mut create = ddb
+        .create_table()
         .table_name(&table)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("sk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("sk")
-                .key_type(KeyType::Range)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
+        .billing_mode(BillingMode::PayPerRequest);
+    for (key, kind) in [("pk", KeyType::Hash), ("sk", KeyType::Range)] {
+        let attribute = AttributeDefinition::builder()
+            .attribute_name(key)
+            .attribute_type(ScalarAttributeType::S);
+        let schema = KeySchemaElement::builder().attribute_name(key).key_type(kind);
+        create = create
+            .attribute_definitions(attribute.build().unwrap())
+            .key_schema(schema.build().unwrap());
+    }
+    create.send().await.unwrap();
     DynamoLog::new(ddb, table)
+}
+
+/// A mock provider with no latency, recording its accepts in `log`.
+fn mock(log: &Arc<DynamoLog>, failure_rate: f64, timeout_rate: f64, seed: u64) -> MockProvider {
+    let config = MockConfig {
+        latency: Duration::ZERO,
+        failure_rate,
+        timeout_rate,
+        seed,
+        ..MockConfig::default()
+    };
+    MockProvider::new(config, log.clone())
+}
+
+fn email(key: &str, attempt: u32) -> OutgoingEmail {
+    OutgoingEmail {
+        idempotency_key: key.into(),
+        attempt,
+        to: "kim@example.com".into(),
+        subject: "bill".into(),
+        html: "<p>bill</p>".into(),
+        tags: vec![],
+    }
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
 }
 
 fn rec(key: &str, id: &str, micros: i64) -> AcceptedSend {
@@ -103,27 +115,10 @@ fn sort_key_is_time_then_message_id() {
 #[tokio::test]
 async fn mock_provider_with_lost_answers_leaves_duplicates_in_the_table() {
     let log = Arc::new(fresh_log("send-log-mock").await);
-    let provider = MockProvider::new(
-        MockConfig {
-            latency: Duration::ZERO,
-            failure_rate: 0.0,
-            timeout_rate: 1.0,
-            seed: 11,
-            ..MockConfig::default()
-        },
-        log.clone(),
-    );
+    let provider = mock(&log, 0.0, 1.0, 11);
     let provider: &dyn EmailProvider = &provider;
-    let email = |key: &str| OutgoingEmail {
-        idempotency_key: key.into(),
-        attempt: 0,
-        to: "kim@example.com".into(),
-        subject: "bill".into(),
-        html: "<p>bill</p>".into(),
-        tags: vec![],
-    };
     for key in ["a", "b", "a"] {
-        let e = provider.send_email(&email(key)).await.unwrap_err();
+        let e = provider.send_email(&email(key, 0)).await.unwrap_err();
         assert_eq!(e.kind, ErrorKind::Unknown);
     }
     assert_eq!(log.duplicates().await.unwrap(), vec![("a".to_string(), 2)]);
@@ -138,9 +133,7 @@ async fn mock_provider_with_lost_answers_leaves_duplicates_in_the_table() {
 
 #[tokio::test]
 async fn errors_name_the_table_not_the_recipient() {
-    let emulator = local_aws::Emulator::shared().await.unwrap();
-    let ddb = aws_sdk_dynamodb::Client::new(&emulator.sdk_config().await);
-    let log = DynamoLog::new(ddb, local_aws::unique_prefix("missing"));
+    let log = DynamoLog::new(client().await, local_aws::unique_prefix("missing"));
     let e = log.record(rec("k", "m", 0)).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
     assert_eq!(e.code, "ResourceNotFoundException", "{e}");
@@ -179,13 +172,13 @@ async fn find_returns_the_first_accept_of_a_key_on_its_channel() {
 #[tokio::test]
 async fn find_refuses_an_item_it_cannot_read() {
     let log = fresh_log("send-log-find-bad").await;
-    let emulator = local_aws::Emulator::shared().await.unwrap();
-    let ddb = aws_sdk_dynamodb::Client::new(&emulator.sdk_config().await);
-    ddb.put_item()
+    client()
+        .await
+        .put_item()
         .table_name(log.table())
-        .item("pk", AttributeValue::S("bad".into()))
-        .item("sk", AttributeValue::S("x".into()))
-        .item("channel", AttributeValue::S("email".into()))
+        .item("pk", s("bad"))
+        .item("sk", s("x"))
+        .item("channel", s("email"))
         .send()
         .await
         .unwrap();
@@ -201,36 +194,10 @@ async fn find_refuses_an_item_it_cannot_read() {
 #[tokio::test]
 async fn the_mock_finds_what_it_accepted_in_the_table() {
     let log = Arc::new(fresh_log("send-log-mock-find").await);
-    let accepting = MockProvider::new(
-        MockConfig {
-            latency: Duration::ZERO,
-            failure_rate: 0.0,
-            timeout_rate: 0.0,
-            seed: 4,
-            ..MockConfig::default()
-        },
-        log.clone(),
-    );
-    let failing = MockProvider::new(
-        MockConfig {
-            latency: Duration::ZERO,
-            failure_rate: 1.0,
-            timeout_rate: 0.0,
-            seed: 4,
-            ..MockConfig::default()
-        },
-        log.clone(),
-    );
-    let email = |key: &str| OutgoingEmail {
-        idempotency_key: key.into(),
-        attempt: 1,
-        to: "kim@example.com".into(),
-        subject: "bill".into(),
-        html: "<p>bill</p>".into(),
-        tags: vec![],
-    };
-    let accepted = accepting.send_email(&email("sent#email")).await.unwrap();
-    failing.send_email(&email("failed#email")).await.unwrap_err();
+    let accepting = mock(&log, 0.0, 0.0, 4);
+    let failing = mock(&log, 1.0, 0.0, 4);
+    let accepted = accepting.send_email(&email("sent#email", 1)).await.unwrap();
+    failing.send_email(&email("failed#email", 1)).await.unwrap_err();
     // Another instance (another provider over the same table) asks.
     assert_eq!(
         failing.find_email("sent#email").await.unwrap(),
