@@ -35,7 +35,6 @@
 //! into the state's error name, so `Retry`/`Catch` on the handlers' error names work.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -49,7 +48,6 @@ use futures::future::BoxFuture;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -172,7 +170,11 @@ impl LambdaHost {
             .map_err(|e| Error::LambdaHost(format!("cannot listen on 127.0.0.1: {e}")))?;
         let addr = listener.local_addr().map_err(|e| Error::LambdaHost(e.to_string()))?;
         let registry = Arc::new(Registry::default());
-        let server = tokio::spawn(serve(listener, registry.clone()));
+        let served = registry.clone();
+        let server = tokio::spawn(crate::http::serve(listener, "lambda host", move |req| {
+            let registry = served.clone();
+            async move { answer(&registry, req).await }
+        }));
         tracing::debug!(%addr, "lambda host listening");
         Ok(LambdaHost { addr, registry, server })
     }
@@ -371,33 +373,6 @@ fn request_id() -> String {
         0x8000 | (b >> 48) & 0x3fff,
         b & 0xffff_ffff_ffff
     )
-}
-
-async fn serve(listener: TcpListener, registry: Arc<Registry>) {
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                // Out of file descriptors and the like: back off rather than spin.
-                tracing::warn!(error = %e, "lambda host: accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let registry = registry.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let registry = registry.clone();
-                async move { Ok::<_, Infallible>(answer(&registry, req).await) }
-            });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, "lambda host: connection ended with an error");
-            }
-        });
-    }
 }
 
 async fn answer(registry: &Registry, req: Request<Incoming>) -> Response<Full<Bytes>> {

@@ -28,6 +28,8 @@
 mod admin;
 mod emulator;
 #[cfg(feature = "lambda")]
+pub mod http;
+#[cfg(feature = "lambda")]
 pub mod lambda;
 mod provision;
 pub mod template;

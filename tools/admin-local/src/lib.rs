@@ -12,51 +12,25 @@
 //! verified: this server trusts its loopback callers.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use admin_api::{Caller, Deps, Request, serve};
-
-/// Serves `deps` on `listener` for as long as the runtime runs, a task per connection.
-async fn serve_http(deps: Arc<Deps>, listener: TcpListener) {
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                tracing::warn!(error = %e, "admin api: accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let deps = deps.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let deps = deps.clone();
-                async move { Ok::<_, Infallible>(answer(&deps, req).await) }
-            });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, "admin api: connection ended with an error");
-            }
-        });
-    }
-}
 
 /// Binds `127.0.0.1:port` (0: any free port) and serves there in a background task.
 pub async fn start(deps: Deps, port: u16) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(serve_http(Arc::new(deps), listener));
+    let deps = Arc::new(deps);
+    tokio::spawn(local_aws::http::serve(listener, "admin api", move |req| {
+        let deps = deps.clone();
+        async move { answer(&deps, req).await }
+    }));
     Ok(addr)
 }
 
