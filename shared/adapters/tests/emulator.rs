@@ -9,6 +9,7 @@ use adapters::dynamo::{BATCH_WRITE_LIMIT, batch_put};
 use adapters::retry::Backoff;
 use adapters::{PutOutcome, StoreError, dynamodb_client, s3_client};
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput;
 use billing::Catalog;
 use chrono::NaiveDate;
 use domain::pii::Keyring;
@@ -221,15 +222,8 @@ async fn fresh_queue(name: &str) -> (aws_sdk_sqs::Client, String, adapters::queu
     let emulator = local_aws::Emulator::shared().await.unwrap();
     let sqs = aws_sdk_sqs::Client::new(&emulator.sdk_config().await);
     let name = local_aws::unique_prefix(name);
-    let url = sqs
-        .create_queue()
-        .queue_name(&name)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let queue = adapters::queue::DeliveryQueue::new(sqs.clone(), url);
+    let created = sqs.create_queue().queue_name(&name).send().await.unwrap();
+    let queue = adapters::queue::DeliveryQueue::new(sqs.clone(), created.queue_url.unwrap());
     (sqs, name, queue)
 }
 
@@ -244,6 +238,26 @@ fn messages(n: usize) -> Vec<domain::delivery::DeliveryMessage> {
         .collect()
 }
 
+/// One receive of up to ten messages from the queue at `url`.
+async fn receive(sqs: &aws_sdk_sqs::Client, url: &str) -> ReceiveMessageOutput {
+    let request = sqs.receive_message().queue_url(url).max_number_of_messages(10);
+    request.send().await.unwrap()
+}
+
+/// A new queue of its own (as [`fresh_queue`]) whose next `calls` batch sends the emulator
+/// accepts only in part (`Emulator::fail_send_batch`); the failures are the sender's fault
+/// when `sender_fault`.
+async fn failing_queue(
+    name: &str,
+    calls: u32,
+    sender_fault: bool,
+) -> (aws_sdk_sqs::Client, String, adapters::queue::DeliveryQueue) {
+    let (sqs, name, queue) = fresh_queue(name).await;
+    let emulator = local_aws::Emulator::shared().await.unwrap();
+    emulator.fail_send_batch(&name, calls, sender_fault).await.unwrap();
+    (sqs, name, queue)
+}
+
 /// The delivery ids of every message on the queue, sorted: `expected` of them are awaited
 /// (a bounded number of receives), then one more receive must find nothing.
 async fn received(sqs: &aws_sdk_sqs::Client, url: &str, expected: usize) -> Vec<String> {
@@ -252,25 +266,12 @@ async fn received(sqs: &aws_sdk_sqs::Client, url: &str, expected: usize) -> Vec<
         if seen.len() >= expected {
             break;
         }
-        let got = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        for m in got.messages.unwrap_or_default() {
+        for m in receive(sqs, url).await.messages.unwrap_or_default() {
             let body: domain::delivery::DeliveryMessage = serde_json::from_str(m.body.as_deref().unwrap()).unwrap();
             seen.push(body.delivery_id);
         }
     }
-    let extra = sqs
-        .receive_message()
-        .queue_url(url)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap();
+    let extra = receive(sqs, url).await;
     assert!(extra.messages.unwrap_or_default().is_empty(), "nothing beyond {seen:?}");
     seen.sort();
     seen
@@ -278,10 +279,9 @@ async fn received(sqs: &aws_sdk_sqs::Client, url: &str, expected: usize) -> Vec<
 
 #[tokio::test]
 async fn failed_batch_entries_are_sent_again() {
-    let (sqs, name, queue) = fresh_queue("queue-partial").await;
-    let emulator = local_aws::Emulator::shared().await.unwrap();
     // SQS may accept part of a batch; the emulator does so for the next two calls to this queue.
-    emulator.fail_send_batch(&name, 2, false).await.unwrap();
+    let (sqs, name, queue) = failing_queue("queue-partial", 2, false).await;
+    let emulator = local_aws::Emulator::shared().await.unwrap();
     let messages = messages(10);
     let out = queue.send_batch(&messages).await.unwrap();
     // 10 → 5 sent, 5 back → 3 sent, 2 back → 2 sent.
@@ -295,9 +295,7 @@ async fn failed_batch_entries_are_sent_again() {
 
 #[tokio::test]
 async fn entries_failing_every_attempt_are_returned_by_id() {
-    let (sqs, name, mut queue) = fresh_queue("queue-exhausted").await;
-    let emulator = local_aws::Emulator::shared().await.unwrap();
-    emulator.fail_send_batch(&name, 100, false).await.unwrap();
+    let (sqs, _, mut queue) = failing_queue("queue-exhausted", 100, false).await;
     queue.backoff = Backoff {
         base: std::time::Duration::from_millis(1),
         cap: std::time::Duration::from_millis(5),
@@ -321,9 +319,7 @@ async fn entries_failing_every_attempt_are_returned_by_id() {
 
 #[tokio::test]
 async fn sender_faults_are_reported_at_once_not_retried() {
-    let (sqs, name, queue) = fresh_queue("queue-sender-fault").await;
-    let emulator = local_aws::Emulator::shared().await.unwrap();
-    emulator.fail_send_batch(&name, 1, true).await.unwrap();
+    let (sqs, _, queue) = failing_queue("queue-sender-fault", 1, true).await;
     let messages = messages(10);
     let out = queue.send_batch(&messages).await.unwrap();
     assert_eq!((out.sent, out.failed.len(), out.requests), (5, 5, 1));
@@ -491,26 +487,12 @@ async fn a_batch_of_messages_carries_ids_only_and_reports_what_failed() {
     use domain::delivery::DeliveryMessage;
     let (sqs, _, queue) = fresh_queue("queue-batch").await;
     let url = queue.url().to_owned();
-    let messages: Vec<DeliveryMessage> = (0..SEND_BATCH_LIMIT)
-        .map(|i| DeliveryMessage {
-            delivery_id: format!("2026-11#00001#C{i:07}"),
-            channel: Channel::Email,
-            run_id: "run-1".into(),
-            copies: 0,
-        })
-        .collect();
+    let messages = messages(SEND_BATCH_LIMIT);
     let out = queue.send_batch(&messages).await.unwrap();
     assert_eq!((out.sent, out.failed.len(), out.requests), (10, 0, 1));
     let mut seen = Vec::new();
     for _ in 0..10 {
-        let got = sqs
-            .receive_message()
-            .queue_url(&url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        for m in got.messages.unwrap_or_default() {
+        for m in receive(&sqs, &url).await.messages.unwrap_or_default() {
             let body: DeliveryMessage = serde_json::from_str(m.body.as_deref().unwrap()).unwrap();
             seen.push(body.delivery_id);
         }
