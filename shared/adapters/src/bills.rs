@@ -9,7 +9,7 @@ use domain::{Bill, Cycle};
 use sha2::{Digest, Sha256};
 
 use crate::StoreError;
-use crate::dynamo::{BatchStats, Item, batch_put, query_all};
+use crate::dynamo::{BatchStats, Item, batch_put, query_all, shard_query};
 use crate::retry::Backoff;
 
 #[derive(Clone, Debug)]
@@ -20,9 +20,7 @@ pub struct BillStore {
     pub write_concurrency: usize,
 }
 
-pub fn partition_key(cycle: Cycle, shard: u32) -> String {
-    format!("{cycle}#{shard:05}")
-}
+pub use crate::dynamo::shard_partition as partition_key;
 
 /// SHA-256 of a bill's canonical JSON: equal bills, equal digests.
 pub fn bill_digest(bill: &Bill) -> String {
@@ -91,17 +89,9 @@ impl BillStore {
         .await
     }
 
-    fn shard_query(
-        &self,
-        cycle: Cycle,
-        shard: u32,
-    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
-        crate::dynamo::partition_query(&self.client, &self.table, partition_key(cycle, shard))
-    }
-
     /// Every bill of a shard, in customer-id order.
     pub async fn shard(&self, cycle: Cycle, shard: u32) -> Result<Vec<Bill>, StoreError> {
-        let result = query_all(self.shard_query(cycle, shard), &self.table).await?;
+        let result = query_all(shard_query(&self.client, &self.table, cycle, shard), &self.table).await?;
         result
             .items
             .into_iter()
@@ -111,10 +101,11 @@ impl BillStore {
 
     /// Number of bill items stored for a shard (a `Select=COUNT` query).
     pub async fn count(&self, cycle: Cycle, shard: u32) -> Result<u64, StoreError> {
-        Ok(
-            query_all(self.shard_query(cycle, shard).select(Select::Count), &self.table)
-                .await?
-                .count,
+        Ok(query_all(
+            shard_query(&self.client, &self.table, cycle, shard).select(Select::Count),
+            &self.table,
         )
+        .await?
+        .count)
     }
 }

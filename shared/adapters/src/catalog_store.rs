@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use billing::Catalog;
 
-use crate::dynamo::{attr_s, conditional_put};
+use crate::dynamo::{Item, attr_s, get_item, put_new};
 use crate::{PutOutcome, StoreError};
 
 #[derive(Clone, Debug)]
@@ -27,15 +27,12 @@ impl CatalogStore {
     /// already exists is a [`StoreError::Conflict`] — bills pin versions, so a
     /// version must never change under them.
     pub async fn publish(&self, catalog: &Catalog) -> Result<PutOutcome, StoreError> {
-        let req = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("version", AttributeValue::S(catalog.version().to_owned()))
-            .item("digest", AttributeValue::S(catalog.digest().to_owned()))
-            .item("document", AttributeValue::S(catalog.to_json()))
-            .condition_expression("attribute_not_exists(version)");
-        if conditional_put(req, &self.table).await? {
+        let item = Item::from([
+            ("version".into(), AttributeValue::S(catalog.version().to_owned())),
+            ("digest".into(), AttributeValue::S(catalog.digest().to_owned())),
+            ("document".into(), AttributeValue::S(catalog.to_json())),
+        ]);
+        if put_new(&self.client, &self.table, item, "version").await? == PutOutcome::Created {
             return Ok(PutOutcome::Created);
         }
         match self.get_raw(catalog.version()).await? {
@@ -51,16 +48,14 @@ impl CatalogStore {
     }
 
     async fn get_raw(&self, version: &str) -> Result<Option<(String, String)>, StoreError> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("version", AttributeValue::S(version.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
-        Ok(got.item.map(|item| {
+        let got = get_item(
+            &self.client,
+            &self.table,
+            [("version", AttributeValue::S(version.to_owned()))],
+            true,
+        )
+        .await?;
+        Ok(got.map(|item| {
             (
                 attr_s(&item, "digest").unwrap_or_default().to_owned(),
                 attr_s(&item, "document").unwrap_or_default().to_owned(),

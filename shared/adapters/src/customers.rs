@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use domain::{Customer, CustomerError};
 
-use crate::dynamo::{BatchStats, Item, attr_s, batch_put, conditional_put, query_all};
+use crate::dynamo::{BatchStats, Item, attr_s, batch_put, get_item, put_new, query_all};
 use crate::retry::Backoff;
 use crate::{PutOutcome, StoreError};
 
@@ -63,17 +63,7 @@ impl CustomerStore {
 
     /// Creates a customer unless one with the same key exists.
     pub async fn put_new(&self, customer: &Customer) -> Result<PutOutcome, StoreError> {
-        let req = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(self.to_item(customer)?))
-            .condition_expression("attribute_not_exists(customer_id)");
-        Ok(if conditional_put(req, &self.table).await? {
-            PutOutcome::Created
-        } else {
-            PutOutcome::AlreadyExists
-        })
+        put_new(&self.client, &self.table, self.to_item(customer)?, "customer_id").await
     }
 
     /// Every customer of a shard, in customer-id order (the sort key).
@@ -119,16 +109,14 @@ impl CustomerStore {
         let (Some(shard), Some(id)) = (key.get("shard").cloned(), key.get("customer_id").cloned()) else {
             return Ok(None);
         };
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("shard", shard)
-            .key("customer_id", id)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
-        Ok(got.item.map(Self::decode))
+        let got = get_item(
+            &self.client,
+            &self.table,
+            [("shard", shard), ("customer_id", id)],
+            false,
+        )
+        .await?;
+        Ok(got.map(Self::decode))
     }
 
     /// One customer by shard and id: a single `GetItem` (a delivery knows
@@ -138,15 +126,10 @@ impl CustomerStore {
         shard: u32,
         customer_id: &str,
     ) -> Result<Option<Result<Customer, CustomerError>>, StoreError> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("shard", AttributeValue::N(shard.to_string()))
-            .key("customer_id", AttributeValue::S(customer_id.to_owned()))
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
-        Ok(got.item.map(Self::decode))
+        let key = [
+            ("shard", AttributeValue::N(shard.to_string())),
+            ("customer_id", AttributeValue::S(customer_id.to_owned())),
+        ];
+        Ok(get_item(&self.client, &self.table, key, false).await?.map(Self::decode))
     }
 }

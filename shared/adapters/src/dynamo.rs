@@ -6,10 +6,11 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use domain::Cycle;
 use futures::{StreamExt, TryStreamExt, stream};
 
-use crate::StoreError;
 use crate::retry::Backoff;
+use crate::{PutOutcome, StoreError};
 
 /// DynamoDB accepts at most 25 items per `BatchWriteItem`.
 pub const BATCH_WRITE_LIMIT: usize = 25;
@@ -156,14 +157,56 @@ async fn write_chunk(
     }
 }
 
-/// A `Query` of one partition (`pk`) of a table keyed by the partition `pk`: one shard of a
-/// cycle in the bills and deliveries tables.
-pub fn partition_query(client: &Client, table: &str, pk: String) -> QueryFluentBuilder {
+/// The partition key (`pk`) of one shard of a cycle in the tables keyed by it, the bills
+/// and the deliveries: `{cycle}#{shard:05}`.
+pub fn shard_partition(cycle: Cycle, shard: u32) -> String {
+    format!("{cycle}#{shard:05}")
+}
+
+/// A `Query` of one shard of a cycle (its partition, [`shard_partition`]) in the bills or
+/// the deliveries table.
+pub fn shard_query(client: &Client, table: &str, cycle: Cycle, shard: u32) -> QueryFluentBuilder {
     client
         .query()
         .table_name(table)
         .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", AttributeValue::S(pk))
+        .expression_attribute_values(":pk", AttributeValue::S(shard_partition(cycle, shard)))
+}
+
+/// One item by its key (`GetItem`), `None` when there is none. `consistent_read` asks for a
+/// strongly consistent read; without it the read is DynamoDB's default (eventually
+/// consistent).
+pub async fn get_item(
+    client: &Client,
+    table: &str,
+    key: impl IntoIterator<Item = (&'static str, AttributeValue)>,
+    consistent_read: bool,
+) -> Result<Option<Item>, StoreError> {
+    let key = key.into_iter().map(|(name, value)| (name.to_owned(), value)).collect();
+    let got = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .set_consistent_read(consistent_read.then_some(true))
+        .send()
+        .await
+        .map_err(|e| StoreError::aws("GetItem", table, e))?;
+    Ok(got.item)
+}
+
+/// Creates `item` unless an item with its key is there (`attribute_not_exists` of
+/// `key_attribute`): [`PutOutcome::AlreadyExists`] leaves the stored one untouched.
+pub async fn put_new(client: &Client, table: &str, item: Item, key_attribute: &str) -> Result<PutOutcome, StoreError> {
+    let req = client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression(format!("attribute_not_exists({key_attribute})"));
+    Ok(if conditional_put(req, table).await? {
+        PutOutcome::Created
+    } else {
+        PutOutcome::AlreadyExists
+    })
 }
 
 /// Reads an attribute as a string.

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::StoreError;
-use crate::dynamo::Item;
+use crate::dynamo::{Item, get_item};
 
 /// Partition of failures whose cycle is not known (a message that does not parse).
 pub const UNKNOWN_CYCLE: &str = "-";
@@ -303,17 +303,9 @@ impl FailureLog {
         subject: &str,
         stage: FailureStage,
     ) -> Result<Option<FailureRecord>, StoreError> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(partition(cycle)))
-            .key("sk", s(sort_key(subject, stage)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
-        got.item.map(|i| self.decode(i)).transpose()
+        let key = [("pk", s(partition(cycle))), ("sk", s(sort_key(subject, stage)))];
+        let got = get_item(&self.client, &self.table, key, true).await?;
+        got.map(|i| self.decode(i)).transpose()
     }
 
     /// One page of the records of `cycle` (`None`: those of unknown cycle).

@@ -22,7 +22,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::StoreError;
-use crate::dynamo::{Item, attr_s};
+use crate::dynamo::{Item, attr_s, get_item};
 
 /// The operators' channel policy (`domain::dispatch::ChannelPolicy`).
 pub const CHANNEL_POLICY: &str = "channel-policy";
@@ -105,18 +105,8 @@ impl SettingsStore {
 
     /// The stored setting (a strongly consistent read), `None` when never set.
     pub async fn get(&self, name: &str) -> Result<Option<Setting>, StoreError> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(key(name)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
-        got.item
-            .map(|item| Setting::decode(&self.table, name, &item))
-            .transpose()
+        let got = get_item(&self.client, &self.table, [("pk", s(key(name)))], true).await?;
+        got.map(|item| Setting::decode(&self.table, name, &item)).transpose()
     }
 
     /// A stored value parsed, `None` when never set; a value that does not parse is a

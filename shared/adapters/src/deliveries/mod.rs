@@ -32,13 +32,11 @@ use chrono::{DateTime, Utc};
 use domain::delivery::{DeliveryContent, utc_seconds};
 use domain::{Channel, CustomerId, Cycle, Delivery, DeliveryId, DeliveryState, SlotSet};
 
-use crate::dynamo::{Item, attr_s, conditional_put, query_all};
+use crate::dynamo::{Item, attr_s, get_item, put_new, query_all, shard_query};
 use crate::{PutOutcome, StoreError};
 use write::{Change, Written};
 
-pub fn partition_key(cycle: Cycle, shard: u32) -> String {
-    format!("{cycle}#{shard:05}")
-}
+pub use crate::dynamo::shard_partition as partition_key;
 
 /// The due-index partition of a delivery.
 pub fn due_key(cycle: Cycle, bucket: u32) -> String {
@@ -186,17 +184,7 @@ impl DeliveryStore {
     /// Creates a delivery where none exists. `AlreadyExists` leaves the
     /// stored one untouched, whatever its state.
     pub async fn create(&self, d: &Delivery) -> Result<PutOutcome, StoreError> {
-        let req = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(self.encode(d)?))
-            .condition_expression("attribute_not_exists(pk)");
-        Ok(if conditional_put(req, &self.table).await? {
-            PutOutcome::Created
-        } else {
-            PutOutcome::AlreadyExists
-        })
+        put_new(&self.client, &self.table, self.encode(d)?, "pk").await
     }
 
     /// Replaces the rendered content of a waiting delivery (`READY` or `HELD`)
@@ -235,19 +223,10 @@ impl DeliveryStore {
         }
     }
 
-    fn shard_query(
-        &self,
-        cycle: Cycle,
-        shard: u32,
-    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
-        crate::dynamo::partition_query(&self.client, &self.table, partition_key(cycle, shard))
-    }
-
     /// The state and content hash of every delivery of a shard, in customer
     /// order (a projection: a few dozen bytes per delivery).
     pub async fn shard_summary(&self, cycle: Cycle, shard: u32) -> Result<Vec<Existing>, StoreError> {
-        let req = self
-            .shard_query(cycle, shard)
+        let req = shard_query(&self.client, &self.table, cycle, shard)
             .projection_expression("customer_id, #st, content_hash, template_version")
             .expression_attribute_names("#st", "state")
             .consistent_read(true);
@@ -268,8 +247,7 @@ impl DeliveryStore {
     /// (once queued) and send date, read with one eventually consistent
     /// `Query` (paginated) projecting only those.
     pub async fn shard_funnel(&self, cycle: Cycle, shard: u32) -> Result<Vec<FunnelEntry>, StoreError> {
-        let req = self
-            .shard_query(cycle, shard)
+        let req = shard_query(&self.client, &self.table, cycle, shard)
             .projection_expression("#st, channel, send_date")
             .expression_attribute_names("#st", "state");
         Ok(query_all(req, &self.table)
@@ -286,7 +264,7 @@ impl DeliveryStore {
 
     /// Every delivery of a shard, in customer order.
     pub async fn shard(&self, cycle: Cycle, shard: u32) -> Result<Vec<Delivery>, StoreError> {
-        query_all(self.shard_query(cycle, shard), &self.table)
+        query_all(shard_query(&self.client, &self.table, cycle, shard), &self.table)
             .await?
             .items
             .into_iter()
@@ -296,9 +274,7 @@ impl DeliveryStore {
 
     /// Number of deliveries stored for a shard (a `Select=COUNT` query).
     pub async fn count(&self, cycle: Cycle, shard: u32) -> Result<u64, StoreError> {
-        let req = self
-            .shard_query(cycle, shard)
-            .select(aws_sdk_dynamodb::types::Select::Count);
+        let req = shard_query(&self.client, &self.table, cycle, shard).select(aws_sdk_dynamodb::types::Select::Count);
         Ok(query_all(req, &self.table).await?.count)
     }
 
@@ -312,17 +288,11 @@ impl DeliveryStore {
 
     /// The stored item as it is (consistent read).
     pub async fn raw(&self, cycle: Cycle, shard: u32, customer: &CustomerId) -> Result<Option<Item>, StoreError> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(partition_key(cycle, shard)))
-            .key("customer_id", s(customer.as_str()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
-        Ok(got.item)
+        let key = [
+            ("pk", s(partition_key(cycle, shard))),
+            ("customer_id", s(customer.as_str())),
+        ];
+        get_item(&self.client, &self.table, key, true).await
     }
 
     /// One page of the `Due` index for one bucket: entries whose
