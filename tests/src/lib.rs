@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 pub mod admin;
 pub mod lambda_cli;
 pub mod senders;
+pub mod setup;
 
 pub const CYCLE: &str = "2026-11";
 

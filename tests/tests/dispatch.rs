@@ -13,11 +13,31 @@ use dispatch_slot::{DispatchEvent, DispatchReport};
 use domain::delivery::start_of_day;
 use domain::dispatch::SlotRun;
 use domain::{ContactWindow, Cycle, DeliveryState, QuietWindow};
-use integration_tests::{CYCLE, Month, generate};
+use integration_tests::setup::loaded;
+use integration_tests::{CYCLE, Month};
 use lambda_runtime::LambdaEvent;
 
 fn cycle() -> Cycle {
     CYCLE.parse().unwrap()
+}
+
+/// An instant written in RFC 3339.
+fn utc(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+}
+
+/// DispatchSlot's dependencies as deployed.
+fn dispatch_deps(month: &Month) -> dispatch_slot::Deps {
+    dispatch_slot::Deps::from_vars(&month.config, &month.resources.function_env("DispatchSlotFunction")).unwrap()
+}
+
+/// A run of DispatchSlot scheduled at `at`, with `run_id` when given.
+async fn dispatch(
+    deps: &dispatch_slot::Deps,
+    at: DateTime<Utc>,
+    run_id: Option<&str>,
+) -> Result<DispatchReport, dispatch_slot::DispatchError> {
+    dispatch_slot::dispatch(deps, event(at, run_id)).await
 }
 
 fn event(scheduled: DateTime<Utc>, run_id: Option<&str>) -> LambdaEvent<DispatchEvent> {
@@ -51,13 +71,10 @@ async fn queued_by(month: &Month, shard: u32) -> HashMap<String, (String, String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_delivery_goes_in_its_first_allowed_slot_once() {
-    let data = generate(300, 300).unwrap();
-    let month = Month::new("dispatch-month").await.unwrap();
-    month.load(&data).await.unwrap();
+    let (_data, month) = loaded("dispatch-month", 300, 300).await.unwrap();
     let run = month.settle("settle-2026-11").await.unwrap();
     assert_eq!(run.status, ExecutionStatus::Succeeded, "{run:?}");
-    let mut deps =
-        dispatch_slot::Deps::from_vars(&month.config, &month.resources.function_env("DispatchSlotFunction")).unwrap();
+    let mut deps = dispatch_deps(&month);
     // No sender runs here: keep queued deliveries from being re-checked within the month.
     deps.config.recheck_after = chrono::Duration::days(60);
     let quiet = QuietWindow::default_korea();
@@ -75,7 +92,7 @@ async fn every_delivery_goes_in_its_first_allowed_slot_once() {
     let mut total = DispatchReport::default();
     let mut per_slot = Vec::new();
     for slot in SlotRun::issue_month(cycle()) {
-        let r = dispatch_slot::dispatch(&deps, event(slot.start(), None)).await.unwrap();
+        let r = dispatch(&deps, slot.start(), None).await.unwrap();
         assert!(r.complete);
         assert_eq!(r.open, slot.is_open(quiet), "{slot}");
         if !r.open {
@@ -113,37 +130,8 @@ async fn every_delivery_goes_in_its_first_allowed_slot_once() {
 
     // The same slot again enqueues nothing new.
     let (busiest, _) = per_slot.iter().max_by_key(|(_, n)| *n).unwrap();
-    let again = dispatch_slot::dispatch(&deps, event(busiest.start(), Some("again")))
-        .await
-        .unwrap();
+    let again = dispatch(&deps, busiest.start(), Some("again")).await.unwrap();
     assert_eq!(again.enqueued_email + again.enqueued_sms, 0, "{again:?}");
-}
-
-async fn raw_item(month: &Month, shard: u32, customer: &str) -> HashMap<String, AttributeValue> {
-    adapters::dynamodb_client(&month.config)
-        .get_item()
-        .table_name(month.deliveries.table())
-        .key("pk", AttributeValue::S(partition_key(cycle(), shard)))
-        .key("customer_id", AttributeValue::S(customer.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap()
-}
-
-async fn set(month: &Month, shard: u32, customer: &str, expr: &str, values: &[(&str, &str)]) {
-    let mut req = adapters::dynamodb_client(&month.config)
-        .update_item()
-        .table_name(month.deliveries.table())
-        .key("pk", AttributeValue::S(partition_key(cycle(), shard)))
-        .key("customer_id", AttributeValue::S(customer.into()))
-        .update_expression(expr);
-    for (k, v) in values {
-        req = req.expression_attribute_values(*k, AttributeValue::S((*v).into()));
-    }
-    req.send().await.unwrap();
 }
 
 /// Receives every message on a queue (bounded: at most 50 polls).
@@ -152,14 +140,8 @@ async fn drain(month: &Month, logical_id: &str) -> Vec<domain::delivery::Deliver
     let url = month.resources.queue_url(logical_id).unwrap().to_owned();
     let mut out = Vec::new();
     for _ in 0..50 {
-        let got = sqs
-            .receive_message()
-            .queue_url(&url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        let messages = got.messages.unwrap_or_default();
+        let receive = sqs.receive_message().queue_url(&url).max_number_of_messages(10);
+        let messages = receive.send().await.unwrap().messages.unwrap_or_default();
         if messages.is_empty() {
             break;
         }
@@ -178,54 +160,39 @@ async fn drain(month: &Month, logical_id: &str) -> Vec<domain::delivery::Deliver
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_runs_catch_up_scheduled_sends_policy_and_bad_entries() {
-    let data = generate(120, 120).unwrap();
-    let month = Month::new("dispatch-rules").await.unwrap();
-    month.load(&data).await.unwrap();
+    let (_data, month) = loaded("dispatch-rules", 120, 120).await.unwrap();
     assert_eq!(
         month.settle("settle-2026-11").await.unwrap().status,
         ExecutionStatus::Succeeded
     );
-    let deps =
-        dispatch_slot::Deps::from_vars(&month.config, &month.resources.function_env("DispatchSlotFunction")).unwrap();
+    let deps = dispatch_deps(&month);
     let deliveries = month.deliveries.shard(cycle(), 0).await.unwrap();
     let quiet = QuietWindow::default_korea();
 
     // Runs were missed until 20 December, 10:00 (slot 5). Of the deliveries due by then whose
     // customers allow slot 5, one is scheduled for the 28th and one's index entry is corrupt.
-    let late = DateTime::parse_from_rfc3339("2026-12-20T01:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc);
+    let late = utc("2026-12-20T01:00:00Z");
     let slot = SlotRun::containing(late);
     let early: Vec<_> = deliveries
         .iter()
         .filter(|d| start_of_day(d.send_date) <= late && !d.dnd.contains(slot.slot))
         .collect();
     let scheduled = early[0];
-    let dec28 = DateTime::parse_from_rfc3339("2026-12-28T01:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc);
-    set(
+    let dec28 = utc("2026-12-28T01:00:00Z");
+    set_on(
         &month,
-        0,
-        scheduled.customer_id.as_str(),
+        scheduled,
         "SET available_at = :t",
         &[(":t", "2026-12-28T01:00:00Z")],
     )
     .await;
     let corrupt = early[1];
-    set(
-        &month,
-        0,
-        corrupt.customer_id.as_str(),
-        "SET preferred_channel = :c",
-        &[(":c", "fax")],
-    )
-    .await;
+    set_on(&month, corrupt, "SET preferred_channel = :c", &[(":c", "fax")]).await;
 
     // Two runs of that slot at once: each of the others is enqueued exactly once.
     let (a, b) = tokio::join!(
-        dispatch_slot::dispatch(&deps, event(late, Some("run-a"))),
-        dispatch_slot::dispatch(&deps, event(late, Some("run-b")))
+        dispatch(&deps, late, Some("run-a")),
+        dispatch(&deps, late, Some("run-b"))
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     let due = &early[2..];
@@ -238,10 +205,7 @@ async fn concurrent_runs_catch_up_scheduled_sends_policy_and_bad_entries() {
         "the corrupt entry is parked once: {a:?} {b:?}"
     );
     // ... with a failure record an operator can act on (ids and the reason, nothing personal),
-    let failures = FailureLog::new(
-        adapters::dynamodb_client(&month.config),
-        month.resources.table("FailuresTable").unwrap(),
-    );
+    let failures = failure_log(&month);
     let record = failures
         .get(Some(cycle()), &corrupt.id(), FailureStage::Dispatch)
         .await
@@ -252,7 +216,7 @@ async fn concurrent_runs_catch_up_scheduled_sends_policy_and_bad_entries() {
     assert!(record.reason.contains("\"fax\""), "{}", record.reason);
     assert!(record.occurrences >= 1 && record.occurrences <= 2, "{record:?}");
     // ... and out of the due index: later runs do not see it again.
-    let parked = raw_item(&month, 0, corrupt.customer_id.as_str()).await;
+    let parked = state_of(&month, corrupt).await;
     assert!(!parked.contains_key("due_pk"), "{parked:?}");
     assert!(parked.contains_key("parked_reason"));
     let mut messages = drain(&month, "EmailQueue").await;
@@ -268,20 +232,13 @@ async fn concurrent_runs_catch_up_scheduled_sends_policy_and_bad_entries() {
     // any other.
     let original = corrupt.preferred_channel.as_str();
     let due_pk = adapters::deliveries::due_key(cycle(), corrupt.due_bucket());
-    set(
-        &month,
-        0,
-        corrupt.customer_id.as_str(),
-        "SET preferred_channel = :c, due_pk = :b REMOVE parked_reason, parked_at",
-        &[(":c", original), (":b", &due_pk)],
-    )
-    .await;
+    let repaired = [(":c", original), (":b", due_pk.as_str())];
+    let repair = "SET preferred_channel = :c, due_pk = :b REMOVE parked_reason, parked_at";
+    set_on(&month, corrupt, repair, &repaired).await;
 
     // Nothing stays QUEUED without a message: a QUEUED delivery no sender took (here, none
     // runs) is enqueued again by the first run after its re-check time, once per delivery.
-    let stale = dispatch_slot::dispatch(&deps, event(late + chrono::Duration::hours(4), None))
-        .await
-        .unwrap();
+    let stale = dispatch(&deps, late + chrono::Duration::hours(4), None).await.unwrap();
     let slot7 = SlotRun::containing(late + chrono::Duration::hours(4)).slot;
     let stale_due = due.iter().filter(|d| !d.dnd.contains(slot7)).count();
     assert!(stale_due > 0);
@@ -292,10 +249,10 @@ async fn concurrent_runs_catch_up_scheduled_sends_policy_and_bad_entries() {
     // The scheduled one goes on the 28th in its first allowed slot, not before.
     let window = ContactWindow::new(scheduled.dnd, quiet).unwrap();
     let its_slot = window.next_allowed_slot_start(dec28);
-    let before = dispatch_slot::dispatch(&deps, event(its_slot - chrono::Duration::hours(2), None))
+    let before = dispatch(&deps, its_slot - chrono::Duration::hours(2), None)
         .await
         .unwrap();
-    let at = dispatch_slot::dispatch(&deps, event(its_slot, None)).await.unwrap();
+    let at = dispatch(&deps, its_slot, None).await.unwrap();
     let got = month
         .deliveries
         .get(cycle(), 0, &scheduled.customer_id)
@@ -312,14 +269,11 @@ async fn concurrent_runs_catch_up_scheduled_sends_policy_and_bad_entries() {
     // Channel policy: with email disabled, email customers go to SMS; with none, delivery
     // pauses (everything stays READY and due). The operators' runtime setting overrides the
     // configured policy from the next run on.
-    let deps =
-        dispatch_slot::Deps::from_vars(&month.config, &month.resources.function_env("DispatchSlotFunction")).unwrap();
+    let deps = dispatch_deps(&month);
     let settings = deps.settings.clone().expect("DispatchSlot reads the runtime settings");
     set_policy(&month, &settings, "sms", 0).await;
-    let end = DateTime::parse_from_rfc3339("2026-12-31T03:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc); // 12:00 Seoul
-    let r = dispatch_slot::dispatch(&deps, event(end, None)).await.unwrap();
+    let end = utc("2026-12-31T03:00:00Z"); // 12:00 Seoul
+    let r = dispatch(&deps, end, None).await.unwrap();
     assert_eq!(
         (r.policy.as_str(), r.policy_source.as_str()),
         ("sms", "setting"),
@@ -337,7 +291,7 @@ async fn concurrent_runs_catch_up_scheduled_sends_policy_and_bad_entries() {
             .count() as u64
     };
     let before = month.deliveries.shard(cycle(), 0).await.unwrap();
-    let r = dispatch_slot::dispatch(&deps, event(next, None)).await.unwrap();
+    let r = dispatch(&deps, next, None).await.unwrap();
     // Paused: the READY ones this slot allows, and QUEUED ones due for their re-check.
     assert_eq!(r.enqueued_email + r.enqueued_sms, 0, "{r:?}");
     assert!(r.paused >= ready_now(&before) && r.paused > 0, "{r:?}");
@@ -350,19 +304,27 @@ async fn concurrent_runs_catch_up_scheduled_sends_policy_and_bad_entries() {
     assert_eq!(states(&after), states(&before), "a paused run changes no delivery");
     // A stored value that does not parse stops the run with the setting named.
     set_policy(&month, &settings, "fax", 2).await;
-    let e = dispatch_slot::dispatch(&deps, event(next, None)).await.unwrap_err();
+    let e = dispatch(&deps, next, None).await.unwrap_err();
     assert!(e.to_string().contains("channel-policy"), "{e}");
     // Without a setting the configured policy applies.
     delete_setting(&month, &settings).await;
     let mut email_only = deps;
     email_only.config.policy = "email".parse().unwrap();
-    let r = dispatch_slot::dispatch(&email_only, event(next, None)).await.unwrap();
+    let r = dispatch(&email_only, next, None).await.unwrap();
     assert_eq!(
         (r.policy.as_str(), r.policy_source.as_str()),
         ("email", "config"),
         "{r:?}"
     );
     assert_eq!(r.enqueued_sms, 0, "{r:?}");
+}
+
+/// The failure records of the month's stack.
+fn failure_log(month: &Month) -> FailureLog {
+    FailureLog::new(
+        adapters::dynamodb_client(&month.config),
+        month.resources.table("FailuresTable").unwrap(),
+    )
 }
 
 /// Writes revision `previous + 1` of the channel policy, as the admin API does.
@@ -446,15 +408,12 @@ fn enqueued(reports: &[DispatchReport]) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_messages_are_put_back_and_runs_near_their_deadline_continue_through_the_queue() {
-    let data = generate(120, 120).unwrap();
-    let month = Month::new("dispatch-continue").await.unwrap();
-    month.load(&data).await.unwrap();
+    let (_data, month) = loaded("dispatch-continue", 120, 120).await.unwrap();
     assert_eq!(
         month.settle("settle-2026-11").await.unwrap().status,
         ExecutionStatus::Succeeded
     );
-    let env = month.resources.function_env("DispatchSlotFunction");
-    let mut deps = dispatch_slot::Deps::from_vars(&month.config, &env).unwrap();
+    let mut deps = dispatch_deps(&month);
     deps.config.recheck_after = chrono::Duration::days(60);
     deps.email.backoff = adapters::retry::Backoff {
         base: Duration::from_millis(1),
@@ -471,19 +430,13 @@ async fn refused_messages_are_put_back_and_runs_near_their_deadline_continue_thr
 
     // SQS keeps refusing part of every email batch: what it still refuses after the retries
     // goes back to READY, unchanged; nothing is QUEUED without a message.
-    let dec20 = SlotRun::containing(
-        DateTime::parse_from_rfc3339("2026-12-20T01:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc),
-    );
+    let dec20 = SlotRun::containing(utc("2026-12-20T01:00:00Z"));
     let before = month.deliveries.shard(cycle(), 0).await.unwrap();
     let due = ready_for(dec20, &before);
     let email_queue = month.resources.queue_url("EmailQueue").unwrap();
     let email_name = email_queue.rsplit('/').next().unwrap();
     month.emulator.fail_send_batch(email_name, 1000, false).await.unwrap();
-    let r = dispatch_slot::dispatch(&deps, event(dec20.start(), Some("refused")))
-        .await
-        .unwrap();
+    let r = dispatch(&deps, dec20.start(), Some("refused")).await.unwrap();
     month.emulator.fail_send_batch(email_name, 0, false).await.unwrap();
     assert!(r.reverted > 0, "{r:?}");
     assert_eq!(
@@ -517,9 +470,7 @@ async fn refused_messages_are_put_back_and_runs_near_their_deadline_continue_thr
         assert_eq!(d.available_at, was.available_at, "put back as it was");
     }
     // The same slot again (SQS answering again) enqueues exactly those.
-    let again = dispatch_slot::dispatch(&deps, event(dec20.start(), Some("again")))
-        .await
-        .unwrap();
+    let again = dispatch(&deps, dec20.start(), Some("again")).await.unwrap();
     assert_eq!(again.enqueued_email + again.enqueued_sms, r.reverted, "{again:?}");
     assert_eq!(again.reverted, 0);
     let mut resent: Vec<String> = drain(&month, "EmailQueue")
@@ -537,11 +488,7 @@ async fn refused_messages_are_put_back_and_runs_near_their_deadline_continue_thr
     // through the continuation queue, which invokes the function with an SQS event.
     deps.config.page_size = 1;
     deps.config.deadline_margin = Duration::from_secs(3600);
-    let dec31 = SlotRun::containing(
-        DateTime::parse_from_rfc3339("2026-12-31T03:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc),
-    );
+    let dec31 = SlotRun::containing(utc("2026-12-31T03:00:00Z"));
     let due = ready_for(dec31, &month.deliveries.shard(cycle(), 0).await.unwrap());
     assert!(due.len() > 40, "{}", due.len());
 
@@ -601,9 +548,7 @@ async fn refused_messages_are_put_back_and_runs_near_their_deadline_continue_thr
 
 /// 20 December 2026, 10:00 Asia/Seoul (slot 5): the runs below.
 fn dec20() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-12-20T01:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc)
+    utc("2026-12-20T01:00:00Z")
 }
 
 fn cycle_of(text: &str) -> Cycle {
@@ -668,19 +613,47 @@ async fn ready(month: &Month, cycle: Cycle, customer: &str, dnd: domain::SlotSet
     d
 }
 
-/// Sets attributes of a delivery (any cycle) as a sender or an operator would have left them.
+/// Sets attributes of a delivery (any cycle) as a sender or an operator would have left them;
+/// `#st` in `expr` names its state.
 async fn set_on(month: &Month, d: &domain::Delivery, expr: &str, values: &[(&str, &str)]) {
     let mut req = adapters::dynamodb_client(&month.config)
         .update_item()
         .table_name(month.deliveries.table())
         .key("pk", AttributeValue::S(partition_key(d.cycle, d.shard)))
         .key("customer_id", AttributeValue::S(d.customer_id.as_str().into()))
-        .update_expression(expr)
-        .expression_attribute_names("#st", "state");
+        .update_expression(expr);
+    if expr.contains("#st") {
+        req = req.expression_attribute_names("#st", "state");
+    }
     for (k, v) in values {
         req = req.expression_attribute_values(*k, AttributeValue::S((*v).into()));
     }
     req.send().await.unwrap();
+}
+
+/// Leaves `d` SENDING on email under `claim`, its lease until `lease_until` and its re-check
+/// at `recheck`, as a sender's claim does.
+async fn leave_sending(month: &Month, d: &domain::Delivery, claim: &str, lease_until: &str, recheck: &str) {
+    let expr = "SET #st = :s, claim_id = :c, lease_until = :l, available_at = :a, channel = :ch";
+    let values = [
+        (":s", "SENDING"),
+        (":c", claim),
+        (":l", lease_until),
+        (":a", recheck),
+        (":ch", "email"),
+    ];
+    set_on(month, d, expr, &values).await;
+}
+
+/// Leaves `d` QUEUED on email with its re-check at `recheck`, by the run `run_id` when given.
+async fn leave_queued(month: &Month, d: &domain::Delivery, recheck: &str, run_id: Option<&str>) {
+    let mut expr = "SET #st = :s, available_at = :a, channel = :ch".to_owned();
+    let mut values = vec![(":s", "QUEUED"), (":a", recheck), (":ch", "email")];
+    if let Some(run_id) = run_id {
+        expr.push_str(", run_id = :r");
+        values.push((":r", run_id));
+    }
+    set_on(month, d, &expr, &values).await;
 }
 
 async fn state_of(month: &Month, d: &domain::Delivery) -> HashMap<String, AttributeValue> {
@@ -707,12 +680,33 @@ async fn messages(month: &Month) -> Vec<String> {
     ids
 }
 
+/// How often `fault` has fired on `table`.
+async fn fired(month: &Month, fault: local_aws::Fault, table: &str) -> u64 {
+    month.emulator.faults_fired().await.unwrap().fired(fault, table)
+}
+
+/// The next `calls` UpdateItem requests on `table` are applied and their answers lost, in `mode`.
+async fn lose_update_answers(month: &Month, table: &str, calls: u32, mode: local_aws::LostAnswer) {
+    let emulator = month.emulator;
+    let update = local_aws::WriteOperation::UpdateItem;
+    emulator.lose_answers(table, update, calls, mode).await.unwrap();
+}
+
 fn deps_of(month: &Month) -> dispatch_slot::Deps {
-    let mut deps =
-        dispatch_slot::Deps::from_vars(&month.config, &month.resources.function_env("DispatchSlotFunction")).unwrap();
+    let mut deps = dispatch_deps(month);
     // No sender runs here: what is enqueued is not re-checked within these tests.
     deps.config.recheck_after = chrono::Duration::days(60);
     deps
+}
+
+/// A fresh stack named after `name` with November 2026's cycle record SETTLED, DispatchSlot's
+/// dependencies over it (see [`deps_of`]) and that cycle.
+async fn settled_november(name: &str) -> (Month, dispatch_slot::Deps, Cycle) {
+    let month = Month::new(name).await.unwrap();
+    let deps = deps_of(&month);
+    let nov = cycle_of("2026-11");
+    cycle_record(&month, nov, adapters::cycles::CycleStatus::Settled).await;
+    (month, deps, nov)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -729,9 +723,7 @@ async fn a_ready_delivery_of_a_settled_cycle_months_old_is_enqueued() {
     cycle_record(&month, too_old, CycleStatus::Settled).await;
     let older = ready(&month, too_old, "C0000002", domain::SlotSet::EMPTY).await;
 
-    let r = dispatch_slot::dispatch(&deps, event(dec20(), Some("horizon")))
-        .await
-        .unwrap();
+    let r = dispatch(&deps, dec20(), Some("horizon")).await.unwrap();
     assert!(r.complete, "{r:?}");
     assert_eq!(r.cycles, vec!["2026-07".to_owned()], "{r:?}");
     assert_eq!((r.enqueued_email, r.enqueued_sms), (1, 0), "{r:?}");
@@ -744,7 +736,7 @@ async fn a_ready_delivery_of_a_settled_cycle_months_old_is_enqueued() {
     assert_eq!(text(&state_of(&month, &older).await, "state"), "READY");
     assert!(!domain::dispatch::dispatched_cycles(dec20().date_naive()).contains(&too_old));
     // Once: the next run finds nothing due.
-    let again = dispatch_slot::dispatch(&deps, event(dec20() + chrono::Duration::hours(2), None))
+    let again = dispatch(&deps, dec20() + chrono::Duration::hours(2), None)
         .await
         .unwrap();
     assert_eq!(again.enqueued_email + again.enqueued_sms, 0, "{again:?}");
@@ -767,7 +759,7 @@ async fn dispatch_against_a_failed_or_settling_cycle_enqueues_nothing() {
     // A cycle with READY deliveries and no cycle record at all: not settled either.
     waiting.push(ready(&month, cycle_of("2026-09"), "C0000004", domain::SlotSet::EMPTY).await);
 
-    let r = dispatch_slot::dispatch(&deps, event(dec20(), None)).await.unwrap();
+    let r = dispatch(&deps, dec20(), None).await.unwrap();
     assert!(r.open && r.complete, "{r:?}");
     assert!(r.cycles.is_empty(), "{r:?}");
     assert_eq!(
@@ -783,7 +775,7 @@ async fn dispatch_against_a_failed_or_settling_cycle_enqueues_nothing() {
 
     // Settled at last (a redrive reconciled it): the next run takes its deliveries, only them.
     cycle_record(&month, cycle_of("2026-10"), CycleStatus::Settled).await;
-    let r = dispatch_slot::dispatch(&deps, event(dec20() + chrono::Duration::hours(2), None))
+    let r = dispatch(&deps, dec20() + chrono::Duration::hours(2), None)
         .await
         .unwrap();
     assert_eq!(r.cycles, vec!["2026-10".to_owned()], "{r:?}");
@@ -792,12 +784,8 @@ async fn dispatch_against_a_failed_or_settling_cycle_enqueues_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_with_no_allowed_slot_ends_dead_with_a_failure_record() {
-    use adapters::cycles::CycleStatus;
     use domain::{Slot, SlotSet};
-    let month = Month::new("dispatch-noslot").await.unwrap();
-    let mut deps = deps_of(&month);
-    let nov = cycle_of("2026-11");
-    cycle_record(&month, nov, CycleStatus::Settled).await;
+    let (month, mut deps, nov) = settled_november("dispatch-noslot").await;
     let quiet = QuietWindow::default_korea();
     let open_slots = quiet.forbidden_slots().complement();
     let slot = |i: u32| Slot::new(i).unwrap();
@@ -810,9 +798,7 @@ async fn a_customer_with_no_allowed_slot_ends_dead_with_a_failure_record() {
     assert!(ContactWindow::new(none_left.dnd, quiet).is_err());
     assert!(ContactWindow::new(evening.dnd, quiet).is_ok());
 
-    let r = dispatch_slot::dispatch(&deps, event(dec20(), Some("noslot")))
-        .await
-        .unwrap();
+    let r = dispatch(&deps, dec20(), Some("noslot")).await.unwrap();
     assert_eq!(r.no_allowed_slot, 1, "{r:?}");
     assert_eq!(r.enqueued_email, 1, "{r:?}");
     assert_eq!(r.not_this_slot, 1, "the evening customer waits for 18:00: {r:?}");
@@ -821,10 +807,7 @@ async fn a_customer_with_no_allowed_slot_ends_dead_with_a_failure_record() {
     assert_eq!(text(&dead, "state"), "DEAD", "{dead:?}");
     assert_eq!(text(&dead, "last_error"), "no-allowed-slot");
     assert!(!dead.contains_key("due_pk"), "out of the Due index: {dead:?}");
-    let failures = FailureLog::new(
-        adapters::dynamodb_client(&month.config),
-        month.resources.table("FailuresTable").unwrap(),
-    );
+    let failures = failure_log(&month);
     let record = failures
         .get(Some(nov), &none_left.id(), FailureStage::Dispatch)
         .await
@@ -844,7 +827,7 @@ async fn a_customer_with_no_allowed_slot_ends_dead_with_a_failure_record() {
     // The operators move the quiet window's start to 18:00: from the next run on, the evening
     // customer has no slot left either.
     deps.config.quiet = "18:00-08:00".parse().unwrap();
-    let r = dispatch_slot::dispatch(&deps, event(dec20() + chrono::Duration::hours(2), None))
+    let r = dispatch(&deps, dec20() + chrono::Duration::hours(2), None)
         .await
         .unwrap();
     assert_eq!(r.no_allowed_slot, 1, "{r:?}");
@@ -857,7 +840,7 @@ async fn a_customer_with_no_allowed_slot_ends_dead_with_a_failure_record() {
             .is_some()
     );
     // Dead once: later runs do not see them again.
-    let r = dispatch_slot::dispatch(&deps, event(dec20() + chrono::Duration::hours(4), None))
+    let r = dispatch(&deps, dec20() + chrono::Duration::hours(4), None)
         .await
         .unwrap();
     assert_eq!((r.no_allowed_slot, r.enqueued_email + r.enqueued_sms), (0, 0), "{r:?}");
@@ -871,69 +854,29 @@ async fn a_customer_with_no_allowed_slot_ends_dead_with_a_failure_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sending_and_queued_deliveries_whose_recheck_came_are_enqueued_again_once() {
-    use adapters::cycles::CycleStatus;
-    let month = Month::new("dispatch-recheck").await.unwrap();
-    let deps = deps_of(&month);
-    let nov = cycle_of("2026-11");
-    cycle_record(&month, nov, CycleStatus::Settled).await;
+    let (month, deps, nov) = settled_november("dispatch-recheck").await;
     let empty = domain::SlotSet::EMPTY;
     // Its sender died: the lease ended, and the re-check time it was queued with has come.
     let lapsed = ready(&month, nov, "C0000001", empty).await;
-    set_on(
+    leave_sending(
         &month,
         &lapsed,
-        "SET #st = :s, claim_id = :c, lease_until = :l, available_at = :a, channel = :ch",
-        &[
-            (":s", "SENDING"),
-            (":c", "claim-1"),
-            (":l", "2020-01-01T00:00:00Z"),
-            (":a", "2026-12-20T00:30:00Z"),
-            (":ch", "email"),
-        ],
+        "claim-1",
+        "2020-01-01T00:00:00Z",
+        "2026-12-20T00:30:00Z",
     )
     .await;
     // Its sender is still at it (a live lease), though the re-check time has come.
     let live = ready(&month, nov, "C0000002", empty).await;
-    set_on(
-        &month,
-        &live,
-        "SET #st = :s, claim_id = :c, lease_until = :l, available_at = :a, channel = :ch",
-        &[
-            (":s", "SENDING"),
-            (":c", "claim-2"),
-            (":l", "2099-01-01T00:00:00Z"),
-            (":a", "2026-12-20T00:30:00Z"),
-            (":ch", "email"),
-        ],
-    )
-    .await;
+    leave_sending(&month, &live, "claim-2", "2099-01-01T00:00:00Z", "2026-12-20T00:30:00Z").await;
     // Queued, and no sender claimed it by its re-check time.
     let unclaimed = ready(&month, nov, "C0000003", empty).await;
-    set_on(
-        &month,
-        &unclaimed,
-        "SET #st = :s, available_at = :a, channel = :ch, run_id = :r",
-        &[
-            (":s", "QUEUED"),
-            (":a", "2026-12-20T00:30:00Z"),
-            (":ch", "email"),
-            (":r", "an-earlier-run"),
-        ],
-    )
-    .await;
+    leave_queued(&month, &unclaimed, "2026-12-20T00:30:00Z", Some("an-earlier-run")).await;
     // Queued, re-check still to come.
     let fresh = ready(&month, nov, "C0000004", empty).await;
-    set_on(
-        &month,
-        &fresh,
-        "SET #st = :s, available_at = :a, channel = :ch",
-        &[(":s", "QUEUED"), (":a", "2026-12-20T04:00:00Z"), (":ch", "email")],
-    )
-    .await;
+    leave_queued(&month, &fresh, "2026-12-20T04:00:00Z", None).await;
 
-    let r = dispatch_slot::dispatch(&deps, event(dec20(), Some("recheck")))
-        .await
-        .unwrap();
+    let r = dispatch(&deps, dec20(), Some("recheck")).await.unwrap();
     assert_eq!((r.enqueued_email, r.requeued), (2, 2), "{r:?}");
     assert_eq!(r.lost_races, 1, "the live lease keeps its delivery: {r:?}");
     let mut expected = vec![lapsed.id(), unclaimed.id()];
@@ -955,60 +898,28 @@ async fn sending_and_queued_deliveries_whose_recheck_came_are_enqueued_again_onc
     );
     assert_eq!(text(&state_of(&month, &fresh).await, "state"), "QUEUED");
     // Enqueued again once: a second run of the slot takes nothing.
-    let again = dispatch_slot::dispatch(&deps, event(dec20(), Some("recheck-again")))
-        .await
-        .unwrap();
+    let again = dispatch(&deps, dec20(), Some("recheck-again")).await.unwrap();
     assert_eq!((again.enqueued_email, again.requeued), (0, 0), "{again:?}");
     assert!(messages(&month).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enqueue_applied_with_its_answer_lost_is_taken_once() {
-    use adapters::cycles::CycleStatus;
-    use local_aws::{Fault, LostAnswer, WriteOperation};
-    let month = Month::new("dispatch-lost").await.unwrap();
-    let deps = deps_of(&month);
-    let nov = cycle_of("2026-11");
-    cycle_record(&month, nov, CycleStatus::Settled).await;
+    use local_aws::{Fault, LostAnswer};
+    let (month, deps, nov) = settled_november("dispatch-lost").await;
     let table = month.deliveries.table().to_owned();
     for (round, mode) in [(0u32, LostAnswer::Error), (1, LostAnswer::Drop)] {
         let first = ready(&month, nov, &format!("C00000{round}1"), domain::SlotSet::EMPTY).await;
         let requeue = ready(&month, nov, &format!("C00000{round}2"), domain::SlotSet::EMPTY).await;
-        set_on(
-            &month,
-            &requeue,
-            "SET #st = :s, available_at = :a, channel = :ch",
-            &[(":s", "QUEUED"), (":a", "2026-12-20T00:30:00Z"), (":ch", "email")],
-        )
-        .await;
+        leave_queued(&month, &requeue, "2026-12-20T00:30:00Z", None).await;
         // Both enqueues are applied, and their answers lost: the SDK sends them again, and
         // their conditions refuse them.
-        let before = month
-            .emulator
-            .faults_fired()
-            .await
-            .unwrap()
-            .fired(Fault::LostAnswer, &table);
-        month
-            .emulator
-            .lose_answers(&table, WriteOperation::UpdateItem, 2, mode)
-            .await
-            .unwrap();
+        let before = fired(&month, Fault::LostAnswer, &table).await;
+        lose_update_answers(&month, &table, 2, mode).await;
         let at = dec20() + chrono::Duration::hours(2 * i64::from(round));
-        let r = dispatch_slot::dispatch(&deps, event(at, Some(&format!("lost-{round}"))))
-            .await
-            .unwrap();
-        let fired = month
-            .emulator
-            .faults_fired()
-            .await
-            .unwrap()
-            .fired(Fault::LostAnswer, &table);
-        month
-            .emulator
-            .lose_answers(&table, WriteOperation::UpdateItem, 0, mode)
-            .await
-            .unwrap();
+        let r = dispatch(&deps, at, Some(&format!("lost-{round}"))).await.unwrap();
+        let fired = fired(&month, Fault::LostAnswer, &table).await;
+        lose_update_answers(&month, &table, 0, mode).await;
         assert_eq!(fired - before, 2, "{mode:?}: both answers were lost");
         assert_eq!(
             (r.enqueued_email, r.requeued, r.lost_races, r.unknown),
@@ -1030,12 +941,8 @@ async fn an_enqueue_applied_with_its_answer_lost_is_taken_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enqueue_that_gets_no_answer_fails_the_run_and_is_never_counted() {
-    use adapters::cycles::CycleStatus;
     use local_aws::{Fault, FaultBound, Throttled};
-    let month = Month::new("dispatch-throttled").await.unwrap();
-    let deps = deps_of(&month);
-    let nov = cycle_of("2026-11");
-    cycle_record(&month, nov, CycleStatus::Settled).await;
+    let (month, deps, nov) = settled_november("dispatch-throttled").await;
     let d = ready(&month, nov, "C0000001", domain::SlotSet::EMPTY).await;
     let table = month.deliveries.table().to_owned();
     // Every UpdateItem throttled, through all of the SDK's attempts; reads still answer.
@@ -1044,24 +951,15 @@ async fn an_enqueue_that_gets_no_answer_fails_the_run_and_is_never_counted() {
         .throttle(&table, FaultBound::Calls(50), Throttled::Operation("UpdateItem".into()))
         .await
         .unwrap();
-    let e = dispatch_slot::dispatch(&deps, event(dec20(), Some("throttled")))
-        .await
-        .unwrap_err();
-    let fired = month
-        .emulator
-        .faults_fired()
-        .await
-        .unwrap()
-        .fired(Fault::Throttle, &table);
+    let e = dispatch(&deps, dec20(), Some("throttled")).await.unwrap_err();
+    let fired = fired(&month, Fault::Throttle, &table).await;
     month.emulator.clear_faults(&table).await.unwrap();
     assert!(fired > 0, "the throttle fired");
     assert!(e.to_string().contains("UpdateItem"), "{e}");
     assert!(messages(&month).await.is_empty(), "nothing taken, nothing sent");
     assert_eq!(text(&state_of(&month, &d).await, "state"), "READY");
     // The retry of the run takes it, once.
-    let r = dispatch_slot::dispatch(&deps, event(dec20(), Some("throttled")))
-        .await
-        .unwrap();
+    let r = dispatch(&deps, dec20(), Some("throttled")).await.unwrap();
     assert_eq!((r.enqueued_email, r.unknown), (1, 0), "{r:?}");
     assert_eq!(messages(&month).await, vec![d.id()]);
 }
