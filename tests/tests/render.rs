@@ -15,7 +15,8 @@ use domain::delivery::{send_date, start_of_day};
 use domain::pii::Keyring;
 use domain::settlement::{FinishStatus, RenderResult, ShardTask};
 use domain::{Cycle, Delivery, DeliveryState};
-use integration_tests::{CYCLE, Month, generate};
+use integration_tests::setup::{loaded, rehost};
+use integration_tests::{CYCLE, Month};
 use lambda_runtime::LambdaEvent;
 use local_aws::lambda::{FunctionError, Handler, Interceptor};
 use local_run::settle::{RENDER, local_function_env};
@@ -87,9 +88,7 @@ async fn set_state(month: &Month, d: &Delivery, state: DeliveryState) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bill_gets_one_invoice_and_one_ready_delivery() {
-    let data = generate(500, 250).unwrap(); // 2 shards
-    let month = Month::new("render-month").await.unwrap();
-    month.load(&data).await.unwrap();
+    let (_data, month) = loaded("render-month", 500, 250).await.unwrap(); // 2 shards
     let run = month.settle("settle-2026-11").await.unwrap();
     assert_eq!(run.status, ExecutionStatus::Succeeded, "{run:?}");
     let f = run.finish_output().unwrap();
@@ -241,9 +240,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rerender_is_a_no_op_and_never_resets_a_delivery_that_moved_on() {
-    let data = generate(300, 300).unwrap(); // 1 shard
-    let month = Month::new("render-again").await.unwrap();
-    month.load(&data).await.unwrap();
+    let (_data, month) = loaded("render-again", 300, 300).await.unwrap(); // 1 shard
     let run = month.settle("settle-2026-11").await.unwrap();
     assert_eq!(run.status, ExecutionStatus::Succeeded, "{run:?}");
     let before = month.deliveries.shard(cycle(), 0).await.unwrap();
@@ -325,9 +322,7 @@ async fn a_rerender_is_a_no_op_and_never_resets_a_delivery_that_moved_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_bill_rewrites_waiting_deliveries_only() {
-    let data = generate(200, 200).unwrap(); // 1 shard
-    let month = Month::new("render-changed").await.unwrap();
-    month.load(&data).await.unwrap();
+    let (_data, month) = loaded("render-changed", 200, 200).await.unwrap(); // 1 shard
     assert_eq!(
         month.settle("settle-2026-11").await.unwrap().status,
         ExecutionStatus::Succeeded
@@ -391,9 +386,7 @@ async fn a_changed_bill_rewrites_waiting_deliveries_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_render_input_fails_the_shard_by_customer_id_and_writes_nothing() {
-    let data = generate(200, 200).unwrap();
-    let month = Month::new("render-bad").await.unwrap();
-    month.load(&data).await.unwrap();
+    let (_data, month) = loaded("render-bad", 200, 200).await.unwrap();
     // Render never runs in this settlement: the shard is settled, then rendered by hand.
     let interceptor: Interceptor = Arc::new(|_payload: serde_json::Value, _handler: Handler| {
         Box::pin(async { Err(FunctionError::new("StoreError", "injected: render unavailable")) })
@@ -450,27 +443,16 @@ async fn bad_render_input_fails_the_shard_by_customer_id_and_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_render_paused_at_its_deadline_resumes_to_the_same_deliveries() {
-    let data = generate(300, 300).unwrap();
-    let month = Month::new("render-pause").await.unwrap();
-    month.load(&data).await.unwrap();
+    let (_data, month) = loaded("render-pause", 300, 300).await.unwrap();
     // Re-host RenderShard so that every invocation renders one chunk of 64 and pauses.
     let mut deps = render_deps(&month);
     deps.config.chunk = 64;
     deps.config.deadline_margin = Duration::from_secs(600);
-    let deps = Arc::new(deps);
-    month
-        .host
-        .register_fn(
-            month.emulator,
-            &month.function(RENDER),
-            Duration::from_secs(300),
-            move |ev| {
-                let deps = deps.clone();
-                async move { render_shard::handle(&deps, ev).await }
-            },
-        )
-        .await
-        .unwrap();
+    rehost(&month, RENDER, deps, |deps, ev| async move {
+        render_shard::handle(&deps, ev).await
+    })
+    .await
+    .unwrap();
     let run = month.settle("settle-2026-11").await.unwrap();
     assert_eq!(run.status, ExecutionStatus::Succeeded, "{run:?}");
     let bills = month.bills.count(cycle(), 0).await.unwrap();

@@ -8,9 +8,10 @@ use adapters::cycles::{CycleStatus, ShardStatus};
 use aws_sdk_sfn::types::ExecutionStatus;
 use domain::settlement::FinishStatus;
 use domain::{Cycle, LineKind};
-use integration_tests::{CYCLE, Month, append, count_items, digest, expected_bills, generate, usage_path};
+use integration_tests::setup::{loaded, rehost};
+use integration_tests::{CYCLE, DataSet, Month, append, count_items, digest, expected_bills, generate, usage_path};
 use local_aws::lambda::{FunctionError, Handler, Interceptor};
-use local_run::settle::{RENDER, SHARD, local_function_env};
+use local_run::settle::{ExecutionOutcome, RENDER, SHARD, local_function_env};
 
 fn cycle() -> Cycle {
     CYCLE.parse().unwrap()
@@ -150,20 +151,11 @@ async fn a_shard_failing_or_pausing_midway_ends_with_identical_bills() {
     let mut deps = settle_shard::Deps::from_vars(&month.config, &month.resources.function_env(SHARD)).unwrap();
     deps.config.chunk = 64;
     deps.config.deadline_margin = std::time::Duration::from_secs(600);
-    let deps = Arc::new(deps);
-    month
-        .host
-        .register_fn(
-            month.emulator,
-            &month.function(SHARD),
-            std::time::Duration::from_secs(300),
-            move |ev| {
-                let deps = deps.clone();
-                async move { settle_shard::handle(&deps, ev).await }
-            },
-        )
-        .await
-        .unwrap();
+    rehost(&month, SHARD, deps, |deps, ev| async move {
+        settle_shard::handle(&deps, ev).await
+    })
+    .await
+    .unwrap();
     // Shard 1: the first call does its work, then "crashes" with a transient error.
     let crashed = Arc::new(AtomicU32::new(0));
     let c = crashed.clone();
@@ -198,12 +190,19 @@ async fn a_shard_failing_or_pausing_midway_ends_with_identical_bills() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_shard_fails_the_cycle_and_a_new_run_completes_it() {
-    let data = generate(400, 200).unwrap(); // 2 shards
-    let month = Month::new("settle-redrive").await.unwrap();
-    month.load(&data).await.unwrap();
-    // Shard 0 fails hard on this run.
+/// A month of 400 customers in 2 shards, loaded into a fresh stack named after `name` and
+/// settled once (execution `settle-2026-11`) with SettleShard failing hard for shard 0 (see
+/// [`fail_shard_0`]).
+async fn settled_with_shard_0_failing(name: &str) -> (DataSet, Month, ExecutionOutcome) {
+    let (data, month) = loaded(name, 400, 200).await.unwrap();
+    fail_shard_0(&month);
+    let failed = month.settle("settle-2026-11").await.unwrap();
+    (data, month, failed)
+}
+
+/// Makes SettleShard fail hard for shard 0 (the others run as deployed) until the interceptor
+/// is cleared.
+fn fail_shard_0(month: &Month) {
     let interceptor: Interceptor = Arc::new(move |payload: serde_json::Value, handler: Handler| {
         Box::pin(async move {
             if payload["shard"] == 0 {
@@ -213,7 +212,12 @@ async fn a_failed_shard_fails_the_cycle_and_a_new_run_completes_it() {
         })
     });
     month.host.intercept(&month.function(SHARD), interceptor).unwrap();
-    let failed = month.settle("settle-2026-11").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_shard_fails_the_cycle_and_a_new_run_completes_it() {
+    // Shard 0 fails hard on this run.
+    let (data, month, failed) = settled_with_shard_0_failing("settle-redrive").await;
     // The emulator does not fail a Distributed Map when a child fails, so the
     // reconciliation is what must fail the run (on AWS the map fails first).
     assert_eq!(failed.status, ExecutionStatus::Failed, "{failed:?}");
@@ -250,9 +254,7 @@ async fn a_failed_shard_fails_the_cycle_and_a_new_run_completes_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runs_at_once_settle_once() {
-    let data = generate(400, 200).unwrap();
-    let month = Month::new("settle-concurrent").await.unwrap();
-    month.load(&data).await.unwrap();
+    let (data, month) = loaded("settle-concurrent", 400, 200).await.unwrap();
     let c = cycle();
     let a = local_run::settle::start_settlement(&month.sfn, &month.state_machine, c, "run-a")
         .await
@@ -357,9 +359,7 @@ async fn begin_cycle_pins_the_activated_template_version() {
     use adapters::settings::TEMPLATE_VERSION;
     use domain::settlement::{BeginInput, StartInput};
 
-    let data = generate(200, 100).unwrap();
-    let month = Month::new("settle-template").await.unwrap();
-    month.load(&data).await.unwrap();
+    let (_data, month) = loaded("settle-template", 200, 100).await.unwrap();
     let deps =
         settle_begin::Deps::from_vars(&month.config, &month.resources.function_env("SettleBeginFunction")).unwrap();
     let settings = deps.settings.clone().expect("BeginCycle reads the operators' settings");
@@ -425,6 +425,17 @@ struct Handlers {
     finish: settle_finish::Deps,
 }
 
+impl Handlers {
+    /// FinishCycle of the month's cycle, for the run `run_id`.
+    async fn finish_cycle(&self, run_id: &str) -> Result<domain::settlement::FinishOutput, settle_finish::FinishError> {
+        let input = domain::settlement::FinishInput {
+            cycle: cycle(),
+            run_id: run_id.into(),
+        };
+        settle_finish::handle(&self.finish, invocation(input)).await
+    }
+}
+
 fn handlers(month: &Month) -> Handlers {
     Handlers {
         shard: settle_shard::Deps::from_vars(&month.config, &month.resources.function_env(SHARD)).unwrap(),
@@ -461,9 +472,7 @@ async fn snapshot(month: &Month, shards: u32) -> String {
 /// for a shard the month never had), no bill, no render record, no delivery.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stray_task_cannot_write_into_a_settled_month() {
-    let data = generate(400, 200).unwrap(); // 2 shards
-    let month = Month::new("settle-stray").await.unwrap();
-    month.load(&data).await.unwrap();
+    let (_data, month) = loaded("settle-stray", 400, 200).await.unwrap(); // 2 shards
     let run = month.settle("settle-2026-11").await.unwrap();
     assert_eq!(run.status, ExecutionStatus::Succeeded, "{run:?}");
     let before = snapshot(&month, 2).await;
@@ -519,30 +528,12 @@ async fn a_stray_task_cannot_write_into_a_settled_month() {
 /// and another run is still refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redrive_of_the_failed_execution_settles_its_failed_cycle() {
-    let data = generate(400, 200).unwrap(); // 2 shards
-    let month = Month::new("settle-redrive-same").await.unwrap();
-    month.load(&data).await.unwrap();
-    let interceptor: Interceptor = Arc::new(move |payload: serde_json::Value, handler: Handler| {
-        Box::pin(async move {
-            if payload["shard"] == 0 {
-                return Err(FunctionError::new("StoreError", "injected: permanent failure"));
-            }
-            handler(payload).await
-        })
-    });
-    month.host.intercept(&month.function(SHARD), interceptor).unwrap();
-    let failed = month.settle("settle-2026-11").await.unwrap();
+    let (data, month, failed) = settled_with_shard_0_failing("settle-redrive-same").await;
     assert_eq!(failed.status, ExecutionStatus::Failed, "{failed:?}");
     assert_eq!(failed.error.as_deref(), Some("CycleReconciliationFailed"), "{failed:?}");
     // The state that failed is the FinishCycle task: the one a redrive runs again.
-    let history = month
-        .sfn
-        .get_execution_history()
-        .execution_arn(&failed.execution_arn)
-        .max_results(1000)
-        .send()
-        .await
-        .unwrap();
+    let request = month.sfn.get_execution_history().execution_arn(&failed.execution_arn);
+    let history = request.max_results(1000).send().await.unwrap();
     let last_entered = history
         .events()
         .iter()
@@ -566,15 +557,7 @@ async fn a_redrive_of_the_failed_execution_settles_its_failed_cycle() {
     let tasks = manifest(&month).await;
     assert!(tasks.iter().all(|t| t.run_id == run_id));
     // Another run may not finish, settle or render the failed cycle.
-    let e = settle_finish::handle(
-        &h.finish,
-        invocation(domain::settlement::FinishInput {
-            cycle: cycle(),
-            run_id: STRAY_RUN.into(),
-        }),
-    )
-    .await
-    .unwrap_err();
+    let e = h.finish_cycle(STRAY_RUN).await.unwrap_err();
     assert!(matches!(e, settle_finish::FinishError::NotOwner { .. }), "{e}");
     let mut stray = tasks[0].clone();
     stray.run_id = STRAY_RUN.into();
@@ -596,15 +579,7 @@ async fn a_redrive_of_the_failed_execution_settles_its_failed_cycle() {
         .await
         .unwrap();
     assert_eq!(rendered.deliveries, settled.bills);
-    let f = settle_finish::handle(
-        &h.finish,
-        invocation(domain::settlement::FinishInput {
-            cycle: cycle(),
-            run_id: run_id.clone(),
-        }),
-    )
-    .await
-    .unwrap();
+    let f = h.finish_cycle(&run_id).await.unwrap();
     let expected = expected_bills(&data).unwrap();
     let checksum: i64 = expected.values().map(|b| b.total.won()).sum();
     assert_eq!(f.status, FinishStatus::Settled, "{:?}", f.reasons);
@@ -638,15 +613,7 @@ async fn a_redrive_of_the_failed_execution_settles_its_failed_cycle() {
         );
     }
     // FinishCycle again (a retry) answers the same; now settled, nothing more is written.
-    let again = settle_finish::handle(
-        &h.finish,
-        invocation(domain::settlement::FinishInput {
-            cycle: cycle(),
-            run_id: run_id.clone(),
-        }),
-    )
-    .await
-    .unwrap();
+    let again = h.finish_cycle(&run_id).await.unwrap();
     assert_eq!(again, f);
     let e = settle_shard::handle(&h.shard, invocation(tasks[0].clone()))
         .await
@@ -661,9 +628,7 @@ async fn a_redrive_of_the_failed_execution_settles_its_failed_cycle() {
 async fn texts_are_bounded_and_an_over_long_run_id_is_refused() {
     use domain::text::{ELLIPSIS, MAX_REASON_BYTES};
 
-    let data = generate(200, 200).unwrap(); // 1 shard
-    let month = Month::new("settle-bounded").await.unwrap();
-    month.load(&data).await.unwrap();
+    let (_data, month) = loaded("settle-bounded", 200, 200).await.unwrap(); // 1 shard
     // A stored customer whose plan name is 250 KB: the rating error names it.
     let mut customer = month.customers.shard(0).await.unwrap().customers.remove(0);
     customer.plan = "P".repeat(250_000);
