@@ -81,36 +81,29 @@ impl DynamoLog {
     /// How many times each idempotency key was accepted: a consistent scan of
     /// the whole table, every page.
     pub async fn count_by_key(&self) -> Result<BTreeMap<String, u64>, ProviderError> {
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .projection_expression("pk")
+            .consistent_read(true)
+            .set_limit(self.scan_page_size)
+            .into_paginator()
+            .send();
         let mut counts = BTreeMap::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .projection_expression("pk")
-                .consistent_read(true)
-                .set_limit(self.scan_page_size)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_error("Scan", &self.table, e))?;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("Scan", &self.table, e))?;
             for item in page.items() {
-                match item.get("pk") {
-                    Some(AttributeValue::S(key)) => *counts.entry(key.clone()).or_insert(0) += 1,
-                    _ => {
-                        return Err(ProviderError::permanent(
-                            "InvalidRecord",
-                            format!("send log {}: an item has no string pk", self.table),
-                        ));
-                    }
-                }
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(counts),
+                let Some(key) = string(item, "pk") else {
+                    return Err(ProviderError::permanent(
+                        "InvalidRecord",
+                        format!("send log {}: an item has no string pk", self.table),
+                    ));
+                };
+                *counts.entry(key.to_owned()).or_insert(0) += 1;
             }
         }
+        Ok(counts)
     }
 
     /// The keys accepted more than once, with their counts, in key order.
@@ -126,29 +119,26 @@ impl DynamoLog {
     /// send on the other channel recorded first under the same key. A key has a
     /// handful of small items; the query still follows every page.
     async fn first(&self, channel: Channel, key: &str) -> Result<Option<AcceptedSend>, ProviderError> {
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :k")
-                .expression_attribute_values(":k", AttributeValue::S(key.to_owned()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query", &self.table, e))?;
-            for item in page.items() {
-                if string(item, "channel") == Some(channel.as_str()) {
-                    return self.decode(channel, key, item).map(Some);
-                }
-            }
-            match page.last_evaluated_key {
-                Some(next) if !next.is_empty() => start = Some(next),
-                _ => return Ok(None),
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :k")
+            .expression_attribute_values(":k", AttributeValue::S(key.to_owned()))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("Query", &self.table, e))?;
+            if let Some(item) = page
+                .items()
+                .iter()
+                .find(|item| string(item, "channel") == Some(channel.as_str()))
+            {
+                return self.decode(channel, key, item).map(Some);
             }
         }
+        Ok(None)
     }
 
     fn decode(
