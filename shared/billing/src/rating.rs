@@ -225,25 +225,18 @@ pub fn rate(
         ));
     }
     if let Some(f) = &customer.family
-        && let Some(row) = d
-            .family
-            .table
-            .iter()
-            .filter(|r| r.tier == plan.tier && r.min_members <= f.members)
-            .max_by_key(|r| r.min_members)
+        && let Some(row) = highest_reached(
+            d.family.table.iter().filter(|r| r.tier == plan.tier),
+            |r| r.min_members,
+            f.members,
+        )
     {
         let amount = remaining.percent_floor(row.percent);
         remaining -= amount;
         plan_discounts.push((&texts.family, amount, format!("{}인 결합 {}%", f.members, row.percent)));
     }
     let years = customer.tenure_years(cycle);
-    if let Some(t) = d
-        .long_term
-        .tiers
-        .iter()
-        .filter(|t| t.min_years <= years)
-        .max_by_key(|t| t.min_years)
-    {
+    if let Some(t) = highest_reached(&d.long_term.tiers, |t| t.min_years, years) {
         let amount = remaining.percent_floor(t.percent);
         remaining -= amount;
         plan_discounts.push((&texts.long_term, amount, format!("{years}년 {}%", t.percent)));
@@ -269,13 +262,7 @@ pub fn rate(
 
     // 4. Add-on bundle discount.
     let n_addons = u32::try_from(customer.addons.len()).unwrap_or(u32::MAX);
-    if let Some(t) = d
-        .addon_tiers
-        .tiers
-        .iter()
-        .filter(|t| t.min_addons <= n_addons)
-        .max_by_key(|t| t.min_addons)
-    {
+    if let Some(t) = highest_reached(&d.addon_tiers.tiers, |t| t.min_addons, n_addons) {
         let amount = addon_total.percent_floor(t.percent).min(addon_total);
         push_discount(
             &mut lines,
@@ -344,6 +331,18 @@ fn allowance_of(plan: &Plan, a: Allowance) -> Option<i64> {
         Allowance::Voice => plan.voice_sec,
         Allowance::Sms => plan.sms,
     }
+}
+
+/// Of `rows`, the one with the highest threshold (`threshold` of a row) that `value`
+/// reaches: the tier of a discount table that applies.
+fn highest_reached<'a, T: 'a, K: Ord + Copy>(
+    rows: impl IntoIterator<Item = &'a T>,
+    threshold: impl Fn(&T) -> K,
+    value: K,
+) -> Option<&'a T> {
+    rows.into_iter()
+        .filter(|r| threshold(r) <= value)
+        .max_by_key(|r| threshold(r))
 }
 
 fn push_discount(lines: &mut Vec<BillLine>, text: &LineText, amount: Krw, detail: String) {
