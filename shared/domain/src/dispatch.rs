@@ -14,7 +14,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::calendar::Cycle;
 use crate::customer::Channel;
@@ -127,17 +126,7 @@ impl FromStr for ChannelPolicy {
     }
 }
 
-impl Serialize for ChannelPolicy {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for ChannelPolicy {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_as_text!(ChannelPolicy);
 
 /// One slot of one day: what a dispatch run serves.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -5,6 +5,27 @@
 //! every rule is a function of its inputs, so the same inputs give the same
 //! result in any month, on any machine.
 
+/// `Serialize` as the type's `Display` text, `Deserialize` from a string through its
+/// `FromStr` (a parse error becomes the serde error): the serde form of the types that have
+/// one canonical text, such as a cycle (`2026-11`) or a quiet window (`21:00-08:00`).
+macro_rules! serde_as_text {
+    ($t:ty) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                <String as serde::Deserialize>::deserialize(d)?
+                    .parse()
+                    .map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
 pub mod bill;
 pub mod calendar;
 pub mod customer;

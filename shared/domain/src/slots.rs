@@ -282,17 +282,7 @@ impl FromStr for QuietWindow {
     }
 }
 
-impl Serialize for QuietWindow {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for QuietWindow {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_as_text!(QuietWindow);
 
 /// When a given customer may be contacted: the slots outside both their DND
 /// set and the quiet window. Never empty (construction fails otherwise).
