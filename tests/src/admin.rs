@@ -86,6 +86,31 @@ impl Api {
         self.call_at(method, path, body, Utc::now()).await
     }
 
+    /// The operator's `GET path`, now.
+    pub async fn get(&self, path: &str) -> Response {
+        self.call("GET", path, None).await
+    }
+
+    /// The operator's `GET path` at `now`.
+    pub async fn get_at(&self, path: &str, now: DateTime<Utc>) -> Response {
+        self.call_at("GET", path, None, now).await
+    }
+
+    /// The operator's `PUT path` with `body`, now.
+    pub async fn put(&self, path: &str, body: Value) -> Response {
+        self.call("PUT", path, Some(body)).await
+    }
+
+    /// The operator's `POST path` with `body`, now.
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.call("POST", path, Some(body)).await
+    }
+
+    /// The operator's `POST path` with `body` at `now`.
+    pub async fn post_at(&self, path: &str, body: Value, now: DateTime<Utc>) -> Response {
+        self.call_at("POST", path, Some(body), now).await
+    }
+
     /// The delivery id and customer of the seeded delivery `i`.
     pub fn delivery(&self, i: usize) -> (String, String) {
         let id = self.seeded.deliveries[i].0.clone();

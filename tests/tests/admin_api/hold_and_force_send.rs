@@ -26,10 +26,9 @@ async fn a_held_delivery_stays_out_of_dispatch_until_an_operator_releases_it() {
     for (i, customer) in [&held_customer, &plain_customer].into_iter().enumerate() {
         api.make_ready(&api.delivery(i).0).await;
         let r = api
-            .call_at(
-                "POST",
+            .post_at(
                 &format!("/cycles/2026-11/deliveries/{customer}/schedule"),
-                Some(json!({"command_id": format!("s-{i}"), "reason": "due at ten", "available_at": at})),
+                json!({"command_id": format!("s-{i}"), "reason": "due at ten", "available_at": at}),
                 ten,
             )
             .await;
@@ -49,15 +48,15 @@ async fn a_held_delivery_stays_out_of_dispatch_until_an_operator_releases_it() {
             "malformed-body",
         ),
     ] {
-        let r = api.call("POST", &hold(&held_customer), Some(b.clone())).await;
+        let r = api.post(&hold(&held_customer), b.clone()).await;
         assert_eq!((r.status, error_code(&r)), (400, code), "{b}: {}", r.body);
     }
-    let r = api.call("POST", &hold(&queued_customer), Some(body("h-x"))).await;
+    let r = api.post(&hold(&queued_customer), body("h-x")).await;
     assert_eq!((r.status, error_code(&r)), (409, "wrong-state"), "{}", r.body);
     assert_eq!(api.call("GET", "/commands/h-x", None).await.status, 404);
 
     // Held: out of the Due index, with the reason; replayed without a second write.
-    let r = api.call("POST", &hold(&held_customer), Some(body("h-1"))).await;
+    let r = api.post(&hold(&held_customer), body("h-1")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         (&r.body["state"], &r.body["held_reason"], &r.body["previous"]["state"]),
@@ -66,21 +65,19 @@ async fn a_held_delivery_stays_out_of_dispatch_until_an_operator_releases_it() {
     let item = api.raw(&held).await;
     assert_eq!(item["state"].as_s().unwrap(), "HELD");
     assert!(!item.contains_key("due_pk"), "out of the Due index: {item:?}");
-    let again = api.call("POST", &hold(&held_customer), Some(body("h-1"))).await;
+    let again = api.post(&hold(&held_customer), body("h-1")).await;
     assert_eq!((again.status, &again.body["replayed"]), (200, &json!(true)));
     assert_eq!(api.raw(&held).await["updated_at"], item["updated_at"]);
-    let r = api.call("POST", &hold(&held_customer), Some(body("h-2"))).await;
+    let r = api.post(&hold(&held_customer), body("h-2")).await;
     assert_eq!((r.status, error_code(&r)), (409, "wrong-state"), "held once is enough");
-    let view = api
-        .call("GET", &format!("/cycles/2026-11/deliveries/{held_customer}"), None)
-        .await;
+    let view = api.get(&format!("/cycles/2026-11/deliveries/{held_customer}")).await;
     assert_eq!(
         (&view.body["state"], &view.body["held_reason"]),
         (&json!("HELD"), &json!("bill disputed, ticket 4411"))
     );
-    let funnel = api.call("GET", "/cycles/2026-11/funnel", None).await;
+    let funnel = api.get("/cycles/2026-11/funnel").await;
     assert_eq!(funnel.body["by_state"]["HELD"], 1, "{}", funnel.body);
-    let audit = api.call("GET", "/commands/h-1", None).await;
+    let audit = api.get("/commands/h-1").await;
     assert_eq!(
         (&audit.body["who"], &audit.body["command"]),
         (&json!(OPERATOR), &json!("hold"))
@@ -94,10 +91,9 @@ async fn a_held_delivery_stays_out_of_dispatch_until_an_operator_releases_it() {
 
     // Released by a schedule: the next run takes it, and it is sent once.
     let r = api
-        .call_at(
-            "POST",
+        .post_at(
             &format!("/cycles/2026-11/deliveries/{held_customer}/schedule"),
-            Some(json!({"command_id": "h-3", "reason": "dispute settled", "available_at": at})),
+            json!({"command_id": "h-3", "reason": "dispute settled", "available_at": at}),
             ten,
         )
         .await;
@@ -152,9 +148,7 @@ async fn force_send_ignores_do_not_disturb_but_never_the_quiet_window_and_conver
 
     // A deferred delivery is READY: forced now, it goes in this very slot; the other waits.
     assert_eq!(api.raw(&forced).await["state"].as_s().unwrap(), "READY");
-    let r = api
-        .call_at("POST", &force(&forced_customer), Some(body("f-1")), ten)
-        .await;
+    let r = api.post_at(&force(&forced_customer), body("f-1"), ten).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["dnd_ignored"], true);
     let report = run_slot(&dispatch, SlotRun::containing(ten)).await.unwrap();
@@ -177,12 +171,7 @@ async fn force_send_ignores_do_not_disturb_but_never_the_quiet_window_and_conver
     );
     assert!(!forced_item.contains_key("dnd_before_force"), "{forced_item:?}");
     let view = api
-        .call_at(
-            "GET",
-            &format!("/cycles/2026-11/deliveries/{forced_customer}"),
-            None,
-            ten,
-        )
+        .get_at(&format!("/cycles/2026-11/deliveries/{forced_customer}"), ten)
         .await;
     assert_eq!(
         (&view.body["dnd_slots"], &view.body["dnd_ignored_by_force_send"]),
@@ -193,9 +182,7 @@ async fn force_send_ignores_do_not_disturb_but_never_the_quiet_window_and_conver
     let (late, late_customer) = api.delivery(2);
     let ten_pm: DateTime<Utc> = "2026-12-16T13:00:00Z".parse().unwrap();
     clock.set(ten_pm);
-    let r = api
-        .call_at("POST", &force(&late_customer), Some(body("f-2")), ten_pm)
-        .await;
+    let r = api.post_at(&force(&late_customer), body("f-2"), ten_pm).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["quiet_window"], "still applies");
     let mut run = SlotRun::containing(ten_pm);
@@ -214,19 +201,18 @@ async fn force_send_ignores_do_not_disturb_but_never_the_quiet_window_and_conver
     let conv_customer = conv.rsplit('#').next().unwrap().to_owned();
     assert_eq!(api.raw(&conv).await["state"].as_s().unwrap(), "READY");
     let path = format!("/cycles/2026-11/deliveries/{conv_customer}/convert-to-sms");
-    let r = api.call_at("POST", &path, Some(body("c-1")), ten_pm).await;
+    let r = api.post_at(&path, body("c-1"), ten_pm).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         (&r.body["channel"], &r.body["previous_channel"]),
         (&json!("sms"), &json!("email"))
     );
-    let again = api.call_at("POST", &path, Some(body("c-1")), ten_pm).await;
+    let again = api.post_at(&path, body("c-1"), ten_pm).await;
     assert_eq!(again.body["replayed"], true);
     let r = api
-        .call_at(
-            "POST",
+        .post_at(
             &path,
-            Some(json!({"command_id": "c-2", "reason": "x", "channel": "sms"})),
+            json!({"command_id": "c-2", "reason": "x", "channel": "sms"}),
             ten_pm,
         )
         .await;
@@ -242,9 +228,7 @@ async fn force_send_ignores_do_not_disturb_but_never_the_quiet_window_and_conver
     assert_eq!(api.raw(&conv).await["state"].as_s().unwrap(), "SENT_SMS");
 
     // Force-send is for what waits; a sent delivery is resent instead.
-    let r = api
-        .call_at("POST", &force(&forced_customer), Some(body("f-3")), ten_pm)
-        .await;
+    let r = api.post_at(&force(&forced_customer), body("f-3"), ten_pm).await;
     assert_eq!((r.status, error_code(&r)), (409, "wrong-state"));
 }
 
@@ -268,7 +252,7 @@ async fn a_force_sends_set_aside_ends_with_any_other_command_on_the_delivery() {
             b.extend(extra);
         }
         let path = format!("/cycles/2026-11/deliveries/{customer}/{verb}");
-        async move { on.call_at("POST", &path, Some(b), ten).await }
+        async move { on.post_at(&path, b, ten).await }
     };
 
     // Force-sent, then held, then scheduled: the customer's slots are back.
@@ -303,7 +287,7 @@ async fn a_force_sends_set_aside_ends_with_any_other_command_on_the_delivery() {
     assert_eq!(item["dnd"], customers_dnd, "{item:?}");
     assert!(!item.contains_key("dnd_before_force"), "{item:?}");
     let view = api
-        .call_at("GET", &format!("/cycles/2026-11/deliveries/{held_customer}"), None, ten)
+        .get_at(&format!("/cycles/2026-11/deliveries/{held_customer}"), ten)
         .await;
     assert_eq!(
         (&view.body["dnd_slots"], &view.body["dnd_ignored_by_force_send"]),

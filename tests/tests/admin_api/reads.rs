@@ -13,12 +13,12 @@ async fn reads_answer_and_bad_requests_get_clear_errors() {
     let api = Api::new("admin-read").await;
 
     // The cycle.
-    let r = api.call("GET", "/cycles/2026-11", None).await;
+    let r = api.get("/cycles/2026-11").await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["status"], "SETTLED");
     assert_eq!(r.body["shards"]["total"], 2);
     // The funnel: every delivery counted once, by state, channel and send day.
-    let f = api.call("GET", "/cycles/2026-11/funnel", None).await;
+    let f = api.get("/cycles/2026-11/funnel").await;
     assert_eq!(f.status, 200, "{}", f.body);
     assert_eq!(f.body["deliveries"], 6);
     // Every state is listed, the ones no delivery is in at zero: UNCONFIRMED shows.
@@ -49,7 +49,7 @@ async fn reads_answer_and_bad_requests_get_clear_errors() {
         ("/audit", 400, "missing-day"),
         ("/audit?day=yesterday", 400, "invalid-day"),
     ] {
-        let r = api.call("GET", path, None).await;
+        let r = api.get(path).await;
         assert_eq!((r.status, error_code(&r)), (status, code), "GET {path}: {}", r.body);
         assert!(
             r.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
@@ -57,7 +57,7 @@ async fn reads_answer_and_bad_requests_get_clear_errors() {
         );
     }
     // Templates: the versions, and a preview of one for a fictional bill.
-    let t = api.call("GET", "/templates", None).await;
+    let t = api.get("/templates").await;
     assert_eq!(t.status, 200, "{}", t.body);
     assert_eq!(t.body["default"], "v1");
     assert!(
@@ -67,18 +67,18 @@ async fn reads_answer_and_bad_requests_get_clear_errors() {
             .iter()
             .any(|v| v["version"] == "v1")
     );
-    let p = api.call("GET", "/templates/v1/preview?sample=contract", None).await;
+    let p = api.get("/templates/v1/preview?sample=contract").await;
     assert_eq!(p.status, 200, "{}", p.body);
     assert!(p.body["html"].as_str().unwrap().contains("<html"));
     assert!(p.body["sms"].as_str().unwrap().contains("https://"));
-    let p = api.call("GET", "/templates/v9/preview", None).await;
+    let p = api.get("/templates/v9/preview").await;
     assert_eq!(
         (p.status, error_code(&p)),
         (404, "unknown-template-version"),
         "{}",
         p.body
     );
-    let p = api.call("GET", "/templates/v1/preview?sample=nobody", None).await;
+    let p = api.get("/templates/v1/preview?sample=nobody").await;
     assert_eq!((p.status, error_code(&p)), (400, "invalid-sample"));
 
     let r = api.call("DELETE", "/cycles/2026-11", None).await;
@@ -94,9 +94,7 @@ async fn reads_answer_and_bad_requests_get_clear_errors() {
 
     // One delivery: masked contact data, a link to the invoice, the slots.
     let (id, customer) = api.delivery(0);
-    let r = api
-        .call("GET", &format!("/cycles/2026-11/deliveries/{customer}"), None)
-        .await;
+    let r = api.get(&format!("/cycles/2026-11/deliveries/{customer}")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["delivery_id"], id.as_str());
     assert_eq!(r.body["state"], "QUEUED");
@@ -123,13 +121,11 @@ async fn reads_answer_and_bad_requests_get_clear_errors() {
         };
         log.record(&f, Utc::now()).await.unwrap();
     }
-    let first = api.call("GET", "/cycles/2026-11/failures?limit=2", None).await;
+    let first = api.get("/cycles/2026-11/failures?limit=2").await;
     assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!(first.body["records"].as_array().unwrap().len(), 2);
     let next = first.body["next"].as_str().expect("a next page").to_owned();
-    let second = api
-        .call("GET", &format!("/cycles/2026-11/failures?limit=2&next={next}"), None)
-        .await;
+    let second = api.get(&format!("/cycles/2026-11/failures?limit=2&next={next}")).await;
     assert_eq!(second.status, 200, "{}", second.body);
     assert_eq!(second.body["records"].as_array().unwrap().len(), 1);
     assert!(second.body["next"].is_null());
@@ -144,8 +140,6 @@ async fn reads_answer_and_bad_requests_get_clear_errors() {
     assert_eq!(codes, ["Bounce0", "Bounce1", "Bounce2"]);
 
     // A delivery's own failures show with it.
-    let r = api
-        .call("GET", &format!("/cycles/2026-11/deliveries/{customer}"), None)
-        .await;
+    let r = api.get(&format!("/cycles/2026-11/deliveries/{customer}")).await;
     assert_eq!(r.body["failures"][0]["code"], "Bounce0");
 }

@@ -30,32 +30,30 @@ async fn a_resend_after_sent_sends_once_more_exactly_once_and_is_audited() {
     let (other_id, other_customer) = api.delivery(1);
     api.make_ready(&other_id).await;
     let r = api
-        .call_at(
-            "POST",
+        .post_at(
             &format!("/cycles/2026-11/deliveries/{other_customer}/resend"),
-            Some(json!({"command_id": "r-0", "reason": "x"})),
+            json!({"command_id": "r-0", "reason": "x"}),
             t0,
         )
         .await;
     assert_eq!((r.status, error_code(&r)), (409, "wrong-state"), "{}", r.body);
     let r = api
-        .call_at(
-            "POST",
+        .post_at(
             &path,
-            Some(json!({"command_id": "r-1", "reason": "x", "available_at": "soon"})),
+            json!({"command_id": "r-1", "reason": "x", "available_at": "soon"}),
             t0,
         )
         .await;
     assert_eq!((r.status, error_code(&r)), (400, "invalid-time"));
 
     // Resent: READY in round 1, given twice, applied once.
-    let r = api.call_at("POST", &path, Some(resend.clone()), t0).await;
+    let r = api.post_at(&path, resend.clone(), t0).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         (r.body["state"].as_str(), r.body["send_round"].as_u64()),
         (Some("READY"), Some(1))
     );
-    let again = api.call_at("POST", &path, Some(resend.clone()), t0).await;
+    let again = api.post_at(&path, resend.clone(), t0).await;
     assert_eq!((again.status, &again.body["replayed"]), (200, &json!(true)));
     let raw = api.raw(&id).await;
     assert_eq!(
@@ -81,12 +79,7 @@ async fn a_resend_after_sent_sends_once_more_exactly_once_and_is_audited() {
 
     // Audited on the delivery.
     let d = api
-        .call_at(
-            "GET",
-            &format!("/cycles/2026-11/deliveries/{customer}"),
-            None,
-            next.start(),
-        )
+        .get_at(&format!("/cycles/2026-11/deliveries/{customer}"), next.start())
         .await;
     assert!(d.body["state"].as_str().unwrap().starts_with("SENT_"), "{}", d.body);
     assert_eq!(d.body["send_round"], 1);
@@ -131,20 +124,13 @@ async fn an_operator_resends_a_stuck_delivery_once_no_sender_holds_it_and_settle
         ],
     )
     .await;
-    let r = api
-        .call_at("POST", &path(&queued_customer, "resend"), Some(resend("q-1")), t0)
-        .await;
+    let r = api.post_at(&path(&queued_customer, "resend"), resend("q-1"), t0).await;
     assert_eq!((r.status, error_code(&r)), (409, "sender-holds-it"), "{}", r.body);
     assert_eq!(api.call("GET", "/commands/q-1", None).await.status, 404);
     // Past its re-check time: back to dispatch, in its send round.
     let later = minutes(171);
     let view = api
-        .call_at(
-            "GET",
-            &format!("/cycles/2026-11/deliveries/{queued_customer}"),
-            None,
-            later,
-        )
+        .get_at(&format!("/cycles/2026-11/deliveries/{queued_customer}"), later)
         .await;
     assert!(
         view.body["operator_action"].as_str().unwrap().contains("resend"),
@@ -152,7 +138,7 @@ async fn an_operator_resends_a_stuck_delivery_once_no_sender_holds_it_and_settle
         view.body
     );
     let r = api
-        .call_at("POST", &path(&queued_customer, "resend"), Some(resend("q-2")), later)
+        .post_at(&path(&queued_customer, "resend"), resend("q-2"), later)
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
@@ -174,21 +160,11 @@ async fn an_operator_resends_a_stuck_delivery_once_no_sender_holds_it_and_settle
         "{claimed:?}"
     );
     let r = api
-        .call_at(
-            "POST",
-            &path(&sending_customer, "resend"),
-            Some(resend("s-1")),
-            minutes(1),
-        )
+        .post_at(&path(&sending_customer, "resend"), resend("s-1"), minutes(1))
         .await;
     assert_eq!((r.status, error_code(&r)), (409, "sender-holds-it"), "{}", r.body);
     let r = api
-        .call_at(
-            "POST",
-            &path(&sending_customer, "resend"),
-            Some(resend("s-2")),
-            minutes(6),
-        )
+        .post_at(&path(&sending_customer, "resend"), resend("s-2"), minutes(6))
         .await;
     assert_eq!(
         (r.status, &r.body["previous"]["state"]),
@@ -223,19 +199,14 @@ async fn an_operator_resends_a_stuck_delivery_once_no_sender_holds_it_and_settle
         assert!(w.is_applied(), "{w:?}");
         unconfirmed.push(api.delivery(i));
     }
-    let funnel = api.call("GET", "/cycles/2026-11/funnel", None).await;
+    let funnel = api.get("/cycles/2026-11/funnel").await;
     assert_eq!(
         (&funnel.body["by_state"]["UNCONFIRMED"], &funnel.body["needs_operator"]),
         (&json!(2), &json!(2))
     );
     let (confirmed, confirmed_customer) = &unconfirmed[0];
     let view = api
-        .call_at(
-            "GET",
-            &format!("/cycles/2026-11/deliveries/{confirmed_customer}"),
-            None,
-            t0,
-        )
+        .get_at(&format!("/cycles/2026-11/deliveries/{confirmed_customer}"), t0)
         .await;
     assert_eq!(view.body["state"], "UNCONFIRMED");
     assert!(
@@ -246,20 +217,19 @@ async fn an_operator_resends_a_stuck_delivery_once_no_sender_holds_it_and_settle
     // Confirm: bad requests, the wrong state, then sent on its channel, once.
     let confirm = |cmd: &str| json!({"command_id": cmd, "reason": "SES console shows the message delivered"});
     let r = api
-        .call_at(
-            "POST",
+        .post_at(
             &path(confirmed_customer, "confirm"),
-            Some(json!({"command_id": "k-0", "reason": "x", "channel": "sms"})),
+            json!({"command_id": "k-0", "reason": "x", "channel": "sms"}),
             t0,
         )
         .await;
     assert_eq!((r.status, error_code(&r)), (400, "malformed-body"), "{}", r.body);
     let r = api
-        .call_at("POST", &path(&queued_customer, "confirm"), Some(confirm("k-0")), t0)
+        .post_at(&path(&queued_customer, "confirm"), confirm("k-0"), t0)
         .await;
     assert_eq!((r.status, error_code(&r)), (409, "wrong-state"), "{}", r.body);
     let r = api
-        .call_at("POST", &path(confirmed_customer, "confirm"), Some(confirm("k-1")), t0)
+        .post_at(&path(confirmed_customer, "confirm"), confirm("k-1"), t0)
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let sent_state = format!("SENT_{}", api.seeded.deliveries[2].1.as_str().to_uppercase());
@@ -268,11 +238,11 @@ async fn an_operator_resends_a_stuck_delivery_once_no_sender_holds_it_and_settle
         (&json!(sent_state), &json!("UNCONFIRMED"))
     );
     let again = api
-        .call_at("POST", &path(confirmed_customer, "confirm"), Some(confirm("k-1")), t0)
+        .post_at(&path(confirmed_customer, "confirm"), confirm("k-1"), t0)
         .await;
     assert_eq!((again.status, &again.body["replayed"]), (200, &json!(true)));
     let r = api
-        .call_at("POST", &path(confirmed_customer, "confirm"), Some(confirm("k-2")), t0)
+        .post_at(&path(confirmed_customer, "confirm"), confirm("k-2"), t0)
         .await;
     assert_eq!((r.status, error_code(&r)), (409, "wrong-state"), "{}", r.body);
     let item = api.raw(confirmed).await;
@@ -284,9 +254,7 @@ async fn an_operator_resends_a_stuck_delivery_once_no_sender_holds_it_and_settle
     assert_eq!(api.call("GET", "/commands/k-1", None).await.body["command"], "confirm");
     // Resend the other: a new round.
     let (resent, resent_customer) = &unconfirmed[1];
-    let r = api
-        .call_at("POST", &path(resent_customer, "resend"), Some(resend("u-1")), t0)
-        .await;
+    let r = api.post_at(&path(resent_customer, "resend"), resend("u-1"), t0).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!((&r.body["send_round"], &r.body["new_round"]), (&json!(1), &json!(true)));
 

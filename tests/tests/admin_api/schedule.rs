@@ -17,7 +17,7 @@ async fn schedule_is_idempotent_audited_and_refused_in_the_wrong_state() {
         |cmd: &str, at: &str| json!({"command_id": cmd, "reason": "customer asked for Friday", "available_at": at});
 
     // QUEUED: not for scheduling.
-    let r = api.call("POST", &path, Some(body("c-queued", &at))).await;
+    let r = api.post(&path, body("c-queued", &at)).await;
     assert_eq!((r.status, error_code(&r)), (409, "wrong-state"), "{}", r.body);
     assert!(r.body["error"]["message"].as_str().unwrap().contains("QUEUED"));
 
@@ -42,18 +42,14 @@ async fn schedule_is_idempotent_audited_and_refused_in_the_wrong_state() {
         assert_eq!((r.status, error_code(&r)), (400, code), "{b:?}: {}", r.body);
     }
     let r = api
-        .call(
-            "POST",
-            "/cycles/2026-11/deliveries/C9999999/schedule",
-            Some(body("c-x", &at)),
-        )
+        .post("/cycles/2026-11/deliveries/C9999999/schedule", body("c-x", &at))
         .await;
     assert_eq!((r.status, error_code(&r)), (404, "unknown-customer"));
     assert_eq!(api.call("GET", "/commands/c-x", None).await.status, 404);
 
     // READY: scheduled, once.
     api.make_ready(&id).await;
-    let r = api.call("POST", &path, Some(body("c-1", &at))).await;
+    let r = api.post(&path, body("c-1", &at)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["replayed"], false);
     assert_eq!(r.body["available_at"], at.as_str());
@@ -64,7 +60,7 @@ async fn schedule_is_idempotent_audited_and_refused_in_the_wrong_state() {
 
     // The same command again: the first answer, no second effect.
     let later = now + Duration::minutes(3);
-    let again = api.call_at("POST", &path, Some(body("c-1", &at)), later).await;
+    let again = api.post_at(&path, body("c-1", &at), later).await;
     assert_eq!(again.status, 200, "{}", again.body);
     assert_eq!(again.body["replayed"], true);
     assert_eq!(again.body["available_at"], r.body["available_at"]);
@@ -72,12 +68,12 @@ async fn schedule_is_idempotent_audited_and_refused_in_the_wrong_state() {
 
     // The same id for another request: refused.
     let other = (now + Duration::days(3)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let r = api.call("POST", &path, Some(body("c-1", &other))).await;
+    let r = api.post(&path, body("c-1", &other)).await;
     assert_eq!((r.status, error_code(&r)), (409, "command-id-reused"), "{}", r.body);
     assert_eq!(api.raw(&id).await["available_at"].as_s().unwrap(), &at);
 
     // Audited: who, what, why, when — by id, by day and on the delivery.
-    let c = api.call("GET", "/commands/c-1", None).await;
+    let c = api.get("/commands/c-1").await;
     assert_eq!(c.status, 200, "{}", c.body);
     assert_eq!(
         (&c.body["who"], &c.body["command"], &c.body["why"], &c.body["target"]),
@@ -89,7 +85,7 @@ async fn schedule_is_idempotent_audited_and_refused_in_the_wrong_state() {
         )
     );
     let day = now.format("%Y-%m-%d").to_string();
-    let a = api.call("GET", &format!("/audit?day={day}"), None).await;
+    let a = api.get(&format!("/audit?day={day}")).await;
     assert_eq!(a.status, 200, "{}", a.body);
     let ids: Vec<&str> = a.body["commands"]
         .as_array()
@@ -98,17 +94,15 @@ async fn schedule_is_idempotent_audited_and_refused_in_the_wrong_state() {
         .map(|c| c["command_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["c-1"], "one command applied, one record");
-    let d = api
-        .call("GET", &format!("/cycles/2026-11/deliveries/{customer}"), None)
-        .await;
+    let d = api.get(&format!("/cycles/2026-11/deliveries/{customer}")).await;
     assert_eq!(d.body["commands"].as_array().unwrap().len(), 1);
     assert_eq!(d.body["state"], "READY");
 
     // Two operators racing with one new id: one effect, both get its answer.
     let racing = (now + Duration::days(4)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let (x, y) = tokio::join!(
-        api.call("POST", &path, Some(body("c-race", &racing))),
-        api.call("POST", &path, Some(body("c-race", &racing)))
+        api.post(&path, body("c-race", &racing)),
+        api.post(&path, body("c-race", &racing))
     );
     let replays: Vec<&Value> = [&x, &y].iter().map(|r| &r.body["replayed"]).collect();
     assert!(
@@ -141,21 +135,11 @@ async fn another_reason_under_a_used_command_id_is_another_request() {
     let now = Utc::now();
     let friday = now + Duration::days(2);
     let r = api
-        .call_at(
-            "POST",
-            &path,
-            Some(schedule_body("i-1", "customer asked for Friday", friday)),
-            now,
-        )
+        .post_at(&path, schedule_body("i-1", "customer asked for Friday", friday), now)
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let r = api
-        .call_at(
-            "POST",
-            &path,
-            Some(schedule_body("i-1", "a different story", friday)),
-            now,
-        )
+        .post_at(&path, schedule_body("i-1", "a different story", friday), now)
         .await;
     assert_eq!((r.status, error_code(&r)), (409, "command-id-reused"), "{}", r.body);
     assert!(
@@ -163,17 +147,13 @@ async fn another_reason_under_a_used_command_id_is_another_request() {
         "the error names no input: {}",
         r.body
     );
-    let audit = api.call("GET", "/commands/i-1", None).await;
+    let audit = api.get("/commands/i-1").await;
     assert_eq!(audit.body["why"], "customer asked for Friday");
     // So is a setting's command under its id with another reason.
     let policy = |reason: &str| json!({"command_id": "i-p", "reason": reason, "value": "email,sms"});
-    let r = api
-        .call("PUT", "/settings/channel-policy", Some(policy("back to both")))
-        .await;
+    let r = api.put("/settings/channel-policy", policy("back to both")).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = api
-        .call("PUT", "/settings/channel-policy", Some(policy("another reason")))
-        .await;
+    let r = api.put("/settings/channel-policy", policy("another reason")).await;
     assert_eq!((r.status, error_code(&r)), (409, "command-id-reused"), "{}", r.body);
 }
 
@@ -184,9 +164,9 @@ async fn a_retry_of_a_schedule_clamped_to_now_replays_a_second_later() {
     // A time a minute ago is "now" for the effect, yet the retry a second later is the
     // same request: the digest is of what was sent, not of the time clamped to now.
     let body = schedule_body("i-2", "now", now - Duration::minutes(1));
-    let r = api.call_at("POST", &path, Some(body.clone()), now).await;
+    let r = api.post_at(&path, body.clone(), now).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let retry = api.call_at("POST", &path, Some(body), now + Duration::seconds(1)).await;
+    let retry = api.post_at(&path, body, now + Duration::seconds(1)).await;
     assert_eq!(
         (retry.status, &retry.body["replayed"]),
         (200, &json!(true)),
@@ -202,13 +182,11 @@ async fn a_late_retry_gets_the_first_answer_before_any_validation() {
     let now = Utc::now();
     let soon = now + Duration::minutes(2);
     let body = schedule_body("i-3", "soon", soon);
-    let r = api.call_at("POST", &path, Some(body.clone()), now).await;
+    let r = api.post_at(&path, body.clone(), now).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let updated = api.raw(&id).await["updated_at"].clone();
     // Ten minutes on, the time it names is past: still the first answer, not a 400.
-    let late = api
-        .call_at("POST", &path, Some(body), now + Duration::minutes(10))
-        .await;
+    let late = api.post_at(&path, body, now + Duration::minutes(10)).await;
     assert_eq!(
         (late.status, &late.body["replayed"]),
         (200, &json!(true)),
@@ -218,12 +196,7 @@ async fn a_late_retry_gets_the_first_answer_before_any_validation() {
     assert_eq!(api.raw(&id).await["updated_at"], updated, "a replay writes nothing");
     // As a new command, the same request is refused now, naming the field, not the value.
     let r = api
-        .call_at(
-            "POST",
-            &path,
-            Some(schedule_body("i-4", "soon", soon)),
-            now + Duration::minutes(10),
-        )
+        .post_at(&path, schedule_body("i-4", "soon", soon), now + Duration::minutes(10))
         .await;
     assert_eq!((r.status, error_code(&r)), (400, "invalid-time"), "{}", r.body);
     let sent = soon.format("%Y-%m-%dT%H:%M:%SZ").to_string();
@@ -248,10 +221,9 @@ async fn a_time_dispatch_would_never_take_is_refused() {
         .enumerate()
     {
         let r = api
-            .call_at(
-                "POST",
+            .post_at(
                 &path(verb),
-                Some(json!({"command_id": format!("z-{i}"), "reason": "later", "available_at": too_late})),
+                json!({"command_id": format!("z-{i}"), "reason": "later", "available_at": too_late}),
                 now,
             )
             .await;
@@ -269,10 +241,9 @@ async fn a_time_dispatch_would_never_take_is_refused() {
     }
     // The last day dispatch takes it is accepted (and refused only for the state).
     let r = api
-        .call_at(
-            "POST",
+        .post_at(
             &path("schedule"),
-            Some(json!({"command_id": "z-9", "reason": "later", "available_at": seoul(last, "20:00:00")})),
+            json!({"command_id": "z-9", "reason": "later", "available_at": seoul(last, "20:00:00")}),
             now,
         )
         .await;
@@ -282,12 +253,7 @@ async fn a_time_dispatch_would_never_take_is_refused() {
         .unwrap()
         .with_timezone(&Utc);
     let r = api
-        .call_at(
-            "POST",
-            &path("resend"),
-            Some(json!({"command_id": "z-10", "reason": "old"})),
-            after,
-        )
+        .post_at(&path("resend"), json!({"command_id": "z-10", "reason": "old"}), after)
         .await;
     assert_eq!(
         (r.status, error_code(&r)),

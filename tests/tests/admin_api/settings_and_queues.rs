@@ -14,7 +14,7 @@ async fn settings_change_at_runtime_audited_and_template_activation_checks_the_v
     let body = |cmd: &str, value: &str| json!({"command_id": cmd, "reason": "email provider outage", "value": value});
 
     // Before any command: the deployment's values.
-    let r = api.call("GET", "/settings", None).await;
+    let r = api.get("/settings").await;
     assert_eq!(r.status, 200, "{}", r.body);
     let settings = r.body["settings"].as_array().unwrap();
     assert_eq!(settings.len(), 2);
@@ -27,51 +27,36 @@ async fn settings_change_at_runtime_audited_and_template_activation_checks_the_v
     assert_eq!(settings[0]["value"], "email,sms");
 
     // Bad requests.
-    let r = api
-        .call("PUT", "/settings/channel-policy", Some(body("p-0", "fax")))
-        .await;
+    let r = api.put("/settings/channel-policy", body("p-0", "fax")).await;
     assert_eq!((r.status, error_code(&r)), (400, "invalid-value"), "{}", r.body);
-    let r = api.call("PUT", "/settings/quiet-window", Some(body("p-0", "x"))).await;
+    let r = api.put("/settings/quiet-window", body("p-0", "x")).await;
     assert_eq!((r.status, error_code(&r)), (404, "unknown-setting"));
     let r = api
-        .call(
-            "PUT",
-            "/settings/channel-policy",
-            Some(json!({"command_id": "p-0", "reason": "x"})),
-        )
+        .put("/settings/channel-policy", json!({"command_id": "p-0", "reason": "x"}))
         .await;
     assert_eq!((r.status, error_code(&r)), (400, "malformed-body"));
-    let r = api
-        .call("POST", "/settings/channel-policy", Some(body("p-0", "sms")))
-        .await;
+    let r = api.post("/settings/channel-policy", body("p-0", "sms")).await;
     assert_eq!(r.status, 405);
     let r = api
-        .call(
-            "PUT",
+        .put(
             "/settings/channel-policy",
-            Some(json!({"command_id": "p-0", "reason": " ", "value": "sms"})),
+            json!({"command_id": "p-0", "reason": " ", "value": "sms"}),
         )
         .await;
     assert_eq!((r.status, error_code(&r)), (400, "invalid-reason"));
 
     // Set, replay, reuse.
-    let r = api
-        .call("PUT", "/settings/channel-policy", Some(body("p-1", "sms")))
-        .await;
+    let r = api.put("/settings/channel-policy", body("p-1", "sms")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         (&r.body["value"], &r.body["previous"], &r.body["revision"]),
         (&json!("sms"), &json!("email,sms"), &json!(1))
     );
-    let again = api
-        .call("PUT", "/settings/channel-policy", Some(body("p-1", "sms")))
-        .await;
+    let again = api.put("/settings/channel-policy", body("p-1", "sms")).await;
     assert_eq!((again.status, &again.body["replayed"]), (200, &json!(true)));
-    let reused = api
-        .call("PUT", "/settings/channel-policy", Some(body("p-1", "email")))
-        .await;
+    let reused = api.put("/settings/channel-policy", body("p-1", "email")).await;
     assert_eq!((reused.status, error_code(&reused)), (409, "command-id-reused"));
-    let r = api.call("GET", "/settings/channel-policy", None).await;
+    let r = api.get("/settings/channel-policy").await;
     assert_eq!(
         (
             &r.body["value"],
@@ -81,7 +66,7 @@ async fn settings_change_at_runtime_audited_and_template_activation_checks_the_v
         ),
         (&json!("sms"), &json!("setting"), &json!(1), &json!(OPERATOR))
     );
-    let audit = api.call("GET", "/commands/p-1", None).await;
+    let audit = api.get("/commands/p-1").await;
     assert_eq!(
         (
             &audit.body["command"],
@@ -130,14 +115,10 @@ async fn settings_change_at_runtime_audited_and_template_activation_checks_the_v
     }
 
     // "none" pauses delivery, and says so; "sms,email" is stored as "email,sms".
-    let r = api
-        .call("PUT", "/settings/channel-policy", Some(body("p-2", "none")))
-        .await;
+    let r = api.put("/settings/channel-policy", body("p-2", "none")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body["note"].as_str().unwrap().contains("paused"));
-    let r = api
-        .call("PUT", "/settings/channel-policy", Some(body("p-3", "sms,email")))
-        .await;
+    let r = api.put("/settings/channel-policy", body("p-3", "sms,email")).await;
     assert_eq!(
         (&r.body["value"], &r.body["revision"]),
         (&json!("email,sms"), &json!(3))
@@ -145,18 +126,16 @@ async fn settings_change_at_runtime_audited_and_template_activation_checks_the_v
 
     // Templates: the unknown version is a 404; the known one becomes the active one.
     let r = api
-        .call(
-            "POST",
+        .post(
             "/templates/v999/activate",
-            Some(json!({"command_id": "t-0", "reason": "new layout"})),
+            json!({"command_id": "t-0", "reason": "new layout"}),
         )
         .await;
     assert_eq!((r.status, error_code(&r)), (404, "unknown-template-version"));
     let r = api
-        .call(
-            "POST",
+        .post(
             "/templates/v1/activate",
-            Some(json!({"command_id": "t-1", "reason": "new layout"})),
+            json!({"command_id": "t-1", "reason": "new layout"}),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -164,7 +143,7 @@ async fn settings_change_at_runtime_audited_and_template_activation_checks_the_v
         (&r.body["setting"], &r.body["value"]),
         (&json!("template-version"), &json!("v1"))
     );
-    let r = api.call("GET", "/templates", None).await;
+    let r = api.get("/templates").await;
     assert_eq!(
         (&r.body["active"], &r.body["active_source"]),
         (&json!("v1"), &json!("setting"))
@@ -182,7 +161,7 @@ async fn a_dead_letter_queue_is_redriven_at_a_bounded_rate_once_per_command_id()
         .unwrap();
     let mut waiting = 0;
     for _ in 0..20 {
-        let r = api.call("GET", "/queues/delivery-dlq", None).await;
+        let r = api.get("/queues/delivery-dlq").await;
         waiting = r.body["waiting"].as_u64().unwrap();
         if waiting > 0 {
             break;
@@ -190,7 +169,7 @@ async fn a_dead_letter_queue_is_redriven_at_a_bounded_rate_once_per_command_id()
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert!(waiting >= 1, "messages on the DLQ");
-    let r = api.call("GET", "/queues", None).await;
+    let r = api.get("/queues").await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["queues"].as_array().unwrap().len(), 2);
 
@@ -203,27 +182,23 @@ async fn a_dead_letter_queue_is_redriven_at_a_bounded_rate_once_per_command_id()
         ("dispatch-dlq", 5, 409, "nothing-to-redrive"),
     ] {
         let path = format!("/queues/{queue}/redrive");
-        let r = api.call("POST", &path, Some(cmd("r-0", json!(rate)))).await;
+        let r = api.post(&path, cmd("r-0", json!(rate))).await;
         assert_eq!((r.status, error_code(&r)), (status, code), "{queue} at {rate}");
     }
 
     // The redrive: started once, replayed without a second task.
-    let r = api
-        .call("POST", "/queues/delivery-dlq/redrive", Some(cmd("r-1", json!(2))))
-        .await;
+    let r = api.post("/queues/delivery-dlq/redrive", cmd("r-1", json!(2))).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         (&r.body["status"], &r.body["max_per_second"]),
         (&json!("started"), &json!(2))
     );
-    let again = api
-        .call("POST", "/queues/delivery-dlq/redrive", Some(cmd("r-1", json!(2))))
-        .await;
+    let again = api.post("/queues/delivery-dlq/redrive", cmd("r-1", json!(2))).await;
     assert_eq!(
         (&again.body["replayed"], &again.body["task_handle"]),
         (&json!(true), &r.body["task_handle"])
     );
-    let audit = api.call("GET", "/commands/r-1", None).await;
+    let audit = api.get("/commands/r-1").await;
     assert_eq!(
         (&audit.body["who"], &audit.body["result"]["status"]),
         (&json!(OPERATOR), &json!("started"))
@@ -231,15 +206,13 @@ async fn a_dead_letter_queue_is_redriven_at_a_bounded_rate_once_per_command_id()
     // Back on the email queue, at most two a second.
     let mut done = Value::Null;
     for _ in 0..100 {
-        let r = api.call("GET", "/queues/delivery-dlq", None).await;
+        let r = api.get("/queues/delivery-dlq").await;
         if r.body["redrives"][0]["status"] == "COMPLETED" {
             done = r.body;
             break;
         }
         if r.body["redrives"][0]["status"] == "RUNNING" {
-            let second = api
-                .call("POST", "/queues/delivery-dlq/redrive", Some(cmd("r-2", json!(2))))
-                .await;
+            let second = api.post("/queues/delivery-dlq/redrive", cmd("r-2", json!(2))).await;
             // Refused while it runs (or, had it just ended, because nothing waits).
             assert_eq!(second.status, 409, "{}", second.body);
             assert!(
@@ -251,7 +224,7 @@ async fn a_dead_letter_queue_is_redriven_at_a_bounded_rate_once_per_command_id()
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
     assert_eq!(done["redrives"][0]["moved"].as_u64(), Some(waiting), "{done}");
-    let none = api.call("GET", "/commands/r-2", None).await;
+    let none = api.get("/commands/r-2").await;
     assert_eq!(none.status, 404, "a refused redrive leaves no record");
     assert_eq!(done["waiting"], 0);
     let back = sqs
@@ -275,10 +248,9 @@ async fn with_sms_disabled_queued_sms_deliveries_go_back_to_dispatch_and_out_by_
 
     let api = Api::new("admin-sms-off").await;
     let r = api
-        .call(
-            "PUT",
+        .put(
             "/settings/channel-policy",
-            Some(json!({"command_id": "off-1", "reason": "SMS gateway down", "value": "email"})),
+            json!({"command_id": "off-1", "reason": "SMS gateway down", "value": "email"}),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
