@@ -2,8 +2,6 @@
 //! (`ReportBatchItemFailures`), messages handled concurrently up to
 //! [`Config::concurrency`](crate::Config::concurrency).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -17,11 +15,8 @@ use crate::{Deps, Outcome, SendReport, SenderError, emf_line};
 
 /// The function's `main` for `channel` (the binaries `send-email` and `send-sms`): its
 /// dependencies from the environment, [`handle`] on the Lambda runtime.
-///
-/// Boxed once, at cold start: the handler's future nests every step of the send pipeline,
-/// and laid out inline in a binary's `main` it is deeper than the compiler's default limit.
-pub fn serve(channel: domain::Channel) -> Pin<Box<dyn Future<Output = Result<(), lambda_runtime::Error>> + Send>> {
-    Box::pin(runtime::run(move |sdk, env| Deps::from_vars(channel, sdk, env), handle))
+pub async fn serve(channel: domain::Channel) -> Result<(), lambda_runtime::Error> {
+    runtime::run(|sdk, env| Deps::from_vars(channel, sdk, env), handle).await
 }
 
 /// The Lambda entry point: the batch response, and the invocation's metrics

@@ -40,6 +40,8 @@ use serde::{Serialize, de::DeserializeOwned};
 ///
 /// The dependencies live as long as the process (they are leaked once, at cold start), so
 /// that `handle` can be the function's plain `async fn handle(&Deps, LambdaEvent<E>)`.
+/// Each invocation's future is boxed, so that no handler's depth of nested futures counts
+/// against the compiler's limit in `main`.
 pub async fn run<D, C, H, F, E, R, Err>(
     deps: impl FnOnce(&SdkConfig, &ProcessEnv) -> Result<D, C>,
     handle: H,
@@ -56,7 +58,10 @@ where
     lambda_runtime::tracing::init_default_subscriber();
     let sdk = adapters::load_sdk_config().await;
     let deps: &'static D = Box::leak(Box::new(deps(&sdk, &ProcessEnv)?));
-    lambda_runtime::run(service_fn(|event| handle(deps, event))).await
+    // Each invocation's future is boxed (one allocation per event): a handler's future nests
+    // every step it awaits, and laid out inline inside the runtime's own futures and `main`'s
+    // it reaches the compiler's type-depth limit as handlers grow.
+    lambda_runtime::run(service_fn(|event| Box::pin(handle(deps, event)))).await
 }
 
 /// The `errorType` of each of a function's errors: the name Step Functions' `Retry` and

@@ -43,7 +43,7 @@ pub use self::records::{
     CYCLE_ITEM, CycleRecord, CycleStatus, MAX_SHARD_ERRORS, RenderRecord, ShardRecord, ShardStatus, shard_item,
 };
 use crate::StoreError;
-use crate::dynamo::{Item, conditional_put};
+use crate::dynamo::{Item, conditional_put, get_item};
 
 /// What [`CycleStore::begin`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,20 +124,14 @@ impl CycleStore {
     }
 
     pub async fn get(&self, cycle: Cycle) -> Result<Option<CycleRecord>, StoreError> {
-        // Its own `GetItem`, not `dynamo::get_item`: one async layer fewer keeps the
-        // futures of the functions that read the gate (RenderShard's) within the
-        // compiler's default query depth.
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("cycle", s(cycle.to_string()))
-            .key("item", s(CYCLE_ITEM))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
-        got.item.map(|item| self.cycle_record(cycle, item)).transpose()
+        let got = get_item(
+            &self.client,
+            &self.table,
+            [("cycle", s(cycle.to_string())), ("item", s(CYCLE_ITEM))],
+            true,
+        )
+        .await?;
+        got.map(|item| self.cycle_record(cycle, item)).transpose()
     }
 
     /// Puts the cycle item if `condition` holds, `#st` naming its status and
