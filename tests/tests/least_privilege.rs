@@ -1,0 +1,182 @@
+//! The template grants what each piece uses and no more.
+//!
+//! - No `Allow` statement anywhere in `template.yaml` names the resource `"*"`, except the
+//!   few actions AWS only authorises on every resource ([`WILDCARD_EXCEPTIONS`], each with
+//!   why).
+//! - The email sender's `ses:SendEmail` is limited to this account's identities, as the
+//!   configured sender only (`ses:FromAddress`), and to the configured configuration set.
+//! - The senders hold the queue rights they use: each changes the visibility of its own
+//!   queue's messages only; the email sender sends to its own queue (a fresh copy), the SMS
+//!   queue (the fallback) and the dead-letter queue; the SMS sender never touches the email
+//!   queue.
+//!
+//! The template is read as it is deployed; no emulator is needed.
+
+use std::path::Path;
+
+use local_aws::template::Template;
+use serde_yaml::Value;
+
+/// Actions that AWS authorises only on `"*"`, and why they are needed.
+const WILDCARD_EXCEPTIONS: &[(&str, &str)] = &[
+    // Step Functions' execution logging: the log delivery APIs take no resource ARN.
+    ("logs:CreateLogDelivery", "state machine logging"),
+    ("logs:GetLogDelivery", "state machine logging"),
+    ("logs:UpdateLogDelivery", "state machine logging"),
+    ("logs:DeleteLogDelivery", "state machine logging"),
+    ("logs:ListLogDeliveries", "state machine logging"),
+    ("logs:PutResourcePolicy", "state machine logging"),
+    ("logs:DescribeResourcePolicies", "state machine logging"),
+    ("logs:DescribeLogGroups", "state machine logging"),
+];
+
+fn template() -> Template {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    Template::load(&path).expect("template.yaml parses")
+}
+
+/// One `Allow` statement found in a resource's properties.
+#[derive(Debug)]
+struct Allow {
+    resource_id: String,
+    actions: Vec<String>,
+    resources: Vec<Value>,
+    condition: Option<Value>,
+}
+
+/// A value with its tag (`!If`, `!Sub`, …) taken off.
+fn untagged(v: &Value) -> &Value {
+    match v {
+        Value::Tagged(t) => untagged(&t.value),
+        other => other,
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match untagged(v) {
+        Value::String(s) => vec![s.clone()],
+        Value::Sequence(items) => items.iter().flat_map(strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Every `Allow` statement under `v`, wherever it sits (inline policies, `!If` branches).
+fn allows(resource_id: &str, v: &Value, out: &mut Vec<Allow>) {
+    match untagged(v) {
+        Value::Mapping(m) => {
+            let effect = m.get("Effect").and_then(Value::as_str);
+            if effect == Some("Allow") {
+                let resources = match m.get("Resource") {
+                    Some(r) => match untagged(r) {
+                        Value::Sequence(items) => items.clone(),
+                        _ => vec![r.clone()],
+                    },
+                    None => Vec::new(),
+                };
+                out.push(Allow {
+                    resource_id: resource_id.to_owned(),
+                    actions: m.get("Action").map(strings).unwrap_or_default(),
+                    resources,
+                    condition: m.get("Condition").cloned(),
+                });
+            }
+            for (_, child) in m {
+                allows(resource_id, child, out);
+            }
+        }
+        Value::Sequence(items) => items.iter().for_each(|i| allows(resource_id, i, out)),
+        _ => {}
+    }
+}
+
+fn every_allow() -> Vec<Allow> {
+    let t = template();
+    let mut out = Vec::new();
+    for r in t.resources() {
+        allows(&r.logical_id, &r.properties, &mut out);
+    }
+    assert!(out.len() > 20, "the template's statements are found: {}", out.len());
+    out
+}
+
+fn is_wildcard(v: &Value) -> bool {
+    matches!(untagged(v), Value::String(s) if s == "*")
+}
+
+/// The `!GetAtt X.Arn` resources of a statement, as `X`.
+fn arns_of(a: &Allow) -> Vec<String> {
+    a.resources
+        .iter()
+        .filter_map(|r| match r {
+            Value::Tagged(t) if t.tag == "GetAtt" => t.value.as_str().map(|s| s.trim_end_matches(".Arn").to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn no_statement_grants_every_resource_but_the_documented_exceptions() {
+    let mut wrong = Vec::new();
+    for a in every_allow() {
+        if !a.resources.iter().any(is_wildcard) {
+            continue;
+        }
+        for action in &a.actions {
+            if !WILDCARD_EXCEPTIONS.iter().any(|(allowed, _)| allowed == action) {
+                wrong.push(format!("{}: {action} on \"*\"", a.resource_id));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "statements on every resource: {wrong:#?}");
+}
+
+#[test]
+fn ses_send_email_is_limited_to_the_sender_address_and_its_configuration_set() {
+    let ses: Vec<Allow> = every_allow()
+        .into_iter()
+        .filter(|a| a.actions.iter().any(|x| x.starts_with("ses:")))
+        .collect();
+    assert_eq!(ses.len(), 1, "one SES statement, the email sender's: {ses:#?}");
+    let a = &ses[0];
+    assert_eq!(a.resource_id, "SendEmailFunction");
+    assert_eq!(a.actions, ["ses:SendEmail"]);
+    let text = serde_yaml::to_string(&a.resources).unwrap();
+    assert!(!a.resources.iter().any(is_wildcard), "{text}");
+    assert!(text.contains(":identity/"), "the account's identities: {text}");
+    assert!(
+        text.contains(":configuration-set/${SesConfigurationSet}"),
+        "the configured set: {text}"
+    );
+    let condition = serde_yaml::to_string(&a.condition).unwrap();
+    assert!(
+        condition.contains("ses:FromAddress") && condition.contains("SesFromAddress"),
+        "only as the configured sender: {condition}"
+    );
+}
+
+#[test]
+fn each_sender_holds_only_the_queue_rights_it_uses() {
+    let all = every_allow();
+    let rights = |function: &str, action: &str| -> Vec<String> {
+        let mut queues: Vec<String> = all
+            .iter()
+            .filter(|a| a.resource_id == function && a.actions.iter().any(|x| x == action))
+            .flat_map(arns_of)
+            .collect();
+        queues.sort();
+        queues
+    };
+    assert_eq!(
+        rights("SendEmailFunction", "sqs:SendMessage"),
+        ["DeliveryDeadLetterQueue", "EmailQueue", "SmsQueue"]
+    );
+    assert_eq!(
+        rights("SendEmailFunction", "sqs:ChangeMessageVisibility"),
+        ["EmailQueue"]
+    );
+    assert_eq!(
+        rights("SendSmsFunction", "sqs:SendMessage"),
+        ["DeliveryDeadLetterQueue", "SmsQueue"]
+    );
+    assert_eq!(rights("SendSmsFunction", "sqs:ChangeMessageVisibility"), ["SmsQueue"]);
+}
