@@ -152,8 +152,10 @@ impl Contact {
     }
 }
 
-/// A customer snapshot. Dates are Asia/Seoul calendar dates.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A customer snapshot. Dates are Asia/Seoul calendar dates. Its `Debug` shows the birthday
+/// as `<redacted>`, like the sealed contact data: a customer printed in a log or a panic names
+/// no personal value.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Customer {
     pub customer_id: CustomerId,
     /// The settlement shard this customer belongs to (assigned once).
@@ -177,6 +179,26 @@ pub struct Customer {
     pub dnd: SlotSet,
     pub preferred_channel: Channel,
     pub contact: Contact,
+}
+
+impl fmt::Debug for Customer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Customer")
+            .field("customer_id", &self.customer_id)
+            .field("shard", &self.shard)
+            .field("plan", &self.plan)
+            .field("addons", &self.addons)
+            .field("family", &self.family)
+            .field("contract", &self.contract)
+            .field("birthday", &format_args!("<redacted>"))
+            .field("joined_on", &self.joined_on)
+            .field("cancelled_on", &self.cancelled_on)
+            .field("send_day", &self.send_day)
+            .field("dnd", &self.dnd)
+            .field("preferred_channel", &self.preferred_channel)
+            .field("contact", &self.contact)
+            .finish()
+    }
 }
 
 /// A customer record that breaks a rule. The message names the customer id
@@ -312,6 +334,15 @@ pub(crate) mod tests {
         let open = c.contact.open(&Keyring::dev(), &c.customer_id).unwrap();
         assert_eq!(open.email.expose(), "kim@example.com");
         assert!(!format!("{open:?}").contains("kim@"));
+    }
+
+    #[test]
+    fn debug_redacts_the_birthday() {
+        let c = sample("C1");
+        let dbg = format!("{c:?}");
+        assert!(dbg.contains("birthday: <redacted>"), "{dbg}");
+        assert!(!dbg.contains("1990") && !dbg.contains("03-14"), "{dbg}");
+        assert!(dbg.contains("customer_id") && dbg.contains("joined_on"), "{dbg}");
     }
 
     #[test]
