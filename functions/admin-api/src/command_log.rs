@@ -531,6 +531,3 @@ impl CommandLog {
         Ok((records, out.last_evaluated_key.filter(|k| !k.is_empty())))
     }
 }
-
-#[cfg(test)]
-mod tests;
