@@ -1,7 +1,7 @@
 //! The command log's rules: command ids and reasons, and the digest of a request.
 
-use admin_api::{ApiError, Request};
 use admin_api::command_log::{NewCommand, Requested, check_command_id, check_reason};
+use admin_api::{ApiError, Request};
 
 #[test]
 fn command_ids_and_reasons_are_checked() {
