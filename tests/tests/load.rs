@@ -33,8 +33,8 @@ async fn bad_customer_records_are_named_counted_and_left_out() {
     assert_eq!(report.rejected.len(), 5, "{:#?}", report.rejected);
     let file = "customers/shard-00000.jsonl";
     let expect = [
-        (format!("line {}", good_lines + 1), "send day 0 is out of range 1-31"),
-        (format!("line {}", good_lines + 2), "send day 32 is out of range 1-31"),
+        (format!("line {}", good_lines + 1), "expected a send day of 1-31"),
+        (format!("line {}", good_lines + 2), "expected a send day of 1-31"),
         ("customer C9000003".to_owned(), "leave no slot outside the quiet window"),
         (
             "customer C9000004".to_owned(),

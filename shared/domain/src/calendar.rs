@@ -18,14 +18,15 @@ pub struct Cycle {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CycleError {
-    #[error("cycle {0:?} is not of the form YYYY-MM with a month 01-12 and a year 2000-2999")]
-    Malformed(String),
+    /// The error names the shape, not the text (which came from outside and may be anything).
+    #[error("a cycle must be YYYY-MM with a month 01-12 and a year 2000-2999")]
+    Malformed,
 }
 
 impl Cycle {
     pub fn new(year: i32, month: u32) -> Result<Self, CycleError> {
         if !(2000..=2999).contains(&year) || !(1..=12).contains(&month) {
-            return Err(CycleError::Malformed(format!("{year:04}-{month:02}")));
+            return Err(CycleError::Malformed);
         }
         Ok(Self { year, month })
     }
@@ -151,7 +152,7 @@ impl fmt::Display for Cycle {
 impl FromStr for Cycle {
     type Err = CycleError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || CycleError::Malformed(s.to_owned());
+        let bad = || CycleError::Malformed;
         let (y, m) = s.split_once('-').ok_or_else(bad)?;
         if y.len() != 4 || m.len() != 2 {
             return Err(bad());
@@ -162,7 +163,7 @@ impl FromStr for Cycle {
     }
 }
 
-serde_as_text!(Cycle);
+serde_as_text!(Cycle, "a cycle as YYYY-MM");
 
 #[cfg(test)]
 mod tests {

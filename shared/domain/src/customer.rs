@@ -44,7 +44,12 @@ impl fmt::Display for CustomerId {
 
 impl<'de> Deserialize<'de> for CustomerId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        CustomerId::new(String::deserialize(d)?).map_err(|e| serde::de::Error::custom(e.reason))
+        CustomerId::new(String::deserialize(d)?).map_err(|_| {
+            serde::de::Error::invalid_value(
+                serde::de::Unexpected::Other("text"),
+                &"a customer id of 1-64 letters, digits, '-' or '_'",
+            )
+        })
     }
 }
 
@@ -59,7 +64,7 @@ impl SendDay {
         if (1..=31).contains(&day) {
             Ok(SendDay(day as u8))
         } else {
-            Err(format!("send day {day} is out of range 1-31"))
+            Err("a send day must be 1-31".to_owned())
         }
     }
 
@@ -75,7 +80,8 @@ impl SendDay {
 
 impl<'de> Deserialize<'de> for SendDay {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        SendDay::new(u32::deserialize(d)?).map_err(serde::de::Error::custom)
+        SendDay::new(u32::deserialize(d)?)
+            .map_err(|_| serde::de::Error::invalid_value(serde::de::Unexpected::Other("number"), &"a send day of 1-31"))
     }
 }
 
@@ -251,8 +257,8 @@ impl Customer {
         }
         let mut addons = self.addons.clone();
         addons.sort();
-        if let Some(w) = addons.windows(2).find(|w| w[0] == w[1]) {
-            return Err(err(format!("add-on {} is listed twice", w[0])));
+        if addons.windows(2).any(|w| w[0] == w[1]) {
+            return Err(err("an add-on code is listed twice".into()));
         }
         ContactWindow::new(self.dnd, quiet).map_err(|e| match e {
             SlotError::NoAllowedSlot { .. } => err(e.to_string()),
@@ -351,7 +357,8 @@ pub(crate) mod tests {
         for bad in [0, 32] {
             v["send_day"] = bad.into();
             let e = serde_json::from_value::<Customer>(v.clone()).unwrap_err().to_string();
-            assert!(e.contains(&format!("send day {bad} is out of range 1-31")), "{e}");
+            assert!(e.contains("expected a send day of 1-31"), "{e}");
+            assert!(!e.contains(&format!("{bad}")), "{e}");
         }
     }
 

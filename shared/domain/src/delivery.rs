@@ -360,7 +360,7 @@ pub mod utc_seconds {
         let text = String::deserialize(d)?;
         DateTime::parse_from_rfc3339(&text)
             .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not an RFC 3339 instant: {e}")))
+            .map_err(|_| serde::de::Error::invalid_value(serde::de::Unexpected::Other("text"), &"an RFC 3339 instant"))
     }
 }
 

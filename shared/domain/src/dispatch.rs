@@ -101,13 +101,13 @@ impl fmt::Display for ChannelPolicy {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("channel policy {0:?} is not a comma-separated list of email and sms, or none")]
-pub struct ChannelPolicyError(pub String);
+#[error("a channel policy must be a comma-separated list of email and sms, or none")]
+pub struct ChannelPolicyError;
 
 impl FromStr for ChannelPolicy {
     type Err = ChannelPolicyError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || ChannelPolicyError(s.to_owned());
+        let bad = || ChannelPolicyError;
         let mut p = ChannelPolicy {
             email: false,
             sms: false,
@@ -126,7 +126,7 @@ impl FromStr for ChannelPolicy {
     }
 }
 
-serde_as_text!(ChannelPolicy);
+serde_as_text!(ChannelPolicy, "a channel policy: email, sms, email,sms or none");
 
 /// One slot of one day: what a dispatch run serves.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

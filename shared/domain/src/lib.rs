@@ -6,10 +6,11 @@
 //! result in any month, on any machine.
 
 /// `Serialize` as the type's `Display` text, `Deserialize` from a string through its
-/// `FromStr` (a parse error becomes the serde error): the serde form of the types that have
-/// one canonical text, such as a cycle (`2026-11`) or a quiet window (`21:00-08:00`).
+/// `FromStr`: the serde form of the types that have one canonical text, such as a cycle
+/// (`2026-11`) or a quiet window (`21:00-08:00`). A text that does not parse is serde's
+/// "invalid value" with `$expected` (what the text should look like), never the text itself.
 macro_rules! serde_as_text {
-    ($t:ty) => {
+    ($t:ty, $expected:literal) => {
         impl serde::Serialize for $t {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.collect_str(self)
@@ -20,7 +21,7 @@ macro_rules! serde_as_text {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 <String as serde::Deserialize>::deserialize(d)?
                     .parse()
-                    .map_err(serde::de::Error::custom)
+                    .map_err(|_| serde::de::Error::invalid_value(serde::de::Unexpected::Other("text"), &$expected))
             }
         }
     };
@@ -29,6 +30,7 @@ macro_rules! serde_as_text {
 pub mod bill;
 pub mod calendar;
 pub mod customer;
+pub mod decode;
 pub mod delivery;
 pub mod dispatch;
 pub mod money;

@@ -30,10 +30,12 @@ pub fn seoul() -> FixedOffset {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SlotError {
-    #[error("slot {0} is out of range (slots are 0-11)")]
+    /// The index is kept for the caller; the text does not show it (it may be any number
+    /// given from outside).
+    #[error("a slot must be 0-11")]
     OutOfRange(u32),
-    #[error("quiet window {0:?} is not of the form HH:MM-HH:MM")]
-    MalformedQuietWindow(String),
+    #[error("a quiet window must be HH:MM-HH:MM")]
+    MalformedQuietWindow,
     #[error(
         "the DND slots {dnd} leave no slot outside the quiet window {quiet}: at least one allowed slot must remain"
     )]
@@ -194,7 +196,7 @@ impl<'de> Deserialize<'de> for SlotSet {
         v.into_iter()
             .map(Slot::new)
             .collect::<Result<SlotSet, _>>()
-            .map_err(serde::de::Error::custom)
+            .map_err(|_| serde::de::Error::invalid_value(serde::de::Unexpected::Other("number"), &"slot numbers 0-11"))
     }
 }
 
@@ -275,14 +277,14 @@ impl fmt::Display for QuietWindow {
 impl FromStr for QuietWindow {
     type Err = SlotError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || SlotError::MalformedQuietWindow(s.to_owned());
+        let bad = || SlotError::MalformedQuietWindow;
         let (a, b) = s.trim().split_once('-').ok_or_else(bad)?;
         let parse = |x: &str| NaiveTime::parse_from_str(x.trim(), "%H:%M").map_err(|_| bad());
         Ok(QuietWindow::new(parse(a)?, parse(b)?))
     }
 }
 
-serde_as_text!(QuietWindow);
+serde_as_text!(QuietWindow, "a quiet window as HH:MM-HH:MM");
 
 /// When a given customer may be contacted: the slots outside both their DND
 /// set and the quiet window. Never empty (construction fails otherwise).

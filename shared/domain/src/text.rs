@@ -70,6 +70,27 @@ pub fn check_len<'a>(field: &'static str, s: &'a str, max_bytes: usize) -> Resul
     }
 }
 
+/// Shortest part of a value that counts as an echo in [`echoes`].
+pub const ECHO_WINDOW: usize = 20;
+
+/// Whether `text` repeats `value`: the whole of it, or any run of [`ECHO_WINDOW`] of its
+/// characters. What tests hold every error text, record and answer to (a message may name a
+/// field and what was expected; it may not carry what was given).
+pub fn echoes(text: &str, value: &str) -> bool {
+    if value.is_empty() {
+        return false;
+    }
+    if text.contains(value) {
+        return true;
+    }
+    // Every character boundary, the end included: each window of 21 boundaries spans 20
+    // characters.
+    let bounds: Vec<usize> = value.char_indices().map(|(i, _)| i).chain([value.len()]).collect();
+    bounds
+        .windows(ECHO_WINDOW + 1)
+        .any(|w| text.contains(&value[w[0]..w[ECHO_WINDOW]]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +140,20 @@ mod tests {
         let r = reason(&"e".repeat(MAX_REASON_BYTES * 3));
         assert_eq!(r.len(), MAX_REASON_BYTES);
         assert_eq!(reason("short"), "short");
+    }
+
+    #[test]
+    fn an_echo_is_the_value_or_twenty_of_its_characters() {
+        let email = "kim.minjun.1987@example-mail.co.kr";
+        assert!(echoes(&format!("bad {email}!"), email));
+        assert!(echoes("…minjun.1987@example-mail…", email));
+        // 19 characters of it are not an echo.
+        assert!(!echoes("…njun.1987@example-m…", email));
+        // The last twenty characters count too.
+        assert!(echoes("x 1987@example-mail.co.kr", email));
+        assert!(echoes("a short 010-1234", "010-1234"));
+        assert!(!echoes("field `phone`: expected a string", "010-1234-5678"));
+        assert!(!echoes("anything", ""));
     }
 
     #[test]

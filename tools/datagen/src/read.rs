@@ -97,7 +97,7 @@ fn customer_id_of(line: &[u8]) -> Option<String> {
 
 /// Removes values quoted from the input out of a serde message: the text
 /// inside `"…"` and the variant name of `unknown variant `…``. Field names
-/// and the domain's own messages (`send day 0 is out of range 1-31`) stay.
+/// and the domain's own messages (`expected a send day of 1-31`) stay.
 fn redact(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
