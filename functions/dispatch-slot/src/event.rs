@@ -53,12 +53,43 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-/// What an event that does not parse is told: the shape expected, then serde's reason.
-pub(crate) fn event_error(e: &serde_json::Error) -> String {
+/// What an event that does not parse is told: the shape expected, then which field is wrong
+/// and how ([`domain::decode`]: never the value).
+pub(crate) fn event_error(e: &domain::decode::DecodeError) -> String {
     format!(r#"expected {{"scheduled_time": "<RFC 3339 instant>"}} (optional "run_id", "continuation"): {e}"#)
 }
 
 /// A [`DispatchEvent`] from JSON text, with the error a person can act on.
 pub fn parse_event(text: &str) -> Result<DispatchEvent, String> {
-    serde_json::from_str(text).map_err(|e| event_error(&e))
+    domain::decode::from_str(text).map_err(|e| event_error(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_that_does_not_parse_names_the_field_not_the_value() {
+        let email = "kim.minjun.1987@example-mail.co.kr";
+        for (json, field) in [
+            (
+                format!(r#"{{"scheduled_time": "{email}", "continuation": "{email}"}}"#),
+                "continuation",
+            ),
+            (
+                format!(r#"{{"scheduled_time": 1, "run_id": "{email}"}}"#),
+                "scheduled_time",
+            ),
+            (format!(r#"{{"scheduled_time": "x", "{email}": 1}}"#), "?"),
+        ] {
+            let e = parse_event(&json).unwrap_err();
+            assert!(e.contains(&format!("field `{field}`")), "{e}");
+            assert!(!domain::text::echoes(&e, email), "{e}");
+            assert!(e.len() <= domain::text::MAX_REASON_BYTES, "{e}");
+        }
+        let long = "x".repeat(100_000);
+        let e = parse_event(&format!(r#"{{"scheduled_time": "t", "resume": {{"done": "{long}"}}}}"#)).unwrap_err();
+        assert!(e.contains("field `resume.done`: expected a sequence"), "{e}");
+        assert!(!domain::text::echoes(&e, &long), "{e}");
+    }
 }

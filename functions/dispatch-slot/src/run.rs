@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use domain::Cycle;
 use domain::delivery::DUE_BUCKETS;
 use domain::dispatch::{ChannelPolicy, SlotRun, dispatched_cycles};
-use domain::text::{MAX_ID_BYTES, check_len};
+use domain::text::{MAX_ID_BYTES, check_id};
 use futures::{StreamExt, stream};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
@@ -65,7 +65,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Dis
     let (payload, ctx) = event.into_parts();
     let answer = |v: Result<Value, serde_json::Error>| v.map_err(|e| DispatchError::InvalidInput(e.to_string()));
     if payload.get("Records").is_some() {
-        let sqs: SqsEvent = serde_json::from_value(payload)
+        let sqs: SqsEvent = domain::decode::from_value(payload)
             .map_err(|e| DispatchError::InvalidInput(format!("an SQS event that does not parse: {e}")))?;
         let mut reports = Vec::with_capacity(sqs.records.len());
         for record in sqs.records {
@@ -77,7 +77,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Dis
         return answer(serde_json::to_value(reports));
     }
     let event: DispatchEvent =
-        serde_json::from_value(payload).map_err(|e| DispatchError::InvalidInput(event_error(&e)))?;
+        domain::decode::from_value(payload).map_err(|e| DispatchError::InvalidInput(event_error(&e)))?;
     answer(serde_json::to_value(
         dispatch(deps, LambdaEvent::new(event, ctx)).await?,
     ))
@@ -85,24 +85,24 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Dis
 
 /// One dispatch run of the slot that contains `scheduled_time` (or its continuation): what
 /// [`handle`] does for each event it is given.
-#[tracing::instrument(skip_all, fields(scheduled_time = %event.payload.scheduled_time, continuation = event.payload.continuation))]
+#[tracing::instrument(skip_all, fields(scheduled_time = tracing::field::Empty, continuation = event.payload.continuation))]
 pub async fn dispatch(deps: &Deps, event: LambdaEvent<DispatchEvent>) -> Result<DispatchReport, DispatchError> {
     let (input, ctx) = event.into_parts();
     let scheduled: DateTime<Utc> = DateTime::parse_from_rfc3339(input.scheduled_time.trim())
-        .map_err(|e| {
-            DispatchError::InvalidInput(format!(
-                "scheduled_time {:?} is not an RFC 3339 instant: {e}",
-                input.scheduled_time
-            ))
-        })?
+        .map_err(|_| DispatchError::InvalidInput("scheduled_time is not an RFC 3339 instant".into()))?
         .with_timezone(&Utc);
+    // Recorded once it is known to be an instant (the text as given may be anything).
+    tracing::Span::current().record(
+        "scheduled_time",
+        tracing::field::display(domain::delivery::utc_seconds::format(&scheduled)),
+    );
     let stop_at = pause_point(ctx.deadline(), SystemTime::now(), deps.config.deadline_margin);
     let run = SlotRun::containing(scheduled);
     let run_id = input
         .run_id
         .clone()
         .unwrap_or_else(|| format!("dispatch-{}", domain::delivery::utc_seconds::format(&scheduled)));
-    check_len("run_id", &run_id, MAX_ID_BYTES).map_err(|e| DispatchError::InvalidInput(e.to_string()))?;
+    check_id("run_id", &run_id, MAX_ID_BYTES).map_err(|e| DispatchError::InvalidInput(e.to_string()))?;
     let token = write_token(&run_id);
     let mut report = DispatchReport {
         slot: run.to_string(),

@@ -70,6 +70,31 @@ pub fn check_len<'a>(field: &'static str, s: &'a str, max_bytes: usize) -> Resul
     }
 }
 
+/// An identifier from outside (a run id) that is not id-shaped: refused, naming the field and
+/// the shape, never the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} must be 1-{max} characters: a letter, then letters, digits or . _ : / # + -")]
+pub struct NotAnId {
+    pub field: &'static str,
+    pub max: usize,
+}
+
+/// `Ok(s)` if `s` is 1 to `max_bytes` bytes, begins with an ASCII letter and holds only ASCII
+/// letters, digits and `. _ : / # + -` (an execution ARN, `dispatch-2026-12-15T00:00:00Z`);
+/// else [`NotAnId`]. An email (`@`), a phone number (a digit or `+` first, spaces), a name
+/// with a space or in Hangul is not an id, and is never copied into a record or a message.
+pub fn check_id<'a>(field: &'static str, s: &'a str, max_bytes: usize) -> Result<&'a str, NotAnId> {
+    let mut bytes = s.bytes();
+    let ok = s.len() <= max_bytes
+        && bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"._:/#+-".contains(&b));
+    if ok {
+        Ok(s)
+    } else {
+        Err(NotAnId { field, max: max_bytes })
+    }
+}
+
 /// Shortest part of a value that counts as an echo in [`echoes`].
 pub const ECHO_WINDOW: usize = 20;
 
@@ -140,6 +165,30 @@ mod tests {
         let r = reason(&"e".repeat(MAX_REASON_BYTES * 3));
         assert_eq!(r.len(), MAX_REASON_BYTES);
         assert_eq!(reason("short"), "short");
+    }
+
+    #[test]
+    fn an_id_is_a_letter_then_id_characters() {
+        for ok in [
+            "dispatch-2026-12-15T00:00:00Z",
+            "arn:aws:states:ap-northeast-2:123456789012:execution:Settle:run-1",
+            "local/resend#3",
+        ] {
+            assert_eq!(check_id("run_id", ok, MAX_ID_BYTES), Ok(ok));
+        }
+        for bad in [
+            "",
+            "kim.minjun@example.com",
+            "01012345678",
+            "+82 10-1234-5678",
+            "Kim Minjun",
+            "김민준",
+            &"r".repeat(MAX_ID_BYTES + 1),
+        ] {
+            let e = check_id("run_id", bad, MAX_ID_BYTES).unwrap_err().to_string();
+            assert!(e.starts_with("run_id must be 1-256 characters"), "{e}");
+            assert!(!echoes(&e, bad), "{e}");
+        }
     }
 
     #[test]
