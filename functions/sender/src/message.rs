@@ -15,7 +15,7 @@ use aws_lambda_events::event::sqs::SqsMessage;
 use chrono::{DateTime, Utc};
 use domain::delivery::DeliveryMessage;
 use domain::dispatch::ChannelPolicy;
-use domain::{Channel, Cycle, DeliveryId};
+use domain::{Channel, Cycle};
 
 use crate::pipeline::deliver;
 use crate::{CrashPoint, Deps, Outcome, SenderError};
@@ -224,14 +224,11 @@ pub(crate) async fn read_and_deliver(
     let message_id = sqs.message_id.clone().unwrap_or_default();
     let body = sqs.body.as_deref().unwrap_or_default();
     let channel = deps.config.channel;
-    let message = match serde_json::from_str::<DeliveryMessage>(body) {
+    let message = match domain::decode::from_str::<DeliveryMessage>(body) {
         Ok(m) => m,
         Err(e) => {
             let reason = format!(
-                "the body is not a delivery message (line {}, column {}: {}); expected {{\"delivery_id\", \"channel\", \"run_id\"}}",
-                e.line(),
-                e.column(),
-                serde_error_class(&e)
+                "the body is not a delivery message ({e}); expected {{\"delivery_id\", \"channel\", \"run_id\"}}"
             );
             return Ok((
                 park(deps, None, &message_id, "malformed-message", reason, None).await,
@@ -239,7 +236,9 @@ pub(crate) async fn read_and_deliver(
             ));
         }
     };
-    let id = match DeliveryId::parse(&message.delivery_id) {
+    // Ids only from here on: the delivery id parses and the run id is id-shaped, so the
+    // message may be logged, recorded and replayed as it is.
+    let id = match message.check() {
         Ok(id) => id,
         Err(e) => {
             let outcome = park(deps, None, &message_id, "malformed-message", e.to_string(), None).await;
@@ -270,24 +269,6 @@ pub(crate) async fn read_and_deliver(
     };
     let outcome = deliver(&m).await?;
     Ok((outcome, Some(m.message)))
-}
-
-/// What kind of JSON error, in words that hold no part of the input: serde's
-/// own text only where it names one of our fields (a missing one); an
-/// unknown field's name or a value of the wrong type came from the input.
-fn serde_error_class(e: &serde_json::Error) -> String {
-    use serde_json::error::Category;
-    let text = e.to_string();
-    match e.classify() {
-        Category::Data if text.starts_with("missing field `") => {
-            text.split(" at line").next().unwrap_or("missing field").to_owned()
-        }
-        Category::Data if text.starts_with("unknown field") => "an unknown field".into(),
-        Category::Data => "a field of the wrong type".into(),
-        Category::Io => "unreadable".into(),
-        Category::Syntax => "not JSON".into(),
-        Category::Eof => "cut short".into(),
-    }
 }
 
 /// Parks a message that cannot be handled: a failure record, then

@@ -10,8 +10,9 @@ use crate::calendar::{Cycle, full_years};
 use crate::pii::{Field, Keyring, PiiError, Sealed, Secret};
 use crate::slots::{ContactWindow, QuietWindow, SlotError, SlotSet};
 
-/// A customer id: 1–64 ASCII letters, digits, `-` or `_` (e.g. `C0000042`).
-/// It carries no personal data and may appear in logs and queue messages.
+/// A customer id: a letter, then up to 63 ASCII letters, digits, `-` or `_` (e.g.
+/// `C0000042`). It carries no personal data and may appear in logs and queue messages; a
+/// phone number (a digit or `+` first) or an email put where an id belongs is never one.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct CustomerId(String);
@@ -19,14 +20,15 @@ pub struct CustomerId(String);
 impl CustomerId {
     pub fn new(s: impl Into<String>) -> Result<Self, CustomerError> {
         let s = s.into();
-        let ok =
-            !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let ok = s.len() <= 64
+            && s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
             Ok(CustomerId(s))
         } else {
             Err(CustomerError::new(
                 "?",
-                "customer id must be 1-64 characters of letters, digits, '-' or '_'",
+                "customer id must be a letter, then up to 63 letters, digits, '-' or '_'",
             ))
         }
     }
@@ -47,7 +49,7 @@ impl<'de> Deserialize<'de> for CustomerId {
         CustomerId::new(String::deserialize(d)?).map_err(|_| {
             serde::de::Error::invalid_value(
                 serde::de::Unexpected::Other("text"),
-                &"a customer id of 1-64 letters, digits, '-' or '_'",
+                &"a customer id: a letter, then up to 63 letters, digits, '-' or '_'",
             )
         })
     }

@@ -242,6 +242,41 @@ pub struct DeadLetter {
     pub dead_at: Option<String>,
 }
 
+/// Bytes a dead letter's `last_error` (a provider's or our error code) may take.
+pub const MAX_ERROR_CODE_BYTES: usize = 128;
+
+impl DeliveryMessage {
+    /// The message's delivery id, once every id it carries has its shape (`run_id`:
+    /// [`crate::text::check_id`]). The error names the field, never the value: a message
+    /// that passes holds ids only, and may be logged, recorded and replayed.
+    pub fn check(&self) -> Result<DeliveryId, String> {
+        let id = DeliveryId::parse(&self.delivery_id).map_err(|e| e.to_string())?;
+        crate::text::check_id("run_id", &self.run_id, crate::text::MAX_ID_BYTES).map_err(|e| e.to_string())?;
+        Ok(id)
+    }
+}
+
+impl DeadLetter {
+    /// The letter's delivery id, once every field it carries has its shape: `run_id` and
+    /// `last_error` id-shaped ([`crate::text::check_id`]), `dead_at` an RFC 3339 instant.
+    /// The error names the field, never the value: a letter that passes holds ids, codes
+    /// and a time only, and may be recorded and replayed as it is.
+    pub fn check(&self) -> Result<DeliveryId, String> {
+        use crate::text::{MAX_ID_BYTES, check_id};
+        let id = DeliveryId::parse(&self.delivery_id).map_err(|e| e.to_string())?;
+        if let Some(run_id) = &self.run_id {
+            check_id("run_id", run_id, MAX_ID_BYTES).map_err(|e| e.to_string())?;
+        }
+        if let Some(code) = &self.last_error {
+            check_id("last_error", code, MAX_ERROR_CODE_BYTES).map_err(|e| e.to_string())?;
+        }
+        if let Some(at) = &self.dead_at {
+            DateTime::parse_from_rfc3339(at).map_err(|_| "dead_at is not an RFC 3339 instant".to_owned())?;
+        }
+        Ok(id)
+    }
+}
+
 /// A delivery's id: the bill's key, one canonical text form
 /// `{cycle}#{shard:05}#{customer}`. Parsed once where an id comes in (a queue
 /// message, a dead letter, an operator's request); every key built from it —
@@ -282,7 +317,7 @@ impl DeliveryId {
             .filter(|n| shard_ok && *n <= MAX_SHARD)
             .ok_or(DeliveryIdError("the shard is not a number from 0 to 99999"))?;
         let customer = CustomerId::new(customer)
-            .map_err(|_| DeliveryIdError("the customer id is not 1-64 letters, digits, '-' or '_'"))?;
+            .map_err(|_| DeliveryIdError("the customer id is not a letter then up to 63 letters, digits, '-' or '_'"))?;
         Ok(DeliveryId { cycle, shard, customer })
     }
 

@@ -45,9 +45,9 @@ fn the_text_parsers_name_the_shape_not_the_value() {
         let e = v.parse::<ChannelPolicy>().unwrap_err().to_string();
         assert!(e.contains("email and sms"), "{e}");
         assert_clean("ChannelPolicy", &e, &v);
-        if let Err(e) = CustomerId::new(v.clone()) {
-            assert_clean("CustomerId", &e.to_string(), &v);
-        }
+        // No phone number, email or spaced name is a customer id.
+        let e = CustomerId::new(v.clone()).unwrap_err().to_string();
+        assert_clean("CustomerId", &e, &v);
     }
 }
 
@@ -107,7 +107,7 @@ fn text_typed_fields_name_the_field_and_the_shape() {
             let e = decode::from_value::<Input>(json.clone()).unwrap_err().to_string();
             assert_eq!(
                 e,
-                "field `customer`: invalid value, expected a customer id of 1-64 letters, digits, '-' or '_'"
+                "field `customer`: invalid value, expected a customer id: a letter, then up to 63 letters, digits, '-' or '_'"
             );
             let plain = serde_json::from_value::<Input>(json).unwrap_err().to_string();
             assert_clean("customer", &plain, &v);
@@ -127,5 +127,69 @@ fn a_customer_record_names_the_field_not_the_value() {
             .unwrap_err()
             .to_string();
         assert_clean("Customer", &e, &v);
+    }
+}
+
+#[test]
+fn a_message_or_a_dead_letter_holds_ids_only_once_checked() {
+    let good = DeliveryMessage {
+        delivery_id: "2026-11#00001#C1".into(),
+        channel: domain::Channel::Email,
+        run_id: "dispatch-2026-12-15T00:00:00Z".into(),
+        copies: 0,
+    };
+    assert_eq!(good.check().unwrap().canonical(), "2026-11#00001#C1");
+    let letter = DeadLetter {
+        delivery_id: "2026-11#00001#C1".into(),
+        channel: domain::Channel::Sms,
+        run_id: Some("dispatch-2026-12-15T00:00:00Z".into()),
+        attempts: Some(3),
+        last_error: Some("MessageRejected".into()),
+        dead_at: Some("2026-12-15T01:02:03Z".into()),
+    };
+    assert!(letter.check().is_ok());
+    for v in corpus() {
+        let e = DeliveryMessage {
+            run_id: v.clone(),
+            ..good.clone()
+        }
+        .check()
+        .unwrap_err();
+        assert!(e.starts_with("run_id must be"), "{e}");
+        assert_clean("DeliveryMessage", &e, &v);
+        for (field, bad) in [
+            (
+                "delivery_id",
+                DeadLetter {
+                    delivery_id: v.clone(),
+                    ..letter.clone()
+                },
+            ),
+            (
+                "run_id",
+                DeadLetter {
+                    run_id: Some(v.clone()),
+                    ..letter.clone()
+                },
+            ),
+            (
+                "last_error",
+                DeadLetter {
+                    last_error: Some(v.clone()),
+                    ..letter.clone()
+                },
+            ),
+            (
+                "dead_at",
+                DeadLetter {
+                    dead_at: Some(v.clone()),
+                    ..letter.clone()
+                },
+            ),
+        ] {
+            let e = bad.check().unwrap_err();
+            assert!(e.starts_with(field), "{field}: {e}");
+            assert_clean(field, &e, &v);
+        }
     }
 }

@@ -8,7 +8,9 @@ use crate::sms::SmsError;
 /// not exist.
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("template version {version:?} is not known; known versions: {known}")]
+    /// The version asked for is kept for the caller, not shown: it may have come from
+    /// outside (an execution's input, an operator's request).
+    #[error("the template version asked for is not known; known versions: {known}")]
     UnknownVersion { version: String, known: String },
     #[error("no template version to load")]
     NoVersions,
