@@ -13,7 +13,7 @@ pub(crate) async fn command(deps: &Deps, id: &str) -> Result<Response, ApiError>
     check_command_id(id)?;
     match deps.commands.get(id).await? {
         Some(r) => Ok(Response::ok(json!(r))),
-        None => Err(ApiError::not_found("unknown-command", format!("no command {id}"))),
+        None => Err(ApiError::not_found("unknown-command", "no command has this id")),
     }
 }
 
@@ -24,7 +24,7 @@ pub(crate) async fn audit(deps: &Deps, req: &Request) -> Result<Response, ApiErr
         .get("day")
         .ok_or_else(|| ApiError::bad("missing-day", "audit needs ?day=YYYY-MM-DD (UTC)"))?;
     chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
-        .map_err(|_| ApiError::bad("invalid-day", format!("day {day:?} is not YYYY-MM-DD")))?;
+        .map_err(|_| ApiError::bad("invalid-day", "day must be YYYY-MM-DD"))?;
     let limit = page_size(req)?;
     let start = decode_token(req)?;
     let (records, next) = deps.commands.by_day(day, limit, start).await?;

@@ -124,19 +124,12 @@ impl Requested {
         })
     }
 
-    /// The body as the command's type (unknown fields refused). The error names the field,
-    /// never a value the caller sent.
-    pub fn body<T: for<'de> serde::Deserialize<'de>>(&self) -> Result<T, ApiError> {
-        serde_json::from_value(self.body.clone()).map_err(|e| {
-            let m = e.to_string();
-            let named = m.starts_with("missing field") || m.starts_with("unknown field");
-            let why = if named {
-                m.split(", expected").next().unwrap_or(&m).to_owned()
-            } else {
-                "a field has the wrong type".to_owned()
-            };
-            ApiError::bad("malformed-body", format!("the body is not a valid command: {why}"))
-        })
+    /// The body as the command's type (unknown fields refused), decoded with
+    /// [`domain::decode`]: the error names the field and what was expected there, never a
+    /// value the caller sent.
+    pub fn body<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        domain::decode::from_value(self.body.clone())
+            .map_err(|e| ApiError::bad("malformed-body", format!("the body is not a valid command: {e}")))
     }
 }
 

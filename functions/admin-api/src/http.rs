@@ -3,6 +3,10 @@
 //! Every answer is JSON. An error is `{"error": {"code", "message"}}` with a 4xx status for
 //! what the caller can fix, and a 500 that names only the request id: the cause goes to the
 //! log (ids and codes, never personal data), not to the caller.
+//!
+//! No answer repeats what the caller sent: a message names the field or the route pattern
+//! and what was expected, never the value (which may be anyone's email or phone number), and
+//! is bounded ([`MAX_MESSAGE_BYTES`]).
 
 use std::collections::HashMap;
 
@@ -107,6 +111,17 @@ impl Response {
     }
 }
 
+/// Bytes an error message may take in an answer or a log line.
+pub const MAX_MESSAGE_BYTES: usize = 512;
+
+/// The methods the API's routes take; any other is "this method", never quoted.
+const METHODS: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
+
+/// `method` if it is one of [`METHODS`], else `this method`: what answers and logs show.
+pub fn shown_method(method: &str) -> &str {
+    METHODS.iter().find(|m| **m == method).copied().unwrap_or("this method")
+}
+
 /// What went wrong, for the caller.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -119,8 +134,9 @@ pub enum ApiError {
     /// Nothing there (404): unknown route, cycle, customer or delivery.
     #[error("{code}: {message}")]
     NotFound { code: &'static str, message: String },
-    /// The route exists, not with this method (405).
-    #[error("method {method} is not allowed on {path}")]
+    /// The route exists, not with this method (405). The message names the method (when it
+    /// is a standard one), never the path, which holds what the caller typed.
+    #[error("{} is not allowed on this route (the routes are in docs/admin-api.md)", shown_method(.method))]
     MethodNotAllowed { method: String, path: String },
     /// The target is not in a state the command applies to, or the command id was used for
     /// another command (409).
@@ -177,6 +193,7 @@ impl ApiError {
                 format!("the request failed on our side; request id {request_id}"),
             ),
         };
+        let message = domain::text::bounded(&message, MAX_MESSAGE_BYTES);
         Response {
             status,
             body: json!({"error": {"code": code, "message": message}}),
@@ -187,5 +204,43 @@ impl ApiError {
 impl From<adapters::StoreError> for ApiError {
     fn from(e: adapters::StoreError) -> Self {
         ApiError::Internal(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wrong_method_names_neither_the_path_nor_an_unknown_method() {
+        let email = "kim.minjun.1987@example-mail.co.kr";
+        let path = format!("/cycles/2026-11/deliveries/{}", email.repeat(300));
+        for method in ["POST".to_owned(), format!("X-{email}")] {
+            let e = ApiError::MethodNotAllowed {
+                method: method.clone(),
+                path: path.clone(),
+            };
+            let r = e.into_response("req-1");
+            assert_eq!(r.status, 405);
+            let m = r.body["error"]["message"].as_str().unwrap();
+            assert!(
+                !domain::text::echoes(m, email) && !domain::text::echoes(m, &path),
+                "{m}"
+            );
+            assert!(
+                m.starts_with(if method == "POST" {
+                    "POST is not allowed"
+                } else {
+                    "this method"
+                }),
+                "{m}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_message_in_an_answer_is_bounded() {
+        let r = ApiError::bad("x", "y".repeat(100_000)).into_response("req-1");
+        assert!(r.body["error"]["message"].as_str().unwrap().len() <= MAX_MESSAGE_BYTES);
     }
 }

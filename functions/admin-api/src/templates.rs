@@ -33,7 +33,7 @@ pub(crate) fn preview(deps: &Deps, version: &str, req: &Request) -> Result<Respo
         let known: Vec<&str> = deps.templates.versions().collect();
         ApiError::not_found(
             "unknown-template-version",
-            format!("no template version {version:?}; this build has {}", known.join(", ")),
+            format!("no such template version; this build has {}", known.join(", ")),
         )
     })?;
     let key = req.query.get("sample").map(String::as_str).unwrap_or("family");
@@ -42,10 +42,7 @@ pub(crate) fn preview(deps: &Deps, version: &str, req: &Request) -> Result<Respo
         .ok_or_else(|| {
             ApiError::bad(
                 "invalid-sample",
-                format!(
-                    "sample {key:?} is not one of {}",
-                    invoice::samples::SAMPLE_KEYS.join(", ")
-                ),
+                format!("sample must be one of {}", invoice::samples::SAMPLE_KEYS.join(", ")),
             )
         })?;
     let rendered = renderer
