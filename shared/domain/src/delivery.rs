@@ -316,8 +316,9 @@ impl DeliveryId {
             .ok()
             .filter(|n| shard_ok && *n <= MAX_SHARD)
             .ok_or(DeliveryIdError("the shard is not a number from 0 to 99999"))?;
-        let customer = CustomerId::new(customer)
-            .map_err(|_| DeliveryIdError("the customer id is not a letter then up to 63 letters, digits, '-' or '_'"))?;
+        let customer = CustomerId::new(customer).map_err(|_| {
+            DeliveryIdError("the customer id is not a letter then up to 63 letters, digits, '-' or '_'")
+        })?;
         Ok(DeliveryId { cycle, shard, customer })
     }
 
