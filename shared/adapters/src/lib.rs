@@ -1,4 +1,4 @@
-//! The AWS adapter layer: every call to DynamoDB and S3 goes through here.
+//! The AWS adapter layer: every call to DynamoDB, S3, SQS and Secrets Manager goes through here.
 //!
 //! * Clients come from one [`aws_config::SdkConfig`] ([`load_sdk_config`]),
 //!   which honours `AWS_ENDPOINT_URL`, so the same code talks to AWS or to the
@@ -6,6 +6,8 @@
 //!   override.
 //! * Errors are typed ([`StoreError`]) and say whether a retry can help.
 //! * A failed condition is a domain outcome ([`PutOutcome`]), not an error.
+//! * The personal-data keyring is read from Secrets Manager and cached for the
+//!   instance (`keyring`, feature `keyring`), never from the environment.
 //! * Batch writes enforce the AWS limit of 25 items themselves (the emulator
 //!   does not) and re-drive unprocessed items with exponential backoff and
 //!   full jitter.
@@ -33,6 +35,8 @@ pub mod deliveries;
 pub mod dynamo;
 #[cfg(feature = "dynamodb")]
 pub mod failures;
+#[cfg(feature = "keyring")]
+pub mod keyring;
 #[cfg(feature = "sqs")]
 pub mod queue;
 #[cfg(feature = "dynamodb")]

@@ -13,8 +13,10 @@
 //! * [`mask_phone`], [`mask_email`] and [`mask_name`] produce what may be
 //!   shown to operators and printed on invoices.
 //!
-//! Keys come from configuration as `id:base64key[,id:base64key…]`; the first
-//! is used to seal, all are tried by id to open, which allows rotation.
+//! A keyring is written `id:base64key[,id:base64key…]`; the first key seals,
+//! every key opens what was sealed under its id, which allows rotation. The
+//! deployed functions read it from a Secrets Manager secret
+//! (`adapters::keyring`), never from their configuration.
 //! [`DEV_KEYRING`] is a published development key for local runs only.
 
 use std::collections::HashMap;
@@ -195,6 +197,11 @@ impl Keyring {
 
     pub fn active_key_id(&self) -> &str {
         &self.active
+    }
+
+    /// Whether the key `key_id` is in the keyring (can open what it sealed).
+    pub fn contains(&self, key_id: &str) -> bool {
+        self.keys.contains_key(key_id)
     }
 
     fn aad(owner: &str, field: Field) -> Vec<u8> {

@@ -6,7 +6,9 @@
 //! - [`provision`] creates the storage declared in the project's `template.yaml` — the one
 //!   source of truth for tables, buckets and queues — under a name prefix, names the
 //!   functions, creates the state machines (feature `sfn`) and resolves the functions'
-//!   environment variables against all of it.
+//!   environment variables against all of it. The stack's contact-data keyring is a Secrets
+//!   Manager secret of its own ([`PII_KEYS_SECRET_PARAMETER`]), as on AWS: the functions'
+//!   environment names it, and they read it as deployed.
 //! - [`fresh_stack`] does both with a unique prefix, so every test gets its own resources and
 //!   tests can run in parallel against one emulator.
 //! - `lambda::LambdaHost` (feature `lambda`) serves Lambda handlers from this process; the
@@ -43,7 +45,10 @@ use aws_config::SdkConfig;
 pub use emulator::{
     ACCOUNT_ID, Emulator, Fault, FaultBound, FaultCounts, LostAnswer, REGION, Throttled, WriteOperation, sdk_config_for,
 };
-pub use provision::{Kind, Provisioned, Resources, function_arn, provision_template, s3_client, unique_prefix};
+pub use provision::{
+    Kind, LocalSecret, Provisioned, Resources, function_arn, provision_template, provision_template_with, s3_client,
+    secret_name, unique_prefix,
+};
 pub use template::{Template, TemplateError};
 
 /// Errors of the harness.
@@ -100,6 +105,8 @@ pub enum ServiceError {
     #[cfg(feature = "sfn")]
     #[error(transparent)]
     Sfn(#[from] aws_sdk_sfn::Error),
+    #[error(transparent)]
+    SecretsManager(#[from] aws_sdk_secretsmanager::Error),
 }
 
 /// The project root: the nearest directory holding `template.yaml`, searched upwards from
@@ -134,9 +141,28 @@ pub fn project_template() -> Result<&'static Template, Error> {
     Ok(TEMPLATE.get_or_init(|| t))
 }
 
-/// Provision the project template's storage under `prefix` (see [`provision_template`]).
+/// The template parameter that names the Secrets Manager secret holding the contact-data
+/// keyring.
+pub const PII_KEYS_SECRET_PARAMETER: &str = "PiiKeysSecretName";
+
+/// The secrets a local stack of the project has: the contact-data keyring, holding `PII_KEYS`
+/// when that is set (the keyring the local tools seal with), else the published development
+/// keyring.
+pub fn project_secrets() -> Vec<LocalSecret> {
+    let keyring = std::env::var("PII_KEYS")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| domain::pii::DEV_KEYRING.to_owned());
+    vec![LocalSecret {
+        parameter: PII_KEYS_SECRET_PARAMETER.to_owned(),
+        value: keyring,
+    }]
+}
+
+/// Provision the project template's storage under `prefix`, with its secrets
+/// ([`project_secrets`]; see [`provision_template_with`]).
 pub async fn provision(config: &SdkConfig, prefix: &str) -> Result<Resources, Error> {
-    provision_template(config, project_template()?, prefix).await
+    provision_template_with(config, project_template()?, prefix, &project_secrets()).await
 }
 
 /// A test's own copy of the project's storage in the shared emulator.

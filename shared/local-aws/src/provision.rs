@@ -10,6 +10,7 @@ mod names;
 #[cfg(feature = "sqs")]
 mod queues;
 mod resources;
+mod secrets;
 #[cfg(feature = "sfn")]
 mod state_machines;
 mod tables;
@@ -23,6 +24,7 @@ pub use self::buckets::s3_client;
 use self::names::function_name;
 pub use self::names::{function_arn, unique_prefix};
 pub use self::resources::{Kind, Provisioned, Resources};
+pub use self::secrets::{LocalSecret, secret_name};
 use crate::template::{Resolver, ResourceDecl, Template, TemplateError};
 use crate::{Error, ServiceError};
 
@@ -31,13 +33,30 @@ use crate::{Error, ServiceError};
 /// the service), name its functions the same way without creating them, and resolve the
 /// functions' environment against all of it. Parameters take their defaults.
 ///
+/// [`provision_template_with`] also creates the Secrets Manager secrets some parameters name.
+///
 /// Order: tables, buckets and function names in document order, then queues (dead-letter
 /// queues first), then state machines (those another one refers to first), so that a state
 /// machine's `DefinitionSubstitutions` can name functions, queues and other state machines,
 /// and a function's environment can name a state machine.
 pub async fn provision_template(config: &SdkConfig, template: &Template, prefix: &str) -> Result<Resources, Error> {
+    provision_template_with(config, template, prefix, &[]).await
+}
+
+/// [`provision_template`], and first one Secrets Manager secret per entry of `secrets` whose
+/// parameter the template declares, named `{prefix}-{Parameter}` and holding its value: the
+/// parameter resolves to that name, so the functions' environment names the stack's own
+/// secret (on AWS the secret exists before the stack; see `LocalSecret`).
+pub async fn provision_template_with(
+    config: &SdkConfig,
+    template: &Template,
+    prefix: &str,
+    secrets: &[LocalSecret],
+) -> Result<Resources, Error> {
     let prefix = names::slug(prefix, 32);
-    let parameters = BTreeMap::new();
+    let mut parameters = BTreeMap::new();
+    secrets::create_secrets(config, template, &prefix, secrets, &mut parameters).await?;
+    let parameters = parameters;
     let mut items: BTreeMap<String, Provisioned> = BTreeMap::new();
     let mut skipped = Vec::new();
     let mut queues = Vec::new();
@@ -95,6 +114,7 @@ pub async fn provision_template(config: &SdkConfig, template: &Template, prefix:
     }
     Ok(Resources {
         prefix,
+        parameters,
         items,
         env,
         function_env,

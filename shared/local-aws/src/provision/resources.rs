@@ -47,6 +47,8 @@ impl Provisioned {
 #[derive(Debug, Clone, Serialize)]
 pub struct Resources {
     pub(super) prefix: String,
+    /// Parameters given a value of this stack's own (the secrets' names).
+    pub(super) parameters: BTreeMap<String, String>,
     pub(super) items: BTreeMap<String, Provisioned>,
     pub(super) env: BTreeMap<String, String>,
     pub(super) function_env: BTreeMap<String, BTreeMap<String, String>>,
@@ -57,6 +59,12 @@ impl Resources {
     /// The name prefix every physical name starts with.
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// The value this stack gave a template parameter instead of its default (the name of a
+    /// secret made for the stack, see `provision_template_with`).
+    pub fn parameter(&self, name: &str) -> Option<&str> {
+        self.parameters.get(name).map(String::as_str)
     }
 
     /// A provisioned resource by logical id.
