@@ -297,8 +297,9 @@ fn validate_name(name: &str) -> Result<(), Error> {
 
 /// A [`Handler`] that calls a typed Lambda handler as `lambda_runtime` does:
 ///
-/// - the payload is deserialised into `In`; failure is the error `Runtime.UnmarshalError`
-///   with serde's message;
+/// - the payload is decoded into `In` with `domain::decode`, as the deployed functions'
+///   `runtime::run` does; failure is the error `Runtime.UnmarshalError`, naming the field
+///   and what was expected, never the value;
 /// - the context has a unique `request_id`, `deadline` = now + `timeout` (epoch
 ///   milliseconds), `invoked_function_arn` = [`function_arn`]`(function_name)` and the
 ///   function name and version `$LATEST` in `env_config`;
@@ -327,7 +328,7 @@ where
         let arn = arn.clone();
         Box::pin(async move {
             let payload: In =
-                serde_json::from_value(value).map_err(|e| FunctionError::new(UNMARSHAL_ERROR, e.to_string()))?;
+                domain::decode::from_value(value).map_err(|e| FunctionError::new(UNMARSHAL_ERROR, e.to_string()))?;
             let mut context = Context::default();
             context.request_id = request_id();
             context.deadline = deadline_ms(timeout);
@@ -504,7 +505,7 @@ mod tests {
         );
         let e = invoke(f(&h), br#"{"n": "x"}"#).await.unwrap_err();
         assert_eq!(e.error_type, UNMARSHAL_ERROR);
-        assert!(e.error_message.contains("invalid type"), "{e}");
+        assert_eq!(e.error_message, "field `n`: expected u32", "{e}");
         assert_eq!(
             invoke(f(&h), b"not json").await.unwrap_err().error_type,
             UNMARSHAL_ERROR
