@@ -95,6 +95,60 @@ pub fn check_id<'a>(field: &'static str, s: &'a str, max_bytes: usize) -> Result
     }
 }
 
+/// Whether free text holds something shaped like contact data: an email address (a word with
+/// `@` and a dot after it) or a phone number (a run of digits and `+ - ( ) .` or single spaces
+/// that begins with `0` or `+` and holds 9 to 15 digits, as Korean numbers do in every usual
+/// format). Operators' reasons, command ids and principals are refused when they do (naming the
+/// field), since they are stored, logged and shown to every viewer.
+pub fn holds_contact(s: &str) -> bool {
+    let email = s
+        .split(|c: char| c.is_whitespace() || "<>()[],;:\"'".contains(c))
+        .any(|word| {
+            word.split_once('@')
+                .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.ends_with('.'))
+        });
+    email || phone_runs(s).any(|digits| (9..=15).contains(&digits))
+}
+
+/// The digit counts of the phone-shaped runs of `s`: maximal runs of digits and `+ - ( ) .`
+/// (a single space may join two parts) that begin with `0`, `+` or `(0` and stand alone.
+fn phone_runs(s: &str) -> impl Iterator<Item = usize> + '_ {
+    let chars: Vec<char> = s.chars().collect();
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let starts = match chars[i] {
+            '0' | '+' => true,
+            '(' => chars.get(i + 1) == Some(&'0'),
+            _ => false,
+        };
+        // A run stands alone: no letter or digit right before it or right after it (a UUID's
+        // `01234567-89ab…` is no phone number).
+        if !starts || (i > 0 && chars[i - 1].is_alphanumeric()) {
+            i += 1;
+            continue;
+        }
+        let mut digits = 0;
+        let mut j = i;
+        while j < chars.len() {
+            let c = chars[j];
+            if c.is_ascii_digit() {
+                digits += 1;
+            } else if "+-().".contains(c) {
+            } else if c == ' ' && chars.get(j + 1).is_some_and(|n| n.is_ascii_digit() || *n == '(') {
+            } else {
+                break;
+            }
+            j += 1;
+        }
+        if !chars.get(j).is_some_and(|c| c.is_alphanumeric()) {
+            runs.push(digits);
+        }
+        i = j.max(i + 1);
+    }
+    runs.into_iter()
+}
+
 /// Shortest part of a value that counts as an echo in [`echoes`].
 pub const ECHO_WINDOW: usize = 20;
 
@@ -119,6 +173,39 @@ pub fn echoes(text: &str, value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contact_shaped_text_is_found_in_every_usual_format() {
+        for s in [
+            "kim.minsu@example.com",
+            "customer wrote from KIM.MINSU@EXAMPLE.COM today",
+            "010-1234-5678",
+            "01012345678",
+            "+82-10-1234-5678",
+            "+821012345678",
+            "call 010 1234 5678 back",
+            "(010)1234-5678",
+            "cmd-010-1234-5678",
+        ] {
+            assert!(holds_contact(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn ordinary_reasons_and_ids_are_not_contact_data() {
+        for s in [
+            "customer asked for a resend after the outage",
+            "2026-11 cycle, amount 12,000 won, ticket OPS-4411",
+            "5f0e8d2c-1b7a-4c3e-9a51-0d2b6e7f8a90",
+            "01234567-89ab-4cde-8f01-23456789abcd",
+            "dispatch-2026-12-15T00:00:00Z",
+            "billing-admin",
+            "a@b",
+            "",
+        ] {
+            assert!(!holds_contact(s), "{s}");
+        }
+    }
 
     #[test]
     fn a_short_text_is_borrowed_unchanged() {
