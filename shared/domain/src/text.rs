@@ -132,11 +132,11 @@ fn phone_runs(s: &str) -> impl Iterator<Item = usize> + '_ {
         let mut j = i;
         while j < chars.len() {
             let c = chars[j];
+            let joins =
+                "+-().".contains(c) || (c == ' ' && chars.get(j + 1).is_some_and(|n| n.is_ascii_digit() || *n == '('));
             if c.is_ascii_digit() {
                 digits += 1;
-            } else if "+-().".contains(c) {
-            } else if c == ' ' && chars.get(j + 1).is_some_and(|n| n.is_ascii_digit() || *n == '(') {
-            } else {
+            } else if !joins {
                 break;
             }
             j += 1;
