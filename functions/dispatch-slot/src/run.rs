@@ -144,12 +144,23 @@ pub async fn dispatch(deps: &Deps, event: LambdaEvent<DispatchEvent>) -> Result<
     report.policy_source = source.to_owned();
     let now = Utc::now();
     let resume = input.resume.clone().unwrap_or_default();
-    let jobs: Vec<(Cycle, u32, Option<adapters::dynamo::Item>)> = report
+    let partitions: Vec<(Cycle, u32)> = report
         .cycles
         .iter()
         .filter_map(|c| c.parse::<Cycle>().ok())
         .flat_map(|c| (0..DUE_BUCKETS).map(move |b| (c, b)))
-        .filter(|(c, b)| !resume.done.contains(&due_key(*c, *b)))
+        .collect();
+    // Only this run's own partitions count as done: an entry of `resume.done` that names none
+    // of them is dropped, so it neither completes the run early nor travels on in the next
+    // continuation message.
+    let done: Vec<String> = partitions
+        .iter()
+        .map(|(c, b)| due_key(*c, *b))
+        .filter(|key| resume.done.contains(key))
+        .collect();
+    let jobs: Vec<(Cycle, u32, Option<adapters::dynamo::Item>)> = partitions
+        .into_iter()
+        .filter(|(c, b)| !done.contains(&due_key(*c, *b)))
         .map(|(c, b)| {
             let cursor = resume.cursors.get(&due_key(c, b)).map(|k| {
                 k.iter()
@@ -177,7 +188,7 @@ pub async fn dispatch(deps: &Deps, event: LambdaEvent<DispatchEvent>) -> Result<
         .collect()
         .await;
     let mut next = Resume {
-        done: resume.done.clone(),
+        done,
         ..Resume::default()
     };
     let mut failed: Vec<(String, StoreError)> = Vec::new();
