@@ -39,6 +39,12 @@ pub fn check_command_id(id: &str) -> Result<(), ApiError> {
     let ok = !id.is_empty()
         && id.len() <= MAX_COMMAND_ID
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+    if ok && domain::text::holds_contact(id) {
+        return Err(ApiError::bad(
+            "invalid-command-id",
+            "command_id must not look like a phone number or an email address (it is stored, logged and shown in the audit)",
+        ));
+    }
     if ok {
         Ok(())
     } else {
@@ -56,6 +62,12 @@ pub fn check_reason(reason: &str) -> Result<(), ApiError> {
         return Err(ApiError::bad(
             "invalid-reason",
             format!("reason is required (why the command is given), at most {MAX_REASON} characters"),
+        ));
+    }
+    if domain::text::holds_contact(reason) {
+        return Err(ApiError::bad(
+            "invalid-reason",
+            "reason must not hold a phone number or an email address: name the customer by id (the reason is kept in the audit and shown to every viewer)",
         ));
     }
     Ok(())

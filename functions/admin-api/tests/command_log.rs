@@ -15,6 +15,24 @@ fn command_ids_and_reasons_are_checked() {
     assert!(check_reason(&"x".repeat(501)).is_err());
 }
 
+#[test]
+fn contact_data_is_refused_as_a_command_id_or_in_a_reason_without_being_quoted() {
+    for id in ["010-1234-5678", "01012345678", "+821012345678"] {
+        let e = check_command_id(id).unwrap_err().to_string();
+        assert!(e.contains("command_id") && !e.contains(id), "{e}");
+    }
+    for reason in [
+        "customer kim.minsu@example.com asked again",
+        "called back on 010 1234 5678",
+        "+82-10-1234-5678 says the invoice never came",
+    ] {
+        let e = check_reason(reason).unwrap_err().to_string();
+        assert!(e.contains("reason") && !domain::text::echoes(&e, reason), "{e}");
+        assert!(!e.contains("1234") && !e.contains("kim.minsu"), "{e}");
+    }
+    assert!(check_reason("C000041 asked for a resend after ticket OPS-4411").is_ok());
+}
+
 fn request(body: &str) -> Request {
     Request {
         method: "POST".into(),
