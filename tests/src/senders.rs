@@ -63,14 +63,21 @@ impl Stack {
     }
 
     /// A sender with fast retries, no provider latency and the given mock rates.
-    pub fn deps(&self, channel: Channel, failure: f64, timeout: f64, clock: &VirtualClock) -> Deps {
+    pub async fn deps(&self, channel: Channel, failure: f64, timeout: f64, clock: &VirtualClock) -> Deps {
         let timeout = timeout.to_string();
         self.deps_with(channel, failure, clock, &[("MOCK_TIMEOUT_RATE", &timeout)])
+            .await
     }
 
     /// [`deps`](Self::deps) with more of the function's variables set (the
     /// mock's hangs, the provider timeout).
-    pub fn deps_with(&self, channel: Channel, failure: f64, clock: &VirtualClock, extra: &[(&str, &str)]) -> Deps {
+    pub async fn deps_with(
+        &self,
+        channel: Channel,
+        failure: f64,
+        clock: &VirtualClock,
+        extra: &[(&str, &str)],
+    ) -> Deps {
         let mut overrides = vec![
             ("MOCK_LATENCY_MS", "0".to_owned()),
             ("MOCK_FAILURE_RATE", failure.to_string()),
@@ -79,7 +86,9 @@ impl Stack {
             ("RETRY_MAX_DELAY_SECONDS", "2".to_owned()),
         ];
         overrides.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-        let mut d = sender_deps(&self.config, &self.resources, channel, &overrides).unwrap();
+        let mut d = sender_deps(&self.config, &self.resources, channel, &overrides)
+            .await
+            .unwrap();
         d.clock = clock.clock();
         // A busy message comes back when the holder's lease ends: a minute here is a test's
         // whole budget, so look again after two seconds.

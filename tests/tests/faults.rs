@@ -37,12 +37,18 @@ async fn emulator() -> &'static Emulator {
 /// Senders for both channels with `extra` mock settings; the email one
 /// unable to be asked when `can_ask` is false. Trouble is retried after a
 /// second (a fresh copy of the message), so that a test runs in seconds.
-fn senders(stack: &Stack, clock: &VirtualClock, failure: f64, extra: &[(&str, &str)], can_ask: bool) -> [Deps; 2] {
-    let mut email = stack.deps_with(Channel::Email, failure, clock, extra);
+async fn senders(
+    stack: &Stack,
+    clock: &VirtualClock,
+    failure: f64,
+    extra: &[(&str, &str)],
+    can_ask: bool,
+) -> [Deps; 2] {
+    let mut email = stack.deps_with(Channel::Email, failure, clock, extra).await;
     if !can_ask {
         email.email = Arc::new(CannotBeAsked(email.email.clone()));
     }
-    let sms = stack.deps_with(Channel::Sms, failure, clock, extra);
+    let sms = stack.deps_with(Channel::Sms, failure, clock, extra).await;
     [email, sms].map(|mut d| {
         d.config.trouble_delay = Duration::from_secs(1);
         d
@@ -153,7 +159,7 @@ async fn writes_whose_answer_was_lost_are_recognised_and_nothing_is_lost_or_sent
             .await
             .unwrap();
         let clock = VirtualClock::at(mid_morning());
-        drain_all(&stack, senders(&stack, &clock, 0.2, &[], can_ask)).await;
+        drain_all(&stack, senders(&stack, &clock, 0.2, &[], can_ask).await).await;
         let fired = emulator.faults_fired().await.unwrap().fired(Fault::LostAnswer, &table);
         assert_eq!(fired, 60, "{mode:?}: every planned lost answer happened");
         let states = assert_nothing_lost(&stack, u64::from(n)).await;
@@ -189,7 +195,7 @@ async fn throttling_for_a_while_spends_no_receive_count_and_every_delivery_is_se
         .await
         .unwrap();
     let clock = VirtualClock::at(mid_morning());
-    drain_all(&stack, senders(&stack, &clock, 0.0, &[], true)).await;
+    drain_all(&stack, senders(&stack, &clock, 0.0, &[], true).await).await;
     let fired = emulator.faults_fired().await.unwrap().fired(Fault::Throttle, &table);
     assert!(fired > 10, "the throttle held the senders back ({fired} calls)");
     let states = assert_nothing_lost(&stack, u64::from(n)).await;
@@ -216,7 +222,7 @@ async fn an_invoice_read_that_hangs_is_cut_at_the_time_left_and_the_delivery_is_
         .await
         .unwrap();
     let clock = VirtualClock::at(mid_morning());
-    let [mut email, sms] = senders(&stack, &clock, 0.0, &[], true);
+    let [mut email, sms] = senders(&stack, &clock, 0.0, &[], true).await;
     email.config.provider_timeout = Duration::from_secs(1);
     email.config.finish_margin = Duration::from_secs(1);
     // One invocation with 6 s left: each invoice read is cut at the time left (our own
@@ -282,7 +288,7 @@ async fn provider_calls_that_hang_are_cut_off_and_never_sent_twice() {
             .await
             .unwrap();
         let clock = VirtualClock::at(mid_morning());
-        drain_all(&stack, senders(&stack, &clock, 0.0, &hang, can_ask)).await;
+        drain_all(&stack, senders(&stack, &clock, 0.0, &hang, can_ask).await).await;
         let states = assert_nothing_lost(&stack, u64::from(n)).await;
         assert_at_most_one_send_each(&stack).await;
         let unconfirmed = states.get("UNCONFIRMED").copied().unwrap_or(0);

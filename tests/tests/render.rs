@@ -25,8 +25,10 @@ fn cycle() -> Cycle {
     CYCLE.parse().unwrap()
 }
 
-fn render_deps(month: &Month) -> render_shard::Deps {
-    render_shard::Deps::from_vars(&month.config, &local_function_env(&month.resources, RENDER)).unwrap()
+async fn render_deps(month: &Month) -> render_shard::Deps {
+    render_shard::Deps::load(&month.config, &local_function_env(&month.resources, RENDER))
+        .await
+        .unwrap()
 }
 
 fn task(shard: u32, expected_customers: u64, template_version: &str) -> ShardTask {
@@ -277,7 +279,7 @@ async fn a_rerender_is_a_no_op_and_never_resets_a_delivery_that_moved_on() {
         .unwrap();
 
     own_cycle(&month).await;
-    let deps = render_deps(&month);
+    let deps = render_deps(&month).await;
     let r: RenderResult = render_shard::handle(&deps, event(task(0, 300, "v1"))).await.unwrap();
     assert_eq!(
         (
@@ -351,7 +353,7 @@ async fn a_changed_bill_rewrites_waiting_deliveries_only() {
         .unwrap();
 
     own_cycle(&month).await;
-    let deps = render_deps(&month);
+    let deps = render_deps(&month).await;
     let r = render_shard::handle(&deps, event(task(0, 200, "v1"))).await.unwrap();
     assert_eq!((r.created, r.updated, r.kept), (0, 2, 1), "{r:?}");
     assert!(r.bytes_uploaded > 0);
@@ -406,7 +408,7 @@ async fn bad_render_input_fails_the_shard_by_customer_id_and_writes_nothing() {
 
     // An unknown template version is refused up front.
     own_cycle(&month).await;
-    let deps = render_deps(&month);
+    let deps = render_deps(&month).await;
     let e = render_shard::handle(&deps, event(task(0, 200, "v0")))
         .await
         .unwrap_err();
@@ -445,7 +447,7 @@ async fn bad_render_input_fails_the_shard_by_customer_id_and_writes_nothing() {
 async fn a_render_paused_at_its_deadline_resumes_to_the_same_deliveries() {
     let (_data, month) = loaded("render-pause", 300, 300).await.unwrap();
     // Re-host RenderShard so that every invocation renders one chunk of 64 and pauses.
-    let mut deps = render_deps(&month);
+    let mut deps = render_deps(&month).await;
     deps.config.chunk = 64;
     deps.config.deadline_margin = Duration::from_secs(600);
     rehost(&month, RENDER, deps, |deps, ev| async move {

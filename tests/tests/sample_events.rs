@@ -42,7 +42,7 @@ const FUNCTIONS: [(&str, &str); 9] = [
 ];
 
 /// The caller the admin API's sample requests are signed by.
-const OPERATOR: &str = "arn:aws:sts::123456789012:assumed-role/billing-operator/kim";
+const OPERATOR: &str = "arn:aws:sts::123456789012:assumed-role/billing-admin/kim";
 
 /// The senders' folders: the channel each one's queue carries.
 fn sender_channel(folder: &str) -> Option<Channel> {
@@ -306,8 +306,9 @@ async fn the_documented_cargo_lambda_session_settles_the_sample_month() {
     assert!(load.rejected.is_empty(), "{:?}", load.rejected);
     let loaded = t0.elapsed();
 
-    // The functions' environments as deployed (with the development keyring
-    // in place of the deployed stack's secret), pointed at the emulator.
+    // The functions' environments as deployed, pointed at the emulator: the
+    // keyring is the stack's own secret in the emulator, which PII_KEYS_SECRET
+    // names; no key is in the environment.
     let mut env = BTreeMap::new();
     for (_, logical_id) in FUNCTIONS {
         for (k, v) in local_run::settle::local_function_env(&month.resources, logical_id) {
@@ -330,7 +331,7 @@ async fn the_documented_cargo_lambda_session_settles_the_sample_month() {
         "DELIVERIES_TABLE",
         "CATALOG_VERSION",
         "TEMPLATE_VERSION",
-        "PII_KEYS",
+        "PII_KEYS_SECRET",
         "FAILURES_TABLE",
         "EMAIL_QUEUE_URL",
         "SMS_QUEUE_URL",

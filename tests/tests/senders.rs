@@ -88,8 +88,8 @@ async fn duplicate_messages_and_four_consumers_never_send_twice() {
     let clock = VirtualClock::at(mid_morning());
     // Failures, and answers lost after the provider accepted.
     let deps = [
-        stack.deps(Channel::Email, 0.05, 0.03, &clock),
-        stack.deps(Channel::Sms, 0.05, 0.03, &clock),
+        stack.deps(Channel::Email, 0.05, 0.03, &clock).await,
+        stack.deps(Channel::Sms, 0.05, 0.03, &clock).await,
     ];
     let bodies = Arc::new(Mutex::new(Vec::new()));
     let pollers = pollers(&stack, deps, &bodies, None);
@@ -135,7 +135,7 @@ async fn crash_run(stack: &Stack, can_ask: bool) -> (PollStats, HashSet<String>)
         start + chrono::Duration::from_std(t0.elapsed() * 60).unwrap_or_else(|_| chrono::Duration::zero())
     });
     let clock = VirtualClock::at(start);
-    let mut deps = stack.deps(Channel::Email, 0.0, 0.0, &clock);
+    let mut deps = stack.deps(Channel::Email, 0.0, 0.0, &clock).await;
     deps.clock = fast;
     deps.config.busy_delay_max = Duration::from_secs(1);
     let point_of = |id: &str| -> Option<CrashPoint> {
@@ -155,7 +155,7 @@ async fn crash_run(stack: &Stack, can_ask: bool) -> (PollStats, HashSet<String>)
     if !can_ask {
         deps.email = Arc::new(CannotBeAsked(deps.email.clone()));
     }
-    let sms = stack.deps(Channel::Sms, 0.0, 0.0, &clock);
+    let sms = stack.deps(Channel::Sms, 0.0, 0.0, &clock).await;
     let bodies = Arc::new(Mutex::new(Vec::new()));
     let pollers = pollers(stack, [deps, sms], &bodies, Some(1));
     let (stats, drained) = drain(&pollers, 1, Duration::from_secs(240)).await.unwrap();
@@ -255,8 +255,8 @@ async fn sends_start_only_in_allowed_slots_and_deferred_ones_go_in_the_next() {
     let pollers = pollers(
         &stack,
         [
-            stack.deps(Channel::Email, 0.0, 0.0, &clock),
-            stack.deps(Channel::Sms, 0.0, 0.0, &clock),
+            stack.deps(Channel::Email, 0.0, 0.0, &clock).await,
+            stack.deps(Channel::Sms, 0.0, 0.0, &clock).await,
         ],
         &bodies,
         None,
@@ -268,8 +268,9 @@ async fn sends_start_only_in_allowed_slots_and_deferred_ones_go_in_the_next() {
     assert_eq!(stack.states().await.get("READY").copied(), Some(40));
     assert!(stack.log().count_by_key().await.unwrap().is_empty());
 
-    let dispatch =
-        dispatch_slot::Deps::from_vars(&stack.config, &stack.resources.function_env("DispatchSlotFunction")).unwrap();
+    let dispatch = dispatch_slot::Deps::load(&stack.config, &stack.resources.function_env("DispatchSlotFunction"))
+        .await
+        .unwrap();
     let at = |h: u32| Utc.with_ymd_and_hms(2026, 12, 14, 23, 0, 0).unwrap() + chrono::Duration::hours(i64::from(h) - 8);
     let run = |h: u32| {
         let dispatch = &dispatch;
@@ -325,7 +326,7 @@ async fn bad_messages_are_parked_and_the_rest_of_their_batch_is_sent() {
         .await
         .unwrap();
     let clock = VirtualClock::at(mid_morning());
-    let deps = stack.deps(Channel::Email, 0.0, 0.0, &clock);
+    let deps = stack.deps(Channel::Email, 0.0, 0.0, &clock).await;
     let good = |i: usize| {
         serde_json::to_string(&DeliveryMessage {
             delivery_id: seeded.deliveries[i].0.clone(),
@@ -385,6 +386,26 @@ async fn bad_messages_are_parked_and_the_rest_of_their_batch_is_sent() {
             "malformed-message",
             "unknown field",
         ),
+        (
+            "email-as-channel",
+            format!(
+                r#"{{"delivery_id":"{}","channel":"kim.minjun.1987@example-mail.co.kr","run_id":"r"}}"#,
+                seeded.deliveries[2].0
+            ),
+            "-",
+            "malformed-message",
+            "field `channel`: unknown variant, expected email or sms",
+        ),
+        (
+            "phone-as-run-id",
+            format!(
+                r#"{{"delivery_id":"{}","channel":"email","run_id":"+82 10-1234-5678"}}"#,
+                seeded.deliveries[2].0
+            ),
+            "-",
+            "malformed-message",
+            "run_id must be",
+        ),
     ];
     let mut event = SqsEvent::default();
     for (i, (id, body, ..)) in bad.iter().enumerate() {
@@ -396,7 +417,7 @@ async fn bad_messages_are_parked_and_the_rest_of_their_batch_is_sent() {
     let ctx = local_run::invocation(Duration::from_secs(60));
     let (response, report) = sender::handle_batch(&deps, LambdaEvent::new(event, ctx)).await.unwrap();
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
-    assert_eq!(report.parked, 6, "{report:?}");
+    assert_eq!(report.parked, 8, "{report:?}");
     assert_eq!(report.sent, 4, "{report:?}");
 
     let failures = FailureLog::new(adapters::dynamodb_client(&stack.config), stack.var("FAILURES_TABLE"));
@@ -410,7 +431,10 @@ async fn bad_messages_are_parked_and_the_rest_of_their_batch_is_sent() {
             .iter()
             .find(|r| r.code == code && r.reason.contains(reason))
             .unwrap_or_else(|| panic!("{id}: no {code} record with {reason:?}: {:?}", page.records));
-        assert!(!found.reason.contains("x@y.z"), "{}", found.reason);
+        for value in ["x@y.z", "kim.minjun.1987@example-mail.co.kr", "+82 10-1234-5678"] {
+            assert!(!domain::text::echoes(&found.reason, value), "{}", found.reason);
+        }
+        assert!(found.replay.is_none() || code != "malformed-message", "{id}: {found:?}");
     }
     assert_one_send_each(&stack).await;
     let bodies = Arc::new(Mutex::new(vec![good(0)]));
@@ -429,8 +453,8 @@ async fn ten_thousand_deliveries_at_one_percent_failures_all_end_and_reconcile()
     let mut pollers = pollers(
         &stack,
         [
-            stack.deps(Channel::Email, 0.01, 0.0, &clock),
-            stack.deps(Channel::Sms, 0.01, 0.0, &clock),
+            stack.deps(Channel::Email, 0.01, 0.0, &clock).await,
+            stack.deps(Channel::Sms, 0.01, 0.0, &clock).await,
         ],
         &bodies,
         None,

@@ -148,7 +148,9 @@ async fn a_shard_failing_or_pausing_midway_ends_with_identical_bills() {
     month.load(&data).await.unwrap();
     // Re-host SettleShard with small chunks and a deadline margin that always
     // trips: every invocation writes one chunk of 64 bills and pauses.
-    let mut deps = settle_shard::Deps::from_vars(&month.config, &month.resources.function_env(SHARD)).unwrap();
+    let mut deps = settle_shard::Deps::load(&month.config, &month.resources.function_env(SHARD))
+        .await
+        .unwrap();
     deps.config.chunk = 64;
     deps.config.deadline_margin = std::time::Duration::from_secs(600);
     rehost(&month, SHARD, deps, |deps, ev| async move {
@@ -360,8 +362,9 @@ async fn begin_cycle_pins_the_activated_template_version() {
     use domain::settlement::{BeginInput, StartInput};
 
     let (_data, month) = loaded("settle-template", 200, 100).await.unwrap();
-    let deps =
-        settle_begin::Deps::from_vars(&month.config, &month.resources.function_env("SettleBeginFunction")).unwrap();
+    let deps = settle_begin::Deps::load(&month.config, &month.resources.function_env("SettleBeginFunction"))
+        .await
+        .unwrap();
     let settings = deps.settings.clone().expect("BeginCycle reads the operators' settings");
     let activate = |version: &'static str, previous: u64| {
         let put = settings
@@ -399,7 +402,7 @@ async fn begin_cycle_pins_the_activated_template_version() {
     activate("v9", 0).await;
     let e = begin(None).await.unwrap_err();
     assert!(
-        matches!(&e, settle_begin::BeginError::TemplateMissing(m) if m.contains("v9")),
+        matches!(&e, settle_begin::BeginError::TemplateMissing(m) if m.contains("is not known") && !m.contains("v9")),
         "{e}"
     );
     assert!(month.cycles.get(cycle()).await.unwrap().is_none(), "nothing begun");
@@ -436,11 +439,16 @@ impl Handlers {
     }
 }
 
-fn handlers(month: &Month) -> Handlers {
+async fn handlers(month: &Month) -> Handlers {
     Handlers {
-        shard: settle_shard::Deps::from_vars(&month.config, &month.resources.function_env(SHARD)).unwrap(),
-        render: render_shard::Deps::from_vars(&month.config, &local_function_env(&month.resources, RENDER)).unwrap(),
-        finish: settle_finish::Deps::from_vars(&month.config, &month.resources.function_env("SettleFinishFunction"))
+        shard: settle_shard::Deps::load(&month.config, &month.resources.function_env(SHARD))
+            .await
+            .unwrap(),
+        render: render_shard::Deps::load(&month.config, &local_function_env(&month.resources, RENDER))
+            .await
+            .unwrap(),
+        finish: settle_finish::Deps::load(&month.config, &month.resources.function_env("SettleFinishFunction"))
+            .await
             .unwrap(),
     }
 }
@@ -476,7 +484,7 @@ async fn a_stray_task_cannot_write_into_a_settled_month() {
     let run = month.settle("settle-2026-11").await.unwrap();
     assert_eq!(run.status, ExecutionStatus::Succeeded, "{run:?}");
     let before = snapshot(&month, 2).await;
-    let h = handlers(&month);
+    let h = handlers(&month).await;
     let tasks = manifest(&month).await;
     let other = |mut t: domain::settlement::ShardTask| {
         t.run_id = STRAY_RUN.into();
@@ -553,7 +561,7 @@ async fn a_redrive_of_the_failed_execution_settles_its_failed_cycle() {
         record.reasons
     );
 
-    let h = handlers(&month);
+    let h = handlers(&month).await;
     let tasks = manifest(&month).await;
     assert!(tasks.iter().all(|t| t.run_id == run_id));
     // Another run may not finish, settle or render the failed cycle.
@@ -658,8 +666,9 @@ async fn texts_are_bounded_and_an_over_long_run_id_is_refused() {
         "arn:aws:states:ap-northeast-2:123456789012:execution:settlement:{}",
         "x".repeat(300)
     );
-    let begin =
-        settle_begin::Deps::from_vars(&month.config, &month.resources.function_env("SettleBeginFunction")).unwrap();
+    let begin = settle_begin::Deps::load(&month.config, &month.resources.function_env("SettleBeginFunction"))
+        .await
+        .unwrap();
     let e = settle_begin::handle(
         &begin,
         invocation(domain::settlement::BeginInput {
@@ -679,7 +688,7 @@ async fn texts_are_bounded_and_an_over_long_run_id_is_refused() {
         "{}",
         d.error_message
     );
-    let h = handlers(&month);
+    let h = handlers(&month).await;
     let mut task = manifest(&month).await[0].clone();
     task.run_id = long;
     let e = settle_shard::handle(&h.shard, invocation(task.clone()))

@@ -71,7 +71,7 @@ impl Deps {
     /// `RECHECK_AFTER_MINUTES` (180: longer than a backlog of a million
     /// messages takes to drain, so a busy queue is not mistaken for a lost
     /// message).
-    pub fn from_vars(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
+    pub async fn load(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
         let ddb = adapters::dynamodb_client(sdk);
         let sqs = adapters::sqs_client(sdk);
         let d = Config::default();

@@ -81,7 +81,7 @@
 //!   a continuation carries, [`parse_event`].
 //! * `report`: what it answers — [`DispatchReport`].
 //! * `deps`: what it is built from — [`Config`] and [`Deps`]
-//!   ([`Deps::from_vars`]).
+//!   ([`Deps::load`]).
 //! * `error`: how it fails — [`DispatchError`] and the `errorType` of each
 //!   variant.
 //! * `run`: the run — [`handle`], [`dispatch`] (the slot, the settled

@@ -7,8 +7,11 @@
 //!   them, how often SQS delivered it, and the body itself as what it takes
 //!   to replay it (ids only, so nothing personal is stored).
 //! * A body that is not a delivery message is recorded too, under the
-//!   unknown cycle (`-`) and the SQS message id, with the parse error (which
-//!   names fields and positions, never values) — it is parked, not lost.
+//!   unknown cycle (`-`) and the SQS message id, with the parse error
+//!   ([`domain::decode`], [`DeadLetter::check`]: it names the field and what was
+//!   expected, never the value) — it is parked, not lost. A letter whose ids
+//!   are not id-shaped (an email in `run_id`) is such a body: only a letter
+//!   that holds ids, codes and a time is kept to replay.
 //! * Records are upserts (see [`adapters::failures`]): a redriven message
 //!   that dies again counts an occurrence instead of adding a record.
 //! * Only a message whose record could not be written is reported back
@@ -20,7 +23,7 @@ use adapters::{ConfigError, Vars};
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::Utc;
-use domain::delivery::{DeadLetter, parse_delivery_id};
+use domain::delivery::DeadLetter;
 use futures::{StreamExt, stream};
 use lambda_runtime::LambdaEvent;
 
@@ -32,7 +35,7 @@ pub struct Deps {
 
 impl Deps {
     /// From `FAILURES_TABLE`.
-    pub fn from_vars(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
+    pub async fn load(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
         Ok(Deps {
             failures: FailureLog::new(adapters::dynamodb_client(sdk), vars.required("FAILURES_TABLE")?),
             concurrency: 10,
@@ -59,9 +62,9 @@ pub fn failure_of(message: &SqsMessage) -> NewFailure {
     let message_id = message.message_id.clone().unwrap_or_default();
     let body = message.body.clone().unwrap_or_default();
     let received = message.attributes.get("ApproximateReceiveCount").map(String::as_str);
-    let parsed = serde_json::from_str::<DeadLetter>(&body)
+    let parsed = domain::decode::from_str::<DeadLetter>(&body)
         .map_err(|e| e.to_string())
-        .and_then(|m| parse_delivery_id(&m.delivery_id).map(|_| m));
+        .and_then(|m| m.check().map(|_| m));
     match parsed {
         Ok(letter) => NewFailure::dead_letter(&letter, &body, received),
         Err(why) => NewFailure {
@@ -147,6 +150,11 @@ mod tests {
             "not json",
             r#"{"delivery_id":"x","channel":"email"}"#,
             r#"{"delivery_id":"2026-11#00001#C1","channel":"email","email":"a@b.c"}"#,
+            r#"{"delivery_id":"2026-11#00001#C1","channel":"kim.minjun.1987@example-mail.co.kr"}"#,
+            r#"{"delivery_id":"2026-11#00001#C1","channel":"sms","run_id":"kim.minjun.1987@example-mail.co.kr"}"#,
+            r#"{"delivery_id":"2026-11#00001#C1","channel":"sms","last_error":"+82 10-1234-5678"}"#,
+            r#"{"delivery_id":"2026-11#00001#C1","channel":"sms","attempts":"+82 10-1234-5678"}"#,
+            r#"{"delivery_id":"2026-11#00001#kim.minjun.1987@example-mail.co.kr","channel":"sms"}"#,
         ] {
             let f = failure_of(&message(body));
             assert_eq!(
@@ -156,6 +164,10 @@ mod tests {
             );
             assert!(f.replay.is_none());
             assert!(!f.reason.contains("a@b.c"), "{}", f.reason);
+            for value in ["kim.minjun.1987@example-mail.co.kr", "+82 10-1234-5678"] {
+                assert!(!domain::text::echoes(&f.reason, value), "{}", f.reason);
+            }
+            assert!(f.reason.len() <= domain::text::MAX_REASON_BYTES);
         }
     }
 }

@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    runtime::run(record_failure::Deps::from_vars, record_failure::handle).await
+    runtime::run(record_failure::Deps::load, record_failure::handle).await
 }

@@ -18,7 +18,7 @@ fn message(id: &str, body: &str, received: &str) -> SqsMessage {
 async fn dead_letters_become_failure_records_once_per_delivery() {
     let stack = local_aws::fresh_stack("record-failure").await.unwrap();
     let env = stack.resources.function_env("RecordFailureFunction");
-    let deps = record_failure::Deps::from_vars(&stack.config, &env).unwrap();
+    let deps = record_failure::Deps::load(&stack.config, &env).await.unwrap();
     let good = r#"{"delivery_id":"2026-11#00002#C0000007","channel":"sms","run_id":"dispatch-x","attempts":3,"last_error":"MockTransient"}"#;
     let mut event = SqsEvent::default();
     event.records = vec![

@@ -45,12 +45,13 @@ use adapters::cycles::{CycleStore, Gated, NotOwned, RenderRecord, ShardStatus};
 use adapters::data_bucket::{DataBucket, invoice_key};
 use adapters::deadline::pause_point;
 use adapters::deliveries::{DeliveryStore, Existing, UpdateOutcome};
+use adapters::keyring::PiiKeys;
 use adapters::{ConfigError, StoreError, Vars};
 use aws_config::SdkConfig;
 use chrono::{DateTime, SecondsFormat, Utc};
 use domain::pii::Keyring;
 use domain::settlement::{RenderResult, ShardTask};
-use domain::text::{MAX_ID_BYTES, check_len, reason};
+use domain::text::{MAX_ID_BYTES, check_id, check_len, reason};
 use domain::{Bill, Customer, Delivery, DeliveryContent};
 use futures::{StreamExt, TryStreamExt, stream};
 use invoice::{Gzip, Templates};
@@ -89,7 +90,8 @@ pub struct Deps {
     pub deliveries: DeliveryStore,
     pub cycles: CycleStore,
     pub bucket: DataBucket,
-    pub keys: Arc<Keyring>,
+    /// The contact-data keyring, from the secret named by `PII_KEYS_SECRET`.
+    pub keys: PiiKeys,
     pub templates: Arc<Templates>,
     pub config: Config,
 }
@@ -97,18 +99,13 @@ pub struct Deps {
 impl Deps {
     /// Builds the dependencies from one SDK configuration and the function's
     /// variables (`CUSTOMERS_TABLE`, `BILLS_TABLE`, `DELIVERIES_TABLE`,
-    /// `CYCLES_TABLE`, `DATA_BUCKET`, `PII_KEYS`, optional
-    /// `RENDER_CONCURRENCY`). The embedded templates are loaded and validated
-    /// here, at cold start: an invalid version stops the function before it
-    /// renders anything.
-    pub fn from_vars(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, RenderError> {
+    /// `CYCLES_TABLE`, `DATA_BUCKET`, `PII_KEYS_SECRET` (the keyring's
+    /// secret, fetched here), optional `RENDER_CONCURRENCY`). The embedded
+    /// templates are loaded and validated here, at cold start: an invalid
+    /// version stops the function before it renders anything.
+    pub async fn load(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, RenderError> {
         let ddb = adapters::dynamodb_client(sdk);
-        let keys = Keyring::parse(&vars.required("PII_KEYS")?).map_err(|e| {
-            RenderError::Config(ConfigError::Invalid {
-                name: "PII_KEYS",
-                reason: e.to_string(),
-            })
-        })?;
+        let keys = PiiKeys::load(sdk, vars).await?;
         let config = Config {
             concurrency: vars.parsed("RENDER_CONCURRENCY", Config::default().concurrency)?,
             ..Config::default()
@@ -119,7 +116,7 @@ impl Deps {
             deliveries: DeliveryStore::new(ddb.clone(), vars.required("DELIVERIES_TABLE")?),
             cycles: CycleStore::new(ddb, vars.required("CYCLES_TABLE")?),
             bucket: DataBucket::new(adapters::s3_client(sdk), vars.required("DATA_BUCKET")?),
-            keys: Arc::new(keys),
+            keys,
             templates: Arc::new(Templates::embedded().map_err(|e| RenderError::Template(e.to_string()))?),
             config,
         })
@@ -176,6 +173,7 @@ fn check_task(task: &ShardTask) -> Result<(), RenderError> {
     if task.run_id.trim().is_empty() {
         return Err(RenderError::InvalidInput("run_id is empty".into()));
     }
+    check_id("run_id", &task.run_id, MAX_ID_BYTES).map_err(|e| RenderError::InvalidInput(e.to_string()))?;
     Ok(())
 }
 
@@ -291,7 +289,12 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<ShardTask>) -> Result<Render
     // reused compressor for the whole shard.
     let total = bills.len();
     let templates = deps.templates.clone();
-    let keys = deps.keys.clone();
+    // The keyring that holds every key this shard's contact data is sealed under (fetched
+    // again if the cached one lacks one: a key added since the cold start).
+    let keys = deps
+        .keys
+        .for_contacts(customers.customers.iter().map(|c| &c.contact))
+        .await?;
     let version = task.template_version.clone();
     let level = deps.config.gzip_level;
     let now = Utc::now();

@@ -16,7 +16,7 @@ use crate::{Deps, Outcome, SendReport, SenderError, emf_line};
 /// The function's `main` for `channel` (the binaries `send-email` and `send-sms`): its
 /// dependencies from the environment, [`handle`] on the Lambda runtime.
 pub async fn serve(channel: domain::Channel) -> Result<(), lambda_runtime::Error> {
-    runtime::run(|sdk, env| Deps::from_vars(channel, sdk, env), handle).await
+    runtime::run(async |sdk, env| Deps::load(channel, sdk, env).await, handle).await
 }
 
 /// The Lambda entry point: the batch response, and the invocation's metrics

@@ -67,9 +67,10 @@ pub(crate) async fn prepare(m: &Msg<'_>, d: &Delivery, attempt: u32) -> Result<O
         }
         Err(e) => return Err(Prep::Store(e)),
     };
+    let keys = deps.keys.for_contact(&customer.contact).await.map_err(Prep::Store)?;
     let contact = customer
         .contact
-        .open(&deps.keys, &customer.customer_id)
+        .open(&keys, &customer.customer_id)
         .map_err(|e| permanent("contact-unreadable", e.to_string()))?;
     let key = round_key(&m.key.id, c.channel, d.send_round);
     match c.channel {

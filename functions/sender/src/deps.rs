@@ -10,13 +10,13 @@ use adapters::customers::CustomerStore;
 use adapters::data_bucket::{DataBucket, MAX_LINK_EXPIRY};
 use adapters::deliveries::DeliveryStore;
 use adapters::failures::{FailureLog, FailureStage};
+use adapters::keyring::PiiKeys;
 use adapters::queue::{DeliveryQueue, JobQueue};
 use adapters::settings::{CHANNEL_POLICY, CachedSetting, SENDER_CACHE_TTL, SettingsStore};
 use adapters::{ConfigError, StoreError, Vars};
 use aws_config::SdkConfig;
 use chrono::{DateTime, Utc};
 use domain::dispatch::ChannelPolicy;
-use domain::pii::Keyring;
 use domain::sending::RetryPolicy;
 use domain::{Channel, QuietWindow};
 use providers::{EmailBackend, EmailProvider, MockConfig, MockProvider, SendLog, SmsProvider};
@@ -118,7 +118,8 @@ pub struct Deps {
     pub failures: FailureLog,
     pub email: Arc<dyn EmailProvider>,
     pub sms: Arc<dyn SmsProvider>,
-    pub keys: Arc<Keyring>,
+    /// The contact-data keyring, from the secret named by `PII_KEYS_SECRET`.
+    pub keys: PiiKeys,
     pub clock: Clock,
     pub config: Config,
     /// The operators' runtime channel policy (`ADMIN_TABLE`), read at most
@@ -151,7 +152,8 @@ runtime::diagnostic_from!(SenderError);
 impl Deps {
     /// From the function's variables: `DELIVERIES_TABLE`, `CUSTOMERS_TABLE`,
     /// `DATA_BUCKET`, `FAILURES_TABLE`, `EMAIL_QUEUE_URL`, `SMS_QUEUE_URL`,
-    /// `DEAD_LETTER_QUEUE_URL`, `PII_KEYS`; optional `STACK_NAME` (the
+    /// `DEAD_LETTER_QUEUE_URL`, `PII_KEYS_SECRET` (the keyring's secret,
+    /// fetched here); optional `STACK_NAME` (the
     /// metrics' `Stack` dimension), `ADMIN_TABLE` (the
     /// operators' runtime channel policy), `QUIET_WINDOW`,
     /// `CHANNEL_POLICY`, `EMAIL_ATTEMPTS` (3), `SMS_ATTEMPTS` (3),
@@ -161,11 +163,11 @@ impl Deps {
     /// `SES_CONFIGURATION_SET`), the mock's `MOCK_*` variables and
     /// `MOCK_SENDS_TABLE` (where the mock records accepted sends; in memory
     /// when unset).
-    pub fn from_vars(channel: Channel, sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, SenderError> {
+    pub async fn load(channel: Channel, sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, SenderError> {
         let ddb = adapters::dynamodb_client(sdk);
         let sqs = adapters::sqs_client(sdk);
         let invalid = |name: &'static str, reason: String| SenderError::Config(ConfigError::Invalid { name, reason });
-        let keys = Keyring::parse(&vars.required("PII_KEYS")?).map_err(|e| invalid("PII_KEYS", e.to_string()))?;
+        let keys = PiiKeys::load(sdk, vars).await?;
         let d = RetryPolicy::default();
         let retry = RetryPolicy {
             email_attempts: vars.parsed("EMAIL_ATTEMPTS", d.email_attempts)?,
@@ -226,7 +228,7 @@ impl Deps {
             failures: FailureLog::new(ddb.clone(), vars.required("FAILURES_TABLE")?),
             email: email_provider,
             sms: sms_provider,
-            keys: Arc::new(keys),
+            keys,
             clock: system_clock(),
             config,
             settings: vars

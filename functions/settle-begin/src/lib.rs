@@ -30,7 +30,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use domain::Cycle;
 use domain::settlement::{BeginInput, BeginOutput, BeginStatus, ShardTask};
 use domain::slots::{SEOUL, Slot};
-use domain::text::{MAX_ID_BYTES, check_len};
+use domain::text::{MAX_ID_BYTES, check_id, check_len};
 use lambda_runtime::LambdaEvent;
 
 pub struct Config {
@@ -60,7 +60,7 @@ impl Deps {
     /// `MAX_CONCURRENCY`).
     /// The embedded templates are validated here, and the default version must
     /// be one of them: a bad deployment fails at cold start, not mid-month.
-    pub fn from_vars(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
+    pub async fn load(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
         let ddb = adapters::dynamodb_client(sdk);
         let default_template_version = vars.required("TEMPLATE_VERSION")?;
         let templates = invoice::Templates::embedded()
@@ -92,7 +92,8 @@ impl Deps {
 pub enum BeginError {
     #[error("invalid input: {0}")]
     InvalidInput(String),
-    #[error("catalog version {0} is not published")]
+    /// The version is kept for the caller, not shown (it comes from the execution's input).
+    #[error("the catalog version asked for is not published")]
     CatalogMissing(String),
     #[error("invoice templates: {0}")]
     TemplateMissing(String),
@@ -172,6 +173,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<BeginInput>) -> Result<Begin
             check_len(field, v, MAX_ID_BYTES).map_err(|e| BeginError::InvalidInput(e.to_string()))?;
         }
     }
+    check_id("run_id", &input.run_id, MAX_ID_BYTES).map_err(|e| BeginError::InvalidInput(e.to_string()))?;
     let cycle = resolve_cycle(&input)?;
     let catalog_version = input
         .input

@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    runtime::run(settle_begin::Deps::from_vars, settle_begin::handle).await
+    runtime::run(settle_begin::Deps::load, settle_begin::handle).await
 }

@@ -39,7 +39,7 @@ use aws_config::SdkConfig;
 use chrono::{SecondsFormat, Utc};
 use domain::Cycle;
 use domain::settlement::{FinishInput, FinishOutput, FinishStatus, ShardTask};
-use domain::text::{MAX_ID_BYTES, check_len, reason};
+use domain::text::{MAX_ID_BYTES, check_id, reason};
 use futures::{StreamExt, TryStreamExt, stream};
 use lambda_runtime::LambdaEvent;
 
@@ -58,7 +58,7 @@ pub struct Deps {
 impl Deps {
     /// Builds the dependencies from one SDK configuration and the function's
     /// variables (`CYCLES_TABLE`, `BILLS_TABLE`, `DELIVERIES_TABLE`, `DATA_BUCKET`).
-    pub fn from_vars(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
+    pub async fn load(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
         let ddb = adapters::dynamodb_client(sdk);
         Ok(Deps {
             cycles: CycleStore::new(ddb.clone(), vars.required("CYCLES_TABLE")?),
@@ -142,10 +142,10 @@ fn render_problem(s: &ShardRecord, template_version: &str) -> Option<String> {
     }
 }
 
-#[tracing::instrument(skip_all, fields(cycle = %event.payload.cycle, run_id = %event.payload.run_id))]
+#[tracing::instrument(skip_all, fields(cycle = %event.payload.cycle))]
 pub async fn handle(deps: &Deps, event: LambdaEvent<FinishInput>) -> Result<FinishOutput, FinishError> {
     let FinishInput { cycle, run_id } = event.payload;
-    check_len("run_id", &run_id, MAX_ID_BYTES).map_err(|e| FinishError::InvalidInput(e.to_string()))?;
+    check_id("run_id", &run_id, MAX_ID_BYTES).map_err(|e| FinishError::InvalidInput(e.to_string()))?;
     let rec = deps.cycles.get(cycle).await?.ok_or(FinishError::UnknownCycle(cycle))?;
     if rec.run_id != run_id {
         return Err(not_owner(cycle, &rec));

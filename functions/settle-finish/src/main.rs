@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    runtime::run(settle_finish::Deps::from_vars, settle_finish::handle).await
+    runtime::run(settle_finish::Deps::load, settle_finish::handle).await
 }

@@ -55,7 +55,7 @@ use billing::{Catalog, parse_usage, settle};
 use chrono::{SecondsFormat, Utc};
 use domain::Bill;
 use domain::settlement::{ShardResult, ShardTask};
-use domain::text::{MAX_ID_BYTES, check_len, reason};
+use domain::text::{MAX_ID_BYTES, check_id, check_len, reason};
 use lambda_runtime::LambdaEvent;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
@@ -115,7 +115,7 @@ impl Deps {
     /// Builds the dependencies from one SDK configuration and the function's
     /// variables (`CUSTOMERS_TABLE`, `CATALOG_TABLE`, `BILLS_TABLE`,
     /// `CYCLES_TABLE`, `DATA_BUCKET`).
-    pub fn from_vars(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
+    pub async fn load(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
         let ddb = adapters::dynamodb_client(sdk);
         Ok(Deps::new(
             CustomerStore::new(ddb.clone(), vars.required("CUSTOMERS_TABLE")?),
@@ -150,7 +150,8 @@ pub enum ShardError {
     /// A stray or replayed task: the cycle is not this run's to write.
     #[error(transparent)]
     NotOwned(#[from] NotOwned),
-    #[error("catalog version {0} is not published")]
+    /// The version is kept for the caller, not shown (it comes from the execution's input).
+    #[error("the catalog version asked for is not published")]
     CatalogMissing(String),
     #[error("shard {shard}: {message}")]
     BadInput { shard: u32, message: String },
@@ -196,6 +197,7 @@ fn check_task(task: &ShardTask) -> Result<(), ShardError> {
     if task.run_id.trim().is_empty() {
         return Err(ShardError::InvalidInput("run_id is empty".into()));
     }
+    check_id("run_id", &task.run_id, MAX_ID_BYTES).map_err(|e| ShardError::InvalidInput(e.to_string()))?;
     Ok(())
 }
 

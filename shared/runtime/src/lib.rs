@@ -5,14 +5,16 @@
 //! ```ignore
 //! #[tokio::main]
 //! async fn main() -> Result<(), lambda_runtime::Error> {
-//!     runtime::run(settle_shard::Deps::from_vars, settle_shard::handle).await
+//!     runtime::run(settle_shard::Deps::load, settle_shard::handle).await
 //! }
 //! ```
 //!
 //! [`run`] installs the runtime's log subscriber, loads the SDK configuration with the
 //! project's timeouts ([`adapters::load_sdk_config`]), builds the function's `Deps` from the
-//! process environment (a missing or invalid variable fails the cold start, named in the
-//! error), and serves `handle(&deps, event)` until the runtime stops. Every handler returns
+//! process environment with its `async fn load` (which may call AWS: the functions that open
+//! contact data fetch the keyring from Secrets Manager there, `adapters::keyring`; a missing
+//! or invalid variable or secret fails the cold start, named in the error), and serves
+//! `handle(&deps, event)` until the runtime stops. Every handler returns
 //! its own typed error; the runtime reports it to the caller as the error's type name and
 //! message (`lambda_runtime::Diagnostic`), which is what Step Functions' `Retry`/`Catch`
 //! match on and what an SQS trigger treats as "the whole batch failed".
@@ -36,14 +38,14 @@ use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde::{Serialize, de::DeserializeOwned};
 
 /// Starts a function: `deps` builds its dependencies from the SDK configuration and the
-/// environment, `handle` serves each event with them.
+/// environment (awaited once, at cold start), `handle` serves each event with them.
 ///
 /// The dependencies live as long as the process (they are leaked once, at cold start), so
 /// that `handle` can be the function's plain `async fn handle(&Deps, LambdaEvent<E>)`.
 /// Each invocation's future is boxed, so that no handler's depth of nested futures counts
 /// against the compiler's limit in `main`.
 pub async fn run<D, C, H, F, E, R, Err>(
-    deps: impl FnOnce(&SdkConfig, &ProcessEnv) -> Result<D, C>,
+    deps: impl AsyncFnOnce(&SdkConfig, &ProcessEnv) -> Result<D, C>,
     handle: H,
 ) -> Result<(), Error>
 where
@@ -57,11 +59,37 @@ where
 {
     lambda_runtime::tracing::init_default_subscriber();
     let sdk = adapters::load_sdk_config().await;
-    let deps: &'static D = Box::leak(Box::new(deps(&sdk, &ProcessEnv)?));
+    let deps: &'static D = Box::leak(Box::new(deps(&sdk, &ProcessEnv).await?));
     // Each invocation's future is boxed (one allocation per event): a handler's future nests
     // every step it awaits, and laid out inline inside the runtime's own futures and `main`'s
     // it reaches the compiler's type-depth limit as handlers grow.
-    lambda_runtime::run(service_fn(|event| Box::pin(handle(deps, event)))).await
+    //
+    // The payload is decoded here, not by the runtime: the runtime's message quotes the value
+    // it refused, ours names the field and what it expected ([`decode_payload`]).
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        let LambdaEvent { payload, context } = event;
+        let call = decode_payload::<E>(payload).map(|payload| handle(deps, LambdaEvent::new(payload, context)));
+        Box::pin(async move {
+            match call {
+                Ok(serve) => serve.await.map_err(Into::into),
+                Err(invalid) => Err(invalid),
+            }
+        })
+    }))
+    .await
+}
+
+/// The `errorType` of a payload that does not decode into the function's input.
+pub const INVALID_INPUT: &str = "InvalidInput";
+
+/// Decodes a function's payload with [`domain::decode`]: an input that is not what the
+/// function takes is the error [`INVALID_INPUT`], whose message gives the field's path and
+/// what was expected there, never the value (which may be anyone's contact data).
+pub fn decode_payload<E: DeserializeOwned>(payload: serde_json::Value) -> Result<E, Diagnostic> {
+    domain::decode::from_value(payload).map_err(|e| Diagnostic {
+        error_type: INVALID_INPUT.into(),
+        error_message: domain::text::reason(&format!("invalid input: {e}")),
+    })
 }
 
 /// The `errorType` of each of a function's errors: the name Step Functions' `Retry` and
@@ -159,6 +187,33 @@ mod tests {
             long.error_message.len()
         );
         assert!(long.error_message.starts_with("xxx"));
+    }
+
+    #[test]
+    fn a_payload_that_does_not_decode_names_the_field_not_the_value() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Task {
+            cycle: domain::Cycle,
+            shard: u32,
+        }
+        let email = "kim.minjun.1987@example-mail.co.kr";
+        for (payload, expected) in [
+            (
+                serde_json::json!({"cycle": email, "shard": 1}),
+                "invalid input: field `cycle`: invalid value, expected a cycle as YYYY-MM",
+            ),
+            (
+                serde_json::json!({"cycle": "2026-11", "shard": email}),
+                "invalid input: field `shard`: expected u32",
+            ),
+        ] {
+            let d = decode_payload::<Task>(payload).unwrap_err();
+            assert_eq!((d.error_type.as_str(), d.error_message.as_str()), (INVALID_INPUT, expected));
+            assert!(!domain::text::echoes(&d.error_message, email));
+        }
+        let t: Task = decode_payload(serde_json::json!({"cycle": "2026-11", "shard": 3})).unwrap();
+        assert_eq!(t.shard, 3);
     }
 
     #[test]

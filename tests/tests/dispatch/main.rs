@@ -29,8 +29,10 @@ fn utc(text: &str) -> DateTime<Utc> {
 }
 
 /// DispatchSlot's dependencies as deployed.
-fn dispatch_deps(month: &Month) -> dispatch_slot::Deps {
-    dispatch_slot::Deps::from_vars(&month.config, &month.resources.function_env("DispatchSlotFunction")).unwrap()
+async fn dispatch_deps(month: &Month) -> dispatch_slot::Deps {
+    dispatch_slot::Deps::load(&month.config, &month.resources.function_env("DispatchSlotFunction"))
+        .await
+        .unwrap()
 }
 
 /// A run of DispatchSlot scheduled at `at`, with `run_id` when given.

@@ -46,7 +46,7 @@ async fn every_delivery_goes_in_its_first_allowed_slot_once() {
     let (_data, month) = loaded("dispatch-month", 300, 300).await.unwrap();
     let run = month.settle("settle-2026-11").await.unwrap();
     assert_eq!(run.status, ExecutionStatus::Succeeded, "{run:?}");
-    let mut deps = dispatch_deps(&month);
+    let mut deps = dispatch_deps(&month).await;
     // No sender runs here: keep queued deliveries from being re-checked within the month.
     deps.config.recheck_after = chrono::Duration::days(60);
     let quiet = QuietWindow::default_korea();
@@ -113,7 +113,7 @@ async fn concurrent_runs_catch_up_scheduled_sends_policy_and_bad_entries() {
         month.settle("settle-2026-11").await.unwrap().status,
         ExecutionStatus::Succeeded
     );
-    let deps = dispatch_deps(&month);
+    let deps = dispatch_deps(&month).await;
     let deliveries = month.deliveries.shard(cycle(), 0).await.unwrap();
     let quiet = QuietWindow::default_korea();
 
@@ -217,7 +217,7 @@ async fn concurrent_runs_catch_up_scheduled_sends_policy_and_bad_entries() {
     // Channel policy: with email disabled, email customers go to SMS; with none, delivery
     // pauses (everything stays READY and due). The operators' runtime setting overrides the
     // configured policy from the next run on.
-    let deps = dispatch_deps(&month);
+    let deps = dispatch_deps(&month).await;
     let settings = deps.settings.clone().expect("DispatchSlot reads the runtime settings");
     set_policy(&month, &settings, "sms", 0).await;
     let end = utc("2026-12-31T03:00:00Z"); // 12:00 Seoul
@@ -353,7 +353,7 @@ async fn refused_messages_are_put_back_and_runs_near_their_deadline_continue_thr
         month.settle("settle-2026-11").await.unwrap().status,
         ExecutionStatus::Succeeded
     );
-    let mut deps = dispatch_deps(&month);
+    let mut deps = dispatch_deps(&month).await;
     deps.config.recheck_after = chrono::Duration::days(60);
     deps.email.backoff = adapters::retry::Backoff {
         base: Duration::from_millis(1),
@@ -472,7 +472,7 @@ async fn refused_messages_are_put_back_and_runs_near_their_deadline_continue_thr
         .await
         .unwrap_err();
     assert!(
-        e.contains(r#"expected {"scheduled_time""#) && e.contains("unknown field `scheduled`"),
+        e.contains(r#"expected {"scheduled_time""#) && e.contains("field `scheduled`: unknown field"),
         "{e}"
     );
     let job = adapters::queue::Job {

@@ -131,8 +131,8 @@ async fn lose_update_answers(month: &Month, table: &str, calls: u32, mode: local
     emulator.lose_answers(table, update, calls, mode).await.unwrap();
 }
 
-fn deps_of(month: &Month) -> dispatch_slot::Deps {
-    let mut deps = dispatch_deps(month);
+async fn deps_of(month: &Month) -> dispatch_slot::Deps {
+    let mut deps = dispatch_deps(month).await;
     // No sender runs here: what is enqueued is not re-checked within these tests.
     deps.config.recheck_after = chrono::Duration::days(60);
     deps
@@ -142,7 +142,7 @@ fn deps_of(month: &Month) -> dispatch_slot::Deps {
 /// dependencies over it (see [`deps_of`]) and that cycle.
 async fn settled_november(name: &str) -> (Month, dispatch_slot::Deps, Cycle) {
     let month = Month::new(name).await.unwrap();
-    let deps = deps_of(&month);
+    let deps = deps_of(&month).await;
     let nov = cycle_of("2026-11");
     cycle_record(&month, nov, adapters::cycles::CycleStatus::Settled).await;
     (month, deps, nov)
@@ -152,7 +152,7 @@ async fn settled_november(name: &str) -> (Month, dispatch_slot::Deps, Cycle) {
 async fn a_ready_delivery_of_a_settled_cycle_months_old_is_enqueued() {
     use adapters::cycles::CycleStatus;
     let month = Month::new("dispatch-horizon").await.unwrap();
-    let deps = deps_of(&month);
+    let deps = deps_of(&month).await;
     // Settled five months before the run's month: an operator's resend or a schedule made it due.
     let july = cycle_of("2026-07");
     cycle_record(&month, july, CycleStatus::Settled).await;
@@ -185,7 +185,7 @@ async fn a_ready_delivery_of_a_settled_cycle_months_old_is_enqueued() {
 async fn dispatch_against_a_failed_or_settling_cycle_enqueues_nothing() {
     use adapters::cycles::CycleStatus;
     let month = Month::new("dispatch-gate").await.unwrap();
-    let deps = deps_of(&month);
+    let deps = deps_of(&month).await;
     let mut waiting = Vec::new();
     for (cycle, status, customer) in [
         ("2026-11", CycleStatus::Settling, "C0000001"),

@@ -77,26 +77,25 @@ pub struct Delivery {
 /// Both senders as template.yaml configures them with `overrides`, on `clock`, their
 /// backoffs after trouble compressed; the email provider one that cannot be asked when the
 /// profile says so.
-fn senders(
+async fn senders(
     config: &aws_config::SdkConfig,
     resources: &Resources,
     overrides: &[(&str, String)],
     clock: &VirtualClock,
     profile: FaultProfile,
 ) -> anyhow::Result<Vec<Poller>> {
-    [Channel::Email, Channel::Sms]
-        .into_iter()
-        .map(|ch| {
-            let mut d = crate::send::sender_deps(config, resources, ch, overrides)?;
-            d.clock = clock.clock();
-            d.config.trouble_delay = TROUBLE_DELAY;
-            d.config.busy_delay_max = BUSY_DELAY_MAX;
-            if profile.unaskable() && ch == Channel::Email {
-                d.email = Arc::new(faults::CannotBeAsked(d.email.clone()));
-            }
-            Ok(Poller::new(config, Arc::new(d)))
-        })
-        .collect()
+    let mut out = Vec::with_capacity(2);
+    for ch in [Channel::Email, Channel::Sms] {
+        let mut d = crate::send::sender_deps(config, resources, ch, overrides).await?;
+        d.clock = clock.clock();
+        d.config.trouble_delay = TROUBLE_DELAY;
+        d.config.busy_delay_max = BUSY_DELAY_MAX;
+        if profile.unaskable() && ch == Channel::Email {
+            d.email = Arc::new(faults::CannotBeAsked(d.email.clone()));
+        }
+        out.push(Poller::new(config, Arc::new(d)));
+    }
+    Ok(out)
 }
 
 /// One slot's dispatch run, tried again after a failure (a throttled enqueue that got no
@@ -200,7 +199,7 @@ pub async fn deliver(
     options: &Options,
     on_slot: &(dyn Fn(SlotRun, &PollStats) + Sync),
 ) -> anyhow::Result<Delivery> {
-    let mut deps = crate::dispatch::dispatch_deps(config, resources)?;
+    let mut deps = crate::dispatch::dispatch_deps(config, resources).await?;
     deps.config.quiet = options.quiet;
     let clock = VirtualClock::default();
     // The mock as deployed (1% failures), its latency as flagged; retries back off in
@@ -212,7 +211,7 @@ pub async fn deliver(
         ("RETRY_MAX_DELAY_SECONDS", "4".to_owned()),
     ];
     overrides.extend(options.profile.sender_overrides());
-    let pollers = senders(config, resources, &overrides, &clock, options.profile)?;
+    let pollers = senders(config, resources, &overrides, &clock, options.profile).await?;
     let targets = Targets::of(resources)?;
     let prefix = resources.prefix().to_owned();
     let table = targets.deliveries.clone();

@@ -15,8 +15,9 @@ use local_aws::Resources;
 pub const DISPATCH: &str = "DispatchSlotFunction";
 
 /// The dispatch function of `resources`, configured as template.yaml configures it.
-pub fn dispatch_deps(sdk: &SdkConfig, resources: &Resources) -> anyhow::Result<dispatch_slot::Deps> {
-    dispatch_slot::Deps::from_vars(sdk, &resources.function_env(DISPATCH))
+pub async fn dispatch_deps(sdk: &SdkConfig, resources: &Resources) -> anyhow::Result<dispatch_slot::Deps> {
+    dispatch_slot::Deps::load(sdk, &resources.function_env(DISPATCH))
+        .await
         .with_context(|| format!("environment of {DISPATCH}"))
 }
 

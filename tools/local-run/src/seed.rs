@@ -15,7 +15,6 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::customer::{Contact, Customer};
 use domain::delivery::{Delivery, DeliveryContent, DeliveryMessage};
-use domain::pii::Keyring;
 use domain::{Channel, CustomerId, Cycle, Krw, SendDay, SlotSet};
 use futures::{StreamExt, TryStreamExt, stream};
 use local_aws::Resources;
@@ -73,7 +72,9 @@ async fn seed(
     let var = |k: &str| env.get(k).cloned().with_context(|| format!("{k} is not in the stack"));
     let ddb = adapters::dynamodb_client(sdk);
     let sqs = adapters::sqs_client(sdk);
-    let keys = Keyring::parse(&var("PII_KEYS")?).map_err(|e| anyhow::anyhow!("PII_KEYS: {e}"))?;
+    // Sealed with the keyring the local stack's secret holds (local_aws::project_secrets):
+    // `PII_KEYS` when set, else the development keyring.
+    let keys = datagen::keyring_from_spec(std::env::var("PII_KEYS").ok().as_deref()).context("PII_KEYS")?;
     let cycle: Cycle = SEED_CYCLE.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     let now = Utc::now();
     let send_day = SendDay::new(15).map_err(anyhow::Error::msg)?;

@@ -33,8 +33,8 @@ pub fn logical_id(channel: Channel) -> &'static str {
     }
 }
 
-/// A sender's environment as template.yaml gives it (with the local
-/// keyring), `overrides` applied.
+/// A sender's environment as template.yaml gives it (naming the stack's
+/// keyring secret), `overrides` applied.
 pub fn sender_env(resources: &Resources, channel: Channel, overrides: &[(&str, String)]) -> BTreeMap<String, String> {
     let mut env = crate::settle::local_function_env(resources, logical_id(channel));
     for (k, v) in overrides {
@@ -44,32 +44,32 @@ pub fn sender_env(resources: &Resources, channel: Channel, overrides: &[(&str, S
 }
 
 /// A sender configured as template.yaml configures it, `overrides` applied.
-pub fn sender_deps(
+pub async fn sender_deps(
     sdk: &SdkConfig,
     resources: &Resources,
     channel: Channel,
     overrides: &[(&str, String)],
 ) -> anyhow::Result<sender::Deps> {
-    sender::Deps::from_vars(channel, sdk, &sender_env(resources, channel, overrides))
+    sender::Deps::load(channel, sdk, &sender_env(resources, channel, overrides))
+        .await
         .with_context(|| format!("environment of {}", logical_id(channel)))
 }
 
 /// Both senders, configured as template.yaml configures them with
 /// `overrides`, reading `clock`, each polling its queue.
-pub fn pollers(
+pub async fn pollers(
     sdk: &SdkConfig,
     resources: &Resources,
     overrides: &[(&str, String)],
     clock: &VirtualClock,
 ) -> anyhow::Result<Vec<Poller>> {
-    [Channel::Email, Channel::Sms]
-        .into_iter()
-        .map(|ch| {
-            let mut d = sender_deps(sdk, resources, ch, overrides)?;
-            d.clock = clock.clock();
-            Ok(Poller::new(sdk, Arc::new(d)))
-        })
-        .collect()
+    let mut out = Vec::with_capacity(2);
+    for ch in [Channel::Email, Channel::Sms] {
+        let mut d = sender_deps(sdk, resources, ch, overrides).await?;
+        d.clock = clock.clock();
+        out.push(Poller::new(sdk, Arc::new(d)));
+    }
+    Ok(out)
 }
 
 /// A clock the local month moves by hand: every slot's sends happen at the

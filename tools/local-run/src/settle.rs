@@ -31,14 +31,12 @@ const SHARD_TIMEOUT: Duration = Duration::from_secs(900);
 const FINISH_TIMEOUT: Duration = Duration::from_secs(300);
 const RENDER_TIMEOUT: Duration = Duration::from_secs(900);
 
-/// A function's environment as template.yaml gives it, plus what a deployed
-/// stack resolves from Secrets Manager: the contact-data keyring, from
-/// `PII_KEYS` when set, else the published development keyring.
+/// A function's environment as the local stack gives it: as template.yaml
+/// declares it, the globals included. It holds no key: the functions that open
+/// contact data find the stack's keyring secret in `PII_KEYS_SECRET` and read
+/// it from the emulator's Secrets Manager, as deployed.
 pub fn local_function_env(resources: &Resources, logical_id: &str) -> std::collections::BTreeMap<String, String> {
-    let mut env = resources.function_env(logical_id);
-    let keys = std::env::var("PII_KEYS").unwrap_or_else(|_| domain::pii::DEV_KEYRING.to_owned());
-    env.entry("PII_KEYS".to_owned()).or_insert(keys);
-    env
+    resources.function_env(logical_id)
 }
 
 /// Physical name of a function of the provisioned stack.
@@ -120,7 +118,7 @@ pub async fn host_settlement_timed(
     resources: &Resources,
     timings: Arc<Timings>,
 ) -> anyhow::Result<()> {
-    let begin = Arc::new(settle_begin::Deps::from_vars(sdk, &resources.function_env(BEGIN))?);
+    let begin = Arc::new(settle_begin::Deps::load(sdk, &resources.function_env(BEGIN)).await?);
     let t = timings.clone();
     host.register_fn(emulator, &function_name(resources, BEGIN)?, BEGIN_TIMEOUT, move |ev| {
         let (deps, t) = (begin.clone(), t.clone());
@@ -132,7 +130,7 @@ pub async fn host_settlement_timed(
         }
     })
     .await?;
-    let shard = Arc::new(settle_shard::Deps::from_vars(sdk, &resources.function_env(SHARD))?);
+    let shard = Arc::new(settle_shard::Deps::load(sdk, &resources.function_env(SHARD)).await?);
     let t = timings.clone();
     host.register_fn(
         emulator,
@@ -149,10 +147,7 @@ pub async fn host_settlement_timed(
         },
     )
     .await?;
-    let render = Arc::new(render_shard::Deps::from_vars(
-        sdk,
-        &local_function_env(resources, RENDER),
-    )?);
+    let render = Arc::new(render_shard::Deps::load(sdk, &local_function_env(resources, RENDER)).await?);
     let t = timings.clone();
     host.register_fn(
         emulator,
@@ -169,7 +164,7 @@ pub async fn host_settlement_timed(
         },
     )
     .await?;
-    let finish = Arc::new(settle_finish::Deps::from_vars(sdk, &resources.function_env(FINISH))?);
+    let finish = Arc::new(settle_finish::Deps::load(sdk, &resources.function_env(FINISH)).await?);
     let t = timings;
     host.register_fn(
         emulator,

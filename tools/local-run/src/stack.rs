@@ -43,8 +43,8 @@ pub(crate) async fn provision_stack(out: &Path, name: &str) -> anyhow::Result<St
         "RecordFailureFunction",
         "AdminApiFunction",
     ] {
-        // As template.yaml gives them, and the contact-data keyring a deployed stack
-        // resolves from Secrets Manager (the development keyring unless PII_KEYS is set).
+        // As template.yaml gives them: the keyring is in the stack's own secret, which
+        // PII_KEYS_SECRET names (the development keyring unless PII_KEYS is set).
         for (k, v) in settle::local_function_env(&resources, function) {
             env.entry(k).or_insert(v);
         }

@@ -59,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // The run.
-    let mut deps = local_run::dispatch::dispatch_deps(config, resources)?;
+    let mut deps = local_run::dispatch::dispatch_deps(config, resources).await?;
     deps.config.recheck_after = chrono::Duration::days(62);
     let at: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-12-15T10:00:00+09:00")?.with_timezone(&Utc);
     let slot = SlotRun::containing(at);

@@ -71,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
         ("MOCK_LATENCY_MS", "1000".to_owned()),
         ("MOCK_FAILURE_RATE", "0".to_owned()),
     ];
-    let mut deps = sender_deps(&config, &resources, Channel::Email, &overrides)?;
+    let mut deps = sender_deps(&config, &resources, Channel::Email, &overrides).await?;
     deps.clock = clock.clock();
     let mut event = SqsEvent::default();
     for (i, (id, channel)) in seeded.deliveries.iter().enumerate() {
@@ -116,7 +116,7 @@ async fn main() -> anyhow::Result<()> {
         ("RETRY_BASE_DELAY_SECONDS", "1".to_owned()),
         ("RETRY_MAX_DELAY_SECONDS", "4".to_owned()),
     ];
-    let pollers = local_run::send::pollers(&config, &resources, &overrides, &clock)?;
+    let pollers = local_run::send::pollers(&config, &resources, &overrides, &clock).await?;
     let before = emulator.request_counts(&prefix).await?;
     let t = Instant::now();
     let (stats, drained) = drain(&pollers, a.workers, Duration::from_secs(3600)).await?;

@@ -95,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
         &|_| {},
     )
     .await?;
-    let deps = settle_shard::Deps::from_vars(&config, &resources.function_env("SettleShardFunction"))?;
+    let deps = settle_shard::Deps::load(&config, &resources.function_env("SettleShardFunction")).await?;
     let cycles = adapters::cycles::CycleStore::new(ddb.clone(), resources.env().required("CYCLES_TABLE")?);
     let task = ShardTask {
         cycle: m.cycle,
@@ -153,10 +153,11 @@ async fn main() -> anyhow::Result<()> {
     }
     // RenderShard on the settled shard: first render, then a re-render (a no-op), each with
     // the requests the emulator answered for this stack.
-    let render_deps = render_shard::Deps::from_vars(
+    let render_deps = render_shard::Deps::load(
         &config,
         &local_run::settle::local_function_env(&resources, "RenderShardFunction"),
     )
+    .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let prefix = resources.prefix().to_owned();
     let mut render_runs = Vec::new();
