@@ -209,7 +209,10 @@ mod tests {
             ),
         ] {
             let d = decode_payload::<Task>(payload).unwrap_err();
-            assert_eq!((d.error_type.as_str(), d.error_message.as_str()), (INVALID_INPUT, expected));
+            assert_eq!(
+                (d.error_type.as_str(), d.error_message.as_str()),
+                (INVALID_INPUT, expected)
+            );
             assert!(!domain::text::echoes(&d.error_message, email));
         }
         let t: Task = decode_payload(serde_json::json!({"cycle": "2026-11", "shard": 3})).unwrap();
