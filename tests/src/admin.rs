@@ -1,7 +1,7 @@
 //! The admin API's test fixture: a fresh stack in the emulator with six customers, each with
-//! a queued delivery, and the handler called in process as the operator (every answer checked
-//! for contact data in clear); the senders that take the queued messages, and what the mock
-//! providers accepted.
+//! a queued delivery, and the handler called in process as the bootstrap administrator or as
+//! any other caller (every answer checked for contact data in clear); the senders that take
+//! the queued messages, and what the mock providers accepted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -15,8 +15,13 @@ use local_run::seed::{Seeded, seed_queued};
 use local_run::send::{Poller, VirtualClock};
 use serde_json::Value;
 
-/// The caller of every request: an operator's role session.
-pub const OPERATOR: &str = "arn:aws:sts::123456789012:assumed-role/billing-operator/kim";
+/// The caller of [`Api::call`] and its shorthands: a session of the stack's bootstrap
+/// administrator role (the template's `AdminBootstrapRole`, `billing-admin`).
+pub const ADMINISTRATOR: &str = "arn:aws:sts::123456789012:assumed-role/billing-admin/kim";
+/// A session of the role the roles tests make an operator.
+pub const OPERATOR: &str = "arn:aws:sts::123456789012:assumed-role/billing-operator/lee@example.com";
+/// A session of the role the roles tests make a viewer.
+pub const VIEWER: &str = "arn:aws:sts::123456789012:assumed-role/billing-viewer/park";
 
 /// How long the admin API's tests let the senders drain their queues.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(120);
@@ -43,7 +48,7 @@ impl Api {
             .await
             .unwrap();
         let env = local_run::settle::local_function_env(&stack.resources, "AdminApiFunction");
-        let deps = Deps::from_vars(&stack.config, &env).unwrap();
+        let deps = Deps::load(&stack.config, &env).await.unwrap();
         Api {
             stack,
             deps,
@@ -52,8 +57,25 @@ impl Api {
         }
     }
 
-    /// The operator's request at `now`; its answer must not hold contact data in clear.
+    /// The administrator's request at `now`; its answer must not hold contact data in clear.
     pub async fn call_at(&self, method: &str, path: &str, body: Option<Value>, now: DateTime<Utc>) -> Response {
+        self.call_as_at(ADMINISTRATOR, method, path, body, now).await
+    }
+
+    /// `caller`'s request (an ARN as the function URL gives it), now.
+    pub async fn call_as(&self, caller: &str, method: &str, path: &str, body: Option<Value>) -> Response {
+        self.call_as_at(caller, method, path, body, Utc::now()).await
+    }
+
+    /// `caller`'s request at `now`; its answer must not hold contact data in clear.
+    pub async fn call_as_at(
+        &self,
+        caller: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        now: DateTime<Utc>,
+    ) -> Response {
         let (path, query) = match path.split_once('?') {
             Some((p, q)) => (
                 p,
@@ -69,7 +91,7 @@ impl Api {
             path: path.into(),
             query,
             body: body.map(|b| b.to_string()),
-            caller: Some(Caller { arn: OPERATOR.into() }),
+            caller: Some(Caller { arn: caller.into() }),
             request_id: "test-request".into(),
         };
         let r = serve(&self.deps, &req, now).await;
@@ -81,34 +103,42 @@ impl Api {
         r
     }
 
-    /// The operator's request, now.
+    /// The administrator's request, now.
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Response {
         self.call_at(method, path, body, Utc::now()).await
     }
 
-    /// The operator's `GET path`, now.
+    /// The administrator's `GET path`, now.
     pub async fn get(&self, path: &str) -> Response {
         self.call("GET", path, None).await
     }
 
-    /// The operator's `GET path` at `now`.
+    /// The administrator's `GET path` at `now`.
     pub async fn get_at(&self, path: &str, now: DateTime<Utc>) -> Response {
         self.call_at("GET", path, None, now).await
     }
 
-    /// The operator's `PUT path` with `body`, now.
+    /// The administrator's `PUT path` with `body`, now.
     pub async fn put(&self, path: &str, body: Value) -> Response {
         self.call("PUT", path, Some(body)).await
     }
 
-    /// The operator's `POST path` with `body`, now.
+    /// The administrator's `POST path` with `body`, now.
     pub async fn post(&self, path: &str, body: Value) -> Response {
         self.call("POST", path, Some(body)).await
     }
 
-    /// The operator's `POST path` with `body` at `now`.
+    /// The administrator's `POST path` with `body` at `now`.
     pub async fn post_at(&self, path: &str, body: Value, now: DateTime<Utc>) -> Response {
         self.call_at("POST", path, Some(body), now).await
+    }
+
+    /// The administrator grants `role` (`viewer`, `operator`, `administrator`, `none`) to the
+    /// IAM role or user behind `caller`, under the command id `command_id`; the answer.
+    pub async fn grant(&self, caller: &str, role: &str, command_id: &str) -> Response {
+        let principal = admin_api::identity::Principal::of(caller).unwrap().arn;
+        let body = serde_json::json!({"command_id": command_id, "reason": "roles test", "role": role});
+        self.put(&format!("/roles/{principal}"), body).await
     }
 
     /// The delivery id and customer of the seeded delivery `i`.
@@ -131,8 +161,8 @@ impl Api {
 
     /// Both senders on this stack, on `clock`, with a mock provider that answers at once
     /// and never fails.
-    pub fn senders(&self, clock: &VirtualClock) -> Vec<Poller> {
-        senders(&self.stack, clock, &[("MOCK_FAILURE_RATE", "0")])
+    pub async fn senders(&self, clock: &VirtualClock) -> Vec<Poller> {
+        senders(&self.stack, clock, &[("MOCK_FAILURE_RATE", "0")]).await
     }
 
     /// Test set-up: string attributes of a delivery, as a writer would have left them.
@@ -167,13 +197,15 @@ impl Api {
 
 /// Both senders on `stack`, on `clock`, with a mock provider that answers at once; `overrides`
 /// set the rest of their variables (the provider's failure rate, the retry delays).
-pub fn senders(stack: &Stack, clock: &VirtualClock, overrides: &[(&str, &str)]) -> Vec<Poller> {
+pub async fn senders(stack: &Stack, clock: &VirtualClock, overrides: &[(&str, &str)]) -> Vec<Poller> {
     let overrides: Vec<(&str, String)> = [("MOCK_LATENCY_MS", "0")]
         .iter()
         .chain(overrides)
         .map(|(k, v)| (*k, (*v).to_owned()))
         .collect();
-    local_run::send::pollers(&stack.config, &stack.resources, &overrides, clock).unwrap()
+    local_run::send::pollers(&stack.config, &stack.resources, &overrides, clock)
+        .await
+        .unwrap()
 }
 
 /// Runs the senders until their queues are empty (at most `limit`): whether they are.

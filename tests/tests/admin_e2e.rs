@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use domain::delivery::DeliveryId;
 use domain::dispatch::SlotRun;
 use domain::{Channel, SlotSet};
-use integration_tests::admin::{OPERATOR, drain_all, senders};
+use integration_tests::admin::{ADMINISTRATOR, drain_all, senders};
 use lambda_runtime::LambdaEvent;
 use local_run::seed::{Seeded, seed_queued};
 use local_run::send::{VirtualClock, sender_env};
@@ -44,7 +44,9 @@ async fn call(deps: &Deps, method: &str, path: &str, body: Option<Value>, now: D
         path: path.into(),
         query: HashMap::new(),
         body: body.map(|b| b.to_string()),
-        caller: Some(Caller { arn: OPERATOR.into() }),
+        caller: Some(Caller {
+            arn: ADMINISTRATOR.into(),
+        }),
         request_id: "e2e-request".into(),
     };
     serve(deps, &req, now).await
@@ -109,10 +111,11 @@ async fn email_fails_then_sms_then_dead_letter_recorded_and_a_resend_sends_once(
         .await
         .unwrap();
     assert!(seeded.deliveries.iter().all(|(_, ch)| *ch == Channel::Email));
-    let api = Deps::from_vars(
+    let api = Deps::load(
         &stack.config,
         &local_run::settle::local_function_env(&stack.resources, "AdminApiFunction"),
     )
+    .await
     .unwrap();
     let sender_vars = sender_env(&stack.resources, Channel::Email, &[]);
     let dlq = sender_vars["DEAD_LETTER_QUEUE_URL"].clone();
@@ -132,7 +135,7 @@ async fn email_fails_then_sms_then_dead_letter_recorded_and_a_resend_sends_once(
     let view = |id: &str| format!("/cycles/2026-11/deliveries/{}", customer(id));
 
     // 1. Every attempt fails: email gives up, SMS takes over and gives up, the delivery is DEAD.
-    let failing = senders(&stack, &clock, &sender_overrides("1"));
+    let failing = senders(&stack, &clock, &sender_overrides("1")).await;
     let (email_attempts, sms_attempts) = {
         let retry = &failing[0].deps.config.retry;
         (u64::from(retry.email_attempts), u64::from(retry.sms_attempts))
@@ -172,7 +175,7 @@ async fn email_fails_then_sms_then_dead_letter_recorded_and_a_resend_sends_once(
         Some(dlq.as_str()),
         "the senders' dead letters go to the queue RecordFailure consumes"
     );
-    let recorder = record_failure::Deps::from_vars(&stack.config, &recorder_env).unwrap();
+    let recorder = record_failure::Deps::load(&stack.config, &recorder_env).await.unwrap();
     let letters = record_failures(&stack, &recorder, &dlq, 10).await;
     assert_eq!(
         letters.len(),
@@ -214,7 +217,7 @@ async fn email_fails_then_sms_then_dead_letter_recorded_and_a_resend_sends_once(
     assert_eq!(listed.status, 200, "{}", listed.body);
 
     // 3. The provider works again: an operator resends each DEAD delivery.
-    let working = senders(&stack, &clock, &sender_overrides("0"));
+    let working = senders(&stack, &clock, &sender_overrides("0")).await;
     let resend = |id: &str| {
         json!({
             "command_id": format!("e2e-resend-{}", customer(id)),
@@ -234,7 +237,9 @@ async fn email_fails_then_sms_then_dead_letter_recorded_and_a_resend_sends_once(
     // The next slot's dispatch enqueues them; the senders send each once.
     let next = SlotRun::containing(t0).next();
     clock.set(next.start());
-    let dispatch = local_run::dispatch::dispatch_deps(&stack.config, &stack.resources).unwrap();
+    let dispatch = local_run::dispatch::dispatch_deps(&stack.config, &stack.resources)
+        .await
+        .unwrap();
     let report = local_run::dispatch::run_slot(&dispatch, next).await.unwrap();
     assert_eq!(
         (report.enqueued_email, report.enqueued_sms),

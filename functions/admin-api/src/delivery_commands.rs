@@ -132,7 +132,7 @@ pub(crate) async fn delivery_command(
     let Some(raw) = deps.deliveries.raw(cycle, shard, customer).await? else {
         return Err(ApiError::not_found(
             "unknown-delivery",
-            format!("customer {customer} has no delivery in cycle {cycle}"),
+            format!("the customer has no delivery in cycle {cycle}"),
         ));
     };
     let seen =
@@ -178,7 +178,7 @@ pub(crate) async fn delivery_command(
     let refused = || changed_meanwhile(&format!("delivery {target}"));
     let applied = deps.commands.apply(&cmd, effect, result, refused).await?;
     Ok(applied.answer(|| {
-        tracing::info!(command_id = %given.id(), command = command.name(), delivery_id = %target, who = %given.caller.arn, "command applied");
+        tracing::info!(command_id = %given.id(), command = command.name(), delivery_id = %target, who = %given.caller.masked(), "command applied");
     }))
 }
 

@@ -21,6 +21,13 @@
 //! | `GET /settings`, `GET`/`PUT /settings/{name}` | the channel policy and the active template version, at runtime |
 //! | `GET /queues`, `GET /queues/{queue}` | the dead-letter queues and their redrives |
 //! | `POST /queues/{queue}/redrive` | moves a dead-letter queue's messages back at a bounded rate |
+//! | `GET /roles` | who has which platform role, and the caller's own |
+//! | `PUT /roles/{principal}` | grants a role to an IAM role or user (`none` removes it) |
+//!
+//! Every route needs a platform role (viewer, operator, administrator: [`roles`]), checked in
+//! one place against one table ([`access::ROUTES`]) before its handler runs: a caller without
+//! it gets 403 and nothing changes. Every read is logged with the route, the caller's role and
+//! the caller masked ([`identity`]); every command is audited.
 //!
 //! Every mutating command carries `command_id` and `reason` (see [`command_log`]); a delivery
 //! command's effect is built by `adapters::deliveries::commands`, the one place of the
@@ -31,7 +38,10 @@
 //!
 //! | file | holds |
 //! |---|---|
-//! | `lib.rs` | [`Deps`], the Lambda entry [`handle`], [`serve`] and the routing table |
+//! | `lib.rs` | [`Deps`], the Lambda entry [`handle`], [`serve`] and the router |
+//! | `access.rs` | the routes and the role each needs |
+//! | `identity.rs` | the caller's principal (the role behind a session) and its masked form for logs |
+//! | `roles.rs` | the platform roles, their mapping in `AdminTable`, `GET`/`PUT /roles` |
 //! | `http.rs` | [`Request`], [`Response`], [`ApiError`]: the Function URL's event and the answers |
 //! | `reads.rs` | the cycle, the funnel, the failure log, one delivery; the page tokens |
 //! | `delivery_commands.rs` | the commands on a delivery: their bodies, times and refusals |
@@ -45,12 +55,15 @@
 //! `admin-local` tool crate (`cargo run -p admin-local -- 8080`); it is not part of this
 //! function.
 
+pub mod access;
 mod audit;
 pub mod command_log;
 mod delivery_commands;
 pub mod http;
+pub mod identity;
 pub mod queues;
 mod reads;
+pub mod roles;
 mod settings;
 mod templates;
 
@@ -59,21 +72,23 @@ use adapters::cycles::CycleStore;
 use adapters::data_bucket::DataBucket;
 use adapters::deliveries::DeliveryStore;
 use adapters::failures::FailureLog;
+use adapters::keyring::PiiKeys;
 use adapters::settings::SettingsStore;
 use adapters::{ConfigError, Vars};
 use aws_config::SdkConfig;
 use aws_lambda_events::event::lambda_function_urls::{LambdaFunctionUrlRequest, LambdaFunctionUrlResponse};
 use chrono::{DateTime, Utc};
-use domain::pii::Keyring;
 use domain::{CustomerId, Cycle};
 use lambda_runtime::LambdaEvent;
 
+use crate::access::{Endpoint, Found};
 use crate::command_log::CommandLog;
 pub use crate::delivery_commands::{DELIVERY_COMMANDS, MAX_SCHEDULE_AHEAD_DAYS};
 pub use crate::http::{ApiError, Caller, Request, Response};
 pub use crate::reads::{DEFAULT_PAGE, FUNNEL_CONCURRENCY, LINK_TTL, MAX_PAGE};
+use crate::roles::RoleStore;
 
-/// What the routes need, built once at cold start ([`Deps::from_vars`]).
+/// What the routes need, built once at cold start ([`Deps::load`]).
 pub struct Deps {
     pub cycles: CycleStore,
     pub deliveries: DeliveryStore,
@@ -81,7 +96,11 @@ pub struct Deps {
     pub failures: FailureLog,
     pub bucket: DataBucket,
     pub commands: CommandLog,
-    pub keys: Keyring,
+    /// The platform's roles: the mapping in `ADMIN_TABLE` and the bootstrap administrator.
+    pub roles: RoleStore,
+    /// The contact-data keyring (to mask contact data), from the secret named by
+    /// `PII_KEYS_SECRET`.
+    pub keys: PiiKeys,
     /// Every embedded invoice template version, validated at start.
     pub templates: invoice::Templates,
     /// The version a settlement pins unless its input or the operators' setting names
@@ -98,16 +117,14 @@ pub struct Deps {
 
 impl Deps {
     /// From `CYCLES_TABLE`, `DELIVERIES_TABLE`, `CUSTOMERS_TABLE`, `FAILURES_TABLE`,
-    /// `DATA_BUCKET`, `ADMIN_TABLE`, `PII_KEYS` (to mask contact data), `TEMPLATE_VERSION`,
-    /// `CHANNEL_POLICY` (`email,sms` when unset), and the dead-letter queues:
+    /// `DATA_BUCKET`, `ADMIN_TABLE`, `PII_KEYS_SECRET` (the keyring's secret, fetched here), `TEMPLATE_VERSION`,
+    /// `CHANNEL_POLICY` (`email,sms` when unset), `ADMIN_BOOTSTRAP_PRINCIPAL` (the role that is
+    /// always administrator, see [`roles`]), and the dead-letter queues:
     /// `DELIVERY_DLQ_URL`/`_ARN`, `DISPATCH_DLQ_URL`/`_ARN` and
     /// `DISPATCH_CONTINUATION_QUEUE_ARN` (where the dispatch DLQ's messages are redriven).
-    pub fn from_vars(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
+    pub async fn load(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
         let ddb = adapters::dynamodb_client(sdk);
-        let keys = Keyring::parse(&vars.required("PII_KEYS")?).map_err(|e| ConfigError::Invalid {
-            name: "PII_KEYS",
-            reason: e.to_string(),
-        })?;
+        let keys = PiiKeys::load(sdk, vars).await?;
         Ok(Deps {
             cycles: CycleStore::new(ddb.clone(), vars.required("CYCLES_TABLE")?),
             deliveries: DeliveryStore::new(ddb.clone(), vars.required("DELIVERIES_TABLE")?),
@@ -115,6 +132,15 @@ impl Deps {
             failures: FailureLog::new(ddb.clone(), vars.required("FAILURES_TABLE")?),
             bucket: DataBucket::new(adapters::s3_client(sdk), vars.required("DATA_BUCKET")?),
             commands: CommandLog::new(ddb.clone(), vars.required("ADMIN_TABLE")?),
+            roles: RoleStore::new(
+                ddb.clone(),
+                vars.required("ADMIN_TABLE")?,
+                &vars.required("ADMIN_BOOTSTRAP_PRINCIPAL")?,
+            )
+            .ok_or_else(|| ConfigError::Invalid {
+                name: "ADMIN_BOOTSTRAP_PRINCIPAL",
+                reason: "not the ARN of an IAM role or user".into(),
+            })?,
             settings: SettingsStore::new(ddb.clone(), vars.required("ADMIN_TABLE")?),
             default_policy: vars.parsed("CHANNEL_POLICY", domain::dispatch::ChannelPolicy::ALL)?,
             sqs: adapters::sqs_client(sdk),
@@ -159,127 +185,127 @@ pub async fn handle(
 /// Answers one request at `now`.
 pub async fn serve(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Response {
     let answer = route(deps, req, now).await;
+    // Logged: the route's pattern and a standard method, never the path or the method as
+    // sent (they hold what the caller typed).
+    let (method, path) = (http::shown_method(&req.method), route_label(req));
     let response = match answer {
         Ok(r) => r,
         Err(e) => {
             match &e {
                 ApiError::Internal(cause) => {
-                    tracing::error!(request_id = %req.request_id, method = %req.method, path = %req.path, %cause, "request failed")
+                    let cause = domain::text::reason(cause);
+                    tracing::error!(request_id = %req.request_id, method, route = path, %cause, "request failed")
                 }
                 other => {
-                    tracing::info!(request_id = %req.request_id, method = %req.method, path = %req.path, status = other.status(), error = %other, "request refused")
+                    let error = domain::text::bounded(&other.to_string(), http::MAX_MESSAGE_BYTES).into_owned();
+                    tracing::info!(request_id = %req.request_id, method, route = path, status = other.status(), %error, "request refused")
                 }
             }
             e.into_response(&req.request_id)
         }
     };
-    tracing::info!(request_id = %req.request_id, method = %req.method, path = %req.path, status = response.status, "request");
+    let caller = req.caller.as_ref().map_or_else(|| "none".to_owned(), Caller::masked);
+    tracing::info!(request_id = %req.request_id, method, route = path, status = response.status, %caller, "request");
     response
+}
+
+/// The pattern of the route a request is for (`/cycles/{cycle}`), or what kind of miss it is.
+fn route_label(req: &Request) -> &'static str {
+    match access::find(&req.method, &req.segments()) {
+        Found::Route(route, _) => route.pattern,
+        Found::WrongMethod => "(a route, another method)",
+        Found::Nothing => "(no route)",
+    }
 }
 
 async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Response, ApiError> {
     let caller = req.caller.as_ref().ok_or_else(|| {
         ApiError::Forbidden("no IAM identity in the request: the function URL must use AWS_IAM".into())
     })?;
-    let seg = req.segments();
-    let method = req.method.as_str();
-    let only = |allowed: &str| -> Result<(), ApiError> {
-        if method == allowed {
-            Ok(())
-        } else {
-            Err(ApiError::MethodNotAllowed {
-                method: method.to_owned(),
+    let segments = req.segments();
+    let (route, params) = match access::find(&req.method, &segments) {
+        Found::Route(route, params) => (route, params),
+        Found::WrongMethod => {
+            return Err(ApiError::MethodNotAllowed {
+                method: req.method.clone(),
                 path: req.path.clone(),
-            })
+            });
+        }
+        Found::Nothing => {
+            return Err(ApiError::not_found(
+                "unknown-route",
+                "no such route (the routes are in docs/admin-api.md)",
+            ));
         }
     };
-    match seg.as_slice() {
-        ["cycles", cycle] => {
-            only("GET")?;
-            reads::cycle_status(deps, parse_cycle(cycle)?).await
+    // The one role check: the table's role for the route against the caller's.
+    let principal = caller.principal().ok_or_else(roles::no_principal)?;
+    let role = match deps.roles.role_of(&principal).await? {
+        Some(role) if role >= route.needs => role,
+        has => {
+            return Err(roles::refusal(
+                route.method,
+                route.pattern,
+                route.needs,
+                &principal,
+                has,
+            ));
         }
-        ["cycles", cycle, "funnel"] => {
-            only("GET")?;
-            reads::funnel(deps, parse_cycle(cycle)?).await
+    };
+    if route.method == "GET" {
+        tracing::info!(request_id = %req.request_id, route = route.pattern, role = role.as_str(), caller = %principal.masked(), "read");
+    }
+    let p = |name: &str| params.get(name);
+    match route.endpoint {
+        Endpoint::Cycle => reads::cycle_status(deps, parse_cycle(p("cycle"))?).await,
+        Endpoint::Funnel => reads::funnel(deps, parse_cycle(p("cycle"))?).await,
+        Endpoint::Failures => reads::failures(deps, parse_cycle(p("cycle"))?, req).await,
+        Endpoint::Delivery => {
+            reads::delivery(deps, parse_cycle(p("cycle"))?, &parse_customer(p("customer"))?, now).await
         }
-        ["cycles", cycle, "failures"] => {
-            only("GET")?;
-            reads::failures(deps, parse_cycle(cycle)?, req).await
-        }
-        ["cycles", cycle, "deliveries", customer] => {
-            only("GET")?;
-            reads::delivery(deps, parse_cycle(cycle)?, &parse_customer(customer)?, now).await
-        }
-        ["cycles", cycle, "deliveries", customer, verb] if DELIVERY_COMMANDS.contains(verb) => {
-            only("POST")?;
-            let (cycle, customer) = (parse_cycle(cycle)?, parse_customer(customer)?);
+        Endpoint::DeliveryCommand(verb) => {
+            let (cycle, customer) = (parse_cycle(p("cycle"))?, parse_customer(p("customer"))?);
             let command = move |given| async move {
                 delivery_commands::delivery_command(deps, verb, cycle, &customer, &given).await
             };
             deps.commands.unless_replayed(req, caller, now, command).await
         }
-        ["commands", id] => {
-            only("GET")?;
-            audit::command(deps, id).await
-        }
-        ["audit"] => {
-            only("GET")?;
-            audit::audit(deps, req).await
-        }
-        ["templates"] => {
-            only("GET")?;
-            templates::templates(deps).await
-        }
-        ["templates", version, "preview"] => {
-            only("GET")?;
-            templates::preview(deps, version, req)
-        }
-        ["templates", version, "activate"] => {
-            only("POST")?;
+        Endpoint::Command => audit::command(deps, p("command_id")).await,
+        Endpoint::Audit => audit::audit(deps, req).await,
+        Endpoint::Templates => templates::templates(deps).await,
+        Endpoint::Preview => templates::preview(deps, p("version"), req),
+        Endpoint::Activate => {
+            let version = p("version");
             let command = move |given| async move { settings::activate(deps, version, &given).await };
             deps.commands.unless_replayed(req, caller, now, command).await
         }
-        ["settings"] => {
-            only("GET")?;
-            settings::list_settings(deps).await
+        Endpoint::Settings => settings::list_settings(deps).await,
+        Endpoint::Setting => settings::get_setting(deps, p("name")).await,
+        Endpoint::PutSetting => {
+            let name = p("name");
+            let command = move |given| async move { settings::put_setting(deps, name, &given).await };
+            deps.commands.unless_replayed(req, caller, now, command).await
         }
-        ["settings", name] => match method {
-            "GET" => settings::get_setting(deps, name).await,
-            "PUT" => {
-                let command = move |given| async move { settings::put_setting(deps, name, &given).await };
-                deps.commands.unless_replayed(req, caller, now, command).await
-            }
-            _ => Err(ApiError::MethodNotAllowed {
-                method: method.to_owned(),
-                path: req.path.clone(),
-            }),
-        },
-        ["queues"] => {
-            only("GET")?;
-            queues::list_queues(deps).await
-        }
-        ["queues", name] => {
-            only("GET")?;
-            queues::get_queue(deps, name).await
-        }
-        ["queues", name, "redrive"] => {
-            only("POST")?;
+        Endpoint::Queues => queues::list_queues(deps).await,
+        Endpoint::Queue => queues::get_queue(deps, p("queue")).await,
+        Endpoint::Redrive => {
+            let name = p("queue");
             let command = move |given| async move { queues::redrive(deps, name, &given).await };
             deps.commands.unless_replayed(req, caller, now, command).await
         }
-        _ => Err(ApiError::not_found(
-            "unknown-route",
-            format!(
-                "no route {} {} (the routes are in docs/admin-api.md)",
-                req.method, req.path
-            ),
-        )),
+        Endpoint::Roles => roles::list(deps, &principal, role).await,
+        Endpoint::SetRole => {
+            let target = roles::principal_in_path(p("principal"));
+            let target = target.as_str();
+            let command = move |given| async move { roles::set(deps, target, &given).await };
+            deps.commands.unless_replayed(req, caller, now, command).await
+        }
     }
 }
 
 fn parse_cycle(s: &str) -> Result<Cycle, ApiError> {
     s.parse::<Cycle>()
-        .map_err(|_| ApiError::bad("invalid-cycle", format!("cycle {s:?} is not YYYY-MM")))
+        .map_err(|_| ApiError::bad("invalid-cycle", "cycle must be YYYY-MM"))
 }
 
 fn parse_customer(s: &str) -> Result<CustomerId, ApiError> {

@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    runtime::run(admin_api::Deps::from_vars, admin_api::handle).await
+    runtime::run(admin_api::Deps::load, admin_api::handle).await
 }

@@ -36,7 +36,7 @@ fn queue_of<'a>(deps: &'a Deps, name: &str) -> Result<&'a DeadLetterQueue, ApiEr
         let known: Vec<&str> = deps.queues.iter().map(|q| q.name).collect();
         ApiError::not_found(
             "unknown-queue",
-            format!("no queue {name:?}; the dead-letter queues are {}", known.join(", ")),
+            format!("no such queue; the dead-letter queues are {}", known.join(", ")),
         )
     })
 }
@@ -189,7 +189,7 @@ pub(crate) async fn redrive(deps: &Deps, name: &str, given: &Given<'_>) -> Resul
             result["status"] = json!("started");
             result["task_handle"] = json!(out.task_handle());
             deps.commands.finish(given.id(), &result).await?;
-            tracing::info!(command_id = %given.id(), queue = name, rate, waiting, who = %given.caller.arn, "redrive started");
+            tracing::info!(command_id = %given.id(), queue = name, rate, waiting, who = %given.caller.masked(), "redrive started");
             Ok(Response::ok(result))
         }
         Err(e) => {

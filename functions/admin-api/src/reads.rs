@@ -39,7 +39,7 @@ pub(crate) fn page_size(req: &Request) -> Result<i32, ApiError> {
             Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
             _ => Err(ApiError::bad(
                 "invalid-limit",
-                format!("limit must be 1 to {MAX_PAGE}, not {v:?}"),
+                format!("limit must be a whole number from 1 to {MAX_PAGE}"),
             )),
         },
     }
@@ -66,7 +66,7 @@ pub(crate) fn decode_token(req: &Request) -> Result<Option<Item>, ApiError> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .map_err(|_| bad())?;
-    let map: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let map: HashMap<String, String> = domain::decode::from_slice(&bytes).map_err(|_| bad())?;
     if map.is_empty() || map.len() > 4 {
         return Err(bad());
     }
@@ -219,10 +219,7 @@ async fn customer_of(deps: &Deps, customer: &CustomerId) -> Result<domain::Custo
     match deps.customers.get(customer.as_str()).await? {
         Some(Ok(c)) => Ok(c),
         Some(Err(e)) => Err(ApiError::Internal(format!("customer record does not decode: {e}"))),
-        None => Err(ApiError::not_found(
-            "unknown-customer",
-            format!("no customer {customer}"),
-        )),
+        None => Err(ApiError::not_found("unknown-customer", "no customer has this id")),
     }
 }
 
@@ -259,11 +256,12 @@ pub(crate) async fn delivery(
     let Some(raw) = deps.deliveries.raw(cycle, shard, customer).await? else {
         return Err(ApiError::not_found(
             "unknown-delivery",
-            format!("customer {customer} has no delivery in cycle {cycle}"),
+            format!("the customer has no delivery in cycle {cycle}"),
         ));
     };
     let id = domain::bill::bill_id(cycle, shard, customer);
-    let contact = match record.contact.open(&deps.keys, &record.customer_id) {
+    let keys = deps.keys.for_contact(&record.contact).await?;
+    let contact = match record.contact.open(&keys, &record.customer_id) {
         Ok(open) => json!({
             "name": mask_name(open.name.expose()),
             "email": mask_email(open.email.expose()),

@@ -34,17 +34,17 @@ fn canonical(deps: &Deps, name: &str, value: &str) -> Result<String, ApiError> {
             let known: Vec<&str> = deps.templates.versions().collect();
             ApiError::not_found(
                 "unknown-template-version",
-                format!("no template version {value:?}; this build has {}", known.join(", ")),
+                format!("no such template version; this build has {}", known.join(", ")),
             )
         }),
-        _ => Err(unknown_setting(name)),
+        _ => Err(unknown_setting()),
     }
 }
 
-fn unknown_setting(name: &str) -> ApiError {
+fn unknown_setting() -> ApiError {
     ApiError::not_found(
         "unknown-setting",
-        format!("no setting {name:?}; the settings are {}", NAMES.join(", ")),
+        format!("no such setting; the settings are {}", NAMES.join(", ")),
     )
 }
 
@@ -104,7 +104,7 @@ pub(crate) async fn list_settings(deps: &Deps) -> Result<Response, ApiError> {
 
 pub(crate) async fn get_setting(deps: &Deps, name: &str) -> Result<Response, ApiError> {
     if !NAMES.contains(&name) {
-        return Err(unknown_setting(name));
+        return Err(unknown_setting());
     }
     let stored = deps.settings.get(name).await?;
     Ok(Response::ok(view(deps, name, stored.as_ref())))
@@ -132,7 +132,7 @@ struct ActivateBody {
 /// `PUT /settings/{name}`.
 pub(crate) async fn put_setting(deps: &Deps, name: &str, given: &Given<'_>) -> Result<Response, ApiError> {
     if !NAMES.contains(&name) {
-        return Err(unknown_setting(name));
+        return Err(unknown_setting());
     }
     let body: SettingBody = given.body()?;
     set(deps, name, body.value.trim(), &body.reason, given).await
@@ -174,6 +174,6 @@ async fn set(deps: &Deps, name: &str, value: &str, reason: &str, given: &Given<'
     let refused = || changed_meanwhile(&format!("setting {name}"));
     let applied = deps.commands.apply(&cmd, effect, result, refused).await?;
     Ok(applied.answer(|| {
-        tracing::info!(command_id, setting = name, value = %value, who = %given.caller.arn, "setting changed");
+        tracing::info!(command_id, setting = name, value = %value, who = %given.caller.masked(), "setting changed");
     }))
 }

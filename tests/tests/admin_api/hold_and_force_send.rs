@@ -5,7 +5,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use domain::{Channel, SlotSet};
-use integration_tests::admin::{Api, DRAIN_LIMIT, OPERATOR, accepted_sends, drain_all, error_code};
+use integration_tests::admin::{ADMINISTRATOR, Api, DRAIN_LIMIT, accepted_sends, drain_all, error_code};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -80,11 +80,11 @@ async fn a_held_delivery_stays_out_of_dispatch_until_an_operator_releases_it() {
     let audit = api.get("/commands/h-1").await;
     assert_eq!(
         (&audit.body["who"], &audit.body["command"]),
-        (&json!(OPERATOR), &json!("hold"))
+        (&json!(ADMINISTRATOR), &json!("hold"))
     );
 
     // A dispatch run takes the READY one and leaves the held one.
-    let dispatch = dispatch_deps(&api.stack.config, &api.stack.resources).unwrap();
+    let dispatch = dispatch_deps(&api.stack.config, &api.stack.resources).await.unwrap();
     run_slot(&dispatch, SlotRun::containing(ten)).await.unwrap();
     assert_eq!(api.raw(&plain).await["state"].as_s().unwrap(), "QUEUED");
     assert_eq!(api.raw(&held).await["state"].as_s().unwrap(), "HELD");
@@ -111,7 +111,7 @@ async fn a_held_delivery_stays_out_of_dispatch_until_an_operator_releases_it() {
     run_slot(&dispatch, SlotRun::containing(ten)).await.unwrap();
     assert_eq!(api.raw(&held).await["state"].as_s().unwrap(), "QUEUED");
     let clock = VirtualClock::at(ten);
-    let senders = api.senders(&clock);
+    let senders = api.senders(&clock).await;
     assert!(drain_all(&senders, DRAIN_LIMIT).await, "every message handled");
     assert!(api.raw(&held).await["state"].as_s().unwrap().starts_with("SENT_"));
     let sent: Vec<u64> = accepted_sends(&api)
@@ -135,8 +135,8 @@ async fn force_send_ignores_do_not_disturb_but_never_the_quiet_window_and_conver
     let api = Api::with_dnd("admin-force", dnd).await;
     let ten: DateTime<Utc> = "2026-12-16T01:00:00Z".parse().unwrap(); // 10:00 in Seoul
     let clock = VirtualClock::at(ten);
-    let senders = api.senders(&clock);
-    let dispatch = dispatch_deps(&api.stack.config, &api.stack.resources).unwrap();
+    let senders = api.senders(&clock).await;
+    let dispatch = dispatch_deps(&api.stack.config, &api.stack.resources).await.unwrap();
     // The seeded messages first: in the DND slot they are deferred, not sent.
     assert!(drain_all(&senders, DRAIN_LIMIT).await, "every message handled");
     assert!(accepted_sends(&api).await.is_empty(), "nothing goes out in a DND slot");
@@ -295,7 +295,7 @@ async fn a_force_sends_set_aside_ends_with_any_other_command_on_the_delivery() {
     );
 
     // Dispatch honours the slots: neither goes out from 10:00 to 12:00.
-    let dispatch = dispatch_deps(&api.stack.config, &api.stack.resources).unwrap();
+    let dispatch = dispatch_deps(&api.stack.config, &api.stack.resources).await.unwrap();
     let report = run_slot(&dispatch, SlotRun::containing(ten)).await.unwrap();
     assert_eq!(report.enqueued_email + report.enqueued_sms, 0, "{report:?}");
     for id in [&held, &converted] {

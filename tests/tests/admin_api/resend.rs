@@ -2,7 +2,7 @@
 //! back to dispatch once no sender holds it; `confirm` settles an unconfirmed one.
 
 use chrono::{DateTime, Duration, Utc};
-use integration_tests::admin::{Api, DRAIN_LIMIT, OPERATOR, accepted_sends, drain_all, error_code};
+use integration_tests::admin::{ADMINISTRATOR, Api, DRAIN_LIMIT, accepted_sends, drain_all, error_code};
 use serde_json::json;
 
 #[tokio::test]
@@ -14,7 +14,7 @@ async fn a_resend_after_sent_sends_once_more_exactly_once_and_is_audited() {
     // 10:00 in Seoul on the customers' send day: an open slot.
     let t0: DateTime<Utc> = "2026-12-15T01:00:00Z".parse().unwrap();
     let clock = VirtualClock::at(t0);
-    let senders = api.senders(&clock);
+    let senders = api.senders(&clock).await;
     assert!(drain_all(&senders, DRAIN_LIMIT).await, "every message handled");
     let first = accepted_sends(&api).await;
     assert_eq!(first.len(), 6, "{first:?}");
@@ -66,7 +66,9 @@ async fn a_resend_after_sent_sends_once_more_exactly_once_and_is_audited() {
     // The next slot's dispatch enqueues it, and the senders send it once more.
     let next = SlotRun::containing(t0).next();
     clock.set(next.start());
-    let dispatch = local_run::dispatch::dispatch_deps(&api.stack.config, &api.stack.resources).unwrap();
+    let dispatch = local_run::dispatch::dispatch_deps(&api.stack.config, &api.stack.resources)
+        .await
+        .unwrap();
     let report = local_run::dispatch::run_slot(&dispatch, next).await.unwrap();
     assert_eq!(report.enqueued_email + report.enqueued_sms, 1, "{report:?}");
     assert!(drain_all(&senders, DRAIN_LIMIT).await, "every message handled");
@@ -89,7 +91,7 @@ async fn a_resend_after_sent_sends_once_more_exactly_once_and_is_audited() {
         (&commands[0]["command"], &commands[0]["who"], &commands[0]["why"]),
         (
             &json!("resend"),
-            &json!(OPERATOR),
+            &json!(ADMINISTRATOR),
             &json!("customer deleted the email by mistake")
         )
     );
@@ -261,8 +263,10 @@ async fn an_operator_resends_a_stuck_delivery_once_no_sender_holds_it_and_settle
     // The next slot's dispatch and the senders: the three go out, each once.
     let next = SlotRun::containing(later).next();
     let clock = VirtualClock::at(next.start());
-    let senders = api.senders(&clock);
-    let dispatch = local_run::dispatch::dispatch_deps(&api.stack.config, &api.stack.resources).unwrap();
+    let senders = api.senders(&clock).await;
+    let dispatch = local_run::dispatch::dispatch_deps(&api.stack.config, &api.stack.resources)
+        .await
+        .unwrap();
     local_run::dispatch::run_slot(&dispatch, next).await.unwrap();
     assert!(drain_all(&senders, DRAIN_LIMIT).await, "every message handled");
     for id in [&queued, &sending, resent] {

@@ -3,7 +3,7 @@
 //! never take.
 
 use chrono::{DateTime, Duration, Utc};
-use integration_tests::admin::{Api, OPERATOR, error_code};
+use integration_tests::admin::{ADMINISTRATOR, Api, error_code};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -78,7 +78,7 @@ async fn schedule_is_idempotent_audited_and_refused_in_the_wrong_state() {
     assert_eq!(
         (&c.body["who"], &c.body["command"], &c.body["why"], &c.body["target"]),
         (
-            &json!(OPERATOR),
+            &json!(ADMINISTRATOR),
             &json!("schedule"),
             &json!("customer asked for Friday"),
             &json!(id)

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use domain::Channel;
-use integration_tests::admin::{Api, DRAIN_LIMIT, OPERATOR, accepted_sends, drain_all, error_code};
+use integration_tests::admin::{ADMINISTRATOR, Api, DRAIN_LIMIT, accepted_sends, drain_all, error_code};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -64,7 +64,7 @@ async fn settings_change_at_runtime_audited_and_template_activation_checks_the_v
             &r.body["revision"],
             &r.body["updated_by"]
         ),
-        (&json!("sms"), &json!("setting"), &json!(1), &json!(OPERATOR))
+        (&json!("sms"), &json!("setting"), &json!(1), &json!(ADMINISTRATOR))
     );
     let audit = api.get("/commands/p-1").await;
     assert_eq!(
@@ -77,13 +77,13 @@ async fn settings_change_at_runtime_audited_and_template_activation_checks_the_v
         (
             &json!("set-setting"),
             &json!("setting:channel-policy"),
-            &json!(OPERATOR),
+            &json!(ADMINISTRATOR),
             &json!("email provider outage")
         )
     );
 
     // The readers: dispatch's next run and the senders apply it.
-    let dispatch = dispatch_deps(&api.stack.config, &api.stack.resources).unwrap();
+    let dispatch = dispatch_deps(&api.stack.config, &api.stack.resources).await.unwrap();
     let run = domain::dispatch::SlotRun::containing("2026-12-16T03:00:00Z".parse().unwrap());
     let report = run_slot(&dispatch, run).await.unwrap();
     assert_eq!(
@@ -91,14 +91,16 @@ async fn settings_change_at_runtime_audited_and_template_activation_checks_the_v
         ("sms", "setting")
     );
     let env = local_run::settle::local_function_env(&api.stack.resources, "SendEmailFunction");
-    let sender = sender::Deps::from_vars(Channel::Email, &api.stack.config, &env).unwrap();
+    let sender = sender::Deps::load(Channel::Email, &api.stack.config, &env)
+        .await
+        .unwrap();
     assert_eq!(sender.channel_policy().await.unwrap().to_string(), "sms");
 
     // The email messages dispatch queued before the change are not tried by email: handed
     // to SMS (no email attempt counted) and sent there, as the SMS ones are.
     let ten: DateTime<Utc> = "2026-12-16T01:00:00Z".parse().unwrap(); // 10:00 in Seoul
     let clock = local_run::send::VirtualClock::at(ten);
-    let senders = api.senders(&clock);
+    let senders = api.senders(&clock).await;
     assert!(drain_all(&senders, DRAIN_LIMIT).await, "every message handled");
     let sent = accepted_sends(&api).await;
     assert_eq!(sent.len(), 6, "{sent:?}");
@@ -201,7 +203,7 @@ async fn a_dead_letter_queue_is_redriven_at_a_bounded_rate_once_per_command_id()
     let audit = api.get("/commands/r-1").await;
     assert_eq!(
         (&audit.body["who"], &audit.body["result"]["status"]),
-        (&json!(OPERATOR), &json!("started"))
+        (&json!(ADMINISTRATOR), &json!("started"))
     );
     // Back on the email queue, at most two a second.
     let mut done = Value::Null;
@@ -256,7 +258,7 @@ async fn with_sms_disabled_queued_sms_deliveries_go_back_to_dispatch_and_out_by_
     assert_eq!(r.status, 200, "{}", r.body);
     let ten: DateTime<Utc> = "2026-12-16T01:00:00Z".parse().unwrap(); // 10:00 in Seoul
     let clock = VirtualClock::at(ten);
-    let senders = api.senders(&clock);
+    let senders = api.senders(&clock).await;
     drain_all(&senders, DRAIN_LIMIT).await;
     // The SMS ones were not sent: back to READY, due, for dispatch to route.
     let sms: Vec<&String> = api
@@ -275,7 +277,7 @@ async fn with_sms_disabled_queued_sms_deliveries_go_back_to_dispatch_and_out_by_
     let sent = accepted_sends(&api).await;
     assert!(sent.keys().all(|k| k.ends_with("#email")), "{sent:?}");
     // The next slot's run sends them by email.
-    let dispatch = dispatch_deps(&api.stack.config, &api.stack.resources).unwrap();
+    let dispatch = dispatch_deps(&api.stack.config, &api.stack.resources).await.unwrap();
     let report = run_slot(&dispatch, domain::dispatch::SlotRun::containing(ten).next())
         .await
         .unwrap();

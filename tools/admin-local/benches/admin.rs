@@ -66,23 +66,18 @@ fn request(method: &str, path: &str, body: Option<Value>) -> Request {
         query: Default::default(),
         body: body.map(|b| b.to_string()),
         caller: Some(Caller {
-            arn: "arn:aws:sts::123456789012:assumed-role/billing-operator/bench".into(),
+            arn: "arn:aws:sts::123456789012:assumed-role/billing-admin/bench".into(),
         }),
         request_id: "bench".into(),
     }
 }
 
 /// The customer records of the deliveries the bench reads and commands (fictional contact
-/// data, sealed with the stack's keyring).
-async fn customers(
-    deps: &Deps,
-    env: &std::collections::BTreeMap<String, String>,
-    numbers: &[u32],
-    shard_size: u32,
-) -> anyhow::Result<()> {
+/// data, sealed with the stack's keyring: the one the API read from the stack's secret).
+async fn customers(deps: &Deps, numbers: &[u32], shard_size: u32) -> anyhow::Result<()> {
     use chrono::NaiveDate;
     use domain::customer::{Contact, Customer};
-    let keys = domain::pii::Keyring::parse(&env["PII_KEYS"]).map_err(|e| anyhow::anyhow!("PII_KEYS: {e}"))?;
+    let keys = deps.keys.current().await;
     let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).ok_or_else(|| anyhow::anyhow!("date"));
     let mut out = Vec::new();
     for &i in numbers {
@@ -122,8 +117,8 @@ async fn main() -> anyhow::Result<()> {
         stack.load_time
     );
     let env = local_run::settle::local_function_env(resources, "AdminApiFunction");
-    let deps = Deps::from_vars(config, &env)?;
-    customers(&deps, &env, &[7, 11], a.shard_size).await?;
+    let deps = Deps::load(config, &env).await?;
+    customers(&deps, &[7, 11], a.shard_size).await?;
 
     let at = (now + chrono::Duration::days(3))
         .format("%Y-%m-%dT%H:%M:%SZ")

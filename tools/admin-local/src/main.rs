@@ -6,7 +6,9 @@
 //!     BILLING_ADMIN_URL=http://127.0.0.1:8080/ billingctl cycle 2026-11
 //!
 //! Requests must carry a SigV4 `Authorization` header (billingctl signs with any
-//! credentials); its access key id names the caller. Signatures are not verified.
+//! credentials); its access key id names the caller: a session of the stack's bootstrap
+//! administrator role named after the key, unless `ADMIN_LOCAL_CALLERS=KEY=ARN[,KEY=ARN...]`
+//! gives the key another caller (to try the other roles). Signatures are not verified.
 
 use std::process::ExitCode;
 
@@ -22,14 +24,21 @@ async fn main() -> ExitCode {
         }
     };
     let sdk = adapters::load_sdk_config().await;
-    let deps = match admin_api::Deps::from_vars(&sdk, &adapters::ProcessEnv) {
+    let deps = match admin_api::Deps::load(&sdk, &adapters::ProcessEnv).await {
         Ok(d) => d,
         Err(e) => {
             eprintln!("admin-api-local: {e} (source out/<run>/stack.env first)");
             return ExitCode::from(2);
         }
     };
-    match admin_local::start(deps, port).await {
+    let callers = match admin_local::Callers::parse(&std::env::var("ADMIN_LOCAL_CALLERS").unwrap_or_default()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("admin-api-local: ADMIN_LOCAL_CALLERS: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match admin_local::start_with(deps, port, callers).await {
         Ok(addr) => {
             println!("admin API on http://{addr}/ (Ctrl-C stops)");
             let _ = tokio::signal::ctrl_c().await;

@@ -120,6 +120,29 @@ pub(crate) enum Action {
         #[arg(long)]
         command_id: Option<String>,
     },
+    /// Platform roles (viewer, operator, administrator): who has which, and changing them
+    /// (administrators only).
+    Roles {
+        #[command(subcommand)]
+        action: Option<RolesAction>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum RolesAction {
+    /// Every grant, the bootstrap administrator, and your own role.
+    List,
+    /// Grant ROLE to PRINCIPAL, an IAM role or user ARN (a role session's ARN names its role):
+    /// viewer, operator, administrator, or none to remove the grant. Takes effect on the
+    /// principal's next request.
+    Set {
+        principal: String,
+        role: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        command_id: Option<String>,
+    },
 }
 
 /// The delivery a command acts on, and what every command carries.

@@ -13,11 +13,21 @@ struct Run {
     stderr: String,
 }
 
+/// The access key the local server names a viewer's session by (any other key is a session
+/// of the stack's bootstrap administrator role).
+const VIEWER_KEY: &str = "VIEWERKEY1";
+const VIEWER: &str = "arn:aws:sts::123456789012:assumed-role/billing-viewer/park";
+
 async fn billingctl(url: &str, args: &[&str]) -> Run {
+    billingctl_as("OPERATORKEY1", url, args).await
+}
+
+/// billingctl signing with the access key `key`.
+async fn billingctl_as(key: &str, url: &str, args: &[&str]) -> Run {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_billingctl"))
         .args(args)
         .env("BILLING_ADMIN_URL", url)
-        .env("AWS_ACCESS_KEY_ID", "OPERATORKEY1")
+        .env("AWS_ACCESS_KEY_ID", key)
         .env("AWS_SECRET_ACCESS_KEY", "not-checked-locally")
         .env("AWS_REGION", "ap-northeast-2")
         .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -48,8 +58,9 @@ async fn serve(name: &str, n: u32, shard_size: u32, sms_every: u32) -> (Stack, S
     .await
     .unwrap();
     let env = local_run::settle::local_function_env(&stack.resources, "AdminApiFunction");
-    let deps = admin_api::Deps::from_vars(&stack.config, &env).unwrap();
-    let addr = admin_local::start(deps, 0).await.unwrap();
+    let deps = admin_api::Deps::load(&stack.config, &env).await.unwrap();
+    let callers = admin_local::Callers::default().with(VIEWER_KEY, VIEWER);
+    let addr = admin_local::start_with(deps, 0, callers).await.unwrap();
     (stack, seeded, format!("http://{addr}/"))
 }
 
@@ -161,7 +172,10 @@ async fn every_command_answers_with_tables_json_and_exit_codes() {
 
     let r = call(args(&["--json", "command", "s-1"])).await;
     let c: Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(c["who"], "arn:aws:iam::000000000000:user/local/OPERATORKEY1");
+    assert_eq!(
+        c["who"],
+        "arn:aws:sts::123456789012:assumed-role/billing-admin/OPERATORKEY1"
+    );
     assert_eq!(c["why"], "customer asked");
     let day = Utc::now().format("%Y-%m-%d").to_string();
     let r = call(args(&["audit", &day])).await;
@@ -325,4 +339,87 @@ async fn settings_templates_and_redrive_commands() {
     assert_eq!(r.code, 5, "{}", r.stderr);
     let r = run(&["redrive", "nope", "--reason", "x"]).await;
     assert_eq!(r.code, 3, "{}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_are_listed_and_set_and_a_refusal_says_which_role_it_needs() {
+    let (_stack, seeded, url) = serve("billingctl-roles", 2, 2, 2).await;
+    let customer = seeded.deliveries[0].0.rsplit('#').next().unwrap().to_owned();
+    let viewer = |args: Vec<String>| {
+        let url = url.clone();
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            billingctl_as(VIEWER_KEY, &url, &refs).await
+        }
+    };
+    let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+
+    // No role yet: exit code 6, the API's reason and what to do about it.
+    let r = viewer(owned(&["cycle", "2026-11"])).await;
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("403 forbidden")
+            && r.stderr.contains("needs the viewer role")
+            && r.stderr.contains("billingctl roles set"),
+        "{}",
+        r.stderr
+    );
+
+    // The administrator (the local default caller) grants it; the next request is served.
+    let principal = "arn:aws:iam::123456789012:role/billing-viewer";
+    let set = [
+        "roles",
+        "set",
+        principal,
+        "viewer",
+        "--reason",
+        "new analyst",
+        "--command-id",
+        "role-1",
+    ];
+    let r = billingctl(&url, &set).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("set (command id role-1)") && r.stdout.contains(&format!("{principal}: viewer (was none)")),
+        "{}",
+        r.stdout
+    );
+    let r = billingctl(&url, &set).await;
+    assert!(r.stdout.contains("already set under command id role-1"), "{}", r.stdout);
+    let r = viewer(owned(&["cycle", "2026-11"])).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = viewer(owned(&["roles"])).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with(&format!("you: {principal} (viewer)"))
+            && r.stdout.contains("arn:aws:iam::123456789012:role/billing-admin"),
+        "{}",
+        r.stdout
+    );
+
+    // A viewer's command: refused, saying which role it needs and which the caller has.
+    let r = viewer(owned(&["hold", "2026-11", &customer, "--reason", "x"])).await;
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("needs the operator role") && r.stderr.contains("has the viewer role"),
+        "{}",
+        r.stderr
+    );
+    let r = viewer(owned(&["roles", "set", principal, "administrator", "--reason", "x"])).await;
+    assert_eq!(r.code, 6, "a viewer cannot change roles: {}", r.stderr);
+    let r = billingctl(&url, &["roles", "set", principal, "owner", "--reason", "x"]).await;
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    let r = billingctl(
+        &url,
+        &[
+            "roles",
+            "set",
+            "arn:aws:iam::123456789012:role/billing-admin",
+            "viewer",
+            "--reason",
+            "x",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 4, "the bootstrap administrator stays one: {}", r.stderr);
 }

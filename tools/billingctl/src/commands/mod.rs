@@ -1,10 +1,11 @@
 //! Each command: [`run`] sends the parsed command line to its group (the reads, the
-//! commands on one delivery, the settings, the dead-letter queues), which calls the API
-//! and prints the answer.
+//! commands on one delivery, the settings, the dead-letter queues, the roles), which calls
+//! the API and prints the answer.
 
 mod delivery;
 mod queues;
 mod reads;
+mod roles;
 mod settings;
 
 use std::time::SystemTime;
@@ -12,7 +13,7 @@ use std::time::SystemTime;
 use serde_json::{Value, json};
 
 use crate::api::{Api, Failure};
-use crate::cli::{Action, Cli, PolicyAction, TemplateAction};
+use crate::cli::{Action, Cli, PolicyAction, RolesAction, TemplateAction};
 use crate::output::Output;
 
 /// Runs one command line: the API client from its URL and region, then the command.
@@ -47,6 +48,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
             reason,
             command_id,
         } => queues::redrive(&api, out, &queue, rate, reason, command_id).await,
+        Action::Roles { action } => roles::roles(&api, out, action.unwrap_or(RolesAction::List)).await,
     }
 }
 
