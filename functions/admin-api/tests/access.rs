@@ -144,6 +144,8 @@ fn the_logs_name_the_role_and_a_hash_of_the_session_never_the_session() {
     assert!(user.masked().starts_with("user#") && !user.masked().contains("kim"));
     let role = Principal::of("arn:aws:iam::123456789012:role/ops@example.com").unwrap();
     assert!(!role.masked().contains("ops@"), "{}", role.masked());
+    let phone = Principal::of("arn:aws:iam::123456789012:role/010-1234-5678").unwrap();
+    assert!(!phone.masked().contains("1234"), "{}", phone.masked());
     let unknown = admin_api::Caller {
         arn: "arn:aws:iam::123456789012:root".into(),
     };

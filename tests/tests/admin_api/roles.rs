@@ -312,9 +312,21 @@ async fn a_role_change_is_audited_idempotent_and_takes_effect_on_the_next_reques
     for (path, code) in [
         ("/roles/not-an-arn", "invalid-principal"),
         ("/roles/arn:aws:iam::123456789012:root", "invalid-principal"),
+        // IAM allows `@` and `+` in names; a name shaped like contact data is not granted,
+        // and the answer does not quote it.
+        (
+            "/roles/arn:aws:iam::123456789012:role/kim.minsu@example.com",
+            "invalid-principal",
+        ),
+        (
+            "/roles/arn:aws:iam::123456789012:user/+821012345678",
+            "invalid-principal",
+        ),
     ] {
         let r = api.put(path, body("p-3", "viewer")).await;
         assert_eq!((r.status, error_code(&r)), (400, code), "{path}: {}", r.body);
+        let text = r.body.to_string();
+        assert!(!text.contains("kim.minsu") && !text.contains("1012345678"), "{text}");
     }
     let r = api.put(&format!("/roles/{viewer}"), body("p-4", "owner")).await;
     assert_eq!((r.status, error_code(&r)), (400, "invalid-role"), "{}", r.body);
