@@ -9,6 +9,10 @@
 //!   queue's messages only; the email sender sends to its own queue (a fresh copy), the SMS
 //!   queue (the fallback) and the dead-letter queue; the SMS sender never touches the email
 //!   queue.
+//! - Every policy attached to a function or the state machine is a statement written in this
+//!   template (or SAM's `LambdaInvokePolicy` on one named function): no AWS managed policy,
+//!   no broader policy template, so reviewing the file reviews every grant.
+//! - No ARN hard-codes the `aws` partition.
 //!
 //! The template is read as it is deployed; no emulator is needed.
 
@@ -179,4 +183,58 @@ fn each_sender_holds_only_the_queue_rights_it_uses() {
         ["DeliveryDeadLetterQueue", "SmsQueue"]
     );
     assert_eq!(rights("SendSmsFunction", "sqs:ChangeMessageVisibility"), ["SmsQueue"]);
+}
+
+/// Every ARN the template writes takes its partition from `AWS::Partition`, so that the same
+/// template deploys in every partition and no grant silently names another one.
+#[test]
+fn no_arn_names_its_partition_by_hand() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let hand_written: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim_start().starts_with('#') && line.contains("arn:aws"))
+        .map(|(i, line)| (i + 1, line.trim()))
+        .collect();
+    assert!(
+        hand_written.is_empty(),
+        "ARNs with a hand-written partition: {hand_written:#?}"
+    );
+}
+
+/// Each function's and the state machine's `Policies` are the template's own statements and
+/// SAM's `LambdaInvokePolicy` (one named function): no AWS managed policy and no broader SAM
+/// policy template is attached, so every grant is one this file reviews.
+#[test]
+fn every_policy_is_a_statement_of_this_template() {
+    let t = template();
+    let mut attached = Vec::new();
+    for r in t.resources() {
+        let Some(Value::Sequence(policies)) = r.properties.get("Policies").map(untagged) else {
+            continue;
+        };
+        for p in policies {
+            // `!If [condition, statements, !Ref AWS::NoValue]`: both branches count.
+            let branches: Vec<&Value> = match p {
+                Value::Tagged(t) if t.tag == "If" => match &t.value {
+                    Value::Sequence(v) if v.len() == 3 => v[1..].iter().collect(),
+                    _ => vec![p],
+                },
+                _ => vec![p],
+            };
+            for b in branches {
+                match b {
+                    Value::Tagged(t) if t.tag == "Ref" && t.value.as_str() == Some("AWS::NoValue") => {}
+                    Value::Mapping(m) if m.contains_key("Statement") => {}
+                    Value::Mapping(m) if m.len() == 1 && m.contains_key("LambdaInvokePolicy") => {}
+                    other => attached.push(format!("{}: {other:?}", r.logical_id)),
+                }
+            }
+        }
+    }
+    assert!(
+        attached.is_empty(),
+        "policies that are not this template's statements: {attached:#?}"
+    );
 }
