@@ -69,7 +69,7 @@ impl BillStore {
             .and_then(|v| v.as_s().ok())
             .cloned()
             .unwrap_or_default();
-        serde_dynamo::from_item(item).map_err(|e| StoreError::Decode {
+        crate::dynamo::decode_item(item).map_err(|e| StoreError::Decode {
             resource: self.table.clone(),
             what: format!("bill of customer {id} in {cycle} shard {shard}"),
             message: e.to_string(),

@@ -49,7 +49,7 @@ impl CustomerStore {
 
     fn decode(item: Item) -> Result<Customer, CustomerError> {
         let id = attr_s(&item, "customer_id").unwrap_or("?").to_owned();
-        serde_dynamo::from_item(item).map_err(|e| CustomerError::new(id, format!("stored record is invalid: {e}")))
+        crate::dynamo::decode_item(item).map_err(|e| CustomerError::new(id, format!("stored record is invalid: {e}")))
     }
 
     /// Writes customers (creating or replacing), 25 per request.

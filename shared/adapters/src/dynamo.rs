@@ -19,6 +19,15 @@ pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 
 pub type Item = HashMap<String, AttributeValue>;
 
+/// A stored item as `T`. The error gives the attribute's path and what was expected, never the
+/// value (serde_dynamo's own message quotes a number that does not parse), so it may go into a
+/// log line, a failure record or an execution history.
+pub fn decode_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, domain::decode::DecodeError> {
+    let item: serde_dynamo::Item = item.into();
+    let d = serde_dynamo::Deserializer::from_attribute_value(serde_dynamo::AttributeValue::M(item.into()));
+    domain::decode::from_deserializer(d)
+}
+
 /// Requests made by a batch write, for cost accounting.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct BatchStats {
@@ -249,4 +258,34 @@ pub async fn query_all(req: QueryFluentBuilder, table: &str) -> Result<QueryResu
         out.items.extend(page.items.unwrap_or_default());
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod decode_tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Stored {
+        customer_id: String,
+        total: i64,
+    }
+
+    #[test]
+    fn a_stored_item_that_does_not_decode_names_the_attribute_never_the_value() {
+        let phone = "010-1234-5678";
+        let item: Item = [
+            ("customer_id".to_owned(), AttributeValue::S("C000041".into())),
+            ("total".to_owned(), AttributeValue::N(phone.into())),
+        ]
+        .into();
+        let e = decode_item::<Stored>(item).unwrap_err().to_string();
+        assert!(e.contains("total") && !e.contains("1234"), "{e}");
+        let ok: Item = [
+            ("customer_id".to_owned(), AttributeValue::S("C000041".into())),
+            ("total".to_owned(), AttributeValue::N("12000".into())),
+        ]
+        .into();
+        assert_eq!(decode_item::<Stored>(ok).unwrap().total, 12_000);
+    }
 }

@@ -337,7 +337,7 @@ impl FailureLog {
 
     fn decode(&self, item: Item) -> Result<FailureRecord, StoreError> {
         let key = crate::dynamo::attr_s(&item, "sk").unwrap_or("?").to_owned();
-        serde_dynamo::from_item(item).map_err(|e| StoreError::Decode {
+        crate::dynamo::decode_item(item).map_err(|e| StoreError::Decode {
             resource: self.table.clone(),
             what: format!("failure record {key}"),
             message: e.to_string(),

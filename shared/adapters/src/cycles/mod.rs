@@ -73,7 +73,7 @@ fn encode<T: Serialize>(table: &str, what: &str, v: &T) -> Result<Item, StoreErr
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(table: &str, what: &str, item: Item) -> Result<T, StoreError> {
-    serde_dynamo::from_item(item).map_err(|e| StoreError::Decode {
+    crate::dynamo::decode_item(item).map_err(|e| StoreError::Decode {
         resource: table.to_owned(),
         what: what.to_owned(),
         message: e.to_string(),

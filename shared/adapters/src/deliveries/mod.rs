@@ -174,7 +174,7 @@ impl DeliveryStore {
         let id = attr_s(&item, "customer_id").unwrap_or_default().to_owned();
         item.remove("pk");
         item.remove("due_pk");
-        serde_dynamo::from_item(item).map_err(|e| StoreError::Decode {
+        crate::dynamo::decode_item(item).map_err(|e| StoreError::Decode {
             resource: self.table.clone(),
             what: format!("delivery {pk}#{id}"),
             message: e.to_string(),
