@@ -16,6 +16,12 @@
 //! clients it uses.
 
 pub mod deadline;
+// Built with no store feature (as `runtime` needs it: config and errors only), the SDK error
+// wrapping has no caller.
+#[cfg_attr(
+    not(any(feature = "dynamodb", feature = "s3", feature = "sqs")),
+    allow(dead_code, unused_imports)
+)]
 mod error;
 pub mod retry;
 

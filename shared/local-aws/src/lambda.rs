@@ -58,8 +58,9 @@ use tokio::task::JoinHandle;
 pub use crate::provision::function_arn;
 use crate::{Emulator, Error};
 
-/// The error type of a payload that is not what the handler takes (as the real runtimes).
-pub const UNMARSHAL_ERROR: &str = "Runtime.UnmarshalError";
+/// The error type of a payload that is not what the handler takes: the deployed functions'
+/// (`runtime::decode_payload`), so a local run reports what AWS would.
+pub const INVALID_INPUT: &str = runtime::INVALID_INPUT;
 /// The error type of a handler that panicked.
 pub const PANIC_ERROR: &str = "Runtime.Panic";
 /// The error type of a handler that ran past its timeout.
@@ -298,7 +299,7 @@ fn validate_name(name: &str) -> Result<(), Error> {
 /// A [`Handler`] that calls a typed Lambda handler as `lambda_runtime` does:
 ///
 /// - the payload is decoded into `In` with `domain::decode`, as the deployed functions'
-///   `runtime::run` does; failure is the error `Runtime.UnmarshalError`, naming the field
+///   `runtime::run` does ([`runtime::decode_payload`]); failure is the error `InvalidInput`, naming the field
 ///   and what was expected, never the value;
 /// - the context has a unique `request_id`, `deadline` = now + `timeout` (epoch
 ///   milliseconds), `invoked_function_arn` = [`function_arn`]`(function_name)` and the
@@ -328,7 +329,7 @@ where
         let arn = arn.clone();
         Box::pin(async move {
             let payload: In =
-                domain::decode::from_value(value).map_err(|e| FunctionError::new(UNMARSHAL_ERROR, e.to_string()))?;
+                runtime::decode_payload(value).map_err(|d| FunctionError::new(&d.error_type, d.error_message))?;
             let mut context = Context::default();
             context.request_id = request_id();
             context.deadline = deadline_ms(timeout);
@@ -406,7 +407,8 @@ async fn invoke(function: Function, body: &[u8]) -> Result<Value, FunctionError>
     let payload: Value = if body.is_empty() {
         Value::Object(Default::default())
     } else {
-        serde_json::from_slice(body).map_err(|e| FunctionError::new(UNMARSHAL_ERROR, e.to_string()))?
+        domain::decode::from_slice(body)
+            .map_err(|e| FunctionError::new(INVALID_INPUT, domain::text::reason(&format!("invalid input: {e}"))))?
     };
     // The handler is called inside the future so that a panic while building its future
     // is caught as well.
@@ -504,12 +506,9 @@ mod tests {
             Err(FunctionError::new("Transient", "try again"))
         );
         let e = invoke(f(&h), br#"{"n": "x"}"#).await.unwrap_err();
-        assert_eq!(e.error_type, UNMARSHAL_ERROR);
-        assert_eq!(e.error_message, "field `n`: expected u32", "{e}");
-        assert_eq!(
-            invoke(f(&h), b"not json").await.unwrap_err().error_type,
-            UNMARSHAL_ERROR
-        );
+        assert_eq!(e.error_type, INVALID_INPUT);
+        assert_eq!(e.error_message, "invalid input: field `n`: expected u32", "{e}");
+        assert_eq!(invoke(f(&h), b"not json").await.unwrap_err().error_type, INVALID_INPUT);
         assert_eq!(
             invoke(f(&h), br#"{"n": 1}"#).await,
             Err(FunctionError::new(PANIC_ERROR, "boom"))

@@ -323,7 +323,7 @@ async fn other_errors_fail_the_execution_with_their_name() -> Result<()> {
     assert_eq!(d.error(), Some("Runtime.Panic"));
 
     let d = flow(&f.stack, json!({"id": 3, "n": "three"})).await?;
-    assert_eq!(d.error(), Some("Runtime.UnmarshalError"));
+    assert_eq!(d.error(), Some("InvalidInput"), "as the deployed runtime reports it");
     assert_eq!(f.host.invocations(&f.worker), 3);
 
     // A handler whose host is gone: an error name, not a hung or crashed emulator.
