@@ -46,7 +46,8 @@ fn embedded_versions_load_and_unknown_versions_are_listed() {
     assert_eq!(t.versions().collect::<Vec<_>>(), ["v1"]);
     assert_eq!(invoice::embedded_sources().len(), 1);
     let err = t.version("v9").err().unwrap().to_string();
-    assert!(err.contains("\"v9\"") && err.contains("known versions: v1"), "{err}");
+    // The versions this build knows are listed; the one asked for is not quoted back.
+    assert!(err.contains("known versions: v1") && !err.contains("v9"), "{err}");
     let v1 = t.version("v1").unwrap();
     assert_eq!(v1.version(), "v1");
     assert_eq!(v1.meta().brand, "한빛텔레콤");
