@@ -90,10 +90,9 @@ fn every_name_the_template_gives_carries_the_stack_name() {
         let mut own = Vec::new();
         names(&r.logical_id, &r.properties, &mut own);
         // A state machine's and a schedule's own name is `Name`.
-        if r.kind == "AWS::Serverless::StateMachine" || r.kind == "AWS::StepFunctions::StateMachine" {
-            if let Some(v) = r.properties.get("Name") {
-                own.push((format!("{}.Name", r.logical_id), v));
-            }
+        let state_machine = r.kind == "AWS::Serverless::StateMachine" || r.kind == "AWS::StepFunctions::StateMachine";
+        if let (true, Some(v)) = (state_machine, r.properties.get("Name")) {
+            own.push((format!("{}.Name", r.logical_id), v));
         }
         if let Some(Value::Mapping(events)) = r.properties.get("Events") {
             for (event, decl) in events {
