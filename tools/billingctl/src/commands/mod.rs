@@ -57,6 +57,19 @@ fn command_body(command_id: Option<String>, reason: String) -> Value {
     json!({"command_id": command_id.unwrap_or_else(new_command_id), "reason": reason})
 }
 
+/// The first line of a setting's or a role's change: set now, or already set by an earlier
+/// call with the same command id.
+fn set_head(v: &Value) -> String {
+    if v["replayed"] == json!(true) {
+        format!(
+            "already set under command id {} (nothing changed now)",
+            crate::output::text(&v["command_id"])
+        )
+    } else {
+        format!("set (command id {})", crate::output::text(&v["command_id"]))
+    }
+}
+
 fn new_command_id() -> String {
     let ms = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::command_body;
+use super::{command_body, set_head};
 use crate::api::{Api, Failure};
 use crate::cli::RolesAction;
 use crate::output::{Output, rows, table, text};
@@ -41,14 +41,7 @@ pub(crate) async fn roles(api: &Api, out: Output, action: RolesAction) -> Result
 }
 
 fn show_set(v: &Value) -> String {
-    let head = if v["replayed"] == json!(true) {
-        format!(
-            "already set under command id {} (nothing changed now)",
-            text(&v["command_id"])
-        )
-    } else {
-        format!("set (command id {})", text(&v["command_id"]))
-    };
+    let head = set_head(v);
     format!(
         "{head}\n{}: {} (was {}), from its next request",
         text(&v["principal"]),

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::command_body;
+use super::{command_body, set_head};
 use crate::api::{Api, Failure};
 use crate::cli::{PolicyAction, TemplateAction};
 use crate::output::{Output, rows, table, text};
@@ -108,14 +108,7 @@ fn show_settings(settings: &[Value]) -> String {
 }
 
 fn show_setting_applied(v: &Value) -> String {
-    let head = if v["replayed"] == json!(true) {
-        format!(
-            "already set under command id {} (nothing changed now)",
-            text(&v["command_id"])
-        )
-    } else {
-        format!("set (command id {})", text(&v["command_id"]))
-    };
+    let head = set_head(v);
     let mut out = format!(
         "{head}
 {} = {} (was {}), revision {}",
