@@ -228,7 +228,6 @@ async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Respons
         Found::WrongMethod => {
             return Err(ApiError::MethodNotAllowed {
                 method: req.method.clone(),
-                path: req.path.clone(),
             });
         }
         Found::Nothing => {
