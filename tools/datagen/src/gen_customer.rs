@@ -5,6 +5,7 @@ use domain::{Channel, Contact, Contract, Customer, CustomerId, Family, SendDay, 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::drop_zone::ClearContact;
 use crate::error::DatagenError;
 use crate::generator::Generator;
 use crate::names::{EMAIL_DOMAINS, FAMILY_NAMES, GIVEN_SYLLABLES};
@@ -65,6 +66,17 @@ impl Generator {
     /// The customer with index `index` and the index of its plan in the
     /// catalog.
     pub(crate) fn make_customer(&self, index: u32, member: Option<Member>) -> Result<(Customer, usize), DatagenError> {
+        self.make_customer_clear(index, member)
+            .map(|(c, _, plan_ix)| (c, plan_ix))
+    }
+
+    /// The customer with index `index`, the clear contact data its sealed
+    /// contact holds, and the index of its plan in the catalog.
+    pub(crate) fn make_customer_clear(
+        &self,
+        index: u32,
+        member: Option<Member>,
+    ) -> Result<(Customer, ClearContact, usize), DatagenError> {
         let r = &mut stream_rng(&self.key, Stream::Customer, u64::from(index));
         let cycle = self.cfg.cycle;
         let first = cycle.first_day();
@@ -189,6 +201,7 @@ impl Generator {
         let v = (u64::from(index) * PHONE_STEP + self.phone_offset) % PHONE_SPACE;
         let phone = format!("010-{:04}-{:04}", 2000 + v / 10_000, v % 10_000);
         let contact = Contact::seal(&self.keys, &id, &name, &email, &phone);
+        let clear = ClearContact { name, email, phone };
 
         let mut customer = Customer {
             customer_id: id,
@@ -221,7 +234,7 @@ impl Generator {
                 _ => return Err(e.into()),
             };
         }
-        Ok((customer, plan_ix))
+        Ok((customer, clear, plan_ix))
     }
 
     fn draw_dnd(&self, r: &mut ChaCha8Rng) -> SlotSet {

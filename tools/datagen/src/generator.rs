@@ -12,6 +12,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::drop_zone::CrmCustomer;
 use crate::error::DatagenError;
 use crate::names::{EMAIL_DOMAINS, FAMILY_NAMES};
 use crate::parts::{Member, PHONE_SPACE, ProductIx, UsageLine};
@@ -128,12 +129,22 @@ impl GenConfig {
     }
 }
 
+/// How a customer line carries the contact data.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum ContactForm {
+    /// Sealed with the generator's keyring, as the local data set stores it.
+    Sealed,
+    /// In clear, as a CRM export hands it to the drop zone.
+    Clear,
+}
+
 /// One generated shard, in memory.
 #[derive(Debug)]
 pub struct ShardData {
     pub shard: u32,
     pub customers: Vec<Customer>,
-    /// The customer file: one JSON object per line.
+    /// The customer file: one JSON object per line (contact data sealed,
+    /// or in clear from [`Generator::crm_shard`]).
     pub customers_jsonl: Vec<u8>,
     /// The usage file, header included.
     pub usage_csv: Vec<u8>,
@@ -311,6 +322,18 @@ impl Generator {
     /// Generates one shard in memory: its customers, customer file and
     /// usage file.
     pub fn shard(&self, shard: u32) -> Result<ShardData, DatagenError> {
+        self.shard_as(shard, ContactForm::Sealed)
+    }
+
+    /// The same shard with its customer lines as the drop zone takes them:
+    /// the contact data in clear ([`crate::CrmCustomer`]), every other field
+    /// and the usage file as [`Generator::shard`] writes them. `customers`
+    /// still holds the sealed records.
+    pub fn crm_shard(&self, shard: u32) -> Result<ShardData, DatagenError> {
+        self.shard_as(shard, ContactForm::Clear)
+    }
+
+    fn shard_as(&self, shard: u32, form: ContactForm) -> Result<ShardData, DatagenError> {
         let range = self.shard_range(shard);
         let n = range.len();
         let mut customers = Vec::with_capacity(n);
@@ -323,8 +346,12 @@ impl Generator {
                 block = self.block_of(index);
             }
             let member = block.1.get((index - block.0) as usize).copied().flatten();
-            let (customer, plan_ix) = self.make_customer(index, member)?;
-            serde_json::to_writer(&mut jsonl, &customer).map_err(|e| DatagenError::Format {
+            let (customer, clear, plan_ix) = self.make_customer_clear(index, member)?;
+            let written = match form {
+                ContactForm::Sealed => serde_json::to_writer(&mut jsonl, &customer),
+                ContactForm::Clear => serde_json::to_writer(&mut jsonl, &CrmCustomer::new(&customer, clear)),
+            };
+            written.map_err(|e| DatagenError::Format {
                 path: crate::write::customers_file(shard).into(),
                 what: "customer record",
                 message: e.to_string(),

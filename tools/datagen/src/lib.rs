@@ -11,6 +11,10 @@
 //! <out>/manifest.json                       what was generated and how (written last)
 //! ```
 //!
+//! [`write_drop_zone`] writes the same population as a deployed stack's
+//! drop zone takes it: the catalog, one customers file with the contact
+//! data in clear, the same usage files and `drop-zone.json`.
+//!
 //! Shard `n` holds customers `n × shard_size ..`, ids `C0000001`, `C0000002`, …
 //!
 //! # Determinism
@@ -31,6 +35,7 @@
 //! days, DND slots, channels) and the usage mix (about five lines per
 //! customer).
 
+mod drop_zone;
 mod error;
 mod gen_customer;
 mod gen_usage;
@@ -42,6 +47,10 @@ mod read;
 mod rng;
 mod write;
 
+pub use drop_zone::{
+    BadCustomerKind, BadCustomerLine, CUSTOMERS_FILE_LIMIT, ClearContact, CrmCustomer, DROP_ZONE_PREFIX, DropFile,
+    DropZoneManifest, DropZoneOptions, UNKNOWN_PLAN, bad_lines_for, crm_customers_file, write_drop_zone,
+};
 pub use error::DatagenError;
 pub use generator::{
     BadLineKind, FAMILY_BLOCK, GenConfig, Generator, MAX_CUSTOMERS, MAX_SHARDS, ShardData, UsageOrder,

@@ -1,4 +1,6 @@
-//! `datagen generate` writes a deterministic data set for one cycle;
+//! `datagen generate` writes a deterministic data set for one cycle (or,
+//! with `--drop-zone`, the same population as a deployed stack's drop zone
+//! takes it);
 //! `datagen check` reads one back the way settlement would and reports every
 //! bad record.
 
@@ -10,7 +12,10 @@ use std::time::Instant;
 use anyhow::Context;
 use billing::{Catalog, parse_usage, settle};
 use clap::{Args, Parser, Subcommand};
-use datagen::{GenConfig, Generator, Manifest, UsageOrder, keyring_from_spec, read_customers, write_dataset};
+use datagen::{
+    DropZoneManifest, DropZoneOptions, GenConfig, Generator, Manifest, UsageOrder, bad_lines_for, keyring_from_spec,
+    read_customers, write_dataset, write_drop_zone,
+};
 use domain::{Cycle, QuietWindow};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -63,6 +68,16 @@ struct GenerateArgs {
     /// Quiet window every customer must leave a slot outside of (HH:MM-HH:MM, Asia/Seoul).
     #[arg(long, default_value = "21:00-08:00")]
     quiet_window: QuietWindow,
+    /// Write the files of a deployed stack's drop zone into DIR instead of the
+    /// local data set: the catalog, one customers file with the contact data in
+    /// clear, the same usage files, and drop-zone.json (the keys to upload to).
+    #[arg(long, value_name = "DIR")]
+    drop_zone: Option<PathBuf>,
+    /// With --drop-zone: mix this share (0-100 %) of bad lines into the
+    /// customers file (no slot left by the DND, unknown plan, impossible date,
+    /// malformed JSON in turn), for customers outside the population.
+    #[arg(long, value_name = "PERCENT", default_value_t = 0.0, requires = "drop_zone")]
+    bad_lines: f64,
     /// No progress bar and no summary.
     #[arg(long, short)]
     quiet: bool,
@@ -117,6 +132,40 @@ fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    if let Some(dir) = &a.drop_zone {
+        let opts = DropZoneOptions {
+            bad_lines: bad_lines_for(a.customers, a.bad_lines)?,
+            threads: a.threads,
+            ..DropZoneOptions::default()
+        };
+        let m = write_drop_zone(&g, dir, &opts, &|n| bar.inc(u64::from(n)))
+            .with_context(|| format!("writing the drop zone into {}", dir.display()))?;
+        bar.finish_and_clear();
+        if !a.quiet {
+            let bytes: u64 = m.files.iter().map(|f| f.bytes).sum();
+            println!(
+                "datagen {}: drop zone of {} customers ({} billable, {} bad lines) in {} shards of {}, {} usage lines ({} bad) for {}",
+                datagen::GENERATOR_VERSION,
+                m.customers,
+                m.billable_customers,
+                m.bad_customer_lines.len(),
+                m.shard_count,
+                m.shard_size,
+                m.usage_lines,
+                m.bad_usage_lines,
+                m.cycle
+            );
+            println!(
+                "  wrote {} in {} files to {} in {:.2} s; contact data in clear: keep the directory private",
+                mb(bytes),
+                m.files.len(),
+                dir.display(),
+                started.elapsed().as_secs_f64()
+            );
+            println!("  upload in the order of {}'s files", DropZoneManifest::FILE_NAME);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let summary = write_dataset(&g, &a.out, a.threads, &|s| bar.inc(u64::from(s.customers)))
         .with_context(|| format!("generating into {}", a.out.display()))?;
     bar.finish_and_clear();

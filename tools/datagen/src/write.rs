@@ -74,15 +74,7 @@ pub fn write_dataset(
 ) -> Result<Summary, DatagenError> {
     let cfg = g.config();
     let version = g.catalog().version();
-    if version.starts_with('.')
-        || !version
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-    {
-        return Err(DatagenError::Config(format!(
-            "catalog version {version:?} cannot be used as a file name (letters, digits, '.', '_', '-')"
-        )));
-    }
+    check_file_name(version)?;
     let catalog_file = format!("catalog/{version}.json");
     let customers_dir = out.join("customers");
     let usage_dir = out.join("usage").join(cfg.cycle.to_string());
@@ -219,12 +211,27 @@ fn write_one(g: &Generator, out: &Path, shard: u32) -> Result<ShardStats, Datage
     })
 }
 
+/// A catalog version names the catalog's file: letters, digits, `.`, `_`, `-`, not
+/// starting with `.`.
+pub(crate) fn check_file_name(version: &str) -> Result<(), DatagenError> {
+    if version.starts_with('.')
+        || !version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return Err(DatagenError::Config(format!(
+            "catalog version {version:?} cannot be used as a file name (letters, digits, '.', '_', '-')"
+        )));
+    }
+    Ok(())
+}
+
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), DatagenError> {
     std::fs::write(path, bytes).map_err(|e| DatagenError::io(path, "write", e))
 }
 
 /// Removes `shard-NNNNN<ext>` files with `NNNNN >= keep` from `dir`.
-fn remove_stale_shards(dir: &Path, ext: &str, keep: u32) -> Result<(), DatagenError> {
+pub(crate) fn remove_stale_shards(dir: &Path, ext: &str, keep: u32) -> Result<(), DatagenError> {
     let entries = std::fs::read_dir(dir).map_err(|e| DatagenError::io(dir, "list the directory", e))?;
     for entry in entries {
         let entry = entry.map_err(|e| DatagenError::io(dir, "list the directory", e))?;
