@@ -134,8 +134,9 @@ impl CrmCustomer {
 pub enum BadCustomerKind {
     /// `dnd` holds every slot of the day: no slot is left to send in.
     NoAllowedSlot,
-    /// `plan` is a code no catalog has (`PLAN_UNKNOWN`).
-    UnknownPlan,
+    /// `plan` is empty. (A code no catalog has would not do: ingest stores
+    /// customers without looking at a catalog; settlement names such a plan.)
+    EmptyPlan,
     /// `joined_on` is February 30th.
     BadDate,
     /// The line stops before its `contact` field: not a JSON object.
@@ -145,7 +146,7 @@ pub enum BadCustomerKind {
 impl BadCustomerKind {
     pub const ALL: [BadCustomerKind; 4] = [
         BadCustomerKind::NoAllowedSlot,
-        BadCustomerKind::UnknownPlan,
+        BadCustomerKind::EmptyPlan,
         BadCustomerKind::BadDate,
         BadCustomerKind::MalformedJson,
     ];
@@ -159,15 +160,12 @@ impl BadCustomerKind {
     pub fn field(self) -> &'static str {
         match self {
             BadCustomerKind::NoAllowedSlot => "dnd",
-            BadCustomerKind::UnknownPlan => "plan",
+            BadCustomerKind::EmptyPlan => "plan",
             BadCustomerKind::BadDate => "joined_on",
             BadCustomerKind::MalformedJson => "line",
         }
     }
 }
-
-/// The plan code of [`BadCustomerKind::UnknownPlan`] lines.
-pub const UNKNOWN_PLAN: &str = "PLAN_UNKNOWN";
 
 /// How many bad lines `percent` % of `customers` lines is (rounded up, so
 /// any percentage above zero writes at least one).
@@ -546,7 +544,7 @@ impl Generator {
         let kind = BadCustomerKind::of(u64::from(j));
         match kind {
             BadCustomerKind::NoAllowedSlot => crm.dnd = SlotSet::ALL,
-            BadCustomerKind::UnknownPlan => UNKNOWN_PLAN.clone_into(&mut crm.plan),
+            BadCustomerKind::EmptyPlan => crm.plan.clear(),
             BadCustomerKind::BadDate | BadCustomerKind::MalformedJson => {}
         }
         let id = crm.customer_id.to_string();
@@ -566,7 +564,7 @@ impl Generator {
                     line.truncate(at);
                 }
             }
-            BadCustomerKind::NoAllowedSlot | BadCustomerKind::UnknownPlan => {}
+            BadCustomerKind::NoAllowedSlot | BadCustomerKind::EmptyPlan => {}
         }
         Ok((line, kind, id))
     }

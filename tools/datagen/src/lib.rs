@@ -49,7 +49,7 @@ mod write;
 
 pub use drop_zone::{
     BadCustomerKind, BadCustomerLine, CUSTOMERS_FILE_LIMIT, ClearContact, CrmCustomer, DROP_ZONE_PREFIX, DropFile,
-    DropZoneManifest, DropZoneOptions, UNKNOWN_PLAN, bad_lines_for, crm_customers_file, write_drop_zone,
+    DropZoneManifest, DropZoneOptions, bad_lines_for, crm_customers_file, write_drop_zone,
 };
 pub use error::DatagenError;
 pub use generator::{

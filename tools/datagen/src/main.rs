@@ -74,7 +74,7 @@ struct GenerateArgs {
     #[arg(long, value_name = "DIR")]
     drop_zone: Option<PathBuf>,
     /// With --drop-zone: mix this share (0-100 %) of bad lines into the
-    /// customers file (no slot left by the DND, unknown plan, impossible date,
+    /// customers file (no slot left by the DND, empty plan, impossible date,
     /// malformed JSON in turn), for customers outside the population.
     #[arg(long, value_name = "PERCENT", default_value_t = 0.0, requires = "drop_zone")]
     bad_lines: f64,

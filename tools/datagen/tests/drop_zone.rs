@@ -5,7 +5,7 @@ use std::path::Path;
 
 use common::{config, generator, tree, write};
 use datagen::{
-    BadCustomerKind, CrmCustomer, DropZoneManifest, DropZoneOptions, GenConfig, Manifest, UNKNOWN_PLAN, bad_lines_for,
+    BadCustomerKind, CrmCustomer, DropZoneManifest, DropZoneOptions, GenConfig, Manifest, bad_lines_for,
     crm_customers_file, read_customers, write_drop_zone,
 };
 use domain::pii::Keyring;
@@ -211,7 +211,10 @@ fn bad_lines_are_spread_named_by_number_and_outside_the_population() {
                 let e = c.validate(quiet).unwrap_err();
                 assert!(e.reason.contains("no allowed slot") || e.reason.contains("slot"), "{e}");
             }
-            BadCustomerKind::UnknownPlan => assert_eq!(parsed.unwrap().plan, UNKNOWN_PLAN),
+            BadCustomerKind::EmptyPlan => {
+                let c = parsed.unwrap().seal(&Keyring::dev());
+                assert_eq!(c.validate(quiet).unwrap_err().reason, "plan code is empty");
+            }
             BadCustomerKind::BadDate => {
                 assert!(line.contains("-02-30\""));
                 assert!(parsed.unwrap_err().to_string().contains("input"));
