@@ -1355,6 +1355,815 @@ def prefilter_queries():
     Table.query = query
     Table.all_items = all_items
 
+# --- Deploying with CloudFormation and the SAM CLI ------------------------------------------
+# Each function below patches one point where moto parts from AWS on the path of
+# `sam deploy --resolve-s3` of the project's template (docs/local-development.md, "Deploying
+# to the emulator", says what moto does, what AWS does and what the patch does). main()
+# applies them all before the server starts.
+
+DEPLOY_LOG = logging.getLogger("emulator.deploy")
+SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
+
+
+def stack_status_after_change_set():
+    """Reason: moto builds a change-set stack's Outputs from the empty template it was created
+    with and never rebuilds them, and a failed change set leaves the stack IN_PROGRESS."""
+    from moto.cloudformation.models import CloudFormationBackend
+
+    original = CloudFormationBackend.execute_change_set
+
+    def execute_change_set(self, change_set_name, stack_name=None):
+        change_set = self.describe_change_set(change_set_name)
+        stack = self.stacks[change_set.stack_id]
+        kind = change_set.change_set_type
+        try:
+            original(self, change_set_name, stack_name)
+        except Exception as e:  # AWS rolls back and tells why in the stack's events
+            DEPLOY_LOG.warning("change set %s of %s failed: %s", change_set.change_set_name, stack.name, e,
+                               exc_info=True)
+            reason = f"{type(e).__name__}: {e}"[:1000]
+            stack._add_stack_event(f"{kind}_FAILED", resource_status_reason=reason)
+            stack.status = "ROLLBACK_COMPLETE" if kind == "CREATE" else "UPDATE_ROLLBACK_COMPLETE"
+            stack._add_stack_event(stack.status)
+            change_set.execution_status = "EXECUTE_FAILED"
+            change_set.status_reason = reason
+            return
+        stack.parameters = change_set.parameters
+        stack._parse_template()
+        stack.description = stack.template_dict.get("Description")
+        stack.output_map = stack._create_output_map()
+        for export in stack.exports:
+            self.exports[export.name] = export
+
+    CloudFormationBackend.execute_change_set = execute_change_set
+
+
+def template_url_on_loopback():
+    """Reason: moto reads a TemplateURL path-style only when its host is `localhost`; the SAM
+    CLI uploads a template over 51,200 bytes and passes http://127.0.0.1:PORT/bucket/key."""
+    import moto.cloudformation.models as models
+    import moto.cloudformation.responses as responses
+    import moto.cloudformation.utils as utils
+    from moto.s3.models import s3_backends
+
+    original = utils.get_stack_from_s3_url
+
+    def get_stack_from_s3_url(template_url, account_id, partition):
+        parts = urllib.parse.urlsplit(template_url)
+        if parts.hostname in LOOPBACK_HOSTS:
+            bucket, _, key = parts.path.lstrip("/").partition("/")
+            obj = s3_backends[account_id][partition].get_object(bucket, urllib.parse.unquote(key))
+            return obj.value.decode("utf-8")
+        return original(template_url, account_id, partition)
+
+    for module in (utils, responses, models):
+        module.get_stack_from_s3_url = get_stack_from_s3_url
+
+
+def sam_transform():
+    """Reason: moto never applies the `AWS::Serverless-2016-10-31` transform, so it skips every
+    AWS::Serverless::* resource (and fails on the first GetAtt of one); CloudFormation runs
+    aws-sam-translator, the library this applies."""
+    import boto3
+    from moto.cloudformation.models import ChangeSet, Stack
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
+    lock = threading.Lock()  # the translator keeps the region in a class attribute
+
+    def managed_policies():
+        policies = json.loads(aws_managed_policies_data)
+        return {name: f"arn:aws:iam::aws:policy{p.get('Path', '/')}{name}" for name, p in policies.items()}
+
+    def transformed(template_dict, parameters, region):
+        if not isinstance(template_dict, dict):
+            return template_dict
+        transforms = template_dict.get("Transform")
+        transforms = transforms if isinstance(transforms, list) else [transforms]
+        if SAM_TRANSFORM not in transforms:
+            return template_dict
+        session = boto3.Session(region_name=region, aws_access_key_id="local", aws_secret_access_key="local")
+        values = {k: v for k, v in (parameters or {}).items() if isinstance(v, str)}
+        with lock:
+            translator = Translator(None, Parser(), boto_session=session)
+            return translator.translate(
+                json.loads(json.dumps(template_dict)),
+                parameter_values=values,
+                get_managed_policy_map=managed_policies,
+            )
+
+    original_stack_parse = Stack._parse_template
+    original_change_set_parse = ChangeSet._parse_template
+    original_init = Stack.__init__
+
+    def stack_init(self, stack_id, name, template, parameters, account_id, region_name, *args, **kwargs):
+        # The transform needs the parameters and the region, which moto sets after parsing.
+        self.parameters, self.region_name = parameters, region_name
+        original_init(self, stack_id, name, template, parameters, account_id, region_name, *args, **kwargs)
+
+    def stack_parse(self):
+        original_stack_parse(self)
+        self.template_dict = transformed(self.template_dict, self.parameters, self.region_name)
+
+    def change_set_parse(self):
+        original_change_set_parse(self)
+        self.template_dict = transformed(self.template_dict, self.parameters, self.stack.region_name)
+
+    def has_template(self, other_template):
+        # Compares the templates as submitted, before the transform.
+        return self.parse_template(self.template) == self.parse_template(other_template)
+
+    Stack.__init__ = stack_init
+    Stack._parse_template = stack_parse
+    Stack.has_template = has_template
+    ChangeSet._parse_template = change_set_parse
+
+
+def no_value_leaves_lists():
+    """Reason: moto turns `!If [c, x, !Ref AWS::NoValue]` inside a list into a null element
+    (HTTP 500 further on); CloudFormation removes the element."""
+    import moto.cloudformation.parsing as parsing
+
+    original = parsing.clean_json
+
+    def clean_json(resource_json, resources_map):
+        if isinstance(resource_json, list):
+            out = []
+            for value in resource_json:
+                cleaned = clean_json(value, resources_map)
+                if cleaned is None and isinstance(value, dict):
+                    continue  # an intrinsic that came to AWS::NoValue
+                out.append(cleaned)
+            return out
+        return original(resource_json, resources_map)
+
+    parsing.clean_json = clean_json  # moto's recursion looks the name up here
+
+
+def lambda_environment_as_strings():
+    """Reason: moto stores a Number parameter's value as a JSON number in a function's
+    environment; Lambda's variables are strings (clients that read them as such fail)."""
+    from moto.awslambda.models import LambdaFunction
+
+    def stringify(properties):
+        variables = (properties.get("Environment") or {}).get("Variables")
+        if isinstance(variables, dict):
+            for k, v in variables.items():
+                if isinstance(v, bool):
+                    variables[k] = "true" if v else "false"
+                elif not isinstance(v, str):
+                    variables[k] = str(v)
+
+    original_create = LambdaFunction.create_from_cloudformation_json.__func__
+    original_update = LambdaFunction.update_from_cloudformation_json.__func__
+
+    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        stringify(cloudformation_json.get("Properties", {}))
+        return original_create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+    def update(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
+        stringify(cloudformation_json.get("Properties", {}))
+        return original_update(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name)
+
+    LambdaFunction.create_from_cloudformation_json = classmethod(create)
+    LambdaFunction.update_from_cloudformation_json = classmethod(update)
+
+
+def state_machines_from_cloudformation():
+    """Reason: moto's AWS::StepFunctions::StateMachine reads only DefinitionString (not
+    Definition, DefinitionS3Location, DefinitionSubstitutions) and stores the machine where
+    StartExecution with execution enabled does not look."""
+    from moto.s3.models import s3_backends
+    from moto.stepfunctions.models import StateMachine
+    from moto.stepfunctions.responses import get_backend
+    from moto.utilities.tagging_service import TaggingService
+
+    def definition_of(properties, account_id, region_name):
+        if "DefinitionString" in properties:
+            text = properties["DefinitionString"]
+        elif "Definition" in properties:
+            text = json.dumps(properties["Definition"])
+        elif "DefinitionS3Location" in properties:
+            location = properties["DefinitionS3Location"]
+            backend = s3_backends[account_id]["aws"]
+            text = backend.get_object(location["Bucket"], location["Key"]).value.decode("utf-8")
+        else:
+            text = ""
+        # CloudFormation replaces each ${name} with its substitution's value, as text.
+        for name, value in (properties.get("DefinitionSubstitutions") or {}).items():
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            text = text.replace("${" + name + "}", str(value))
+        return text
+
+    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        properties = cloudformation_json["Properties"]
+        name = properties.get("StateMachineName", resource_name)
+        tags = [{"key": t["Key"], "value": t["Value"]} for t in properties.get("Tags") or []]
+        return get_backend(account_id, region_name).create_state_machine(
+            name,
+            definition_of(properties, account_id, region_name),
+            properties.get("RoleArn", ""),
+            tags=tags,
+            loggingConfiguration=properties.get("LoggingConfiguration"),
+            tracingConfiguration=properties.get("TracingConfiguration"),
+            sm_type=properties.get("StateMachineType") or "STANDARD",
+        )
+
+    def delete(cls, resource_name, cloudformation_json, account_id, region_name):
+        backend = get_backend(account_id, region_name)
+        arn = resource_name
+        if not arn.startswith("arn:"):
+            arn = f"arn:aws:states:{region_name}:{account_id}:stateMachine:{resource_name}"
+        backend.delete_state_machine(arn)
+
+    def update(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
+        properties = cloudformation_json.get("Properties", {})
+        name = properties.get("StateMachineName", original_resource.name)
+        if name != original_resource.name:  # replacement
+            new = create(cls, name, cloudformation_json, account_id, region_name)
+            delete(cls, original_resource.arn, cloudformation_json, account_id, region_name)
+            return new
+        backend = get_backend(account_id, region_name)
+        machine = backend.update_state_machine(
+            original_resource.arn,
+            definition=definition_of(properties, account_id, region_name),
+            role_arn=properties.get("RoleArn"),
+            logging_configuration=properties.get("LoggingConfiguration"),
+            tracing_configuration=properties.get("TracingConfiguration"),
+        )
+        tags = TaggingService().flatten_tag_list(properties.get("Tags") or [])
+        if tags:
+            backend.tag_resource(machine.arn, [{"key": k, "value": v} for k, v in tags.items()])
+        return machine
+
+    StateMachine.create_from_cloudformation_json = classmethod(create)
+    StateMachine.update_from_cloudformation_json = classmethod(update)
+    StateMachine.delete_from_cloudformation_json = classmethod(delete)
+    StateMachine.has_cfn_attr = classmethod(lambda cls, attr: attr in ("Arn", "Name", "StateMachineRevisionId"))
+    original_attribute = StateMachine.get_cfn_attribute
+
+    def get_cfn_attribute(self, attribute_name):
+        if attribute_name == "Arn":
+            return self.arn
+        if attribute_name == "StateMachineRevisionId":
+            return getattr(self, "revision_id", None) or self.arn
+        return original_attribute(self, attribute_name)
+
+    StateMachine.get_cfn_attribute = get_cfn_attribute
+
+
+def dashboard_ref_is_its_name():
+    """Reason: moto's AWS::CloudWatch::Dashboard has no physical id, so `!Ref` of one gives an
+    empty string; CloudFormation's Ref of a dashboard is its name."""
+    from moto.cloudwatch.models import Dashboard
+
+    Dashboard.physical_resource_id = property(lambda self: self.name)
+
+
+def resources_moto_cannot_update_are_kept():
+    """Reason: for a type whose model has no update (AWS::DynamoDB::Table among them) moto's
+    stack update replaces the resource with nothing, and the next Ref or GetAtt of it fails;
+    CloudFormation updates it in place. The emulator keeps the resource as it is. moto also
+    updates a resource whose Condition is false (it crashes on the missing resource); such a
+    resource is deleted, as CloudFormation does."""
+    import moto.cloudformation.parsing as parsing
+
+    original = parsing.parse_and_update_resource
+
+    def parse_and_update_resource(logical_id, resource_json, resources_map, account_id, region_name):
+        condition = resource_json.get("Condition")
+        if condition and not resources_map.lazy_condition_map[condition]:
+            existing = resources_map._parsed_resources.pop(logical_id, None)
+            if existing is not None:
+                resources_map._delete_resource(existing, resource_json)
+            return None
+        updated = original(logical_id, resource_json, resources_map, account_id, region_name)
+        if updated is None:
+            kept = resources_map._parsed_resources.get(logical_id)
+            if kept is not None:
+                DEPLOY_LOG.info("%s (%s): moto cannot update this type; kept as it was", logical_id,
+                                resource_json.get("Type"))
+                return kept
+        return updated
+
+    parsing.parse_and_update_resource = parse_and_update_resource
+
+
+def mappings_not_polled_by_moto():
+    """Reason: moto attaches an SQS event source mapping to its queue and receives from it on
+    every send (receive counts climb, messages vanish); the local runner polls the mappings
+    the way Lambda does, so mappings made by CloudFormation are only recorded."""
+    from moto.awslambda.models import EventSourceMapping
+    from moto.sqs.models import sqs_backends
+
+    original_create = EventSourceMapping.create_from_cloudformation_json.__func__
+    original_update = EventSourceMapping.update_from_cloudformation_json.__func__
+
+    def detach(esm):
+        for queue in sqs_backends[esm.account_id][esm.region].queues.values():
+            for arn, attached in list(queue.lambda_event_source_mappings.items()):
+                if attached is esm:
+                    del queue.lambda_event_source_mappings[arn]
+        return esm
+
+    def create(cls, *args, **kwargs):
+        return detach(original_create(cls, *args, **kwargs))
+
+    def update(cls, *args, **kwargs):
+        return detach(original_update(cls, *args, **kwargs))
+
+    EventSourceMapping.create_from_cloudformation_json = classmethod(create)
+    EventSourceMapping.update_from_cloudformation_json = classmethod(update)
+
+
+def bucket_properties_from_cloudformation():
+    """Reason: moto's AWS::S3::Bucket update reads Properties.BucketName, which a bucket named
+    by CloudFormation lacks (KeyError: a second deploy fails), and it ignores
+    NotificationConfiguration and VersioningConfiguration."""
+    from moto.s3.models import FakeBucket, s3_backends
+    from moto.utilities.utils import get_partition
+
+    original_create = FakeBucket.create_from_cloudformation_json.__func__
+    original_update = FakeBucket.update_from_cloudformation_json.__func__
+
+    def apply(bucket, properties, account_id, region_name):
+        backend = s3_backends[account_id][get_partition(region_name)]
+        notification = properties.get("NotificationConfiguration") or {}
+        config = {}
+        if str((notification.get("EventBridgeConfiguration") or {}).get("EventBridgeEnabled")).lower() == "true":
+            config["EventBridgeConfiguration"] = {}
+        # Other destinations keep moto's API shape (Topic/Queue/CloudFunction lists).
+        for cfn, api, arn in (
+            ("TopicConfigurations", "TopicConfiguration", "Topic"),
+            ("QueueConfigurations", "QueueConfiguration", "Queue"),
+            ("LambdaConfigurations", "CloudFunctionConfiguration", "Function"),
+        ):
+            entries = notification.get(cfn) or []
+            if entries:
+                config[api] = [
+                    {arn if arn != "Function" else "CloudFunction": e.get(arn), "Event": [e.get("Event")]}
+                    for e in entries
+                ]
+        bucket.set_notification_configuration(config or None)
+        versioning = (properties.get("VersioningConfiguration") or {}).get("Status")
+        if versioning:
+            backend.put_bucket_versioning(bucket.name, versioning)
+        return bucket
+
+    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        bucket = original_create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        return apply(bucket, cloudformation_json.get("Properties", {}), account_id, region_name)
+
+    def update(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
+        properties = cloudformation_json.get("Properties", {})
+        if "BucketName" in properties and properties["BucketName"] != original_resource.name:
+            return original_update(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name)
+        # No interruption: the same bucket, its settings replaced.
+        named = dict(cloudformation_json, Properties=dict(properties, BucketName=original_resource.name))
+        bucket = original_update(cls, original_resource, new_resource_name, named, account_id, region_name)
+        return apply(bucket, properties, account_id, region_name)
+
+    FakeBucket.create_from_cloudformation_json = classmethod(create)
+    FakeBucket.update_from_cloudformation_json = classmethod(update)
+
+
+def conditional_bucket_policy_statements_not_enforced():
+    """Reason: moto enforces a bucket policy's Principal "*" statements without their
+    conditions, so `Deny s3:* unless aws:SecureTransport` denies every request (moto cannot
+    evaluate conditions; the emulator speaks plain HTTP on loopback)."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3.models import FakeBucket
+
+    def get_permission(self, action, resource):
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        document = json.loads(self.policy)
+        statements = document.get("Statement") or []
+        statements = statements if isinstance(statements, list) else [statements]
+        kept = [s for s in statements if not s.get("Condition")]
+        if not kept:
+            return PermissionResult.NEUTRAL
+        return IAMPolicy(json.dumps(dict(document, Statement=kept))).is_action_permitted(action, resource)
+
+    FakeBucket.get_permission = get_permission
+
+
+def resource_types_moto_lacks():
+    """Reason: moto has no CloudFormation model for AWS::Lambda::Url, AWS::Scheduler::Schedule,
+    AWS::CloudWatch::Alarm, AWS::S3::BucketPolicy, AWS::SNS::Subscription,
+    AWS::SQS::QueuePolicy or AWS::Lambda::EventInvokeConfig: it skips them and fails on the first Ref or GetAtt. Each is made
+    here with the service's own API in moto (so it can be read back) and AWS's physical id
+    and attributes."""
+    import moto.cloudformation.parsing as parsing
+    from moto.core.common_models import CloudFormationModel
+
+    class Made:
+        """A resource made through moto's service backend (a mixin: moto finds models among
+        the direct subclasses of CloudFormationModel)."""
+
+        TYPE = ""
+        NAME = ""
+        ATTRIBUTES = ()
+
+        def __init__(self, physical_id, attributes, undo):
+            self.physical_id = physical_id
+            self.attributes = attributes
+            self.undo = undo
+
+        @property
+        def physical_resource_id(self):
+            return self.physical_id
+
+        @classmethod
+        def cloudformation_type(cls):
+            return cls.TYPE
+
+        @classmethod
+        def cloudformation_name_type(cls):
+            return cls.NAME
+
+        @classmethod
+        def has_cfn_attr(cls, attr):
+            return attr in cls.ATTRIBUTES
+
+        def get_cfn_attribute(self, attribute_name):
+            from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+            if attribute_name not in self.attributes:
+                raise UnformattedGetAttTemplateException()
+            return self.attributes[attribute_name]
+
+        def is_created(self):
+            return True
+
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+            return cls.make(resource_name, cloudformation_json.get("Properties") or {}, account_id, region_name)
+
+        @classmethod
+        def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
+            original_resource.delete(account_id, region_name)
+            return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+
+        @classmethod
+        def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
+            pass  # reached only for a resource never made; made ones undo themselves
+
+        def delete(self, account_id, region_name):
+            try:
+                self.undo()
+            except Exception as e:  # already gone
+                DEPLOY_LOG.info("deleting %s %s: %s", self.TYPE, self.physical_id, e)
+
+    class FunctionUrl(Made, CloudFormationModel):
+        __module__ = "moto.cloudformation.emulator"  # moto files models by service
+        TYPE, NAME, ATTRIBUTES = "AWS::Lambda::Url", "", ("FunctionArn", "FunctionUrl")
+
+        @classmethod
+        def make(cls, name, p, account_id, region_name):
+            from moto.awslambda.utils import get_backend
+
+            backend = get_backend(account_id, region_name)
+            target = p["TargetFunctionArn"]
+            config = {k: p[k] for k in ("AuthType", "Cors", "InvokeMode") if k in p}
+            url = backend.create_function_url_config(target, config)
+            arn = url.function.function_arn
+            # AWS's URL ends with a slash; moto's does not.
+            attributes = {"FunctionArn": arn, "FunctionUrl": url.url.rstrip("/") + "/"}
+            return cls(arn, attributes, lambda: backend.delete_function_url_config(target))
+
+    class Schedule(Made, CloudFormationModel):
+        __module__ = "moto.cloudformation.emulator"  # moto files models by service
+        TYPE, NAME, ATTRIBUTES = "AWS::Scheduler::Schedule", "Name", ("Arn",)
+
+        @classmethod
+        def make(cls, name, p, account_id, region_name):
+            from moto.scheduler.models import scheduler_backends
+
+            backend = scheduler_backends[account_id][region_name]
+            group = p.get("GroupName") or "default"
+            schedule = backend.create_schedule(
+                description=p.get("Description"),
+                end_date=p.get("EndDate"),
+                flexible_time_window=p.get("FlexibleTimeWindow") or {"Mode": "OFF"},
+                group_name=group,
+                kms_key_arn=p.get("KmsKeyArn"),
+                name=name,
+                schedule_expression=p.get("ScheduleExpression"),
+                schedule_expression_timezone=p.get("ScheduleExpressionTimezone"),
+                start_date=p.get("StartDate"),
+                state=p.get("State") or "ENABLED",
+                target=p.get("Target") or {},
+                action_after_completion=None,
+            )
+            return cls(name, {"Arn": schedule.arn}, lambda: backend.delete_schedule(group, name))
+
+    class Alarm(Made, CloudFormationModel):
+        __module__ = "moto.cloudformation.emulator"  # moto files models by service
+        TYPE, NAME, ATTRIBUTES = "AWS::CloudWatch::Alarm", "AlarmName", ("Arn",)
+
+        @classmethod
+        def make(cls, name, p, account_id, region_name):
+            from moto.cloudwatch.models import Dimension, Metric, MetricDataQuery, MetricStat, cloudwatch_backends
+
+            backend = cloudwatch_backends[account_id][region_name]
+            queries = None
+            if p.get("Metrics"):
+                queries = []
+                for m in p["Metrics"]:
+                    stat, metric_stat = m.get("MetricStat") or {}, None
+                    if stat.get("Metric"):
+                        metric = stat["Metric"]
+                        dimensions = [Dimension(name=d["Name"], value=d["Value"]) for d in metric.get("Dimensions") or []]
+                        metric_stat = MetricStat(
+                            metric=Metric(metric_name=metric.get("MetricName"), namespace=metric.get("Namespace"),
+                                          dimensions=dimensions),
+                            period=stat.get("Period"),
+                            stat=stat.get("Stat"),
+                            unit=stat.get("Unit"),
+                        )
+                    queries.append(MetricDataQuery(
+                        query_id=m.get("Id"),
+                        label=m.get("Label"),
+                        period=m.get("Period"),
+                        return_data=m.get("ReturnData"),
+                        expression=m.get("Expression"),
+                        metric_stat=metric_stat,
+                    ))
+            threshold = p.get("Threshold")
+            alarm = backend.put_metric_alarm(
+                name=name,
+                namespace=p.get("Namespace"),
+                metric_name=p.get("MetricName"),
+                comparison_operator=p.get("ComparisonOperator"),
+                evaluation_periods=int(p.get("EvaluationPeriods") or 1),
+                period=int(p["Period"]) if p.get("Period") is not None else None,
+                threshold=float(threshold) if threshold is not None else None,
+                statistic=p.get("Statistic"),
+                description=p.get("AlarmDescription"),
+                dimensions=[{"Name": d["Name"], "Value": d["Value"]} for d in p.get("Dimensions") or []],
+                alarm_actions=p.get("AlarmActions") or [],
+                metric_data_queries=queries,
+                datapoints_to_alarm=p.get("DatapointsToAlarm"),
+                extended_statistic=p.get("ExtendedStatistic"),
+                ok_actions=p.get("OKActions") or [],
+                insufficient_data_actions=p.get("InsufficientDataActions") or [],
+                unit=p.get("Unit"),
+                actions_enabled=str(p.get("ActionsEnabled", True)).lower() == "true",
+                treat_missing_data=p.get("TreatMissingData"),
+                threshold_metric_id=p.get("ThresholdMetricId"),
+            )
+            return cls(name, {"Arn": alarm.alarm_arn}, lambda: backend.delete_alarms([name]))
+
+    class BucketPolicy(Made, CloudFormationModel):
+        __module__ = "moto.cloudformation.emulator"  # moto files models by service
+        TYPE, NAME, ATTRIBUTES = "AWS::S3::BucketPolicy", "", ()
+
+        @classmethod
+        def make(cls, name, p, account_id, region_name):
+            from moto.s3.models import s3_backends
+            from moto.utilities.utils import get_partition
+
+            backend = s3_backends[account_id][get_partition(region_name)]
+            bucket = p["Bucket"]
+            document = p["PolicyDocument"]
+            text = document if isinstance(document, str) else json.dumps(document)
+            backend.put_bucket_policy(bucket, text.encode("utf-8"))
+            return cls(name, {}, lambda: backend.delete_bucket_policy(bucket))
+
+    class Subscription(Made, CloudFormationModel):
+        __module__ = "moto.cloudformation.emulator"  # moto files models by service
+        TYPE, NAME, ATTRIBUTES = "AWS::SNS::Subscription", "", ("Arn",)
+
+        @classmethod
+        def make(cls, name, p, account_id, region_name):
+            from moto.sns.models import sns_backends
+
+            backend = sns_backends[account_id][region_name]
+            subscription = backend.subscribe(p["TopicArn"], p.get("Endpoint"), p["Protocol"])
+            arn = subscription.arn
+            return cls(arn, {"Arn": arn}, lambda: backend.unsubscribe(arn))
+
+    class QueuePolicy(Made, CloudFormationModel):
+        __module__ = "moto.cloudformation.emulator"  # moto files models by service
+        TYPE, NAME, ATTRIBUTES = "AWS::SQS::QueuePolicy", "", ("Id",)
+
+        @classmethod
+        def make(cls, name, p, account_id, region_name):
+            from moto.sqs.models import sqs_backends
+
+            backend = sqs_backends[account_id][region_name]
+            document = p["PolicyDocument"]
+            text = document if isinstance(document, str) else json.dumps(document)
+            queues = [url.rstrip("/").rsplit("/", 1)[-1] for url in p.get("Queues") or []]
+            for queue in queues:
+                backend.set_queue_attributes(queue, {"Policy": text})
+
+            def undo():
+                for queue in queues:
+                    backend.set_queue_attributes(queue, {"Policy": ""})
+
+            return cls(name, {"Id": name}, undo)
+
+    class EventInvokeConfig(Made, CloudFormationModel):
+        __module__ = "moto.cloudformation.emulator"  # moto files models by service
+        TYPE, NAME, ATTRIBUTES = "AWS::Lambda::EventInvokeConfig", "", ()
+
+        @classmethod
+        def make(cls, name, p, account_id, region_name):
+            from moto.awslambda.utils import get_backend
+
+            backend = get_backend(account_id, region_name)
+            function = p["FunctionName"]
+            config = {k: p[k] for k in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig") if k in p}
+            backend.put_function_event_invoke_config(function, config)
+            physical_id = f"{function}:{p.get('Qualifier') or '$LATEST'}"
+            return cls(physical_id, {}, lambda: backend.delete_function_event_invoke_config(function))
+
+    for cache in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cache.cache_clear()
+    known = parsing.get_model_map()
+    for kind in (FunctionUrl, Schedule, Alarm, BucketPolicy, Subscription, QueuePolicy, EventInvokeConfig):
+        if known.get(kind.TYPE) is not kind:
+            DEPLOY_LOG.warning("moto already models %s; the emulator's model is not used", kind.TYPE)
+
+
+# --- S3 → EventBridge → rule → target --------------------------------------------------------
+
+S3_REASONS = {
+    "s3:ObjectCreated:Put": "PutObject",
+    "s3:ObjectCreated:Post": "POST Object",
+    "s3:ObjectCreated:Copy": "CopyObject",
+    "s3:ObjectCreated:CompleteMultipartUpload": "CompleteMultipartUpload",
+}
+EVENTS_LOG = logging.getLogger("emulator.events")
+SEEN_OBJECTS_LIMIT = 100_000  # object versions remembered against a second event
+
+
+class S3EventBridge:
+    """Puts S3's "Object Created" events on the default bus and delivers them to the targets
+    of the rules that match, in a background thread (see s3_events_to_eventbridge)."""
+
+    def __init__(self, port):
+        self.port = port
+        self.lock = threading.Lock()
+        self.pending = []
+        self.wake = threading.Condition(self.lock)
+        self.seen = {}  # id(key) -> key, kept so that an id is not reused while remembered
+        self.sequence = 0
+        self.worker = None
+
+    def object_created(self, account_id, bucket, event_name, key):
+        reason = S3_REASONS.get(str(getattr(event_name, "value", event_name)))
+        if reason is None:  # only "Object Created" is emulated
+            return
+        with self.lock:
+            if id(key) in self.seen:  # once per object version
+                return
+            self.seen[id(key)] = key
+            while len(self.seen) > SEEN_OBJECTS_LIMIT:
+                self.seen.pop(next(iter(self.seen)))
+            self.sequence += 1
+            sequencer = f"{time.time_ns() // 1000:014X}{self.sequence % 256:02X}"
+        detail_object = {"key": key.name, "size": key.size, "etag": key.etag.strip('"'), "sequencer": sequencer}
+        if getattr(bucket, "is_versioned", False) and key.version_id:
+            detail_object["version-id"] = key.version_id
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Object Created",
+            "source": "aws.s3",
+            "account": account_id,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "region": bucket.region_name,
+            "resources": [f"arn:aws:s3:::{bucket.name}"],
+            "detail": {
+                "version": "0",
+                "bucket": {"name": bucket.name},
+                "object": detail_object,
+                "request-id": uuid.uuid4().hex[:16].upper(),
+                "requester": account_id,
+                "source-ip-address": "127.0.0.1",
+                "reason": reason,
+            },
+        }
+        with self.lock:
+            self.pending.append((account_id, bucket.region_name, event))
+            if self.worker is None:
+                self.worker = threading.Thread(target=self.run, name="s3-eventbridge", daemon=True)
+                self.worker.start()
+            self.wake.notify()
+
+    def run(self):
+        while True:
+            with self.lock:
+                while not self.pending:
+                    self.wake.wait()
+                account_id, region, event = self.pending.pop(0)
+            try:
+                self.deliver(account_id, region, event)
+            except Exception:  # one bad target must not stop the deliveries after it
+                EVENTS_LOG.exception("delivering the event of s3://%s/%s", event["detail"]["bucket"]["name"],
+                                     event["detail"]["object"]["key"])
+
+    def deliver(self, account_id, region, event):
+        from moto.events.models import events_backends
+
+        bus = events_backends[account_id][region].event_buses.get("default")
+        for rule in list(bus.rules.values()) if bus else []:
+            if rule.state != "ENABLED" or not rule.event_pattern.matches_event(event):
+                continue
+            for target in list(rule.targets):
+                payload = target_input(target, event)
+                arn = target["Arn"]
+                service = arn.split(":")[2] if arn.count(":") >= 5 else ""
+                if service == "states":
+                    self.start_execution(account_id, region, arn, payload)
+                elif service == "lambda":
+                    self.invoke(arn, payload)
+                elif service == "sqs":
+                    group = (target.get("SqsParameters") or {}).get("MessageGroupId")
+                    rule._send_to_sqs_queue(arn.split(":")[-1], json.loads(payload), group)
+                else:
+                    EVENTS_LOG.warning("rule %s: target %s is not emulated; not delivered", rule.name, arn)
+                    continue
+                EVENTS_LOG.info("s3://%s/%s -> rule %s -> %s", event["detail"]["bucket"]["name"],
+                                event["detail"]["object"]["key"], rule.name, arn)
+
+    @staticmethod
+    def start_execution(account_id, region, arn, payload):
+        from moto.stepfunctions.responses import get_backend
+
+        get_backend(account_id, region).start_execution(arn, name=str(uuid.uuid4()), execution_input=payload)
+
+    def invoke(self, arn, payload):
+        # Through this server, so the Lambda router serves a registered function.
+        url = f"http://127.0.0.1:{self.port}/2015-03-31/functions/{urllib.parse.quote(arn, safe='')}/invocations"
+        request = urllib.request.Request(
+            url, data=payload.encode(), method="POST",
+            headers={"Content-Type": "application/json", "X-Amz-Invocation-Type": "Event"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as r:
+            r.read()
+
+
+def target_input(target, event):
+    """What a target receives: Input (constant), InputPath, InputTransformer or the event."""
+    if target.get("Input") is not None:
+        return target["Input"]
+    if target.get("InputPath"):
+        value = event
+        for part in target["InputPath"].lstrip("$").strip(".").split("."):
+            if part:
+                value = value.get(part) if isinstance(value, dict) else None
+        return json.dumps(value)
+    if target.get("InputTransformer"):
+        from moto.events.utils import EventTemplateParser
+
+        transformer = target["InputTransformer"]
+        parsed = EventTemplateParser.parse(
+            input_template=transformer.get("InputTemplate"),
+            input_paths_map=transformer.get("InputPathsMap", {}),
+            event=event,
+        )
+        return parsed if isinstance(parsed, str) else json.dumps(parsed)
+    return json.dumps(event)
+
+
+def s3_events_to_eventbridge(port):
+    """Reason: moto sends S3's EventBridge events synchronously inside the PutObject call, in
+    a shape of its own (numeric time, `eTag`, a constant sequencer), to every rule of every bus
+    and to no Step Functions or Lambda target; S3 puts the documented "Object Created" event on
+    the default bus and EventBridge delivers it to the matching rules' targets, asynchronously."""
+    import moto.s3.notifications as notifications
+
+    bridge = S3EventBridge(port)
+
+    def send_event_bridge_message(account_id, bucket, event_name, key):
+        bridge.object_created(account_id, bucket, event_name, key)
+
+    notifications._send_event_bridge_message = send_event_bridge_message
+    return bridge
+
+
+def deployable_by_cloudformation(port):
+    """Every deployment patch above, in the order they depend on each other."""
+    resource_types_moto_lacks()
+    stack_status_after_change_set()
+    template_url_on_loopback()
+    sam_transform()
+    no_value_leaves_lists()
+    lambda_environment_as_strings()
+    state_machines_from_cloudformation()
+    dashboard_ref_is_its_name()
+    resources_moto_cannot_update_are_kept()
+    mappings_not_polled_by_moto()
+    bucket_properties_from_cloudformation()
+    conditional_bucket_policy_statements_not_enforced()
+    s3_events_to_eventbridge(port)
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="moto server with a Lambda router")
@@ -1381,6 +2190,7 @@ def main(argv=None):
     cheap_attributes_while_sending()
     cheap_receive_and_delete()
     track_dead_letter_sources()
+    deployable_by_cloudformation(args.port)
 
     class RequestHandler(MotoRequestHandler):
         # Answers go out at once: with Nagle's algorithm a response written in two parts waits
