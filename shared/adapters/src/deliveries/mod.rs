@@ -13,7 +13,8 @@
 //! finds it again.
 //!
 //! Every change goes through [`write`] ([`write::Change`], typed outcomes,
-//! lost answers recognised); the senders' steps are in [`claims`].
+//! lost answers recognised); the senders' steps are in [`claims`], the operators' in
+//! [`commands`], a customer's new preferences in [`preferences`].
 //!
 //! Every write is conditional: creation only where nothing exists, a content
 //! update only on a waiting delivery (`READY`, or `HELD` by an operator) whose
@@ -24,6 +25,7 @@
 pub mod claims;
 pub mod commands;
 pub mod dispatch;
+pub mod preferences;
 pub mod write;
 
 use aws_sdk_dynamodb::Client;
