@@ -28,6 +28,8 @@ pub enum Endpoint {
     Redrive,
     Roles,
     SetRole,
+    /// A customer's own preferences ([`crate::preferences`]).
+    Preferences,
 }
 
 /// One route: its method and path pattern, the role it needs, what it does.
@@ -52,7 +54,9 @@ use Endpoint as E;
 use Role::{Administrator, Operator, Viewer};
 
 /// Every route and the role it needs. A viewer reads; an operator also gives the commands
-/// that keep the customer's do-not-disturb slots; an administrator also sends past them,
+/// that keep the customer's do-not-disturb slots, and sets a customer's own preferences for
+/// them (a customer-service application acting for the customer runs under an operator's
+/// role); an administrator also sends past them,
 /// changes settings, templates and roles, and redrives queues.
 pub const ROUTES: &[Route] = &[
     route("GET", "/cycles/{cycle}", Viewer, E::Cycle),
@@ -108,6 +112,7 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/queues/{queue}/redrive", Administrator, E::Redrive),
     route("GET", "/roles", Viewer, E::Roles),
     route("PUT", "/roles/{principal+}", Administrator, E::SetRole),
+    route("PUT", "/customers/{customer}/preferences", Operator, E::Preferences),
 ];
 
 /// The values a request's path gives a route's `{name}`s.

@@ -272,6 +272,15 @@ impl Applied {
     }
 }
 
+/// How a command with several writes ended ([`CommandLog::apply_all`]).
+#[derive(Debug)]
+pub enum AllApplied {
+    /// Applied now, or earlier under this id.
+    Done(Applied),
+    /// The write at this index found its target changed: nothing was written.
+    Refused(usize),
+}
+
 /// The refusal of a command whose target (`what`, e.g. `delivery {id}`) changed between
 /// the command's read and its write (409).
 pub fn changed_meanwhile(what: &str) -> ApiError {
@@ -394,21 +403,38 @@ impl CommandLog {
         result: Value,
         on_effect_refused: impl FnOnce() -> ApiError,
     ) -> Result<Applied, ApiError> {
+        match self.apply_all(cmd, vec![effect], result).await? {
+            AllApplied::Done(applied) => Ok(applied),
+            AllApplied::Refused(_) => Err(on_effect_refused()),
+        }
+    }
+
+    /// As [`Self::apply`] for a command with several writes (at most 99, each with its
+    /// condition): all of them and the record in one transaction, or none. When a write's
+    /// condition fails, [`AllApplied::Refused`] names the first that did (its index in
+    /// `effects`), and nothing was written.
+    pub async fn apply_all(
+        &self,
+        cmd: &NewCommand<'_>,
+        effects: Vec<TransactWriteItem>,
+        result: Value,
+    ) -> Result<AllApplied, ApiError> {
         let record = Put::builder()
             .table_name(&self.table)
             .set_item(Some(self.record_item(cmd, &result)))
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(|e| ApiError::Internal(format!("building the command record: {e}")))?;
+        let record_at = effects.len();
         let sent = self
             .client
             .transact_write_items()
-            .transact_items(effect)
+            .set_transact_items(Some(effects))
             .transact_items(TransactWriteItem::builder().put(record).build())
             .send()
             .await;
         match sent {
-            Ok(_) => Ok(Applied::Now(result)),
+            Ok(_) => Ok(AllApplied::Done(Applied::Now(result))),
             Err(e) => {
                 let reasons: Vec<Option<String>> = match e.as_service_error() {
                     Some(TransactWriteItemsError::TransactionCanceledException(x)) => x
@@ -424,15 +450,15 @@ impl CommandLog {
                         .and_then(|c| c.as_deref())
                         .is_some_and(|c| c == "ConditionalCheckFailed")
                 };
-                if failed(1) {
+                if failed(record_at) {
                     // Another request with this id won the race.
                     return match self.replay(cmd).await? {
-                        Some(first) => Ok(Applied::Replayed(first)),
+                        Some(first) => Ok(AllApplied::Done(Applied::Replayed(first))),
                         None => Err(ApiError::Internal(format!("command {} vanished", cmd.id))),
                     };
                 }
-                if failed(0) {
-                    return Err(on_effect_refused());
+                if let Some(i) = (0..record_at).find(|i| failed(*i)) {
+                    return Ok(AllApplied::Refused(i));
                 }
                 Err(ApiError::Internal(format!(
                     "TransactWriteItems on {} cancelled: {reasons:?}",

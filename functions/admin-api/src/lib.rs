@@ -23,6 +23,7 @@
 //! | `POST /queues/{queue}/redrive` | moves a dead-letter queue's messages back at a bounded rate |
 //! | `GET /roles` | who has which platform role, and the caller's own |
 //! | `PUT /roles/{principal}` | grants a role to an IAM role or user (`none` removes it) |
+//! | `PUT /customers/{customer}/preferences` | a customer's own do-not-disturb slots, send day, channel and contact data, for a customer-service application acting for the customer; the deliveries not yet sent move with them |
 //!
 //! Every route needs a platform role (viewer, operator, administrator: [`roles`]), checked in
 //! one place against one table ([`access::ROUTES`]) before its handler runs: a caller without
@@ -50,6 +51,7 @@
 //! | `templates.rs` | the template versions and their previews |
 //! | `settings.rs` | the runtime settings and template activation |
 //! | `queues.rs` | the dead-letter queues and their redrive |
+//! | `preferences.rs` | a customer's own preferences and their deliveries not yet sent |
 //!
 //! The same API on a loopback port, for local runs and `billingctl`'s tests, is the
 //! `admin-local` tool crate (`cargo run -p admin-local -- 8080`); it is not part of this
@@ -61,6 +63,7 @@ pub mod command_log;
 mod delivery_commands;
 pub mod http;
 pub mod identity;
+pub mod preferences;
 pub mod queues;
 mod reads;
 pub mod roles;
@@ -113,6 +116,9 @@ pub struct Deps {
     pub sqs: aws_sdk_sqs::Client,
     /// The dead-letter queues operators look at and redrive.
     pub queues: Vec<queues::DeadLetterQueue>,
+    /// The system quiet window (`QUIET_WINDOW`, the dispatcher's and the senders' default when
+    /// unset): a customer's do-not-disturb slots must leave a slot outside it.
+    pub quiet: domain::QuietWindow,
 }
 
 impl Deps {
@@ -121,7 +127,8 @@ impl Deps {
     /// `CHANNEL_POLICY` (`email,sms` when unset), `ADMIN_BOOTSTRAP_PRINCIPAL` (the role that is
     /// always administrator, see [`roles`]), and the dead-letter queues:
     /// `DELIVERY_DLQ_URL`/`_ARN`, `DISPATCH_DLQ_URL`/`_ARN` and
-    /// `DISPATCH_CONTINUATION_QUEUE_ARN` (where the dispatch DLQ's messages are redriven).
+    /// `DISPATCH_CONTINUATION_QUEUE_ARN` (where the dispatch DLQ's messages are redriven), and
+    /// `QUIET_WINDOW` (`HH:MM-HH:MM`, `21:00-08:00` when unset).
     pub async fn load(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
         let ddb = adapters::dynamodb_client(sdk);
         let keys = PiiKeys::load(sdk, vars).await?;
@@ -166,6 +173,7 @@ impl Deps {
                 reason: e.to_string(),
             })?,
             default_template: vars.required("TEMPLATE_VERSION")?,
+            quiet: vars.parsed("QUIET_WINDOW", domain::QuietWindow::default_korea())?,
         })
     }
 }
@@ -298,6 +306,13 @@ async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Respons
             let target = target.as_str();
             let command = move |given| async move { roles::set(deps, target, &given).await };
             deps.commands.unless_replayed(req, caller, now, command).await
+        }
+        Endpoint::Preferences => {
+            let customer = parse_customer(p("customer"))?;
+            // The replay check's digest takes the contact values sealed, never in clear.
+            let keyed = preferences::keyed_request(deps, req, &customer).await;
+            let command = move |given| async move { preferences::set_preferences(deps, &customer, req, &given).await };
+            deps.commands.unless_replayed(&keyed, caller, now, command).await
         }
     }
 }

@@ -41,6 +41,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST", "/queues/{queue}/redrive", "administrator"),
     ("GET", "/roles", "viewer"),
     ("PUT", "/roles/{principal+}", "administrator"),
+    ("PUT", "/customers/{customer}/preferences", "operator"),
 ];
 
 #[test]
