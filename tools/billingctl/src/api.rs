@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use aws_config::BehaviorVersion;
+use aws_config::SdkConfig;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
@@ -15,9 +15,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
-/// An answer that is not a success, or no answer.
+/// An answer that is not a success, or no answer; or an outcome with an exit code of its
+/// own (a stack that does not exist, an upload with rejected lines).
 pub(crate) enum Failure {
     Api { status: u16, code: String, message: String },
+    Exit { code: u8, message: String },
     Other(String),
 }
 
@@ -28,6 +30,7 @@ impl Failure {
             Failure::Api { status: 409, .. } => 4,
             Failure::Api { status: 400 | 405, .. } => 5,
             Failure::Api { status: 401 | 403, .. } => 6,
+            Failure::Exit { code, .. } => *code,
             _ => 1,
         }
     }
@@ -41,8 +44,9 @@ pub(crate) struct Api {
 }
 
 impl Api {
-    pub(crate) async fn new(url: &str, region: &str) -> Result<Api, Failure> {
-        let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    /// A client of the admin API at `url`, signing with the credentials of `sdk` for
+    /// `region`.
+    pub(crate) async fn new(url: &str, region: &str, sdk: &SdkConfig) -> Result<Api, Failure> {
         let provider = sdk
             .credentials_provider()
             .ok_or_else(|| Failure::Other("no AWS credentials configured".into()))?;

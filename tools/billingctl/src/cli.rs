@@ -1,29 +1,115 @@
 //! The command line: [`Cli`] and its subcommands, as clap parses them.
 
-use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
 #[command(
     name = "billingctl",
     version,
-    about = "Where a billing month stands, one delivery, the failure log, and audited commands (the admin API)."
+    about = "A deployed billing stack: uploads through its drop zone, settlement runs, where a billing month stands, \
+             one delivery, the failure log, and audited commands (the admin API)."
 )]
 pub(crate) struct Cli {
-    /// The admin API's URL: the stack's AdminApiUrl output.
-    #[arg(long, env = "BILLING_ADMIN_URL")]
-    pub(crate) url: String,
-    /// The region of the function URL (for the signature).
-    #[arg(long, env = "AWS_REGION", default_value = "ap-northeast-2")]
-    pub(crate) region: String,
-    /// Print the API's JSON answer instead of tables.
+    /// The stack's name (as deployed with sam deploy): billingctl finds the admin API, the data
+    /// bucket, the state machines and the tables in its CloudFormation outputs.
+    #[arg(long, env = "BILLING_STACK", global = true)]
+    pub(crate) stack: Option<String>,
+    /// The admin API's URL (the stack's AdminApiUrl output), for the admin commands without
+    /// --stack; it takes precedence over the stack's.
+    #[arg(long, env = "BILLING_ADMIN_URL", global = true)]
+    pub(crate) url: Option<String>,
+    /// The AWS region (default: the profile's, else ap-northeast-2).
+    #[arg(long, env = "AWS_REGION", global = true)]
+    pub(crate) region: Option<String>,
+    /// Print JSON (the API's answer, the ingest report, ...) instead of tables.
     #[arg(long, global = true)]
     pub(crate) json: bool,
     #[command(subcommand)]
     pub(crate) command: Action,
 }
 
+/// What `upload` sends: the kind names the drop-zone folder.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum UploadKind {
+    /// A catalog (JSON, as catalog/2026-v1.json) to `incoming/catalog/`.
+    Catalog,
+    /// A CRM export (JSON Lines, clear contact data) to `incoming/customers/`.
+    Customers,
+    /// One shard's usage CSV of a cycle to `incoming/usage/<cycle>/shard-<NNNNN>.csv`.
+    Usage,
+}
+
+/// What `upload` takes.
+#[derive(Args)]
+pub(crate) struct UploadArgs {
+    pub(crate) kind: UploadKind,
+    pub(crate) file: PathBuf,
+    /// Usage: the cycle (YYYY-MM); default: the file's folder, as datagen writes it
+    /// (usage/2026-11/shard-00003.csv).
+    #[arg(long)]
+    pub(crate) cycle: Option<String>,
+    /// Usage: the shard; default: from the file name shard-NNNNN.csv.
+    #[arg(long)]
+    pub(crate) shard: Option<u32>,
+    /// Catalog and customers: the object's name in the drop zone (default: the file's
+    /// name; .json for a catalog, .jsonl for customers).
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Seconds to wait for the ingest report.
+    #[arg(long, default_value_t = 900)]
+    pub(crate) timeout: u64,
+    /// Upload only; do not wait for the report.
+    #[arg(long)]
+    pub(crate) no_wait: bool,
+    /// The part size (MiB) of a multipart upload; a file over four parts is sent in parts,
+    /// four at a time.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(5..=512))]
+    pub(crate) part_mib: u64,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SettleAction {
+    /// Start the settlement of a cycle: execution settle-YYYY-MM with input {"cycle":"YYYY-MM"},
+    /// as from the Step Functions console.
+    Start {
+        /// YYYY-MM.
+        #[arg(long)]
+        cycle: String,
+    },
+    /// The execution settle-YYYY-MM and the cycle's record: state, shards, bills, checksum.
+    Status {
+        /// YYYY-MM (default: the cycle of the latest settle-YYYY-MM execution).
+        #[arg(long)]
+        cycle: Option<String>,
+    },
+}
+
 #[derive(Subcommand)]
 pub(crate) enum Action {
+    /// Upload a file through the stack's drop zone, wait for its ingest report and print it
+    /// (exit 0 applied, 3 applied with rejected lines, 4 rejected, 7 no report in time).
+    Upload(UploadArgs),
+    /// A settlement run: start one (the console's input), or where it stands.
+    Settle {
+        #[command(subcommand)]
+        action: SettleAction,
+    },
+    /// Write the `sam local invoke --env-vars` file: every function's environment as deployed,
+    /// keyed by its logical id.
+    EnvJson {
+        /// Write here (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    #[command(flatten)]
+    Admin(AdminAction),
+}
+
+/// The admin API's commands (through --url, or the stack's AdminApiUrl).
+#[derive(Subcommand)]
+pub(crate) enum AdminAction {
     /// A cycle's settlement: state, shards, counts, checksum, the execution.
     Cycle { cycle: String },
     /// A cycle's deliveries by state, channel and send day.

@@ -1,4 +1,10 @@
-//! `billingctl`: the operators' command line for the admin API.
+//! `billingctl`: the operators' command line for a deployed stack.
+//!
+//! `--stack NAME` finds the stack's resources in its CloudFormation outputs: `upload` puts a
+//! file into the drop zone and prints its ingest report, `settle start|status` runs and
+//! follows a settlement as the console does, `env-json` writes the `sam local invoke`
+//! environment file, and the admin commands reach the admin API at the stack's
+//! `AdminApiUrl` (or `--url`).
 //!
 //! Every request is signed with SigV4 (service `lambda`) with the credentials of the default
 //! AWS chain (environment, profile, SSO, role), as the function URL's `AWS_IAM` auth wants;
@@ -6,13 +12,17 @@
 //! administrator; `billingctl roles`) what it may do. Tables by default, the API's JSON with
 //! `--json`.
 //!
-//! Exit codes: 0 done; 1 failed (network, server error, unreadable answer); 2 usage;
-//! 3 not found (404); 4 refused in this state or command id reused (409); 5 bad request
-//! (400, 405); 6 not allowed (401, 403: the caller's role does not cover the command; the
-//! message says which role it needs and which the caller has).
+//! Exit codes: 0 done; 1 failed (network, server error, unreadable answer, a stack output
+//! missing); 2 usage; 3 not found (404, no such stack, no such execution or cycle); 4 refused
+//! in this state or command id reused (409, an execution of that name exists already);
+//! 5 bad request (400, 405); 6 not allowed (401, 403: the caller's role does not cover the
+//! command; the message says which role it needs and which the caller has). `upload`: 0 the
+//! file was applied, 3 applied with rejected lines, 4 the file was rejected (nothing
+//! applied), 7 no report within `--timeout` (the file is uploaded; ingest may still run).
 //!
-//! Where things are: `cli` (the command line clap parses), `api` (the signed HTTP client and
-//! the failures that name the exit code), `commands` (each group of commands: the reads, the
+//! Where things are: `cli` (the command line clap parses), `stack` (the AWS configuration and
+//! the stack's outputs), `api` (the signed HTTP client and the failures that name the exit
+//! code), `commands` (each group of commands: upload, settle, env-json, the reads, the
 //! commands on one delivery, the settings and templates, the dead-letter queues, the
 //! roles), `output` (tables, fields, `--json`). `main` runs the command and prints its
 //! failure.
@@ -21,6 +31,7 @@ mod api;
 mod cli;
 mod commands;
 mod output;
+mod stack;
 
 use std::process::ExitCode;
 
@@ -54,7 +65,10 @@ async fn main() -> ExitCode {
                         );
                     }
                 }
-                Failure::Other(m) => eprintln!("billingctl: {m}"),
+                Failure::Exit { message, .. } if json_errors => {
+                    eprintln!("{}", json!({"error": {"code": code, "message": message}}))
+                }
+                Failure::Exit { message, .. } | Failure::Other(message) => eprintln!("billingctl: {message}"),
             }
             ExitCode::from(code)
         }

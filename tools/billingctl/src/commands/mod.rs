@@ -1,54 +1,98 @@
-//! Each command: [`run`] sends the parsed command line to its group (the reads, the
-//! commands on one delivery, the settings, the dead-letter queues, the roles), which calls
-//! the API and prints the answer.
+//! Each command: [`run`] sends the parsed command line to its group: the stack's own
+//! commands (`upload`, `settle`, `env-json`, which find what they need in the stack's
+//! outputs) or the admin API's (the reads, the commands on one delivery, the settings, the
+//! dead-letter queues, the roles), which call the API and print the answer.
 
 mod delivery;
+mod env_json;
 mod queues;
 mod reads;
 mod roles;
 mod settings;
+mod settle;
+mod upload;
 
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
 use crate::api::{Api, Failure};
-use crate::cli::{Action, Cli, PolicyAction, RolesAction, TemplateAction};
+use crate::cli::{Action, AdminAction, Cli, PolicyAction, RolesAction, SettleAction, TemplateAction};
 use crate::output::Output;
+use crate::stack::{Stack, region_of, sdk_config};
 
-/// Runs one command line: the API client from its URL and region, then the command.
+/// Runs one command line: the AWS configuration, the stack (for its own commands) or the
+/// admin API client (from --url or the stack's AdminApiUrl), then the command.
 pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
-    let api = Api::new(&cli.url, &cli.region).await?;
     let out = Output { json: cli.json };
-    match cli.command {
-        Action::Cycle { cycle } => reads::cycle(&api, out, &cycle).await,
-        Action::Funnel { cycle } => reads::funnel(&api, out, &cycle).await,
-        Action::Failures {
+    let sdk = sdk_config(cli.region.as_deref()).await;
+    let stack = || async {
+        let Some(name) = cli.stack.as_deref() else {
+            return Err(Failure::Exit {
+                code: 2,
+                message: "this command needs the stack: --stack NAME (or BILLING_STACK)".into(),
+            });
+        };
+        Stack::find(&sdk, name).await
+    };
+    let action = match cli.command {
+        Action::Upload(args) => return upload::upload(&sdk, &stack().await?, out, args).await,
+        Action::Settle {
+            action: SettleAction::Start { cycle },
+        } => return settle::start(&sdk, &stack().await?, out, &cycle).await,
+        Action::Settle {
+            action: SettleAction::Status { cycle },
+        } => return settle::status(&sdk, &stack().await?, out, cycle.as_deref()).await,
+        Action::EnvJson { out: file } => return env_json::env_json(&sdk, &stack().await?, file.as_deref()).await,
+        Action::Admin(action) => action,
+    };
+    let url = match (&cli.url, &cli.stack) {
+        (Some(url), _) => url.clone(),
+        (None, Some(_)) => stack().await?.output("AdminApiUrl")?.to_owned(),
+        (None, None) => {
+            return Err(Failure::Exit {
+                code: 2,
+                message: "no admin API: give --stack NAME (or BILLING_STACK), or --url (BILLING_ADMIN_URL)".into(),
+            });
+        }
+    };
+    let api = Api::new(&url, &region_of(&sdk), &sdk).await?;
+    admin(&api, out, action).await
+}
+
+/// An admin API command.
+async fn admin(api: &Api, out: Output, action: AdminAction) -> Result<(), Failure> {
+    match action {
+        AdminAction::Cycle { cycle } => reads::cycle(api, out, &cycle).await,
+        AdminAction::Funnel { cycle } => reads::funnel(api, out, &cycle).await,
+        AdminAction::Failures {
             cycle,
             limit,
             next,
             all,
-        } => reads::failures(&api, out, &cycle, limit, next, all).await,
-        Action::Delivery { cycle, customer } => reads::delivery(&api, out, &cycle, &customer).await,
-        Action::Schedule { on, at } => delivery::apply(&api, out, on, "schedule", Some(at), None).await,
-        Action::Resend { on, at, channel } => delivery::apply(&api, out, on, "resend", at, channel).await,
-        Action::ConvertToSms { on, at } => delivery::apply(&api, out, on, "convert-to-sms", at, None).await,
-        Action::ForceSend { on, at } => delivery::apply(&api, out, on, "force-send", at, None).await,
-        Action::Hold { on } => delivery::apply(&api, out, on, "hold", None, None).await,
-        Action::Confirm { on } => delivery::apply(&api, out, on, "confirm", None, None).await,
-        Action::Command { id } => reads::command(&api, out, &id).await,
-        Action::Audit { day } => reads::audit(&api, out, &day).await,
-        Action::Settings => settings::settings(&api, out).await,
-        Action::Policy { action } => settings::policy(&api, out, action.unwrap_or(PolicyAction::Get)).await,
-        Action::Templates { action } => settings::templates(&api, out, action.unwrap_or(TemplateAction::List)).await,
-        Action::Queues => queues::queues(&api, out).await,
-        Action::Redrive {
+        } => reads::failures(api, out, &cycle, limit, next, all).await,
+        AdminAction::Delivery { cycle, customer } => reads::delivery(api, out, &cycle, &customer).await,
+        AdminAction::Schedule { on, at } => delivery::apply(api, out, on, "schedule", Some(at), None).await,
+        AdminAction::Resend { on, at, channel } => delivery::apply(api, out, on, "resend", at, channel).await,
+        AdminAction::ConvertToSms { on, at } => delivery::apply(api, out, on, "convert-to-sms", at, None).await,
+        AdminAction::ForceSend { on, at } => delivery::apply(api, out, on, "force-send", at, None).await,
+        AdminAction::Hold { on } => delivery::apply(api, out, on, "hold", None, None).await,
+        AdminAction::Confirm { on } => delivery::apply(api, out, on, "confirm", None, None).await,
+        AdminAction::Command { id } => reads::command(api, out, &id).await,
+        AdminAction::Audit { day } => reads::audit(api, out, &day).await,
+        AdminAction::Settings => settings::settings(api, out).await,
+        AdminAction::Policy { action } => settings::policy(api, out, action.unwrap_or(PolicyAction::Get)).await,
+        AdminAction::Templates { action } => {
+            settings::templates(api, out, action.unwrap_or(TemplateAction::List)).await
+        }
+        AdminAction::Queues => queues::queues(api, out).await,
+        AdminAction::Redrive {
             queue,
             rate,
             reason,
             command_id,
-        } => queues::redrive(&api, out, &queue, rate, reason, command_id).await,
-        Action::Roles { action } => roles::roles(&api, out, action.unwrap_or(RolesAction::List)).await,
+        } => queues::redrive(api, out, &queue, rate, reason, command_id).await,
+        AdminAction::Roles { action } => roles::roles(api, out, action.unwrap_or(RolesAction::List)).await,
     }
 }
 
