@@ -4,6 +4,7 @@
 //! deliveries, the handler called in process) is in `integration_tests::admin`.
 
 mod hold_and_force_send;
+mod preferences;
 mod reads;
 mod resend;
 mod roles;
