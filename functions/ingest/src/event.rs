@@ -158,13 +158,14 @@ pub struct ChunkResult {
     pub requests: u64,
 }
 
-/// The last step's input: the planned file and the map's results, one per chunk in order
-/// (`null` for a chunk whose child execution failed).
+/// The last step's input: the planned file and the map's results. A result that is not a
+/// [`ChunkResult`] (`null`, or an error of a child execution that failed) counts as a chunk
+/// that did not report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FinishInput {
     pub work: Work,
     #[serde(default)]
-    pub results: Vec<Option<ChunkResult>>,
+    pub results: Vec<serde_json::Value>,
 }
 
 /// What the last step (and the plan, for the files it finishes) answers: the report's

@@ -6,7 +6,7 @@ use adapters::data_bucket::{SHARD_DIRECTORY_KEY, ShardDirectory, ShardEntry};
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt, stream};
 
-use crate::event::{FinishInput, FinishOutput};
+use crate::event::{ChunkResult, FinishInput, FinishOutput};
 use crate::plan::PlanDoc;
 use crate::report::{FileError, Report, Status, rfc3339};
 use crate::store;
@@ -61,16 +61,22 @@ pub(crate) async fn finish(deps: &Deps, input: FinishInput) -> Result<FinishOutp
     report.notes = doc.notes;
     report.shards = Some(doc.shards.clone());
 
+    let reported: std::collections::BTreeMap<u32, ChunkResult> = input
+        .results
+        .into_iter()
+        .filter_map(|v| serde_json::from_value::<ChunkResult>(v).ok())
+        .map(|r| (r.index, r))
+        .collect();
     let mut missing = Vec::new();
     let mut kept = 0;
     for i in 0..work.chunks {
-        match input.results.get(i as usize).and_then(Option::as_ref) {
-            Some(r) if r.index == i => {
+        match reported.get(&i) {
+            Some(r) => {
                 report.applied += r.applied;
                 report.unchanged += r.unchanged;
                 kept += r.preferences_kept;
             }
-            _ => missing.push(i),
+            None => missing.push(i),
         }
     }
     if kept > 0 {
