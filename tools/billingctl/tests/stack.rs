@@ -161,7 +161,7 @@ async fn the_stack_is_found_by_name_and_admin_commands_and_settle_status_go_thro
     let r = billingctl(&["--stack", &name, "settle", "status", "--cycle", "2026-11"]).await;
     assert_eq!(r.code, 0, "{}", r.says());
     assert!(
-        r.stdout.contains("SETTLED") && r.stdout.contains("none of that name"),
+        r.stdout.contains("SETTLED") && r.stdout.contains("no execution of that name"),
         "{}",
         r.says()
     );

@@ -194,30 +194,23 @@ pub(crate) async fn status(sdk: &SdkConfig, stack: &Stack, out: Output, cycle: O
 }
 
 fn show_status(v: &Value) -> String {
-    let mut out = format!("cycle {}\n", text(&v["cycle"]));
+    let mut names: Vec<(&str, &str)> = vec![("cycle", "cycle")];
     if v["execution"].is_null() {
-        out.push_str("execution      - (none of that name)\n");
+        names.push(("execution", "execution"));
     } else {
-        out.push_str(&fields(
-            &v["execution"],
-            &[
-                ("execution", "name"),
-                ("  status", "status"),
-                ("  started", "start_date"),
-                ("  stopped", "stop_date"),
-                ("  error", "error"),
-                ("  console", "console"),
-            ],
-        ));
-        out.push('\n');
+        names.extend([
+            ("execution", "execution.name"),
+            ("  status", "execution.status"),
+            ("  started", "execution.start_date"),
+            ("  stopped", "execution.stop_date"),
+            ("  error", "execution.error"),
+            ("  console", "execution.console"),
+        ]);
     }
     if v["record"].is_null() {
-        out.push_str("record         - (the run has not begun the cycle)");
-        return out;
-    }
-    out.push_str(&fields(
-        v,
-        &[
+        names.push(("state", "record"));
+    } else {
+        names.extend([
             ("state", "record.status"),
             ("run", "record.run_id"),
             ("runs", "record.runs"),
@@ -235,8 +228,15 @@ fn show_status(v: &Value) -> String {
             ("checksum (KRW)", "record.checksum"),
             ("started", "record.started_at"),
             ("finished", "record.finished_at"),
-        ],
-    ));
+        ]);
+    }
+    let mut out = fields(v, &names);
+    if v["execution"].is_null() {
+        out.push_str("\n(no execution of that name)");
+    }
+    if v["record"].is_null() {
+        out.push_str("\n(no record: the run has not begun the cycle)");
+    }
     for r in v["record"]["reasons"].as_array().into_iter().flatten() {
         out.push_str(&format!("\nreason: {}", text(r)));
     }
