@@ -16,9 +16,10 @@
 //! missing); 2 usage; 3 not found (404, no such stack, no such execution or cycle); 4 refused
 //! in this state or command id reused (409, an execution of that name exists already);
 //! 5 bad request (400, 405); 6 not allowed (401, 403: the caller's role does not cover the
-//! command; the message says which role it needs and which the caller has). `upload`: 0 the
-//! file was applied, 3 applied with rejected lines, 4 the file was rejected (nothing
-//! applied), 7 no report within `--timeout` (the file is uploaded; ingest may still run).
+//! command; the message says which role it needs and which the caller has; for `upload`,
+//! S3's refusal, naming the permission). `upload`: 0 the file was applied, 3 applied with
+//! rejected lines, 4 the file was rejected (nothing applied), 7 no report within `--timeout`
+//! (the file is uploaded; ingest may still run).
 //!
 //! Where things are: `cli` (the command line clap parses), `stack` (the AWS configuration and
 //! the stack's outputs), `api` (the signed HTTP client and the failures that name the exit

@@ -11,8 +11,10 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
+use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use domain::Cycle;
 use serde_json::{Value, json};
@@ -163,14 +165,31 @@ fn s3_failure(what: &str, key: &str, e: impl std::error::Error) -> Failure {
     Failure::Other(format!("S3 {what} {key}: {}", DisplayErrorContext(e)))
 }
 
+/// An S3 call's failure; a refusal (403) names the permission `upload` needs (exit 6).
+fn s3_error<E>(what: &str, key: &str, e: SdkError<E, HttpResponse>) -> Failure
+where
+    E: std::error::Error + Send + Sync + aws_smithy_runtime_api::client::result::CreateUnhandledError + 'static,
+{
+    if e.raw_response().map(|r| r.status().as_u16()) == Some(403) {
+        let needs = if key.starts_with("incoming/") {
+            "s3:PutObject on incoming/*"
+        } else {
+            "s3:GetObject on ingest-reports/* and s3:ListBucket on the bucket (without it a missing report is a 403)"
+        };
+        return Failure::Exit {
+            code: 6,
+            message: format!("S3 {what} {key}: access denied; upload needs {needs} (docs/deploy.md, Verify)"),
+        };
+    }
+    s3_failure(what, key, e.into_service_error())
+}
+
 /// The ETag of the report object at `key`, if there is one.
 async fn report_etag(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option<String>, Failure> {
     match s3.head_object().bucket(bucket).key(key).send().await {
         Ok(head) => Ok(head.e_tag().map(str::to_owned)),
-        Err(e) => match e.into_service_error() {
-            aws_sdk_s3::operation::head_object::HeadObjectError::NotFound(_) => Ok(None),
-            other => Err(s3_failure("HeadObject", key, other)),
-        },
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+        Err(e) => Err(s3_error("HeadObject", key, e)),
     }
 }
 
@@ -185,7 +204,7 @@ async fn put_whole(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, file: &Path
         .body(ByteStream::from(bytes))
         .send()
         .await
-        .map_err(|e| s3_failure("PutObject", key, e.into_service_error()))?;
+        .map_err(|e| s3_error("PutObject", key, e))?;
     put.e_tag()
         .map(str::to_owned)
         .ok_or_else(|| Failure::Other(format!("S3 PutObject {key}: the answer has no ETag")))
@@ -209,7 +228,7 @@ async fn put_in_parts(
         .key(key)
         .send()
         .await
-        .map_err(|e| s3_failure("CreateMultipartUpload", key, e.into_service_error()))?;
+        .map_err(|e| s3_error("CreateMultipartUpload", key, e))?;
     let upload_id = created
         .upload_id()
         .ok_or_else(|| Failure::Other(format!("S3 CreateMultipartUpload {key}: the answer has no upload id")))?
@@ -241,7 +260,7 @@ async fn put_in_parts(
         .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
         .send()
         .await
-        .map_err(|e| s3_failure("CompleteMultipartUpload", key, e.into_service_error()))?;
+        .map_err(|e| s3_error("CompleteMultipartUpload", key, e))?;
     done.e_tag()
         .map(str::to_owned)
         .ok_or_else(|| Failure::Other(format!("S3 CompleteMultipartUpload {key}: the answer has no ETag")))
@@ -296,7 +315,7 @@ async fn upload_parts(
                     .body(ByteStream::from(buf))
                     .send()
                     .await
-                    .map_err(|e| s3_failure("UploadPart", &key, e.into_service_error()))?;
+                    .map_err(|e| s3_error("UploadPart", &key, e))?;
                 Ok::<_, Failure>(
                     CompletedPart::builder()
                         .part_number(number as i32)
@@ -351,12 +370,8 @@ async fn read_report(
 ) -> Result<Option<Value>, Failure> {
     let got = match s3.get_object().bucket(bucket).key(key).send().await {
         Ok(got) => got,
-        Err(e) => {
-            return match e.into_service_error() {
-                aws_sdk_s3::operation::get_object::GetObjectError::NoSuchKey(_) => Ok(None),
-                other => Err(s3_failure("GetObject", key, other)),
-            };
-        }
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+        Err(e) => return Err(s3_error("GetObject", key, e)),
     };
     if earlier.is_some() && got.e_tag() == earlier {
         return Ok(None);
