@@ -24,6 +24,7 @@ use local_run::settle::{self, ExecutionOutcome};
 use sha2::{Digest, Sha256};
 pub mod admin;
 pub mod corpus;
+pub mod ingest;
 pub mod lambda_cli;
 pub mod senders;
 pub mod setup;
