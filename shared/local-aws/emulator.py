@@ -1367,10 +1367,14 @@ SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
 
 def stack_status_after_change_set():
     """Reason: moto builds a change-set stack's Outputs from the empty template it was created
-    with and never rebuilds them, and a failed change set leaves the stack IN_PROGRESS."""
-    from moto.cloudformation.models import CloudFormationBackend
+    with and never rebuilds them, a failed change set leaves the stack IN_PROGRESS, and a
+    resource not made (its Condition is false) is listed as an empty one."""
+    from moto.cloudformation.models import CloudFormationBackend, Stack
 
     original = CloudFormationBackend.execute_change_set
+
+    # moto lists a resource whose Condition is false as an empty summary; AWS does not list it.
+    Stack.stack_resources = property(lambda self: [r for r in self.resource_map.values() if r is not None])
 
     def execute_change_set(self, change_set_name, stack_name=None):
         change_set = self.describe_change_set(change_set_name)
@@ -1817,6 +1821,17 @@ def resource_types_moto_lacks():
             except Exception as e:  # already gone
                 DEPLOY_LOG.info("deleting %s %s: %s", self.TYPE, self.physical_id, e)
 
+    # AWS's function URLs end with a slash; moto's do not.
+    from moto.awslambda.models import FunctionUrlConfig
+
+    original_url_init = FunctionUrlConfig.__init__
+
+    def url_init(self, function, config):
+        original_url_init(self, function, config)
+        self.url = self.url.rstrip("/") + "/"
+
+    FunctionUrlConfig.__init__ = url_init
+
     class FunctionUrl(Made, CloudFormationModel):
         __module__ = "moto.cloudformation.emulator"  # moto files models by service
         TYPE, NAME, ATTRIBUTES = "AWS::Lambda::Url", "", ("FunctionArn", "FunctionUrl")
@@ -1830,8 +1845,7 @@ def resource_types_moto_lacks():
             config = {k: p[k] for k in ("AuthType", "Cors", "InvokeMode") if k in p}
             url = backend.create_function_url_config(target, config)
             arn = url.function.function_arn
-            # AWS's URL ends with a slash; moto's does not.
-            attributes = {"FunctionArn": arn, "FunctionUrl": url.url.rstrip("/") + "/"}
+            attributes = {"FunctionArn": arn, "FunctionUrl": url.url}
             return cls(arn, attributes, lambda: backend.delete_function_url_config(target))
 
     class Schedule(Made, CloudFormationModel):
@@ -2132,18 +2146,67 @@ def target_input(target, event):
     return json.dumps(event)
 
 
+def bucket_notification_shows_eventbridge():
+    """Reason: moto's GetBucketNotificationConfiguration leaves out EventBridgeConfiguration even
+    when it is enabled; S3 answers it (an empty element)."""
+    from moto.s3.responses import S3Response
+
+    original = S3Response.get_bucket_notification
+
+    def get_bucket_notification(self):
+        answer = original(self)
+        config = self.backend.get_bucket_notification_configuration(self.bucket_name)
+        if config is None or config.event_bridge is None:
+            return answer
+        status, headers, body = answer
+        text = body.decode() if isinstance(body, bytes) else body
+        if "<EventBridgeConfiguration" in text:
+            return answer
+        element = "<EventBridgeConfiguration/>"
+        root = re.search(r"<(/?)(\w+)[^<>]*?(/?)>\s*$", text)  # the answer's last tag ends its root
+        if root is None:
+            return answer
+        if root.group(1):  # </Root>: the element goes before it
+            text = text[: root.start()] + element + text[root.start():]
+        elif root.group(3):  # a root without children: <Root .../>
+            tag = root.group(0).rstrip()
+            text = text[: root.start()] + tag[:-2].rstrip() + ">" + element + f"</{root.group(2)}>"
+        else:
+            return answer
+        headers = {k: v for k, v in dict(headers).items() if k.lower() != "content-length"}
+        return status, headers, text.encode()
+
+    S3Response.get_bucket_notification = get_bucket_notification
+
+
 def s3_events_to_eventbridge(port):
     """Reason: moto sends S3's EventBridge events synchronously inside the PutObject call, in
     a shape of its own (numeric time, `eTag`, a constant sequencer), to every rule of every bus
     and to no Step Functions or Lambda target; S3 puts the documented "Object Created" event on
     the default bus and EventBridge delivers it to the matching rules' targets, asynchronously."""
     import moto.s3.notifications as notifications
+    from moto.s3.models import S3Backend
 
     bridge = S3EventBridge(port)
+    # moto completes a multipart upload with a PutObject of its own (which sends a Put event)
+    # before it sends CompleteMultipartUpload; S3 sends only the latter.
+    completing = threading.local()
+    original_complete = S3Backend.complete_multipart_upload
+
+    def complete_multipart_upload(self, *args, **kwargs):
+        completing.active = True
+        try:
+            return original_complete(self, *args, **kwargs)
+        finally:
+            completing.active = False
 
     def send_event_bridge_message(account_id, bucket, event_name, key):
+        put = str(getattr(event_name, "value", event_name)) == "s3:ObjectCreated:Put"
+        if put and getattr(completing, "active", False):
+            return
         bridge.object_created(account_id, bucket, event_name, key)
 
+    S3Backend.complete_multipart_upload = complete_multipart_upload
     notifications._send_event_bridge_message = send_event_bridge_message
     return bridge
 
@@ -2162,6 +2225,7 @@ def deployable_by_cloudformation(port):
     mappings_not_polled_by_moto()
     bucket_properties_from_cloudformation()
     conditional_bucket_policy_statements_not_enforced()
+    bucket_notification_shows_eventbridge()
     s3_events_to_eventbridge(port)
 
 
