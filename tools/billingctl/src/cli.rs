@@ -206,6 +206,30 @@ pub(crate) enum AdminAction {
         #[arg(long)]
         command_id: Option<String>,
     },
+    /// Change a customer's own preferences for them (operators: a customer-service
+    /// application acting for the customer): do-not-disturb slots, send day, channel, and
+    /// contact data read as JSON from standard input. Deliveries not yet sent follow the
+    /// change; one a sender has claimed is never touched.
+    Preferences {
+        customer: String,
+        /// Do-not-disturb slots, 0 to 11 separated by commas (slot k is 2k:00 to 2k+2:00
+        /// Asia/Seoul), or none.
+        #[arg(long)]
+        dnd: Option<String>,
+        /// Day of the month to send on (1 to 31, the month's last day when shorter).
+        #[arg(long)]
+        send_day: Option<u32>,
+        /// email or sms.
+        #[arg(long)]
+        channel: Option<String>,
+        /// Read {"name", "email", "phone"} (any of them) as JSON from standard input.
+        #[arg(long)]
+        contact_stdin: bool,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        command_id: Option<String>,
+    },
     /// Platform roles (viewer, operator, administrator): who has which, and changing them
     /// (administrators only).
     Roles {

@@ -5,6 +5,7 @@
 
 mod delivery;
 mod env_json;
+mod preferences;
 mod queues;
 mod reads;
 mod roles;
@@ -92,6 +93,26 @@ async fn admin(api: &Api, out: Output, action: AdminAction) -> Result<(), Failur
             reason,
             command_id,
         } => queues::redrive(api, out, &queue, rate, reason, command_id).await,
+        AdminAction::Preferences {
+            customer,
+            dnd,
+            send_day,
+            channel,
+            contact_stdin,
+            reason,
+            command_id,
+        } => {
+            let change = preferences::Change {
+                customer,
+                dnd,
+                send_day,
+                channel,
+                contact_stdin,
+                reason,
+                command_id,
+            };
+            preferences::preferences(api, out, change).await
+        }
         AdminAction::Roles { action } => roles::roles(api, out, action.unwrap_or(RolesAction::List)).await,
     }
 }
