@@ -135,6 +135,15 @@ Per-request overhead: moto server lists its own package directory and inspects t
 class's methods on every request; both answers never change while it runs, so the emulator
 computes them once.
 
+Deploying: the SAM CLI's `sam deploy --resolve-s3` of the project's template reaches
+CREATE_COMPLETE and updates, with named patches to moto's CloudFormation (the SAM transform,
+change-set outputs, TemplateURL on loopback, resource types moto lacks, state machines on the
+executing backend, event source mappings recorded but not polled, ...), and S3 "Object
+Created" events go to the default bus and on to the targets of matching rules (state machines,
+functions through the router, queues) in a background thread. Each patch is a function below
+`deployable_by_cloudformation`; docs/local-development.md ("Deploying to the emulator") lists
+them.
+
 Only loopback addresses are accepted, for the server and for handler URLs.
 """
 
