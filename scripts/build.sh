@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds every function for deployment, then runs `sam build`.
 #
-#   bash scripts/build.sh [--arch arm64|x86_64] [--profile release|fast]
+#   bash scripts/build.sh [--arch arm64|x86_64] [--profile release|fast|dev]
 #
-# One `cargo lambda build` of the workspace's nine function binaries writes
-# target/lambda/<function>/bootstrap (the CodeUri of each function in template.yaml); the
-# functions carry `SkipBuild` metadata, so `sam build` packages those binaries as they are
-# instead of compiling each function's dependency tree again. No Docker is needed.
+# One `cargo lambda build` of the workspace's function binaries writes
+# target/lambda/<function>/bootstrap (the CodeUri of each function in template.yaml, which is
+# where the list of functions is read from); the functions carry `SkipBuild` metadata, so
+# `sam build` packages those binaries as they are instead of compiling each function's
+# dependency tree again. No Docker is needed.
 #
 # --arch defaults to arm64 (Graviton: cheaper per GB-second) when the aarch64-unknown-linux-gnu
 # target is installed, x86_64 otherwise; deploy with the same value for the Architecture
@@ -14,25 +15,47 @@
 # default) against the glibc of Lambda's provided.al2023 runtime, whatever this machine has.
 # --profile fast skips fat LTO (a quicker build for a trial stack; larger, slightly slower
 # binaries).
+# --profile dev packages the debug binaries the test suite builds (`cargo build --bin <function>`
+# in the shared target directory, host architecture and glibc, stripped when strip or objcopy is
+# there): no release build, for a rehearsal against the local emulator (scripts/rehearse.sh),
+# never for AWS.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-FUNCTIONS=(settle-begin settle-shard settle-finish render-shard dispatch-slot send-email send-sms
-  record-failure admin-api)
+# Every function of the template: the <function> of each `CodeUri: target/lambda/<function>/`.
+mapfile -t FUNCTIONS < <(grep -oE 'CodeUri: target/lambda/[A-Za-z0-9_-]+/' template.yaml |
+  sed -E 's|.*target/lambda/([^/]+)/|\1|' | sort -u)
+((${#FUNCTIONS[@]})) || { echo "build.sh: no CodeUri: target/lambda/<function>/ in template.yaml" >&2; exit 1; }
 
 arch=""
 profile=release
 while (($#)); do
   case "$1" in
     --arch) arch="${2:?--arch needs arm64 or x86_64}"; shift 2 ;;
-    --profile) profile="${2:?--profile needs release or fast}"; shift 2 ;;
-    -h | --help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --profile) profile="${2:?--profile needs release, fast or dev}"; shift 2 ;;
+    -h | --help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
-case "$profile" in release | fast) ;; *) echo "build.sh: --profile is release or fast" >&2; exit 2 ;; esac
+case "$profile" in release | fast | dev) ;; *) echo "build.sh: --profile is release, fast or dev" >&2; exit 2 ;; esac
+
+host_arch() {
+  case "$(uname -m)" in
+    x86_64) echo x86_64 ;;
+    aarch64 | arm64) echo arm64 ;;
+    *) uname -m ;;
+  esac
+}
+if [[ "$profile" == dev ]]; then
+  # Debug binaries are built for this machine only.
+  if [[ -n "$arch" && "$arch" != "$(host_arch)" ]]; then
+    echo "build.sh: --profile dev builds for this machine ($(host_arch)), not $arch" >&2
+    exit 2
+  fi
+  arch="$(host_arch)"
+fi
 
 if [[ -z "$arch" ]]; then
   if rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
@@ -57,8 +80,29 @@ bins=()
 for f in "${FUNCTIONS[@]}"; do bins+=(--bin "$f"); done
 rm -rf target/lambda
 start=$SECONDS
-cargo lambda build --profile "$profile" --target "$target" --lambda-dir target/lambda "${bins[@]}"
-echo "build.sh: cargo lambda build ($profile, $arch) took $((SECONDS - start)) s"
+if [[ "$profile" == dev ]]; then
+  # The same build as the test suite's (scripts/test.sh): dev profile, host target, the shared
+  # CARGO_TARGET_DIR, so that after the tests it compiles nothing.
+  cargo build "${bins[@]}"
+  strip_tool=()
+  if command -v strip >/dev/null 2>&1; then
+    strip_tool=(strip --strip-debug)
+  elif command -v objcopy >/dev/null 2>&1; then
+    strip_tool=(objcopy --strip-debug)
+  fi
+  for f in "${FUNCTIONS[@]}"; do
+    mkdir -p "target/lambda/$f"
+    if ((${#strip_tool[@]})); then
+      "${strip_tool[@]}" -o "target/lambda/$f/bootstrap" "$CARGO_TARGET_DIR/debug/$f"
+    else
+      cp "$CARGO_TARGET_DIR/debug/$f" "target/lambda/$f/bootstrap"
+    fi
+  done
+  echo "build.sh: cargo build (dev, $arch${strip_tool:+, ${strip_tool[0]} --strip-debug}) took $((SECONDS - start)) s"
+else
+  cargo lambda build --profile "$profile" --target "$target" --lambda-dir target/lambda "${bins[@]}"
+  echo "build.sh: cargo lambda build ($profile, $arch) took $((SECONDS - start)) s"
+fi
 
 # What each function weighs, unpacked and as the zip Lambda receives (sizes in bytes).
 printf '%-16s %12s %12s\n' function bootstrap zip
@@ -79,6 +123,10 @@ done
 sam build --parameter-overrides "Architecture=$arch"
 
 echo
+if [[ "$profile" == dev ]]; then
+  echo "build.sh: debug build for $arch: for the local emulator only (scripts/rehearse.sh), not for AWS."
+  exit 0
+fi
 echo "build.sh: built for $arch. Deploy with:"
 if [[ "$arch" == arm64 ]]; then
   echo "  sam deploy --guided"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the local tool chain into the project (idempotent; fast when already done):
-#   .venv/          moto server (AWS emulator), cargo-lambda, AWS SAM CLI, cfn-lint (pinned)
+#   .venv/          moto server (AWS emulator), cargo-lambda, AWS SAM CLI, cfn-lint, AWS CLI (pinned)
 #   node_modules/   asl-validator (pinned in package.json / package-lock.json)
+#   libfaketime     the virtual clock lambda-runner runs deployed functions on (apt: faketime)
 # and checks that cargo is there. No Docker, no global installs.
 set -euo pipefail
 
@@ -14,6 +15,8 @@ PINS=(
   "cargo-lambda==1.9.2"
   "aws-sam-cli==1.170.0"
   "cfn-lint==1.58.0"
+  # v1, matched to the botocore the SAM CLI brings; the rehearsal drives the stack with it
+  "awscli==1.46.2"
 )
 ASL_VALIDATOR_VERSION=4.0.0
 
@@ -27,7 +30,7 @@ command -v cargo >/dev/null 2>&1 || die "cargo not found: install the Rust toolc
 VENV="$ROOT/.venv"
 PIN_HASH="$(printf '%s\n' "${PINS[@]}" | sha256sum | cut -c1-16)"
 STAMP="$VENV/.setup-$PIN_HASH"
-TOOLS=(moto_server cargo-lambda sam cfn-lint)
+TOOLS=(moto_server cargo-lambda sam cfn-lint aws)
 
 tools_present() {
   local t
@@ -101,6 +104,26 @@ else
   else
     npm install --no-save --no-audit --no-fund --loglevel=error "asl-validator@$ASL_VALIDATOR_VERSION"
   fi
+fi
+
+# --- libfaketime ---------------------------------------------------------------------------
+# lambda-runner starts each deployed function under libfaketime to put it on the rehearsal's
+# virtual clock (tools/lambda-runner/src/clock.rs).
+faketime_present() {
+  local lib
+  for lib in /usr/lib/*-linux-gnu/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1; do
+    [[ -f "$lib" ]] && return 0
+  done
+  return 1
+}
+if faketime_present; then
+  say "libfaketime present"
+elif command -v apt-get >/dev/null 2>&1; then
+  say "installing faketime (libfaketime) with apt-get"
+  apt-get install -y -qq faketime >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq faketime >/dev/null; }
+  faketime_present || die "apt-get installed faketime but libfaketime.so.1 is not where expected"
+else
+  say "warning: libfaketime is missing and apt-get is not available: install faketime for lambda-runner"
 fi
 
 say "done"
