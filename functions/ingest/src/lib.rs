@@ -32,7 +32,7 @@ pub mod store;
 pub mod usage;
 pub mod zone;
 
-mod apply;
+pub mod apply;
 mod finish;
 mod plan;
 
