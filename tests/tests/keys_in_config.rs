@@ -35,6 +35,7 @@ const KEY_READERS: &[&str] = &[
     "SendEmailFunction",
     "SendSmsFunction",
     "AdminApiFunction",
+    "IngestFunction",
 ];
 
 /// The one resource `secretsmanager:GetSecretValue` is granted on: the keyring's secret (the

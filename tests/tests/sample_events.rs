@@ -22,14 +22,14 @@ use integration_tests::lambda_cli::Watch;
 use integration_tests::{CYCLE, Month, generate};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The run every sample event belongs to: execution `settle-2026-11` of the
 /// state machine of a stack named `billing`.
 const RUN_ID: &str = "arn:aws:states:ap-northeast-2:123456789012:execution:billing-settlement:settle-2026-11";
 
 /// Function folder under `events/` → the function's logical id in template.yaml.
-const FUNCTIONS: [(&str, &str); 9] = [
+const FUNCTIONS: [(&str, &str); 10] = [
     ("settle-begin", "SettleBeginFunction"),
     ("settle-shard", "SettleShardFunction"),
     ("render-shard", "RenderShardFunction"),
@@ -39,6 +39,7 @@ const FUNCTIONS: [(&str, &str); 9] = [
     ("send-email", "SendEmailFunction"),
     ("send-sms", "SendSmsFunction"),
     ("admin-api", "AdminApiFunction"),
+    ("ingest", "IngestFunction"),
 ];
 
 /// The caller the admin API's sample requests are signed by.
@@ -267,6 +268,7 @@ fn every_event_parses_into_the_input_of_its_function() {
                     check_sender_event(&shown, sender_channel(&name).unwrap(), &sqs);
                     typed::<SqsEvent>(&value)
                 }
+                "ingest" => typed::<ingest::event::Input>(&value),
                 other => unreachable!("{other}"),
             }
             .unwrap_or_else(|e| panic!("{shown} is not a valid input of {name}: {e}"));
@@ -274,7 +276,16 @@ fn every_event_parses_into_the_input_of_its_function() {
             unknown_fields(&value, &back, "$", &mut unknown);
             assert!(unknown.is_empty(), "{shown}: fields {name} does not know: {unknown:?}");
             // All settlement events belong to one run, so they can be sent in sequence.
-            if !["dispatch-slot", "record-failure", "send-email", "send-sms", "admin-api"].contains(&name.as_str()) {
+            if ![
+                "dispatch-slot",
+                "record-failure",
+                "send-email",
+                "send-sms",
+                "admin-api",
+                "ingest",
+            ]
+            .contains(&name.as_str())
+            {
                 assert_eq!(value["run_id"], RUN_ID, "{shown}: run_id");
             }
             assert!(readme.contains(&shown), "events/README.md does not describe {shown}");
@@ -283,7 +294,7 @@ fn every_event_parses_into_the_input_of_its_function() {
     }
     let expected: BTreeSet<String> = FUNCTIONS.iter().map(|(f, _)| f.to_string()).collect();
     assert_eq!(folders, expected, "every function has sample events");
-    assert!(files >= 28, "{files} events");
+    assert!(files >= 36, "{files} events");
 }
 
 /// The session `events/README.md` describes, as a user runs it without
@@ -759,6 +770,105 @@ async fn the_documented_cargo_lambda_session_settles_the_sample_month() {
     .unwrap()
     .unwrap();
     assert_eq!((audit.updated_by.as_str(), audit.revision), (OPERATOR, 1));
+
+    // Ingest: the same data set's drop-zone files at their keys, then each ingest event with
+    // the stack's bucket in place of the stand-in. The stack was loaded the local way, so the
+    // drop zone's population is found already stored: the catalog and every customer unchanged.
+    let zone = tempfile::tempdir().unwrap();
+    let mut cfg = datagen::GenConfig::new(300, cycle);
+    cfg.seed = 7;
+    cfg.shard_size = 200;
+    let g = datagen::Generator::new(cfg, domain::pii::Keyring::dev()).unwrap();
+    let dropped = datagen::write_drop_zone(&g, zone.path(), &datagen::DropZoneOptions::default(), &|_| {}).unwrap();
+    let s3 = local_aws::s3_client(&month.config);
+    for f in &dropped.files {
+        let body = std::fs::read(zone.path().join(&f.path)).unwrap();
+        s3.put_object()
+            .bucket(month.bucket.bucket())
+            .key(&f.key)
+            .body(body.into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let events = tempfile::tempdir().unwrap();
+    let mut ingest = async |name: &str| -> Value {
+        let original = format!("events/ingest/{name}.json");
+        let text = std::fs::read_to_string(events_dir().join("ingest").join(format!("{name}.json")))
+            .unwrap()
+            .replace("billing-databucket-k7q2m9x4w1zt", month.bucket.bucket());
+        let path = events.path().join(format!("{name}.json"));
+        std::fs::write(&path, text).unwrap();
+        let inv = invoke("ingest", path.to_str().unwrap()).await;
+        inv.output::<Value>().unwrap_or_else(|e| panic!("{original}: {e:#}"))
+    };
+    let catalog = ingest("catalog").await;
+    assert_eq!(
+        (&catalog["status"], &catalog["kind"]),
+        (&json!("done"), &json!("catalog")),
+        "{catalog}"
+    );
+    let planned = ingest("customers").await;
+    assert_eq!(
+        (&planned["status"], &planned["work"]["chunks"]),
+        (&json!("planned"), &json!(1)),
+        "{planned}"
+    );
+    let planned = ingest("plan").await;
+    assert_eq!(planned["status"], json!("planned"), "{planned}");
+    for _ in 0..2 {
+        let applied = ingest("apply").await;
+        assert_eq!(
+            (&applied["records"], &applied["applied"], &applied["unchanged"]),
+            (&json!(300), &json!(0), &json!(300)),
+            "{applied}"
+        );
+    }
+    let finished = ingest("finish").await;
+    assert_eq!(finished["status"], json!("applied"), "{finished}");
+    for (name, shard_lines) in [("usage-shard-0", 962), ("usage-shard-1", 510)] {
+        let usage = ingest(name).await;
+        assert_eq!(
+            (&usage["status"], &usage["kind"]),
+            (&json!("done"), &json!("usage")),
+            "{usage}"
+        );
+        let report: Value = month
+            .bucket
+            .get_json(usage["report"].as_str().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (&report["lines"], &report["applied"]),
+            (&json!(shard_lines), &json!(shard_lines)),
+            "{report}"
+        );
+    }
+    let catalog_report: Value = month
+        .bucket
+        .get_json(catalog["report"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(catalog_report["unchanged"], json!(1), "{catalog_report}");
+    let rejected = ingest("unknown-key").await;
+    assert_eq!(rejected["status"], json!("rejected"), "{rejected}");
+    // The events went from copies with the stack's bucket: count them as the files they are.
+    let copies = events.path().to_string_lossy().into_owned();
+    invoked.retain(|e| !e.starts_with(&copies));
+    for name in [
+        "catalog",
+        "customers",
+        "plan",
+        "apply",
+        "finish",
+        "usage-shard-0",
+        "usage-shard-1",
+        "unknown-key",
+    ] {
+        invoked.insert(format!("events/ingest/{name}.json"));
+    }
 
     // Every sample event was sent through `cargo lambda invoke` and its answer checked.
     assert_eq!(invoked, all_events(), "events invoked vs events/");

@@ -87,6 +87,17 @@ fn routes(customer: &str) -> Vec<Route> {
         query: vec![],
         body: command(json!({"max_per_second": 10})),
     });
+    out.push(Route {
+        method: "PUT",
+        path: format!("/customers/{customer}/preferences"),
+        query: vec![],
+        body: command(json!({
+            "send_day": 20,
+            "dnd": [4],
+            "preferred_channel": "sms",
+            "contact": {"email": "a@b.kr"}
+        })),
+    });
     out.push(get("/roles", vec![]));
     out.push(Route {
         method: "PUT",
