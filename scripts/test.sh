@@ -72,7 +72,7 @@ build_watched_functions() {
 step "functions for cargo lambda watch" build_watched_functions
 # tests/tests/lambda_runner.rs runs lambda-runner and packages the functions' debug binaries
 # (built just above) from the target directory, by path: build the runner here too.
-step "lambda-runner" cargo build --bin lambda-runner
+step "lambda-runner, datagen, billingctl" cargo build --bin lambda-runner --bin datagen --bin billingctl
 
 # --- one emulator for every test process -------------------------------------------------
 # Reuse an emulator the developer already runs (and leave it running); otherwise start one
