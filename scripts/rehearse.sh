@@ -156,11 +156,16 @@ files = doc["files"] if isinstance(doc, dict) else doc
 for f in files:
     print(f["kind"], f["path"])
 PY
+uploads_started=$SECONDS
 while read -r kind path; do
+  t0=$(date +%s%N)
   "$bin/billingctl" --stack "$stack" upload "$kind" "$work/drop-zone/$path" >"$work/upload.out" ||
     { cat "$work/upload.out" >&2; die "billingctl upload $kind $path failed"; }
-  echo "uploaded $kind $path"
+  ms=$((($(date +%s%N) - t0) / 1000000))
+  printf 'uploaded %s %s in %d.%03d s (upload to report): %s\n' "$kind" "$path" $((ms / 1000)) $((ms % 1000)) \
+    "$(head -1 "$work/upload.out")"
 done <"$work/uploads"
+echo "uploads: $((SECONDS - uploads_started)) s"
 
 # --- 6. the settlement, as from the console -----------------------------------------------
 say "aws stepfunctions start-execution --input '{\"cycle\":\"$cycle\"}'"

@@ -19,7 +19,9 @@ struct Route {
     body: Option<Value>,
 }
 
-fn routes(customer: &str) -> Vec<Route> {
+/// The routes, on `customer`'s delivery; a customer's preferences on `other`, whose deliveries
+/// no other route touches (a valid change moves that customer's waiting deliveries).
+fn routes(customer: &str, other: &str) -> Vec<Route> {
     let command = |extra: Value| {
         let mut b = json!({"command_id": COMMAND, "reason": "customer asked on the phone"});
         if let (Value::Object(b), Value::Object(e)) = (&mut b, extra) {
@@ -89,7 +91,7 @@ fn routes(customer: &str) -> Vec<Route> {
     });
     out.push(Route {
         method: "PUT",
-        path: format!("/customers/{customer}/preferences"),
+        path: format!("/customers/{other}/preferences"),
         query: vec![],
         body: command(json!({
             "send_day": 20,
@@ -139,8 +141,9 @@ fn event(
 
 /// Every admin API case for `values`, asked by `caller` (a role session of an administrator),
 /// but for the cases with the value as the caller's session name; `customer` has a queued
-/// delivery in cycle 2026-11; the cases are numbered from `first_id`.
-pub fn cases(values: &[Placed], customer: &str, caller: &str, first_id: usize) -> Vec<Case> {
+/// delivery in cycle 2026-11, and `other` is the customer whose preferences the corpus changes;
+/// the cases are numbered from `first_id`.
+pub fn cases(values: &[Placed], customer: &str, other: &str, caller: &str, first_id: usize) -> Vec<Case> {
     let template = sample("admin-api/cycle.json");
     let mut out: Vec<Case> = Vec::new();
     let push = |out: &mut Vec<Case>, field: String, value: &str, request: &dyn Fn(usize) -> Value| {
@@ -152,7 +155,7 @@ pub fn cases(values: &[Placed], customer: &str, caller: &str, first_id: usize) -
             payload: request(n),
         });
     };
-    let routes = routes(customer);
+    let routes = routes(customer, other);
     for v in values {
         let text = v.text.as_str();
         for r in &routes {

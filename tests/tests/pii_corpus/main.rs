@@ -194,6 +194,14 @@ async fn no_value_of_a_customer_placed_in_any_input_comes_back_in_any_answer_log
     };
     let (email_delivery, sms_delivery) = (delivery(Channel::Email), delivery(Channel::Sms));
     let admin_customer = email_delivery.rsplit('#').next().unwrap().to_owned();
+    // A customer of its own for the preferences route: a valid change moves that customer's
+    // waiting deliveries, which must not change what the other cases find.
+    let preferences_customer = seeded
+        .deliveries
+        .iter()
+        .map(|(id, _)| id.rsplit('#').next().unwrap().to_owned())
+        .find(|c| *c != admin_customer && !sms_delivery.ends_with(&format!("#{c}")))
+        .unwrap();
     let mut cases: Vec<Case> = inputs::cases(&values, &email_delivery, &sms_delivery, 0);
     // Every admin request is the bootstrap administrator's (a session of the stack's
     // AdminBootstrapRole), so that each route gets past the role check to its own.
@@ -206,7 +214,13 @@ async fn no_value_of_a_customer_placed_in_any_input_comes_back_in_any_answer_log
         .and_then(|r| r.split_once(":role/"))
         .expect("ADMIN_BOOTSTRAP_PRINCIPAL is an IAM role's ARN");
     let caller = format!("arn:aws:sts::{account}:assumed-role/{role}/corpus");
-    cases.extend(admin::cases(&values, &admin_customer, &caller, cases.len()));
+    cases.extend(admin::cases(
+        &values,
+        &admin_customer,
+        &preferences_customer,
+        &caller,
+        cases.len(),
+    ));
     let setup = t0.elapsed();
 
     // Every function case through its handler, each in a span that names it.
