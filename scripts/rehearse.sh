@@ -4,12 +4,15 @@
 #
 #   bash scripts/rehearse.sh [--stack NAME] [--profile dev|release|fast] [--no-build]
 #                            [--customers N] [--shard-size N] [--seed N]
-#                            [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--keep]
+#                            [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--instances N] [--keep]
 #
 # The defaults (stack `billing`, 300 customers in shards of 200, seed 7) are the population the
 # sample events in events/ name, so that they can be sent to the rehearsed stack afterwards.
 # With AWS_ENDPOINT_URL set, that emulator is used (and left running); otherwise the project's
 # emulator is started or reused. --no-build deploys what target/lambda already holds.
+# --instances caps the instances lambda-runner runs of each function (4 by default): the
+# emulator answers one write at a time, and on 2 cores a population of thousands settled by
+# debug builds is better served by one or two (or by --profile fast).
 # The script exits non-zero unless the month reconciles: the cycle SETTLED with one bill per
 # billable customer, and, when the slots played reach the month's last day, every delivery sent
 # once (SENT_EMAIL or SENT_SMS) with as many accepted sends at the mock providers.
@@ -49,6 +52,7 @@ cycle=2026-11
 from=2026-12-01
 to=2026-12-31
 keep=false
+instances=4
 while (($#)); do
   case "$1" in
     --stack) stack="${2:?--stack needs a name}"; shift 2 ;;
@@ -59,8 +63,9 @@ while (($#)); do
     --shard-size) shard_size="${2:?--shard-size needs a number}"; shift 2 ;;
     --from) from="${2:?--from needs YYYY-MM-DD}"; shift 2 ;;
     --to) to="${2:?--to needs YYYY-MM-DD}"; shift 2 ;;
+    --instances) instances="${2:?--instances needs a number}"; shift 2 ;;
     --keep) keep=true; shift ;;
-    -h | --help) sed -n '2,36p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,39p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "rehearse.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -128,7 +133,7 @@ state_machine="$(output SettlementStateMachineArn)"
 # --- 4. the functions ---------------------------------------------------------------------
 say "lambda-runner serve --stack $stack"
 clock="$work/clock"
-"$bin/lambda-runner" serve --stack "$stack" --clock-file "$clock" --work-dir "$work/runner" \
+"$bin/lambda-runner" serve --stack "$stack" --instances "$instances" --clock-file "$clock" --work-dir "$work/runner" \
   >"$work/runner.out" 2>"$work/runner.err" &
 runner=$!
 stop_runner() { kill "$runner" 2>/dev/null || true; wait "$runner" 2>/dev/null || true; }
