@@ -4,10 +4,8 @@
 //! Every problem is a [`Rejection`] naming the line, the field and the rule, never a value
 //! from the line (it may be anyone's name, email address or phone number).
 
-use chrono::NaiveDate;
-use domain::pii::{Keyring, Sealed};
-use domain::{Channel, Contact, Contract, Customer, CustomerId, Family, QuietWindow, SendDay, SlotSet};
-use serde::Deserialize;
+use domain::pii::Sealed;
+use domain::{ClearContact, Contact, Customer, QuietWindow};
 
 /// A line longer than this is refused before it is decoded.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -52,86 +50,9 @@ impl Problem {
     }
 }
 
-/// A customers-file line as the CRM exports it: the fields of [`Customer`], the contact data
-/// in clear.
-#[derive(Clone, Deserialize)]
-pub struct UploadCustomer {
-    pub customer_id: CustomerId,
-    pub shard: u32,
-    pub plan: String,
-    #[serde(default)]
-    pub addons: Vec<String>,
-    #[serde(default)]
-    pub family: Option<Family>,
-    #[serde(default)]
-    pub contract: Option<Contract>,
-    pub birthday: NaiveDate,
-    pub joined_on: NaiveDate,
-    #[serde(default)]
-    pub cancelled_on: Option<NaiveDate>,
-    pub send_day: SendDay,
-    #[serde(default)]
-    pub dnd: SlotSet,
-    pub preferred_channel: Channel,
-    pub contact: ClearContact,
-}
-
-/// Contact data in clear, as uploaded. `Debug` shows none of it.
-#[derive(Clone, Deserialize)]
-pub struct ClearContact {
-    pub name: String,
-    pub email: String,
-    pub phone: String,
-}
-
-impl std::fmt::Debug for ClearContact {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ClearContact(‹redacted›)")
-    }
-}
-
-impl std::fmt::Debug for UploadCustomer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UploadCustomer")
-            .field("customer_id", &self.customer_id)
-            .field("shard", &self.shard)
-            .finish_non_exhaustive()
-    }
-}
-
-impl UploadCustomer {
-    /// The customer with `contact` as its contact data.
-    pub fn with_contact(&self, contact: Contact) -> Customer {
-        Customer {
-            customer_id: self.customer_id.clone(),
-            shard: self.shard,
-            plan: self.plan.clone(),
-            addons: self.addons.clone(),
-            family: self.family.clone(),
-            contract: self.contract.clone(),
-            birthday: self.birthday,
-            joined_on: self.joined_on,
-            cancelled_on: self.cancelled_on,
-            send_day: self.send_day,
-            dnd: self.dnd,
-            preferred_channel: self.preferred_channel,
-            contact,
-        }
-    }
-
-    /// The customer, its contact data sealed with `keys`.
-    pub fn seal(&self, keys: &Keyring) -> Customer {
-        let c = &self.contact;
-        self.with_contact(Contact::seal(keys, &self.customer_id, &c.name, &c.email, &c.phone))
-    }
-
-    /// Whether `open` holds exactly this line's contact data.
-    pub fn same_contact(&self, open: &domain::customer::OpenContact) -> bool {
-        open.name.expose() == &self.contact.name
-            && open.email.expose() == &self.contact.email
-            && open.phone.expose() == &self.contact.phone
-    }
-}
+/// A customers-file line as the CRM exports it: [`domain::ClearCustomer`], the fields of
+/// [`Customer`] with the contact data in clear.
+pub type UploadCustomer = domain::ClearCustomer;
 
 /// Decodes and checks one non-blank line of a customers file: the rules
 /// [`Customer::validate`] holds (against the stack's quiet window), the contact data's
@@ -277,6 +198,7 @@ fn is_phone(s: &str) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use domain::pii::Keyring;
 
     pub const EMAIL: &str = "kim.minjun.1987@example-mail.co.kr";
     pub const PHONE: &str = "010-2345-6789";

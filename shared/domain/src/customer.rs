@@ -160,11 +160,20 @@ impl Contact {
     }
 }
 
-/// A customer snapshot. Dates are Asia/Seoul calendar dates. Its `Debug` shows the birthday
-/// as `<redacted>`, like the sealed contact data: a customer printed in a log or a panic names
-/// no personal value.
+/// A customer snapshot, its contact data sealed: what the customers table holds and
+/// settlement reads.
+pub type Customer = CustomerRecord<Contact>;
+
+/// A customer as a customer master exports it, its contact data in clear: one line of a
+/// drop-zone customers file, which ingest checks and seals into a [`Customer`].
+pub type ClearCustomer = CustomerRecord<ClearContact>;
+
+/// A customer record with its contact data as `C`: sealed ([`Customer`]) or in clear
+/// ([`ClearCustomer`]); every other field the same, in the same order and form. Dates are
+/// Asia/Seoul calendar dates. Its `Debug` shows the birthday as `<redacted>`, and neither
+/// contact form shows a value: a customer printed in a log or a panic names no personal value.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Customer {
+pub struct CustomerRecord<C> {
     pub customer_id: CustomerId,
     /// The settlement shard this customer belongs to (assigned once).
     pub shard: u32,
@@ -186,10 +195,61 @@ pub struct Customer {
     #[serde(default)]
     pub dnd: SlotSet,
     pub preferred_channel: Channel,
-    pub contact: Contact,
+    pub contact: C,
 }
 
-impl fmt::Debug for Customer {
+/// Contact data in clear, as a customer master exports it. Its `Debug` shows no value.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClearContact {
+    pub name: String,
+    pub email: String,
+    pub phone: String,
+}
+
+impl fmt::Debug for ClearContact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClearContact(‹redacted›)")
+    }
+}
+
+impl<C> CustomerRecord<C> {
+    /// The same customer with `contact` as its contact data.
+    pub fn with_contact<D>(&self, contact: D) -> CustomerRecord<D> {
+        CustomerRecord {
+            customer_id: self.customer_id.clone(),
+            shard: self.shard,
+            plan: self.plan.clone(),
+            addons: self.addons.clone(),
+            family: self.family.clone(),
+            contract: self.contract.clone(),
+            birthday: self.birthday,
+            joined_on: self.joined_on,
+            cancelled_on: self.cancelled_on,
+            send_day: self.send_day,
+            dnd: self.dnd,
+            preferred_channel: self.preferred_channel,
+            contact,
+        }
+    }
+}
+
+impl ClearCustomer {
+    /// The stored record: the contact data sealed with `keys` (deterministically: the same
+    /// keyring gives the same bytes).
+    pub fn seal(&self, keys: &Keyring) -> Customer {
+        let c = &self.contact;
+        self.with_contact(Contact::seal(keys, &self.customer_id, &c.name, &c.email, &c.phone))
+    }
+
+    /// Whether `open` holds exactly this record's contact data.
+    pub fn same_contact(&self, open: &OpenContact) -> bool {
+        open.name.expose() == &self.contact.name
+            && open.email.expose() == &self.contact.email
+            && open.phone.expose() == &self.contact.phone
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for CustomerRecord<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Customer")
             .field("customer_id", &self.customer_id)

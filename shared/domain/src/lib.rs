@@ -42,7 +42,10 @@ pub mod text;
 
 pub use bill::{Bill, BillLine, LineKind};
 pub use calendar::{Cycle, CycleError};
-pub use customer::{Channel, Contact, Contract, Customer, CustomerError, CustomerId, Family, SendDay};
+pub use customer::{
+    Channel, ClearContact, ClearCustomer, Contact, Contract, Customer, CustomerError, CustomerId, CustomerRecord,
+    Family, SendDay,
+};
 pub use delivery::{Delivery, DeliveryContent, DeliveryId, DeliveryState};
 pub use money::Krw;
 pub use slots::{ContactWindow, QuietWindow, Slot, SlotError, SlotSet};

@@ -11,13 +11,10 @@
 //! <dir>/drop-zone.json                          what was written, the keys to upload to, in order
 //! ```
 
-use std::fmt;
 use std::io::Write as _;
 use std::path::Path;
 
-use chrono::NaiveDate;
-use domain::pii::Keyring;
-use domain::{Channel, Contact, Contract, Customer, CustomerId, Cycle, Family, QuietWindow, SendDay, SlotSet};
+use domain::{Cycle, QuietWindow, SlotSet};
 use serde::{Deserialize, Serialize};
 
 use crate::error::DatagenError;
@@ -31,99 +28,14 @@ pub const DROP_ZONE_PREFIX: &str = "incoming/";
 /// a new part before a file would grow past it.
 pub const CUSTOMERS_FILE_LIMIT: u64 = 2 << 30;
 
-/// Contact data in clear, as a CRM export holds it. Its `Debug` shows no
-/// value.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClearContact {
-    pub name: String,
-    pub email: String,
-    pub phone: String,
-}
+/// Contact data in clear, as a CRM export holds it ([`domain::ClearContact`]).
+pub use domain::ClearContact;
 
-impl fmt::Debug for ClearContact {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ClearContact { <redacted> }")
-    }
-}
-
-/// One line of a drop-zone customers file: the fields of
-/// [`domain::Customer`] in the same order and form, `contact` in clear.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CrmCustomer {
-    pub customer_id: CustomerId,
-    pub shard: u32,
-    pub plan: String,
-    #[serde(default)]
-    pub addons: Vec<String>,
-    #[serde(default)]
-    pub family: Option<Family>,
-    #[serde(default)]
-    pub contract: Option<Contract>,
-    pub birthday: NaiveDate,
-    pub joined_on: NaiveDate,
-    #[serde(default)]
-    pub cancelled_on: Option<NaiveDate>,
-    pub send_day: SendDay,
-    #[serde(default)]
-    pub dnd: SlotSet,
-    pub preferred_channel: Channel,
-    pub contact: ClearContact,
-}
-
-impl fmt::Debug for CrmCustomer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CrmCustomer")
-            .field("customer_id", &self.customer_id)
-            .field("shard", &self.shard)
-            .field("plan", &self.plan)
-            .field("birthday", &format_args!("<redacted>"))
-            .field("contact", &self.contact)
-            .finish_non_exhaustive()
-    }
-}
-
-impl CrmCustomer {
-    /// `customer` with `contact` in place of its sealed contact data.
-    pub fn new(customer: &Customer, contact: ClearContact) -> Self {
-        CrmCustomer {
-            customer_id: customer.customer_id.clone(),
-            shard: customer.shard,
-            plan: customer.plan.clone(),
-            addons: customer.addons.clone(),
-            family: customer.family.clone(),
-            contract: customer.contract.clone(),
-            birthday: customer.birthday,
-            joined_on: customer.joined_on,
-            cancelled_on: customer.cancelled_on,
-            send_day: customer.send_day,
-            dnd: customer.dnd,
-            preferred_channel: customer.preferred_channel,
-            contact,
-        }
-    }
-
-    /// The stored record: the contact data sealed with `keys`, as ingest
-    /// seals it. Sealing is deterministic, so the development keyring gives
-    /// the bytes of the local data set.
-    pub fn seal(self, keys: &Keyring) -> Customer {
-        let c = &self.contact;
-        Customer {
-            contact: Contact::seal(keys, &self.customer_id, &c.name, &c.email, &c.phone),
-            customer_id: self.customer_id,
-            shard: self.shard,
-            plan: self.plan,
-            addons: self.addons,
-            family: self.family,
-            contract: self.contract,
-            birthday: self.birthday,
-            joined_on: self.joined_on,
-            cancelled_on: self.cancelled_on,
-            send_day: self.send_day,
-            dnd: self.dnd,
-            preferred_channel: self.preferred_channel,
-        }
-    }
-}
+/// One line of a drop-zone customers file ([`domain::ClearCustomer`]): the fields of
+/// [`domain::Customer`] in the same order and form, `contact` in clear. `with_contact` makes
+/// one from a generated customer; `seal` makes the stored record, as ingest seals it (sealing
+/// is deterministic, so the development keyring gives the bytes of the local data set).
+pub type CrmCustomer = domain::ClearCustomer;
 
 /// The kinds of bad customer lines `--bad-lines` writes, in turn. Each
 /// breaks exactly one thing of an otherwise valid line whose customer id
@@ -539,7 +451,7 @@ impl Generator {
     ) -> Result<(String, BadCustomerKind, String), DatagenError> {
         let index = self.cfg.customers + j;
         let (customer, clear, _) = self.make_customer_clear(index, None)?;
-        let mut crm = CrmCustomer::new(&customer, clear);
+        let mut crm = customer.with_contact(clear);
         crm.shard = shard;
         let kind = BadCustomerKind::of(u64::from(j));
         match kind {

@@ -12,7 +12,6 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::drop_zone::CrmCustomer;
 use crate::error::DatagenError;
 use crate::names::{EMAIL_DOMAINS, FAMILY_NAMES};
 use crate::parts::{Member, PHONE_SPACE, ProductIx, UsageLine};
@@ -349,7 +348,7 @@ impl Generator {
             let (customer, clear, plan_ix) = self.make_customer_clear(index, member)?;
             let written = match form {
                 ContactForm::Sealed => serde_json::to_writer(&mut jsonl, &customer),
-                ContactForm::Clear => serde_json::to_writer(&mut jsonl, &CrmCustomer::new(&customer, clear)),
+                ContactForm::Clear => serde_json::to_writer(&mut jsonl, &customer.with_contact(clear)),
             };
             written.map_err(|e| DatagenError::Format {
                 path: crate::write::customers_file(shard).into(),
