@@ -1,5 +1,6 @@
 //! A loopback HTTP/1 server loop for local endpoints: the [`LambdaHost`](crate::lambda::LambdaHost)
-//! the emulator invokes, and the admin API a local run serves (`tools/admin-local`).
+//! the emulator invokes, the admin API a local run serves (`tools/admin-local`), and
+//! `tools/lambda-runner`'s Invoke endpoint and Lambda Runtime APIs.
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -29,7 +29,7 @@
 
 mod admin;
 mod emulator;
-#[cfg(feature = "lambda")]
+#[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "lambda")]
 pub mod lambda;

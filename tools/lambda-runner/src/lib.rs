@@ -15,7 +15,6 @@ pub mod clock;
 pub mod discover;
 pub mod poller;
 pub mod sandbox;
-pub mod serve;
 pub mod slots;
 pub mod zip;
 
@@ -157,7 +156,9 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         .context("listening on 127.0.0.1")?;
     let addr = listener.local_addr()?;
     let served = pools.clone();
-    let server = tokio::spawn(serve::serve(listener, move |req| answer(served.clone(), req)));
+    let server = tokio::spawn(local_aws::http::serve(listener, "lambda-runner", move |req| {
+        answer(served.clone(), req)
+    }));
     let emulator = local_aws::Emulator::external(&endpoint);
     let mut registered = Vec::new();
     for name in pools.keys() {

@@ -259,7 +259,9 @@ impl Instance {
             launch: launch.clone(),
         });
         let served = api.clone();
-        let server = tokio::spawn(crate::serve::serve(listener, move |req| served.clone().answer(req)));
+        let server = tokio::spawn(local_aws::http::serve(listener, "runtime API", move |req| {
+            served.clone().answer(req)
+        }));
 
         let seq = INSTANCE_SEQ.fetch_add(1, Ordering::Relaxed);
         let stream = format!(
