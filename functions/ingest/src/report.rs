@@ -4,7 +4,6 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
 
 use crate::records::{Problem, Rejection};
 use crate::zone::Kind;
@@ -147,33 +146,20 @@ impl Report {
                 u64::from(matches!(self.status, Status::Rejected | Status::Failed)),
             ),
         ];
-        let mut doc = Map::new();
-        doc.insert(
-            "_aws".into(),
-            json!({
-                "Timestamp": at.timestamp_millis(),
-                "CloudWatchMetrics": [{
-                    "Namespace": NAMESPACE,
-                    "Dimensions": [["Stack", "Kind"]],
-                    "Metrics": values.iter().map(|(n, _)| json!({"Name": n, "Unit": "Count"})).collect::<Vec<_>>(),
-                }],
-            }),
-        );
-        doc.insert("Stack".into(), Value::String(stack.to_owned()));
-        doc.insert(
-            "Kind".into(),
-            Value::String(self.kind.map_or("unknown", Kind::as_str).to_owned()),
-        );
-        for (n, v) in values {
-            doc.insert(n.into(), json!(v));
-        }
-        Value::Object(doc).to_string()
+        let kind = self.kind.map_or("unknown", Kind::as_str);
+        runtime::emf::line(
+            NAMESPACE,
+            &[("Stack", stack), ("Kind", kind)],
+            &values,
+            at.timestamp_millis(),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
     #[test]
     fn the_metric_line_declares_every_metric_by_kind() {

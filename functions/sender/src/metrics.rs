@@ -6,7 +6,6 @@
 
 use chrono::{DateTime, Utc};
 use domain::Channel;
-use serde_json::{Map, Value, json};
 
 use crate::SendReport;
 
@@ -30,30 +29,18 @@ pub fn metrics(r: &SendReport) -> [(&'static str, u64); 10] {
 
 /// One EMF document for `report`.
 pub fn emf_line(stack: &str, channel: Channel, report: &SendReport, at: DateTime<Utc>) -> String {
-    let values = metrics(report);
-    let mut doc = Map::new();
-    doc.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": at.timestamp_millis(),
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [["Stack", "Channel"]],
-                "Metrics": values.iter().map(|(name, _)| json!({"Name": name, "Unit": "Count"})).collect::<Vec<_>>(),
-            }],
-        }),
-    );
-    doc.insert("Stack".into(), Value::String(stack.to_owned()));
-    doc.insert("Channel".into(), Value::String(channel.as_str().to_owned()));
-    for (name, value) in values {
-        doc.insert(name.into(), json!(value));
-    }
-    Value::Object(doc).to_string()
+    runtime::emf::line(
+        NAMESPACE,
+        &[("Stack", stack), ("Channel", channel.as_str())],
+        &metrics(report),
+        at.timestamp_millis(),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
     #[test]
     fn one_document_with_every_metric_declared_and_valued() {

@@ -29,6 +29,7 @@
 //! SQS-triggered functions report partial failures (`ReportBatchItemFailures`) with
 //! [`batch_response`].
 
+pub mod emf;
 use std::future::Future;
 
 use adapters::ProcessEnv;
