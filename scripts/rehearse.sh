@@ -10,9 +10,10 @@
 # sample events in events/ name, so that they can be sent to the rehearsed stack afterwards.
 # With AWS_ENDPOINT_URL set, that emulator is used (and left running); otherwise the project's
 # emulator is started or reused. --no-build deploys what target/lambda already holds.
-# --instances caps the instances lambda-runner runs of each function (4 by default): the
-# emulator answers one write at a time, and on 2 cores a population of thousands settled by
-# debug builds is better served by one or two (or by --profile fast).
+# --instances caps the instances lambda-runner runs of each function (4 by default). The dev
+# profile deploys the test suite's debug builds: right for the default population; one of
+# thousands needs --profile fast or release (with 10,000 customers, the emulator and a debug
+# build took a shard's megabyte pages past the functions' 25 s operation timeout on 2 cores).
 # The script exits non-zero unless the month reconciles: the cycle SETTLED with one bill per
 # billable customer, and, when the slots played reach the month's last day, every delivery sent
 # once (SENT_EMAIL or SENT_SMS) with as many accepted sends at the mock providers.
@@ -65,7 +66,7 @@ while (($#)); do
     --to) to="${2:?--to needs YYYY-MM-DD}"; shift 2 ;;
     --instances) instances="${2:?--instances needs a number}"; shift 2 ;;
     --keep) keep=true; shift ;;
-    -h | --help) sed -n '2,39p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,40p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "rehearse.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
