@@ -42,7 +42,13 @@ fn rate(n: u64, secs: f64) -> String {
     format!("{:>10.0}/s", n as f64 / secs)
 }
 
-fn main() {
+/// A failed step of the bench, named (a bench that cannot run its input says which step, and
+/// exits non-zero, instead of panicking).
+fn failed<E: std::fmt::Debug>(step: &'static str) -> impl Fn(E) -> String {
+    move |e| format!("{step}: {e:?}")
+}
+
+fn main() -> Result<(), String> {
     let quiet = QuietWindow::default_korea();
     let file = customers_file(CUSTOMERS);
     println!(
@@ -57,12 +63,14 @@ fn main() {
     let mut planner = CustomerPlanner::new(quiet, &stored, Cut::default());
     let mut s = Splitter::new(0, 1);
     for piece in file.as_bytes().chunks(1 << 20) {
-        s.push(piece, |l| planner.line(&l)).expect("UTF-8");
+        s.push(piece, |l| planner.line(&l)).map_err(failed("UTF-8"))?;
     }
-    s.finish(|l| planner.line(&l)).expect("UTF-8");
+    s.finish(|l| planner.line(&l)).map_err(failed("UTF-8"))?;
     let planned = planner.finish();
     let plan_secs = t.elapsed().as_secs_f64();
-    assert_eq!(planned.accepted, u64::from(CUSTOMERS));
+    if planned.accepted != u64::from(CUSTOMERS) {
+        return Err(format!("plan accepted {} of {CUSTOMERS} lines", planned.accepted));
+    }
     println!(
         "plan  (split, decode, validate, duplicates): {} customers",
         rate(CUSTOMERS.into(), plan_secs)
@@ -71,7 +79,7 @@ fn main() {
     // Apply: every chunk decoded again, sealed, turned into its item, decided (new customers).
     let keys = Keyring::dev();
     let open = |c: &domain::Customer| c.contact.open(&keys, &c.customer_id).ok();
-    let at = "2026-11-20T00:00:00Z".parse().expect("time");
+    let at: chrono::DateTime<chrono::Utc> = "2026-11-20T00:00:00Z".parse().map_err(failed("time"))?;
     let file_ref = FileRef {
         id: "bench".into(),
         bucket: "b".into(),
@@ -94,8 +102,10 @@ fn main() {
             skip: Vec::new(),
         };
         let bytes = &file.as_bytes()[c.start as usize..c.end as usize];
-        for up in chunk_records(bytes, &chunk, quiet).expect("planned lines decode") {
-            if let Decision::Write { item, .. } = decide(&up, up.seal(&keys), None, at, &open).expect("item") {
+        for up in chunk_records(bytes, &chunk, quiet).map_err(failed("planned lines decode"))? {
+            if let Decision::Write { item, .. } =
+                decide(&up, up.seal(&keys), None, at, &open).map_err(failed("item"))?
+            {
                 written += 1;
                 black_box(item);
             }
@@ -112,28 +122,35 @@ fn main() {
         .lines()
         .take(50_000)
         .map(|l| {
-            let up = ingest::records::check_customer_line(l.as_bytes(), quiet).expect("valid");
-            let item = ingest::apply::to_item(&up.seal(&keys)).expect("item");
-            (up, item)
+            let up = ingest::records::check_customer_line(l.as_bytes(), quiet).map_err(failed("valid"))?;
+            let item = ingest::apply::to_item(&up.seal(&keys)).map_err(failed("item"))?;
+            Ok((up, item))
         })
-        .collect();
+        .collect::<Result<_, String>>()?;
     let t = Instant::now();
     let mut unchanged = 0u64;
     for (up, item) in &stored_items {
-        if let Decision::Unchanged { .. } = decide(up, up.seal(&keys), Some(item), at, &open).expect("decide") {
+        if let Decision::Unchanged { .. } =
+            decide(up, up.seal(&keys), Some(item), at, &open).map_err(failed("decide"))?
+        {
             unchanged += 1;
         }
     }
     let same_secs = t.elapsed().as_secs_f64();
-    assert_eq!(unchanged, stored_items.len() as u64);
+    if unchanged != stored_items.len() as u64 {
+        return Err(format!(
+            "{unchanged} of {} stored customers found unchanged",
+            stored_items.len()
+        ));
+    }
     println!(
         "apply again (seal, compare with stored):     {} customers",
         rate(unchanged, same_secs)
     );
 
     // Usage: one large file checked against the catalog and a shard's customers.
-    let catalog = Catalog::default_catalog().expect("catalog");
-    let cycle: Cycle = "2026-11".parse().expect("cycle");
+    let catalog = Catalog::default_catalog().map_err(failed("catalog"))?;
+    let cycle: Cycle = "2026-11".parse().map_err(failed("cycle"))?;
     let in_shard: HashMap<String, bool> = (0..1000).map(|i| (format!("C{i:07}"), true)).collect();
     let mut csv = String::from("customer_id,product,quantity,amount\n");
     for i in 0..USAGE_LINES {
@@ -145,9 +162,15 @@ fn main() {
         }
     }
     let t = Instant::now();
-    let checked = check_usage(csv.as_bytes(), &catalog, cycle, 0, &in_shard).expect("header");
+    let checked = check_usage(csv.as_bytes(), &catalog, cycle, 0, &in_shard).map_err(failed("header"))?;
     let usage_secs = t.elapsed().as_secs_f64();
-    assert_eq!(checked.rejections.count, 0, "{:?}", checked.rejections.listed.first());
+    if checked.rejections.count != 0 {
+        return Err(format!(
+            "usage rejected {} lines: {:?}",
+            checked.rejections.count,
+            checked.rejections.listed.first()
+        ));
+    }
     println!(
         "usage (parse, rate-check, customers, write): {} lines",
         rate(USAGE_LINES.into(), usage_secs)
@@ -175,4 +198,5 @@ fn main() {
         chunks * 4 + 6,
         chunks + 2
     );
+    Ok(())
 }
