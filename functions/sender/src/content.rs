@@ -26,6 +26,21 @@ pub fn round_key(id: &DeliveryId, channel: Channel, round: u32) -> String {
     }
 }
 
+/// What identifies a message in its provider's delivery events: the cycle,
+/// shard, customer, channel and send round, each a value SES tags and End
+/// User Messaging's context accept as they are (`[A-Za-z0-9_-]`; customer ids
+/// are letters, digits, `-` and `_`), so that the delivery-events function
+/// finds the delivery without a look-up table. Never personal data.
+pub fn evidence_tags(id: &DeliveryId, channel: Channel, round: u32) -> Vec<(String, String)> {
+    vec![
+        ("cycle".into(), id.cycle.to_string()),
+        ("shard".into(), format!("{:05}", id.shard)),
+        ("customer".into(), id.customer.as_str().to_owned()),
+        ("channel".into(), channel.as_str().to_owned()),
+        ("round".into(), round.to_string()),
+    ]
+}
+
 /// Why a message could not be built.
 pub(crate) enum Prep {
     Store(StoreError),
@@ -95,10 +110,11 @@ pub(crate) async fn prepare(m: &Msg<'_>, d: &Delivery, attempt: u32) -> Result<O
                 to: contact.email.expose().clone(),
                 subject: d.content.subject.clone(),
                 html,
-                tags: vec![
-                    ("cycle".into(), d.cycle.to_string()),
-                    ("template".into(), d.content.template_version.clone()),
-                ],
+                tags: {
+                    let mut tags = evidence_tags(&m.key.id, Channel::Email, d.send_round);
+                    tags.push(("template".into(), d.content.template_version.clone()));
+                    tags
+                },
             }))
         }
         Channel::Sms => {
@@ -114,6 +130,7 @@ pub(crate) async fn prepare(m: &Msg<'_>, d: &Delivery, attempt: u32) -> Result<O
                 attempt,
                 to: contact.phone.expose().clone(),
                 text,
+                tags: evidence_tags(&m.key.id, Channel::Sms, d.send_round),
             }))
         }
     }

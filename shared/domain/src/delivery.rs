@@ -153,6 +153,22 @@ pub struct Delivery {
     /// does. Absent from the item while 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub send_round: u32,
+    /// The one channel the delivery may still go by, set when the provider's
+    /// evidence (a permanent bounce, a reject) or the suppression list rules
+    /// email out: dispatch then enqueues it on that channel only (paused while
+    /// the channel policy disables it), never on the preferred one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Channel>,
+    /// The keyed look-up hash of the customer's email
+    /// ([`crate::pii::Keyring::lookup_hash`]) when the delivery was rendered
+    /// or the contact last changed: what dispatch checks against the
+    /// suppression list without opening the contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_hash: Option<String>,
+    /// What the provider's evidence says of the last send, once it says
+    /// anything (see [`Evidence`]).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -186,6 +202,9 @@ impl Delivery {
             attempts_email: 0,
             attempts_sms: 0,
             send_round: 0,
+            route: None,
+            email_hash: None,
+            evidence: None,
             created_at: now,
             updated_at: now,
         }
@@ -364,6 +383,75 @@ pub fn start_of_day(date: NaiveDate) -> DateTime<Utc> {
 /// The due-index bucket of a customer: FNV-1a of the id, modulo
 /// [`DUE_BUCKETS`]. Stable across processes and releases (unlike the
 /// standard library's randomly keyed hasher): it is stored in keys.
+/// Where a sent delivery stands by its provider's evidence: the lifecycle
+/// after `SENT_EMAIL` / `SENT_SMS`. Stored flat on the delivery item
+/// (`evidence`, `evidence_rank`, `evidence_at`, `evidence_type`,
+/// `evidence_channel`); a later event only ever raises the rank, so events
+/// that arrive out of order end where the last one in rank order says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    #[serde(rename = "evidence")]
+    pub state: EvidenceState,
+    /// The rank of `state` ([`EvidenceState::rank`]), stored so that a
+    /// conditional write can compare it.
+    #[serde(rename = "evidence_rank")]
+    pub rank: u32,
+    /// When the provider observed it (the event's time), whole seconds.
+    #[serde(rename = "evidence_at", with = "utc_seconds")]
+    pub at: DateTime<Utc>,
+    /// The provider's own type, e.g. `Bounce/Permanent/General`,
+    /// `Complaint/abuse`, `Delivery`, `TEXT_DELIVERED` (never personal data).
+    #[serde(rename = "evidence_type")]
+    pub kind: String,
+    #[serde(rename = "evidence_channel")]
+    pub channel: Channel,
+}
+
+/// The lifecycle states evidence gives a sent delivery.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EvidenceState {
+    /// The recipient's server (or the carrier) took the message.
+    Delivered,
+    /// A permanent bounce or a reject: the address cannot be reached.
+    Bounced,
+    /// The recipient marked the email as spam.
+    Complained,
+}
+
+impl EvidenceState {
+    pub const ALL: [EvidenceState; 3] = [
+        EvidenceState::Delivered,
+        EvidenceState::Bounced,
+        EvidenceState::Complained,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvidenceState::Delivered => "DELIVERED",
+            EvidenceState::Bounced => "BOUNCED",
+            EvidenceState::Complained => "COMPLAINED",
+        }
+    }
+
+    /// The order evidence is applied in: a later event takes effect only
+    /// with a higher rank (a delivery receipt arriving after the bounce or
+    /// the complaint it preceded changes nothing).
+    pub fn rank(self) -> u32 {
+        match self {
+            EvidenceState::Delivered => 1,
+            EvidenceState::Bounced => 2,
+            EvidenceState::Complained => 3,
+        }
+    }
+}
+
+impl fmt::Display for EvidenceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -496,5 +584,48 @@ mod tests {
         }
         // 1,000 expected per bucket; a hot bucket would be far above.
         assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
+    }
+}
+
+#[cfg(test)]
+mod evidence_tests {
+    use super::*;
+
+    #[test]
+    fn evidence_is_stored_flat_and_absent_until_there_is_some() {
+        let mut v = serde_json::json!({
+            "cycle": "2026-11", "shard": 1, "customer_id": "C0000001", "state": "SENT_EMAIL",
+            "send_date": "2026-12-05", "available_at": "2026-12-04T15:00:00Z", "dnd": [],
+            "preferred_channel": "email", "total": 55000, "template_version": "v1",
+            "content_hash": "h", "email_key": "k", "subject": "s", "sms_text": "t",
+            "created_at": "2026-12-01T00:00:00Z", "updated_at": "2026-12-01T00:00:00Z"
+        });
+        let d: Delivery = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(
+            (d.evidence.as_ref(), d.route, d.email_hash.as_ref()),
+            (None, None, None)
+        );
+        let back = serde_json::to_value(&d).unwrap();
+        for absent in ["evidence", "evidence_rank", "route", "email_hash"] {
+            assert!(back.get(absent).is_none(), "{absent} in {back}");
+        }
+        v["evidence"] = "BOUNCED".into();
+        v["evidence_rank"] = 2.into();
+        v["evidence_at"] = "2026-12-05T01:02:03Z".into();
+        v["evidence_type"] = "Bounce/Permanent/General".into();
+        v["evidence_channel"] = "email".into();
+        v["route"] = "sms".into();
+        let d: Delivery = serde_json::from_value(v).unwrap();
+        let e = d.evidence.clone().unwrap();
+        assert_eq!(
+            (e.state, e.rank, e.channel),
+            (EvidenceState::Bounced, 2, Channel::Email)
+        );
+        assert_eq!(d.route, Some(Channel::Sms));
+        let back = serde_json::to_value(&d).unwrap();
+        assert_eq!(back["evidence_rank"], 2);
+        assert_eq!(back["evidence"], "BOUNCED");
+        assert!(EvidenceState::Complained.rank() > EvidenceState::Bounced.rank());
+        assert!(EvidenceState::Bounced.rank() > EvidenceState::Delivered.rank());
     }
 }

@@ -127,6 +127,8 @@ pub enum PiiError {
 
 struct Key {
     cipher: Aes256Gcm,
+    /// HMAC keyed for contact look-up hashes ([`Keyring::lookup_hash`]).
+    lookup_mac: Hmac<Sha256>,
     /// HMAC keyed for nonce derivation, cloned per seal (cheaper than
     /// re-keying: two SHA-256 compressions saved per call).
     nonce_mac: Hmac<Sha256>,
@@ -178,7 +180,18 @@ impl Keyring {
             let nonce_key = h.finalize().into_bytes();
             let nonce_mac = <Hmac<Sha256> as Mac>::new_from_slice(&nonce_key)
                 .map_err(|_| PiiError::BadKeyring("nonce key derivation failed".into()))?;
-            if keys.insert(id.to_owned(), Key { cipher, nonce_mac }).is_some() {
+            let mut h = <Hmac<Sha256> as Mac>::new_from_slice(b"billing-contact-lookup-v1")
+                .map_err(|_| PiiError::BadKeyring("look-up key derivation failed".into()))?;
+            h.update(&raw);
+            let lookup_key = h.finalize().into_bytes();
+            let lookup_mac = <Hmac<Sha256> as Mac>::new_from_slice(&lookup_key)
+                .map_err(|_| PiiError::BadKeyring("look-up key derivation failed".into()))?;
+            let key = Key {
+                cipher,
+                nonce_mac,
+                lookup_mac,
+            };
+            if keys.insert(id.to_owned(), key).is_some() {
                 return Err(PiiError::BadKeyring(format!("key id {id:?} appears twice")));
             }
             active.get_or_insert_with(|| id.to_owned());
@@ -202,6 +215,52 @@ impl Keyring {
     /// Whether the key `key_id` is in the keyring (can open what it sealed).
     pub fn contains(&self, key_id: &str) -> bool {
         self.keys.contains_key(key_id)
+    }
+
+    /// A keyed hash of a contact value, the same for every customer who has
+    /// it: what a suppression list stores instead of the address or number.
+    /// `{key id}:{32 hex digits}` (HMAC-SHA-256 under a key derived from the
+    /// active key, cut to 128 bits) over the field and the value normalised
+    /// (an email trimmed and lower-cased, a phone number's digits only), so
+    /// `Kim@Example.com ` and `kim@example.com` hash alike. Without the
+    /// keyring nobody can tell whose it is, nor test a guessed address.
+    pub fn lookup_hash(&self, field: Field, value: &str) -> String {
+        self.hash_with(&self.active, field, value)
+    }
+
+    /// [`lookup_hash`](Self::lookup_hash) under every key of the keyring,
+    /// the active one first: what to look up so that an entry stored before a
+    /// key rotation is still found.
+    pub fn lookup_hashes(&self, field: Field, value: &str) -> Vec<String> {
+        let mut ids: Vec<&String> = self.keys.keys().filter(|id| **id != self.active).collect();
+        ids.sort();
+        std::iter::once(&self.active)
+            .chain(ids)
+            .map(|id| self.hash_with(id, field, value))
+            .collect()
+    }
+
+    fn hash_with(&self, id: &str, field: Field, value: &str) -> String {
+        let Some(key) = self.keys.get(id) else {
+            unreachable!("hashes are made only with ids of the keyring")
+        };
+        let normalised: String = match field {
+            Field::Email => value.trim().to_lowercase(),
+            Field::Phone => value.chars().filter(char::is_ascii_digit).collect(),
+            Field::Name => value.trim().to_owned(),
+        };
+        let mut mac = key.lookup_mac.clone();
+        mac.update(field.as_str().as_bytes());
+        mac.update(&[0]);
+        mac.update(normalised.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut out = String::with_capacity(id.len() + 33);
+        out.push_str(id);
+        out.push(':');
+        for b in &digest[..16] {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
     }
 
     fn aad(owner: &str, field: Field) -> Vec<u8> {
@@ -324,6 +383,16 @@ mod tests {
     #[test]
     fn seal_open_roundtrip_and_binding() {
         let k = Keyring::dev();
+        let h = k.lookup_hash(Field::Email, "kim@example.com");
+        assert_eq!(h, k.lookup_hash(Field::Email, " Kim@Example.COM "));
+        assert_ne!(h, k.lookup_hash(Field::Email, "lee@example.com"));
+        assert_ne!(h, k.lookup_hash(Field::Phone, "kim@example.com"));
+        assert_eq!(
+            k.lookup_hash(Field::Phone, "010-1234-5678"),
+            k.lookup_hash(Field::Phone, "01012345678")
+        );
+        assert!(!h.contains("kim") && h.len() == k.active_key_id().len() + 33, "{h}");
+        assert_eq!(k.lookup_hashes(Field::Email, "kim@example.com"), vec![h]);
         let s = k.seal("C1", Field::Email, "kim@example.com");
         assert!(!s.as_str().contains("kim"));
         assert_eq!(k.open("C1", Field::Email, &s).unwrap().expose(), "kim@example.com");

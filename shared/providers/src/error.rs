@@ -5,6 +5,11 @@ use std::fmt;
 pub enum ErrorKind {
     /// The provider did not accept the message; the same request may succeed later.
     Retryable,
+    /// The provider refused the message for the sending rate or quota
+    /// (throttling): nothing was sent and nothing is wrong with the message.
+    /// A throttled send is tried again later without counting as an attempt,
+    /// so it never leads to a fallback or a dead letter.
+    Throttled,
     /// The provider rejected the message; retrying the same request will not help.
     Permanent,
     /// The outcome is unknown: the request may have reached the provider and the
@@ -16,6 +21,7 @@ impl ErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Retryable => "retryable",
+            ErrorKind::Throttled => "throttled",
             ErrorKind::Permanent => "permanent",
             ErrorKind::Unknown => "unknown-outcome",
         }
@@ -56,13 +62,23 @@ impl ProviderError {
         Self::new(ErrorKind::Permanent, code, message)
     }
 
+    pub fn throttled(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Throttled, code, message)
+    }
+
     pub fn unknown(code: impl Into<String>, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unknown, code, message)
     }
 
-    /// Whether the same request may succeed later without risking a duplicate.
+    /// Whether the same request may succeed later without risking a duplicate
+    /// (a throttled one too).
     pub fn is_retryable(&self) -> bool {
-        self.kind == ErrorKind::Retryable
+        matches!(self.kind, ErrorKind::Retryable | ErrorKind::Throttled)
+    }
+
+    /// Whether the provider refused it for the rate or the quota.
+    pub fn is_throttled(&self) -> bool {
+        self.kind == ErrorKind::Throttled
     }
 }
 
@@ -77,5 +93,8 @@ mod tests {
         assert!(!e.is_retryable());
         assert!(ProviderError::retryable("X", "y").is_retryable());
         assert!(!ProviderError::permanent("X", "y").is_retryable());
+        let t = ProviderError::throttled("TooManyRequestsException", "rate");
+        assert!(t.is_retryable() && t.is_throttled());
+        assert_eq!(t.to_string(), "throttled provider error TooManyRequestsException: rate");
     }
 }

@@ -45,6 +45,9 @@ pub struct OutgoingSms {
     /// The recipient's phone number (personal data).
     pub to: String,
     pub text: String,
+    /// What identifies the message in the provider's delivery events (End
+    /// User Messaging's `Context`): printed by `Debug`, so never personal data.
+    pub tags: Vec<(String, String)>,
 }
 
 impl fmt::Debug for OutgoingSms {
@@ -54,6 +57,7 @@ impl fmt::Debug for OutgoingSms {
             .field("attempt", &self.attempt)
             .field("to", &MASK)
             .field("text_len", &self.text.len())
+            .field("tags", &self.tags)
             .finish()
     }
 }
@@ -92,6 +96,7 @@ mod tests {
             attempt: 1,
             to: "010-1234-5678".into(),
             text: "김민수님 청구 금액 55,000원".into(),
+            tags: vec![("customer".into(), "C0000001".into())],
         };
         let printed = format!("{sms:?} {sms:#?}");
         for secret in ["010-1234-5678", "01012345678", "김민수", "55,000"] {

@@ -383,6 +383,7 @@ mod tests {
             attempt: 0,
             to: "010-1234-5678".into(),
             text: "bill".into(),
+            tags: vec![],
         }
     }
 

@@ -14,8 +14,10 @@
 //!   failure goes back to the sender, which retries on its own terms.
 //! * Errors keep SES's error code (`MessageRejected`, ...) and say what a retry
 //!   can do:
-//!   - retryable: throttling (`TooManyRequestsException`,
-//!     `LimitExceededException`, `ThrottlingException`), a paused account or
+//!   - throttled (never counted as an attempt: the sender waits and tries
+//!     again): `TooManyRequestsException`, `LimitExceededException`,
+//!     `ThrottlingException`;
+//!   - retryable: a paused account or
 //!     configuration set (`SendingPausedException`), `ServiceUnavailable`, and
 //!     a request that never left: the connection could not be made (DNS, TCP,
 //!     TLS, connect timeout; code `SesConnect`) or the request could not be
@@ -48,15 +50,17 @@ use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message, Me
 
 use crate::{Accepted, BoxFuture, EmailProvider, OutgoingEmail, ProviderError};
 
-/// SES error codes after which the same request may succeed later.
-const RETRYABLE: &[&str] = &[
+/// SES error codes that mean the account's sending rate or quota was hit:
+/// nothing was sent, and a later try goes through (never counted as an attempt).
+const THROTTLED: &[&str] = &[
     "TooManyRequestsException",
     "LimitExceededException",
     "ThrottlingException",
     "Throttling",
-    "SendingPausedException",
-    "ServiceUnavailable",
 ];
+
+/// SES error codes after which the same request may succeed later.
+const RETRYABLE: &[&str] = &["SendingPausedException", "ServiceUnavailable"];
 
 /// The name of the tag that carries the idempotency key.
 const IDEMPOTENCY_KEY_TAG: &str = "idempotency_key";
@@ -196,7 +200,9 @@ fn classify(email: &OutgoingEmail, err: SdkError<SendEmailError, HttpResponse>) 
                 "SES answered {status} to {key}: {}",
                 redact(se.err().message().unwrap_or("no message"), email)
             );
-            if RETRYABLE.contains(&code.as_str()) {
+            if THROTTLED.contains(&code.as_str()) {
+                ProviderError::throttled(code, message)
+            } else if RETRYABLE.contains(&code.as_str()) {
                 ProviderError::retryable(code, message)
             } else if status >= 500 {
                 ProviderError::unknown(code, message)
@@ -412,13 +418,13 @@ mod tests {
         let e = classify(&email(), throttled);
         assert_eq!(
             (e.kind, e.code.as_str()),
-            (ErrorKind::Retryable, "TooManyRequestsException")
+            (ErrorKind::Throttled, "TooManyRequestsException")
         );
 
         for (status, code, kind) in [
-            (400, "LimitExceededException", ErrorKind::Retryable),
+            (400, "LimitExceededException", ErrorKind::Throttled),
             (400, "SendingPausedException", ErrorKind::Retryable),
-            (400, "ThrottlingException", ErrorKind::Retryable),
+            (400, "ThrottlingException", ErrorKind::Throttled),
             (503, "ServiceUnavailable", ErrorKind::Retryable),
             (400, "MailFromDomainNotVerifiedException", ErrorKind::Permanent),
             (400, "BadRequestException", ErrorKind::Permanent),
