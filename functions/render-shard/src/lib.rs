@@ -13,6 +13,11 @@
 //!   still being `READY` with the content read, and keeps its state,
 //!   attempts and `available_at`. A delivery that moved on (queued, sent,
 //!   dead, ...) is never touched.
+//! * **Email hash:** every delivery holds the keyed look-up hash of its
+//!   customer's email (`email_hash`, never the address), which dispatch checks
+//!   against the suppression list; a waiting delivery whose customer's email
+//!   changed gets the new hash on the next render (without a new upload when
+//!   its content is the same).
 //! * **Resumable:** near the invocation's deadline the render stops between
 //!   chunks and returns the retryable `RenderIncomplete`; the retry skips
 //!   what is already there.
@@ -49,7 +54,7 @@ use adapters::keyring::PiiKeys;
 use adapters::{ConfigError, StoreError, Vars};
 use aws_config::SdkConfig;
 use chrono::{DateTime, SecondsFormat, Utc};
-use domain::pii::Keyring;
+use domain::pii::{Field, Keyring};
 use domain::settlement::{RenderResult, ShardTask};
 use domain::text::{MAX_ID_BYTES, check_id, check_len, reason};
 use domain::{Bill, Customer, Delivery, DeliveryContent};
@@ -197,10 +202,14 @@ enum Work {
         delivery: Box<Delivery>,
         body: Vec<u8>,
     },
+    /// A waiting delivery whose content or email hash changed: `body` is the new invoice
+    /// (`None`: the content is the same, only the email hash is new).
     Update {
         delivery: Box<Delivery>,
         old_hash: String,
-        body: Vec<u8>,
+        body: Option<Vec<u8>>,
+        /// The new email hash, when it differs from the stored one.
+        email_hash: Option<String>,
     },
 }
 
@@ -429,9 +438,11 @@ fn plan(
                 let rendered = renderer
                     .render_bill(&bill, &contact.name, &contact.phone)
                     .map_err(|e| format!("customer {id}: {e}"))?;
-                Ok((c, rendered))
+                // What dispatch checks against the suppression list without opening the contact.
+                let email_hash = keys.lookup_hash(Field::Email, contact.email.expose());
+                Ok((c, rendered, email_hash))
             });
-        let (customer, rendered) = match rendered {
+        let (customer, rendered, email_hash) = match rendered {
             Ok(x) => x,
             Err(message) => {
                 error_count += 1;
@@ -441,13 +452,22 @@ fn plan(
                 continue;
             }
         };
-        if before.is_some_and(|e| e.content_hash == rendered.content_hash) {
+        let same_content = before.is_some_and(|e| e.content_hash == rendered.content_hash);
+        let new_email_hash = before
+            .filter(|e| e.email_hash.as_deref() != Some(email_hash.as_str()))
+            .map(|_| email_hash.clone());
+        if same_content && new_email_hash.is_none() {
             out.unchanged += 1;
             continue;
         }
-        let mut body = Vec::with_capacity(rendered.html.len() / 2);
-        gzip.compress(rendered.html.as_bytes(), &mut body)
-            .map_err(|e| format!("customer {id}: gzip failed: {e}"))?;
+        let body = if same_content {
+            None
+        } else {
+            let mut body = Vec::with_capacity(rendered.html.len() / 2);
+            gzip.compress(rendered.html.as_bytes(), &mut body)
+                .map_err(|e| format!("customer {id}: gzip failed: {e}"))?;
+            Some(body)
+        };
         let content = DeliveryContent {
             email_key: invoice_key(bill.cycle, bill.shard, id.as_str(), version),
             template_version: version.to_owned(),
@@ -455,7 +475,7 @@ fn plan(
             subject: rendered.subject,
             sms_text: rendered.sms,
         };
-        let delivery = Box::new(Delivery::ready(
+        let mut delivery = Box::new(Delivery::ready(
             bill.cycle,
             bill.shard,
             id,
@@ -466,12 +486,20 @@ fn plan(
             content,
             now,
         ));
-        out.work.push(match before {
-            None => Work::Create { delivery, body },
-            Some(e) => Work::Update {
+        delivery.email_hash = Some(email_hash);
+        out.work.push(match (before, body) {
+            (None, Some(body)) => Work::Create { delivery, body },
+            (None, None) => {
+                return Err(format!(
+                    "customer {}: a new delivery without its invoice",
+                    delivery.customer_id
+                ));
+            }
+            (Some(e), body) => Work::Update {
                 delivery,
                 old_hash: e.content_hash.clone(),
                 body,
+                email_hash: new_email_hash,
             },
         });
     }
@@ -507,9 +535,12 @@ async fn apply(deps: &Deps, work: Work, now: DateTime<Utc>) -> Result<Applied, R
             delivery,
             old_hash,
             body,
+            email_hash,
         } => {
-            a.bytes = body.len() as u64;
-            deps.bucket.put_invoice(&key, body, &hash).await?;
+            if let Some(body) = body {
+                a.bytes = body.len() as u64;
+                deps.bucket.put_invoice(&key, body, &hash).await?;
+            }
             let outcome = deps
                 .deliveries
                 .update_content(
@@ -518,6 +549,7 @@ async fn apply(deps: &Deps, work: Work, now: DateTime<Utc>) -> Result<Applied, R
                     &delivery.customer_id,
                     &old_hash,
                     &delivery.content,
+                    email_hash.as_deref(),
                     now,
                 )
                 .await?;
