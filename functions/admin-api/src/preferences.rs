@@ -9,7 +9,8 @@
 //! sealed with the keyring, and it is written in **one transaction** with the command's
 //! record and with the customer's deliveries that are not yet sent
 //! (`adapters::deliveries::preferences`: a waiting delivery moves to its new send date and
-//! first allowed slot; one a sender has claimed, or that was sent, is never changed). If a
+//! first allowed slot; one a sender has claimed, or that was sent, is never changed; a new
+//! email address gives them its keyed look-up hash, `email_hash`). If a
 //! delivery moves meanwhile (a sender claims it), the transaction is refused as a whole and
 //! the change is planned again from a fresh read, a few times at most.
 //!
@@ -256,11 +257,18 @@ pub(crate) async fn set_preferences(
                 )
             }
         })?;
+        // A new email address: its keyed look-up hash goes onto the waiting deliveries
+        // (dispatch checks it against the suppression list); the address itself never does.
+        let email_hash = match (&body.contact, names.contains(&"contact.email")) {
+            (Some(ContactBody { email: Some(email), .. }), true) => Some(keys.lookup_hash(Field::Email, email)),
+            _ => None,
+        };
         let prefs = NewPreferences {
             send_day: new.send_day,
             dnd: new.dnd,
             preferred_channel: new.preferred_channel,
             window,
+            email_hash,
         };
         let mut effects = vec![
             TransactWriteItem::builder()

@@ -17,7 +17,10 @@
 //!
 //! A delivery whose send date, slots and channel the change leaves as they are is
 //! **unchanged** (nothing is written). Contact data is not on a delivery: a sender reads it
-//! from the customer when it sends.
+//! from the customer when it sends. A new email address changes only the keyed hash a
+//! delivery holds (`email_hash`, for dispatch's suppression check), on every delivery above
+//! that is not claimed, sent or ended; with nothing else changed, that delivery is
+//! **updated** and keeps its time.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::delivery::{send_date, start_of_day};
@@ -31,13 +34,17 @@ use crate::StoreError;
 use crate::dynamo::{Item, attr_s};
 
 /// A customer's preferences as deliveries take them.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewPreferences {
     pub send_day: SendDay,
     pub dnd: SlotSet,
     pub preferred_channel: Channel,
     /// The slots the new do-not-disturb set and the stack's quiet window leave.
     pub window: ContactWindow,
+    /// The keyed look-up hash of the customer's new email address, when it changes: what a
+    /// waiting delivery's `email_hash` becomes (dispatch checks it against the suppression
+    /// list).
+    pub email_hash: Option<String>,
 }
 
 /// What a preference change does to one delivery.
@@ -156,7 +163,22 @@ pub fn plan(
         _ => {}
     }
     let under_way = seen.state == DeliveryState::Queued && (claimed_before || started || forced);
+    // A new email address: its hash, when the delivery holds another one.
+    let email_hash = new
+        .email_hash
+        .as_deref()
+        .filter(|h| attr_s(item, "email_hash") != Some(*h));
     if !(date_changes || dnd_changes || channel_changes) || (under_way && !dnd_changes) {
+        if let Some(h) = email_hash {
+            out.effect = Effect::Updated;
+            out.note = "the new email address's look-up hash is recorded; its time is kept";
+            out.change = Some(
+                by_preferences(command_id, &seen, now)
+                    .set("email_hash = :email_hash")
+                    .text(":email_hash", h),
+            );
+            return Ok(out);
+        }
         out.effect = Effect::Unchanged;
         out.note = "nothing it uses changed";
         return Ok(out);
@@ -169,6 +191,9 @@ pub fn plan(
             ":new_dnd",
             serde_dynamo::to_attribute_value(new.dnd).map_err(|_| Unreadable("dnd"))?,
         );
+    if let Some(h) = email_hash {
+        change = change.set("email_hash = :email_hash").text(":email_hash", h);
+    }
     if under_way {
         out.effect = Effect::SlotsUpdated;
         out.note = "a send is under way: it keeps its date and channel; the sender checks the new slots when it takes the message";
@@ -294,6 +319,7 @@ mod tests {
             dnd,
             preferred_channel: channel,
             window: ContactWindow::new(dnd, QuietWindow::default_korea()).unwrap(),
+            email_hash: None,
         }
     }
 
@@ -357,6 +383,35 @@ mod tests {
         );
         let p = plan("c", &id(), &queued, &prefs(20, &[], Channel::Sms), now).unwrap();
         assert_eq!((p.effect, p.change.is_none()), (Effect::Unchanged, true));
+    }
+
+    #[test]
+    fn a_new_email_updates_the_hash_of_waiting_deliveries_only() {
+        let now = kst("2026-12-10T10:00:00");
+        let mut new = prefs(15, &[], Channel::Email);
+        new.email_hash = Some("dev:0123456789abcdef0123456789abcdef".into());
+        // Nothing else changes: only the hash, the time kept.
+        let p = plan("c", &id(), &item("READY"), &new, now).unwrap();
+        assert_eq!((p.effect, p.available_at), (Effect::Updated, None));
+        let e = p.change.unwrap().expression();
+        assert!(
+            e.contains("email_hash = :email_hash") && !e.contains("available_at"),
+            "{e}"
+        );
+        // With another change, in the same write.
+        new.send_day = SendDay::new(20).unwrap();
+        let p = plan("c", &id(), &item("HELD"), &new, now).unwrap();
+        assert!(p.change.unwrap().expression().contains("email_hash = :email_hash"));
+        // The hash it holds already, or a delivery claimed, sent or ended: nothing.
+        let mut same = item("READY");
+        same.insert("email_hash".into(), AttributeValue::S(new.email_hash.clone().unwrap()));
+        new.send_day = SendDay::new(15).unwrap();
+        let p = plan("c", &id(), &same, &new, now).unwrap();
+        assert_eq!((p.effect, p.change.is_none()), (Effect::Unchanged, true));
+        for state in ["SENDING", "SENT_EMAIL", "DEAD"] {
+            let p = plan("c", &id(), &item(state), &new, now).unwrap();
+            assert_eq!((p.effect, p.change.is_none()), (Effect::NotChanged, true), "{state}");
+        }
     }
 
     #[test]
