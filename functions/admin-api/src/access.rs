@@ -30,6 +30,10 @@ pub enum Endpoint {
     SetRole,
     /// A customer's own preferences ([`crate::preferences`]).
     Preferences,
+    /// The suppression list ([`crate::suppressions`]): list, add, remove.
+    Suppressions,
+    Suppress,
+    Unsuppress,
 }
 
 /// One route: its method and path pattern, the role it needs, what it does.
@@ -54,7 +58,8 @@ use Endpoint as E;
 use Role::{Administrator, Operator, Viewer};
 
 /// Every route and the role it needs. A viewer reads; an operator also gives the commands
-/// that keep the customer's do-not-disturb slots, and sets a customer's own preferences for
+/// that keep the customer's do-not-disturb slots, adds and removes suppression-list entries,
+/// and sets a customer's own preferences for
 /// them (a customer-service application acting for the customer runs under an operator's
 /// role); an administrator also sends past them,
 /// changes settings, templates and roles, and redrives queues.
@@ -113,6 +118,9 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/roles", Viewer, E::Roles),
     route("PUT", "/roles/{principal+}", Administrator, E::SetRole),
     route("PUT", "/customers/{customer}/preferences", Operator, E::Preferences),
+    route("GET", "/suppressions", Viewer, E::Suppressions),
+    route("POST", "/suppressions", Operator, E::Suppress),
+    route("DELETE", "/suppressions/{hash}", Operator, E::Unsuppress),
 ];
 
 /// The values a request's path gives a route's `{name}`s.

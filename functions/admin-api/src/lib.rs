@@ -24,6 +24,9 @@
 //! | `GET /roles` | who has which platform role, and the caller's own |
 //! | `PUT /roles/{principal}` | grants a role to an IAM role or user (`none` removes it) |
 //! | `PUT /customers/{customer}/preferences` | a customer's own do-not-disturb slots, send day, channel and contact data, for a customer-service application acting for the customer; the deliveries not yet sent move with them |
+//! | `GET /suppressions?limit=&next=` | the suppression list: keyed hashes of addresses not emailed, why, since when, from what |
+//! | `POST /suppressions` | puts an address (given, or a customer's current one) on the suppression list, as its keyed hash |
+//! | `DELETE /suppressions/{hash}` | takes an entry off the suppression list |
 //!
 //! Every route needs a platform role (viewer, operator, administrator: [`roles`]), checked in
 //! one place against one table ([`access::ROUTES`]) before its handler runs: a caller without
@@ -52,6 +55,7 @@
 //! | `settings.rs` | the runtime settings and template activation |
 //! | `queues.rs` | the dead-letter queues and their redrive |
 //! | `preferences.rs` | a customer's own preferences and their deliveries not yet sent |
+//! | `suppressions.rs` | the suppression list: its entries, adding and removing them |
 //!
 //! The same API on a loopback port, for local runs and `billingctl`'s tests, is the
 //! `admin-local` tool crate (`cargo run -p admin-local -- 8080`); it is not part of this
@@ -68,6 +72,7 @@ pub mod queues;
 mod reads;
 pub mod roles;
 mod settings;
+pub mod suppressions;
 mod templates;
 
 use adapters::customers::CustomerStore;
@@ -77,6 +82,7 @@ use adapters::deliveries::DeliveryStore;
 use adapters::failures::FailureLog;
 use adapters::keyring::PiiKeys;
 use adapters::settings::SettingsStore;
+use adapters::suppressions::SuppressionStore;
 use adapters::{ConfigError, Vars};
 use aws_config::SdkConfig;
 use aws_lambda_events::event::lambda_function_urls::{LambdaFunctionUrlRequest, LambdaFunctionUrlResponse};
@@ -119,6 +125,8 @@ pub struct Deps {
     /// The system quiet window (`QUIET_WINDOW`, the dispatcher's and the senders' default when
     /// unset): a customer's do-not-disturb slots must leave a slot outside it.
     pub quiet: domain::QuietWindow,
+    /// The suppression list (`SUPPRESSION_TABLE`).
+    pub suppressions: SuppressionStore,
 }
 
 impl Deps {
@@ -128,7 +136,7 @@ impl Deps {
     /// always administrator, see [`roles`]), and the dead-letter queues:
     /// `DELIVERY_DLQ_URL`/`_ARN`, `DISPATCH_DLQ_URL`/`_ARN` and
     /// `DISPATCH_CONTINUATION_QUEUE_ARN` (where the dispatch DLQ's messages are redriven), and
-    /// `QUIET_WINDOW` (`HH:MM-HH:MM`, `21:00-08:00` when unset).
+    /// `QUIET_WINDOW` (`HH:MM-HH:MM`, `21:00-08:00` when unset), and `SUPPRESSION_TABLE`.
     pub async fn load(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
         let ddb = adapters::dynamodb_client(sdk);
         let keys = PiiKeys::load(sdk, vars).await?;
@@ -174,6 +182,7 @@ impl Deps {
             })?,
             default_template: vars.required("TEMPLATE_VERSION")?,
             quiet: vars.parsed("QUIET_WINDOW", domain::QuietWindow::default_korea())?,
+            suppressions: SuppressionStore::new(ddb.clone(), vars.required("SUPPRESSION_TABLE")?),
         })
     }
 }
@@ -313,6 +322,18 @@ async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Respons
             let keyed = preferences::keyed_request(deps, req, &customer).await;
             let command = move |given| async move { preferences::set_preferences(deps, &customer, req, &given).await };
             deps.commands.unless_replayed(&keyed, caller, now, command).await
+        }
+        Endpoint::Suppressions => suppressions::list(deps, req).await,
+        Endpoint::Suppress => {
+            // The replay check's digest takes the address hashed, never in clear.
+            let keyed = suppressions::keyed_request(deps, req).await;
+            let command = move |given| async move { suppressions::add(deps, req, &given).await };
+            deps.commands.unless_replayed(&keyed, caller, now, command).await
+        }
+        Endpoint::Unsuppress => {
+            let hash = p("hash");
+            let command = move |given| async move { suppressions::remove(deps, hash, &given).await };
+            deps.commands.unless_replayed(req, caller, now, command).await
         }
     }
 }

@@ -42,6 +42,9 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET", "/roles", "viewer"),
     ("PUT", "/roles/{principal+}", "administrator"),
     ("PUT", "/customers/{customer}/preferences", "operator"),
+    ("GET", "/suppressions", "viewer"),
+    ("POST", "/suppressions", "operator"),
+    ("DELETE", "/suppressions/{hash}", "operator"),
 ];
 
 #[test]

@@ -10,3 +10,4 @@ mod resend;
 mod roles;
 mod schedule;
 mod settings_and_queues;
+mod suppressions;
