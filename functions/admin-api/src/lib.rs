@@ -323,17 +323,25 @@ async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Respons
             let command = move |given| async move { preferences::set_preferences(deps, &customer, req, &given).await };
             deps.commands.unless_replayed(&keyed, caller, now, command).await
         }
-        Endpoint::Suppressions => suppressions::list(deps, req).await,
+        // Boxed: the router's future stays the size it was (a handler may run on a deep stack,
+        // e.g. a test's hook inside a sender).
+        Endpoint::Suppressions => Box::pin(suppressions::list(deps, req)).await,
         Endpoint::Suppress => {
-            // The replay check's digest takes the address hashed, never in clear.
-            let keyed = suppressions::keyed_request(deps, req).await;
-            let command = move |given| async move { suppressions::add(deps, req, &given).await };
-            deps.commands.unless_replayed(&keyed, caller, now, command).await
+            Box::pin(async move {
+                // The replay check's digest takes the address hashed, never in clear.
+                let keyed = suppressions::keyed_request(deps, req).await;
+                let command = move |given| async move { suppressions::add(deps, req, &given).await };
+                deps.commands.unless_replayed(&keyed, caller, now, command).await
+            })
+            .await
         }
         Endpoint::Unsuppress => {
-            let hash = p("hash");
-            let command = move |given| async move { suppressions::remove(deps, hash, &given).await };
-            deps.commands.unless_replayed(req, caller, now, command).await
+            let hash = p("hash").to_owned();
+            Box::pin(async move {
+                let command = |given| async move { suppressions::remove(deps, &hash, &given).await };
+                deps.commands.unless_replayed(req, caller, now, command).await
+            })
+            .await
         }
     }
 }

@@ -462,8 +462,13 @@ async fn refusals_replays_and_sealed_contact_data() {
     );
     assert_eq!(
         line(&r.body, &id)["outcome"],
-        "unchanged",
-        "contact data is not on a delivery"
+        "updated",
+        "contact data is not on a delivery, only the new email's keyed hash"
+    );
+    let keyed = api.deps.keys.current().await.lookup_hash(domain::pii::Field::Email, email);
+    assert_eq!(
+        api.raw(&id).await.get("email_hash").and_then(|v| v.as_s().ok()),
+        Some(&keyed)
     );
     let stored = api.deps.customers.stored(&customer).await.unwrap().unwrap().unwrap();
     let keys = api.deps.keys.current().await;
