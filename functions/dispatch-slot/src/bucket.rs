@@ -1,14 +1,17 @@
 //! One index partition (`{cycle}#{bucket:02}`) of a run: its due entries
-//! read page by page, each decided ([`domain::dispatch::decide`]), then the
-//! writes — enqueued (`READY → QUEUED`, then the message), ended `DEAD` when
-//! the customer has no allowed slot, or parked when the entry does not decode.
+//! read page by page, each decided ([`domain::dispatch::decide`], on the
+//! channels its `route` leaves), the page's email checked against the
+//! suppression list (one batch) and cut to the partition's share of the
+//! 24-hour quota (oldest first), then the writes — enqueued (`READY →
+//! QUEUED`, then the message), ended `DEAD` when the customer has no allowed
+//! slot, or parked when the entry does not decode.
 
 use std::time::SystemTime;
 
 use adapters::StoreError;
 use adapters::deliveries::dispatch::NO_ALLOWED_SLOT;
 use adapters::deliveries::write::Written;
-use adapters::deliveries::{BadEntry, DueEntry};
+use adapters::deliveries::{BadEntry, DueEntry, due_key};
 use adapters::failures::{FailureStage, NewFailure};
 use adapters::queue::SEND_BATCH_LIMIT;
 use domain::delivery::DeliveryMessage;
@@ -17,6 +20,7 @@ use domain::{Channel, Cycle, DeliveryState};
 use futures::{StreamExt, stream};
 
 use crate::DispatchReport;
+use crate::quota::policy_for;
 use crate::run::Ctx;
 
 /// How the run left one index partition.
@@ -38,6 +42,7 @@ pub(crate) async fn dispatch_bucket(
 ) -> (DispatchReport, BucketEnd) {
     let Ctx { deps, run, stop_at, .. } = ctx;
     let c = &deps.config;
+    let partition = due_key(cycle, bucket);
     let mut report = DispatchReport {
         complete: true,
         ..DispatchReport::default()
@@ -63,11 +68,14 @@ pub(crate) async fn dispatch_bucket(
         let mut by_channel: [Vec<(DueEntry, Channel)>; 2] = [Vec::new(), Vec::new()];
         let mut no_slot = Vec::new();
         for e in page.entries {
-            let route = match decide(run, c.quiet, ctx.policy, e.dnd, e.preferred_channel, e.available_at) {
+            // A delivery with a route goes by that channel only, paused while it is disabled.
+            let allowed = policy_for(ctx.policy, e.route);
+            let preferred = e.route.unwrap_or(e.preferred_channel);
+            let route = match decide(run, c.quiet, allowed, e.dnd, preferred, e.available_at) {
                 Decision::Enqueue(ch) => Some(ch),
                 // A sender's delivery whose lease ended: the sender that takes it over ends it.
                 Decision::NoAllowedSlot if e.state == DeliveryState::Sending => {
-                    let ch = ctx.policy.route(e.preferred_channel);
+                    let ch = allowed.route(preferred);
                     if ch.is_none() {
                         report.paused += 1;
                     }
@@ -101,9 +109,22 @@ pub(crate) async fn dispatch_bucket(
                 }
             }
         }
-        for group in by_channel {
+        let [mut email, mut sms] = by_channel;
+        if let Err(e) = suppress(ctx, &mut email, &mut sms, &mut report).await {
+            return (report, BucketEnd::Failed(e));
+        }
+        // Oldest first within the page: what the share leaves waits for a later slot.
+        let granted = ctx.budget.take(&partition, email.len() as u64);
+        let granted = usize::try_from(granted).unwrap_or(usize::MAX).min(email.len());
+        report.over_quota += (email.len() - granted) as u64;
+        email.truncate(granted);
+        for group in [email, sms] {
             for chunk in group.chunks(SEND_BATCH_LIMIT) {
                 let (r, failed) = enqueue(ctx, chunk).await;
+                if chunk.first().is_some_and(|(_, ch)| *ch == Channel::Email) {
+                    // Taken from the budget but not enqueued: another run took it, or SQS refused it.
+                    ctx.budget.give_back(r.lost_races + r.reverted);
+                }
                 report += r;
                 if let Some(e) = failed {
                     return (report, BucketEnd::Failed(e));
@@ -119,6 +140,43 @@ pub(crate) async fn dispatch_bucket(
         }
         start = Some(next);
     }
+}
+
+/// Moves the page's email whose `email_hash` the suppression list has (one
+/// batch) to SMS, or leaves it due (paused) when its SMS is disabled: the
+/// early skip — the sender checks again with the contact it opens.
+async fn suppress(
+    ctx: Ctx<'_>,
+    email: &mut Vec<(DueEntry, Channel)>,
+    sms: &mut Vec<(DueEntry, Channel)>,
+    report: &mut DispatchReport,
+) -> Result<(), StoreError> {
+    let Some(store) = &ctx.deps.suppressions else {
+        return Ok(());
+    };
+    let hashes: Vec<String> = email.iter().filter_map(|(e, _)| e.email_hash.clone()).collect();
+    if hashes.is_empty() {
+        return Ok(());
+    }
+    let listed = store.suppressed(&hashes).await?;
+    if listed.is_empty() {
+        return Ok(());
+    }
+    let (off, keep): (Vec<_>, Vec<_>) = std::mem::take(email)
+        .into_iter()
+        .partition(|(e, _)| e.email_hash.as_ref().is_some_and(|h| listed.contains(h)));
+    *email = keep;
+    for (e, _) in off {
+        report.suppressed += 1;
+        if policy_for(ctx.policy, e.route).allows(Channel::Sms) {
+            tracing::debug!(delivery_id = %e.id(), "email suppressed: enqueued on SMS instead");
+            sms.push((e, Channel::Sms));
+        } else {
+            tracing::debug!(delivery_id = %e.id(), "email suppressed and SMS disabled: paused");
+            report.paused += 1;
+        }
+    }
+    Ok(())
 }
 
 /// Records an index entry that does not decode in the failure log and

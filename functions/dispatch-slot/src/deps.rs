@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use adapters::cycles::CycleStore;
 use adapters::deliveries::DeliveryStore;
+use adapters::dispatch_ledger::EmailLedger;
 use adapters::failures::FailureLog;
 use adapters::queue::{DeliveryQueue, JobQueue};
 use adapters::settings::SettingsStore;
+use adapters::suppressions::SuppressionStore;
 use adapters::{ConfigError, Vars};
 use aws_config::SdkConfig;
 use domain::delivery::RECHECK_AFTER_MINUTES;
@@ -60,6 +62,14 @@ pub struct Deps {
     /// The operators' runtime settings (`ADMIN_TABLE`); without them the
     /// configured policy applies.
     pub settings: Option<SettingsStore>,
+    /// The suppression list (`SUPPRESSION_TABLE`): due email whose
+    /// `email_hash` it lists goes by SMS instead. Without it, only the
+    /// sender's own check applies.
+    pub suppressions: Option<SuppressionStore>,
+    /// The email provider's 24-hour quota, read once a run.
+    pub quota: providers::QuotaSource,
+    /// What dispatch enqueued on email, by slot (in `CYCLES_TABLE`).
+    pub ledger: EmailLedger,
     pub config: Config,
 }
 
@@ -70,7 +80,10 @@ impl Deps {
     /// (`21:00-08:00`), `CHANNEL_POLICY` (`email,sms`) and
     /// `RECHECK_AFTER_MINUTES` (180: longer than a backlog of a million
     /// messages takes to drain, so a busy queue is not mistaken for a lost
-    /// message).
+    /// message), optional `SUPPRESSION_TABLE`, and the quota's
+    /// ([`QuotaSource::from_lookup`](providers::QuotaSource::from_lookup)):
+    /// `EMAIL_PROVIDER` (`ses`: SES `GetAccount`), else the mock's
+    /// `MOCK_MAX_24H_SEND` (unset: unlimited).
     pub async fn load(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
         let ddb = adapters::dynamodb_client(sdk);
         let sqs = adapters::sqs_client(sdk);
@@ -90,10 +103,23 @@ impl Deps {
             .lookup("ADMIN_TABLE")
             .filter(|t| !t.trim().is_empty())
             .map(|t| SettingsStore::new(ddb.clone(), t));
+        let suppressions = vars
+            .lookup("SUPPRESSION_TABLE")
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| SuppressionStore::new(ddb.clone(), t));
+        let quota = providers::QuotaSource::from_lookup(|| aws_sdk_sesv2::Client::new(sdk), |n| vars.lookup(n))
+            .map_err(|reason| ConfigError::Invalid {
+                name: "EMAIL_PROVIDER, MOCK_MAX_SEND_RATE or MOCK_MAX_24H_SEND",
+                reason,
+            })?;
+        let cycles_table = vars.required("CYCLES_TABLE")?;
         Ok(Deps {
             deliveries: DeliveryStore::new(ddb.clone(), vars.required("DELIVERIES_TABLE")?),
-            cycles: CycleStore::new(ddb.clone(), vars.required("CYCLES_TABLE")?),
+            cycles: CycleStore::new(ddb.clone(), cycles_table.clone()),
+            ledger: EmailLedger::new(ddb.clone(), cycles_table),
             settings,
+            suppressions,
+            quota,
             failures: FailureLog::new(ddb, vars.required("FAILURES_TABLE")?),
             email: DeliveryQueue::new(sqs.clone(), vars.required("EMAIL_QUEUE_URL")?),
             sms: DeliveryQueue::new(sqs, vars.required("SMS_QUEUE_URL")?),

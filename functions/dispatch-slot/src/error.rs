@@ -11,6 +11,10 @@ pub enum DispatchError {
     Continuation(StoreError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The email provider's quota could not be read: no email is planned
+    /// blind; the retry or the next slot's run catches up.
+    #[error("could not read the email quota: {0}")]
+    Quota(providers::ProviderError),
 }
 
 impl runtime::ErrorType for DispatchError {
@@ -19,6 +23,8 @@ impl runtime::ErrorType for DispatchError {
             DispatchError::InvalidInput(_) => "InvalidInput",
             DispatchError::Continuation(_) => "Transient",
             DispatchError::Store(s) => runtime::store_error_type(s),
+            DispatchError::Quota(e) if e.is_retryable() => "Transient",
+            DispatchError::Quota(_) => "QuotaUnavailable",
         }
     }
 }

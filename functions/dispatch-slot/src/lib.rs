@@ -20,15 +20,51 @@
 //!   cause that was not the delivery's own, a sender died; a `SENDING` one
 //!   only once its sender's lease has ended). A missed run is caught up by
 //!   the next: `available_at` only grows older.
-//! * **Cost**: one `BatchGetItem` for the cycle records, then one `Query`
+//! * **Cost**: one `BatchGetItem` for the cycle records, the quota (one
+//!   `GetAccount` with SES; with a 24-hour limit, one `Query` of the ledger
+//!   and two `UpdateItem`s), then one `Query`
 //!   per settled cycle and bucket ([`DUE_BUCKETS`](domain::delivery::DUE_BUCKETS)) — up to
 //!   15 × 32 = 480 a run once fifteen months are settled, nearly all of them
 //!   on empty partitions (one read unit each at most: under 0.18 million a
 //!   month even if all twelve slots of a day were open — cents) — plus a
-//!   page more per 200 due entries.
+//!   page more per 200 due entries, a `BatchGetItem` of the suppression list
+//!   per page with email hashes, and, when the quota cuts, a second and a
+//!   third read of the partitions that wanted more.
 //! * **Per delivery** ([`domain::dispatch::decide`]): not this slot if the
 //!   customer's DND has it; on the preferred channel if the channel policy
 //!   enables it, else the other enabled one; left `READY` (paused) if none is.
+//! * **Route**: a delivery whose `route` names a channel (`sms` once the
+//!   provider's evidence or the suppression list ruled email out) goes by
+//!   that channel only, under the same slot rules, and is left `READY`
+//!   (paused) while the policy disables it — never on the other channel. The
+//!   `Due` index projects `route` and `email_hash`, so this costs no read.
+//! * **Suppression** (the early skip; the sender checks again with the
+//!   contact it opens): the entries a page sends by email that carry an
+//!   `email_hash` are looked up in the suppression list
+//!   ([`adapters::suppressions`], `SUPPRESSION_TABLE`), one batch per page;
+//!   a listed one goes by SMS instead if it may, else it stays `READY`
+//!   (paused). The report counts them (`suppressed`). A list that cannot be
+//!   read stops the bucket like any store.
+//! * **The 24-hour quota**: email may go out only as fast as the provider's
+//!   rolling 24-hour quota lets it ([`providers::QuotaSource`], read once a
+//!   run: SES `GetAccount`, or the mock's `MOCK_MAX_24H_SEND`; unset:
+//!   unlimited, and none of what follows applies). The run's budget is the
+//!   quota less what is used: the larger of what the provider counts as sent
+//!   and what dispatch itself enqueued on email in the last 24 hours, in the
+//!   queue or sent — its own ledger ([`adapters::dispatch_ledger`]: one item
+//!   per slot in the cycles table, one attribute per invocation set, not
+//!   added, so a repeated write after a lost answer never counts twice; the
+//!   budget reserved before the first enqueue and settled to what was
+//!   enqueued at the end, so a crash in between over-counts, never
+//!   under-counts; a continuation or a retry reads what the earlier
+//!   invocations recorded). The budget is shared by the partitions: a first
+//!   round gives each an equal share, a second shares what is left among
+//!   those that wanted more, a last lets them take the rest — each takes its
+//!   oldest due email first. What the budget leaves stays due as it is
+//!   (`over_quota`, carried to the next open slot, `carried_to`): the next
+//!   run finds it first, so a peak day is spread over the following slots,
+//!   not dropped. SMS is not limited by it. A quota that cannot be read
+//!   fails the run ([`DispatchError::Quota`]) rather than plan blind.
 //! * **No slot at all**: a customer whose DND covers every slot the quiet
 //!   window leaves (the loader refuses such a customer against the quiet
 //!   window of the day it loads; the window may change later) could never be
@@ -79,7 +115,9 @@
 //!
 //! * `event`: what a run is given — [`DispatchEvent`], the [`Resume`] point
 //!   a continuation carries, [`parse_event`].
-//! * `report`: what it answers — [`DispatchReport`].
+//! * `report`: what it answers — [`DispatchReport`], with its [`QuotaPlan`].
+//! * `quota`: the quota plan — the budget, its sharing between partitions in
+//!   rounds, and the channels a `route` leaves.
 //! * `deps`: what it is built from — [`Config`] and [`Deps`]
 //!   ([`Deps::load`]).
 //! * `error`: how it fails — [`DispatchError`] and the `errorType` of each
@@ -88,17 +126,20 @@
 //!   cycles, the channel policy, the buckets a bounded number at a time) and
 //!   its continuation.
 //! * `bucket`: one index partition of a run — its pages read and decided,
-//!   then the writes: enqueue, end `DEAD` for no allowed slot, park.
+//!   the email checked against the suppression list and cut to the
+//!   partition's share, then the writes: enqueue, end `DEAD` for no allowed
+//!   slot, park.
 
 mod bucket;
 mod deps;
 mod error;
 mod event;
+mod quota;
 mod report;
 mod run;
 
 pub use deps::{Config, Deps};
 pub use error::DispatchError;
 pub use event::{DispatchEvent, Resume, parse_event};
-pub use report::DispatchReport;
+pub use report::{DispatchReport, QuotaPlan};
 pub use run::{dispatch, handle};

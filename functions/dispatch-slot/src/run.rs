@@ -1,8 +1,11 @@
 //! One run: [`handle`] (the Lambda entry: a schedule's event or the
 //! continuation queue's records), [`dispatch`] (the slot, the settled cycles
-//! of the horizon, the channel policy, then every bucket of them, a bounded
-//! number at a time) and its continuation when the deadline nears.
+//! of the horizon, the channel policy, the 24-hour quota plan, then every
+//! bucket of them, a bounded number at a time, in rounds while quota is left
+//! for partitions that wanted more) and its continuation when the deadline
+//! nears.
 
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use adapters::StoreError;
@@ -23,7 +26,12 @@ use serde_json::Value;
 
 use crate::bucket::{BucketEnd, dispatch_bucket};
 use crate::event::{event_error, parse_event};
+use crate::quota::{Budget, MAX_ROUNDS, plan, source_name};
 use crate::{Deps, DispatchError, DispatchEvent, DispatchReport, Resume};
+
+/// The slots of the 24-hour window a run's ledger read covers: its own and
+/// the eleven before it (every enqueue of the last 24 hours).
+const LEDGER_SLOTS: i64 = 12;
 
 /// What every part of one run shares.
 #[derive(Clone, Copy)]
@@ -38,6 +46,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) now: DateTime<Utc>,
     /// When to stop reading (the deadline less the margin).
     pub(crate) stop_at: Option<SystemTime>,
+    /// The email this run may still enqueue under the 24-hour quota.
+    pub(crate) budget: &'a Budget,
 }
 
 /// The token that names one invocation's writes: the run id and a random
@@ -170,6 +180,30 @@ pub async fn dispatch(deps: &Deps, event: LambdaEvent<DispatchEvent>) -> Result<
             (c, b, cursor)
         })
         .collect();
+    // The 24-hour quota plan, once a run (only when there is something to read).
+    let mut reserved = 0;
+    let budget = if jobs.is_empty() {
+        Budget::new(None)
+    } else {
+        let quota = deps.quota.read().await.map_err(DispatchError::Quota)?;
+        let enqueued_24h = match quota.and_then(|q| q.daily_limit()) {
+            Some(_) => {
+                let first = run.start() - chrono::Duration::hours(2 * (LEDGER_SLOTS - 1));
+                deps.ledger.enqueued_between(first, run.start()).await?
+            }
+            None => 0,
+        };
+        let plan = plan(source_name(&deps.quota), quota, enqueued_24h);
+        // Reserved before anything is enqueued: a crash before the run settles it leaves an
+        // over-count, never an under-count.
+        if let Some(b) = plan.budget.filter(|b| *b > 0) {
+            deps.ledger.record(run.start(), &token, b, now).await?;
+            reserved = b;
+        }
+        let budget = Budget::new(plan.budget);
+        report.quota = Some(plan);
+        budget
+    };
     let ctx = Ctx {
         deps,
         run,
@@ -178,24 +212,29 @@ pub async fn dispatch(deps: &Deps, event: LambdaEvent<DispatchEvent>) -> Result<
         policy,
         now,
         stop_at,
+        budget: &budget,
     };
-    let parts: Vec<(String, DispatchReport, BucketEnd)> = stream::iter(jobs)
-        .map(|(cycle, bucket, start)| async move {
-            let (r, end) = dispatch_bucket(ctx, cycle, bucket, start).await;
-            (due_key(cycle, bucket), r, end)
-        })
-        .buffer_unordered(deps.config.bucket_concurrency.max(1))
-        .collect()
-        .await;
+    budget.start_round(budget.share(jobs.len()));
+    let parts = dispatch_partitions(ctx, jobs).await;
     let mut next = Resume {
         done,
         ..Resume::default()
     };
     let mut failed: Vec<(String, StoreError)> = Vec::new();
-    for (key, p, end) in parts {
+    // Per partition, the email its last pass left for lack of quota.
+    let mut cut: BTreeMap<String, u64> = BTreeMap::new();
+    let mut hungry: Vec<(Cycle, u32)> = Vec::new();
+    for (cycle, bucket, p, end) in parts {
+        let key = due_key(cycle, bucket);
+        cut.insert(key.clone(), p.over_quota);
         report += p;
         match end {
-            BucketEnd::Done => next.done.push(key),
+            BucketEnd::Done => {
+                if cut[&key] > 0 {
+                    hungry.push((cycle, bucket));
+                }
+                next.done.push(key);
+            }
             BucketEnd::Failed(e) => failed.push((key, e)),
             BucketEnd::Stopped(cursor) => {
                 let cursor = cursor
@@ -205,6 +244,49 @@ pub async fn dispatch(deps: &Deps, event: LambdaEvent<DispatchEvent>) -> Result<
                 next.cursors.insert(key, cursor);
             }
         }
+    }
+    // Quota the first round's shares left (partitions with little or nothing due) goes to the
+    // partitions that wanted more: read again from their start, a share each, then the rest.
+    for round in 2..=MAX_ROUNDS {
+        let left = budget.left().unwrap_or(0);
+        if hungry.is_empty() || left == 0 || !failed.is_empty() || stop_at.is_some_and(|t| SystemTime::now() >= t) {
+            break;
+        }
+        budget.start_round(if round < MAX_ROUNDS {
+            budget.share(hungry.len())
+        } else {
+            None
+        });
+        tracing::info!(round, partitions = hungry.len(), left, "quota left: another round");
+        let jobs = hungry.drain(..).map(|(c, b)| (c, b, None)).collect();
+        for (cycle, bucket, mut p, end) in dispatch_partitions(ctx, jobs).await {
+            let key = due_key(cycle, bucket);
+            // Seen in the first round already: count what this round did, not what it saw.
+            p.paused = 0;
+            p.not_this_slot = 0;
+            p.suppressed = 0;
+            let over = std::mem::take(&mut p.over_quota);
+            cut.insert(key.clone(), over);
+            // A round stopped at the deadline leaves the rest to the next slot.
+            p.complete = true;
+            report += p;
+            match end {
+                BucketEnd::Done if over > 0 => hungry.push((cycle, bucket)),
+                BucketEnd::Failed(e) => failed.push((key, e)),
+                _ => {}
+            }
+        }
+    }
+    report.over_quota = cut.values().sum();
+    if report.over_quota > 0 {
+        report.carried_to = Some(next_open_slot(run, deps.config.quiet).to_string());
+    }
+    // Settled to what the run enqueued (the reservation stays if this fails: an over-count).
+    if reserved > 0
+        && budget.used() != reserved
+        && let Err(e) = deps.ledger.record(run.start(), &token, budget.used(), Utc::now()).await
+    {
+        tracing::warn!(error = %e, reserved, used = budget.used(), "the quota ledger keeps the reservation");
     }
     report.complete = next.done.len() == report.cycles.len() * DUE_BUCKETS as usize;
     if let Some((key, e)) = failed.into_iter().next() {
@@ -230,6 +312,10 @@ pub async fn dispatch(deps: &Deps, event: LambdaEvent<DispatchEvent>) -> Result<
         sms = report.enqueued_sms,
         requeued = report.requeued,
         paused = report.paused,
+        suppressed = report.suppressed,
+        over_quota = report.over_quota,
+        budget = ?report.quota.as_ref().and_then(|q| q.budget),
+        used_24h = ?report.quota.as_ref().map(|q| q.used_24h),
         policy = %report.policy,
         not_this_slot = report.not_this_slot,
         corrupt = report.corrupt,
@@ -241,6 +327,34 @@ pub async fn dispatch(deps: &Deps, event: LambdaEvent<DispatchEvent>) -> Result<
         "slot dispatched"
     );
     Ok(report)
+}
+
+/// Every partition of `jobs` (from its cursor, if any), a bounded number at a time.
+async fn dispatch_partitions(
+    ctx: Ctx<'_>,
+    jobs: Vec<(Cycle, u32, Option<adapters::dynamo::Item>)>,
+) -> Vec<(Cycle, u32, DispatchReport, BucketEnd)> {
+    stream::iter(jobs)
+        .map(|(cycle, bucket, start)| async move {
+            let (r, end) = dispatch_bucket(ctx, cycle, bucket, start).await;
+            (cycle, bucket, r, end)
+        })
+        .buffer_unordered(ctx.deps.config.bucket_concurrency.max(1))
+        .collect()
+        .await
+}
+
+/// The first slot after `run` that the quiet window leaves open (bounded: a
+/// day's slots; a window that closes them all leaves the next slot).
+fn next_open_slot(run: SlotRun, quiet: domain::QuietWindow) -> SlotRun {
+    let mut s = run.next();
+    for _ in 0..domain::slots::SLOTS_PER_DAY {
+        if s.is_open(quiet) {
+            return s;
+        }
+        s = s.next();
+    }
+    run.next()
 }
 
 /// Puts the run's continuation on the continuation queue, if there is one
