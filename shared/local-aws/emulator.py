@@ -1766,7 +1766,7 @@ def conditional_bucket_policy_statements_not_enforced():
 def resource_types_moto_lacks():
     """Reason: moto has no CloudFormation model for AWS::Lambda::Url, AWS::Scheduler::Schedule,
     AWS::CloudWatch::Alarm, AWS::S3::BucketPolicy, AWS::SNS::Subscription,
-    AWS::SQS::QueuePolicy or AWS::Lambda::EventInvokeConfig: it skips them and fails on the first Ref or GetAtt. Each is made
+    AWS::SQS::QueuePolicy, AWS::Lambda::EventInvokeConfig or AWS::SecretsManager::Secret: it skips them and fails on the first Ref or GetAtt. Each is made
     here with the service's own API in moto (so it can be read back) and AWS's physical id
     and attributes."""
     import moto.cloudformation.parsing as parsing
@@ -2005,10 +2005,44 @@ def resource_types_moto_lacks():
             physical_id = f"{function}:{p.get('Qualifier') or '$LATEST'}"
             return cls(physical_id, {}, lambda: backend.delete_function_event_invoke_config(function))
 
+    class Secret(Made, CloudFormationModel):
+        """A secret with its SecretString, or a value made as GenerateSecretString asks (Secrets
+        Manager's own random password, the same length and exclusions). Ref is its ARN."""
+
+        __module__ = "moto.cloudformation.emulator"  # moto files models by service
+        TYPE, NAME, ATTRIBUTES = "AWS::SecretsManager::Secret", "Name", ("Id",)
+
+        @classmethod
+        def make(cls, name, p, account_id, region_name):
+            from moto.secretsmanager.models import secretsmanager_backends
+
+            backend = secretsmanager_backends[account_id][region_name]
+            value = p.get("SecretString")
+            if value is None:
+                g = p.get("GenerateSecretString") or {}
+                flag = lambda key: str(g.get(key, False)).lower() == "true"  # noqa: E731
+                value = json.loads(backend.get_random_password(
+                    password_length=int(g.get("PasswordLength", 32)),
+                    exclude_characters=g.get("ExcludeCharacters", ""),
+                    exclude_numbers=flag("ExcludeNumbers"),
+                    exclude_punctuation=flag("ExcludePunctuation"),
+                    exclude_uppercase=flag("ExcludeUppercase"),
+                    exclude_lowercase=flag("ExcludeLowercase"),
+                    include_space=flag("IncludeSpace"),
+                    require_each_included_type=str(g.get("RequireEachIncludedType", True)).lower() == "true",
+                ))["RandomPassword"]
+            made = json.loads(backend.create_secret(
+                name=name, secret_string=value, secret_binary=None, description=p.get("Description"),
+                tags=p.get("Tags"), kms_key_id=p.get("KmsKeyId"), client_request_token=None,
+                replica_regions=[], force_overwrite=False,
+            ))
+            arn = made["ARN"]
+            return cls(arn, {"Id": arn}, lambda: backend.delete_secret(arn, None, True))
+
     for cache in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
         cache.cache_clear()
     known = parsing.get_model_map()
-    for kind in (FunctionUrl, Schedule, Alarm, BucketPolicy, Subscription, QueuePolicy, EventInvokeConfig):
+    for kind in (FunctionUrl, Schedule, Alarm, BucketPolicy, Subscription, QueuePolicy, EventInvokeConfig, Secret):
         if known.get(kind.TYPE) is not kind:
             DEPLOY_LOG.warning("moto already models %s; the emulator's model is not used", kind.TYPE)
 
@@ -2220,9 +2254,41 @@ def s3_events_to_eventbridge(port):
     return bridge
 
 
+def lambda_permissions_have_ids():
+    """Reason: moto's AWS::Lambda::Permission has no physical id, so every permission of every
+    stack reads back as "" (AWS names it, and the policy statement, `{stack}-{LogicalId}-{RANDOM}`
+    unless the template gives a StatementId), and deleting the stack leaves its statement in the
+    function's policy. The statement gets that id, the resource reads back with it, and deleting
+    it removes the statement."""
+    from moto.awslambda import models
+
+    original = models.Permission.create_from_cloudformation_json.__func__
+
+    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        properties = dict(cloudformation_json.get("Properties") or {})
+        sid = properties.setdefault("StatementId", resource_name)
+        made = original(cls, resource_name, {**cloudformation_json, "Properties": properties},
+                        account_id, region_name, **kwargs)
+        made.physical_resource_id = sid
+        made.function_name = properties.get("FunctionName")
+        made.account_id = account_id
+        return made
+
+    def delete(self, account_id, region_name):
+        try:
+            backend = models.lambda_backends[account_id][region_name]
+            backend.get_function(self.function_name).policy.del_statement(self.physical_resource_id)
+        except Exception as e:  # the function is already gone
+            DEPLOY_LOG.info("deleting permission %s: %s", getattr(self, "physical_resource_id", ""), e)
+
+    models.Permission.create_from_cloudformation_json = classmethod(create)
+    models.Permission.delete = delete
+
+
 def deployable_by_cloudformation(port):
     """Every deployment patch above, in the order they depend on each other."""
     resource_types_moto_lacks()
+    lambda_permissions_have_ids()
     stack_status_after_change_set()
     template_url_on_loopback()
     sam_transform()

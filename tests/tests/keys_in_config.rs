@@ -8,6 +8,10 @@
 //!   only, to exactly those functions, and no other Secrets Manager action anywhere;
 //!   `kms:Decrypt` only on the optional customer-managed key, through Secrets Manager, and
 //!   only when that key is given.
+//! - The invoice links' signing keys (`LinkSigningSecret`, docs/channels.md#links-that-last) are
+//!   a secret of the stack's own: the functions that sign or verify links name it in
+//!   `LINK_KEYS_SECRET` (`!Ref LinkSigningSecret`), and no other function does;
+//!   `secretsmanager:GetSecretValue` on it goes to exactly those functions.
 //! - A local stack (emulator): every function's environment, as provisioned and as the local
 //!   hosts pass it, holds no key; the readers name the stack's own secret and start from it.
 //! - Rotation (emulator): data sealed under `k1` still opens after `k2` becomes active, in a
@@ -36,7 +40,18 @@ const KEY_READERS: &[&str] = &[
     "SendSmsFunction",
     "AdminApiFunction",
     "IngestFunction",
+    // The hash of a bounced or complaining contact whose delivery carries none.
+    "DeliveryEventsFunction",
 ];
+
+/// The functions that sign or verify invoice links, and so read the link keys.
+const LINK_KEY_READERS: &[&str] = &["SendSmsFunction", "InvoiceLinkFunction"];
+
+/// The variable naming the link keys' secret.
+const LINK_SECRET_VAR: &str = adapters::links::SECRET_VAR;
+
+/// The link keys' secret: a resource of the stack (`!Ref` is its ARN).
+const LINK_SECRET: &str = "LinkSigningSecret";
 
 /// The one resource `secretsmanager:GetSecretValue` is granted on: the keyring's secret (the
 /// six characters Secrets Manager appends to a secret's name in its ARN).
@@ -176,6 +191,28 @@ fn no_function_environment_holds_a_key_or_a_dynamic_reference() {
             "{reader} has no {SECRET_VAR}"
         );
     }
+    // The link keys: the same, with their own secret.
+    for (function, name, value) in function_variables(&t) {
+        if name != LINK_SECRET_VAR {
+            continue;
+        }
+        assert!(
+            LINK_KEY_READERS.contains(&function.as_str()),
+            "{function} names the link keys' secret"
+        );
+        let is_ref = matches!(&value, Value::Tagged(t) if t.tag == "Ref");
+        assert!(
+            is_ref && untagged(&value).as_str() == Some(LINK_SECRET),
+            "{function}.{LINK_SECRET_VAR} is !Ref {LINK_SECRET}"
+        );
+    }
+    for reader in LINK_KEY_READERS {
+        let vars = t.function_env(reader).unwrap();
+        assert!(
+            vars.iter().any(|(n, _)| n == LINK_SECRET_VAR),
+            "{reader} has no {LINK_SECRET_VAR}"
+        );
+    }
 }
 
 /// One `Allow` statement: the resource it is in, its actions and resources, its condition,
@@ -234,6 +271,7 @@ fn get_secret_value_is_granted_on_the_one_secret_to_the_readers_only() {
         allows(&decl.logical_id, &decl.properties, None, &mut all);
     }
     let mut readers = Vec::new();
+    let mut link_readers = Vec::new();
     for a in &all {
         for action in &a.actions {
             let lower = action.to_ascii_lowercase();
@@ -245,13 +283,19 @@ fn get_secret_value_is_granted_on_the_one_secret_to_the_readers_only() {
             if lower.starts_with("secretsmanager:") {
                 assert_eq!(action, "secretsmanager:GetSecretValue", "{}: {action}", a.owner);
                 let resources: Vec<Option<&str>> = a.resources.iter().map(|r| untagged(r).as_str()).collect();
+                assert_eq!(a.only_if, None, "{}", a.owner);
+                if resources == [Some(LINK_SECRET)] {
+                    let is_ref = matches!(&a.resources[0], Value::Tagged(t) if t.tag == "Ref");
+                    assert!(is_ref, "{}: GetSecretValue on !Ref {LINK_SECRET}", a.owner);
+                    link_readers.push(a.owner.clone());
+                    continue;
+                }
                 assert_eq!(
                     resources,
                     [Some(SECRET_ARN)],
                     "{}: GetSecretValue on {resources:?}",
                     a.owner
                 );
-                assert_eq!(a.only_if, None, "{}", a.owner);
                 readers.push(a.owner.clone());
             }
             if lower.starts_with("kms:") {
@@ -274,6 +318,10 @@ fn get_secret_value_is_granted_on_the_one_secret_to_the_readers_only() {
     let mut expected: Vec<String> = KEY_READERS.iter().map(|s| (*s).to_owned()).collect();
     expected.sort();
     assert_eq!(readers, expected);
+    link_readers.sort();
+    let mut expected: Vec<String> = LINK_KEY_READERS.iter().map(|s| (*s).to_owned()).collect();
+    expected.sort();
+    assert_eq!(link_readers, expected, "GetSecretValue on the link keys");
 }
 
 fn key(byte: u8) -> String {
@@ -309,7 +357,13 @@ async fn a_local_stack_holds_no_key_in_any_function_configuration() {
     let sm = aws_sdk_secretsmanager::Client::new(&stack.config);
     let value = secret_value(&sm, &secret).await;
     let keyring = Keyring::parse(&value).expect("the stack's secret holds a keyring");
-    let pieces: Vec<&str> = value.split([',', ':']).filter(|p| p.len() >= 20).collect();
+    // The link keys' secret: the stack's own, generated, holding link keys.
+    let link_secret = stack.resources.arn(LINK_SECRET).expect("the link keys' secret is provisioned").to_owned();
+    assert!(link_secret.contains(stack.resources.prefix()), "{link_secret} is the stack's own");
+    let link_value = secret_value(&sm, &link_secret).await;
+    assert!(domain::link::LinkKeys::parse(&link_value).is_ok(), "the link secret holds link keys");
+    let mut pieces: Vec<&str> = value.split([',', ':']).filter(|p| p.len() >= 20).collect();
+    pieces.extend(link_value.split([',', ':']).filter(|p| p.len() >= 20));
     assert!(!pieces.is_empty());
     let t = template();
     for function in t.functions() {
@@ -323,6 +377,10 @@ async fn a_local_stack_holds_no_key_in_any_function_configuration() {
             match KEY_READERS.contains(&function) {
                 true => assert_eq!(env.get(SECRET_VAR), Some(&secret), "{function}"),
                 false => assert_eq!(env.get(SECRET_VAR), None, "{function}"),
+            }
+            match LINK_KEY_READERS.contains(&function) {
+                true => assert_eq!(env.get(LINK_SECRET_VAR), Some(&link_secret), "{function}"),
+                false => assert_eq!(env.get(LINK_SECRET_VAR), None, "{function}"),
             }
         }
     }

@@ -39,13 +39,14 @@
 //!
 //! # The text message is an LMS, and its link is added at send time
 //! See [`sms`]: a Korean invoice summary with a link does not fit the
-//! 90-byte SMS, so it is sent as an LMS (2,000 bytes, counted in EUC-KR). The link is a presigned S3 URL, which expires within
-//! 7 days and so is made only when the message is sent, days after
+//! 90-byte SMS, so it is sent as an LMS (2,000 bytes, counted in EUC-KR). The
+//! link is a signed link to the invoice-link function (`domain::link`: a
+//! token naming the invoice, valid until 90 days after its due date, about
+//! 125 bytes in all), made only when the message is sent, days after
 //! rendering: the rendered text holds [`LINK_PLACEHOLDER`], every
-//! render-time size check counts the link as [`MAX_LINK_BYTES`] (1,600: a
-//! presigned URL signed with temporary credentials is about 1,100–1,500
-//! bytes), and [`sms_with_link`] substitutes the real URL and checks the
-//! final size.
+//! render-time size check counts the link as [`MAX_LINK_BYTES`] (1,600, a
+//! budget from when the link was a presigned S3 URL), and [`sms_with_link`]
+//! substitutes the real URL and checks the final size.
 //!
 //! # Output
 //! [`Rendered`] holds the version, subject, HTML, text message and a

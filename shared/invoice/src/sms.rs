@@ -10,20 +10,20 @@
 //! limit (or the lower one a template version's `meta.json` declares).
 //!
 //! # The link budget
-//! The SMS links to the full invoice with a presigned S3 `GET` URL. Rendering
-//! happens at settlement, days before the send day, and a presigned URL lives
-//! at most 7 days, so the URL is made only at send time. The rendered text
+//! The SMS links to the full invoice with a signed link to the invoice-link
+//! function, `{function URL}/i/{token}` (`domain::link`, docs/channels.md,
+//! "Links that last"): it works until 90 days after the due date, whoever's
+//! credentials expire. Rendering happens at settlement, days before the send
+//! day, and the link is made by the SMS sender at send time. The rendered text
 //! holds [`LINK_PLACEHOLDER`] where the link goes, and [`sms_with_link`]
 //! puts the real URL in when the message is sent.
 //!
-//! A presigned URL's length is not known at render time: with temporary
-//! credentials (a Lambda's role) it carries `X-Amz-Security-Token`, a session
-//! token of 800–1,200 characters, on top of the bucket host, the object key
-//! and the other `X-Amz-*` parameters, so such URLs measure about
-//! 1,100–1,500 bytes. Every size check at render and validation time
-//! therefore counts the link as [`MAX_LINK_BYTES`] (1,600) bytes, whatever
-//! the placeholder's own length: a text that passes rendering still fits
-//! when the real link is substituted. [`sms_with_link`] checks the final size
+//! Every size check at render and validation time counts the link as
+//! [`MAX_LINK_BYTES`] (1,600) bytes, whatever the placeholder's own length: a
+//! text that passes rendering still fits when the real link is substituted.
+//! The budget dates from presigned S3 URLs (1,100–1,500 bytes with a Lambda
+//! role's session token); a signed link is about 125 bytes, and the budget is
+//! kept so that every template version released under it stays valid. [`sms_with_link`] checks the final size
 //! again, so a link longer than the budget can never produce an over-long
 //! message silently.
 

@@ -71,6 +71,7 @@ pub async fn provision_template_with(
             "AWS::DynamoDB::Table" => tables::create_table(&dynamodb, &resolver, decl, &prefix).await?,
             "AWS::S3::Bucket" => buckets::create_bucket(&s3, config, &resolver, decl, &prefix).await?,
             "AWS::Serverless::Function" | "AWS::Lambda::Function" => name_function(decl, &prefix),
+            "AWS::SecretsManager::Secret" => secrets::create_stack_secret(config, &resolver, decl, &prefix).await?,
             "AWS::SQS::Queue" if cfg!(feature = "sqs") => {
                 queues.push(decl);
                 continue;

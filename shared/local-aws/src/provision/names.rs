@@ -10,6 +10,22 @@ pub fn function_arn(function_name: &str) -> String {
     format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name}")
 }
 
+/// A stand-in function URL of the shape AWS gives one,
+/// `https://{32 lowercase letters and digits}.lambda-url.{REGION}.on.aws/`, the same for the same
+/// function name.
+pub(crate) fn function_url(function_name: &str) -> String {
+    let id: String = (0..4u8)
+        .map(|i| {
+            let mut h =
+                std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
+            h.write_u8(i);
+            h.write(function_name.as_bytes());
+            format!("{:08x}", h.finish() as u32)
+        })
+        .collect();
+    format!("https://{id}.lambda-url.{REGION}.on.aws/")
+}
+
 /// Lowercase letters, digits and single hyphens, at most `max` characters, never empty.
 pub(super) fn slug(text: &str, max: usize) -> String {
     let mut out = String::with_capacity(text.len());

@@ -18,6 +18,9 @@ pub enum Kind {
     /// code runs in-process (see `local_aws::lambda`).
     Function,
     StateMachine,
+    /// An `AWS::SecretsManager::Secret` of the stack (its value generated as
+    /// `GenerateSecretString` asks, or its `SecretString`); `!Ref` gives its ARN.
+    Secret,
 }
 
 /// One provisioned resource.
@@ -37,7 +40,7 @@ impl Provisioned {
     /// otherwise.
     pub fn reference(&self) -> &str {
         match self.kind {
-            Kind::StateMachine => &self.arn,
+            Kind::StateMachine | Kind::Secret => &self.arn,
             _ => self.url.as_deref().unwrap_or(&self.name),
         }
     }
@@ -154,6 +157,14 @@ impl Lookup for BTreeMap<String, Provisioned> {
     }
 
     fn attribute(&self, logical_id: &str, attribute: &str) -> Option<String> {
+        // SAM's `{Function}Url` of a function with a `FunctionUrlConfig`: a stand-in URL of the
+        // shape AWS gives (a 32-character id), since nothing serves it locally.
+        if attribute == "FunctionUrl"
+            && let Some(function) = logical_id.strip_suffix("Url").and_then(|f| self.get(f))
+            && function.kind == Kind::Function
+        {
+            return Some(super::names::function_url(&function.name));
+        }
         let p = self.get(logical_id)?;
         match (p.kind, attribute) {
             (_, "Arn") => Some(p.arn.clone()),

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 
-use crate::template::Template;
+use super::{Kind, Provisioned};
+use crate::template::{Resolver, ResourceDecl, Template};
 use crate::{Error, ServiceError};
 
 /// A template parameter that names a Secrets Manager secret, and the value the local stack's
@@ -74,4 +75,78 @@ pub(super) async fn create_secrets(
         parameters.insert(secret.parameter.clone(), name);
     }
     Ok(())
+}
+
+/// Creates (or, provisioning the same prefix again, leaves as it is) an
+/// `AWS::SecretsManager::Secret` of the template: named by its `Name` (as resolved for this
+/// stack) or `{prefix}-{LogicalId}`, holding its `SecretString` or, as CloudFormation does for
+/// `GenerateSecretString`, a random value from Secrets Manager's own `GetRandomPassword` with the
+/// same length and exclusions.
+pub(super) async fn create_stack_secret(
+    config: &SdkConfig,
+    resolver: &Resolver<'_>,
+    decl: &ResourceDecl,
+    prefix: &str,
+) -> Result<Provisioned, Error> {
+    let client = aws_sdk_secretsmanager::Client::new(config);
+    let fail = |e: aws_sdk_secretsmanager::Error| Error::Provision {
+        logical_id: decl.logical_id.clone(),
+        source: Box::new(ServiceError::SecretsManager(e)),
+    };
+    let p = &decl.properties;
+    let name = match p.get("Name") {
+        Some(v) => resolver.string(v)?,
+        None => secret_name(prefix, &decl.logical_id),
+    };
+    let value = match p.get("SecretString") {
+        Some(v) => resolver.string(v)?,
+        None => {
+            let g = p.get("GenerateSecretString");
+            let flag = |key: &str| g.and_then(|g| g.get(key)).and_then(serde_yaml::Value::as_bool);
+            let length = g
+                .and_then(|g| g.get("PasswordLength"))
+                .and_then(serde_yaml::Value::as_i64)
+                .unwrap_or(32);
+            let mut ask = client.get_random_password().password_length(length);
+            if let Some(v) = flag("ExcludePunctuation") {
+                ask = ask.exclude_punctuation(v);
+            }
+            if let Some(v) = flag("IncludeSpace") {
+                ask = ask.include_space(v);
+            }
+            if let Some(v) = flag("ExcludeNumbers") {
+                ask = ask.exclude_numbers(v);
+            }
+            if let Some(v) = g
+                .and_then(|g| g.get("ExcludeCharacters"))
+                .and_then(serde_yaml::Value::as_str)
+            {
+                ask = ask.exclude_characters(v);
+            }
+            let out = ask.send().await.map_err(|e| fail(e.into()))?;
+            out.random_password().unwrap_or_default().to_owned()
+        }
+    };
+    let created = client.create_secret().name(&name).secret_string(&value).send().await;
+    let arn = match created {
+        Ok(out) => out.arn().unwrap_or_default().to_owned(),
+        // Provisioned again under the same prefix: the stack's secret keeps its value.
+        Err(e) if e.code() == Some("ResourceExistsException") => client
+            .describe_secret()
+            .secret_id(&name)
+            .send()
+            .await
+            .map_err(|e| fail(e.into()))?
+            .arn()
+            .unwrap_or_default()
+            .to_owned(),
+        Err(e) => return Err(fail(e.into())),
+    };
+    Ok(Provisioned {
+        logical_id: decl.logical_id.clone(),
+        kind: Kind::Secret,
+        name,
+        arn,
+        url: None,
+    })
 }

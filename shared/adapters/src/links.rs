@@ -1,0 +1,325 @@
+//! Invoice links that last (`domain::link`): their keys, read from Secrets Manager and cached
+//! for the instance, and the link URL the SMS carries.
+//!
+//! A function that signs or verifies links names the keys' secret in [`SECRET_VAR`]
+//! (`LINK_KEYS_SECRET`: a secret name or ARN, never a key). [`LinkKeyring::load`] fetches it at
+//! cold start with `GetSecretValue` and parses it as [`LinkKeys`] (`id:base64key[,…]`, the same
+//! shape as the contact-data keyring: the first key signs, every key verifies). No key is ever
+//! in a function's environment.
+//!
+//! **Refreshing and rotating**, as the contact-data keyring does (`keyring`): the keys are
+//! fetched again after [`REFRESH_AFTER`] on the next use (a failed fetch keeps the cached keys),
+//! and a token no cached key verifies makes the verifier fetch the secret again, at most once
+//! per [`REFETCH_INTERVAL`] (so that a link signed by an instance that already has a new
+//! active key is accepted, and a flood of forged tokens costs one call a minute). To rotate:
+//! put the new key after the active one (`k1:…,k2:…`), after [`REFRESH_AFTER`] move it first
+//! (`k2:…,k1:…`), and remove `k1` only once every link it signed has expired (the longest a link
+//! lives is its invoice's due date plus [`VALID_DAYS_VAR`] days).
+//!
+//! Errors name the variable, the secret and the key ids, never a key or the secret's value.
+
+use std::sync::{Arc, RwLock};
+
+use aws_config::SdkConfig;
+use chrono::NaiveDate;
+use domain::link::{InvoiceLink, LinkError, LinkKeys};
+use domain::{CustomerId, Cycle};
+use tokio::time::Instant;
+
+pub use crate::keyring::{REFETCH_INTERVAL, REFRESH_AFTER};
+use crate::{ConfigError, StoreError, Vars};
+
+/// The variable naming the link keys' secret (name or ARN).
+pub const SECRET_VAR: &str = "LINK_KEYS_SECRET";
+
+/// The variable holding the base of every link: the invoice-link function's URL.
+pub const BASE_URL_VAR: &str = "LINK_BASE_URL";
+
+/// The variable holding how many days after the invoice's due date a link keeps working
+/// (default [`domain::link::DEFAULT_VALID_DAYS_AFTER_DUE`]).
+pub const VALID_DAYS_VAR: &str = "LINK_VALID_DAYS_AFTER_DUE";
+
+/// The path of a link: `/i/{token}`.
+pub const PATH_PREFIX: &str = "/i/";
+
+/// The link keys of one instance: the secret they come from and the copy in use.
+pub struct LinkKeyring {
+    source: Source,
+    current: RwLock<Arc<LinkKeys>>,
+    fetches: tokio::sync::Mutex<Fetches>,
+}
+
+enum Source {
+    Secret {
+        client: aws_sdk_secretsmanager::Client,
+        secret_id: String,
+    },
+    /// Keys given in code (tests, local tools): never fetched again.
+    Fixed,
+}
+
+struct Fetches {
+    fetched_at: Instant,
+    /// The last fetch off schedule (a refresh that failed, or on a token no key verified).
+    last_unscheduled: Option<Instant>,
+    count: u64,
+}
+
+impl std::fmt::Debug for LinkKeyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("LinkKeyring");
+        if let Source::Secret { secret_id, .. } = &self.source {
+            d.field("secret", secret_id);
+        }
+        d.field("keys", &*self.snapshot()).finish()
+    }
+}
+
+impl LinkKeyring {
+    /// Fetches the keys from the secret named by [`SECRET_VAR`]; a missing variable, a secret
+    /// that cannot be read or a value that is not link keys fails the cold start.
+    pub async fn load(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
+        let secret_id = vars.required(SECRET_VAR)?;
+        let client = aws_sdk_secretsmanager::Client::new(sdk);
+        let keys = fetch(&client, &secret_id).await.map_err(|e| ConfigError::Invalid {
+            name: SECRET_VAR,
+            reason: e.to_string(),
+        })?;
+        Ok(LinkKeyring::new(Source::Secret { client, secret_id }, keys))
+    }
+
+    /// Keys that never change (tests and local tools).
+    pub fn fixed(keys: LinkKeys) -> Self {
+        LinkKeyring::new(Source::Fixed, keys)
+    }
+
+    fn new(source: Source, keys: LinkKeys) -> Self {
+        LinkKeyring {
+            source,
+            current: RwLock::new(Arc::new(keys)),
+            fetches: tokio::sync::Mutex::new(Fetches {
+                fetched_at: Instant::now(),
+                last_unscheduled: None,
+                count: 1,
+            }),
+        }
+    }
+
+    /// The keys in use, fetched again first if older than [`REFRESH_AFTER`] (a failed fetch
+    /// keeps the ones in use).
+    pub async fn current(&self) -> Arc<LinkKeys> {
+        let Source::Secret { client, secret_id } = &self.source else {
+            return self.snapshot();
+        };
+        let mut fetches = self.fetches.lock().await;
+        let now = Instant::now();
+        let due = now.duration_since(fetches.fetched_at) >= REFRESH_AFTER
+            && fetches
+                .last_unscheduled
+                .is_none_or(|t| now.duration_since(t) >= REFETCH_INTERVAL);
+        if due {
+            match fetch(client, secret_id).await {
+                Ok(keys) => self.replace(&mut fetches, keys, false),
+                Err(e) => {
+                    fetches.last_unscheduled = Some(now);
+                    tracing::warn!(error = %e, "the link keys were not refreshed; the cached ones stay in use");
+                }
+            }
+        }
+        self.snapshot()
+    }
+
+    /// The invoice `token` names, if a key of the secret made it and it has not expired at
+    /// `now` (Unix seconds). A token no cached key verifies fetches the secret again (at most
+    /// once per [`REFETCH_INTERVAL`]) and is tried once more. `Err(Ok(_))` is the token's
+    /// fault; `Err(Err(_))` a fetch that failed.
+    pub async fn verify(&self, token: &str, now: i64) -> Result<InvoiceLink, Result<LinkError, StoreError>> {
+        let keys = self.current().await;
+        match keys.verify(token, now) {
+            Err(LinkError::Forged) => {}
+            other => return other.map_err(Ok),
+        }
+        let Source::Secret { client, secret_id } = &self.source else {
+            return Err(Ok(LinkError::Forged));
+        };
+        let mut fetches = self.fetches.lock().await;
+        // Another task may have fetched while this one waited.
+        let cached = self.snapshot();
+        if !Arc::ptr_eq(&cached, &keys) {
+            return cached.verify(token, now).map_err(Ok);
+        }
+        let at = Instant::now();
+        if fetches
+            .last_unscheduled
+            .is_some_and(|t| at.duration_since(t) < REFETCH_INTERVAL)
+        {
+            return Err(Ok(LinkError::Forged));
+        }
+        fetches.last_unscheduled = Some(at);
+        let fresh = fetch(client, secret_id).await.map_err(Err)?;
+        self.replace(&mut fetches, fresh, true);
+        let keys = self.snapshot();
+        tracing::info!(ids = ?keys.ids(), "a token no cached link key verified: the link keys were fetched again");
+        keys.verify(token, now).map_err(Ok)
+    }
+
+    /// Successful fetches of the secret so far, the cold start's included (1 for fixed keys).
+    pub async fn fetch_count(&self) -> u64 {
+        self.fetches.lock().await.count
+    }
+
+    fn snapshot(&self) -> Arc<LinkKeys> {
+        match self.current.read() {
+            Ok(k) => k.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn replace(&self, fetches: &mut Fetches, keys: LinkKeys, unscheduled: bool) {
+        let keys = Arc::new(keys);
+        match self.current.write() {
+            Ok(mut k) => *k = keys,
+            Err(poisoned) => *poisoned.into_inner() = keys,
+        }
+        if !unscheduled {
+            fetches.last_unscheduled = None;
+        }
+        fetches.fetched_at = Instant::now();
+        fetches.count += 1;
+    }
+}
+
+/// Makes the links the SMS carries: `{LINK_BASE_URL}/i/{token}`, valid from the send until
+/// [`VALID_DAYS_VAR`] days after the invoice's due date.
+#[derive(Debug)]
+pub struct LinkSigner {
+    keys: LinkKeyring,
+    base_url: String,
+    valid_days_after_due: u32,
+}
+
+impl LinkSigner {
+    /// From [`SECRET_VAR`] (fetched here), [`BASE_URL_VAR`] and the optional [`VALID_DAYS_VAR`].
+    pub async fn load(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
+        let base_url = vars.required(BASE_URL_VAR)?;
+        let days = vars.parsed(VALID_DAYS_VAR, domain::link::DEFAULT_VALID_DAYS_AFTER_DUE)?;
+        let keys = LinkKeyring::load(sdk, vars).await?;
+        LinkSigner::new(keys, &base_url, days)
+    }
+
+    /// A signer over `keys`; `base_url` must be an `http(s)://` URL (a trailing `/` is dropped).
+    pub fn new(keys: LinkKeyring, base_url: &str, valid_days_after_due: u32) -> Result<Self, ConfigError> {
+        let base = base_url.trim().trim_end_matches('/');
+        let scheme_ok = base.starts_with("https://") || base.starts_with("http://");
+        if !scheme_ok || !base.bytes().all(|b| b.is_ascii_graphic()) || base.contains(['?', '#']) {
+            return Err(ConfigError::Invalid {
+                name: BASE_URL_VAR,
+                reason: "must be an http(s) URL without spaces, query or fragment".into(),
+            });
+        }
+        if valid_days_after_due > 3_650 {
+            return Err(ConfigError::Invalid {
+                name: VALID_DAYS_VAR,
+                reason: "must be at most 3650 days".into(),
+            });
+        }
+        Ok(LinkSigner {
+            keys,
+            base_url: base.to_owned(),
+            valid_days_after_due,
+        })
+    }
+
+    /// The keys (to verify with, in tests and local tools).
+    pub fn keys(&self) -> &LinkKeyring {
+        &self.keys
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn valid_days_after_due(&self) -> u32 {
+        self.valid_days_after_due
+    }
+
+    /// The link of an invoice due on `due`: what it names and until when it works.
+    pub fn link(
+        &self,
+        cycle: Cycle,
+        shard: u32,
+        customer: &CustomerId,
+        template_version: &str,
+        due: NaiveDate,
+    ) -> InvoiceLink {
+        InvoiceLink {
+            cycle,
+            shard,
+            customer: customer.clone(),
+            template_version: template_version.to_owned(),
+            expires_at: domain::link::expires_at(due, self.valid_days_after_due),
+        }
+    }
+
+    /// The URL of `link`, signed with the active key.
+    pub async fn url(&self, link: &InvoiceLink) -> Result<String, LinkError> {
+        let token = self.keys.current().await.sign(link)?;
+        Ok(url_of(&self.base_url, &token))
+    }
+}
+
+/// `{base}/i/{token}`.
+pub fn url_of(base: &str, token: &str) -> String {
+    format!("{}{PATH_PREFIX}{token}", base.trim_end_matches('/'))
+}
+
+/// The token of a request path `/i/{token}` (one segment, nothing after it).
+pub fn token_of_path(path: &str) -> Option<&str> {
+    let token = path.strip_prefix(PATH_PREFIX)?.trim_end_matches('/');
+    (!token.is_empty() && !token.contains('/')).then_some(token)
+}
+
+/// The secret's current value, parsed. The error names the secret and what is wrong with the
+/// value (key ids, lengths), never the value.
+async fn fetch(client: &aws_sdk_secretsmanager::Client, secret_id: &str) -> Result<LinkKeys, StoreError> {
+    let out = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| StoreError::aws("GetSecretValue", secret_id, e))?;
+    let decode = |message: String| StoreError::Decode {
+        resource: format!("secret {secret_id}"),
+        what: "the link keys (SecretString)".to_owned(),
+        message,
+    };
+    let value = out
+        .secret_string()
+        .ok_or_else(|| decode("the secret has no SecretString".to_owned()))?;
+    LinkKeys::parse(value).map_err(|e| decode(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_path_holds_one_token() {
+        assert_eq!(token_of_path("/i/abc"), Some("abc"));
+        assert_eq!(token_of_path("/i/abc/"), Some("abc"));
+        for bad in ["/i/", "/i", "/x/abc", "/i/a/b", "/", ""] {
+            assert_eq!(token_of_path(bad), None, "{bad}");
+        }
+        assert_eq!(url_of("https://x.example/", "t"), "https://x.example/i/t");
+    }
+
+    #[test]
+    fn the_base_url_is_checked() {
+        let keys = || LinkKeyring::fixed(LinkKeys::parse(&format!("k1:{}", "A".repeat(44))).unwrap());
+        assert!(LinkSigner::new(keys(), "https://abc.lambda-url.ap-northeast-2.on.aws/", 90).is_ok());
+        for bad in ["", "ftp://x", "https://x/?a=1", "https://x y"] {
+            assert!(LinkSigner::new(keys(), bad, 90).is_err(), "{bad}");
+        }
+        assert!(LinkSigner::new(keys(), "https://x", 10_000).is_err());
+    }
+}
