@@ -39,8 +39,6 @@
 //!   word containing `@` replaced by `***` (SES names unverified recipients in
 //!   its `MessageRejected` message).
 
-use std::error::Error as StdError;
-
 use aws_sdk_sesv2::Client;
 use aws_sdk_sesv2::config::http::HttpResponse;
 use aws_sdk_sesv2::config::retry::RetryConfig;
@@ -48,7 +46,7 @@ use aws_sdk_sesv2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sesv2::operation::send_email::SendEmailError;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message, MessageTag};
 
-use crate::{Accepted, BoxFuture, EmailProvider, OutgoingEmail, ProviderError};
+use crate::{Accepted, BoxFuture, EmailProvider, OutgoingEmail, ProviderError, transport};
 
 /// SES error codes that mean the account's sending rate or quota was hit:
 /// nothing was sent, and a later try goes through (never counted as an attempt).
@@ -211,13 +209,10 @@ fn classify(email: &OutgoingEmail, err: SdkError<SendEmailError, HttpResponse>) 
             }
         }
         SdkError::DispatchFailure(d) => {
-            let connect = d.as_connector_error().is_some_and(|c| {
-                // SdkError's Display says only "dispatch failure"; the context is in its
-                // sources, which describe the connection, never the message.
-                c.connection_metadata().is_none() && failed_to_connect(c)
-            });
+            // SdkError's Display says only "dispatch failure"; the context is in its
+            // sources, which describe the connection, never the message.
             let detail = DisplayErrorContext(&err);
-            if connect {
+            if transport::never_sent(d) {
                 ProviderError::retryable("SesConnect", format!("SES request for {key} not sent: {detail}"))
             } else {
                 ProviderError::unknown(
@@ -246,27 +241,6 @@ fn classify(email: &OutgoingEmail, err: SdkError<SendEmailError, HttpResponse>) 
             format!("SES request for {key} failed: {}", DisplayErrorContext(&err)),
         ),
     }
-}
-
-/// Whether the connector failed before the request could be written: while
-/// establishing the connection (hyper-util's connect error, which covers DNS,
-/// TCP, TLS and the connect timeout), resolving the host, or refused by the
-/// peer. Anything else on the chain (reset, broken pipe, closed, read timeout)
-/// may come after bytes were sent.
-fn failed_to_connect(err: &(dyn StdError + 'static)) -> bool {
-    let mut next = Some(err);
-    while let Some(e) = next {
-        if e.downcast_ref::<hyper_util::client::legacy::Error>()
-            .is_some_and(hyper_util::client::legacy::Error::is_connect)
-            || e.is::<aws_smithy_runtime_api::client::dns::ResolveDnsError>()
-            || e.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
-        {
-            return true;
-        }
-        next = e.source();
-    }
-    false
 }
 
 /// `text` without the recipient, the subject or any word containing `@`,
