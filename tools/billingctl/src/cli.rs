@@ -236,6 +236,46 @@ pub(crate) enum AdminAction {
         #[command(subcommand)]
         action: Option<RolesAction>,
     },
+    /// The suppression list: email addresses not emailed (a permanent bounce, a complaint, an
+    /// operator's entry), each kept as its keyed hash, never the address.
+    Suppressions {
+        #[command(subcommand)]
+        action: Option<SuppressionsAction>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SuppressionsAction {
+    /// The entries: hash, reason, since when, source, delivery.
+    List {
+        /// Entries per page (1 to 100).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// The page to start at (the `next` a previous page gave).
+        #[arg(long)]
+        next: Option<String>,
+    },
+    /// Put an address on the list (operators): the address read from standard input
+    /// (--email-stdin, so it stays out of shell history and process lists), or a customer's
+    /// current email (--customer).
+    Add {
+        #[arg(long, conflicts_with = "customer", required_unless_present = "customer")]
+        email_stdin: bool,
+        #[arg(long)]
+        customer: Option<String>,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        command_id: Option<String>,
+    },
+    /// Take an entry off the list (operators), by the hash `list` shows.
+    Remove {
+        hash: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        command_id: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]

@@ -1,7 +1,8 @@
 //! Each command: [`run`] sends the parsed command line to its group: the stack's own
 //! commands (`upload`, `settle`, `env-json`, which find what they need in the stack's
 //! outputs) or the admin API's (the reads, the commands on one delivery, the settings, the
-//! dead-letter queues, the roles), which call the API and print the answer.
+//! dead-letter queues, the roles, the suppression list), which call the API and print the
+//! answer.
 
 mod delivery;
 mod env_json;
@@ -11,6 +12,7 @@ mod reads;
 mod roles;
 mod settings;
 mod settle;
+mod suppressions;
 mod upload;
 
 use std::time::SystemTime;
@@ -18,7 +20,9 @@ use std::time::SystemTime;
 use serde_json::{Value, json};
 
 use crate::api::{Api, Failure};
-use crate::cli::{Action, AdminAction, Cli, PolicyAction, RolesAction, SettleAction, TemplateAction};
+use crate::cli::{
+    Action, AdminAction, Cli, PolicyAction, RolesAction, SettleAction, SuppressionsAction, TemplateAction,
+};
 use crate::output::Output;
 use crate::stack::{Stack, region_of, sdk_config};
 
@@ -114,6 +118,10 @@ async fn admin(api: &Api, out: Output, action: AdminAction) -> Result<(), Failur
             preferences::preferences(api, out, change).await
         }
         AdminAction::Roles { action } => roles::roles(api, out, action.unwrap_or(RolesAction::List)).await,
+        AdminAction::Suppressions { action } => {
+            let action = action.unwrap_or(SuppressionsAction::List { limit: None, next: None });
+            suppressions::suppressions(api, out, action, &mut std::io::stdin()).await
+        }
     }
 }
 
