@@ -358,10 +358,20 @@ async fn a_local_stack_holds_no_key_in_any_function_configuration() {
     let value = secret_value(&sm, &secret).await;
     let keyring = Keyring::parse(&value).expect("the stack's secret holds a keyring");
     // The link keys' secret: the stack's own, generated, holding link keys.
-    let link_secret = stack.resources.arn(LINK_SECRET).expect("the link keys' secret is provisioned").to_owned();
-    assert!(link_secret.contains(stack.resources.prefix()), "{link_secret} is the stack's own");
+    let link_secret = stack
+        .resources
+        .arn(LINK_SECRET)
+        .expect("the link keys' secret is provisioned")
+        .to_owned();
+    assert!(
+        link_secret.contains(stack.resources.prefix()),
+        "{link_secret} is the stack's own"
+    );
     let link_value = secret_value(&sm, &link_secret).await;
-    assert!(domain::link::LinkKeys::parse(&link_value).is_ok(), "the link secret holds link keys");
+    assert!(
+        domain::link::LinkKeys::parse(&link_value).is_ok(),
+        "the link secret holds link keys"
+    );
     let mut pieces: Vec<&str> = value.split([',', ':']).filter(|p| p.len() >= 20).collect();
     pieces.extend(link_value.split([',', ':']).filter(|p| p.len() >= 20));
     assert!(!pieces.is_empty());
