@@ -22,6 +22,10 @@
 //! * [`SesEmailProvider`] sends email through Amazon SES v2. Which email
 //!   provider a sender uses is the value of `EMAIL_PROVIDER`
 //!   ([`EmailBackend`]: `mock`, the default, or `ses`).
+//! * [`EumSmsProvider`] sends SMS through AWS End User Messaging SMS
+//!   (`SendTextMessage`). Which SMS provider a sender uses is the value of
+//!   `SMS_PROVIDER` ([`SmsBackend`]: `mock`, the default, or
+//!   `end-user-messaging`).
 //! * A sender that lost an answer, or took over another sender's claim, asks
 //!   the provider whether the idempotency key was already accepted before
 //!   sending again ([`EmailProvider::find_email`], [`SmsProvider::find_sms`]):
@@ -31,22 +35,34 @@
 //!   [`DynamoLog`]) with its idempotency key and nothing personal, so the sends
 //!   the provider accepted more than once can be counted and a key can be
 //!   looked up.
+//! * The account's sending quota ([`QuotaSource`], [`SendQuota`]): SES's
+//!   `GetAccount`, or the mock's `MOCK_MAX_SEND_RATE` / `MOCK_MAX_24H_SEND`;
+//!   senders pace themselves to its rate, dispatch plans within its 24 hours.
 
 mod dynamo;
 mod error;
+mod eum;
 mod log;
 mod message;
 mod mock;
+mod mock_evidence;
+mod mock_quota;
+mod quota;
 mod ses;
+mod transport;
 
 use std::future::Future;
 use std::pin::Pin;
 
 pub use dynamo::DynamoLog;
 pub use error::{ErrorKind, ProviderError};
+pub use eum::EumSmsProvider;
 pub use log::{AcceptedSend, Channel, MemoryLog, SendLog, duplicates_of};
 pub use message::{OutgoingEmail, OutgoingSms};
 pub use mock::{MockConfig, MockProvider};
+pub use mock_evidence::{EvidenceRates, EvidenceSink, MOCK_SOURCE, MemorySink, Verdict, simulated_events, verdict};
+pub use mock_quota::{MockQuota, QuotaCounters, QuotaGate};
+pub use quota::{QuotaSource, SendQuota};
 pub use ses::SesEmailProvider;
 
 /// A boxed future that can be returned from a trait object method.
@@ -96,6 +112,49 @@ impl std::str::FromStr for EmailBackend {
             "ses" => Ok(EmailBackend::Ses),
             _ => Err(format!(
                 "EMAIL_PROVIDER must be \"mock\" (the default) or \"ses\", got {:?}",
+                s.trim()
+            )),
+        }
+    }
+}
+
+/// Which SMS provider a sender uses: the value of `SMS_PROVIDER`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SmsBackend {
+    /// The mock provider (the default).
+    #[default]
+    Mock,
+    /// AWS End User Messaging SMS (`end-user-messaging`, or `eum` for short).
+    Eum,
+}
+
+impl SmsBackend {
+    /// The name `SMS_PROVIDER` gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmsBackend::Mock => "mock",
+            SmsBackend::Eum => "end-user-messaging",
+        }
+    }
+}
+
+impl std::fmt::Display for SmsBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses the value of `SMS_PROVIDER`: `mock`, `end-user-messaging` or `eum`,
+/// ignoring case and surrounding blanks; empty means the default, `mock`.
+impl std::str::FromStr for SmsBackend {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "mock" => Ok(SmsBackend::Mock),
+            "end-user-messaging" | "eum" => Ok(SmsBackend::Eum),
+            _ => Err(format!(
+                "SMS_PROVIDER must be \"mock\" (the default) or \"end-user-messaging\" (\"eum\"), got {:?}",
                 s.trim()
             )),
         }
@@ -173,6 +232,26 @@ mod tests {
         let e = "sendgrid".parse::<EmailBackend>().unwrap_err();
         assert!(
             e.contains("EMAIL_PROVIDER") && e.contains("\"mock\"") && e.contains("\"ses\"") && e.contains("sendgrid"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sms_backend_from_the_environment_value() {
+        for (value, backend) in [
+            ("", SmsBackend::Mock),
+            (" mock ", SmsBackend::Mock),
+            ("end-user-messaging", SmsBackend::Eum),
+            ("End-User-Messaging", SmsBackend::Eum),
+            (" eum ", SmsBackend::Eum),
+        ] {
+            assert_eq!(value.parse::<SmsBackend>(), Ok(backend), "{value:?}");
+        }
+        assert_eq!(SmsBackend::default(), SmsBackend::Mock);
+        assert_eq!(SmsBackend::Eum.to_string(), "end-user-messaging");
+        let e = "sns".parse::<SmsBackend>().unwrap_err();
+        assert!(
+            e.contains("SMS_PROVIDER") && e.contains("\"end-user-messaging\"") && e.contains("sns"),
             "{e}"
         );
     }

@@ -6,8 +6,8 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    Accepted, AcceptedSend, BoxFuture, Channel, EmailProvider, Lookup, OutgoingEmail, OutgoingSms, ProviderError,
-    SendLog, SmsProvider,
+    Accepted, AcceptedSend, BoxFuture, Channel, EmailProvider, EvidenceRates, EvidenceSink, Lookup, OutgoingEmail,
+    OutgoingSms, ProviderError, SendLog, SmsProvider,
 };
 
 /// Error code of an injected failure (not accepted, retryable).
@@ -155,6 +155,12 @@ pub struct MockProvider {
     config: MockConfig,
     log: Arc<dyn SendLog>,
     attempts: Mutex<HashMap<(Channel, String), u64>>,
+    /// Where the simulated delivery evidence goes, and at what rates
+    /// ([`MockProvider::with_evidence`]); none by default.
+    evidence: Option<(Arc<dyn EvidenceSink>, EvidenceRates)>,
+    /// The mock's own sending quota, enforced before anything else
+    /// ([`MockProvider::with_quota`], `mock_quota.rs`); none by default.
+    quota: Option<crate::mock_quota::QuotaGate>,
 }
 
 impl std::fmt::Debug for MockProvider {
@@ -171,6 +177,45 @@ impl MockProvider {
             config,
             log,
             attempts: Mutex::new(HashMap::new()),
+            evidence: None,
+            quota: None,
+        }
+    }
+
+    // --- The mock's sending quota (see `mock_quota.rs`) ---
+
+    /// Enforces `gate`'s quota: an email send over the rate or the 24-hour
+    /// quota is refused as throttled and not recorded. An unlimited quota
+    /// changes nothing.
+    pub fn with_quota(mut self, gate: crate::mock_quota::QuotaGate) -> Self {
+        self.quota = (!gate.quota.is_unlimited()).then_some(gate);
+        self
+    }
+
+    // --- end of the quota section ---
+
+    /// Emits the delivery evidence the real services would publish for every
+    /// accepted message (see [`crate::simulated_events`]) to `sink`, at
+    /// `rates`, decided by the configured seed.
+    pub fn with_evidence(mut self, sink: Arc<dyn EvidenceSink>, rates: EvidenceRates) -> Self {
+        self.evidence = Some((sink, rates));
+        self
+    }
+
+    /// Hands the evidence of an accepted message to the sink. A sink that
+    /// fails loses that message's evidence (as a lost provider event would),
+    /// never the send: the message was accepted.
+    async fn emit_evidence(&self, channel: Channel, provider_message_id: &str, tags: &[(String, String)]) {
+        let Some((sink, rates)) = &self.evidence else {
+            return;
+        };
+        let events: Vec<String> =
+            crate::simulated_events(self.config.seed, rates, channel, provider_message_id, tags, Utc::now())
+                .iter()
+                .map(|e| e.to_string())
+                .collect();
+        if let Err(e) = sink.emit(&events).await {
+            tracing::warn!(%channel, provider_message_id, code = %e.code, "mock provider: evidence not emitted");
         }
     }
 
@@ -212,7 +257,20 @@ impl MockProvider {
     /// `attempt` is the message's: the caller's count when it has one (> 0), so
     /// that decisions do not depend on which process (Lambda instance) makes
     /// the attempt; otherwise this provider's count.
-    async fn send(&self, channel: Channel, key: &str, attempt: u32) -> Result<Accepted, ProviderError> {
+    async fn send(
+        &self,
+        channel: Channel,
+        key: &str,
+        attempt: u32,
+        tags: &[(String, String)],
+    ) -> Result<Accepted, ProviderError> {
+        // The quota first, as SES does: a throttled send is neither an attempt nor recorded.
+        // The moment the request arrived is when an accepted send counts (SES counts its rate
+        // by arrival): its accepted_at, whatever latency follows.
+        let arrived = Utc::now();
+        if let Some(gate) = &self.quota {
+            gate.admit(channel, arrived).await?;
+        }
         let counted = self.next_attempt(channel, key);
         let attempt = if attempt > 0 { u64::from(attempt) } else { counted };
         let digest = digest(self.config.seed, channel, key, attempt);
@@ -223,7 +281,7 @@ impl MockProvider {
                 "mock provider: injected hang");
             if outcome != Outcome::Fail {
                 // Accepted, then the answer hangs: whoever gives up on it cannot know.
-                self.accept(channel, key, &digest).await?;
+                self.accept(channel, key, &digest, arrived).await?;
             }
             tokio::time::sleep(self.config.hang).await;
         } else if !self.config.latency.is_zero() {
@@ -241,8 +299,9 @@ impl MockProvider {
                 let provider_message_id = if hangs {
                     message_id(&digest)
                 } else {
-                    self.accept(channel, key, &digest).await?
+                    self.accept(channel, key, &digest, arrived).await?
                 };
+                self.emit_evidence(channel, &provider_message_id, tags).await;
                 if outcome == Outcome::AcceptAndLoseAnswer {
                     tracing::debug!(%channel, idempotency_key = key, attempt, "mock provider: accepted, answer lost");
                     return Err(ProviderError::unknown(
@@ -257,15 +316,22 @@ impl MockProvider {
 }
 
 impl MockProvider {
-    /// Records an accepted attempt in the send log; its provider message id.
-    async fn accept(&self, channel: Channel, key: &str, digest: &[u8; 32]) -> Result<String, ProviderError> {
+    /// Records an accepted attempt in the send log, accepted when it `arrived`
+    /// (before the latency); its provider message id.
+    async fn accept(
+        &self,
+        channel: Channel,
+        key: &str,
+        digest: &[u8; 32],
+        arrived: chrono::DateTime<Utc>,
+    ) -> Result<String, ProviderError> {
         let provider_message_id = message_id(digest);
         self.log
             .record(AcceptedSend {
                 channel,
                 idempotency_key: key.to_owned(),
                 provider_message_id: provider_message_id.clone(),
-                accepted_at: Utc::now(),
+                accepted_at: arrived,
             })
             .await?;
         Ok(provider_message_id)
@@ -319,7 +385,7 @@ fn message_id(digest: &[u8; 32]) -> String {
 
 impl EmailProvider for MockProvider {
     fn send_email<'a>(&'a self, email: &'a OutgoingEmail) -> BoxFuture<'a, Result<Accepted, ProviderError>> {
-        Box::pin(self.send(Channel::Email, &email.idempotency_key, email.attempt))
+        Box::pin(self.send(Channel::Email, &email.idempotency_key, email.attempt, &email.tags))
     }
 
     fn find_email<'a>(&'a self, idempotency_key: &'a str) -> BoxFuture<'a, Result<Lookup, ProviderError>> {
@@ -333,7 +399,7 @@ impl EmailProvider for MockProvider {
 
 impl SmsProvider for MockProvider {
     fn send_sms<'a>(&'a self, sms: &'a OutgoingSms) -> BoxFuture<'a, Result<Accepted, ProviderError>> {
-        Box::pin(self.send(Channel::Sms, &sms.idempotency_key, sms.attempt))
+        Box::pin(self.send(Channel::Sms, &sms.idempotency_key, sms.attempt, &sms.tags))
     }
 
     fn find_sms<'a>(&'a self, idempotency_key: &'a str) -> BoxFuture<'a, Result<Lookup, ProviderError>> {
@@ -751,5 +817,50 @@ mod tests {
         assert!(e.contains("MOCK_HANG_MS") && e.contains("at most"), "{e}");
         let e = err(&[("MOCK_FAILURE_RATE", "0.7"), ("MOCK_TIMEOUT_RATE", "0.5")]);
         assert!(e.contains("at most 1"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod evidence_tests {
+    use super::*;
+    use crate::{MemoryLog, MemorySink};
+
+    #[tokio::test]
+    async fn accepted_messages_get_their_evidence_and_failed_ones_none() {
+        let sink = Arc::new(MemorySink::new());
+        let config = MockConfig {
+            latency: Duration::ZERO,
+            failure_rate: 0.5,
+            ..MockConfig::default()
+        };
+        let rates = EvidenceRates {
+            bounce: 0.5,
+            ..EvidenceRates::default()
+        };
+        let mock = MockProvider::new(config, Arc::new(MemoryLog::new())).with_evidence(sink.clone(), rates);
+        let mut accepted = Vec::new();
+        for i in 0..40 {
+            let email = OutgoingEmail {
+                idempotency_key: format!("2026-11#00001#C{i:07}#email"),
+                attempt: 1,
+                to: "kim@example.com".into(),
+                subject: "s".into(),
+                html: "h".into(),
+                tags: vec![("customer".into(), format!("C{i:07}"))],
+            };
+            if let Ok(a) = mock.send_email(&email).await {
+                accepted.push(a.provider_message_id);
+            }
+        }
+        let events: Vec<serde_json::Value> = sink.events().iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+        assert!(!accepted.is_empty() && accepted.len() < 40, "{}", accepted.len());
+        // One event per accepted message (a delivery or a bounce, no complaints at these rates).
+        assert_eq!(events.len(), accepted.len());
+        for (e, id) in events.iter().zip(&accepted) {
+            assert_eq!(e["detail"]["mail"]["messageId"].as_str(), Some(id.as_str()));
+        }
+        let bounced = events.iter().filter(|e| e["detail"]["eventType"] == "Bounce").count();
+        assert!(bounced > 0 && bounced < events.len(), "{bounced} of {}", events.len());
+        assert!(sink.events().iter().all(|e| !e.contains("kim@example.com")));
     }
 }
