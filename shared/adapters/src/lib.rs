@@ -38,15 +38,26 @@ pub mod data_bucket;
 #[cfg(feature = "dynamodb")]
 pub mod deliveries;
 #[cfg(feature = "dynamodb")]
+pub mod dispatch_ledger;
+#[cfg(feature = "dynamodb")]
 pub mod dynamo;
+#[cfg(feature = "dynamodb")]
+pub mod evidence;
 #[cfg(feature = "dynamodb")]
 pub mod failures;
 #[cfg(feature = "keyring")]
 pub mod keyring;
+/// Invoice links that last: their keys from Secrets Manager (`domain::link`).
+#[cfg(feature = "keyring")]
+pub mod links;
+#[cfg(feature = "dynamodb")]
+pub mod pacing;
 #[cfg(feature = "sqs")]
 pub mod queue;
 #[cfg(feature = "dynamodb")]
 pub mod settings;
+#[cfg(feature = "dynamodb")]
+pub mod suppressions;
 
 pub use error::StoreError;
 

@@ -220,6 +220,48 @@ impl JobQueue {
             .map_err(|e| StoreError::aws("SendMessage", &self.url, e))?;
         Ok(out.message_id.unwrap_or_default())
     }
+
+    /// Sends up to ten jobs in one `SendMessageBatch`, each delivered after
+    /// `delay_seconds` (at most 900). `Err` names the first entry SQS refused;
+    /// the others went.
+    pub async fn send_many(&self, bodies: &[String], delay_seconds: u32) -> Result<(), StoreError> {
+        if bodies.is_empty() {
+            return Ok(());
+        }
+        let mut entries = Vec::with_capacity(bodies.len().min(SEND_BATCH_LIMIT));
+        for (i, body) in bodies.iter().take(SEND_BATCH_LIMIT).enumerate() {
+            entries.push(
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .delay_seconds(delay_seconds.min(900) as i32)
+                    .build()
+                    .map_err(|e| StoreError::Decode {
+                        resource: self.url.clone(),
+                        what: "batch entry".into(),
+                        message: e.to_string(),
+                    })?,
+            );
+        }
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("SendMessageBatch", &self.url, e))?;
+        match out.failed.first() {
+            Some(f) => Err(StoreError::Unprocessed {
+                op: "SendMessageBatch",
+                resource: self.url.clone(),
+                unprocessed: out.failed.len(),
+                attempts: 1,
+            })
+            .inspect_err(|_| tracing::warn!(entry = %f.id, code = %f.code, "SQS refused a job")),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A job received from a [`JobQueue`].

@@ -33,6 +33,8 @@ pub mod customer;
 pub mod decode;
 pub mod delivery;
 pub mod dispatch;
+pub mod evidence;
+pub mod link;
 pub mod money;
 pub mod pii;
 pub mod sending;

@@ -316,6 +316,30 @@ impl DeliveryStore {
         self.write(&key.id, &change).await
     }
 
+    /// [`release`](Self::release) after the provider answered that it sent
+    /// nothing (throttled: the account's rate or quota): no attempt counted,
+    /// and the call this claim marked as started is cleared, so the next
+    /// claimant does not take it for a call in doubt.
+    pub async fn release_unsent(
+        &self,
+        key: &ClaimKey,
+        claim_id: &str,
+        recheck_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Written {
+        let change = by_claimant(key, claim_id, "release-unsent", now)
+            .set("#st = :queued")
+            .set("available_at = :recheck")
+            .set("due_pk = :due")
+            .remove("lease_until")
+            .remove("claim_id")
+            .remove("provider_call")
+            .text(":queued", DeliveryState::Queued.as_str())
+            .time(":recheck", &recheck_at)
+            .text(":due", due(&key.id));
+        self.write(&key.id, &change).await
+    }
+
     /// A claimed delivery whose send the customer's DND or the quiet window
     /// forbids right now: back to `READY`, due again at `available_at` (the
     /// next allowed slot), in the `Due` index, so dispatch enqueues it then.

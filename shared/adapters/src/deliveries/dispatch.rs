@@ -182,6 +182,8 @@ mod tests {
             dnd: SlotSet::ALL,
             preferred_channel: Channel::Email,
             queued_at: None,
+            route: None,
+            email_hash: None,
         }
     }
 
@@ -200,5 +202,46 @@ mod tests {
         let expr = dead.expression();
         assert!(expr.contains("#st = :dead") && expr.contains("REMOVE due_pk"), "{expr}");
         assert!(expr.contains(RESTORE_DND), "{expr}");
+    }
+}
+
+#[cfg(test)]
+mod due_entry_tests {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use domain::{Channel, Cycle};
+
+    use crate::dynamo::Item;
+
+    fn index_entry(extra: &[(&str, &str)]) -> Item {
+        let mut item: Item = [
+            ("pk", "2026-11#00003"),
+            ("customer_id", "C0000001"),
+            ("state", "READY"),
+            ("available_at", "2026-12-10T00:00:00Z"),
+            ("preferred_channel", "email"),
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .map(|(k, v)| (k.to_owned(), AttributeValue::S(v.to_owned())))
+        .collect();
+        item.insert("due_pk".into(), AttributeValue::S("2026-11#07".into()));
+        item
+    }
+
+    #[test]
+    fn the_route_and_the_email_hash_are_read_from_the_index_entry() {
+        let cycle = Cycle::new(2026, 11).unwrap();
+        let plain = super::super::due_entry(cycle, &index_entry(&[])).unwrap();
+        assert_eq!((plain.route, plain.email_hash), (None, None));
+        let hash = "k1:0123456789abcdef0123456789abcdef";
+        let routed = super::super::due_entry(cycle, &index_entry(&[("route", "sms"), ("email_hash", hash)])).unwrap();
+        assert_eq!(routed.route, Some(Channel::Sms));
+        assert_eq!(routed.email_hash.as_deref(), Some(hash));
+        let bad = super::super::due_entry(cycle, &index_entry(&[("route", "pigeon")])).unwrap_err();
+        assert!(bad.contains("route"), "{bad}");
+        let mut not_text = index_entry(&[]);
+        not_text.insert("email_hash".into(), AttributeValue::N("1".into()));
+        let bad = super::super::due_entry(cycle, &not_text).unwrap_err();
+        assert!(bad.contains("email_hash"), "{bad}");
     }
 }

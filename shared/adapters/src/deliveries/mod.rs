@@ -14,7 +14,8 @@
 //!
 //! Every change goes through [`write`] ([`write::Change`], typed outcomes,
 //! lost answers recognised); the senders' steps are in [`claims`], the operators' in
-//! [`commands`], a customer's new preferences in [`preferences`].
+//! [`commands`], a customer's new preferences in [`preferences`], the providers' evidence
+//! (a sent delivery's lifecycle, the fallback to SMS after a bounce) in [`evidence`].
 //!
 //! Every write is conditional: creation only where nothing exists, a content
 //! update only on a waiting delivery (`READY`, or `HELD` by an operator) whose
@@ -25,6 +26,7 @@
 pub mod claims;
 pub mod commands;
 pub mod dispatch;
+pub mod evidence;
 pub mod preferences;
 pub mod write;
 
@@ -60,6 +62,13 @@ pub struct DueEntry {
     pub preferred_channel: Channel,
     /// When it was last enqueued (only for `QUEUED`).
     pub queued_at: Option<String>,
+    /// The one channel the delivery may still go by (`route`, see
+    /// [`Delivery::route`](domain::Delivery)): dispatch never enqueues it on
+    /// the other.
+    pub route: Option<Channel>,
+    /// The keyed look-up hash of the customer's email (`email_hash`), which
+    /// dispatch checks against the suppression list.
+    pub email_hash: Option<String>,
 }
 
 impl DueEntry {
@@ -108,6 +117,8 @@ pub struct Existing {
     pub state: String,
     pub content_hash: String,
     pub template_version: String,
+    /// The keyed look-up hash of the customer's email it holds (`email_hash`).
+    pub email_hash: Option<String>,
 }
 
 impl Existing {
@@ -190,8 +201,10 @@ impl DeliveryStore {
     }
 
     /// Replaces the rendered content of a waiting delivery (`READY` or `HELD`)
-    /// whose content hash is still `expected_hash`. State, attempts,
-    /// `available_at`, a hold and history are not touched.
+    /// whose content hash is still `expected_hash`, and its `email_hash` when
+    /// one is given (the customer's email changed since it was rendered).
+    /// State, attempts, `available_at`, a hold and history are not touched.
+    #[allow(clippy::too_many_arguments)]
     pub async fn update_content(
         &self,
         cycle: Cycle,
@@ -199,11 +212,21 @@ impl DeliveryStore {
         customer: &CustomerId,
         expected_hash: &str,
         content: &DeliveryContent,
+        email_hash: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<UpdateOutcome, StoreError> {
         let id = DeliveryId::new(cycle, shard, customer.clone());
-        // The token names the content: finding it means this content is there already.
-        let change = Change::new(format!("render/{}", content.content_hash), now)
+        // The token names the content (and the email hash): finding it means this content is
+        // there already.
+        let token = match email_hash {
+            Some(h) => format!("render/{}/{h}", content.content_hash),
+            None => format!("render/{}", content.content_hash),
+        };
+        let mut change = Change::new(token, now);
+        if let Some(h) = email_hash {
+            change = change.set("email_hash = :eh").text(":eh", h);
+        }
+        let change = change
             .set("template_version = :v")
             .set("content_hash = :h")
             .set("email_key = :k")
@@ -229,7 +252,7 @@ impl DeliveryStore {
     /// order (a projection: a few dozen bytes per delivery).
     pub async fn shard_summary(&self, cycle: Cycle, shard: u32) -> Result<Vec<Existing>, StoreError> {
         let req = shard_query(&self.client, &self.table, cycle, shard)
-            .projection_expression("customer_id, #st, content_hash, template_version")
+            .projection_expression("customer_id, #st, content_hash, template_version, email_hash")
             .expression_attribute_names("#st", "state")
             .consistent_read(true);
         let result = query_all(req, &self.table).await?;
@@ -241,6 +264,7 @@ impl DeliveryStore {
                 state: attr_s(item, "state").unwrap_or_default().to_owned(),
                 content_hash: attr_s(item, "content_hash").unwrap_or_default().to_owned(),
                 template_version: attr_s(item, "template_version").unwrap_or_default().to_owned(),
+                email_hash: attr_s(item, "email_hash").map(str::to_owned),
             })
             .collect())
     }
@@ -367,10 +391,19 @@ fn due_entry(cycle: Cycle, item: &Item) -> Result<DueEntry, String> {
         .transpose()
         .map_err(|e| format!("dnd: {e}"))?
         .unwrap_or_default();
-    let preferred_channel = match text("preferred_channel")? {
-        "email" => Channel::Email,
-        "sms" => Channel::Sms,
-        other => return Err(format!("preferred_channel {other:?} is not email or sms")),
+    let channel = |name: &str, v: &str| match v {
+        "email" => Ok(Channel::Email),
+        "sms" => Ok(Channel::Sms),
+        other => Err(format!("{name} {other:?} is not email or sms")),
+    };
+    let preferred_channel = channel("preferred_channel", text("preferred_channel")?)?;
+    let route = match item.get("route") {
+        None => None,
+        Some(_) => Some(channel("route", text("route")?)?),
+    };
+    let email_hash = match item.get("email_hash") {
+        None => None,
+        Some(_) => Some(text("email_hash")?.to_owned()),
     };
     Ok(DueEntry {
         cycle,
@@ -381,5 +414,7 @@ fn due_entry(cycle: Cycle, item: &Item) -> Result<DueEntry, String> {
         dnd,
         preferred_channel,
         queued_at: attr_s(item, "queued_at").map(str::to_owned),
+        route,
+        email_hash,
     })
 }
