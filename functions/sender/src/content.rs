@@ -30,9 +30,12 @@ pub fn round_key(id: &DeliveryId, channel: Channel, round: u32) -> String {
 /// shard, customer, channel and send round, each a value SES tags and End
 /// User Messaging's context accept as they are (`[A-Za-z0-9_-]`; customer ids
 /// are letters, digits, `-` and `_`), so that the delivery-events function
-/// finds the delivery without a look-up table. Never personal data.
-pub fn evidence_tags(id: &DeliveryId, channel: Channel, round: u32) -> Vec<(String, String)> {
+/// finds the delivery without a look-up table; and the stack's name (`stack`),
+/// which the stack's EventBridge rules match, so that two stacks in one
+/// account each get their own events. Never personal data.
+pub fn evidence_tags(stack: &str, id: &DeliveryId, channel: Channel, round: u32) -> Vec<(String, String)> {
     vec![
+        ("stack".into(), stack.to_owned()),
         ("cycle".into(), id.cycle.to_string()),
         ("shard".into(), format!("{:05}", id.shard)),
         ("customer".into(), id.customer.as_str().to_owned()),
@@ -44,7 +47,12 @@ pub fn evidence_tags(id: &DeliveryId, channel: Channel, round: u32) -> Vec<(Stri
 /// Why a message could not be built.
 pub(crate) enum Prep {
     Store(StoreError),
-    Permanent { code: String, reason: String },
+    Permanent {
+        code: String,
+        reason: String,
+    },
+    /// The email address is on the suppression list (its entry: a hash, never the address).
+    Suppressed(Box<adapters::suppressions::Suppression>),
 }
 
 pub(crate) fn permanent(code: &str, reason: impl Into<String>) -> Prep {
@@ -90,6 +98,16 @@ pub(crate) async fn prepare(m: &Msg<'_>, d: &Delivery, attempt: u32) -> Result<O
     let key = round_key(&m.key.id, c.channel, d.send_round);
     match c.channel {
         Channel::Email => {
+            // The suppression list, by the address's hash under every key of the keyring (an
+            // entry made before a key rotation is found too).
+            if let Some(list) = &deps.suppressions {
+                let hashes = keys.lookup_hashes(domain::pii::Field::Email, contact.email.expose());
+                match m.read_claimed("GetItem", list.find(&hashes)).await {
+                    Ok(Some(entry)) => return Err(Prep::Suppressed(Box::new(entry))),
+                    Ok(None) => {}
+                    Err(e) => return Err(Prep::Store(e)),
+                }
+            }
             let object = match m
                 .read_claimed("GetObject", deps.invoices.get_object(&d.content.email_key))
                 .await
@@ -111,18 +129,14 @@ pub(crate) async fn prepare(m: &Msg<'_>, d: &Delivery, attempt: u32) -> Result<O
                 subject: d.content.subject.clone(),
                 html,
                 tags: {
-                    let mut tags = evidence_tags(&m.key.id, Channel::Email, d.send_round);
+                    let mut tags = evidence_tags(&c.stack, &m.key.id, Channel::Email, d.send_round);
                     tags.push(("template".into(), d.content.template_version.clone()));
                     tags
                 },
             }))
         }
         Channel::Sms => {
-            let link = deps
-                .invoices
-                .presign_invoice(&d.content.email_key, c.link_ttl)
-                .await
-                .map_err(Prep::Store)?;
+            let link = invoice_link(deps, d).await?;
             let text = invoice::sms_with_link(&d.content.sms_text, &link)
                 .map_err(|e| permanent("sms-invalid", e.to_string()))?;
             Ok(Outgoing::Sms(OutgoingSms {
@@ -130,10 +144,31 @@ pub(crate) async fn prepare(m: &Msg<'_>, d: &Delivery, attempt: u32) -> Result<O
                 attempt,
                 to: contact.phone.expose().clone(),
                 text,
-                tags: evidence_tags(&m.key.id, Channel::Sms, d.send_round),
+                tags: evidence_tags(&c.stack, &m.key.id, Channel::Sms, d.send_round),
             }))
         }
     }
+}
+
+/// The SMS's link to the invoice: `{LINK_BASE_URL}/i/{token}`, a token signed with the link keys
+/// naming the invoice (its cycle, shard, customer and template version: the object key) and
+/// working until `LINK_VALID_DAYS_AFTER_DUE` days after the invoice's due date
+/// ([`invoice::due_date`]), whatever credentials the sender had (`adapters::links`).
+async fn invoice_link(deps: &crate::Deps, d: &Delivery) -> Result<String, Prep> {
+    let Some(links) = &deps.links else {
+        return Err(permanent("link-unavailable", "this sender has no link keys"));
+    };
+    let link = links.link(
+        d.cycle,
+        d.shard,
+        &d.customer_id,
+        &d.content.template_version,
+        invoice::due_date(d.cycle),
+    );
+    links
+        .url(&link)
+        .await
+        .map_err(|e| permanent("link-invalid", e.to_string()))
 }
 
 /// Hands the message to the provider under the provider timeout.

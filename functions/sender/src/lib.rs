@@ -59,13 +59,16 @@
 //! | `outcome` | what became of a message ([`Outcome`]) and of an invocation ([`SendReport`]) |
 //! | `deps` | [`Config`], [`Deps`] from the function's variables, the clock, injected crashes, [`SenderError`] |
 //! | [`metrics`] | the invocation's Embedded Metric Format line |
+//! | [`pacing`] | a token of the send-rate window before each provider call, shared by every instance |
 
 mod batch;
 mod content;
 mod deps;
+mod evidence_sink;
 mod message;
 pub mod metrics;
 mod outcome;
+pub mod pacing;
 mod pipeline;
 mod retry;
 

@@ -174,6 +174,7 @@ pub(crate) async fn handle_message(
             retry_later(deps, sqs).await;
             true
         }
+        (Outcome::Throttled, message) => !crate::pacing::come_back(deps, sqs, message).await,
         (o, _) => o.keeps_message(),
     };
     Ok((outcome, keep))

@@ -12,7 +12,7 @@ use crate::SendReport;
 pub const NAMESPACE: &str = "BillingPlatform/Delivery";
 
 /// The metrics of one invocation, in the order of the report.
-pub fn metrics(r: &SendReport) -> [(&'static str, u64); 10] {
+pub fn metrics(r: &SendReport) -> [(&'static str, u64); 12] {
     [
         ("Sent", r.sent + r.recovered + r.unconfirmed),
         ("Failed", r.failed),
@@ -24,6 +24,8 @@ pub fn metrics(r: &SendReport) -> [(&'static str, u64); 10] {
         ("Unconfirmed", r.unconfirmed),
         ("Parked", r.parked),
         ("Busy", r.busy),
+        ("Throttled", r.throttled),
+        ("Suppressed", r.suppressed),
     ]
 }
 

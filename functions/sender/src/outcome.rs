@@ -25,6 +25,9 @@ pub enum Outcome {
     Retried,
     /// Email gave up: on the SMS queue.
     FellBack,
+    /// The email address is on the suppression list: on the SMS queue without an email
+    /// attempt.
+    Suppressed,
     /// Every channel gave up: `DEAD`, with a dead letter.
     Dead,
     /// Another sender holds a live claim: left for later.
@@ -35,6 +38,10 @@ pub enum Outcome {
     Parked,
     /// Claimed but too little time left to send: released untouched.
     Released,
+    /// The provider refused it for the send rate or quota (throttled), or no
+    /// send-rate token came in time: released without counting an attempt,
+    /// back after a short delay. Never a failure, a fallback or `DEAD`.
+    Throttled,
     /// A sender whose lease was taken over lost its completion write.
     LostClaim,
     /// Infrastructure trouble (a store, a queue): the message is retried.
@@ -48,7 +55,7 @@ impl Outcome {
     pub fn keeps_message(self) -> bool {
         matches!(
             self,
-            Outcome::Retried | Outcome::Busy | Outcome::Released | Outcome::Error
+            Outcome::Retried | Outcome::Busy | Outcome::Released | Outcome::Throttled | Outcome::Error
         )
     }
 }
@@ -64,11 +71,17 @@ pub struct SendReport {
     pub deferred: u64,
     pub retried: u64,
     pub fallback: u64,
+    /// Handed to SMS because the email address is on the suppression list.
+    #[serde(default)]
+    pub suppressed: u64,
     pub dead: u64,
     pub busy: u64,
     pub stale: u64,
     pub parked: u64,
     pub released: u64,
+    /// Throttled by the provider (rate or quota): released, no attempt counted.
+    #[serde(default)]
+    pub throttled: u64,
     pub lost_claims: u64,
     pub errors: u64,
     /// Provider calls that failed (each retried, fallen back or dead).
@@ -86,11 +99,13 @@ impl SendReport {
             Outcome::Deferred => &mut self.deferred,
             Outcome::Retried => &mut self.retried,
             Outcome::FellBack => &mut self.fallback,
+            Outcome::Suppressed => &mut self.suppressed,
             Outcome::Dead => &mut self.dead,
             Outcome::Busy => &mut self.busy,
             Outcome::Stale => &mut self.stale,
             Outcome::Parked => &mut self.parked,
             Outcome::Released => &mut self.released,
+            Outcome::Throttled => &mut self.throttled,
             Outcome::LostClaim => &mut self.lost_claims,
             Outcome::Error => &mut self.errors,
         };
@@ -111,11 +126,13 @@ impl std::ops::AddAssign<&SendReport> for SendReport {
         self.deferred += o.deferred;
         self.retried += o.retried;
         self.fallback += o.fallback;
+        self.suppressed += o.suppressed;
         self.dead += o.dead;
         self.busy += o.busy;
         self.stale += o.stale;
         self.parked += o.parked;
         self.released += o.released;
+        self.throttled += o.throttled;
         self.lost_claims += o.lost_claims;
         self.errors += o.errors;
         self.failed += o.failed;

@@ -15,7 +15,7 @@ use providers::{ErrorKind, Lookup, ProviderError};
 
 use crate::content::{Prep, prepare, round_key, send};
 use crate::message::{Msg, infra, park};
-use crate::retry::{channel_disabled, failed, give_up, unconfirmed, unknown_outcome};
+use crate::retry::{channel_disabled, failed, give_up, suppressed, unconfirmed, unknown_outcome};
 use crate::{CrashPoint, Outcome, SenderError};
 
 pub(crate) async fn deliver(m: &Msg<'_>) -> Result<Outcome, SenderError> {
@@ -97,8 +97,27 @@ pub(crate) async fn deliver(m: &Msg<'_>) -> Result<Outcome, SenderError> {
             return Ok(outcome);
         }
         Err(Prep::Permanent { code, reason }) => return Ok(failed(m, &delivery, &code, &reason, true).await),
+        Err(Prep::Suppressed(entry)) => return Ok(suppressed(m, &delivery, &entry).await),
     };
 
+    // A token of the send-rate window shared by every instance (crate::pacing), waiting at
+    // most until only the time to send and record it is left; none by then: released, no
+    // attempt counted, back later.
+    if let Some(pacing) = &deps.pacer {
+        let budget = m.remaining().saturating_sub(c.provider_timeout + c.finish_margin);
+        match pacing.take(budget).await {
+            Ok(adapters::pacing::Take::Granted { .. }) => {}
+            Ok(adapters::pacing::Take::TimeUp) => {
+                tracing::info!(delivery_id = m.id(), "no send-rate token in time; released for later");
+                return Ok(release(m).await);
+            }
+            Err(e) => {
+                let outcome = infra(m.id(), "could not take a send-rate token", &e);
+                let _ = release(m).await;
+                return Ok(outcome);
+            }
+        }
+    }
     // Immediately before the call: enough time left to send and record it, then the
     // slot on a fresh clock reading (the reads above took time).
     if m.remaining() < c.provider_timeout + c.finish_margin {
@@ -126,6 +145,10 @@ pub(crate) async fn deliver(m: &Msg<'_>) -> Result<Outcome, SenderError> {
             Ok(o)
         }
         Err(e) if e.kind == ErrorKind::Unknown => Ok(unknown_outcome(m, &delivery, &e).await),
+        // The provider's rate or quota: nothing was sent and nothing is wrong with the
+        // message. Released without counting an attempt (never a fallback or DEAD), and
+        // back after a short delay (crate::pacing::come_back).
+        Err(e) if e.kind == ErrorKind::Throttled => Ok(crate::pacing::throttled(m, &e).await),
         Err(e) => {
             let permanent = e.kind == ErrorKind::Permanent;
             Ok(failed(m, &delivery, &e.code, &e.message, permanent).await)

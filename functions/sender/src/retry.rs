@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use adapters::deliveries::claims::GiveBack;
 use adapters::failures::NewFailure;
+use adapters::suppressions::Suppression;
 use domain::delivery::{DeadLetter, DeliveryMessage, utc_seconds};
 use domain::sending::AfterFailure;
 use domain::{Channel, Delivery};
@@ -149,6 +150,32 @@ pub(crate) async fn channel_disabled(m: &Msg<'_>) -> Outcome {
         }
         Err(o) => o,
     }
+}
+
+/// The email address is on the suppression list (a permanent bounce, a complaint, an
+/// operator's entry): no email is sent nor counted as an attempt. Like a disabled channel, the
+/// delivery goes to SMS when the channel policy allows it (code `suppressed`); otherwise, as
+/// after a permanent email failure with no SMS to fall back to, it ends `DEAD` with its dead
+/// letter, for an operator (who removes the entry and resends, or converts it to SMS).
+pub(crate) async fn suppressed(m: &Msg<'_>, d: &Delivery, entry: &Suppression) -> Outcome {
+    tracing::info!(
+        delivery_id = m.id(),
+        contact_hash = %entry.contact_hash,
+        reason = entry.reason.as_str(),
+        "the email address is on the suppression list; not emailed"
+    );
+    if m.policy.allows(Channel::Sms) {
+        return match to_sms(m, GiveBack::HandOverToSms, "suppressed").await {
+            Outcome::FellBack => Outcome::Suppressed,
+            other => other,
+        };
+    }
+    let reason = format!(
+        "the email address is on the suppression list ({}, since {}) and the channel policy allows no SMS",
+        entry.reason,
+        utc_seconds::format(&entry.created_at)
+    );
+    give_up(m, Some(d), "suppressed", &reason).await
 }
 
 /// `DEAD`: first the dead letter with what replays it (or, if the queue
