@@ -26,6 +26,7 @@ pub mod admin;
 pub mod corpus;
 pub mod ingest;
 pub mod lambda_cli;
+pub mod pacing;
 pub mod senders;
 pub mod setup;
 

@@ -5,6 +5,9 @@
 //!   why).
 //! - The email sender's `ses:SendEmail` is limited to this account's identities, as the
 //!   configured sender only (`ses:FromAddress`), and to the configured configuration set.
+//! - The SMS sender's `sms-voice:SendTextMessage` (End User Messaging, only when it is the
+//!   SMS provider) is limited to the configured origination identity of this account and
+//!   region and to the configured configuration set.
 //! - The senders hold the queue rights they use: each changes the visibility of its own
 //!   queue's messages only; the email sender sends to its own queue (a fresh copy), the SMS
 //!   queue (the fallback) and the dead-letter queue; the SMS sender never touches the email
@@ -32,6 +35,9 @@ const WILDCARD_EXCEPTIONS: &[(&str, &str)] = &[
     ("logs:PutResourcePolicy", "state machine logging"),
     ("logs:DescribeResourcePolicies", "state machine logging"),
     ("logs:DescribeLogGroups", "state machine logging"),
+    // SES's account quota (the senders pace to its rate, dispatch plans within its 24 hours):
+    // GetAccount reads the account, it has no resource to name.
+    ("ses:GetAccount", "the account's send quota"),
 ];
 
 fn template() -> Template {
@@ -138,9 +144,9 @@ fn no_statement_grants_every_resource_but_the_documented_exceptions() {
 fn ses_send_email_is_limited_to_the_sender_address_and_its_configuration_set() {
     let ses: Vec<Allow> = every_allow()
         .into_iter()
-        .filter(|a| a.actions.iter().any(|x| x.starts_with("ses:")))
+        .filter(|a| a.actions.iter().any(|x| x.starts_with("ses:") && x != "ses:GetAccount"))
         .collect();
-    assert_eq!(ses.len(), 1, "one SES statement, the email sender's: {ses:#?}");
+    assert_eq!(ses.len(), 1, "one SES sending statement, the email sender's: {ses:#?}");
     let a = &ses[0];
     assert_eq!(a.resource_id, "SendEmailFunction");
     assert_eq!(a.actions, ["ses:SendEmail"]);
@@ -159,6 +165,32 @@ fn ses_send_email_is_limited_to_the_sender_address_and_its_configuration_set() {
 }
 
 #[test]
+fn sms_voice_send_text_message_is_limited_to_the_origination_identity_and_its_configuration_set() {
+    let eum: Vec<Allow> = every_allow()
+        .into_iter()
+        .filter(|a| a.actions.iter().any(|x| x.starts_with("sms-voice:")))
+        .collect();
+    assert_eq!(
+        eum.len(),
+        1,
+        "one End User Messaging statement, the SMS sender's: {eum:#?}"
+    );
+    let a = &eum[0];
+    assert_eq!(a.resource_id, "SendSmsFunction");
+    assert_eq!(a.actions, ["sms-voice:SendTextMessage"]);
+    let text = serde_yaml::to_string(&a.resources).unwrap();
+    assert!(!a.resources.iter().any(is_wildcard) && !text.contains('*'), "{text}");
+    assert!(
+        text.contains(":sms-voice:${AWS::Region}:${AWS::AccountId}:${SmsOriginationIdentity}"),
+        "the configured origination identity: {text}"
+    );
+    assert!(
+        text.contains(":configuration-set/${SmsConfigurationSet}"),
+        "the configured set: {text}"
+    );
+}
+
+#[test]
 fn each_sender_holds_only_the_queue_rights_it_uses() {
     let all = every_allow();
     let rights = |function: &str, action: &str| -> Vec<String> {
@@ -172,7 +204,8 @@ fn each_sender_holds_only_the_queue_rights_it_uses() {
     };
     assert_eq!(
         rights("SendEmailFunction", "sqs:SendMessage"),
-        ["DeliveryDeadLetterQueue", "EmailQueue", "SmsQueue"]
+        // The evidence queue: the mock provider's simulated delivery evidence.
+        ["DeliveryDeadLetterQueue", "EmailQueue", "EvidenceQueue", "SmsQueue"]
     );
     assert_eq!(
         rights("SendEmailFunction", "sqs:ChangeMessageVisibility"),
@@ -180,7 +213,7 @@ fn each_sender_holds_only_the_queue_rights_it_uses() {
     );
     assert_eq!(
         rights("SendSmsFunction", "sqs:SendMessage"),
-        ["DeliveryDeadLetterQueue", "SmsQueue"]
+        ["DeliveryDeadLetterQueue", "EvidenceQueue", "SmsQueue"]
     );
     assert_eq!(rights("SendSmsFunction", "sqs:ChangeMessageVisibility"), ["SmsQueue"]);
 }

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 const RUN_ID: &str = "arn:aws:states:ap-northeast-2:123456789012:execution:billing-settlement:settle-2026-11";
 
 /// Function folder under `events/` → the function's logical id in template.yaml.
-const FUNCTIONS: [(&str, &str); 10] = [
+const FUNCTIONS: [(&str, &str); 12] = [
     ("settle-begin", "SettleBeginFunction"),
     ("settle-shard", "SettleShardFunction"),
     ("render-shard", "RenderShardFunction"),
@@ -40,7 +40,13 @@ const FUNCTIONS: [(&str, &str); 10] = [
     ("send-sms", "SendSmsFunction"),
     ("admin-api", "AdminApiFunction"),
     ("ingest", "IngestFunction"),
+    ("invoice-link", "InvoiceLinkFunction"),
+    ("delivery-events", "DeliveryEventsFunction"),
 ];
+
+/// The link keys the invoice-link events are signed with (events/README.md): put into the
+/// stack's link secret before the session, as an operator would rotate them in.
+const SAMPLE_LINK_KEYS: &str = "sample:c2FtcGxlLWxpbmsta2V5LW5vdC1mb3ItcHJvZCEhISE=";
 
 /// The caller the admin API's sample requests are signed by.
 const OPERATOR: &str = "arn:aws:sts::123456789012:assumed-role/billing-admin/kim";
@@ -97,6 +103,32 @@ fn check_sender_event(shown: &str, channel: Channel, sqs: &SqsEvent) {
         assert_eq!(m.channel, channel, "{shown}: a message on the {channel} queue");
         let (cycle, ..) = parse_delivery_id(&m.delivery_id).unwrap_or_else(|e| panic!("{shown}: {e}"));
         assert_eq!(cycle.to_string(), CYCLE, "{shown}");
+    }
+}
+
+/// The records of a delivery-events sample event: from the stack's evidence queue, each body
+/// a provider event the function reads (but the one of `batch.json` that is none), naming a
+/// delivery of the sample month.
+fn check_evidence_event(shown: &str, sqs: &SqsEvent) {
+    assert!(!sqs.records.is_empty(), "{shown}: no records");
+    for r in &sqs.records {
+        assert_eq!(r.event_source.as_deref(), Some("aws:sqs"), "{shown}");
+        assert_eq!(
+            r.event_source_arn.as_deref(),
+            Some("arn:aws:sqs:ap-northeast-2:123456789012:billing-EvidenceQueue"),
+            "{shown}"
+        );
+        assert!(r.attributes.contains_key("ApproximateReceiveCount"), "{shown}");
+        let body = r.body.as_deref().unwrap_or_default();
+        match domain::evidence::parse(body) {
+            Ok(e) => {
+                let d = e
+                    .delivery
+                    .unwrap_or_else(|| panic!("{shown}: an event that names no delivery"));
+                assert_eq!(d.id.cycle.to_string(), CYCLE, "{shown}");
+            }
+            Err(e) => assert!(shown.ends_with("/batch.json"), "{shown}: {e}"),
+        }
     }
 }
 
@@ -269,6 +301,18 @@ fn every_event_parses_into_the_input_of_its_function() {
                     typed::<SqsEvent>(&value)
                 }
                 "ingest" => typed::<ingest::event::Input>(&value),
+                "invoice-link" => {
+                    let request: LambdaFunctionUrlRequest = serde_json::from_value(value.clone())
+                        .unwrap_or_else(|e| panic!("{shown}: not a function URL request: {e}"));
+                    assert_eq!(request.raw_path, request.request_context.http.path, "{shown}: rawPath");
+                    typed::<LambdaFunctionUrlRequest>(&value)
+                }
+                "delivery-events" => {
+                    let sqs: SqsEvent = serde_json::from_value(value.clone())
+                        .unwrap_or_else(|e| panic!("{shown}: not an SQS event: {e}"));
+                    check_evidence_event(&shown, &sqs);
+                    typed::<SqsEvent>(&value)
+                }
                 other => unreachable!("{other}"),
             }
             .unwrap_or_else(|e| panic!("{shown} is not a valid input of {name}: {e}"));
@@ -283,6 +327,8 @@ fn every_event_parses_into_the_input_of_its_function() {
                 "send-sms",
                 "admin-api",
                 "ingest",
+                "invoice-link",
+                "delivery-events",
             ]
             .contains(&name.as_str())
             {
@@ -359,6 +405,17 @@ async fn the_documented_cargo_lambda_session_settles_the_sample_month() {
     for (k, v) in sender_overrides() {
         sender_env.insert(k.to_owned(), v);
     }
+    // The invoice-link events are signed with the sample link keys: the stack's link secret
+    // holds them before any function reads it (at its cold start, in the session).
+    let link_secret = month.resources.arn("LinkSigningSecret").unwrap().to_owned();
+    assert_eq!(env.get("LINK_KEYS_SECRET"), Some(&link_secret));
+    aws_sdk_secretsmanager::Client::new(&month.config)
+        .put_secret_value()
+        .secret_id(&link_secret)
+        .secret_string(SAMPLE_LINK_KEYS)
+        .send()
+        .await
+        .unwrap();
     let watch = Watch::start(&env).unwrap();
     let sender_watch = Watch::start(&sender_env).unwrap();
     let mut timings = vec![("generate, provision, load".to_owned(), loaded)];
@@ -701,6 +758,47 @@ async fn the_documented_cargo_lambda_session_settles_the_sample_month() {
         }
     }
 
+    // InvoiceLink: the SMS's link to C0000031's invoice serves the stored bytes, gzip-encoded
+    // HTML, private; a tampered, expired or unknown link, or a POST, serves nothing.
+    let mut link =
+        async |event: &str| -> LambdaFunctionUrlResponse { invoke("invoice-link", event).await.output().unwrap() };
+    let served = link("events/invoice-link/invoice.json").await;
+    assert_eq!(served.status_code, 200, "{served:?}");
+    let header = |r: &LambdaFunctionUrlResponse, name: &str| {
+        r.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(header(&served, "content-type"), "text/html; charset=utf-8");
+    assert_eq!(header(&served, "content-encoding"), "gzip");
+    assert_eq!(header(&served, "cache-control"), "private, no-store");
+    assert_eq!(header(&served, "referrer-policy"), "no-referrer");
+    assert_eq!(header(&served, "x-robots-tag"), "noindex");
+    assert!(served.is_base64_encoded);
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(served.body.as_deref().unwrap_or_default())
+        .unwrap();
+    let stored = month
+        .bucket
+        .get_bytes("invoices/2026-11/00000/C0000031/v1.html")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(body, stored, "the invoice's stored bytes");
+    for (event, status) in [
+        ("events/invoice-link/tampered.json", 403),
+        ("events/invoice-link/expired.json", 410),
+        ("events/invoice-link/missing.json", 404),
+        ("events/invoice-link/post.json", 405),
+    ] {
+        let r = link(event).await;
+        assert_eq!(r.status_code, status, "{event}: {r:?}");
+        assert_eq!(header(&r, "cache-control"), "private, no-store", "{event}");
+    }
+
     // AdminApi, after the month above: the operators' view of it and one audited command.
     let mut api = async |event: &str| -> (i64, Value) {
         let r: LambdaFunctionUrlResponse = invoke("admin-api", event).await.output().unwrap();
@@ -770,6 +868,110 @@ async fn the_documented_cargo_lambda_session_settles_the_sample_month() {
     .unwrap()
     .unwrap();
     assert_eq!((audit.updated_by.as_str(), audit.revision), (OPERATOR, 1));
+
+    // DeliveryEvents, after the senders and the admin API: the providers' events about the
+    // sample month's sends give them their lifecycle; a permanent bounce sends the invoice on
+    // to SMS (READY, route sms) and suppresses the contact; a redelivery changes nothing.
+    let evidence_log = adapters::evidence::EvidenceLog::new(
+        adapters::dynamodb_client(&month.config),
+        month.resources.table("EvidenceTable").unwrap(),
+    );
+    let mut evidence = async |event: &str| -> SqsBatchResponse {
+        let r: SqsBatchResponse = invoke("delivery-events", event).await.output().unwrap();
+        assert!(r.batch_item_failures.is_empty(), "{event}: {r:?}");
+        // Every event names its delivery's actual send: the provider message id the sender stored.
+        let sqs: SqsEvent = read_event(event);
+        for record in &sqs.records {
+            let Ok(e) = domain::evidence::parse(record.body.as_deref().unwrap_or_default()) else {
+                continue;
+            };
+            let d = e.delivery.unwrap();
+            if let Some(item) = month
+                .deliveries
+                .raw(d.id.cycle, d.id.shard, &d.id.customer)
+                .await
+                .unwrap()
+            {
+                assert_eq!(
+                    attr(&item, "provider_message_id"),
+                    e.provider_message_id,
+                    "{event}: {}",
+                    d.id
+                );
+            }
+        }
+        r
+    };
+    evidence("events/delivery-events/ses-delivery.json").await;
+    let item = delivery_item(&month, "2026-11#00001#C0000208").await;
+    assert_eq!(
+        (attr(&item, "state"), attr(&item, "evidence")),
+        ("SENT_EMAIL", "DELIVERED")
+    );
+    evidence("events/delivery-events/ses-bounce.json").await;
+    let item = delivery_item(&month, "2026-11#00000#C0000005").await;
+    assert_eq!(
+        (attr(&item, "state"), attr(&item, "route"), attr(&item, "evidence")),
+        ("READY", "sms", "BOUNCED"),
+        "{item:?}"
+    );
+    let bounce_id = "1b5e2c3a-0005-4b02-9e11-000000000005";
+    let bounce = evidence_log.get(bounce_id).await.unwrap().unwrap();
+    assert_eq!(bounce.outcome, Some(adapters::evidence::EvidenceOutcome::Applied));
+    evidence("events/delivery-events/ses-complaint.json").await;
+    let item = delivery_item(&month, "2026-11#00001#C0000208").await;
+    assert_eq!(
+        (attr(&item, "state"), attr(&item, "evidence")),
+        ("SENT_EMAIL", "COMPLAINED")
+    );
+    let suppressions = adapters::suppressions::SuppressionStore::new(
+        adapters::dynamodb_client(&month.config),
+        month.resources.table("SuppressionTable").unwrap(),
+    );
+    let (listed, _) = suppressions.list(100, None).await.unwrap();
+    let mut sources: Vec<&str> = listed.iter().map(|s| s.source.as_str()).collect();
+    sources.sort();
+    assert_eq!(
+        sources,
+        [bounce_id, "1b5e2c3a-0208-4c03-9e11-000000000208"],
+        "{listed:?}"
+    );
+    evidence("events/delivery-events/sms-delivered.json").await;
+    let item = delivery_item(&month, "2026-11#00000#C0000031").await;
+    assert_eq!(
+        (
+            attr(&item, "state"),
+            attr(&item, "evidence"),
+            attr(&item, "evidence_channel")
+        ),
+        ("SENT_SMS", "DELIVERED", "sms")
+    );
+    evidence("events/delivery-events/sms-failed.json").await;
+    let item = delivery_item(&month, "2026-11#00000#C0000046").await;
+    assert_eq!((attr(&item, "state"), attr(&item, "evidence")), ("SENT_SMS", ""));
+    let failed = evidence_log
+        .get("5c0fa4f8-0046-4e02-8101-000000000046")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(failed.outcome, Some(adapters::evidence::EvidenceOutcome::RecordedOnly));
+    let before = delivery_item(&month, "2026-11#00000#C0000005").await;
+    evidence("events/delivery-events/batch.json").await;
+    let item = delivery_item(&month, "2026-11#00001#C0000205").await;
+    assert_eq!(attr(&item, "evidence"), "DELIVERED");
+    let unknown = evidence_log
+        .get("1b5e2c3a-9999-4d04-9e11-000000009999")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        unknown.outcome,
+        Some(adapters::evidence::EvidenceOutcome::UnknownMessage)
+    );
+    // The bounce again (its second receive): the delivery is as the first one left it.
+    let after = delivery_item(&month, "2026-11#00000#C0000005").await;
+    assert_eq!(attr(&after, "last_write"), attr(&before, "last_write"));
+    assert_eq!(attr(&after, "available_at"), attr(&before, "available_at"));
 
     // Ingest: the same data set's drop-zone files at their keys, then each ingest event with
     // the stack's bucket in place of the stand-in. The stack was loaded the local way, so the

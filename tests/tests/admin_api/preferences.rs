@@ -465,7 +465,12 @@ async fn refusals_replays_and_sealed_contact_data() {
         "updated",
         "contact data is not on a delivery, only the new email's keyed hash"
     );
-    let keyed = api.deps.keys.current().await.lookup_hash(domain::pii::Field::Email, email);
+    let keyed = api
+        .deps
+        .keys
+        .current()
+        .await
+        .lookup_hash(domain::pii::Field::Email, email);
     assert_eq!(
         api.raw(&id).await.get("email_hash").and_then(|v| v.as_s().ok()),
         Some(&keyed)

@@ -4,8 +4,11 @@
 //! `settled_month` runs a month the settlement state machine settled; `single_deliveries`
 //! writes deliveries and cycle records one by one. The helpers both use are here.
 
+mod quota_month;
+mod routes;
 mod settled_month;
 mod single_deliveries;
+mod written;
 
 use std::collections::HashMap;
 use std::time::Duration;

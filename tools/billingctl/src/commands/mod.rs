@@ -119,7 +119,10 @@ async fn admin(api: &Api, out: Output, action: AdminAction) -> Result<(), Failur
         }
         AdminAction::Roles { action } => roles::roles(api, out, action.unwrap_or(RolesAction::List)).await,
         AdminAction::Suppressions { action } => {
-            let action = action.unwrap_or(SuppressionsAction::List { limit: None, next: None });
+            let action = action.unwrap_or(SuppressionsAction::List {
+                limit: None,
+                next: None,
+            });
             suppressions::suppressions(api, out, action, &mut std::io::stdin()).await
         }
     }
