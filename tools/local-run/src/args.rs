@@ -69,4 +69,14 @@ pub(crate) struct MonthArgs {
     /// that can be asked, or one that cannot), or all of them. The report counts what fired.
     #[arg(long, value_enum, default_value_t = FaultProfile::None)]
     pub(crate) fault_profile: FaultProfile,
+    /// Share of accepted emails the mock provider's evidence bounces permanently (the
+    /// delivery-events function then sends them by SMS in the customer's next allowed slot).
+    #[arg(long, default_value_t = 0.02)]
+    pub(crate) bounce_rate: f64,
+    /// Share of accepted emails marked as spam afterwards (no SMS; the contact is suppressed).
+    #[arg(long, default_value_t = 0.0005)]
+    pub(crate) complaint_rate: f64,
+    /// Share of accepted SMS the carrier cannot deliver.
+    #[arg(long, default_value_t = 0.005)]
+    pub(crate) sms_failed_rate: f64,
 }

@@ -17,6 +17,7 @@ use domain::{Channel, QuietWindow};
 use local_aws::{Emulator, Resources};
 use serde::Serialize;
 
+use crate::evidence::{EvidencePoller, EvidenceTotals};
 use crate::faults::{self, FaultProfile, Moment, Targets};
 use crate::report::{Outcome, SlotPoint};
 use crate::send::{PollStats, Poller, VirtualClock, depth, drain};
@@ -31,6 +32,9 @@ pub struct Options {
     /// Slots after the last one given that may run while deliveries wait for dispatch's
     /// re-check.
     pub max_tail_slots: u32,
+    /// The mock provider's simulated delivery evidence (bounces, complaints, failed SMS),
+    /// handled by the delivery-events function after every slot's sends.
+    pub evidence: providers::EvidenceRates,
 }
 
 /// After our own trouble a sender puts back a fresh copy of the message delayed by this
@@ -72,6 +76,10 @@ pub struct Delivery {
     pub dispatch_time: Duration,
     pub send_time: Duration,
     pub faults: FaultReport,
+    /// What the delivery-events function made of the providers' evidence.
+    pub evidence: EvidenceTotals,
+    /// The 24-hour email quota and how dispatch planned around it, in words.
+    pub quota_plan: String,
 }
 
 /// Both senders as template.yaml configures them with `overrides`, on `clock`, their
@@ -128,6 +136,12 @@ pub struct States {
     pub by_state: BTreeMap<String, u64>,
     /// `READY`, `QUEUED`, `SENDING` or `HELD` deliveries with a `Due` index entry.
     pub waiting_in_due_index: u64,
+    /// Deliveries the provider's evidence sent on to SMS (`route = sms`), and of them
+    /// those whose SMS went out.
+    pub routed_to_sms: u64,
+    pub routed_sent: u64,
+    /// Deliveries by their evidence: `email DELIVERED`, `sms BOUNCED`, …
+    pub lifecycle: BTreeMap<String, u64>,
 }
 
 /// States that end a delivery's run: sent, dead, or left to an operator.
@@ -140,13 +154,15 @@ pub async fn states(config: &aws_config::SdkConfig, table: &str) -> anyhow::Resu
     let ddb = adapters::dynamodb_client(config);
     let mut by_state = BTreeMap::new();
     let mut in_index = 0u64;
+    let (mut routed_to_sms, mut routed_sent) = (0u64, 0u64);
+    let mut lifecycle = BTreeMap::new();
     let mut start = None;
     // Bounded by the table: each page moves the start key on.
     loop {
         let page = ddb
             .scan()
             .table_name(table)
-            .projection_expression("#st, due_pk")
+            .projection_expression("#st, due_pk, route, evidence, evidence_channel")
             .expression_attribute_names("#st", "state")
             .consistent_read(true)
             .set_exclusive_start_key(start.take())
@@ -162,6 +178,14 @@ pub async fn states(config: &aws_config::SdkConfig, table: &str) -> anyhow::Resu
             if !FINISHED.contains(&state.as_str()) && matches!(item.get("due_pk"), Some(AttributeValue::S(_))) {
                 in_index += 1;
             }
+            let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str);
+            if text("route") == Some("sms") {
+                routed_to_sms += 1;
+                routed_sent += u64::from(state == "SENT_SMS");
+            }
+            if let (Some(e), Some(ch)) = (text("evidence"), text("evidence_channel")) {
+                *lifecycle.entry(format!("{ch} {e}")).or_insert(0) += 1;
+            }
             *by_state.entry(state).or_insert(0) += 1;
         }
         match page.last_evaluated_key {
@@ -172,6 +196,9 @@ pub async fn states(config: &aws_config::SdkConfig, table: &str) -> anyhow::Resu
     Ok(States {
         by_state,
         waiting_in_due_index: in_index,
+        routed_to_sms,
+        routed_sent,
+        lifecycle,
     })
 }
 
@@ -210,8 +237,24 @@ pub async fn deliver(
         ("RETRY_BASE_DELAY_SECONDS", "1".to_owned()),
         ("RETRY_MAX_DELAY_SECONDS", "4".to_owned()),
     ];
+    let rates = options.evidence;
+    overrides.extend([
+        ("MOCK_BOUNCE_RATE", rates.bounce.to_string()),
+        ("MOCK_COMPLAINT_RATE", rates.complaint.to_string()),
+        ("MOCK_SMS_FAILED_RATE", rates.sms_failed.to_string()),
+        // Handled right after the slot's sends, while its virtual clock stands.
+        ("MOCK_EVIDENCE_DELAY_SECONDS", "0".to_owned()),
+    ]);
     overrides.extend(options.profile.sender_overrides());
     let pollers = senders(config, resources, &overrides, &clock, options.profile).await?;
+    let evidence = EvidencePoller::new(
+        config,
+        resources,
+        &[("QUIET_WINDOW", options.quiet.to_string())],
+        &clock,
+    )
+    .await?;
+    let mut evidence_totals = EvidenceTotals::default();
     let targets = Targets::of(resources)?;
     let prefix = resources.prefix().to_owned();
     let table = targets.deliveries.clone();
@@ -290,8 +333,12 @@ pub async fn deliver(
             }
             let s = Instant::now();
             let (stats, drained) = drain(&pollers, 4, DRAIN_LIMIT).await?;
-            send_time += s.elapsed();
             anyhow::ensure!(drained, "the queues of {run} did not drain in 30 minutes: {stats:?}");
+            // The evidence of the slot's sends: a bounce puts its delivery back for an SMS in
+            // the customer's next allowed slot, which a later slot's run enqueues.
+            let drained = evidence.drain(DRAIN_LIMIT, &mut evidence_totals).await?;
+            anyhow::ensure!(drained, "the evidence queue of {run} did not drain in 30 minutes");
+            send_time += s.elapsed();
             sends += &stats;
             if arm {
                 busy += 1;
@@ -400,6 +447,9 @@ pub async fn deliver(
         waiting_by_state,
         waiting_in_due_index: st.waiting_in_due_index,
         accepted_sends: accepted.len() as u64,
+        routed_to_sms: st.routed_to_sms,
+        routed_sent: st.routed_sent,
+        lifecycle: st.lifecycle.clone(),
         duplicates: duplicates.len() as u64,
         forbidden_slot_sends: forbidden,
         requests_per_delivery: sum as f64 / bills.max(1) as f64,
@@ -420,6 +470,26 @@ pub async fn deliver(
         all,
         accepted.len(),
         duplicates.len()
+    );
+    let quota_plan = quota_plan(&runs);
+    println!("quota      {quota_plan}");
+    let ev = &evidence_totals;
+    println!(
+        "evidence   {} provider events in {} delivery-events invocations ({} handed back until their send was \
+         recorded): {}; deliveries by evidence: {}; {} bounced emails sent on to SMS in the next allowed slot \
+         ({} sent), {} contacts suppressed",
+        ev.records,
+        ev.invocations,
+        ev.retried,
+        list(&ev.counts),
+        if outcome.lifecycle.is_empty() {
+            "none".to_owned()
+        } else {
+            list(&outcome.lifecycle)
+        },
+        outcome.routed_to_sms,
+        outcome.routed_sent,
+        ev.get("SuppressedContacts"),
     );
     if options.profile != FaultProfile::None {
         println!(
@@ -460,7 +530,51 @@ pub async fn deliver(
         dispatch_time,
         send_time,
         faults: report,
+        evidence: evidence_totals,
+        quota_plan,
     })
+}
+
+/// The 24-hour email quota as dispatch read it, and the email it carried to later slots,
+/// day by day (Asia/Seoul): the plan the run report shows.
+pub fn quota_plan(runs: &[(SlotRun, dispatch_slot::DispatchReport)]) -> String {
+    let Some(plan) = runs.iter().find_map(|(_, r)| r.quota.clone()) else {
+        return "no dispatch run read the quota (no open slot with a settled cycle)".to_owned();
+    };
+    let Some(max) = plan.max_24h else {
+        return format!(
+            "unlimited ({}): dispatch enqueued every email when it was due",
+            plan.source
+        );
+    };
+    // Per day: email enqueued, and what the day's last open run left for later.
+    let mut days: BTreeMap<String, (u64, u64, Option<String>)> = BTreeMap::new();
+    for (run, r) in runs.iter().filter(|(_, r)| r.open) {
+        let day = days.entry(run.date.to_string()).or_default();
+        day.0 += r.enqueued_email;
+        day.1 = r.over_quota;
+        day.2 = r.carried_to.clone();
+    }
+    let carried: Vec<String> = days
+        .iter()
+        .filter(|(_, (_, left, _))| *left > 0)
+        .map(|(d, (sent, left, to))| {
+            format!(
+                "{d}: {sent} enqueued, {left} carried to {}",
+                to.as_deref().unwrap_or("the next open slot")
+            )
+        })
+        .collect();
+    let busiest = days.values().map(|(n, _, _)| *n).max().unwrap_or(0);
+    format!(
+        "{max} emails in 24 hours ({}); the busiest day enqueued {busiest}; {}",
+        plan.source,
+        if carried.is_empty() {
+            "no email had to wait for the quota".to_owned()
+        } else {
+            format!("days past the quota: {}", carried.join("; "))
+        }
+    )
 }
 
 /// `key n, key n, …`

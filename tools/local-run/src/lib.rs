@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod deliver;
 pub mod dispatch;
+pub mod evidence;
 pub mod faults;
 pub mod load;
 pub mod logs;

@@ -15,7 +15,9 @@ use domain::settlement::FinishOutput;
 use local_aws::lambda::LambdaHost;
 use local_run::deliver::Delivery;
 use local_run::faults::FaultProfile;
-use local_run::report::{LambdaUse, MonthReport, Phase, Prices, SlowShard, Usage, by_service, project, request_delta};
+use local_run::report::{
+    Evidence, LambdaUse, MonthReport, Phase, Prices, SlowShard, Usage, by_service, project, request_delta,
+};
 use local_run::settle::{self, RenderedSummary};
 
 use crate::args::MonthArgs;
@@ -148,6 +150,13 @@ pub(crate) async fn month(a: MonthArgs) -> anyhow::Result<ExitCode> {
         ok: problems.is_empty(),
         problems,
         outcome: o.clone(),
+        evidence: Evidence {
+            bounce_rate: a.bounce_rate,
+            complaint_rate: a.complaint_rate,
+            sms_failed_rate: a.sms_failed_rate,
+            handled: delivery.evidence.clone(),
+        },
+        quota_plan: delivery.quota_plan.clone(),
         faults: delivery.faults.clone(),
         phases,
         slowest_shards,
@@ -319,6 +328,11 @@ async fn deliver_month(a: &MonthArgs, stack: &Stack, bills: u64) -> anyhow::Resu
         provider_latency_ms: a.provider_latency_ms,
         profile: a.fault_profile,
         max_tail_slots: local_run::deliver::TAIL_SLOTS,
+        evidence: providers::EvidenceRates {
+            bounce: a.bounce_rate,
+            complaint: a.complaint_rate,
+            sms_failed: a.sms_failed_rate,
+        },
     };
     let delivery = local_run::deliver::deliver(
         stack.emulator,

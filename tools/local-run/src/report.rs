@@ -87,6 +87,13 @@ pub struct Outcome {
     /// Of the waiting, those dispatch finds again (an entry in the `Due` index).
     pub waiting_in_due_index: u64,
     pub accepted_sends: u64,
+    /// Deliveries whose email the provider's evidence refused (a permanent bounce, a reject)
+    /// and that went on to SMS (`route = sms`): each had one email accepted before its SMS.
+    pub routed_to_sms: u64,
+    /// Of those, the ones whose SMS went out.
+    pub routed_sent: u64,
+    /// Deliveries by what the evidence says of their last send (`email DELIVERED`, …).
+    pub lifecycle: BTreeMap<String, u64>,
     /// (delivery, channel, round) keys the mock providers accepted more than once.
     pub duplicates: u64,
     pub forbidden_slot_sends: u64,
@@ -101,20 +108,35 @@ impl Outcome {
 
     /// Nothing lost, nothing twice: every bill is a delivery that ended or waits where
     /// dispatch finds it, no key was accepted twice, nothing went out in a forbidden slot,
-    /// and the providers accepted every sent delivery (and perhaps some unconfirmed ones).
+    /// and the providers accepted every sent delivery (and perhaps some unconfirmed ones),
+    /// plus one email for each delivery the evidence sent on to SMS.
     pub fn holds(&self) -> bool {
         self.sent() + self.dead + self.unconfirmed + self.waiting == self.bills
             && self.waiting_in_due_index == self.waiting
             && self.duplicates == 0
             && self.forbidden_slot_sends == 0
-            && self.accepted_sends >= self.sent()
-            && self.accepted_sends <= self.sent() + self.unconfirmed
+            && self.accepted_sends >= self.sent() + self.routed_sent
+            && self.accepted_sends <= self.sent() + self.unconfirmed + self.routed_to_sms
     }
 
-    /// Every bill ended, once, and the providers accepted exactly the sends.
+    /// Every bill ended, once, and the providers accepted exactly the sends (an email and
+    /// then an SMS for a delivery the evidence sent on).
     pub fn reconciled(&self) -> bool {
-        self.holds() && self.waiting == 0 && self.unconfirmed == 0 && self.accepted_sends == self.sent()
+        self.holds()
+            && self.waiting == 0
+            && self.unconfirmed == 0
+            && self.accepted_sends == self.sent() + self.routed_to_sms
     }
+}
+
+/// The providers' evidence over the month: the rates the mock simulated, and what the
+/// delivery-events function made of it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Evidence {
+    pub bounce_rate: f64,
+    pub complaint_rate: f64,
+    pub sms_failed_rate: f64,
+    pub handled: crate::evidence::EvidenceTotals,
 }
 
 /// The slowest shard of a shard function.
@@ -143,6 +165,9 @@ pub struct MonthReport {
     pub ok: bool,
     pub problems: Vec<String>,
     pub outcome: Outcome,
+    pub evidence: Evidence,
+    /// The 24-hour email quota and dispatch's plan for it, in words.
+    pub quota_plan: String,
     /// The fault profile the delivery half ran under, and what fired.
     pub faults: crate::deliver::FaultReport,
     pub phases: Vec<Phase>,

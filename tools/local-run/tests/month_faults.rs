@@ -30,6 +30,9 @@ async fn run(profile: FaultProfile) -> local_run::deliver::Delivery {
         provider_latency_ms: 0,
         profile,
         max_tail_slots: 12,
+        // Every accepted message's delivery receipt goes through the delivery-events function
+        // under the same faults; no bounces (the seeded deliveries have no customers to suppress).
+        evidence: providers::EvidenceRates::default(),
     };
     deliver(emulator, &config, &resources, day, u64::from(N), &options, &|_, _| {})
         .await

@@ -47,6 +47,13 @@ struct Page<'a> {
     message_fees: CostTable<'a>,
     assumptions: &'a [String],
     lambda: Vec<LambdaRow<'a>>,
+    evidence: &'a crate::evidence::EvidenceTotals,
+    lifecycle: Vec<Count<'a>>,
+    bounce_percent: String,
+    complaint_percent: String,
+    sms_failed_percent: String,
+    suppressed: u64,
+    quota_plan: &'a str,
 }
 
 /// A name and a count: a waiting state, an operation.
@@ -139,6 +146,13 @@ pub(super) fn render(r: &MonthReport) -> anyhow::Result<String> {
         seconds: format!("{:.1}", r.seconds),
         outcome: o,
         waiting_by_state: counts(&o.waiting_by_state),
+        evidence: &r.evidence.handled,
+        lifecycle: counts(&o.lifecycle),
+        bounce_percent: format!("{}", r.evidence.bounce_rate * 100.0),
+        complaint_percent: format!("{}", r.evidence.complaint_rate * 100.0),
+        sms_failed_percent: format!("{}", r.evidence.sms_failed_rate * 100.0),
+        suppressed: r.evidence.handled.get("SuppressedContacts"),
+        quota_plan: &r.quota_plan,
         ended: o.sent_email + o.sent_sms + o.dead + o.waiting,
         faults: &r.faults,
         faults_fired: r
@@ -270,6 +284,8 @@ mod tests {
             ok: false,
             problems: vec!["<b>lost</b> & \"found\"".into()],
             outcome: Outcome::default(),
+            evidence: super::super::Evidence::default(),
+            quota_plan: String::new(),
             faults: FaultReport::default(),
             phases: Vec::new(),
             slowest_shards: Vec::new(),
