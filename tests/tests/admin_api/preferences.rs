@@ -241,8 +241,11 @@ async fn a_change_after_the_claim_leaves_that_send_as_claimed() {
             table.clone(),
             target.clone(),
         );
-        tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(async move {
+        // On a thread of its own, with a stack of its own: the admin handler's future runs
+        // while the sender's (deep, in a debug build) is still on this thread's stack.
+        let handle = tokio::runtime::Handle::current();
+        let call = move || {
+            handle.block_on(async move {
                 let d = domain::DeliveryId::parse(&target).unwrap();
                 let before = table.raw(d.cycle, d.shard, &d.customer).await.unwrap().unwrap();
                 let req = Request {
@@ -268,6 +271,14 @@ async fn a_change_after_the_claim_leaves_that_send_as_claimed() {
                     .unwrap()
                     .push((r.status, r.body, before.join("\n"), after.join("\n")));
             })
+        };
+        tokio::task::block_in_place(|| {
+            std::thread::Builder::new()
+                .stack_size(16 << 20)
+                .spawn(call)
+                .expect("a thread for the admin call")
+                .join()
+                .expect("the admin call does not panic")
         });
         false
     }));
