@@ -79,4 +79,9 @@ pub(crate) struct MonthArgs {
     /// Share of accepted SMS the carrier cannot deliver.
     #[arg(long, default_value_t = 0.005)]
     pub(crate) sms_failed_rate: f64,
+    /// The email provider's 24-hour quota as dispatch reads it (default: the mock's, unlimited):
+    /// below the busiest day's email, dispatch carries the rest to the following slots and the
+    /// report shows the plan.
+    #[arg(long)]
+    pub(crate) email_quota_24h: Option<u64>,
 }

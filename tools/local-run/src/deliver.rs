@@ -35,6 +35,10 @@ pub struct Options {
     /// The mock provider's simulated delivery evidence (bounces, complaints, failed SMS),
     /// handled by the delivery-events function after every slot's sends.
     pub evidence: providers::EvidenceRates,
+    /// The email provider's 24-hour quota as dispatch reads it (`None`: the stack's, the mock's
+    /// unlimited one). Dispatch never enqueues more email in 24 hours (of the virtual clock)
+    /// and carries the rest to the following slots.
+    pub email_quota_24h: Option<u64>,
 }
 
 /// After our own trouble a sender puts back a fresh copy of the message delayed by this
@@ -228,6 +232,13 @@ pub async fn deliver(
 ) -> anyhow::Result<Delivery> {
     let mut deps = crate::dispatch::dispatch_deps(config, resources).await?;
     deps.config.quiet = options.quiet;
+    if let Some(max) = options.email_quota_24h {
+        deps.quota = providers::QuotaSource::Fixed(providers::SendQuota {
+            max_send_rate: 0.0,
+            max_24h_send: max as f64,
+            sent_last_24h: 0.0,
+        });
+    }
     let clock = VirtualClock::default();
     // The mock as deployed (1% failures), its latency as flagged; retries back off in
     // seconds instead of minutes so that a slot's retries finish while the clock stands.

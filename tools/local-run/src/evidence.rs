@@ -82,11 +82,11 @@ impl EvidencePoller {
             .await
             .with_context(|| format!("environment of {DELIVERY_EVENTS}"))?;
         deps.clock = clock.clock();
-        let url = resources
-            .env()
+        // The queue the senders' mock emits to (and the rules feed).
+        let url = crate::settle::local_function_env(resources, crate::send::SEND_EMAIL)
             .get("EVIDENCE_QUEUE_URL")
             .cloned()
-            .context("template.yaml declares no evidence queue (EVIDENCE_QUEUE_URL)")?;
+            .context("template.yaml gives the senders no evidence queue (EVIDENCE_QUEUE_URL)")?;
         Ok(EvidencePoller {
             sqs: adapters::sqs_client(sdk),
             url,

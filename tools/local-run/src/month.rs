@@ -333,6 +333,7 @@ async fn deliver_month(a: &MonthArgs, stack: &Stack, bills: u64) -> anyhow::Resu
             complaint: a.complaint_rate,
             sms_failed: a.sms_failed_rate,
         },
+        email_quota_24h: a.email_quota_24h,
     };
     let delivery = local_run::deliver::deliver(
         stack.emulator,

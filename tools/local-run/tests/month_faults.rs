@@ -33,6 +33,7 @@ async fn run(profile: FaultProfile) -> local_run::deliver::Delivery {
         // Every accepted message's delivery receipt goes through the delivery-events function
         // under the same faults; no bounces (the seeded deliveries have no customers to suppress).
         evidence: providers::EvidenceRates::default(),
+        email_quota_24h: None,
     };
     deliver(emulator, &config, &resources, day, u64::from(N), &options, &|_, _| {})
         .await
