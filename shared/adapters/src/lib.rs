@@ -54,6 +54,9 @@ pub mod links;
 pub mod pacing;
 #[cfg(feature = "sqs")]
 pub mod queue;
+/// Keys in a Secrets Manager secret, cached for the instance (the keyring's and the links').
+#[cfg(feature = "keyring")]
+pub mod secret_keys;
 #[cfg(feature = "dynamodb")]
 pub mod settings;
 #[cfg(feature = "dynamodb")]

@@ -18,15 +18,15 @@
 //!
 //! Errors name the variable, the secret and the key ids, never a key or the secret's value.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use chrono::NaiveDate;
 use domain::link::{InvoiceLink, LinkError, LinkKeys};
 use domain::{CustomerId, Cycle};
-use tokio::time::Instant;
 
-pub use crate::keyring::{REFETCH_INTERVAL, REFRESH_AFTER};
+use crate::secret_keys::{FromSecret, SecretKeys};
+pub use crate::secret_keys::{REFETCH_INTERVAL, REFRESH_AFTER};
 use crate::{ConfigError, StoreError, Vars};
 
 /// The variable naming the link keys' secret (name or ARN).
@@ -42,91 +42,35 @@ pub const VALID_DAYS_VAR: &str = "LINK_VALID_DAYS_AFTER_DUE";
 /// The path of a link: `/i/{token}`.
 pub const PATH_PREFIX: &str = "/i/";
 
-/// The link keys of one instance: the secret they come from and the copy in use.
-pub struct LinkKeyring {
-    source: Source,
-    current: RwLock<Arc<LinkKeys>>,
-    fetches: tokio::sync::Mutex<Fetches>,
-}
+impl FromSecret for LinkKeys {
+    const WHAT: &'static str = "the link keys";
 
-enum Source {
-    Secret {
-        client: aws_sdk_secretsmanager::Client,
-        secret_id: String,
-    },
-    /// Keys given in code (tests, local tools): never fetched again.
-    Fixed,
-}
-
-struct Fetches {
-    fetched_at: Instant,
-    /// The last fetch off schedule (a refresh that failed, or on a token no key verified).
-    last_unscheduled: Option<Instant>,
-    count: u64,
-}
-
-impl std::fmt::Debug for LinkKeyring {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut d = f.debug_struct("LinkKeyring");
-        if let Source::Secret { secret_id, .. } = &self.source {
-            d.field("secret", secret_id);
-        }
-        d.field("keys", &*self.snapshot()).finish()
+    fn from_secret(value: &str) -> Result<Self, String> {
+        LinkKeys::parse(value).map_err(|e| e.to_string())
     }
 }
+
+/// The link keys of one instance: the secret they come from and the copy in use (the shared
+/// mechanism of [`crate::secret_keys`]).
+#[derive(Debug)]
+pub struct LinkKeyring(SecretKeys<LinkKeys>);
 
 impl LinkKeyring {
     /// Fetches the keys from the secret named by [`SECRET_VAR`]; a missing variable, a secret
     /// that cannot be read or a value that is not link keys fails the cold start.
     pub async fn load(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
-        let secret_id = vars.required(SECRET_VAR)?;
-        let client = aws_sdk_secretsmanager::Client::new(sdk);
-        let keys = fetch(&client, &secret_id).await.map_err(|e| ConfigError::Invalid {
-            name: SECRET_VAR,
-            reason: e.to_string(),
-        })?;
-        Ok(LinkKeyring::new(Source::Secret { client, secret_id }, keys))
+        Ok(LinkKeyring(SecretKeys::load(sdk, vars, SECRET_VAR).await?))
     }
 
     /// Keys that never change (tests and local tools).
     pub fn fixed(keys: LinkKeys) -> Self {
-        LinkKeyring::new(Source::Fixed, keys)
-    }
-
-    fn new(source: Source, keys: LinkKeys) -> Self {
-        LinkKeyring {
-            source,
-            current: RwLock::new(Arc::new(keys)),
-            fetches: tokio::sync::Mutex::new(Fetches {
-                fetched_at: Instant::now(),
-                last_unscheduled: None,
-                count: 1,
-            }),
-        }
+        LinkKeyring(SecretKeys::fixed(keys))
     }
 
     /// The keys in use, fetched again first if older than [`REFRESH_AFTER`] (a failed fetch
     /// keeps the ones in use).
     pub async fn current(&self) -> Arc<LinkKeys> {
-        let Source::Secret { client, secret_id } = &self.source else {
-            return self.snapshot();
-        };
-        let mut fetches = self.fetches.lock().await;
-        let now = Instant::now();
-        let due = now.duration_since(fetches.fetched_at) >= REFRESH_AFTER
-            && fetches
-                .last_unscheduled
-                .is_none_or(|t| now.duration_since(t) >= REFETCH_INTERVAL);
-        if due {
-            match fetch(client, secret_id).await {
-                Ok(keys) => self.replace(&mut fetches, keys, false),
-                Err(e) => {
-                    fetches.last_unscheduled = Some(now);
-                    tracing::warn!(error = %e, "the link keys were not refreshed; the cached ones stay in use");
-                }
-            }
-        }
-        self.snapshot()
+        self.0.current().await
     }
 
     /// The invoice `token` names, if a key of the secret made it and it has not expired at
@@ -134,58 +78,14 @@ impl LinkKeyring {
     /// once per [`REFETCH_INTERVAL`]) and is tried once more. `Err(Ok(_))` is the token's
     /// fault; `Err(Err(_))` a fetch that failed.
     pub async fn verify(&self, token: &str, now: i64) -> Result<InvoiceLink, Result<LinkError, StoreError>> {
-        let keys = self.current().await;
-        match keys.verify(token, now) {
-            Err(LinkError::Forged) => {}
-            other => return other.map_err(Ok),
-        }
-        let Source::Secret { client, secret_id } = &self.source else {
-            return Err(Ok(LinkError::Forged));
-        };
-        let mut fetches = self.fetches.lock().await;
-        // Another task may have fetched while this one waited.
-        let cached = self.snapshot();
-        if !Arc::ptr_eq(&cached, &keys) {
-            return cached.verify(token, now).map_err(Ok);
-        }
-        let at = Instant::now();
-        if fetches
-            .last_unscheduled
-            .is_some_and(|t| at.duration_since(t) < REFETCH_INTERVAL)
-        {
-            return Err(Ok(LinkError::Forged));
-        }
-        fetches.last_unscheduled = Some(at);
-        let fresh = fetch(client, secret_id).await.map_err(Err)?;
-        self.replace(&mut fetches, fresh, true);
-        let keys = self.snapshot();
-        tracing::info!(ids = ?keys.ids(), "a token no cached link key verified: the link keys were fetched again");
+        let forged = |keys: &LinkKeys| matches!(keys.verify(token, now), Err(LinkError::Forged));
+        let keys = self.0.refetch_unless(forged).await.map_err(Err)?;
         keys.verify(token, now).map_err(Ok)
     }
 
     /// Successful fetches of the secret so far, the cold start's included (1 for fixed keys).
     pub async fn fetch_count(&self) -> u64 {
-        self.fetches.lock().await.count
-    }
-
-    fn snapshot(&self) -> Arc<LinkKeys> {
-        match self.current.read() {
-            Ok(k) => k.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    fn replace(&self, fetches: &mut Fetches, keys: LinkKeys, unscheduled: bool) {
-        let keys = Arc::new(keys);
-        match self.current.write() {
-            Ok(mut k) => *k = keys,
-            Err(poisoned) => *poisoned.into_inner() = keys,
-        }
-        if !unscheduled {
-            fetches.last_unscheduled = None;
-        }
-        fetches.fetched_at = Instant::now();
-        fetches.count += 1;
+        self.0.fetch_count().await
     }
 }
 
@@ -277,26 +177,6 @@ pub fn url_of(base: &str, token: &str) -> String {
 pub fn token_of_path(path: &str) -> Option<&str> {
     let token = path.strip_prefix(PATH_PREFIX)?.trim_end_matches('/');
     (!token.is_empty() && !token.contains('/')).then_some(token)
-}
-
-/// The secret's current value, parsed. The error names the secret and what is wrong with the
-/// value (key ids, lengths), never the value.
-async fn fetch(client: &aws_sdk_secretsmanager::Client, secret_id: &str) -> Result<LinkKeys, StoreError> {
-    let out = client
-        .get_secret_value()
-        .secret_id(secret_id)
-        .send()
-        .await
-        .map_err(|e| StoreError::aws("GetSecretValue", secret_id, e))?;
-    let decode = |message: String| StoreError::Decode {
-        resource: format!("secret {secret_id}"),
-        what: "the link keys (SecretString)".to_owned(),
-        message,
-    };
-    let value = out
-        .secret_string()
-        .ok_or_else(|| decode("the secret has no SecretString".to_owned()))?;
-    LinkKeys::parse(value).map_err(|e| decode(e.to_string()))
 }
 
 #[cfg(test)]
