@@ -74,7 +74,7 @@ use std::fmt;
 use aws_sdk_pinpointsmsvoicev2::Client;
 use aws_sdk_pinpointsmsvoicev2::config::http::HttpResponse;
 use aws_sdk_pinpointsmsvoicev2::config::retry::RetryConfig;
-use aws_sdk_pinpointsmsvoicev2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_pinpointsmsvoicev2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_pinpointsmsvoicev2::operation::send_text_message::SendTextMessageError;
 use aws_sdk_pinpointsmsvoicev2::types::MessageType;
 use invoice::sms::{LMS_MAX_BYTES, SMS_MAX_BYTES, SmsError, euc_kr_len};
@@ -404,44 +404,7 @@ fn classify(sms: &OutgoingSms, destination: &str, err: SdkError<SendTextMessageE
                 }
             }
         }
-        SdkError::DispatchFailure(d) => {
-            // SdkError's Display says only "dispatch failure"; the context is in its
-            // sources, which describe the connection, never the message.
-            let detail = DisplayErrorContext(&err);
-            if transport::never_sent(d) {
-                ProviderError::retryable(
-                    "EumConnect",
-                    format!("End User Messaging request for {key} not sent: {detail}"),
-                )
-            } else {
-                ProviderError::unknown(
-                    "EumDispatch",
-                    format!("End User Messaging request for {key} failed on the way, it may have been sent: {detail}"),
-                )
-            }
-        }
-        SdkError::TimeoutError(_) => ProviderError::unknown(
-            "EumTimeout",
-            format!("no answer from End User Messaging for {key} in time; it may have been sent"),
-        ),
-        SdkError::ResponseError(_) => ProviderError::unknown(
-            "EumResponseError",
-            format!("the answer of End User Messaging for {key} could not be read; it may have been sent"),
-        ),
-        SdkError::ConstructionFailure(_) => ProviderError::retryable(
-            "EumNotSent",
-            format!(
-                "End User Messaging request for {key} could not be built (credentials, endpoint?): {}",
-                DisplayErrorContext(&err)
-            ),
-        ),
-        _ => ProviderError::unknown(
-            "EumError",
-            format!(
-                "End User Messaging request for {key} failed: {}",
-                DisplayErrorContext(&err)
-            ),
-        ),
+        _ => transport::without_answer(&err, "End User Messaging", "Eum", key),
     }
 }
 

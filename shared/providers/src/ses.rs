@@ -42,7 +42,7 @@
 use aws_sdk_sesv2::Client;
 use aws_sdk_sesv2::config::http::HttpResponse;
 use aws_sdk_sesv2::config::retry::RetryConfig;
-use aws_sdk_sesv2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sesv2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sesv2::operation::send_email::SendEmailError;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message, MessageTag};
 
@@ -208,38 +208,7 @@ fn classify(email: &OutgoingEmail, err: SdkError<SendEmailError, HttpResponse>) 
                 ProviderError::permanent(code, message)
             }
         }
-        SdkError::DispatchFailure(d) => {
-            // SdkError's Display says only "dispatch failure"; the context is in its
-            // sources, which describe the connection, never the message.
-            let detail = DisplayErrorContext(&err);
-            if transport::never_sent(d) {
-                ProviderError::retryable("SesConnect", format!("SES request for {key} not sent: {detail}"))
-            } else {
-                ProviderError::unknown(
-                    "SesDispatch",
-                    format!("SES request for {key} failed on the way, it may have been sent: {detail}"),
-                )
-            }
-        }
-        SdkError::TimeoutError(_) => ProviderError::unknown(
-            "SesTimeout",
-            format!("no answer from SES for {key} in time; it may have been sent"),
-        ),
-        SdkError::ResponseError(_) => ProviderError::unknown(
-            "SesResponseError",
-            format!("the answer of SES for {key} could not be read; it may have been sent"),
-        ),
-        SdkError::ConstructionFailure(_) => ProviderError::retryable(
-            "SesNotSent",
-            format!(
-                "SES request for {key} could not be built (credentials, endpoint?): {}",
-                DisplayErrorContext(&err)
-            ),
-        ),
-        _ => ProviderError::unknown(
-            "SesError",
-            format!("SES request for {key} failed: {}", DisplayErrorContext(&err)),
-        ),
+        _ => transport::without_answer(&err, "SES", "Ses", key),
     }
 }
 

@@ -38,3 +38,68 @@ pub(crate) fn failed_to_connect(err: &(dyn StdError + 'static)) -> bool {
     }
     false
 }
+
+/// What a failed SDK call that carries no answer of the service means (every
+/// `SdkError` but `ServiceError`, which the caller classifies by the service's
+/// own codes), for a request of `key` to `service` (its name in messages,
+/// e.g. `SES`); the codes are `code_prefix` followed by `Connect`,
+/// `Dispatch`, `Timeout`, `ResponseError`, `NotSent` or `Error`:
+/// - retryable: a request that never left (the connection could not be made:
+///   `…Connect`; it could not be built, e.g. no credentials: `…NotSent`);
+/// - unknown (the service may have taken it): a failure on a connection that
+///   was made (`…Dispatch`), a timeout, an answer that could not be read, or
+///   anything else.
+pub(crate) fn without_answer<E, R>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+    service: &str,
+    code_prefix: &str,
+    key: &str,
+) -> crate::ProviderError
+where
+    E: StdError + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_smithy_runtime_api::client::result::SdkError;
+    // The SDKs re-export one type from the smithy runtime.
+    use aws_sdk_sesv2::error::DisplayErrorContext;
+
+    use crate::ProviderError;
+    let code = |suffix: &str| format!("{code_prefix}{suffix}");
+    match err {
+        SdkError::DispatchFailure(d) => {
+            // SdkError's Display says only "dispatch failure"; the context is in its
+            // sources, which describe the connection, never the message.
+            let detail = DisplayErrorContext(err);
+            if never_sent(d) {
+                ProviderError::retryable(
+                    code("Connect"),
+                    format!("{service} request for {key} not sent: {detail}"),
+                )
+            } else {
+                ProviderError::unknown(
+                    code("Dispatch"),
+                    format!("{service} request for {key} failed on the way, it may have been sent: {detail}"),
+                )
+            }
+        }
+        SdkError::TimeoutError(_) => ProviderError::unknown(
+            code("Timeout"),
+            format!("no answer from {service} for {key} in time; it may have been sent"),
+        ),
+        SdkError::ResponseError(_) => ProviderError::unknown(
+            code("ResponseError"),
+            format!("the answer of {service} for {key} could not be read; it may have been sent"),
+        ),
+        SdkError::ConstructionFailure(_) => ProviderError::retryable(
+            code("NotSent"),
+            format!(
+                "{service} request for {key} could not be built (credentials, endpoint?): {}",
+                DisplayErrorContext(err)
+            ),
+        ),
+        _ => ProviderError::unknown(
+            code("Error"),
+            format!("{service} request for {key} failed: {}", DisplayErrorContext(err)),
+        ),
+    }
+}
