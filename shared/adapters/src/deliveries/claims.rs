@@ -137,6 +137,20 @@ fn by_claimant(key: &ClaimKey, claim_id: &str, step: &str, now: DateTime<Utc>) -
         .text(":ch", key.channel.as_str())
 }
 
+/// `change` (by the claimant) giving the delivery back untouched: `QUEUED` on the same
+/// channel, re-checked at `recheck_at`, the lease and the claim id removed.
+fn released(change: Change, key: &ClaimKey, recheck_at: DateTime<Utc>) -> Change {
+    change
+        .set("#st = :queued")
+        .set("available_at = :recheck")
+        .set("due_pk = :due")
+        .remove("lease_until")
+        .remove("claim_id")
+        .text(":queued", DeliveryState::Queued.as_str())
+        .time(":recheck", &recheck_at)
+        .text(":due", due(&key.id))
+}
+
 /// The claim: see the module doc.
 pub fn claim_change(key: &ClaimKey, claim_id: &str, lease_until: DateTime<Utc>, now: DateTime<Utc>) -> Change {
     Change::new(format!("{claim_id}/claim"), now)
@@ -304,15 +318,7 @@ impl DeliveryStore {
         recheck_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Written {
-        let change = by_claimant(key, claim_id, "release", now)
-            .set("#st = :queued")
-            .set("available_at = :recheck")
-            .set("due_pk = :due")
-            .remove("lease_until")
-            .remove("claim_id")
-            .text(":queued", DeliveryState::Queued.as_str())
-            .time(":recheck", &recheck_at)
-            .text(":due", due(&key.id));
+        let change = released(by_claimant(key, claim_id, "release", now), key, recheck_at);
         self.write(&key.id, &change).await
     }
 
@@ -327,16 +333,8 @@ impl DeliveryStore {
         recheck_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Written {
-        let change = by_claimant(key, claim_id, "release-unsent", now)
-            .set("#st = :queued")
-            .set("available_at = :recheck")
-            .set("due_pk = :due")
-            .remove("lease_until")
-            .remove("claim_id")
-            .remove("provider_call")
-            .text(":queued", DeliveryState::Queued.as_str())
-            .time(":recheck", &recheck_at)
-            .text(":due", due(&key.id));
+        let change =
+            released(by_claimant(key, claim_id, "release-unsent", now), key, recheck_at).remove("provider_call");
         self.write(&key.id, &change).await
     }
 
