@@ -56,10 +56,26 @@ fn a_month_of_500_customers_reconciles_with_no_duplicate_and_no_forbidden_send()
     assert_eq!(email + sms + dead, bills, "every bill ends once: {o}");
     assert_eq!(number(o, "waiting"), 0.0);
     assert!(email > 0.0 && sms > 0.0, "both channels carry invoices: {o}");
+    // A bounced email's invoice went on by SMS: one email and one SMS accepted for it.
+    let routed = number(o, "routed_to_sms");
+    assert_eq!(number(o, "routed_sent"), routed, "every bounced email's SMS went out: {o}");
     assert_eq!(
         number(o, "accepted_sends"),
-        email + sms,
-        "the providers accepted exactly the sends"
+        email + sms + routed,
+        "the providers accepted exactly the sends: {o}"
+    );
+    // The mock's simulated evidence (2 % permanent bounces by default) went through the
+    // delivery-events function: every accepted message has its event, every bounce its SMS.
+    let handled = &report["evidence"]["handled"];
+    assert_eq!(number(handled, "records"), number(o, "accepted_sends"), "{handled}");
+    assert!(routed >= 1.0, "about 2 % of ~400 emails bounced: {o}");
+    assert_eq!(number(&handled["counts"], "EvidenceFallbacks"), routed, "{handled}");
+    let lifecycle = &o["lifecycle"];
+    let counted = |v: &Value, k: &str| v[k].as_f64().unwrap_or(0.0);
+    assert_eq!(
+        counted(lifecycle, "email DELIVERED") + counted(lifecycle, "sms DELIVERED"),
+        email + sms - counted(&handled["counts"], "TransientBounces"),
+        "every sent delivery's receipt is on it, but for the SMS the carrier could not reach: {lifecycle} {handled}"
     );
     assert_eq!(number(o, "duplicates"), 0.0);
     assert_eq!(number(o, "forbidden_slot_sends"), 0.0);
