@@ -58,7 +58,11 @@ fn a_month_of_500_customers_reconciles_with_no_duplicate_and_no_forbidden_send()
     assert!(email > 0.0 && sms > 0.0, "both channels carry invoices: {o}");
     // A bounced email's invoice went on by SMS: one email and one SMS accepted for it.
     let routed = number(o, "routed_to_sms");
-    assert_eq!(number(o, "routed_sent"), routed, "every bounced email's SMS went out: {o}");
+    assert_eq!(
+        number(o, "routed_sent"),
+        routed,
+        "every bounced email's SMS went out: {o}"
+    );
     assert_eq!(
         number(o, "accepted_sends"),
         email + sms + routed,
