@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
@@ -226,15 +228,29 @@ pub fn attr_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
 /// Sends a conditional `PutItem`. `Ok(true)` if the item was written,
 /// `Ok(false)` if the condition failed (an outcome, not an error).
 pub async fn conditional_put(req: PutItemFluentBuilder, table: &str) -> Result<bool, StoreError> {
-    match req.send().await {
-        Ok(_) => Ok(true),
+    Ok(conditional("PutItem", table, req.send().await)?.is_some())
+}
+
+/// The answer of a conditional write (`PutItem`, `UpdateItem`, `DeleteItem`):
+/// `Ok(Some(output))` if it was written, `Ok(None)` if its condition failed
+/// (an outcome, not an error), `Err` for anything else.
+pub fn conditional<T, E>(
+    op: &'static str,
+    table: &str,
+    answer: Result<T, aws_smithy_runtime_api::client::result::SdkError<E, HttpResponse>>,
+) -> Result<Option<T>, StoreError>
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+{
+    match answer {
+        Ok(out) => Ok(Some(out)),
         Err(e)
             if e.as_service_error()
-                .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+                .is_some_and(|x| x.code() == Some("ConditionalCheckFailedException")) =>
         {
-            Ok(false)
+            Ok(None)
         }
-        Err(e) => Err(StoreError::aws("PutItem", table, e)),
+        Err(e) => Err(StoreError::aws(op, table, e)),
     }
 }
 

@@ -98,6 +98,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use tokio::sync::Mutex;
 
 use crate::StoreError;
+use crate::dynamo::conditional;
 
 /// The share of a second a window's tokens are spread over (the rest absorbs
 /// delays on the way to the provider).
@@ -292,8 +293,8 @@ impl Pacer {
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await;
-        match answer {
-            Ok(out) => {
+        match conditional("UpdateItem", &self.table, answer)? {
+            Some(out) => {
                 let taken = out
                     .attributes()
                     .and_then(|a| a.get("taken"))
@@ -306,13 +307,7 @@ impl Pacer {
                     })?;
                 Ok(Some((taken.saturating_sub(k), k)))
             }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(StoreError::aws("UpdateItem", &self.table, e)),
+            None => Ok(None),
         }
     }
 }

@@ -26,9 +26,9 @@ use domain::delivery::utc_seconds;
 use futures::{StreamExt, TryStreamExt, stream};
 use serde::{Deserialize, Serialize};
 
-use crate::StoreError;
-use crate::dynamo::{Item, attr_s, conditional_put, decode_item};
+use crate::dynamo::{Item, attr_s, conditional, decode_item, put_new};
 use crate::retry::Backoff;
+use crate::{PutOutcome, StoreError};
 
 /// The table's key attribute.
 pub const KEY: &str = "contact_hash";
@@ -193,13 +193,8 @@ impl SuppressionStore {
 
     /// Adds an entry unless its hash is listed already: `false` (nothing changed) when it is.
     pub async fn add(&self, entry: &Suppression) -> Result<bool, StoreError> {
-        let req = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(self.encode(entry)?))
-            .condition_expression(format!("attribute_not_exists({KEY})"));
-        conditional_put(req, &self.table).await
+        let created = put_new(&self.client, &self.table, self.encode(entry)?, KEY).await?;
+        Ok(created == PutOutcome::Created)
     }
 
     /// [`Self::add`] as a write for a transaction (the admin API writes it with the
@@ -369,16 +364,7 @@ impl SuppressionStore {
             .condition_expression(format!("attribute_exists({KEY})"))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::aws("DeleteItem", &self.table, e)),
-        }
+        Ok(conditional("DeleteItem", &self.table, out)?.is_some())
     }
 }
 
