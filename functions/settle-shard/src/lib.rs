@@ -44,7 +44,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use adapters::bills::{BillStore, bill_digest};
+use adapters::bills::{BillStore, shard_digest};
 use adapters::catalog_store::CatalogStore;
 use adapters::customers::CustomerStore;
 use adapters::cycles::{CycleStore, Gated, NotOwned, ShardRecord, ShardStatus};
@@ -57,7 +57,6 @@ use domain::Bill;
 use domain::settlement::{ShardResult, ShardTask};
 use domain::text::{MAX_ID_BYTES, check_id, check_len, reason};
 use lambda_runtime::LambdaEvent;
-use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 /// How many error messages a shard record keeps (the count is exact).
@@ -396,10 +395,6 @@ async fn compute(deps: &Deps, task: &ShardTask, record: &mut ShardRecord) -> Res
     record.bills = s.bills.len() as u64;
     record.not_billable = u64::from(s.not_billable);
     record.checksum = s.checksum.won();
-    let mut h = Sha256::new();
-    for b in &s.bills {
-        h.update(bill_digest(b).as_bytes());
-    }
-    record.digest = hex::encode(h.finalize());
+    record.digest = shard_digest(&s.bills);
     Ok(s.bills)
 }

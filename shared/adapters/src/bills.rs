@@ -29,6 +29,18 @@ pub fn bill_digest(bill: &Bill) -> String {
     hex::encode(Sha256::digest(json))
 }
 
+/// The digest of a shard's bills, in the order given (customer-id order, as settled and as
+/// read back): SHA-256 over each bill's [`bill_digest`]. Settlement records it for the bills
+/// it wrote; rendering computes it again over the bills it read, so that a bill changed in
+/// between is seen.
+pub fn shard_digest<'a>(bills: impl IntoIterator<Item = &'a Bill>) -> String {
+    let mut h = Sha256::new();
+    for b in bills {
+        h.update(bill_digest(b).as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
 /// The item of a bill: the key and the bill itself as a DynamoDB map, lines
 /// embedded. Measured against the alternative of one JSON string attribute,
 /// the map is slower to encode (about 30 µs against 7 µs per bill, nothing

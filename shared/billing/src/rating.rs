@@ -39,7 +39,7 @@
 
 use std::collections::HashMap;
 
-use domain::{Bill, BillLine, Customer, Cycle, Krw, LineKind};
+use domain::{Bill, BillLine, CustomerRecord, Cycle, Krw, LineKind};
 
 use crate::catalog::{Allowance, Catalog, LineText, Plan, Pricing};
 use crate::usage::{UsageError, UsageErrorKind, UsageParse, UsageRecord};
@@ -69,10 +69,12 @@ pub enum RatingError {
 /// Rates one customer for one cycle. Returns `Ok(None)` when the customer
 /// had no day of service in the cycle (no bill). `usage` holds only this
 /// customer's records.
-pub fn rate(
+/// The customer's contact data (`C`) plays no part: a sealed record, one in clear and a
+/// rating snapshot without contact data rate the same.
+pub fn rate<C>(
     catalog: &Catalog,
     cycle: Cycle,
-    customer: &Customer,
+    customer: &CustomerRecord<C>,
     usage: &[UsageRecord<'_>],
 ) -> Result<Option<Bill>, RatingError> {
     let active = i64::from(customer.active_days(cycle));
@@ -395,10 +397,10 @@ impl ShardSettlement {
 /// billed (which one would be right?); usage for a customer who is not in the
 /// shard, or who had no service in the cycle, is an error naming file and
 /// line.
-pub fn settle(
+pub fn settle<C>(
     catalog: &Catalog,
     cycle: Cycle,
-    customers: &[Customer],
+    customers: &[CustomerRecord<C>],
     usage: UsageParse<'_>,
     file: &str,
 ) -> ShardSettlement {
@@ -415,9 +417,9 @@ pub fn settle(
         kind,
     };
 
-    let mut order: Vec<&Customer> = customers.iter().collect();
+    let mut order: Vec<&CustomerRecord<C>> = customers.iter().collect();
     order.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
-    let mut unique: Vec<&Customer> = Vec::with_capacity(order.len());
+    let mut unique: Vec<&CustomerRecord<C>> = Vec::with_capacity(order.len());
     let mut i = 0;
     while i < order.len() {
         let run = order[i..]

@@ -288,6 +288,18 @@ impl CustomerError {
 }
 
 impl Customer {
+    /// Checks that the sealed contact data opens with `keys`.
+    pub fn check_contact(&self, keys: &Keyring) -> Result<(), CustomerError> {
+        self.contact
+            .open(keys, &self.customer_id)
+            .map(drop)
+            .map_err(|e| CustomerError::new(self.customer_id.as_str(), format!("contact data: {e}")))
+    }
+}
+
+/// The rules and the billing calendar of a record, whatever form its contact data has
+/// (sealed, in clear, or left out of a rating snapshot).
+impl<C> CustomerRecord<C> {
     /// Checks the rules a record must hold before it is stored or billed.
     /// Contact data is checked separately ([`Customer::check_contact`]),
     /// because only holders of the key can.
@@ -326,14 +338,6 @@ impl Customer {
             SlotError::NoAllowedSlot { .. } => err(e.to_string()),
             other => err(other.to_string()),
         })
-    }
-
-    /// Checks that the sealed contact data opens with `keys`.
-    pub fn check_contact(&self, keys: &Keyring) -> Result<(), CustomerError> {
-        self.contact
-            .open(keys, &self.customer_id)
-            .map(drop)
-            .map_err(|e| CustomerError::new(self.customer_id.as_str(), format!("contact data: {e}")))
     }
 
     /// Days of `cycle` on which the customer had service.
