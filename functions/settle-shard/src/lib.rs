@@ -2,8 +2,10 @@
 //!
 //! Reads the shard's customers and its usage file, computes every bill with
 //! the shared rules, and writes them under deterministic keys (one write per
-//! bill, lines embedded). Then records the shard's result (bill count,
-//! checksum, digest). Properties:
+//! bill, lines embedded), and the rating snapshot the bills were computed
+//! from (`adapters::snapshots`: the customers' billing attributes, no contact
+//! data), which shadow re-pricing and corrections re-rate from. Then records
+//! the shard's result (bill count, checksum, digest). Properties:
 //!
 //! * **Idempotent:** a shard already done for the same catalog version is
 //!   skipped; any re-run writes identical items under identical keys.
@@ -363,12 +365,16 @@ async fn compute(deps: &Deps, task: &ShardTask, record: &mut ShardRecord) -> Res
     let file = usage_key(task.cycle, shard);
     let usage = usage.ok_or_else(|| bad(format!("usage file s3://{}/{file} is missing", deps.bucket.bucket())))?;
 
-    // Parsing and rating are CPU work: keep them off the I/O threads.
+    // Parsing and rating are CPU work: keep them off the I/O threads. The rating snapshot
+    // (what a shadow re-pricing or a correction re-rates from later) is written meanwhile.
     let catalog2 = catalog.clone();
     let cycle = task.cycle;
     let file2 = file.clone();
     let customers = customers.customers;
-    let settled = tokio::task::spawn_blocking(move || {
+    let snapshot = deps
+        .bucket
+        .put_snapshot(cycle, shard, adapters::snapshots::document(&customers));
+    let rating = tokio::task::spawn_blocking(move || {
         let parsed = parse_usage(&usage, &file2, &catalog2);
         let s = settle(&catalog2, cycle, &customers, parsed, &file2);
         let errors: Vec<String> = s
@@ -378,9 +384,11 @@ async fn compute(deps: &Deps, task: &ShardTask, record: &mut ShardRecord) -> Res
             .chain(s.rating_errors.iter().map(|e| reason(&e.to_string())))
             .collect();
         (s, errors)
-    })
-    .await
-    .map_err(|e| bad(format!("settlement worker failed: {e}")))?;
+    });
+    let (settled, ()) = tokio::try_join!(
+        async { rating.await.map_err(|e| bad(format!("settlement worker failed: {e}"))) },
+        async { snapshot.await.map_err(ShardError::from) },
+    )?;
     let (s, errors) = settled;
     record.usage_lines = u64::from(s.usage_lines);
     if !errors.is_empty() {

@@ -187,15 +187,20 @@ impl DataBucket {
             what: "JSON document".into(),
             message: e.to_string(),
         })?;
+        self.put_bytes(key, body, "application/json").await
+    }
+
+    /// Writes an object with its content type.
+    pub async fn put_bytes(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
         self.client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .content_type("application/json")
+            .content_type(content_type)
             .body(ByteStream::from(body))
             .send()
             .await
-            .map_err(|e| StoreError::aws("PutObject", resource, e))?;
+            .map_err(|e| StoreError::aws("PutObject", format!("s3://{}/{key}", self.bucket), e))?;
         Ok(())
     }
 

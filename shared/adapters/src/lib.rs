@@ -59,6 +59,8 @@ pub mod queue;
 pub mod secret_keys;
 #[cfg(feature = "dynamodb")]
 pub mod settings;
+#[cfg(all(feature = "dynamodb", feature = "s3"))]
+pub mod snapshots;
 #[cfg(feature = "dynamodb")]
 pub mod suppressions;
 
