@@ -180,9 +180,31 @@ impl Reading<'_> {
         for a in addons {
             let code = text(a, "add-on")?;
             let addon = find(&cat["addons"], code).ok_or_else(|| format!("add-on {code} not in catalog"))?;
-            addon_charges += floor_div(int(&addon["monthly_fee"], "add-on fee")? * active, days);
+            // A row for the plan itself, else a row for the plan's tier, else the list price.
+            let rows = list(&addon["plan_prices"]);
+            let for_plan = rows.iter().find(|r| r["plan"].as_str() == Some(plan_code));
+            let for_tier = rows
+                .iter()
+                .find(|r| r["tier"].is_string() && r["tier"].as_str() == plan["tier"].as_str());
+            let monthly = match for_plan.or(for_tier) {
+                Some(row) => int(&row["monthly_fee"], "add-on plan price")?,
+                None => int(&addon["monthly_fee"], "add-on fee")?,
+            };
+            addon_charges += floor_div(monthly * active, days);
         }
         taxable += addon_charges;
+
+        // Wired lines, prorated like add-ons; the kinds on the bill for the bundle.
+        let mut wired_charges: i128 = 0;
+        let mut on_bill: Vec<&str> = vec!["mobile"];
+        for w in list(&cust["wired"]) {
+            let code = text(&w["product"], "wired product")?;
+            let product =
+                find(&cat["wired_products"], code).ok_or_else(|| format!("wired product {code} not in catalog"))?;
+            wired_charges += floor_div(int(&product["monthly_fee"], "wired fee")? * active, days);
+            on_bill.push(text(&product["kind"], "wired kind")?);
+        }
+        taxable += wired_charges;
 
         // 2. Usage, per product.
         for product in list(&cat["usage_products"]) {
@@ -238,18 +260,62 @@ impl Reading<'_> {
         let mut plan_discounts: Vec<i128> = Vec::new();
         let mut left = plan_fee;
 
-        // Selective contract: percent of the monthly fee for the covered days (end inclusive).
-        if !cust["contract"].is_null() {
-            let start = day(&cust["contract"]["start"], "contract start")?;
-            let end = day(&cust["contract"]["end"], "contract end")?;
-            let end_excl = end.succ_opt().unwrap_or(end);
-            let covered = month.overlap(start.max(joined), end_excl.min(service_end));
-            let pct = int(&disc["contract"]["percent"], "contract percent")?;
-            if covered > 0 && pct > 0 {
-                let x = floor_div(plan_monthly * covered * pct, days * 100).min(left);
-                left -= x;
-                plan_discounts.push(x);
+        // Days of the month with service inside a dated attribute, both ends inclusive.
+        let covered = |start: NaiveDate, end: Option<NaiveDate>| -> i128 {
+            let until = match end {
+                Some(e) => e.succ_opt().unwrap_or(e).min(service_end),
+                None => service_end,
+            };
+            month.overlap(start.max(joined), until)
+        };
+        let period = |key: &str| -> Result<Option<(NaiveDate, NaiveDate)>, String> {
+            let v = &cust[key];
+            if v.is_null() {
+                return Ok(None);
             }
+            Ok(Some((day(&v["start"], key)?, day(&v["end"], key)?)))
+        };
+        let contract = period("contract")?;
+        let soldier = period("soldier")?;
+        let contract_pct = int(&disc["contract"]["percent"], "contract percent")?;
+        let soldier_pct = if disc["soldier"].is_null() {
+            None
+        } else {
+            Some(int(&disc["soldier"]["percent"], "soldier percent")?)
+        };
+        let mut contract_days = contract.map_or(0, |(s, e)| covered(s, Some(e)));
+        let mut soldier_days = match (soldier, soldier_pct) {
+            (Some((s, e)), Some(_)) => covered(s, Some(e)),
+            _ => 0,
+        };
+        // A day under both a contract and military service takes only the larger percentage,
+        // the contract's on a tie.
+        if let (Some((cs, ce)), Some((ss, se)), Some(sp)) = (contract, soldier, soldier_pct)
+            && cs.max(ss) <= ce.min(se)
+        {
+            let both = covered(cs.max(ss), Some(ce.min(se)));
+            if sp > contract_pct {
+                contract_days -= both;
+            } else {
+                soldier_days -= both;
+            }
+        }
+
+        // Selective contract: percent of the monthly fee for the covered days (end inclusive).
+        if contract_days > 0 && contract_pct > 0 {
+            let x = floor_div(plan_monthly * contract_days * contract_pct, days * 100).min(left);
+            left -= x;
+            plan_discounts.push(x);
+        }
+
+        // Soldier: percent of the monthly fee for the days of military service.
+        if let Some(sp) = soldier_pct
+            && soldier_days > 0
+            && sp > 0
+        {
+            let x = floor_div(plan_monthly * soldier_days * sp, days * 100).min(left);
+            left -= x;
+            plan_discounts.push(x);
         }
 
         // Family bundle: the row of the plan's tier with the most members reached.
@@ -274,6 +340,22 @@ impl Reading<'_> {
             plan_discounts.push(x);
         }
 
+        // Premium contract: a fixed monthly amount on the listed tiers, prorated by covered days.
+        let premium = &disc["premium_contract"];
+        if !premium.is_null()
+            && let Some((ps, pe)) = period("premium_contract")?
+            && list(&premium["tiers"])
+                .iter()
+                .any(|t| t.as_str() == plan["tier"].as_str())
+        {
+            let days_covered = covered(ps, Some(pe));
+            if days_covered > 0 {
+                let x = floor_div(int(&premium["amount"], "premium amount")? * days_covered, days).min(left);
+                left -= x;
+                plan_discounts.push(x);
+            }
+        }
+
         // Birthday month: a fixed amount, not prorated.
         let birthday = day(&cust["birthday"], "birthday")?;
         if birthday.month() == month.first.month() {
@@ -293,11 +375,48 @@ impl Reading<'_> {
             over -= cut;
         }
         let mut discount: i128 = plan_discounts.iter().sum();
+        let after_capped = plan_fee - discount;
+
+        // Welfare: outside the cap, a percentage of what the capped discounts left, for the
+        // eligible share of the days of service, never above the grade's cap for those days.
+        let welfare = &cust["welfare"];
+        if !welfare.is_null() && !disc["welfare"].is_null() {
+            let grade = text(&welfare["grade"], "welfare grade")?;
+            let row = list(&disc["welfare"]["grades"])
+                .iter()
+                .find(|g| g["grade"].as_str() == Some(grade))
+                .ok_or("welfare grade not in catalog")?;
+            let eligible = covered(
+                day(&welfare["start"], "welfare start")?,
+                opt_day(&welfare["end"], "welfare end")?,
+            );
+            if eligible > 0 {
+                let pct = int(&row["percent"], "welfare percent")?;
+                let by_rate = floor_div(after_capped * pct * eligible, 100 * active);
+                let by_cap = floor_div(int(&row["monthly_cap"], "welfare cap")? * eligible, days);
+                discount += by_rate.min(by_cap);
+            }
+        }
 
         // 4. Add-on bundle discount by the number of add-ons.
         let n = i128::try_from(addons.len()).unwrap_or(i128::MAX);
         if let Some(t) = best_row(list(&disc["addon_tiers"]["tiers"]).iter(), "min_addons", n) {
             discount += floor_div(addon_charges * int(&t["percent"], "add-on percent")?, 100).min(addon_charges);
+        }
+
+        // Wired bundle: the largest percentage among the rows whose parts are all on the bill.
+        let bundle = &disc["wired_bundle"];
+        if wired_charges > 0 && !bundle.is_null() {
+            let mut best: i128 = 0;
+            for row in list(&bundle["rows"]) {
+                let all_there = list(&row["parts"])
+                    .iter()
+                    .all(|p| p.as_str().is_some_and(|p| on_bill.contains(&p)));
+                if all_there {
+                    best = best.max(int(&row["percent"], "bundle percent")?);
+                }
+            }
+            discount += floor_div(wired_charges * best, 100);
         }
 
         // 5. VAT on the discounted taxable charges.

@@ -13,6 +13,16 @@ use sha2::{Digest, Sha256};
 /// The catalog the repository ships (`catalog/2026-v1.json`).
 pub const DEFAULT_CATALOG_JSON: &str = include_str!("../../../catalog/2026-v1.json");
 pub const DEFAULT_CATALOG_FILE: &str = "catalog/2026-v1.json";
+/// The second shipped version (`catalog/2026-v2.json`): 2026-v1 with a lower 5G_STANDARD fee
+/// and a larger 10-year long-term discount, effective from December 2026.
+pub const CATALOG_2026_V2_JSON: &str = include_str!("../../../catalog/2026-v2.json");
+pub const CATALOG_2026_V2_FILE: &str = "catalog/2026-v2.json";
+
+/// Every catalog version the repository ships: (version, file, JSON).
+pub const SHIPPED_CATALOGS: [(&str, &str, &str); 2] = [
+    ("2026-v1", DEFAULT_CATALOG_FILE, DEFAULT_CATALOG_JSON),
+    ("2026-v2", CATALOG_2026_V2_FILE, CATALOG_2026_V2_JSON),
+];
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -42,6 +52,51 @@ pub struct Plan {
 pub struct Addon {
     pub code: String,
     pub name: String,
+    pub monthly_fee: Krw,
+    /// The add-on's price on particular plans or plan tiers (e.g. included in one plan, half
+    /// price on premium plans). A row naming the customer's plan wins over a row naming its
+    /// tier; with neither, `monthly_fee` applies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plan_prices: Vec<AddonPrice>,
+}
+
+/// One row of an add-on's plan-dependent price: exactly one of `plan` and `tier`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddonPrice {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
+    pub monthly_fee: Krw,
+}
+
+impl Addon {
+    /// The monthly fee of this add-on for a customer on `plan`.
+    pub fn fee_on(&self, plan: &Plan) -> Krw {
+        self.plan_prices
+            .iter()
+            .find(|p| p.plan.as_deref() == Some(plan.code.as_str()))
+            .or_else(|| self.plan_prices.iter().find(|p| p.tier == Some(plan.tier)))
+            .map_or(self.monthly_fee, |p| p.monthly_fee)
+    }
+}
+
+/// The kind of a wired line.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WiredKind {
+    Internet,
+    Iptv,
+}
+
+/// A wired product (internet or IPTV) billed on the mobile bill, prorated like an add-on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WiredProduct {
+    pub code: String,
+    pub name: String,
+    pub kind: WiredKind,
     pub monthly_fee: Krw,
 }
 
@@ -140,6 +195,61 @@ pub struct AddonTierRule {
     pub tiers: Vec<AddonCountTier>,
 }
 
+/// One welfare grade: a percentage of the plan fee with a monthly cap in won.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WelfareGrade {
+    pub grade: String,
+    pub name: String,
+    pub percent: u32,
+    pub monthly_cap: Krw,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WelfareRule {
+    pub code: String,
+    pub name: String,
+    pub grades: Vec<WelfareGrade>,
+}
+
+/// A fixed monthly amount off the plan fee of the listed tiers under a premium contract.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PremiumContractRule {
+    pub code: String,
+    pub name: String,
+    pub amount: Krw,
+    pub tiers: Vec<Tier>,
+}
+
+/// A line on the bill a wired bundle counts: the mobile line (always there) or a wired kind.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BundlePart {
+    Mobile,
+    Internet,
+    Iptv,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WiredBundleRow {
+    /// Every part must be on the bill for the row to apply.
+    pub parts: Vec<BundlePart>,
+    pub percent: u32,
+}
+
+/// A percentage off the wired lines' charges when the bill holds the parts of a row; of the
+/// rows that apply, the one with the largest percentage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WiredBundleRule {
+    pub code: String,
+    pub name: String,
+    pub rows: Vec<WiredBundleRow>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Discounts {
@@ -151,6 +261,20 @@ pub struct Discounts {
     /// The plan-fee discounts together never exceed this share of the
     /// (prorated) plan fee.
     pub plan_discount_cap_percent: u32,
+    /// Soldier discount (병사 요금할인): percent of the plan fee for the days of military
+    /// service; on a day the selective contract also covers, only the larger applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soldier: Option<PercentRule>,
+    /// Welfare discount (복지 할인) by grade, outside the plan-discount cap, with its own
+    /// monthly cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub welfare: Option<WelfareRule>,
+    /// Premium-contract discount: a fixed monthly amount, prorated by the days covered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub premium_contract: Option<PremiumContractRule>,
+    /// Wired bundle discount on the wired lines' charges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wired_bundle: Option<WiredBundleRule>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +289,9 @@ pub struct CatalogDoc {
     pub plans: Vec<Plan>,
     pub addons: Vec<Addon>,
     pub usage_products: Vec<UsageProduct>,
+    /// Internet and IPTV products billed with the mobile line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wired_products: Vec<WiredProduct>,
     pub discounts: Discounts,
 }
 
@@ -200,6 +327,12 @@ pub struct Texts {
     pub long_term: LineText,
     pub birthday: LineText,
     pub addon_tiers: LineText,
+    /// By wired product index; unit "일".
+    pub wired: Vec<LineText>,
+    pub soldier: Option<LineText>,
+    pub welfare: Option<LineText>,
+    pub premium_contract: Option<LineText>,
+    pub wired_bundle: Option<LineText>,
     pub vat: LineText,
     pub rounding: LineText,
 }
@@ -228,6 +361,15 @@ impl Texts {
             long_term: LineText::new(&d.long_term.code, &d.long_term.name, ""),
             birthday: LineText::new(&d.birthday.code, &d.birthday.name, ""),
             addon_tiers: LineText::new(&d.addon_tiers.code, &d.addon_tiers.name, ""),
+            wired: doc
+                .wired_products
+                .iter()
+                .map(|w| LineText::new(&w.code, &w.name, "일"))
+                .collect(),
+            soldier: d.soldier.as_ref().map(|r| LineText::new(&r.code, &r.name, "")),
+            welfare: d.welfare.as_ref().map(|r| LineText::new(&r.code, &r.name, "")),
+            premium_contract: d.premium_contract.as_ref().map(|r| LineText::new(&r.code, &r.name, "")),
+            wired_bundle: d.wired_bundle.as_ref().map(|r| LineText::new(&r.code, &r.name, "")),
             vat: LineText::new("VAT", "부가가치세", ""),
             rounding: LineText::new("ROUNDING", "원 단위 절사", ""),
         }
@@ -261,6 +403,22 @@ impl Catalog {
     /// The catalog shipped in the repository.
     pub fn default_catalog() -> Result<Catalog, CatalogError> {
         Catalog::from_json(DEFAULT_CATALOG_JSON, DEFAULT_CATALOG_FILE)
+    }
+
+    /// A catalog version the repository ships ([`SHIPPED_CATALOGS`]), by its version name.
+    pub fn shipped(version: &str) -> Result<Catalog, CatalogError> {
+        let (_, file, json) =
+            SHIPPED_CATALOGS
+                .iter()
+                .find(|(v, _, _)| *v == version)
+                .ok_or_else(|| CatalogError::Invalid {
+                    source_name: "catalog".to_owned(),
+                    message: format!(
+                        "no shipped catalog has the version asked for (shipped: {})",
+                        SHIPPED_CATALOGS.map(|(v, _, _)| v).join(", ")
+                    ),
+                })?;
+        Catalog::from_json(json, file)
     }
 
     /// Parses and validates a catalog document. `source_name` (a file name
@@ -327,6 +485,11 @@ impl Catalog {
 
     pub fn addon_index(&self, code: &str) -> Option<usize> {
         lookup(&self.doc.addons, &self.addons, code, |a| &a.code)
+    }
+
+    /// Index of a wired product (stable within this catalog version).
+    pub fn wired_index(&self, code: &str) -> Option<usize> {
+        self.doc.wired_products.iter().position(|w| w.code == code)
     }
 
     /// The shared texts of this version's bill lines.
@@ -418,6 +581,35 @@ fn validate(doc: &CatalogDoc) -> Result<(), String> {
     for a in &doc.addons {
         unique(&a.code, "add-on")?;
         fee(a.monthly_fee, "add-on", &a.code)?;
+        let mut keys = HashSet::new();
+        for p in &a.plan_prices {
+            fee(p.monthly_fee, "add-on", &a.code)?;
+            let key = match (&p.plan, p.tier) {
+                (Some(plan), None) => {
+                    if !doc.plans.iter().any(|x| &x.code == plan) {
+                        return Err(format!(
+                            "add-on {}: plan_prices names plan {plan:?}, which is not in the catalog",
+                            a.code
+                        ));
+                    }
+                    format!("plan {plan}")
+                }
+                (None, Some(tier)) => format!("tier {tier:?}"),
+                _ => {
+                    return Err(format!(
+                        "add-on {}: each plan_prices row names exactly one of plan and tier",
+                        a.code
+                    ));
+                }
+            };
+            if !keys.insert(key.clone()) {
+                return Err(format!("add-on {}: plan_prices has {key} twice", a.code));
+            }
+        }
+    }
+    for w in &doc.wired_products {
+        unique(&w.code, "wired product")?;
+        fee(w.monthly_fee, "wired product", &w.code)?;
     }
     for u in &doc.usage_products {
         unique(&u.code, "usage product")?;
@@ -440,6 +632,17 @@ fn validate(doc: &CatalogDoc) -> Result<(), String> {
         (&d.addon_tiers.code, "discount"),
     ] {
         unique(code, what)?;
+    }
+    for code in [
+        d.soldier.as_ref().map(|r| &r.code),
+        d.welfare.as_ref().map(|r| &r.code),
+        d.premium_contract.as_ref().map(|r| &r.code),
+        d.wired_bundle.as_ref().map(|r| &r.code),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        unique(code, "discount")?;
     }
     let pct = |p: u32, what: &str| -> Result<(), String> {
         if p > 100 {
@@ -477,6 +680,46 @@ fn validate(doc: &CatalogDoc) -> Result<(), String> {
         }
     }
     fee(d.birthday.amount, "discount", &d.birthday.code)?;
+    if let Some(r) = &d.soldier {
+        pct(r.percent, &r.code)?;
+    }
+    if let Some(r) = &d.welfare {
+        let mut grades = HashSet::new();
+        for g in &r.grades {
+            pct(g.percent, &r.code)?;
+            fee(g.monthly_cap, "discount", &r.code)?;
+            if g.grade.is_empty() || !g.grade.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(format!(
+                    "{}: grade {:?} must be ASCII letters, digits or '_'",
+                    r.code, g.grade
+                ));
+            }
+            if !grades.insert(g.grade.as_str()) {
+                return Err(format!("{}: grade {:?} is defined twice", r.code, g.grade));
+            }
+        }
+    }
+    if let Some(r) = &d.premium_contract {
+        fee(r.amount, "discount", &r.code)?;
+        if r.tiers.is_empty() {
+            return Err(format!("{}: no tiers", r.code));
+        }
+    }
+    if let Some(r) = &d.wired_bundle {
+        let mut sets = HashSet::new();
+        for row in &r.rows {
+            pct(row.percent, &r.code)?;
+            let mut parts = row.parts.clone();
+            parts.sort_by_key(|p| *p as u8);
+            parts.dedup();
+            if parts.len() != row.parts.len() || parts.len() < 2 {
+                return Err(format!("{}: a row needs two or more different parts", r.code));
+            }
+            if !sets.insert(parts) {
+                return Err(format!("{}: a set of parts is defined twice", r.code));
+            }
+        }
+    }
     let mut counts = HashSet::new();
     for t in &d.addon_tiers.tiers {
         pct(t.percent, &d.addon_tiers.code)?;

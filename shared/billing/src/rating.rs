@@ -2,8 +2,10 @@
 //!
 //! # Order of computation (documented precedence)
 //!
-//! 1. **Fees, prorated daily.** The plan fee and each add-on fee are charged
-//!    for the days of service in the cycle: `fee × active_days ÷ cycle_days`.
+//! 1. **Fees, prorated daily.** The plan fee, each add-on fee and each wired line (internet,
+//!    IPTV) are charged for the days of service in the cycle: `fee × active_days ÷
+//!    cycle_days`. An add-on's fee may depend on the plan (`plan_prices`: a row for the plan,
+//!    else a row for its tier, else the list price).
 //! 2. **Usage.** Metered products are summed per product; the plan allowance
 //!    (prorated the same way) is deducted; what remains is charged per started
 //!    block. Pass-through products are charged as recorded.
@@ -11,21 +13,30 @@
 //!    left of the prorated plan fee:**
 //!    1. selective contract: `percent` of the plan fee for the days the
 //!       contract covers (`fee × contract_days × percent ÷ (cycle_days × 100)`);
-//!    2. family bundle: the table row with the customer's plan tier and the
+//!    2. soldier: the same for the days of military service; a day both cover takes only the
+//!       larger percentage (the contract's on a tie);
+//!    3. family bundle: the table row with the customer's plan tier and the
 //!       largest `min_members` not above the group's member count;
-//!    3. long-term customer: the tier with the largest `min_years` not above
+//!    4. long-term customer: the tier with the largest `min_years` not above
 //!       the full years of tenure on the cycle's last day;
-//!    4. birthday month: a fixed amount when the birthday falls in the
-//!       cycle's month.
+//!    5. premium contract: a fixed monthly amount on the listed tiers, prorated by the days
+//!       the contract covers;
+//!    6. birthday month: a fixed amount when the birthday falls in the
+//!       cycle's month (not prorated).
 //!
 //!    Together they never exceed `plan_discount_cap_percent` of the prorated
 //!    plan fee; when they would, the later discounts in this order are reduced
 //!    first.
-//! 4. **Add-on bundle discount:** `percent` of the add-on charges by the
+//! 4. **Welfare discount**, outside the cap: the grade's `percent` of what the plan-fee
+//!    discounts left, for the eligible share of the days of service, never more than the
+//!    grade's `monthly_cap × eligible_days ÷ cycle_days`.
+//! 5. **Add-on bundle discount:** `percent` of the add-on charges by the
 //!    number of add-ons, never more than those charges.
-//! 5. **VAT:** `vat_percent` of the taxable base (taxable charges minus all
+//! 6. **Wired bundle discount:** of the rows whose parts (mobile, internet, IPTV) are all on
+//!    the bill, the largest `percent`, of the wired lines' charges.
+//! 7. **VAT:** `vat_percent` of the taxable base (taxable charges minus all
 //!    discounts). Micropayments and device instalments are outside VAT.
-//! 6. **Total:** taxable base + VAT + non-taxable charges, rounded down to a
+//! 8. **Total:** taxable base + VAT + non-taxable charges, rounded down to a
 //!    multiple of `total_rounding_unit` won (10원 미만 절사); the difference is a
 //!    rounding line so that the total always equals the sum of the lines.
 //!
@@ -41,7 +52,7 @@ use std::collections::HashMap;
 
 use domain::{Bill, BillLine, CustomerRecord, Cycle, Krw, LineKind};
 
-use crate::catalog::{Allowance, Catalog, LineText, Plan, Pricing};
+use crate::catalog::{Allowance, BundlePart, Catalog, LineText, Plan, Pricing, WiredKind};
 use crate::usage::{UsageError, UsageErrorKind, UsageParse, UsageRecord};
 
 /// A customer that cannot be billed with this catalog. Names the customer and
@@ -58,6 +69,18 @@ pub enum RatingError {
     UnknownAddon {
         customer_id: String,
         addon: String,
+        catalog_version: String,
+    },
+    #[error("customer {customer_id}: wired product {product:?} is not in catalog {catalog_version}")]
+    UnknownWired {
+        customer_id: String,
+        product: String,
+        catalog_version: String,
+    },
+    /// The grade is sensitive personal data: the message does not name it.
+    #[error("customer {customer_id}: the welfare grade is not one of catalog {catalog_version}")]
+    UnknownWelfareGrade {
+        customer_id: String,
         catalog_version: String,
     },
     #[error("customer {customer_id} appears {count} times in the shard; none of the copies is billed")]
@@ -123,15 +146,60 @@ pub fn rate<C>(
         })?;
         let addon = &catalog.doc().addons[addon_ix];
         let text = &texts.addons[addon_ix];
-        let amount = addon.monthly_fee.mul_div_floor(active, days);
+        let fee = addon.fee_on(plan);
+        let amount = fee.mul_div_floor(active, days);
         addon_total += amount;
+        let mut detail = prorate_detail("일할");
+        if fee != addon.monthly_fee {
+            let priced = if fee == Krw::ZERO {
+                format!("{} 요금제 포함", plan.name)
+            } else {
+                format!("{} 요금제 월 {}원", plan.name, fee.won())
+            };
+            detail = if detail.is_empty() {
+                priced
+            } else {
+                format!("{priced}, {detail}")
+            };
+        }
         lines.push(BillLine {
             kind: LineKind::Addon,
             code: text.code.clone(),
             label: text.label.clone(),
             quantity: active,
             unit: text.unit.clone(),
-            unit_price: addon.monthly_fee,
+            unit_price: fee,
+            amount,
+            taxable: true,
+            detail,
+        });
+    }
+    // Wired lines (internet, IPTV): add-on lines of their own codes, prorated the same way.
+    let mut wired_total = Krw::ZERO;
+    let mut wired_parts: Vec<BundlePart> = vec![BundlePart::Mobile];
+    for w in &customer.wired {
+        let ix = catalog
+            .wired_index(&w.product)
+            .ok_or_else(|| RatingError::UnknownWired {
+                customer_id: cid.to_owned(),
+                product: w.product.clone(),
+                catalog_version: catalog.version().to_owned(),
+            })?;
+        let product = &catalog.doc().wired_products[ix];
+        let text = &texts.wired[ix];
+        let amount = product.monthly_fee.mul_div_floor(active, days);
+        wired_total += amount;
+        wired_parts.push(match product.kind {
+            WiredKind::Internet => BundlePart::Internet,
+            WiredKind::Iptv => BundlePart::Iptv,
+        });
+        lines.push(BillLine {
+            kind: LineKind::Addon,
+            code: text.code.clone(),
+            label: text.label.clone(),
+            quantity: active,
+            unit: text.unit.clone(),
+            unit_price: product.monthly_fee,
             amount,
             taxable: true,
             detail: prorate_detail("일할"),
@@ -211,9 +279,14 @@ pub fn rate<C>(
 
     // 3. Plan-fee discounts, in precedence order.
     let d = &catalog.doc().discounts;
-    let mut plan_discounts: Vec<(&LineText, Krw, String)> = Vec::with_capacity(4);
+    let mut plan_discounts: Vec<(&LineText, Krw, String)> = Vec::with_capacity(6);
     let mut remaining = plan_fee;
-    let contract_days = i64::from(customer.contract_days(cycle));
+    // The selective contract and the soldier discount never combine: on a day both cover,
+    // only the larger percentage applies (the contract's when they are equal).
+    let both = i64::from(customer.soldier_and_contract_days(cycle));
+    let soldier_rule = d.soldier.as_ref().zip(texts.soldier.as_ref());
+    let soldier_wins = soldier_rule.is_some_and(|(r, _)| r.percent > d.contract.percent);
+    let contract_days = i64::from(customer.contract_days(cycle)) - if soldier_wins { both } else { 0 };
     if contract_days > 0 && d.contract.percent > 0 {
         let amount = plan
             .monthly_fee
@@ -225,6 +298,17 @@ pub fn rate<C>(
             amount,
             format!("{}% × {contract_days}/{days}일", d.contract.percent),
         ));
+    }
+    if let Some((rule, text)) = soldier_rule {
+        let soldier_days = i64::from(customer.soldier_days(cycle)) - if soldier_wins { 0 } else { both };
+        if soldier_days > 0 && rule.percent > 0 {
+            let amount = plan
+                .monthly_fee
+                .mul_div_floor(soldier_days * i64::from(rule.percent), days * 100)
+                .min(remaining);
+            remaining -= amount;
+            plan_discounts.push((text, amount, format!("{}% × {soldier_days}/{days}일", rule.percent)));
+        }
     }
     if let Some(f) = &customer.family
         && let Some(row) = highest_reached(
@@ -243,6 +327,16 @@ pub fn rate<C>(
         remaining -= amount;
         plan_discounts.push((&texts.long_term, amount, format!("{years}년 {}%", t.percent)));
     }
+    if let Some((rule, text)) = d.premium_contract.as_ref().zip(texts.premium_contract.as_ref())
+        && rule.tiers.contains(&plan.tier)
+    {
+        let covered = i64::from(customer.premium_contract_days(cycle));
+        if covered > 0 {
+            let amount = rule.amount.mul_div_floor(covered, days).min(remaining);
+            remaining -= amount;
+            plan_discounts.push((text, amount, format!("월 {}원 × {covered}/{days}일", rule.amount.won())));
+        }
+    }
     if chrono::Datelike::month(&customer.birthday) == cycle.month() {
         let amount = d.birthday.amount.min(remaining);
         plan_discounts.push((&texts.birthday, amount, String::new()));
@@ -258,11 +352,39 @@ pub fn rate<C>(
         x.1 -= cut;
         excess -= cut;
     }
+    let left = plan_fee - plan_discounts.iter().map(|x| x.1).sum::<Krw>();
     for (text, amount, detail) in plan_discounts {
         push_discount(&mut lines, text, amount, detail);
     }
 
-    // 4. Add-on bundle discount.
+    // 4. Welfare discount, outside the cap: a percentage of what the plan-fee discounts left,
+    // for the days of eligibility, within the grade's monthly cap (prorated the same way).
+    if let Some(w) = &customer.welfare
+        && let Some((rule, text)) = d.welfare.as_ref().zip(texts.welfare.as_ref())
+    {
+        let grade =
+            rule.grades
+                .iter()
+                .find(|g| g.grade == w.grade)
+                .ok_or_else(|| RatingError::UnknownWelfareGrade {
+                    customer_id: cid.to_owned(),
+                    catalog_version: catalog.version().to_owned(),
+                })?;
+        let covered = i64::from(customer.welfare_days(cycle));
+        if covered > 0 {
+            let share = left.mul_div_floor(i64::from(grade.percent) * covered, 100 * active);
+            let cap = grade.monthly_cap.mul_div_floor(covered, days);
+            let amount = share.min(cap).min(left);
+            let detail = if covered < days {
+                format!("{}% × {covered}/{active}일, 한도 {}원", grade.percent, cap.won())
+            } else {
+                format!("{}%, 월 한도 {}원", grade.percent, cap.won())
+            };
+            push_discount(&mut lines, text, amount, detail);
+        }
+    }
+
+    // 5. Add-on bundle discount.
     let n_addons = u32::try_from(customer.addons.len()).unwrap_or(u32::MAX);
     if let Some(t) = highest_reached(&d.addon_tiers.tiers, |t| t.min_addons, n_addons) {
         let amount = addon_total.percent_floor(t.percent).min(addon_total);
@@ -273,13 +395,40 @@ pub fn rate<C>(
             format!("{n_addons}개 {}%", t.percent),
         );
     }
+
+    // 6. Wired bundle discount: the best row whose parts are all on the bill.
+    if wired_total > Krw::ZERO
+        && let Some((rule, text)) = d.wired_bundle.as_ref().zip(texts.wired_bundle.as_ref())
+        && let Some(row) = rule
+            .rows
+            .iter()
+            .filter(|r| r.parts.iter().all(|p| wired_parts.contains(p)))
+            .max_by_key(|r| r.percent)
+    {
+        let amount = wired_total.percent_floor(row.percent).min(wired_total);
+        let parts: Vec<&str> = row
+            .parts
+            .iter()
+            .map(|p| match p {
+                BundlePart::Mobile => "모바일",
+                BundlePart::Internet => "인터넷",
+                BundlePart::Iptv => "IPTV",
+            })
+            .collect();
+        push_discount(
+            &mut lines,
+            text,
+            amount,
+            format!("{} {}%", parts.join("+"), row.percent),
+        );
+    }
     let discounts: Krw = lines
         .iter()
         .filter(|l| l.kind == LineKind::Discount)
         .map(|l| l.amount)
         .sum();
 
-    // 5. VAT.
+    // 7. VAT.
     let taxable_base: Krw = lines.iter().filter(|l| l.taxable).map(|l| l.amount).sum();
     let vat = taxable_base.percent_floor(catalog.doc().vat_percent);
     lines.push(BillLine {
@@ -294,7 +443,7 @@ pub fn rate<C>(
         detail: format!("{}%", catalog.doc().vat_percent),
     });
 
-    // 6. Total.
+    // 8. Total.
     let gross: Krw = lines.iter().map(|l| l.amount).sum();
     let total = gross.floor_to(catalog.doc().total_rounding_unit);
     let rounding = total - gross;

@@ -2,7 +2,7 @@
 //! thousands of generated customers, with every rule in play, both give the same total (or
 //! both no bill).
 
-use billing::catalog::{Catalog, DEFAULT_CATALOG_JSON};
+use billing::catalog::{Catalog, DEFAULT_CATALOG_JSON, SHIPPED_CATALOGS};
 use billing::rate;
 use billing::usage::parse_usage;
 use billing_oracle::UsageLine;
@@ -12,13 +12,22 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 const PLANS: [&str; 5] = ["LTE_SLIM", "5G_LITE", "5G_STANDARD", "5G_PREMIUM", "5G_SIGNATURE"];
-const ADDONS: [&str; 6] = [
+const ADDONS: [&str; 7] = [
     "VCOLORING",
     "INSURANCE",
     "OTT_BASIC",
+    "OTT_PREMIUM",
     "MUSIC",
     "CLOUD_100G",
     "SPAM_GUARD",
+];
+const WIRED: [&str; 4] = ["INTERNET_500M", "INTERNET_1G", "IPTV_BASIC", "IPTV_PREMIUM"];
+const GRADES: [&str; 5] = [
+    "disabled",
+    "national_merit",
+    "basic_livelihood",
+    "near_poverty",
+    "basic_pension",
 ];
 
 fn arb_date(from: i32, to: i32) -> impl Strategy<Value = NaiveDate> {
@@ -33,14 +42,22 @@ prop_compose! {
     /// A customer record as JSON, without contact data.
     fn arb_customer()(
         plan in prop::sample::select(PLANS.to_vec()),
-        addons in prop::sample::subsequence(ADDONS.to_vec(), 0..=6),
+        addons in prop::sample::subsequence(ADDONS.to_vec(), 0..=7),
         family in prop::option::of(2u8..=10),
         contract in prop::option::of((arb_date(2023, 2027), 0i64..1500)),
         birthday in arb_date(1950, 2008),
         joined in arb_date(2000, 2027),
         cancel_after in prop::option::of(0i64..800),
+        soldier in prop::option::of((arb_date(2024, 2027), 0i64..600)),
+        welfare in prop::option::of((prop::sample::select(GRADES.to_vec()), arb_date(2022, 2027), prop::option::of(0i64..900))),
+        premium in prop::option::of((arb_date(2023, 2027), 0i64..1100)),
+        wired in prop::sample::subsequence(WIRED.to_vec(), 0..=3),
     ) -> Value {
         json!({
+            "soldier": soldier.map(|(s, len)| json!({"start": s, "end": plus(s, len)})),
+            "welfare": welfare.map(|(g, s, len)| json!({"grade": g, "start": s, "end": len.map(|n| plus(s, n))})),
+            "premium_contract": premium.map(|(s, len)| json!({"start": s, "end": plus(s, len)})),
+            "wired": wired.iter().map(|w| json!({"product": w})).collect::<Vec<_>>(),
             "customer_id": "P1",
             "shard": 0,
             "plan": plan,
@@ -103,15 +120,40 @@ fn oracle_total(doc: &Value, cycle: Cycle, customer: &Value, usage: &[(&str, i64
     billing_oracle::total(doc, &cycle.to_string(), customer, &lines).unwrap()
 }
 
+/// The shipped versions, and 2026-v1 with a soldier discount larger than the contract's (so
+/// that the soldier discount wins the days both cover).
+fn catalogs() -> &'static [(Catalog, Value)] {
+    static CATALOGS: std::sync::OnceLock<Vec<(Catalog, Value)>> = std::sync::OnceLock::new();
+    CATALOGS.get_or_init(build_catalogs)
+}
+
+fn build_catalogs() -> Vec<(Catalog, Value)> {
+    let mut docs: Vec<Value> = SHIPPED_CATALOGS
+        .iter()
+        .map(|(_, _, json)| serde_json::from_str(json).unwrap())
+        .collect();
+    let mut soldier_wins: Value = serde_json::from_str(DEFAULT_CATALOG_JSON).unwrap();
+    soldier_wins["version"] = "test-soldier-30".into();
+    soldier_wins["discounts"]["soldier"]["percent"] = 30.into();
+    docs.push(soldier_wins);
+    docs.into_iter()
+        .map(|d| (Catalog::from_json(&d.to_string(), "test").unwrap(), d))
+        .collect()
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(5000))]
+    #![proptest_config(ProptestConfig::with_cases(6000))]
 
     #[test]
-    fn engine_agrees_with_the_oracle(customer in arb_customer(), usage in arb_usage(), cycle in arb_cycle()) {
-        let cat = Catalog::default_catalog().unwrap();
-        let doc: Value = serde_json::from_str(DEFAULT_CATALOG_JSON).unwrap();
-        let engine = engine_total(&cat, cycle, &customer, &usage);
-        let oracle = oracle_total(&doc, cycle, &customer, &usage);
+    fn engine_agrees_with_the_oracle(
+        customer in arb_customer(),
+        usage in arb_usage(),
+        cycle in arb_cycle(),
+        which in 0usize..3,
+    ) {
+        let (cat, doc) = &catalogs()[which];
+        let engine = engine_total(cat, cycle, &customer, &usage);
+        let oracle = oracle_total(doc, cycle, &customer, &usage);
         prop_assert_eq!(engine, oracle, "customer {} in {}", customer, cycle);
     }
 }

@@ -43,6 +43,10 @@ fn customer(id: &str, plan: &str) -> Customer {
         addons: vec![],
         family: None,
         contract: None,
+        soldier: None,
+        welfare: None,
+        premium_contract: None,
+        wired: vec![],
         birthday: d(1990, 1, 1),
         joined_on: d(2025, 6, 1), // one full year of tenure: no long-term discount
         cancelled_on: None,

@@ -117,6 +117,50 @@ pub struct Contract {
     pub end: NaiveDate,
 }
 
+/// A period of compulsory military service (병사 요금할인), `start` and `end` inclusive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Soldier {
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+}
+
+/// Eligibility for a welfare discount (복지 할인): a grade the catalog defines (e.g.
+/// `disabled`, `basic_livelihood`), from `start` to `end` inclusive (`None`: open-ended).
+/// The grade is sensitive personal data: `Debug` never shows it and errors never name it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welfare {
+    pub grade: String,
+    pub start: NaiveDate,
+    #[serde(default)]
+    pub end: Option<NaiveDate>,
+}
+
+impl fmt::Debug for Welfare {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Welfare(‹redacted›)")
+    }
+}
+
+/// A premium contract (프리미엄 약정): a fixed monthly discount on premium-tier plans for
+/// the days it covers, `start` and `end` inclusive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PremiumContract {
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+}
+
+/// A wired line (internet or IPTV) billed with the mobile line: a wired product code of the
+/// catalog.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WiredLine {
+    pub product: String,
+}
+
+/// Most wired lines one customer record may carry.
+pub const MAX_WIRED_LINES: usize = 4;
+/// Longest welfare grade or wired product code, in bytes.
+pub const MAX_ATTRIBUTE_CODE_BYTES: usize = 64;
+
 /// Membership of a family bundle, with the group's member count as the
 /// customer system records it at snapshot time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +228,18 @@ pub struct CustomerRecord<C> {
     pub family: Option<Family>,
     #[serde(default)]
     pub contract: Option<Contract>,
+    /// Military service, for the soldier discount.
+    #[serde(default)]
+    pub soldier: Option<Soldier>,
+    /// Welfare eligibility, for the welfare discount.
+    #[serde(default)]
+    pub welfare: Option<Welfare>,
+    /// A premium contract, for the premium-contract discount.
+    #[serde(default)]
+    pub premium_contract: Option<PremiumContract>,
+    /// Internet and IPTV lines on the same bill.
+    #[serde(default)]
+    pub wired: Vec<WiredLine>,
     pub birthday: NaiveDate,
     /// First day of service (inclusive).
     pub joined_on: NaiveDate,
@@ -222,6 +278,10 @@ impl<C> CustomerRecord<C> {
             addons: self.addons.clone(),
             family: self.family.clone(),
             contract: self.contract.clone(),
+            soldier: self.soldier.clone(),
+            welfare: self.welfare.clone(),
+            premium_contract: self.premium_contract.clone(),
+            wired: self.wired.clone(),
             birthday: self.birthday,
             joined_on: self.joined_on,
             cancelled_on: self.cancelled_on,
@@ -258,6 +318,10 @@ impl<C: fmt::Debug> fmt::Debug for CustomerRecord<C> {
             .field("addons", &self.addons)
             .field("family", &self.family)
             .field("contract", &self.contract)
+            .field("soldier", &self.soldier)
+            .field("welfare", &self.welfare)
+            .field("premium_contract", &self.premium_contract)
+            .field("wired", &self.wired)
             .field("birthday", &format_args!("<redacted>"))
             .field("joined_on", &self.joined_on)
             .field("cancelled_on", &self.cancelled_on)
@@ -334,6 +398,53 @@ impl<C> CustomerRecord<C> {
         if addons.windows(2).any(|w| w[0] == w[1]) {
             return Err(err("an add-on code is listed twice".into()));
         }
+        if let Some(s) = &self.soldier
+            && s.end < s.start
+        {
+            return Err(err(format!(
+                "soldier: service ends {} before it starts {}",
+                s.end, s.start
+            )));
+        }
+        if let Some(w) = &self.welfare {
+            // The grade is sensitive: the messages never show it.
+            if w.grade.is_empty()
+                || w.grade.len() > MAX_ATTRIBUTE_CODE_BYTES
+                || !w.grade.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                return Err(err(format!(
+                    "welfare: grade must be 1-{MAX_ATTRIBUTE_CODE_BYTES} ASCII letters, digits or '_'"
+                )));
+            }
+            if w.end.is_some_and(|e| e < w.start) {
+                return Err(err("welfare: eligibility ends before it starts".into()));
+            }
+        }
+        if let Some(p) = &self.premium_contract
+            && p.end < p.start
+        {
+            return Err(err(format!(
+                "premium_contract: ends {} before it starts {}",
+                p.end, p.start
+            )));
+        }
+        if self.wired.len() > MAX_WIRED_LINES {
+            return Err(err(format!("wired: more than {MAX_WIRED_LINES} wired lines")));
+        }
+        let mut wired: Vec<&str> = self.wired.iter().map(|w| w.product.as_str()).collect();
+        if wired.iter().any(|p| {
+            p.is_empty()
+                || p.len() > MAX_ATTRIBUTE_CODE_BYTES
+                || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        }) {
+            return Err(err(format!(
+                "wired: a product code must be 1-{MAX_ATTRIBUTE_CODE_BYTES} ASCII letters, digits or '_'"
+            )));
+        }
+        wired.sort_unstable();
+        if wired.windows(2).any(|w| w[0] == w[1]) {
+            return Err(err("wired: a wired product is listed twice".into()));
+        }
         ContactWindow::new(self.dnd, quiet).map_err(|e| match e {
             SlotError::NoAllowedSlot { .. } => err(e.to_string()),
             other => err(other.to_string()),
@@ -358,11 +469,52 @@ impl<C> CustomerRecord<C> {
 
     /// Days of `cycle` covered by both service and the selective contract.
     pub fn contract_days(&self, cycle: Cycle) -> u32 {
-        let Some(c) = &self.contract else { return 0 };
-        let from = c.start.max(self.joined_on);
-        let until_excl = c.end.succ_opt().unwrap_or(c.end);
-        let until = self.cancelled_on.map_or(until_excl, |x| x.min(until_excl));
-        cycle.days_within(Some(from), Some(until))
+        self.contract
+            .as_ref()
+            .map_or(0, |c| self.service_days_between(cycle, c.start, Some(c.end)))
+    }
+
+    /// Days of `cycle` covered by both service and military service.
+    pub fn soldier_days(&self, cycle: Cycle) -> u32 {
+        self.soldier
+            .as_ref()
+            .map_or(0, |s| self.service_days_between(cycle, s.start, Some(s.end)))
+    }
+
+    /// Days of `cycle` covered by service, military service and the selective contract.
+    pub fn soldier_and_contract_days(&self, cycle: Cycle) -> u32 {
+        let (Some(s), Some(c)) = (&self.soldier, &self.contract) else {
+            return 0;
+        };
+        self.service_days_between(cycle, s.start.max(c.start), Some(s.end.min(c.end)))
+    }
+
+    /// Days of `cycle` covered by both service and welfare eligibility.
+    pub fn welfare_days(&self, cycle: Cycle) -> u32 {
+        self.welfare
+            .as_ref()
+            .map_or(0, |w| self.service_days_between(cycle, w.start, w.end))
+    }
+
+    /// Days of `cycle` covered by both service and the premium contract.
+    pub fn premium_contract_days(&self, cycle: Cycle) -> u32 {
+        self.premium_contract
+            .as_ref()
+            .map_or(0, |p| self.service_days_between(cycle, p.start, Some(p.end)))
+    }
+
+    /// Days of `cycle` with service from `start` to `end`, both inclusive (`None`: open).
+    fn service_days_between(&self, cycle: Cycle, start: NaiveDate, end: Option<NaiveDate>) -> u32 {
+        if end.is_some_and(|e| e < start) {
+            return 0;
+        }
+        let from = start.max(self.joined_on);
+        let until_excl = end.map(|e| e.succ_opt().unwrap_or(e));
+        let until = match (self.cancelled_on, until_excl) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
+        cycle.days_within(Some(from), until)
     }
 }
 
@@ -386,6 +538,10 @@ pub(crate) mod tests {
             addons: vec![],
             family: None,
             contract: None,
+            soldier: None,
+            welfare: None,
+            premium_contract: None,
+            wired: vec![],
             birthday: d(1990, 3, 14),
             joined_on: d(2020, 5, 1),
             cancelled_on: None,
@@ -480,5 +636,118 @@ pub(crate) mod tests {
         c.cancelled_on = Some(d(2026, 11, 5));
         assert_eq!(c.contract_days(nov), 4);
         assert_eq!(c.tenure_years(nov), 6);
+    }
+
+    #[test]
+    fn new_attributes_default_validate_and_count_days() {
+        let q = QuietWindow::default_korea();
+        let nov: Cycle = "2026-11".parse().unwrap();
+        // Records written before the attributes existed still read, with none of them.
+        let mut v = serde_json::to_value(sample("C1")).unwrap();
+        for k in ["soldier", "welfare", "premium_contract", "wired"] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+        let c: Customer = serde_json::from_value(v).unwrap();
+        assert!(c.soldier.is_none() && c.welfare.is_none() && c.premium_contract.is_none() && c.wired.is_empty());
+
+        let mut c = sample("C2");
+        c.soldier = Some(Soldier {
+            start: d(2025, 6, 10),
+            end: d(2026, 11, 9),
+        });
+        c.contract = Some(Contract {
+            start: d(2026, 11, 5),
+            end: d(2028, 11, 4),
+        });
+        assert_eq!(c.soldier_days(nov), 9);
+        assert_eq!(c.soldier_and_contract_days(nov), 5);
+        c.welfare = Some(Welfare {
+            grade: "disabled".into(),
+            start: d(2026, 11, 21),
+            end: None,
+        });
+        assert_eq!(c.welfare_days(nov), 10);
+        c.premium_contract = Some(PremiumContract {
+            start: d(2026, 1, 1),
+            end: d(2026, 11, 30),
+        });
+        assert_eq!(c.premium_contract_days(nov), 30);
+        c.cancelled_on = Some(d(2026, 11, 25));
+        assert_eq!(c.welfare_days(nov), 4);
+        assert_eq!(c.premium_contract_days(nov), 24);
+        c.wired = vec![WiredLine {
+            product: "INTERNET_1G".into(),
+        }];
+        assert!(c.validate(q).is_ok());
+        // Debug hides the welfare grade.
+        assert!(!format!("{c:?}").contains("disabled"));
+
+        type Edit = Box<dyn Fn(&mut Customer)>;
+        let bad: Vec<(Edit, &str)> = vec![
+            (
+                Box::new(|c| {
+                    c.soldier = Some(Soldier {
+                        start: d(2026, 2, 1),
+                        end: d(2026, 1, 1),
+                    })
+                }),
+                "soldier",
+            ),
+            (
+                Box::new(|c| {
+                    c.welfare = Some(Welfare {
+                        grade: "dis abled".into(),
+                        start: d(2026, 1, 1),
+                        end: None,
+                    })
+                }),
+                "welfare: grade",
+            ),
+            (
+                Box::new(|c| {
+                    c.welfare = Some(Welfare {
+                        grade: "disabled".into(),
+                        start: d(2026, 1, 1),
+                        end: Some(d(2025, 1, 1)),
+                    })
+                }),
+                "welfare: eligibility ends",
+            ),
+            (
+                Box::new(|c| {
+                    c.premium_contract = Some(PremiumContract {
+                        start: d(2026, 2, 1),
+                        end: d(2026, 1, 1),
+                    })
+                }),
+                "premium_contract",
+            ),
+            (
+                Box::new(|c| {
+                    c.wired = vec![
+                        WiredLine { product: "IPTV".into() },
+                        WiredLine { product: "IPTV".into() },
+                    ]
+                }),
+                "listed twice",
+            ),
+            (
+                Box::new(|c| {
+                    c.wired = (0..5)
+                        .map(|i| WiredLine {
+                            product: format!("W{i}"),
+                        })
+                        .collect()
+                }),
+                "more than 4",
+            ),
+        ];
+        for (f, want) in bad {
+            let mut c = sample("C3");
+            f(&mut c);
+            let e = c.validate(q).unwrap_err().to_string();
+            assert!(e.starts_with("customer C3: ") && e.contains(want), "{e}");
+            assert!(!e.contains("dis abled"), "{e}");
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! One customer from its own stream `(seed, customer index)`.
 
+use billing::catalog::{Tier, WiredKind};
 use chrono::{Datelike, Months, NaiveDate, TimeDelta};
-use domain::{Channel, Contact, Contract, Customer, CustomerId, Family, SendDay, Slot, SlotSet};
+use domain::customer::{PremiumContract, Soldier, Welfare, WiredLine};
+use domain::{Channel, Contact, Contract, Customer, CustomerId, Cycle, Family, SendDay, Slot, SlotSet};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -60,6 +62,32 @@ fn slots(ix: &[u32]) -> SlotSet {
 
 fn add_days(d: NaiveDate, n: i64) -> NaiveDate {
     d.checked_add_signed(TimeDelta::days(n)).unwrap_or(d)
+}
+
+/// A period of `months` months around `cycle`: 10 % end inside it, 10 % start inside it, the
+/// rest cover it.
+fn dated(r: &mut ChaCha8Rng, cycle: Cycle, months: u32) -> (NaiveDate, NaiveDate) {
+    let first = cycle.first_day();
+    let days = i64::from(cycle.days());
+    let months = Months::new(months);
+    match r.random_range(0..100u32) {
+        0..10 => {
+            let end = add_days(first, r.random_range(0..days));
+            (end.checked_sub_months(months).map_or(end, |x| add_days(x, 1)), end)
+        }
+        10..20 => {
+            let start = add_days(first, r.random_range(0..days));
+            (
+                start,
+                start.checked_add_months(months).map_or(start, |x| add_days(x, -1)),
+            )
+        }
+        _ => {
+            let end = add_days(cycle.last_day(), r.random_range(1..=500));
+            let start = end.checked_sub_months(months).map_or(end, |x| add_days(x, 1));
+            (start.min(first), end)
+        }
+    }
 }
 
 impl Generator {
@@ -213,6 +241,10 @@ impl Generator {
                 members: m.size,
             }),
             contract,
+            soldier: None,
+            welfare: None,
+            premium_contract: None,
+            wired: vec![],
             birthday,
             joined_on,
             cancelled_on,
@@ -221,6 +253,7 @@ impl Generator {
             preferred_channel,
             contact,
         };
+        self.draw_benefits(index, &mut customer);
         // Re-draw the DND slots until the record passes validation; an empty
         // set is the last resort, and if even that fails the settings are
         // at fault (a quiet window covering the whole day).
@@ -235,6 +268,114 @@ impl Generator {
             };
         }
         Ok((customer, clear, plan_ix))
+    }
+
+    /// The attributes of the later discount rules, from the customer's own benefits stream,
+    /// for what the catalog offers: military service (2 %), welfare eligibility (5 %), a
+    /// premium contract (30 % of premium-tier plans), an extra OTT add-on (25 % of premium-tier
+    /// plans without one) and wired lines (20 %: internet, with IPTV for half of those).
+    fn draw_benefits(&self, index: u32, c: &mut Customer) {
+        let r = &mut stream_rng(&self.key, Stream::Benefits, u64::from(index));
+        let cycle = self.cfg.cycle;
+        let doc = self.catalog.doc();
+        let d = &doc.discounts;
+        let tier = self.catalog.plan(&c.plan).map(|p| p.tier);
+        // A dated attribute that covers the cycle mostly, sometimes ending inside it or
+        // starting inside it; never starting before the subscription.
+        let period = |r: &mut ChaCha8Rng, months: u32| -> (NaiveDate, NaiveDate) {
+            let (start, end) = dated(r, cycle, months);
+            if start >= c.joined_on {
+                (start, end)
+            } else {
+                let end = c
+                    .joined_on
+                    .checked_add_months(Months::new(months))
+                    .map_or(c.joined_on, |x| add_days(x, -1));
+                (c.joined_on, end)
+            }
+        };
+
+        // Soldiers: 18 months of service (병사 복무기간).
+        let soldier = chance(r, 200).then(|| period(r, 18));
+        if d.soldier.is_some() {
+            c.soldier = soldier.map(|(start, end)| Soldier { start, end });
+        }
+        // Welfare: most open-ended, some ending around the cycle.
+        let welfare = chance(r, 500).then(|| {
+            let grade = r.random_range(0..100u32);
+            let start = add_days(cycle.first_day(), -r.random_range(0..3_650));
+            let end = chance(r, 1_000).then(|| add_days(cycle.first_day(), r.random_range(0..120)));
+            (grade, start.max(c.joined_on), end)
+        });
+        if let (Some(rule), Some((grade, start, end))) = (&d.welfare, welfare)
+            && !rule.grades.is_empty()
+        {
+            // Weights by grade position: the shipped order is disabled, national merit, basic
+            // livelihood, near-poverty, basic pension.
+            const SHARES: [u32; 5] = [35, 10, 20, 15, 20];
+            let mut x = grade;
+            let mut pick = rule.grades.len() - 1;
+            for (i, w) in SHARES.iter().enumerate().take(rule.grades.len()) {
+                if x < *w {
+                    pick = i;
+                    break;
+                }
+                x -= w;
+            }
+            c.welfare = Some(Welfare {
+                grade: rule.grades[pick].grade.clone(),
+                start,
+                end: end.map(|e| e.max(start)),
+            });
+        }
+        // Premium contracts among the tiers the rule covers (24 months).
+        let premium = chance(r, 3_000);
+        if let Some(rule) = &d.premium_contract
+            && tier.is_some_and(|t| rule.tiers.contains(&t))
+            && premium
+        {
+            let (start, end) = period(r, 24);
+            c.premium_contract = Some(PremiumContract { start, end });
+        }
+        // Content add-ons (those priced by plan, such as OTT) on premium plans, where they are
+        // included or cheaper.
+        let extra_ott = chance(r, 2_500);
+        let by_plan = |code: &str| doc.addons.iter().any(|a| a.code == code && !a.plan_prices.is_empty());
+        if tier == Some(Tier::Premium)
+            && extra_ott
+            && c.addons.len() < 4
+            && !c.addons.iter().any(|a| by_plan(a))
+            && let Some(ott) = doc.addons.iter().find(|a| !a.plan_prices.is_empty())
+        {
+            c.addons.push(ott.code.clone());
+            c.addons.sort_unstable();
+        }
+        // Wired lines.
+        let wired = chance(r, 2_000);
+        let with_iptv = chance(r, 5_000);
+        let (pick_internet, pick_iptv) = (r.random_range(0..100u32), r.random_range(0..100u32));
+        if wired {
+            let of_kind = |kind: WiredKind| -> Vec<&str> {
+                doc.wired_products
+                    .iter()
+                    .filter(|w| w.kind == kind)
+                    .map(|w| w.code.as_str())
+                    .collect()
+            };
+            // The first product of a kind is the common one (60 % of internet, 70 % of IPTV).
+            let choose = |codes: &[&str], x: u32, common: u32| -> Option<String> {
+                let i = if x < common || codes.len() < 2 { 0 } else { 1 };
+                codes.get(i).map(|s| (*s).to_owned())
+            };
+            let mut lines = Vec::new();
+            if let Some(p) = choose(&of_kind(WiredKind::Internet), pick_internet, 60) {
+                lines.push(WiredLine { product: p });
+            }
+            if with_iptv && let Some(p) = choose(&of_kind(WiredKind::Iptv), pick_iptv, 70) {
+                lines.push(WiredLine { product: p });
+            }
+            c.wired = lines;
+        }
     }
 
     fn draw_dnd(&self, r: &mut ChaCha8Rng) -> SlotSet {

@@ -12,6 +12,9 @@ pub(crate) enum Stream {
     FamilyBlock = 3,
     ShardOrder = 4,
     BadLines = 5,
+    /// Soldier, welfare, premium contract, extra OTT add-on and wired lines: drawn apart so
+    /// that the other attributes of a seed stay what they were before these existed.
+    Benefits = 6,
 }
 
 /// The 32-byte ChaCha key for a seed (SplitMix64 expansion: simple, and

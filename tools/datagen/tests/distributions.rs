@@ -159,6 +159,50 @@ fn customers_are_valid_and_spread_as_documented() {
     within("daytime DND", set.share(|c| daytime(c) >= 2), 0.07, 0.13);
     assert!(set.customers().all(|c| daytime(c) != 1 && daytime(c) < 6));
 
+    // The later discount rules' attributes.
+    within("soldier", set.share(|c| c.soldier.is_some()), 0.01, 0.03);
+    within("welfare", set.share(|c| c.welfare.is_some()), 0.035, 0.065);
+    let grades: HashSet<&str> = set
+        .customers()
+        .filter_map(|c| c.welfare.as_ref())
+        .map(|w| w.grade.as_str())
+        .collect();
+    assert_eq!(grades.len(), 5, "every welfare grade occurs: {grades:?}");
+    let premium_tier = |c: &Customer| matches!(c.plan.as_str(), "5G_PREMIUM" | "5G_SIGNATURE");
+    let premiums = set.customers().filter(|c| premium_tier(c)).count() as f64;
+    let with_premium_contract = set.customers().filter(|c| c.premium_contract.is_some()).count() as f64;
+    assert!(set.customers().all(|c| c.premium_contract.is_none() || premium_tier(c)));
+    within(
+        "premium contract among premium plans",
+        with_premium_contract / premiums,
+        0.22,
+        0.38,
+    );
+    let ott = |c: &Customer| c.addons.iter().any(|a| a.starts_with("OTT"));
+    let premium_ott = set.customers().filter(|c| premium_tier(c) && ott(c)).count() as f64 / premiums;
+    let other_ott = set.customers().filter(|c| !premium_tier(c) && ott(c)).count() as f64 / (f64::from(N) - premiums);
+    assert!(
+        premium_ott > other_ott + 0.1,
+        "OTT on premium plans {premium_ott:.3}, others {other_ott:.3}"
+    );
+    within("wired lines", set.share(|c| !c.wired.is_empty()), 0.17, 0.23);
+    let wired = set.customers().filter(|c| !c.wired.is_empty()).count() as f64;
+    let iptv = set
+        .customers()
+        .filter(|c| c.wired.iter().any(|w| w.product.starts_with("IPTV")))
+        .count() as f64;
+    within("IPTV among wired", iptv / wired, 0.42, 0.58);
+    assert!(
+        set.customers()
+            .all(|c| c.wired.is_empty() || c.wired[0].product.starts_with("INTERNET"))
+    );
+    assert!(
+        set.customers()
+            .filter_map(|c| c.soldier.as_ref())
+            .any(|s| cycle.contains(s.end)),
+        "some military service ends inside the cycle"
+    );
+
     within(
         "e-mail preferred",
         set.share(|c| c.preferred_channel == Channel::Email),
