@@ -24,6 +24,16 @@
 //! * **Strict:** a bill without its customer, contact data that does not
 //!   open, or a render error fails the shard with the customer ids named
 //!   (never a personal value), before anything is uploaded.
+//! * **Reconciled:** the bills read are hashed again ([`shard_digest`]) and
+//!   summed; unless they are exactly the bills settled (count and digest of
+//!   the shard record) the shard fails with `BillsChanged`, naming the shard,
+//!   the bill counts and the sums, before anything is uploaded. Every
+//!   delivery states its bill's total: a waiting one whose stored total
+//!   differs is rewritten with its bill, and one that moved on (its invoice
+//!   sent or on its way) with another total than its bill's fails the shard
+//!   the same way. The render record keeps the digest computed, the sum of
+//!   the bills read and the sum of the totals the deliveries state, which
+//!   `FinishCycle` checks against the tables.
 //! * **Bounded:** rendering runs on one blocking thread with one reused
 //!   compressor; uploads and writes run `concurrency` at a time. The task's
 //!   identifiers are refused beyond [`domain::text::MAX_ID_BYTES`], error
@@ -44,9 +54,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use adapters::PutOutcome;
-use adapters::bills::BillStore;
+use adapters::bills::{BillStore, shard_digest, won};
 use adapters::customers::CustomerStore;
-use adapters::cycles::{CycleStore, Gated, NotOwned, RenderRecord, ShardStatus};
+use adapters::cycles::{CycleStore, Gated, NotOwned, RenderRecord, ShardRecord, ShardStatus};
 use adapters::data_bucket::{DataBucket, invoice_key};
 use adapters::deadline::pause_point;
 use adapters::deliveries::{DeliveryStore, Existing, UpdateOutcome};
@@ -143,6 +153,10 @@ pub enum RenderError {
     NotSettled { shard: u32, why: String },
     #[error("shard {shard}: {message}")]
     BadInput { shard: u32, message: String },
+    /// The bills read are not the bills settled, or a delivery that moved on states another
+    /// total than its bill.
+    #[error("shard {shard}: {message}")]
+    BillsChanged { shard: u32, message: String },
     #[error("shard {shard}: rendered {done} of {total} invoices before the deadline; the retry continues")]
     Incomplete { shard: u32, done: usize, total: usize },
     #[error(transparent)]
@@ -158,6 +172,7 @@ impl runtime::ErrorType for RenderError {
             RenderError::Template(_) => "TemplateInvalid",
             RenderError::NotSettled { .. } => "ShardNotSettled",
             RenderError::BadInput { .. } => "ShardInputInvalid",
+            RenderError::BillsChanged { .. } => "BillsChanged",
             RenderError::Incomplete { .. } => "RenderIncomplete",
             RenderError::Store(s) => runtime::store_error_type(s),
         }
@@ -202,8 +217,8 @@ enum Work {
         delivery: Box<Delivery>,
         body: Vec<u8>,
     },
-    /// A waiting delivery whose content or email hash changed: `body` is the new invoice
-    /// (`None`: the content is the same, only the email hash is new).
+    /// A waiting delivery whose content, total or email hash changed: `body` is the new
+    /// invoice (`None`: the content is the same, only the email hash or the total is new).
     Update {
         delivery: Box<Delivery>,
         old_hash: String,
@@ -226,6 +241,81 @@ struct Plan {
     work: Vec<Work>,
     unchanged: u64,
     kept: u64,
+    /// Σ of the totals the shard's deliveries state once the work is done, in won.
+    rendered_total: i64,
+}
+
+/// The bills a render read, as reconciliation sees them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct BillsRead {
+    digest: String,
+    total: i64,
+}
+
+/// Checks that `bills` (as read, in customer-id order) are the bills the shard record says
+/// were settled: the same count and the same digest. The error names the shard, both counts
+/// and both sums.
+fn check_bills(shard: u32, settled: &ShardRecord, bills: &[Bill]) -> Result<BillsRead, RenderError> {
+    let read = BillsRead {
+        digest: shard_digest(bills),
+        total: bills.iter().map(|b| b.total).sum::<domain::Krw>().won(),
+    };
+    if bills.len() as u64 == settled.bills && read.digest == settled.digest {
+        return Ok(read);
+    }
+    Err(RenderError::BillsChanged {
+        shard,
+        message: format!(
+            "the bills read ({} bills, Σ {}) are not the bills settled ({} bills, Σ {}); \
+             settle the shard again before rendering it",
+            bills.len(),
+            won(read.total),
+            settled.bills,
+            won(settled.checksum)
+        ),
+    })
+}
+
+/// Deliveries past waiting (queued, sent, dead, ...) that render no longer touches, whose
+/// stored total is not their bill's: customer id, stored total (`None`: unreadable), bill's
+/// total, in customer-id order.
+fn kept_disagreements(bills: &[Bill], existing: &[Existing]) -> Vec<(String, Option<i64>, i64)> {
+    let existing: HashMap<&str, &Existing> = existing.iter().map(|e| (e.customer_id.as_str(), e)).collect();
+    bills
+        .iter()
+        .filter_map(|b| {
+            let e = existing.get(b.customer_id.as_str())?;
+            (!e.is_waiting() && e.total != Some(b.total.won()))
+                .then(|| (b.customer_id.to_string(), e.total, b.total.won()))
+        })
+        .collect()
+}
+
+/// The `BillsChanged` error for deliveries that moved on with other totals than their bills.
+fn kept_error(shard: u32, bills: usize, wrong: &[(String, Option<i64>, i64)]) -> RenderError {
+    let stored = wrong
+        .iter()
+        .fold(0i64, |acc, (_, t, _)| acc.saturating_add(t.unwrap_or(0)));
+    let billed = wrong.iter().fold(0i64, |acc, (_, _, b)| acc.saturating_add(*b));
+    let first: Vec<String> = wrong
+        .iter()
+        .take(5)
+        .map(|(c, t, b)| {
+            let t = t.map_or_else(|| "unreadable".to_owned(), won);
+            format!("customer {c} (delivery {t}, bill {})", won(*b))
+        })
+        .collect();
+    RenderError::BillsChanged {
+        shard,
+        message: reason(&format!(
+            "{} of {bills} bills state other totals than their deliveries already sent or on their way \
+             (deliveries Σ {}, bills Σ {}), first: {}",
+            wrong.len(),
+            won(stored),
+            won(billed),
+            first.join(", ")
+        )),
+    }
 }
 
 #[derive(Copy, Clone, Default)]
@@ -274,15 +364,10 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<ShardTask>) -> Result<Render
         deps.customers.shard(shard),
         deps.deliveries.shard_summary(cycle, shard)
     )?;
-    if bills.len() as u64 != record.bills {
-        return Err(RenderError::NotSettled {
-            shard,
-            why: format!(
-                "the bills table holds {} bills but the shard recorded {}",
-                bills.len(),
-                record.bills
-            ),
-        });
+    let read = check_bills(shard, &record, &bills)?;
+    let wrong = kept_disagreements(&bills, &existing);
+    if !wrong.is_empty() {
+        return Err(kept_error(shard, bills.len(), &wrong));
     }
     if let Some(first) = customers.errors.first() {
         return Err(RenderError::BadInput {
@@ -360,7 +445,9 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<ShardTask>) -> Result<Render
 
     let render = RenderRecord {
         template_version: task.template_version.clone(),
-        bills_digest: record.digest.clone(),
+        bills_digest: read.digest,
+        bills_total: Some(read.total),
+        rendered_total: Some(plan.rendered_total),
         deliveries: total as u64,
         created: applied.created,
         updated: applied.updated,
@@ -423,8 +510,10 @@ fn plan(
     for bill in bills {
         let id = bill.customer_id.clone();
         let before = existing.get(id.as_str()).copied();
-        if before.is_some_and(|e| !e.is_waiting()) {
+        if let Some(e) = before.filter(|e| !e.is_waiting()) {
+            // Its total was checked equal to the bill's before planning.
             out.kept += 1;
+            out.rendered_total = out.rendered_total.saturating_add(e.total.unwrap_or_default());
             continue;
         }
         let rendered = customers
@@ -456,8 +545,10 @@ fn plan(
         let new_email_hash = before
             .filter(|e| e.email_hash.as_deref() != Some(email_hash.as_str()))
             .map(|_| email_hash.clone());
-        if same_content && new_email_hash.is_none() {
+        let same_total = before.is_some_and(|e| e.total == Some(bill.total.won()));
+        if same_content && new_email_hash.is_none() && same_total {
             out.unchanged += 1;
+            out.rendered_total = out.rendered_total.saturating_add(bill.total.won());
             continue;
         }
         let body = if same_content {
@@ -487,6 +578,7 @@ fn plan(
             now,
         ));
         delivery.email_hash = Some(email_hash);
+        out.rendered_total = out.rendered_total.saturating_add(delivery.total.won());
         out.work.push(match (before, body) {
             (None, Some(body)) => Work::Create { delivery, body },
             (None, None) => {
@@ -549,6 +641,7 @@ async fn apply(deps: &Deps, work: Work, now: DateTime<Utc>) -> Result<Applied, R
                     &delivery.customer_id,
                     &old_hash,
                     &delivery.content,
+                    delivery.total,
                     email_hash.as_deref(),
                     now,
                 )
@@ -560,4 +653,130 @@ async fn apply(deps: &Deps, work: Work, now: DateTime<Utc>) -> Result<Applied, R
         }
     }
     Ok(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::{CustomerId, DeliveryState, Krw};
+
+    use super::*;
+
+    fn bill(id: &str, total: i64) -> Bill {
+        Bill {
+            cycle: "2026-11".parse().unwrap(),
+            customer_id: CustomerId::new(id).unwrap(),
+            shard: 3,
+            catalog_version: "2026-v1".into(),
+            charges: Krw(total),
+            discounts: Krw::ZERO,
+            taxable_base: Krw(total),
+            vat: Krw::ZERO,
+            rounding: Krw::ZERO,
+            total: Krw(total),
+            lines: Vec::new(),
+        }
+    }
+
+    fn settled(bills: &[Bill]) -> ShardRecord {
+        ShardRecord {
+            shard: 3,
+            status: ShardStatus::Done,
+            run_id: "run".into(),
+            catalog_version: "2026-v1".into(),
+            cursor: None,
+            customers: bills.len() as u64,
+            bills: bills.len() as u64,
+            not_billable: 0,
+            usage_lines: 0,
+            checksum: bills.iter().map(|b| b.total.won()).sum(),
+            digest: shard_digest(bills),
+            error_count: 0,
+            errors: Vec::new(),
+            attempts: 1,
+            updated_at: String::new(),
+            render: None,
+        }
+    }
+
+    fn existing(id: &str, state: DeliveryState, total: Option<i64>) -> Existing {
+        Existing {
+            customer_id: id.into(),
+            state: state.as_str().into(),
+            content_hash: "h".into(),
+            template_version: "v1".into(),
+            email_hash: None,
+            total,
+        }
+    }
+
+    #[test]
+    fn the_bills_settled_pass_with_their_digest_and_sum() {
+        let bills = vec![bill("C1", 10_000), bill("C2", 20_000)];
+        let read = check_bills(3, &settled(&bills), &bills).unwrap();
+        assert_eq!(
+            read,
+            BillsRead {
+                digest: shard_digest(&bills),
+                total: 30_000
+            }
+        );
+    }
+
+    #[test]
+    fn a_changed_or_missing_bill_is_named_with_counts_and_sums() {
+        let bills = vec![bill("C1", 10_000), bill("C2", 20_000)];
+        let record = settled(&bills);
+        let mut changed = bills.clone();
+        changed[1].total = Krw(20_010);
+        let e = check_bills(3, &record, &changed).unwrap_err();
+        let d: lambda_runtime::Diagnostic = e.into();
+        assert_eq!(d.error_type, "BillsChanged");
+        assert!(
+            d.error_message.starts_with(
+                "shard 3: the bills read (2 bills, Σ 30,010 won) are not the bills settled (2 bills, Σ 30,000 won)"
+            ),
+            "{}",
+            d.error_message
+        );
+        // Same total, other content: the digest sees it.
+        let mut relabelled = bills.clone();
+        relabelled[0].catalog_version = "2026-v2".into();
+        let e = check_bills(3, &record, &relabelled).unwrap_err();
+        assert!(e.to_string().contains("(2 bills, Σ 30,000 won) are not"), "{e}");
+        let e = check_bills(3, &record, &bills[..1]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the bills read (1 bills, Σ 10,000 won) are not the bills settled (2 bills"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn only_deliveries_that_moved_on_with_other_totals_disagree() {
+        let bills = vec![
+            bill("C1", 10_000),
+            bill("C2", 20_000),
+            bill("C3", 30_000),
+            bill("C4", 40_000),
+        ];
+        let existing = vec![
+            // Waiting: render rewrites it with its bill.
+            existing("C1", DeliveryState::Ready, Some(1)),
+            existing("C2", DeliveryState::SentEmail, Some(20_000)),
+            existing("C3", DeliveryState::Queued, Some(31_000)),
+            existing("C4", DeliveryState::Dead, None),
+        ];
+        let wrong = kept_disagreements(&bills, &existing);
+        assert_eq!(
+            wrong,
+            vec![("C3".into(), Some(31_000), 30_000), ("C4".into(), None, 40_000)]
+        );
+        let e = kept_error(3, bills.len(), &wrong);
+        assert_eq!(
+            e.to_string(),
+            "shard 3: 2 of 4 bills state other totals than their deliveries already sent or on their way \
+             (deliveries Σ 31,000 won, bills Σ 70,000 won), first: customer C3 (delivery 31,000 won, \
+             bill 30,000 won), customer C4 (delivery unreadable, bill 40,000 won)"
+        );
+    }
 }

@@ -100,6 +100,29 @@ pub struct ShardRecord {
     /// that rewrites the shard's bills clears it.
     #[serde(default)]
     pub render: Option<RenderRecord>,
+    /// Usage set aside for customers of the shard with no day of service in the cycle: not
+    /// billed and not an error (`None`: there was none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspense: Option<SuspenseRecord>,
+}
+
+/// A shard's suspended usage: the exact count, the suspense file listing every line, and the
+/// first [`MAX_SHARD_ERRORS`] lines.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuspenseRecord {
+    pub count: u64,
+    /// The suspense file in the data bucket (`suspense/<cycle>/shard-NNNNN.csv`).
+    pub key: String,
+    pub first: Vec<SuspendedLine>,
+}
+
+/// One suspended usage line: where it is and whose it is; no quantity or amount.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuspendedLine {
+    pub file: String,
+    pub line: u32,
+    pub customer_id: String,
+    pub product: String,
 }
 
 /// One shard's rendering: deliveries present for its bills and what the
@@ -107,8 +130,17 @@ pub struct ShardRecord {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenderRecord {
     pub template_version: String,
-    /// The settlement digest of the bills rendered (`ShardRecord::digest`).
+    /// The digest of the bills the render read ([`crate::bills::shard_digest`]), which it
+    /// checked equal to the settlement's (`ShardRecord::digest`).
     pub bills_digest: String,
+    /// Σ of the totals of the bills the render read, in won (`None`: rendered before renders
+    /// recorded money).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bills_total: Option<i64>,
+    /// Σ of the totals the shard's deliveries state after the render, in won: created,
+    /// updated, unchanged and kept alike (`None`: as for `bills_total`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendered_total: Option<i64>,
     /// Deliveries of the shard's bills after the render (= bills when done).
     pub deliveries: u64,
     pub created: u64,

@@ -1,0 +1,21 @@
+//! The money side of a shard's deliveries: the total each delivery states, read back for
+//! reconciliation (its sum must equal the sum of the shard's bills).
+
+use domain::Cycle;
+
+use super::DeliveryStore;
+use crate::StoreError;
+use crate::bills::ShardAmounts;
+use crate::dynamo::{query_all, shard_query};
+
+impl DeliveryStore {
+    /// The total of every delivery of a shard as stored, in customer-id order: one
+    /// consistent `Query` (paginated) projecting `customer_id` and `total`.
+    pub async fn totals(&self, cycle: Cycle, shard: u32) -> Result<ShardAmounts, StoreError> {
+        let req = shard_query(&self.client, &self.table, cycle, shard)
+            .projection_expression("customer_id, #t")
+            .expression_attribute_names("#t", "total")
+            .consistent_read(true);
+        Ok(ShardAmounts::from_items(&query_all(req, &self.table).await?.items))
+    }
+}
