@@ -14,5 +14,5 @@ pub mod rating;
 pub mod usage;
 
 pub use catalog::{Catalog, CatalogError};
-pub use rating::{RatingError, ShardSettlement, rate, settle};
+pub use rating::{RatingError, ShardSettlement, Suspended, rate, settle, suspense_csv, suspense_key};
 pub use usage::{UsageError, UsageParse, UsageRecord, parse_usage};

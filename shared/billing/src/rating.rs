@@ -513,15 +513,50 @@ fn push_discount(lines: &mut Vec<BillLine>, text: &LineText, amount: Krw, detail
     });
 }
 
+/// A usage record set aside, neither billed nor an error: its customer is in the shard but had
+/// no day of service in the cycle, so there is no bill for it. Operators re-rate or drop it.
+/// Names file, line, customer and product; no quantity or amount.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Suspended {
+    pub file: String,
+    pub line: u32,
+    pub customer_id: String,
+    pub product: String,
+}
+
+/// The key of a shard's suspense file in the data bucket.
+pub fn suspense_key(cycle: Cycle, shard: u32) -> String {
+    format!("suspense/{cycle}/shard-{shard:05}.csv")
+}
+
+/// The CSV header of a suspense file ([`suspense_csv`]).
+pub const SUSPENSE_HEADER: &str = "file,line,customer_id,product";
+
+/// The suspense file of a shard: the header, then one line per suspended record in the order
+/// given. Every field is a key, a number, a customer id or a product code, none of which holds
+/// a comma or a quote.
+pub fn suspense_csv(suspended: &[Suspended]) -> Vec<u8> {
+    let mut out = String::with_capacity(32 + suspended.len() * 48);
+    out.push_str(SUSPENSE_HEADER);
+    out.push('\n');
+    for s in suspended {
+        out.push_str(&format!("{},{},{},{}\n", s.file, s.line, s.customer_id, s.product));
+    }
+    out.into_bytes()
+}
+
 /// The outcome of settling one shard: bills for every billable customer, the
-/// customers that had no service in the cycle, and every rejected input —
-/// usage lines and customers — each with a message naming file/line or
+/// customers that had no service in the cycle, the usage set aside for them, and every
+/// rejected input — usage lines and customers — each with a message naming file/line or
 /// customer.
 #[derive(Debug, Default)]
 pub struct ShardSettlement {
     pub bills: Vec<Bill>,
     /// Customers with no day of service in the cycle (no bill, no error).
     pub not_billable: u32,
+    /// Usage of customers with no day of service in the cycle, in line order: not billed, not
+    /// an error (see docs/billing-rules.md).
+    pub suspended: Vec<Suspended>,
     pub usage_errors: Vec<UsageError>,
     pub rating_errors: Vec<RatingError>,
     /// Usage lines read (good and bad).
@@ -544,8 +579,8 @@ impl ShardSettlement {
 ///
 /// A customer id listed more than once is an error and none of its copies is
 /// billed (which one would be right?); usage for a customer who is not in the
-/// shard, or who had no service in the cycle, is an error naming file and
-/// line.
+/// shard is an error naming file and line; usage for a customer of the shard who had no
+/// service in the cycle is suspended ([`ShardSettlement::suspended`]).
 pub fn settle<C>(
     catalog: &Catalog,
     cycle: Cycle,
@@ -628,12 +663,17 @@ pub fn settle<C>(
             }
             Ok(None) => {
                 out.not_billable += 1;
-                out.usage_errors
-                    .extend(mine.iter().map(|r| reject(r, UsageErrorKind::NotInService)));
+                out.suspended.extend(mine.iter().map(|r| Suspended {
+                    file: file.to_owned(),
+                    line: r.line,
+                    customer_id: r.customer_id.to_owned(),
+                    product: catalog.product(r.product).map_or_else(String::new, |p| p.code.clone()),
+                }));
             }
             Err(e) => out.rating_errors.push(e),
         }
     }
     out.usage_errors.sort_by_key(|e| e.line);
+    out.suspended.sort_by_key(|s| s.line);
     out
 }

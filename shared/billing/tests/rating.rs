@@ -272,13 +272,26 @@ fn settle_walks_customers_and_usage_once() {
         kinds,
         [
             (4, &UsageErrorKind::UnknownCustomer),
-            (5, &UsageErrorKind::NotInService),
             (6, &UsageErrorKind::UnknownCustomer),
             (7, &UsageErrorKind::Negative { column: "quantity" }),
         ]
     );
+    // C3 had no day of service: its usage is suspended, neither billed nor an error.
+    assert_eq!(
+        s.suspended,
+        [billing::Suspended {
+            file: "usage/2026-11/shard-00003.csv".into(),
+            line: 5,
+            customer_id: "C3".into(),
+            product: "DATA".into(),
+        }]
+    );
+    assert_eq!(
+        String::from_utf8(billing::suspense_csv(&s.suspended)).unwrap(),
+        "file,line,customer_id,product\nusage/2026-11/shard-00003.csv,5,C3,DATA\n"
+    );
     assert_eq!(s.checksum, s.bills.iter().map(|b| b.total).sum());
-    assert_eq!(s.error_count(), 5);
+    assert_eq!(s.error_count(), 4);
 }
 
 #[test]
