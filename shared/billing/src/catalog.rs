@@ -749,6 +749,45 @@ mod tests {
         assert_eq!(again.digest(), c.digest());
     }
 
+    #[test]
+    fn shipped_versions_by_name_and_what_v2_changes() {
+        let v1 = Catalog::shipped("2026-v1").unwrap();
+        let v2 = Catalog::shipped("2026-v2").unwrap();
+        assert_eq!((v1.version(), v2.version()), ("2026-v1", "2026-v2"));
+        assert_eq!(v1.digest(), Catalog::default_catalog().unwrap().digest());
+        let e = Catalog::shipped("2030-v9").unwrap_err().to_string();
+        assert!(e.contains("shipped: 2026-v1, 2026-v2") && !e.contains("2030-v9"), "{e}");
+        // v2 is v1 but for the version, the date, one plan fee and one long-term tier.
+        let mut doc = v2.doc().clone();
+        assert_eq!(doc.effective_from, NaiveDate::from_ymd_opt(2026, 12, 1).unwrap());
+        assert_eq!(v2.plan("5G_STANDARD").unwrap().monthly_fee, Krw(66_000));
+        assert_eq!(v1.plan("5G_STANDARD").unwrap().monthly_fee, Krw(69_000));
+        doc.version = "2026-v1".into();
+        doc.effective_from = v1.doc().effective_from;
+        doc.plans[2].monthly_fee = Krw(69_000);
+        let ten = doc
+            .discounts
+            .long_term
+            .tiers
+            .iter_mut()
+            .find(|t| t.min_years == 10)
+            .unwrap();
+        assert_eq!(ten.percent, 12);
+        ten.percent = 10;
+        assert_eq!(&doc, v1.doc());
+        // A catalog without the newer sections still reads, and serialises without them.
+        let mut old: serde_json::Value = serde_json::from_str(DEFAULT_CATALOG_JSON).unwrap();
+        old.as_object_mut().unwrap().remove("wired_products");
+        for k in ["soldier", "welfare", "premium_contract", "wired_bundle"] {
+            old["discounts"].as_object_mut().unwrap().remove(k);
+        }
+        for a in old["addons"].as_array_mut().unwrap() {
+            a.as_object_mut().unwrap().remove("plan_prices");
+        }
+        let c = Catalog::from_json(&old.to_string(), "old").unwrap();
+        assert!(!c.to_json().contains("wired") && !c.to_json().contains("plan_prices"));
+    }
+
     type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
 
     fn mutate(f: impl FnOnce(&mut serde_json::Value)) -> CatalogError {
@@ -784,6 +823,46 @@ mod tests {
             (
                 Box::new(|v| v["discounts"]["family"]["table"][0]["min_members"] = 1.into()),
                 "min_members 1",
+            ),
+            (
+                Box::new(|v| v["addons"][2]["plan_prices"][0]["plan"] = "6G_ULTRA".into()),
+                "names plan \"6G_ULTRA\", which is not in the catalog",
+            ),
+            (
+                Box::new(|v| v["addons"][2]["plan_prices"][0]["tier"] = "premium".into()),
+                "exactly one of plan and tier",
+            ),
+            (
+                Box::new(|v| v["wired_products"][1]["code"] = "INTERNET_500M".into()),
+                "wired product code \"INTERNET_500M\" is defined twice",
+            ),
+            (
+                Box::new(|v| v["wired_products"][0]["code"] = "VCOLORING".into()),
+                "defined twice",
+            ),
+            (
+                Box::new(|v| v["discounts"]["welfare"]["grades"][1]["grade"] = "disabled".into()),
+                "grade \"disabled\" is defined twice",
+            ),
+            (
+                Box::new(|v| v["discounts"]["welfare"]["grades"][0]["percent"] = 101.into()),
+                "over 100",
+            ),
+            (
+                Box::new(|v| v["discounts"]["soldier"]["code"] = "DISC_CONTRACT".into()),
+                "defined twice",
+            ),
+            (
+                Box::new(|v| v["discounts"]["wired_bundle"]["rows"][0]["parts"] = serde_json::json!(["internet"])),
+                "two or more different parts",
+            ),
+            (
+                Box::new(|v| v["discounts"]["premium_contract"]["tiers"] = serde_json::json!([])),
+                "no tiers",
+            ),
+            (
+                Box::new(|v| v["wired_products"][0]["kind"] = "satellite".into()),
+                "unknown variant",
             ),
         ];
         for (f, want) in cases {
