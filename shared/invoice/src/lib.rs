@@ -59,6 +59,7 @@
 //! is a hand-written renderer of version `v1`, the lower bound of what
 //! rendering can cost, which the benchmark measures tera against.
 
+pub mod correction;
 mod error;
 #[cfg(feature = "floor")]
 pub mod floor;
@@ -69,6 +70,7 @@ pub mod sms;
 mod templates;
 mod view;
 
+pub use correction::{Adjustment, AdjustmentKind, ChangedAmount, CorrectionView};
 pub use error::{RenderError, TemplateError};
 pub use gzip::{DEFAULT_GZIP_LEVEL, Gzip, GzipError};
 pub use meta::{CustomerService, MessageKind, Meta, SmsMeta};
@@ -77,7 +79,7 @@ pub use sms::{
     euc_kr_len, sms_with_link,
 };
 pub use templates::{
-    EMAIL_FILE, GLOBAL_VARIABLES, META_FILE, Rendered, Renderer, SMS_FILE, SUBJECT_FILE, TemplateSource, Templates,
-    content_hash, embedded_sources,
+    CORRECTION_EMAIL_FILE, CORRECTION_SMS_FILE, CORRECTION_SUBJECT_FILE, EMAIL_FILE, GLOBAL_VARIABLES, META_FILE,
+    Rendered, Renderer, SMS_FILE, SUBJECT_FILE, TemplateSource, Templates, content_hash, embedded_sources,
 };
 pub use view::{InvoiceView, LineView, ROUNDING_DETAIL, SMS_NAME_MAX_CHARS, due_date};

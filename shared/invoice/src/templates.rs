@@ -9,6 +9,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tera::{Context, ErrorKind, Tera};
 
+use crate::correction::{Adjustment, AdjustmentKind, CorrectionView};
 use crate::error::{RenderError, TemplateError};
 use crate::meta::Meta;
 use crate::samples;
@@ -23,6 +24,17 @@ pub const SUBJECT_FILE: &str = "subject.txt";
 pub const SMS_FILE: &str = "sms.txt";
 /// The versioned texts' file name.
 pub const META_FILE: &str = "meta.json";
+
+/// The corrected invoice's files ([`crate::correction`]): one set for every version, rendered
+/// with the version's `meta.json`.
+pub const CORRECTION_EMAIL_FILE: &str = "corrections/email.html";
+pub const CORRECTION_SUBJECT_FILE: &str = "corrections/subject.txt";
+pub const CORRECTION_SMS_FILE: &str = "corrections/sms.txt";
+const CORRECTION_SOURCES: [(&str, &str); 3] = [
+    (CORRECTION_EMAIL_FILE, include_str!("../corrections/email.html")),
+    (CORRECTION_SUBJECT_FILE, include_str!("../corrections/subject.txt")),
+    (CORRECTION_SMS_FILE, include_str!("../corrections/sms.txt")),
+];
 
 /// Variables every template gets besides the view model's fields: the
 /// version's `meta.json`, its name, and the link placeholder.
@@ -130,6 +142,8 @@ struct Names {
     email: String,
     subject: String,
     sms: String,
+    /// The corrected invoice's, in the same order.
+    correction: [String; 3],
 }
 
 /// The globals of a version, as one serialisable value.
@@ -175,6 +189,7 @@ impl Renderer {
             email: format!("{version}/{EMAIL_FILE}"),
             subject: format!("{version}/{SUBJECT_FILE}"),
             sms: format!("{version}/{SMS_FILE}"),
+            correction: CORRECTION_SOURCES.map(|(file, _)| format!("{version}/{file}")),
         };
         let mut tera = Tera::new();
         // Escape every value in the HTML; the text templates are plain text.
@@ -184,6 +199,13 @@ impl Renderer {
             (&names.subject, SUBJECT_FILE, src.subject_txt),
             (&names.sms, SMS_FILE, src.sms_txt),
         ] {
+            tera.add_raw_template(name, content).map_err(|e| TemplateError::Parse {
+                version: version.clone(),
+                file,
+                message: e.to_string(),
+            })?;
+        }
+        for (name, (file, content)) in names.correction.iter().zip(CORRECTION_SOURCES) {
             tera.add_raw_template(name, content).map_err(|e| TemplateError::Parse {
                 version: version.clone(),
                 file,
@@ -246,9 +268,31 @@ impl Renderer {
     /// partial output and must not be used.
     pub fn render_into(&self, view: &InvoiceView, out: &mut Rendered) -> Result<(), RenderError> {
         let ctx = Context::from_serialize(view).map_err(|e| self.tera_error(EMAIL_FILE, &e))?;
-        self.render_template(&self.names.email, EMAIL_FILE, &ctx, &mut out.html, self.hints[0])?;
-        self.render_template(&self.names.subject, SUBJECT_FILE, &ctx, &mut out.subject, self.hints[1])?;
-        self.render_template(&self.names.sms, SMS_FILE, &ctx, &mut out.sms, self.hints[2])?;
+        let names = [&self.names.email, &self.names.subject, &self.names.sms];
+        self.render_files(names, [EMAIL_FILE, SUBJECT_FILE, SMS_FILE], &ctx, out)
+    }
+
+    /// Renders the corrected invoice of a bill ([`crate::correction`]): HTML, subject and text
+    /// message, with this version's `meta.json`, hashed like an invoice.
+    pub fn render_correction(&self, view: &CorrectionView) -> Result<Rendered, RenderError> {
+        let ctx = Context::from_serialize(view).map_err(|e| self.tera_error(CORRECTION_EMAIL_FILE, &e))?;
+        let [email, subject, sms] = &self.names.correction;
+        let files = [CORRECTION_EMAIL_FILE, CORRECTION_SUBJECT_FILE, CORRECTION_SMS_FILE];
+        let mut out = Rendered::default();
+        self.render_files([email, subject, sms], files, &ctx, &mut out)?;
+        Ok(out)
+    }
+
+    fn render_files(
+        &self,
+        [email, subject, sms]: [&String; 3],
+        [email_file, subject_file, sms_file]: [&'static str; 3],
+        ctx: &Context,
+        out: &mut Rendered,
+    ) -> Result<(), RenderError> {
+        self.render_template(email, email_file, ctx, &mut out.html, self.hints[0])?;
+        self.render_template(subject, subject_file, ctx, &mut out.subject, self.hints[1])?;
+        self.render_template(sms, sms_file, ctx, &mut out.sms, self.hints[2])?;
 
         // A final newline in a text file is not part of the text.
         out.subject.truncate(out.subject.trim_end().len());
@@ -381,6 +425,19 @@ impl Renderer {
                     },
                 });
             }
+            // Its corrected invoice, with the longest reason a command takes.
+            let longest = if s.key == "worst-case" {
+                "가".repeat(500)
+            } else {
+                "요금 정정".to_owned()
+            };
+            let adjustments = sample_adjustments(&s.bill, &longest);
+            let view = CorrectionView::new(&s.bill, &s.name, &s.phone, &adjustments, s.bill.total);
+            self.render_correction(&view).map_err(|source| TemplateError::Sample {
+                version: self.version.clone(),
+                sample: format!("{} correction", s.key),
+                source,
+            })?;
             if s.key != "worst-case" {
                 hints[0] = hints[0].max(r.html.len());
                 hints[1] = hints[1].max(r.subject.len());
@@ -391,6 +448,40 @@ impl Renderer {
         self.hints = hints.map(|h| h + h / 4 + 64);
         Ok(())
     }
+}
+
+/// A credit and a re-rating of `bill`, for validation: the largest amounts, every line changed.
+fn sample_adjustments(bill: &Bill, reason: &str) -> Vec<Adjustment> {
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 31).unwrap_or_default();
+    let big = domain::Krw(i64::MIN / 4);
+    vec![
+        Adjustment {
+            seq: 9_998,
+            kind: AdjustmentKind::Credit,
+            amount: big,
+            reason: reason.to_owned(),
+            issued_on: day,
+            catalog_version: None,
+            changed: Vec::new(),
+        },
+        Adjustment {
+            seq: 9_999,
+            kind: AdjustmentKind::Rerate,
+            amount: big,
+            reason: reason.to_owned(),
+            issued_on: day,
+            catalog_version: Some("x".repeat(32)),
+            changed: bill
+                .lines
+                .iter()
+                .map(|l| crate::correction::ChangedAmount {
+                    code: l.code.to_string(),
+                    old: big,
+                    new: big,
+                })
+                .collect(),
+        },
+    ]
 }
 
 /// The top-level field names of the view model, read from a serialised

@@ -15,6 +15,15 @@
 //! | `force-send` | `READY`, `HELD` | `READY` without the customer's do-not-disturb slots |
 //! | `hold` | `READY` | `HELD`, out of the `Due` index |
 //! | `confirm` | `UNCONFIRMED` | `SENT_EMAIL` / `SENT_SMS` on its channel |
+//! | `correct` | `SENT_*`, `DEAD`, `UNCONFIRMED`: a new send round, as `resend`; `READY`, `HELD`: its round | `READY` with the corrected invoice and amount due (a held one stays `HELD`) |
+//!
+//! **A correction is a resend with new content.** A correction of a settled bill
+//! (`adapters::corrections`) re-arms the bill's delivery with the corrected invoice: a
+//! delivery that went out (or ended) starts a new send round exactly as [`resend`] does, with
+//! the corrected content and total written in the same change, so the customer gets the
+//! corrected invoice once, through dispatch and the senders like any other. A delivery still
+//! waiting (`READY`, `HELD`) only gets the corrected content: it goes out once, corrected. One
+//! on its way (`QUEUED`, `SENDING`) is refused ([`Refused::InFlight`]) until its send ends.
 //!
 //! **A force-send's set-aside belongs to that force-send.** `force-send` moves the
 //! customer's do-not-disturb slots to `dnd_before_force`; the senders put them back when
@@ -30,8 +39,9 @@
 //! because an operator moved it. While a sender may still hold it, `resend` is refused.
 
 use chrono::{DateTime, Duration, Utc};
+use domain::delivery::DeliveryContent;
 use domain::delivery::RECHECK_AFTER_MINUTES;
-use domain::{Channel, DeliveryId, DeliveryState};
+use domain::{Channel, DeliveryId, DeliveryState, Krw};
 
 use super::claims::RESTORE_DND;
 use super::due_key;
@@ -145,6 +155,14 @@ pub enum Command {
     Hold { reason: String },
     /// An `UNCONFIRMED` send was made: the operator checked the provider's evidence.
     Confirm,
+    /// A correction of the bill: the corrected invoice and the amount now due, sent once (a
+    /// new round for a delivery that went out, its round for one still waiting), not before
+    /// `at`.
+    Correct {
+        content: DeliveryContent,
+        total: Krw,
+        at: DateTime<Utc>,
+    },
 }
 
 const WAITING: &[DeliveryState] = &[DeliveryState::Ready, DeliveryState::Held];
@@ -154,6 +172,18 @@ const RESENDABLE: &[DeliveryState] = &[
     DeliveryState::Dead,
     DeliveryState::Held,
     DeliveryState::Unconfirmed,
+    DeliveryState::Queued,
+    DeliveryState::Sending,
+];
+/// The states a correction re-arms (`QUEUED` and `SENDING` only to refuse them, see
+/// [`Refused::InFlight`]).
+const CORRECTABLE: &[DeliveryState] = &[
+    DeliveryState::SentEmail,
+    DeliveryState::SentSms,
+    DeliveryState::Dead,
+    DeliveryState::Unconfirmed,
+    DeliveryState::Ready,
+    DeliveryState::Held,
     DeliveryState::Queued,
     DeliveryState::Sending,
 ];
@@ -167,6 +197,7 @@ impl Command {
             Command::ForceSend { .. } => "force-send",
             Command::Hold { .. } => "hold",
             Command::Confirm => "confirm",
+            Command::Correct { .. } => "correct",
         }
     }
 
@@ -178,6 +209,7 @@ impl Command {
             Command::Resend { .. } => RESENDABLE,
             Command::Hold { .. } => &[DeliveryState::Ready],
             Command::Confirm => &[DeliveryState::Unconfirmed],
+            Command::Correct { .. } => CORRECTABLE,
         }
     }
 }
@@ -205,6 +237,9 @@ pub enum Refused {
     SenderMayHold { state: DeliveryState, until: DateTime<Utc> },
     /// The item lacks what the command needs.
     Unreadable(Unreadable),
+    /// `QUEUED` or `SENDING`: a send is on its way and a correction waits for it to end (a
+    /// sender's lease or the queue's retries may still deliver the uncorrected invoice).
+    InFlight { state: DeliveryState },
 }
 
 /// What `command` (id `command_id`) does to the delivery `id` as `seen` at `now`.
@@ -242,6 +277,22 @@ pub fn plan(
             };
             same_round(confirm(command_id, seen, channel, now), to)
         }
+        Command::Correct { content, total, at } => match seen.state {
+            DeliveryState::Queued | DeliveryState::Sending => return Err(Refused::InFlight { state: seen.state }),
+            DeliveryState::Ready | DeliveryState::Held => same_round(
+                with_content(by_command(command_id, seen, seen.state, &[], now), content, *total),
+                seen.state,
+            ),
+            _ => {
+                let round = seen.send_round + 1;
+                Planned {
+                    change: with_content(resend(command_id, id, seen, round, *at, None, now), content, *total),
+                    to: DeliveryState::Ready,
+                    send_round: round,
+                    new_round: true,
+                }
+            }
+        },
         Command::Resend { at, channel } => {
             if matches!(seen.state, DeliveryState::Queued | DeliveryState::Sending) {
                 if let Some(until) = seen.sender_may_hold_until(now) {
@@ -407,6 +458,25 @@ pub fn unstick(
         .remove("run_id")
         .remove("queued_at");
     prefer(change, channel)
+}
+
+/// The delivery's invoice and amount due replaced by a correction's (the attributes a render
+/// writes, [`super::DeliveryStore::update_content`]).
+pub fn with_content(change: Change, content: &DeliveryContent, total: Krw) -> Change {
+    change
+        .set("template_version = :cv")
+        .set("content_hash = :ch")
+        .set("email_key = :ck")
+        .set("subject = :csubj")
+        .set("sms_text = :csms")
+        .set("#total = :ctotal")
+        .name("#total", "total")
+        .number(":ctotal", total.won())
+        .text(":cv", &content.template_version)
+        .text(":ch", &content.content_hash)
+        .text(":ck", &content.email_key)
+        .text(":csubj", &content.subject)
+        .text(":csms", &content.sms_text)
 }
 
 fn prefer(change: Change, channel: Option<Channel>) -> Change {
@@ -643,6 +713,68 @@ mod tests {
             assert!(
                 expr.contains("provider_call") && expr.contains("claims_email"),
                 "{expr}"
+            );
+        }
+    }
+
+    fn corrected() -> Command {
+        Command::Correct {
+            content: DeliveryContent {
+                template_version: "v1".into(),
+                content_hash: "h-c0001".into(),
+                email_key: "invoices/2026-11/00001/C0000042/v1-c0001-h.html".into(),
+                subject: "정정 청구서".into(),
+                sms_text: "정정 [[INVOICE_LINK]]".into(),
+            },
+            total: Krw(41_000),
+            at: t(NOW),
+        }
+    }
+
+    #[test]
+    fn a_correction_starts_a_new_round_after_a_send_and_keeps_a_waiting_ones_round() {
+        let now = t(NOW);
+        for state in [
+            DeliveryState::SentEmail,
+            DeliveryState::SentSms,
+            DeliveryState::Dead,
+            DeliveryState::Unconfirmed,
+        ] {
+            let p = plan("c-1", &corrected(), &id(), &seen(state), now).unwrap();
+            assert_eq!(
+                (p.to, p.send_round, p.new_round),
+                (DeliveryState::Ready, 3, true),
+                "{state}"
+            );
+            let (expr, cond) = written(p.change);
+            for part in [
+                "send_round = :round",
+                "content_hash = :ch",
+                "#total = :ctotal",
+                "due_pk = :due",
+            ] {
+                assert!(expr.contains(part), "{state}: {part} in {expr}");
+            }
+            assert!(
+                expr.contains("provider_message_id"),
+                "the last round's traces go: {expr}"
+            );
+            assert!(cond.starts_with("#st = :seen AND updated_at = :seen_updated"), "{cond}");
+        }
+        for state in [DeliveryState::Ready, DeliveryState::Held] {
+            let p = plan("c-1", &corrected(), &id(), &seen(state), now).unwrap();
+            assert_eq!((p.to, p.send_round, p.new_round), (state, 2, false), "{state}");
+            let (expr, _) = written(p.change);
+            assert!(
+                expr.contains("content_hash = :ch") && !expr.contains("send_round"),
+                "{expr}"
+            );
+            assert!(!expr.contains("due_pk"), "a waiting delivery keeps its place: {expr}");
+        }
+        for state in [DeliveryState::Queued, DeliveryState::Sending] {
+            assert_eq!(
+                plan("c-1", &corrected(), &id(), &seen(state), now).unwrap_err(),
+                Refused::InFlight { state }
             );
         }
     }
