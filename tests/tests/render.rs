@@ -337,6 +337,18 @@ async fn a_changed_bill_rewrites_waiting_deliveries_only() {
         b.lines[0].label = "정정된 요금제".into();
     }
     month.bills.put_all(&bills[..3]).await.unwrap();
+    // As a settlement that wrote them would, the shard record names the new bills' digest:
+    // rendering renders only the bills settled.
+    adapters::dynamodb_client(&month.config)
+        .update_item()
+        .table_name(month.cycles.table())
+        .key("cycle", AttributeValue::S(CYCLE.into()))
+        .key("item", AttributeValue::S(adapters::cycles::shard_item(0)))
+        .update_expression("SET digest = :d")
+        .expression_attribute_values(":d", AttributeValue::S(adapters::bills::shard_digest(&bills)))
+        .send()
+        .await
+        .unwrap();
     set_state(&month, &before[1], DeliveryState::SentEmail).await;
     set_state(&month, &before[2], DeliveryState::Held).await;
     let scheduled = "2026-12-20T03:00:00Z";

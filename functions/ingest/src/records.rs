@@ -5,7 +5,7 @@
 //! from the line (it may be anyone's name, email address or phone number).
 
 use domain::pii::Sealed;
-use domain::{ClearContact, Contact, Customer, QuietWindow};
+use domain::{ClearContact, Contact, QuietWindow};
 
 /// A line longer than this is refused before it is decoded.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -73,7 +73,7 @@ pub fn check_customer_line(line: &[u8], quiet: QuietWindow) -> Result<UploadCust
     });
     probe
         .validate(quiet)
-        .map_err(|e| Problem::new(rule_field(&probe), e.reason))?;
+        .map_err(|e| Problem::new(e.field.unwrap_or("record"), e.reason))?;
     Ok(c)
 }
 
@@ -92,30 +92,6 @@ fn decode_problem(e: domain::decode::DecodeError) -> Problem {
         (false, None) => e.path,
     };
     Problem::new(field, e.problem)
-}
-
-/// The field [`Customer::validate`] refused, found by its rules in its order.
-fn rule_field(c: &Customer) -> &'static str {
-    let bad_family = c
-        .family
-        .as_ref()
-        .is_some_and(|f| f.group_id.is_empty() || !(2..=10).contains(&f.members));
-    let mut addons = c.addons.clone();
-    addons.sort();
-    let repeated_addon = addons.windows(2).any(|w| w[0] == w[1]);
-    if c.plan.is_empty() {
-        "plan"
-    } else if c.cancelled_on.is_some_and(|x| x < c.joined_on) {
-        "cancelled_on"
-    } else if c.contract.as_ref().is_some_and(|x| x.end < x.start) {
-        "contract"
-    } else if bad_family {
-        "family"
-    } else if repeated_addon {
-        "addons"
-    } else {
-        "dnd"
-    }
 }
 
 fn check_bounds(c: &UploadCustomer) -> Result<(), Problem> {

@@ -694,6 +694,7 @@ mod tests {
             errors: Vec::new(),
             attempts: 1,
             updated_at: String::new(),
+            suspense: None,
             render: None,
         }
     }

@@ -397,6 +397,7 @@ mod tests {
             errors: Vec::new(),
             attempts: 1,
             updated_at: String::new(),
+            suspense: None,
             render: Some(RenderRecord {
                 template_version: "v1".into(),
                 bills_digest: "d".into(),

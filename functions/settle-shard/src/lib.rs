@@ -270,6 +270,7 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<ShardTask>) -> Result<ShardR
         attempts,
         updated_at: now(),
         render: None,
+        suspense: None,
     };
 
     let bills = match compute(deps, &task, &mut record).await {
@@ -399,6 +400,34 @@ async fn compute(deps: &Deps, task: &ShardTask, record: &mut ShardRecord) -> Res
             errors.len(),
             errors[0]
         )));
+    }
+    // Usage of customers with no day of service is not an error: it is set aside in a suspense
+    // file beside the usage (re-written the same by a re-run) and listed on the shard record,
+    // for operators to re-rate or drop (docs/billing-rules.md).
+    if !s.suspended.is_empty() {
+        let key = billing::suspense_key(task.cycle, shard);
+        deps.bucket
+            .put_bytes(&key, billing::suspense_csv(&s.suspended), "text/csv")
+            .await?;
+        record.suspense = Some(adapters::cycles::SuspenseRecord {
+            count: s.suspended.len() as u64,
+            key,
+            first: s
+                .suspended
+                .iter()
+                .take(MAX_RECORDED_ERRORS)
+                .map(|x| adapters::cycles::SuspendedLine {
+                    file: x.file.clone(),
+                    line: x.line,
+                    customer_id: x.customer_id.clone(),
+                    product: x.product.clone(),
+                })
+                .collect(),
+        });
+        tracing::warn!(
+            suspended = s.suspended.len(),
+            "usage of customers with no day of service set aside"
+        );
     }
     record.bills = s.bills.len() as u64;
     record.not_billable = u64::from(s.not_billable);

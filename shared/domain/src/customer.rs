@@ -340,6 +340,9 @@ impl<C: fmt::Debug> fmt::Debug for CustomerRecord<C> {
 pub struct CustomerError {
     pub customer_id: String,
     pub reason: String,
+    /// The field of the record the rule refused, when one rule of [`CustomerRecord::validate`]
+    /// refused it (what ingest names in its report).
+    pub field: Option<&'static str>,
 }
 
 impl CustomerError {
@@ -347,6 +350,7 @@ impl CustomerError {
         CustomerError {
             customer_id: customer_id.into(),
             reason: reason.into(),
+            field: None,
         }
     }
 }
@@ -368,43 +372,52 @@ impl<C> CustomerRecord<C> {
     /// Contact data is checked separately ([`Customer::check_contact`]),
     /// because only holders of the key can.
     pub fn validate(&self, quiet: QuietWindow) -> Result<ContactWindow, CustomerError> {
-        let err = |reason: String| CustomerError::new(self.customer_id.as_str(), reason);
+        let err = |field: &'static str, reason: String| CustomerError {
+            field: Some(field),
+            ..CustomerError::new(self.customer_id.as_str(), reason)
+        };
         if self.plan.is_empty() {
-            return Err(err("plan code is empty".into()));
+            return Err(err("plan", "plan code is empty".into()));
         }
         if let Some(c) = self.cancelled_on
             && c < self.joined_on
         {
-            return Err(err(format!("cancelled on {c} before joining on {}", self.joined_on)));
+            return Err(err(
+                "cancelled_on",
+                format!("cancelled on {c} before joining on {}", self.joined_on),
+            ));
         }
         if let Some(c) = &self.contract
             && c.end < c.start
         {
-            return Err(err(format!("contract ends {} before it starts {}", c.end, c.start)));
+            return Err(err(
+                "contract",
+                format!("contract ends {} before it starts {}", c.end, c.start),
+            ));
         }
         if let Some(f) = &self.family {
             if f.group_id.is_empty() {
-                return Err(err("family group id is empty".into()));
+                return Err(err("family", "family group id is empty".into()));
             }
             if !(2..=10).contains(&f.members) {
-                return Err(err(format!(
-                    "family group has {} members; a bundle has 2-10",
-                    f.members
-                )));
+                return Err(err(
+                    "family",
+                    format!("family group has {} members; a bundle has 2-10", f.members),
+                ));
             }
         }
         let mut addons = self.addons.clone();
         addons.sort();
         if addons.windows(2).any(|w| w[0] == w[1]) {
-            return Err(err("an add-on code is listed twice".into()));
+            return Err(err("addons", "an add-on code is listed twice".into()));
         }
         if let Some(s) = &self.soldier
             && s.end < s.start
         {
-            return Err(err(format!(
-                "soldier: service ends {} before it starts {}",
-                s.end, s.start
-            )));
+            return Err(err(
+                "soldier",
+                format!("soldier: service ends {} before it starts {}", s.end, s.start),
+            ));
         }
         if let Some(w) = &self.welfare {
             // The grade is sensitive: the messages never show it.
@@ -412,24 +425,25 @@ impl<C> CustomerRecord<C> {
                 || w.grade.len() > MAX_ATTRIBUTE_CODE_BYTES
                 || !w.grade.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
             {
-                return Err(err(format!(
-                    "welfare: grade must be 1-{MAX_ATTRIBUTE_CODE_BYTES} ASCII letters, digits or '_'"
-                )));
+                return Err(err(
+                    "welfare",
+                    format!("welfare: grade must be 1-{MAX_ATTRIBUTE_CODE_BYTES} ASCII letters, digits or '_'"),
+                ));
             }
             if w.end.is_some_and(|e| e < w.start) {
-                return Err(err("welfare: eligibility ends before it starts".into()));
+                return Err(err("welfare", "welfare: eligibility ends before it starts".into()));
             }
         }
         if let Some(p) = &self.premium_contract
             && p.end < p.start
         {
-            return Err(err(format!(
-                "premium_contract: ends {} before it starts {}",
-                p.end, p.start
-            )));
+            return Err(err(
+                "premium_contract",
+                format!("premium_contract: ends {} before it starts {}", p.end, p.start),
+            ));
         }
         if self.wired.len() > MAX_WIRED_LINES {
-            return Err(err(format!("wired: more than {MAX_WIRED_LINES} wired lines")));
+            return Err(err("wired", format!("wired: more than {MAX_WIRED_LINES} wired lines")));
         }
         let mut wired: Vec<&str> = self.wired.iter().map(|w| w.product.as_str()).collect();
         if wired.iter().any(|p| {
@@ -437,17 +451,18 @@ impl<C> CustomerRecord<C> {
                 || p.len() > MAX_ATTRIBUTE_CODE_BYTES
                 || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         }) {
-            return Err(err(format!(
-                "wired: a product code must be 1-{MAX_ATTRIBUTE_CODE_BYTES} ASCII letters, digits or '_'"
-            )));
+            return Err(err(
+                "wired",
+                format!("wired: a product code must be 1-{MAX_ATTRIBUTE_CODE_BYTES} ASCII letters, digits or '_'"),
+            ));
         }
         wired.sort_unstable();
         if wired.windows(2).any(|w| w[0] == w[1]) {
-            return Err(err("wired: a wired product is listed twice".into()));
+            return Err(err("wired", "wired: a wired product is listed twice".into()));
         }
         ContactWindow::new(self.dnd, quiet).map_err(|e| match e {
-            SlotError::NoAllowedSlot { .. } => err(e.to_string()),
-            other => err(other.to_string()),
+            SlotError::NoAllowedSlot { .. } => err("dnd", e.to_string()),
+            other => err("dnd", other.to_string()),
         })
     }
 

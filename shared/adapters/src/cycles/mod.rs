@@ -40,7 +40,8 @@ use serde::{Deserialize, Serialize};
 
 pub use self::gate::{Gated, NotOwned, may_write};
 pub use self::records::{
-    CYCLE_ITEM, CycleRecord, CycleStatus, MAX_SHARD_ERRORS, RenderRecord, ShardRecord, ShardStatus, shard_item,
+    CYCLE_ITEM, CycleRecord, CycleStatus, MAX_SHARD_ERRORS, RenderRecord, ShardRecord, ShardStatus, SuspendedLine,
+    SuspenseRecord, shard_item,
 };
 use crate::StoreError;
 use crate::dynamo::{Item, conditional_put, get_item};

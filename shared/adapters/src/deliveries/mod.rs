@@ -28,13 +28,14 @@ pub mod commands;
 pub mod dispatch;
 pub mod evidence;
 pub mod preferences;
+pub mod totals;
 pub mod write;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use domain::delivery::{DeliveryContent, utc_seconds};
-use domain::{Channel, CustomerId, Cycle, Delivery, DeliveryId, DeliveryState, SlotSet};
+use domain::{Channel, CustomerId, Cycle, Delivery, DeliveryId, DeliveryState, Krw, SlotSet};
 
 use crate::dynamo::{Item, attr_s, get_item, put_new, query_all, shard_query};
 use crate::{PutOutcome, StoreError};
@@ -119,6 +120,8 @@ pub struct Existing {
     pub template_version: String,
     /// The keyed look-up hash of the customer's email it holds (`email_hash`).
     pub email_hash: Option<String>,
+    /// The total due it states, in won (`None`: missing or not a whole number).
+    pub total: Option<i64>,
 }
 
 impl Existing {
@@ -200,7 +203,7 @@ impl DeliveryStore {
         put_new(&self.client, &self.table, self.encode(d)?, "pk").await
     }
 
-    /// Replaces the rendered content of a waiting delivery (`READY` or `HELD`)
+    /// Replaces the rendered content and the total of a waiting delivery (`READY` or `HELD`)
     /// whose content hash is still `expected_hash`, and its `email_hash` when
     /// one is given (the customer's email changed since it was rendered).
     /// State, attempts, `available_at`, a hold and history are not touched.
@@ -212,15 +215,16 @@ impl DeliveryStore {
         customer: &CustomerId,
         expected_hash: &str,
         content: &DeliveryContent,
+        total: Krw,
         email_hash: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<UpdateOutcome, StoreError> {
         let id = DeliveryId::new(cycle, shard, customer.clone());
-        // The token names the content (and the email hash): finding it means this content is
-        // there already.
+        // The token names the content and total (and the email hash): finding it means this
+        // content is there already.
         let token = match email_hash {
-            Some(h) => format!("render/{}/{h}", content.content_hash),
-            None => format!("render/{}", content.content_hash),
+            Some(h) => format!("render/{}/{}/{h}", content.content_hash, total.won()),
+            None => format!("render/{}/{}", content.content_hash, total.won()),
         };
         let mut change = Change::new(token, now);
         if let Some(h) = email_hash {
@@ -232,6 +236,9 @@ impl DeliveryStore {
             .set("email_key = :k")
             .set("subject = :subj")
             .set("sms_text = :sms")
+            .set("#total = :total")
+            .name("#total", "total")
+            .number(":total", total.won())
             .condition("#st IN (:ready, :held) AND content_hash = :old")
             .text(":ready", DeliveryState::Ready.as_str())
             .text(":held", DeliveryState::Held.as_str())
@@ -252,8 +259,9 @@ impl DeliveryStore {
     /// order (a projection: a few dozen bytes per delivery).
     pub async fn shard_summary(&self, cycle: Cycle, shard: u32) -> Result<Vec<Existing>, StoreError> {
         let req = shard_query(&self.client, &self.table, cycle, shard)
-            .projection_expression("customer_id, #st, content_hash, template_version, email_hash")
+            .projection_expression("customer_id, #st, content_hash, template_version, email_hash, #t")
             .expression_attribute_names("#st", "state")
+            .expression_attribute_names("#t", "total")
             .consistent_read(true);
         let result = query_all(req, &self.table).await?;
         Ok(result
@@ -265,6 +273,10 @@ impl DeliveryStore {
                 content_hash: attr_s(item, "content_hash").unwrap_or_default().to_owned(),
                 template_version: attr_s(item, "template_version").unwrap_or_default().to_owned(),
                 email_hash: attr_s(item, "email_hash").map(str::to_owned),
+                total: item
+                    .get("total")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok()),
             })
             .collect())
     }
