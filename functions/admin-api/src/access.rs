@@ -34,6 +34,9 @@ pub enum Endpoint {
     Suppressions,
     Suppress,
     Unsuppress,
+    /// A settled bill's corrections ([`crate::corrections`]): list, add.
+    Corrections,
+    Correct,
 }
 
 /// One route: its method and path pattern, the role it needs, what it does.
@@ -62,7 +65,7 @@ use Role::{Administrator, Operator, Viewer};
 /// and sets a customer's own preferences for
 /// them (a customer-service application acting for the customer runs under an operator's
 /// role); an administrator also sends past them,
-/// changes settings, templates and roles, and redrives queues.
+/// changes settings, templates and roles, redrives queues, and corrects settled bills.
 pub const ROUTES: &[Route] = &[
     route("GET", "/cycles/{cycle}", Viewer, E::Cycle),
     route("GET", "/cycles/{cycle}/funnel", Viewer, E::Funnel),
@@ -121,6 +124,18 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/suppressions", Viewer, E::Suppressions),
     route("POST", "/suppressions", Operator, E::Suppress),
     route("DELETE", "/suppressions/{hash}", Operator, E::Unsuppress),
+    route(
+        "GET",
+        "/cycles/{cycle}/bills/{customer}/corrections",
+        Viewer,
+        E::Corrections,
+    ),
+    route(
+        "POST",
+        "/cycles/{cycle}/bills/{customer}/corrections",
+        Administrator,
+        E::Correct,
+    ),
 ];
 
 /// The values a request's path gives a route's `{name}`s.

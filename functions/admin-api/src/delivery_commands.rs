@@ -169,6 +169,8 @@ pub(crate) async fn delivery_command(
             "channel": seen.channel.map(Channel::as_str),
             "confirmed_at": utc_seconds::format(&now),
         }),
+        // Given by `crate::corrections`, never through this route.
+        Command::Correct { .. } => json!({}),
     };
     if let (Some(out), Value::Object(extra)) = (result.as_object_mut(), answer) {
         out.extend(extra);
@@ -183,7 +185,7 @@ pub(crate) async fn delivery_command(
 }
 
 /// Why a command does not apply, for the operator (409).
-fn refusal(target: &str, command: &Command, r: Refused) -> ApiError {
+pub(crate) fn refusal(target: &str, command: &Command, r: Refused) -> ApiError {
     match r {
         Refused::WrongState { state, applies_to } => {
             let states: Vec<&str> = applies_to.iter().map(|s| s.as_str()).collect();
@@ -205,6 +207,12 @@ fn refusal(target: &str, command: &Command, r: Refused) -> ApiError {
             ),
         ),
         Refused::Unreadable(e) => ApiError::conflict("unreadable-delivery", format!("delivery {target}: {e}")),
+        Refused::InFlight { state } => ApiError::conflict(
+            "send-in-flight",
+            format!(
+                "delivery {target} is {state}: a send is on its way; retry after the send completes (the delivery is then SENT_EMAIL, SENT_SMS or DEAD)"
+            ),
+        ),
     }
 }
 
@@ -212,7 +220,7 @@ fn refusal(target: &str, command: &Command, r: Refused) -> ApiError {
 /// less than five minutes of clock skew), at most `MAX_SCHEDULE_AHEAD_DAYS` ahead, and on a
 /// day dispatch still takes the cycle (`domain::dispatch::dispatched_through`, Asia/Seoul):
 /// a delivery due later would never be enqueued. Errors name the field, never its value.
-fn command_time(v: Option<&str>, cycle: Cycle, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
+pub(crate) fn command_time(v: Option<&str>, cycle: Cycle, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
     let now = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
     let at = match v {
         None => now,

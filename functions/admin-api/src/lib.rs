@@ -27,6 +27,8 @@
 //! | `GET /suppressions?limit=&next=` | the suppression list: keyed hashes of addresses not emailed, why, since when, from what |
 //! | `POST /suppressions` | puts an address (given, or a customer's current one) on the suppression list, as its keyed hash |
 //! | `DELETE /suppressions/{hash}` | takes an entry off the suppression list |
+//! | `GET /cycles/{cycle}/bills/{customer}/corrections` | a settled bill's corrections, its original total and the amount due now |
+//! | `POST /cycles/{cycle}/bills/{customer}/corrections` | an administrator's credit, debit or re-rating of a settled bill: a correction record, a corrected invoice, and the bill's delivery sent once more with it |
 //!
 //! Every route needs a platform role (viewer, operator, administrator: [`roles`]), checked in
 //! one place against one table ([`access::ROUTES`]) before its handler runs: a caller without
@@ -56,6 +58,7 @@
 //! | `queues.rs` | the dead-letter queues and their redrive |
 //! | `preferences.rs` | a customer's own preferences and their deliveries not yet sent |
 //! | `suppressions.rs` | the suppression list: its entries, adding and removing them |
+//! | `corrections.rs` | corrections of settled bills: the record, the corrected invoice, the send |
 //!
 //! The same API on a loopback port, for local runs and `billingctl`'s tests, is the
 //! `admin-local` tool crate (`cargo run -p admin-local -- 8080`); it is not part of this
@@ -64,6 +67,7 @@
 pub mod access;
 mod audit;
 pub mod command_log;
+pub mod corrections;
 mod delivery_commands;
 pub mod http;
 pub mod identity;
@@ -75,6 +79,8 @@ mod settings;
 pub mod suppressions;
 mod templates;
 
+use adapters::catalog_store::CatalogStore;
+use adapters::corrections::CorrectionStore;
 use adapters::customers::CustomerStore;
 use adapters::cycles::CycleStore;
 use adapters::data_bucket::DataBucket;
@@ -127,6 +133,11 @@ pub struct Deps {
     pub quiet: domain::QuietWindow,
     /// The suppression list (`SUPPRESSION_TABLE`).
     pub suppressions: SuppressionStore,
+    /// Corrections of settled bills (`CORRECTIONS_TABLE`; the bills in `BILLS_TABLE`, the
+    /// cycle's counters in `CYCLES_TABLE`).
+    pub corrections: CorrectionStore,
+    /// The published catalog versions a re-rating reads (`CATALOG_TABLE`).
+    pub catalogs: CatalogStore,
 }
 
 impl Deps {
@@ -136,7 +147,8 @@ impl Deps {
     /// always administrator, see [`roles`]), and the dead-letter queues:
     /// `DELIVERY_DLQ_URL`/`_ARN`, `DISPATCH_DLQ_URL`/`_ARN` and
     /// `DISPATCH_CONTINUATION_QUEUE_ARN` (where the dispatch DLQ's messages are redriven), and
-    /// `QUIET_WINDOW` (`HH:MM-HH:MM`, `21:00-08:00` when unset), and `SUPPRESSION_TABLE`.
+    /// `QUIET_WINDOW` (`HH:MM-HH:MM`, `21:00-08:00` when unset), `SUPPRESSION_TABLE`, and for
+    /// corrections `CORRECTIONS_TABLE`, `BILLS_TABLE` and `CATALOG_TABLE`.
     pub async fn load(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
         let ddb = adapters::dynamodb_client(sdk);
         let keys = PiiKeys::load(sdk, vars).await?;
@@ -183,6 +195,13 @@ impl Deps {
             default_template: vars.required("TEMPLATE_VERSION")?,
             quiet: vars.parsed("QUIET_WINDOW", domain::QuietWindow::default_korea())?,
             suppressions: SuppressionStore::new(ddb.clone(), vars.required("SUPPRESSION_TABLE")?),
+            corrections: CorrectionStore::new(
+                ddb.clone(),
+                vars.required("CORRECTIONS_TABLE")?,
+                vars.required("BILLS_TABLE")?,
+                vars.required("CYCLES_TABLE")?,
+            ),
+            catalogs: CatalogStore::new(ddb.clone(), vars.required("CATALOG_TABLE")?),
         })
     }
 }
@@ -332,6 +351,17 @@ async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Respons
                 let keyed = suppressions::keyed_request(deps, req).await;
                 let command = move |given| async move { suppressions::add(deps, req, &given).await };
                 deps.commands.unless_replayed(&keyed, caller, now, command).await
+            })
+            .await
+        }
+        Endpoint::Corrections => {
+            corrections::list(deps, parse_cycle(p("cycle"))?, &parse_customer(p("customer"))?).await
+        }
+        Endpoint::Correct => {
+            let (cycle, customer) = (parse_cycle(p("cycle"))?, parse_customer(p("customer"))?);
+            Box::pin(async move {
+                let command = move |given| async move { corrections::correct(deps, cycle, &customer, &given).await };
+                deps.commands.unless_replayed(req, caller, now, command).await
             })
             .await
         }

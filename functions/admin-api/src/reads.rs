@@ -102,6 +102,7 @@ pub(crate) async fn cycle_status(deps: &Deps, cycle: Cycle) -> Result<Response, 
         .filter_map(|r| r.render.as_ref())
         .map(|r| r.deliveries)
         .sum();
+    let money = crate::corrections::reconciliation(deps, &rec).await?;
     Ok(Response::ok(json!({
         "cycle": cycle.to_string(),
         "status": rec.status,
@@ -126,6 +127,7 @@ pub(crate) async fn cycle_status(deps: &Deps, cycle: Cycle) -> Result<Response, 
         "not_billable": rec.not_billable,
         "checksum": rec.checksum,
         "deliveries": deliveries,
+        "money": money,
         "reasons": rec.reasons,
     })))
 }

@@ -45,6 +45,8 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET", "/suppressions", "viewer"),
     ("POST", "/suppressions", "operator"),
     ("DELETE", "/suppressions/{hash}", "operator"),
+    ("GET", "/cycles/{cycle}/bills/{customer}/corrections", "viewer"),
+    ("POST", "/cycles/{cycle}/bills/{customer}/corrections", "administrator"),
 ];
 
 #[test]

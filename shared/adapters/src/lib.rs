@@ -30,6 +30,8 @@ pub mod bills;
 #[cfg(feature = "dynamodb")]
 pub mod catalog_store;
 #[cfg(feature = "dynamodb")]
+pub mod corrections;
+#[cfg(feature = "dynamodb")]
 pub mod customers;
 #[cfg(feature = "dynamodb")]
 pub mod cycles;

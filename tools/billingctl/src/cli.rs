@@ -96,6 +96,23 @@ pub(crate) enum Action {
         #[command(subcommand)]
         action: SettleAction,
     },
+    /// Re-price a settled month with a catalog version in the shadow area (docs/reprice.md):
+    /// start the reprice state machine, wait, download the summary, diff and report, print
+    /// the summary. The month's own version is an audit (0 changed).
+    Reprice {
+        /// YYYY-MM (a SETTLED month).
+        #[arg(long)]
+        cycle: String,
+        /// The catalog version to re-price with (published in the stack's catalog table).
+        #[arg(long)]
+        catalog: String,
+        /// Where the files are written (default: a folder named after the execution).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seconds to wait for the execution (exit 7 if it is still running).
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+    },
     /// Write the `sam local invoke --env-vars` file: every function's environment as deployed,
     /// keyed by its logical id.
     EnvJson {
@@ -241,6 +258,43 @@ pub(crate) enum AdminAction {
     Suppressions {
         #[command(subcommand)]
         action: Option<SuppressionsAction>,
+    },
+    /// Corrections of settled bills: a credit, a debit or a re-rating (administrators), sent
+    /// once as a corrected invoice; the bill itself never changes.
+    Corrections {
+        #[command(subcommand)]
+        action: CorrectionsAction,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum CorrectionsAction {
+    /// Correct a settled bill: exactly one of --credit, --debit (whole won, 1 to 10,000,000)
+    /// or --rerate (a published catalog version).
+    Add {
+        #[arg(long)]
+        cycle: String,
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        credit: Option<i64>,
+        #[arg(long)]
+        debit: Option<i64>,
+        #[arg(long)]
+        rerate: Option<String>,
+        /// Why (kept in the audit trail and printed on the corrected invoice).
+        #[arg(long)]
+        reason: String,
+        /// Replays safely when given again; a new one is made when absent.
+        #[arg(long)]
+        command_id: Option<String>,
+    },
+    /// A bill's corrections, its original total and the amount due now.
+    List {
+        #[arg(long)]
+        cycle: String,
+        #[arg(long)]
+        customer: String,
     },
 }
 

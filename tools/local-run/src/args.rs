@@ -23,6 +23,37 @@ pub(crate) enum Command {
     Month(MonthArgs),
     /// Provision a fresh stack and load a data set written by `datagen generate` into it.
     Load(LoadArgs),
+    /// Settle a data set's month in a fresh stack, then re-price it with a catalog version
+    /// (shadow re-pricing, docs/reprice.md).
+    Reprice(RepriceArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct RepriceArgs {
+    /// Billing cycle to settle and re-price, YYYY-MM.
+    #[arg(long, default_value = "2026-11")]
+    pub(crate) cycle: Cycle,
+    /// Catalog version to re-price with (a shipped one is published if the store lacks it);
+    /// the version the month was settled with is an audit.
+    #[arg(long)]
+    pub(crate) catalog: String,
+    /// Data set directory (holding manifest.json); generated there when it has none.
+    #[arg(long, default_value = "out/month/data")]
+    pub(crate) data: PathBuf,
+    /// Where the stack's variables and the run's files (summary, diff, report) are written.
+    #[arg(long, default_value = "out/reprice")]
+    pub(crate) out: PathBuf,
+    /// Customers to generate when the data set is missing.
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) customers: u32,
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// Customers per shard when generating.
+    #[arg(long, default_value_t = 500)]
+    pub(crate) shard_size: u32,
+    /// System quiet window (Asia/Seoul).
+    #[arg(long, default_value = "21:00-08:00")]
+    pub(crate) quiet_window: QuietWindow,
 }
 
 #[derive(Args)]

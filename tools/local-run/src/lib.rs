@@ -13,6 +13,7 @@ pub mod faults;
 pub mod load;
 pub mod logs;
 pub mod report;
+pub mod reprice;
 pub mod seed;
 pub mod send;
 pub mod settle;

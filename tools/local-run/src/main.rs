@@ -2,6 +2,7 @@
 
 mod args;
 mod month;
+mod reprice_cmd;
 mod stack;
 mod summary;
 
@@ -41,6 +42,7 @@ async fn main() -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Reprice(a) => reprice_cmd::reprice(a).await,
         Command::Load(a) => {
             let stack = provision_stack(&a.out, "load").await?;
             let report = load_and_report(&a.dir, &stack.stores, a.quiet_window).await?;

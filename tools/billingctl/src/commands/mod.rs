@@ -4,11 +4,13 @@
 //! dead-letter queues, the roles, the suppression list), which call the API and print the
 //! answer.
 
+mod corrections;
 mod delivery;
 mod env_json;
 mod preferences;
 mod queues;
 mod reads;
+mod reprice;
 mod roles;
 mod settings;
 mod settle;
@@ -48,6 +50,20 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Action::Settle {
             action: SettleAction::Status { cycle },
         } => return settle::status(&sdk, &stack().await?, out, cycle.as_deref()).await,
+        Action::Reprice {
+            cycle,
+            catalog,
+            out: dir,
+            timeout,
+        } => {
+            let args = reprice::Args {
+                cycle,
+                catalog,
+                out: dir,
+                timeout,
+            };
+            return reprice::reprice(&sdk, &stack().await?, out, args).await;
+        }
         Action::EnvJson { out: file } => return env_json::env_json(&sdk, &stack().await?, file.as_deref()).await,
         Action::Admin(action) => action,
     };
@@ -117,6 +133,7 @@ async fn admin(api: &Api, out: Output, action: AdminAction) -> Result<(), Failur
             };
             preferences::preferences(api, out, change).await
         }
+        AdminAction::Corrections { action } => corrections::corrections(api, out, action).await,
         AdminAction::Roles { action } => roles::roles(api, out, action.unwrap_or(RolesAction::List)).await,
         AdminAction::Suppressions { action } => {
             let action = action.unwrap_or(SuppressionsAction::List {
