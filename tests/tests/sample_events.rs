@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 const RUN_ID: &str = "arn:aws:states:ap-northeast-2:123456789012:execution:billing-settlement:settle-2026-11";
 
 /// Function folder under `events/` → the function's logical id in template.yaml.
-const FUNCTIONS: [(&str, &str); 12] = [
+const FUNCTIONS: [(&str, &str); 13] = [
     ("settle-begin", "SettleBeginFunction"),
     ("settle-shard", "SettleShardFunction"),
     ("render-shard", "RenderShardFunction"),
@@ -42,6 +42,7 @@ const FUNCTIONS: [(&str, &str); 12] = [
     ("ingest", "IngestFunction"),
     ("invoice-link", "InvoiceLinkFunction"),
     ("delivery-events", "DeliveryEventsFunction"),
+    ("reprice", "RepriceFunction"),
 ];
 
 /// The link keys the invoice-link events are signed with (events/README.md): put into the
@@ -301,6 +302,7 @@ fn every_event_parses_into_the_input_of_its_function() {
                     typed::<SqsEvent>(&value)
                 }
                 "ingest" => typed::<ingest::event::Input>(&value),
+                "reprice" => typed::<reprice::event::Input>(&value),
                 "invoice-link" => {
                     let request: LambdaFunctionUrlRequest = serde_json::from_value(value.clone())
                         .unwrap_or_else(|e| panic!("{shown}: not a function URL request: {e}"));
@@ -329,6 +331,7 @@ fn every_event_parses_into_the_input_of_its_function() {
                 "ingest",
                 "invoice-link",
                 "delivery-events",
+                "reprice",
             ]
             .contains(&name.as_str())
             {
@@ -560,6 +563,44 @@ async fn the_documented_cargo_lambda_session_settles_the_sample_month() {
     assert!(finish.reasons.is_empty(), "{:?}", finish.reasons);
     let record = month.cycles.get(cycle).await.unwrap().unwrap();
     assert_eq!((record.status, record.bills), (CycleStatus::Settled, bills));
+
+    // Reprice: a same-version audit of the settled month, each step as its state machine runs
+    // it (plan, one item per shard, finish); it writes under shadow/ only and changes nothing.
+    let prefix = "shadow/2026-11/2026-v1/audit-2026-11";
+    let plan: Value = invoke("reprice", "events/reprice/plan.json").await.output().unwrap();
+    assert_eq!(
+        (&plan["shards"], &plan["prefix"], &plan["live_catalog"]),
+        (&json!([0, 1]), &json!(prefix), &json!("2026-v1")),
+        "{plan}"
+    );
+    for shard in [0u32, 1] {
+        let out: Value = invoke("reprice", &format!("events/reprice/shard-{shard}.json"))
+            .await
+            .output()
+            .unwrap();
+        assert_eq!((&out["shard"], &out["changed"]), (&json!(shard), &json!(0)), "{out}");
+    }
+    let audit: Value = invoke("reprice", "events/reprice/finish.json").await.output().unwrap();
+    assert_eq!(
+        (
+            &audit["summary"]["customers"],
+            &audit["summary"]["changed"],
+            &audit["summary"]["sum_delta"]
+        ),
+        (&json!(300), &json!(0), &json!(0)),
+        "{audit}"
+    );
+    assert_eq!(
+        audit["files"]["report"],
+        json!(format!("{prefix}/report.html")),
+        "{audit}"
+    );
+    let unknown = invoke("reprice", "events/reprice/unknown-catalog.json").await;
+    let error = unknown
+        .error()
+        .unwrap_or_else(|| panic!("unknown-catalog.json succeeded: {unknown:?}"));
+    assert_eq!(error.error_type, "CatalogMissing", "{unknown:?}");
+    assert!(!error.error_message.contains("2031-v9"), "{error:?}");
 
     // DispatchSlot: the 15 December, 10:00 run enqueues every delivery whose send day has
     // come and whose customer allows 10:00-12:00; the same slot again, nothing new.
