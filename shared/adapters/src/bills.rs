@@ -190,12 +190,24 @@ impl BillStore {
     /// `Query` (paginated) projecting `customer_id` and `total`. What reconciliation sums,
     /// from the table itself rather than from what settlement reported.
     pub async fn totals(&self, cycle: Cycle, shard: u32) -> Result<ShardAmounts, StoreError> {
-        let req = shard_query(&self.client, &self.table, cycle, shard)
-            .projection_expression("customer_id, #t")
-            .expression_attribute_names("#t", "total")
-            .consistent_read(true);
-        Ok(ShardAmounts::from_items(&query_all(req, &self.table).await?.items))
+        shard_amounts(&self.client, &self.table, cycle, shard).await
     }
+}
+
+/// The `customer_id` and `total` of every item of a shard's partition in `table` (the bills
+/// table or the deliveries table: both keyed by shard and customer, both stating a total), in
+/// customer-id order: one consistent `Query`, paginated.
+pub(crate) async fn shard_amounts(
+    client: &Client,
+    table: &str,
+    cycle: Cycle,
+    shard: u32,
+) -> Result<ShardAmounts, StoreError> {
+    let req = shard_query(client, table, cycle, shard)
+        .projection_expression("customer_id, #t")
+        .expression_attribute_names("#t", "total")
+        .consistent_read(true);
+    Ok(ShardAmounts::from_items(&query_all(req, table).await?.items))
 }
 
 #[cfg(test)]

@@ -126,17 +126,14 @@ pub fn rate<C>(
 
     // 1. Fees.
     let plan_fee = plan.monthly_fee.mul_div_floor(active, days);
-    lines.push(BillLine {
-        kind: LineKind::Plan,
-        code: texts.plans[plan_ix].code.clone(),
-        label: texts.plans[plan_ix].label.clone(),
-        quantity: active,
-        unit: texts.plans[plan_ix].unit.clone(),
-        unit_price: plan.monthly_fee,
-        amount: plan_fee,
-        taxable: true,
-        detail: prorate_detail("일할"),
-    });
+    lines.push(fee_line(
+        LineKind::Plan,
+        &texts.plans[plan_ix],
+        active,
+        plan.monthly_fee,
+        plan_fee,
+        prorate_detail("일할"),
+    ));
     let mut addon_total = Krw::ZERO;
     for code in &customer.addons {
         let addon_ix = catalog.addon_index(code).ok_or_else(|| RatingError::UnknownAddon {
@@ -162,17 +159,7 @@ pub fn rate<C>(
                 format!("{priced}, {detail}")
             };
         }
-        lines.push(BillLine {
-            kind: LineKind::Addon,
-            code: text.code.clone(),
-            label: text.label.clone(),
-            quantity: active,
-            unit: text.unit.clone(),
-            unit_price: fee,
-            amount,
-            taxable: true,
-            detail,
-        });
+        lines.push(fee_line(LineKind::Addon, text, active, fee, amount, detail));
     }
     // Wired lines (internet, IPTV): add-on lines of their own codes, prorated the same way.
     let mut wired_total = Krw::ZERO;
@@ -193,17 +180,14 @@ pub fn rate<C>(
             WiredKind::Internet => BundlePart::Internet,
             WiredKind::Iptv => BundlePart::Iptv,
         });
-        lines.push(BillLine {
-            kind: LineKind::Addon,
-            code: text.code.clone(),
-            label: text.label.clone(),
-            quantity: active,
-            unit: text.unit.clone(),
-            unit_price: product.monthly_fee,
+        lines.push(fee_line(
+            LineKind::Addon,
+            text,
+            active,
+            product.monthly_fee,
             amount,
-            taxable: true,
-            detail: prorate_detail("일할"),
-        });
+            prorate_detail("일할"),
+        ));
     }
 
     // 2. Usage, per product in catalog order.
@@ -474,6 +458,22 @@ pub fn rate<C>(
         total,
         lines,
     }))
+}
+
+/// A taxable monthly fee's line (plan, add-on, wired line): `days` of service at the monthly
+/// `unit_price`, charged `amount`.
+fn fee_line(kind: LineKind, text: &LineText, days: i64, unit_price: Krw, amount: Krw, detail: String) -> BillLine {
+    BillLine {
+        kind,
+        code: text.code.clone(),
+        label: text.label.clone(),
+        quantity: days,
+        unit: text.unit.clone(),
+        unit_price,
+        amount,
+        taxable: true,
+        detail,
+    }
 }
 
 fn allowance_of(plan: &Plan, a: Allowance) -> Option<i64> {

@@ -6,16 +6,11 @@ use domain::Cycle;
 use super::DeliveryStore;
 use crate::StoreError;
 use crate::bills::ShardAmounts;
-use crate::dynamo::{query_all, shard_query};
 
 impl DeliveryStore {
     /// The total of every delivery of a shard as stored, in customer-id order: one
     /// consistent `Query` (paginated) projecting `customer_id` and `total`.
     pub async fn totals(&self, cycle: Cycle, shard: u32) -> Result<ShardAmounts, StoreError> {
-        let req = shard_query(&self.client, &self.table, cycle, shard)
-            .projection_expression("customer_id, #t")
-            .expression_attribute_names("#t", "total")
-            .consistent_read(true);
-        Ok(ShardAmounts::from_items(&query_all(req, &self.table).await?.items))
+        crate::bills::shard_amounts(&self.client, &self.table, cycle, shard).await
     }
 }
