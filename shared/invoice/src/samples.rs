@@ -65,7 +65,14 @@ pub fn cycle() -> Result<Cycle, CycleError> {
 pub fn family() -> Result<Sample, SampleError> {
     let lines = vec![
         plan("5G_PREMIUM", "5G 프리미엄", 30, 89_000, 89_000, ""),
-        addon("OTT_BASIC", "OTT 베이직 구독", 30, 9_900, 9_900, ""),
+        addon(
+            "OTT_BASIC",
+            "OTT 베이직 구독",
+            30,
+            4_950,
+            4_950,
+            "5G 프리미엄 요금제 월 4950원",
+        ),
         addon("MUSIC", "음악 스트리밍", 30, 7_900, 7_900, ""),
         usage(
             "ROAM_DATA",
@@ -80,9 +87,8 @@ pub fn family() -> Result<Sample, SampleError> {
         usage("MICROPAY", "소액결제", 2, "건", 0, 12_800, false, ""),
         discount("DISC_FAMILY", "가족결합 할인", -17_800, "4인 결합 20%"),
         discount("DISC_LONG_TERM", "장기고객 할인", -3_560, "7년 5%"),
-        discount("DISC_ADDON_BUNDLE", "부가서비스 묶음 할인", -1_780, "2개 10%"),
-        vat(9_941),
-        rounding(-1),
+        discount("DISC_ADDON_BUNDLE", "부가서비스 묶음 할인", -1_285, "2개 10%"),
+        vat(9_495),
     ];
     sample("family", "C0001042", lines, "김민수", "010-1234-5678")
 }

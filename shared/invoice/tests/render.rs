@@ -174,13 +174,13 @@ fn the_view_groups_and_formats_the_bill() {
         [
             ("가족결합 할인", "-17,800원"),
             ("장기고객 할인", "-3,560원"),
-            ("부가서비스 묶음 할인", "-1,780원")
+            ("부가서비스 묶음 할인", "-1,285원")
         ]
     );
+    assert_eq!(v.charge_lines[1].detail, "5G 프리미엄 요금제 월 4950원");
     assert_eq!(v.vat_lines.len(), 1);
-    assert_eq!(v.vat_lines[0].amount, "9,941원");
-    assert_eq!(v.rounding_lines[0].detail, "10원 미만 절사");
-    assert_eq!(v.rounding_lines[0].amount, "-1원");
+    assert_eq!(v.vat_lines[0].amount, "9,495원");
+    assert!(v.rounding_lines.is_empty());
     assert_eq!(
         (
             v.charges_total.as_str(),
@@ -192,17 +192,23 @@ fn the_view_groups_and_formats_the_bill() {
             v.total.as_str()
         ),
         (
-            "135,350원",
-            "-23,140원",
-            "99,410원",
-            "9,941원",
+            "130,400원",
+            "-22,645원",
+            "94,955원",
+            "9,495원",
             "12,800원",
-            "-1원",
-            "122,150원"
+            "0원",
+            "117,250원"
         )
     );
     assert!(v.has_non_taxable);
     assert_eq!(v.catalog_version, "2026-v1");
+
+    // The 10-won rounding, as a line of its own.
+    let c = samples::contract().unwrap();
+    let v = InvoiceView::new(&c.bill, &c.name, &c.phone);
+    assert_eq!(v.rounding_lines[0].detail, "10원 미만 절사");
+    assert_eq!(v.rounding_lines[0].amount, "-9원");
 
     let z = samples::zero_usage().unwrap();
     let v = InvoiceView::new(&z.bill, &z.name, &z.phone);
