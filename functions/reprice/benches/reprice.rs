@@ -22,8 +22,7 @@ const CUSTOMERS: u32 = 1_000;
 const ROUNDS: u32 = 50;
 
 fn catalog(version: &str) -> Catalog {
-    let path = format!("{}/../../catalog/{version}.json", env!("CARGO_MANIFEST_DIR"));
-    Catalog::from_json(&std::fs::read_to_string(&path).expect("the shipped catalog"), &path).expect("valid")
+    Catalog::shipped(version).expect("a shipped catalog version")
 }
 
 /// A shard of customers as a rating snapshot holds them, and their usage file.

@@ -11,24 +11,8 @@ use domain::{CustomerRecord, Cycle};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-const PLANS: [&str; 5] = ["LTE_SLIM", "5G_LITE", "5G_STANDARD", "5G_PREMIUM", "5G_SIGNATURE"];
-const ADDONS: [&str; 7] = [
-    "VCOLORING",
-    "INSURANCE",
-    "OTT_BASIC",
-    "OTT_PREMIUM",
-    "MUSIC",
-    "CLOUD_100G",
-    "SPAM_GUARD",
-];
-const WIRED: [&str; 4] = ["INTERNET_500M", "INTERNET_1G", "IPTV_BASIC", "IPTV_PREMIUM"];
-const GRADES: [&str; 5] = [
-    "disabled",
-    "national_merit",
-    "basic_livelihood",
-    "near_poverty",
-    "basic_pension",
-];
+mod common;
+use common::{ADDONS, GRADES, PLANS, WIRED};
 
 fn arb_date(from: i32, to: i32) -> impl Strategy<Value = NaiveDate> {
     (from..=to, 1u32..=12, 1u32..=28).prop_map(|(y, m, dd)| NaiveDate::from_ymd_opt(y, m, dd).unwrap())

@@ -12,24 +12,8 @@ use serde_json::{Value, json};
 
 type Record = CustomerRecord<()>;
 
-const PLANS: [&str; 5] = ["LTE_SLIM", "5G_LITE", "5G_STANDARD", "5G_PREMIUM", "5G_SIGNATURE"];
-const ADDONS: [&str; 7] = [
-    "VCOLORING",
-    "INSURANCE",
-    "OTT_BASIC",
-    "OTT_PREMIUM",
-    "MUSIC",
-    "CLOUD_100G",
-    "SPAM_GUARD",
-];
-const WIRED: [&str; 4] = ["INTERNET_500M", "INTERNET_1G", "IPTV_BASIC", "IPTV_PREMIUM"];
-const GRADES: [&str; 5] = [
-    "disabled",
-    "national_merit",
-    "basic_livelihood",
-    "near_poverty",
-    "basic_pension",
-];
+mod common;
+use common::{ADDONS, GRADES, PLANS, WIRED};
 /// The discounts under the plan-discount cap.
 const CAPPED: [&str; 6] = [
     "DISC_CONTRACT",
