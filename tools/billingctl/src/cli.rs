@@ -120,8 +120,23 @@ pub(crate) enum Action {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The operators' web console on 127.0.0.1 (docs/console.md): its calls go to the admin
+    /// API signed with your AWS credentials, as every command's do. Prints the address to
+    /// open (with its one-time session token); Ctrl-C stops it.
+    Console(ConsoleArgs),
     #[command(flatten)]
     Admin(AdminAction),
+}
+
+/// What `console` takes.
+#[derive(Args)]
+pub(crate) struct ConsoleArgs {
+    /// The loopback port to serve on (0: a free one).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) port: u16,
+    /// The cycle (YYYY-MM) the console opens on (default: the latest).
+    #[arg(long)]
+    pub(crate) cycle: Option<String>,
 }
 
 /// The admin API's commands (through --url, or the stack's AdminApiUrl).

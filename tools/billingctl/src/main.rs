@@ -31,6 +31,7 @@
 mod api;
 mod cli;
 mod commands;
+mod console;
 mod output;
 mod stack;
 

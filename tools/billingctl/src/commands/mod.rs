@@ -42,7 +42,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         };
         Stack::find(&sdk, name).await
     };
-    let action = match cli.command {
+    let command = match cli.command {
         Action::Upload(args) => return upload::upload(&sdk, &stack().await?, out, args).await,
         Action::Settle {
             action: SettleAction::Start { cycle },
@@ -65,7 +65,8 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
             return reprice::reprice(&sdk, &stack().await?, out, args).await;
         }
         Action::EnvJson { out: file } => return env_json::env_json(&sdk, &stack().await?, file.as_deref()).await,
-        Action::Admin(action) => action,
+        Action::Console(args) => Command::Console(args),
+        Action::Admin(action) => Command::Admin(action),
     };
     let url = match (&cli.url, &cli.stack) {
         (Some(url), _) => url.clone(),
@@ -78,7 +79,23 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         }
     };
     let api = Api::new(&url, &region_of(&sdk), &sdk).await?;
-    admin(&api, out, action).await
+    match command {
+        Command::Admin(action) => admin(&api, out, action).await,
+        Command::Console(args) => {
+            let session = crate::console::Session {
+                stack: cli.stack.clone(),
+                region: region_of(&sdk),
+                cycle: args.cycle,
+            };
+            crate::console::serve(api, session, args.port).await
+        }
+    }
+}
+
+/// A command that talks to the admin API.
+enum Command {
+    Admin(AdminAction),
+    Console(crate::cli::ConsoleArgs),
 }
 
 /// An admin API command.
