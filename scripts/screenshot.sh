@@ -14,7 +14,7 @@ source scripts/lib.sh
 version="${1:-v1}"
 sample="${2:-family}"
 
-if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi 'noto.*cjk'; then
+if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -i 'noto.*cjk' >/dev/null; then
   sudo=()
   [[ $(id -u) -ne 0 ]] && sudo=(sudo)
   "${sudo[@]}" apt-get update -q
