@@ -9,6 +9,7 @@ use crate::roles::Role;
 /// What a route does; the router runs its handler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Endpoint {
+    Cycles,
     Cycle,
     Funnel,
     Failures,
@@ -67,6 +68,7 @@ use Role::{Administrator, Operator, Viewer};
 /// role); an administrator also sends past them,
 /// changes settings, templates and roles, redrives queues, and corrects settled bills.
 pub const ROUTES: &[Route] = &[
+    route("GET", "/cycles", Viewer, E::Cycles),
     route("GET", "/cycles/{cycle}", Viewer, E::Cycle),
     route("GET", "/cycles/{cycle}/funnel", Viewer, E::Funnel),
     route("GET", "/cycles/{cycle}/failures", Viewer, E::Failures),

@@ -3,10 +3,11 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /cycles/{cycle}` | the cycle: state, shards done / failed / rendered, counts and checksum, the execution |
-//! | `GET /cycles/{cycle}/funnel` | the cycle's deliveries counted by state (every state, zeros included), by channel and by send day; `needs_operator`: the `UNCONFIRMED` ones |
-//! | `GET /cycles/{cycle}/failures?limit=&next=` | the cycle's failure log, a page at a time |
-//! | `GET /cycles/{cycle}/deliveries/{customer}` | one delivery: state, channel, attempts, slots, template version, a link to the invoice, masked contact data, failure records and commands |
+//! | `GET /cycles?limit=` | the latest cycles, newest first: state, times, bills, the execution |
+//! | `GET /cycles/{cycle}` | the cycle: state, shards done / failed / rendered (and each shard), counts and checksum, the execution and its console address |
+//! | `GET /cycles/{cycle}/funnel` | the cycle's deliveries counted by state (every state, zeros included), by channel, by send day and sends by 2-hour slot; `needs_operator`: the `UNCONFIRMED` ones; the send queues' depth and the dead letters waiting |
+//! | `GET /cycles/{cycle}/failures?limit=&next=&code=&channel=&stage=` | the cycle's failure log, a page at a time, filtered |
+//! | `GET /cycles/{cycle}/deliveries/{customer}` | one delivery: state, channel, attempts, slots, template version, a link to the invoice, masked contact data, failure records, commands and its timeline |
 //! | `POST /cycles/{cycle}/deliveries/{customer}/schedule` | a `READY` or `HELD` delivery goes out no earlier than `available_at` |
 //! | `POST /cycles/{cycle}/deliveries/{customer}/resend` | a sent, dead, held or unconfirmed delivery goes out once more, in a new send round; a `QUEUED` or `SENDING` one that no sender holds any more goes back to dispatch in its round |
 //! | `POST /cycles/{cycle}/deliveries/{customer}/convert-to-sms` | a `READY` or `HELD` delivery goes out by SMS |
@@ -49,7 +50,8 @@
 //! | `identity.rs` | the caller's principal (the role behind a session) and its masked form for logs |
 //! | `roles.rs` | the platform roles, their mapping in `AdminTable`, `GET`/`PUT /roles` |
 //! | `http.rs` | [`Request`], [`Response`], [`ApiError`]: the Function URL's event and the answers |
-//! | `reads.rs` | the cycle, the funnel, the failure log, one delivery; the page tokens |
+//! | `reads.rs` | the cycles, the cycle, the funnel, the failure log, one delivery; the page tokens |
+//! | `timeline.rs` | a delivery's timeline, from its item, its failure records and its commands |
 //! | `delivery_commands.rs` | the commands on a delivery: their bodies, times and refusals |
 //! | `command_log.rs` | the command log: idempotency by command id, the audit record, one transaction with the effect |
 //! | `audit.rs` | one command, the commands of a day |
@@ -78,6 +80,7 @@ pub mod roles;
 mod settings;
 pub mod suppressions;
 mod templates;
+pub mod timeline;
 
 use adapters::catalog_store::CatalogStore;
 use adapters::corrections::CorrectionStore;
@@ -128,6 +131,8 @@ pub struct Deps {
     pub sqs: aws_sdk_sqs::Client,
     /// The dead-letter queues operators look at and redrive.
     pub queues: Vec<queues::DeadLetterQueue>,
+    /// The send queues whose depth the funnel shows (`EMAIL_QUEUE_URL`, `SMS_QUEUE_URL`).
+    pub send_queues: reads::SendQueues,
     /// The system quiet window (`QUIET_WINDOW`, the dispatcher's and the senders' default when
     /// unset): a customer's do-not-disturb slots must leave a slot outside it.
     pub quiet: domain::QuietWindow,
@@ -147,8 +152,9 @@ impl Deps {
     /// always administrator, see [`roles`]), and the dead-letter queues:
     /// `DELIVERY_DLQ_URL`/`_ARN`, `DISPATCH_DLQ_URL`/`_ARN` and
     /// `DISPATCH_CONTINUATION_QUEUE_ARN` (where the dispatch DLQ's messages are redriven), and
-    /// `QUIET_WINDOW` (`HH:MM-HH:MM`, `21:00-08:00` when unset), `SUPPRESSION_TABLE`, and for
-    /// corrections `CORRECTIONS_TABLE`, `BILLS_TABLE` and `CATALOG_TABLE`.
+    /// `QUIET_WINDOW` (`HH:MM-HH:MM`, `21:00-08:00` when unset), `SUPPRESSION_TABLE`, for
+    /// corrections `CORRECTIONS_TABLE`, `BILLS_TABLE` and `CATALOG_TABLE`, and the send queues
+    /// `EMAIL_QUEUE_URL` and `SMS_QUEUE_URL` (their depth, in the funnel).
     pub async fn load(sdk: &SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
         let ddb = adapters::dynamodb_client(sdk);
         let keys = PiiKeys::load(sdk, vars).await?;
@@ -187,6 +193,10 @@ impl Deps {
                     about: "dispatch runs that failed (the scheduler's invocations after its retries, continuations after three receives). A redrive runs each again through the continuation queue; a run of an old slot enqueues what is due now",
                 },
             ],
+            send_queues: reads::SendQueues {
+                email: vars.required("EMAIL_QUEUE_URL")?,
+                sms: vars.required("SMS_QUEUE_URL")?,
+            },
             keys,
             templates: invoice::Templates::embedded().map_err(|e| ConfigError::Invalid {
                 name: "templates",
@@ -292,8 +302,9 @@ async fn route(deps: &Deps, req: &Request, now: DateTime<Utc>) -> Result<Respons
     }
     let p = |name: &str| params.get(name);
     match route.endpoint {
+        Endpoint::Cycles => reads::cycles(deps, req, now).await,
         Endpoint::Cycle => reads::cycle_status(deps, parse_cycle(p("cycle"))?).await,
-        Endpoint::Funnel => reads::funnel(deps, parse_cycle(p("cycle"))?).await,
+        Endpoint::Funnel => reads::funnel(deps, parse_cycle(p("cycle"))?, now).await,
         Endpoint::Failures => reads::failures(deps, parse_cycle(p("cycle"))?, req).await,
         Endpoint::Delivery => {
             reads::delivery(deps, parse_cycle(p("cycle"))?, &parse_customer(p("customer"))?, now).await

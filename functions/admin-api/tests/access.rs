@@ -10,6 +10,7 @@ use admin_api::roles::Role;
 /// Every route and its role, as docs/admin-api.md's roles table says, written out here so
 /// that a change to the table is a change to this list too.
 const EXPECTED: &[(&str, &str, &str)] = &[
+    ("GET", "/cycles", "viewer"),
     ("GET", "/cycles/{cycle}", "viewer"),
     ("GET", "/cycles/{cycle}/funnel", "viewer"),
     ("GET", "/cycles/{cycle}/failures", "viewer"),

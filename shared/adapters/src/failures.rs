@@ -200,6 +200,14 @@ pub struct FailureRecord {
     pub occurrences: u64,
 }
 
+/// Which records a page keeps ([`FailureLog::page_matching`]): every given field must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FailureFilter {
+    pub code: Option<String>,
+    pub channel: Option<Channel>,
+    pub stage: Option<FailureStage>,
+}
+
 /// One page of a cycle's records.
 #[derive(Clone, Debug, Default)]
 pub struct FailurePage {
@@ -310,17 +318,44 @@ impl FailureLog {
 
     /// One page of the records of `cycle` (`None`: those of unknown cycle).
     pub async fn page(&self, cycle: Option<Cycle>, limit: i32, start: Option<Item>) -> Result<FailurePage, StoreError> {
-        let out = self
+        self.page_matching(cycle, &FailureFilter::default(), limit, start).await
+    }
+
+    /// One page of the records of `cycle` that match `filter`: the page's `limit` records
+    /// are read, then the filter keeps those that match (a `FilterExpression`), so a page
+    /// may hold fewer than `limit`, none at all, and still have a `next`.
+    pub async fn page_matching(
+        &self,
+        cycle: Option<Cycle>,
+        filter: &FailureFilter,
+        limit: i32,
+        start: Option<Item>,
+    ) -> Result<FailurePage, StoreError> {
+        let mut req = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", s(partition(cycle)))
             .limit(limit.max(1))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("Query", &self.table, e))?;
+            .set_exclusive_start_key(start);
+        let mut clauses = Vec::new();
+        for (attribute, value) in [
+            ("code", filter.code.clone()),
+            ("channel", filter.channel.map(|c| c.as_str().to_owned())),
+            ("stage", filter.stage.map(|st| st.as_str().to_owned())),
+        ] {
+            if let Some(v) = value {
+                clauses.push(format!("#f_{attribute} = :f_{attribute}"));
+                req = req
+                    .expression_attribute_names(format!("#f_{attribute}"), attribute)
+                    .expression_attribute_values(format!(":f_{attribute}"), s(v));
+            }
+        }
+        if !clauses.is_empty() {
+            req = req.filter_expression(clauses.join(" AND "));
+        }
+        let out = req.send().await.map_err(|e| StoreError::aws("Query", &self.table, e))?;
         let mut page = FailurePage {
             next: out.last_evaluated_key.filter(|k| !k.is_empty()),
             ..FailurePage::default()

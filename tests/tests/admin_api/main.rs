@@ -3,6 +3,7 @@
 //! that decide who may use which route. The fixture (`Api`: a stack with six queued
 //! deliveries, the handler called in process) is in `integration_tests::admin`.
 
+mod console_reads;
 mod corrections;
 mod hold_and_force_send;
 mod preferences;

@@ -209,6 +209,31 @@ impl CycleStore {
         self.put_cycle_if(rec, condition, &[], &values).await
     }
 
+    /// The cycles that exist among `newest` and the months before it, down to the first
+    /// month a cycle can name (January 2000), newest first, at most `limit`: one
+    /// [`get_many`](Self::get_many) per hundred months, from `newest` back, until `limit` are
+    /// found. The table is keyed by cycle, so no index is needed and no shard item is read; a
+    /// stack's cycles are a few dozen, so this is one to four `BatchGetItem` calls.
+    pub async fn latest(&self, newest: Cycle, limit: usize) -> Result<Vec<CycleRecord>, StoreError> {
+        let first = Cycle::new(2000, 1).map_err(|e| self.build_error("first cycle", e))?;
+        let mut found = Vec::new();
+        let mut next = Some(newest);
+        while found.len() < limit {
+            let mut months = Vec::with_capacity(100);
+            while let Some(c) = next.filter(|_| months.len() < 100) {
+                months.push(c);
+                next = (c > first).then(|| c.prev());
+            }
+            if months.is_empty() {
+                break;
+            }
+            let mut got = self.get_many(&months).await?;
+            found.extend(months.iter().filter_map(|c| got.remove(c)));
+        }
+        found.truncate(limit);
+        Ok(found)
+    }
+
     /// The cycle records of `cycles` that exist, by cycle: one consistent
     /// `BatchGetItem` per hundred cycles (what a dispatch run reads first, to
     /// know which cycles of its horizon are settled), the keys DynamoDB left

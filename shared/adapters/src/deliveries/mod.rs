@@ -138,6 +138,11 @@ pub struct FunnelEntry {
     pub state: String,
     pub channel: Option<String>,
     pub send_date: String,
+    /// When its latest send went out (`SENT_*`; kept by an email's fallback to SMS until the
+    /// SMS goes).
+    pub sent_at: Option<String>,
+    /// When it was last enqueued (only while `QUEUED`).
+    pub queued_at: Option<String>,
 }
 
 /// Outcome of a content update.
@@ -282,11 +287,11 @@ impl DeliveryStore {
     }
 
     /// Where each delivery of a shard stands, for the funnel: state, channel
-    /// (once queued) and send date, read with one eventually consistent
-    /// `Query` (paginated) projecting only those.
+    /// (once queued), send date, when it was sent and when queued, read with
+    /// one eventually consistent `Query` (paginated) projecting only those.
     pub async fn shard_funnel(&self, cycle: Cycle, shard: u32) -> Result<Vec<FunnelEntry>, StoreError> {
         let req = shard_query(&self.client, &self.table, cycle, shard)
-            .projection_expression("#st, channel, send_date")
+            .projection_expression("#st, channel, send_date, sent_at, queued_at")
             .expression_attribute_names("#st", "state");
         Ok(query_all(req, &self.table)
             .await?
@@ -296,6 +301,8 @@ impl DeliveryStore {
                 state: attr_s(item, "state").unwrap_or("?").to_owned(),
                 channel: attr_s(item, "channel").map(str::to_owned),
                 send_date: attr_s(item, "send_date").unwrap_or("?").to_owned(),
+                sent_at: attr_s(item, "sent_at").map(str::to_owned),
+                queued_at: attr_s(item, "queued_at").map(str::to_owned),
             })
             .collect())
     }
