@@ -3,7 +3,8 @@
 //! the operator's credentials. Every answer is `no-store`; the page's answers carry its
 //! Content-Security-Policy.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, Limited};
@@ -14,7 +15,7 @@ use tokio::sync::Mutex;
 
 use super::guard::{Guard, Refusal};
 use super::{Session, assets};
-use crate::api::{Api, Failure};
+use crate::api::{Answer, Api, Failure};
 
 /// The page's policy: its own scripts, styles and frames only, nothing inline, no other
 /// origin, and never framed itself.
@@ -34,6 +35,29 @@ const INVOICE_TTL: Duration = Duration::from_secs(15 * 60);
 /// Invoice preview addresses kept at most (the oldest go first).
 const MAX_INVOICES: usize = 256;
 
+/// A funnel answer is read again at most this often, and no more often than
+/// [`FUNNEL_COST_FACTOR`] times the time its last read took.
+const FUNNEL_REFRESH: Duration = Duration::from_secs(3);
+/// See [`FUNNEL_REFRESH`]: a funnel that takes 8 s to read (a million deliveries) is read
+/// every 24 s, whatever the number of tabs that show it.
+const FUNNEL_COST_FACTOR: u32 = 3;
+
+/// A funnel's last answer, the time it was read, and how long that took.
+#[derive(Clone)]
+struct KeptFunnel {
+    status: u16,
+    body: Bytes,
+    at: Instant,
+    took: Duration,
+}
+
+/// The funnels read so far (by admin API path) and the ones being read again.
+#[derive(Default)]
+struct Funnels {
+    kept: HashMap<String, KeptFunnel>,
+    refreshing: HashSet<String>,
+}
+
 /// The invoice an opaque preview address stands for.
 struct Ticket {
     cycle: String,
@@ -48,6 +72,7 @@ pub(crate) struct Console {
     session: Session,
     guard: Guard,
     invoices: Mutex<HashMap<String, Ticket>>,
+    funnels: Mutex<Funnels>,
 }
 
 /// How an answer is framed.
@@ -133,10 +158,11 @@ impl Console {
             session,
             guard,
             invoices: Mutex::new(HashMap::new()),
+            funnels: Mutex::new(Funnels::default()),
         }
     }
 
-    pub(crate) async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    pub(crate) async fn answer(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let method = req.method().as_str().to_owned();
         let path = req.uri().path().to_owned();
         let query = req.uri().query().map(str::to_owned);
@@ -184,12 +210,21 @@ impl Console {
             ("POST", "/console/invoice") => self.invoice_ticket(&body).await,
             ("GET", "/console/template-preview") => self.template_preview(query.as_deref()).await,
             ("GET", p) if p.starts_with("/invoice/") => self.invoice(&p["/invoice/".len()..]).await,
+            ("GET", p) if p.starts_with("/api/cycles/") && p.ends_with("/funnel") && p.matches('/').count() == 4 => {
+                self.funnel(&p[4..]).await
+            }
             (m, p) if p.starts_with("/api/") => {
                 let target = match &query {
                     Some(q) => format!("{}?{q}", &p[4..]),
                     None => p[4..].to_owned(),
                 };
-                self.forward(m, &target, body).await
+                let answer = self.forward(m, &target, body).await;
+                // The page opens on a cycle: read its funnel meanwhile, for the Funnel page.
+                if m == "GET" && answer.status() == 200 && p.starts_with("/api/cycles/") && p.matches('/').count() == 3
+                {
+                    self.prefetch_funnel(&format!("{}/funnel", &p[4..])).await;
+                }
+                answer
             }
             _ => error(404, "not-found", "the console has no such page"),
         }
@@ -226,6 +261,73 @@ impl Console {
                 "version": env!("CARGO_PKG_VERSION"),
             }),
         )
+    }
+
+    /// `GET /api/cycles/{cycle}/funnel`: the funnel read last, at once, and a new read in the
+    /// background when that one is older than [`FUNNEL_REFRESH`] (or [`FUNNEL_COST_FACTOR`]
+    /// times its read). A funnel reads every delivery of the month (a million deliveries are
+    /// about 1,000 query pages), so the page's refreshes must not each cost one: whatever the
+    /// number of tabs, one read at a time, and the answer's `generated_at` says how old it is.
+    async fn funnel(self: &Arc<Self>, target: &str) -> Response<Full<Bytes>> {
+        let (kept, refresh) = {
+            let mut funnels = self.funnels.lock().await;
+            match funnels.kept.get(target).cloned() {
+                Some(kept) => {
+                    let due = kept.at.elapsed() >= FUNNEL_REFRESH.max(kept.took * FUNNEL_COST_FACTOR);
+                    let refresh = due && funnels.refreshing.insert(target.to_owned());
+                    (Some(kept), refresh)
+                }
+                None => (None, false),
+            }
+        };
+        match kept {
+            Some(kept) => {
+                if refresh {
+                    let me = self.clone();
+                    let target = target.to_owned();
+                    tokio::spawn(async move { me.read_funnel(&target).await });
+                }
+                respond(kept.status, "application/json", kept.body, Kind::Page)
+            }
+            None => self.read_funnel(target).await,
+        }
+    }
+
+    /// Starts reading `target`'s funnel in the background unless it is kept or being read.
+    async fn prefetch_funnel(self: &Arc<Self>, target: &str) {
+        let start = {
+            let mut funnels = self.funnels.lock().await;
+            !funnels.kept.contains_key(target) && funnels.refreshing.insert(target.to_owned())
+        };
+        if start {
+            let me = self.clone();
+            let target = target.to_owned();
+            tokio::spawn(async move { me.read_funnel(&target).await });
+        }
+    }
+
+    /// Reads a funnel from the admin API and keeps a success.
+    async fn read_funnel(&self, target: &str) -> Response<Full<Bytes>> {
+        let started = Instant::now();
+        let read = tokio::time::timeout(API_TIMEOUT, self.api.send("GET", target, Bytes::new())).await;
+        let mut funnels = self.funnels.lock().await;
+        funnels.refreshing.remove(target);
+        match read {
+            Err(_) => timed_out(),
+            Ok(Err(f)) => unreachable(f),
+            Ok(Ok(Answer { status, body, .. })) => {
+                if status == 200 {
+                    let kept = KeptFunnel {
+                        status,
+                        body: body.clone(),
+                        at: Instant::now(),
+                        took: started.elapsed(),
+                    };
+                    funnels.kept.insert(target.to_owned(), kept);
+                }
+                respond(status, "application/json", body, Kind::Page)
+            }
+        }
     }
 
     /// Sends `method target` to the admin API and gives its answer back as it came.
