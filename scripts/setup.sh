@@ -126,4 +126,25 @@ else
   say "warning: libfaketime is missing and apt-get is not available: install faketime for lambda-runner"
 fi
 
+# --- Chromium, chromedriver, a Korean font -------------------------------------------------
+# The console's browser test (tools/billingctl/tests/console.rs) drives headless Chromium
+# through chromedriver; the screenshots need a font with Hangul (apt: chromium,
+# chromium-driver, fonts-noto-cjk).
+browser_present() {
+  [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]] || return 1
+  fc-list 2>/dev/null | grep -i 'noto.*cjk' >/dev/null  # not -q: an early exit of grep fails the pipe (pipefail)
+}
+if browser_present; then
+  say "chromium, chromedriver and fonts-noto-cjk present"
+elif command -v apt-get >/dev/null 2>&1; then
+  say "installing chromium, chromium-driver and fonts-noto-cjk with apt-get"
+  BROWSER_PACKAGES=(chromium chromium-driver fonts-noto-cjk)
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${BROWSER_PACKAGES[@]}" >/dev/null 2>&1 || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${BROWSER_PACKAGES[@]}" >/dev/null
+  }
+  browser_present || die "apt-get installed ${BROWSER_PACKAGES[*]} but /usr/bin/chromium, /usr/bin/chromedriver or the font is missing"
+else
+  say "warning: chromium or chromedriver is missing and apt-get is not available: install chromium, chromium-driver and fonts-noto-cjk for the console's browser test"
+fi
+
 say "done"
