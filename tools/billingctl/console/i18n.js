@@ -564,12 +564,16 @@ function timeFormat(withSeconds) {
   return timeFormats.get(key);
 }
 
-/// An instant in Korea time with the zone named: "2026. 12. 15. 09:00:12 KST".
+/// An instant in Korea time with the zone named, year first in every language so that no
+/// operator reads 12/07 as July: "2026-12-15 09:00:12 KST".
 export function time(value, { seconds = true } = {}) {
   if (!value) return "—";
   const d = value instanceof Date ? value : new Date(value);
   if (Number.isNaN(d.getTime())) return String(value);
-  return `${timeFormat(seconds).format(d)} KST`;
+  const part = {};
+  for (const p of timeFormat(seconds).formatToParts(d)) part[p.type] = p.value;
+  const clock = seconds ? `${part.hour}:${part.minute}:${part.second}` : `${part.hour}:${part.minute}`;
+  return `${part.year}-${part.month}-${part.day} ${clock} KST`;
 }
 
 /// A span of seconds, roughly: "3 min 20 s" / "3분 20초".

@@ -333,6 +333,26 @@ async fn an_operator_finds_a_dead_delivery_resends_it_once_and_watches_the_month
         .await
         .unwrap();
     assert_eq!(status, 200, "the command {command_id} is in the audit: {record}");
+    // The page's retry after an answer lost on the way (the same command id and body, from
+    // the page, through the console) replays the first answer and applies nothing again.
+    let replay = b
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/api/cycles/' + arguments[0] + '/deliveries/' + arguments[1] + '/resend', {method: 'POST',
+                 headers: {'content-type': 'application/json'},
+                 body: JSON.stringify({command_id: arguments[2], reason: arguments[3]})})
+               .then(r => r.json().then(j => done([r.status, j])), e => done(String(e)));",
+            vec![
+                json!(cycle),
+                json!(dead),
+                json!(command_id),
+                json!("the provider refused every send; it works again"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(replay[0], json!(200), "{replay}");
+    assert_eq!(replay[1]["replayed"], json!(true), "a retry replays: {replay}");
 
     // 7. The next slots' dispatch and the senders (the provider works again): sent once.
     let working = m.senders(&clock, false).await.unwrap();

@@ -3,7 +3,8 @@
 
 use hyper::HeaderMap;
 
-/// The session cookie's name.
+/// The session cookie's name before its port: browsers keep cookies by host, not by port, so
+/// two consoles open at once (two stacks, two roles) each need a cookie of their own.
 pub(crate) const COOKIE: &str = "billing_console";
 
 /// A fresh session token: 32 random bytes from the operating system, as hex.
@@ -35,9 +36,18 @@ impl Guard {
         Guard { port, token }
     }
 
+    /// This console's cookie name: [`COOKIE`] and the port.
+    fn cookie_name(&self) -> String {
+        format!("{COOKIE}_{}", self.port)
+    }
+
     /// The `Set-Cookie` value that opens a session.
     pub(crate) fn cookie(&self) -> String {
-        format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/", self.token)
+        format!(
+            "{}={}; HttpOnly; SameSite=Strict; Path=/",
+            self.cookie_name(),
+            self.token
+        )
     }
 
     /// Whether `token` is this console's (compared in constant time).
@@ -59,13 +69,14 @@ impl Guard {
         if !self.host_ok(headers) {
             return Err(Refusal::WrongHost);
         }
+        let name = self.cookie_name();
         let has_session = headers
             .get_all("cookie")
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
-            .any(|(name, value)| name == COOKIE && self.token_is(value));
+            .any(|(n, value)| n == name && self.token_is(value));
         if !has_session {
             return Err(Refusal::NoSession);
         }
@@ -109,7 +120,7 @@ mod tests {
         assert_eq!(token.len(), 64);
         assert_ne!(token, new_token().unwrap());
         let guard = Guard::new(4100, token.clone());
-        let cookie = format!("theme=dark; {COOKIE}={token}");
+        let cookie = format!("theme=dark; {COOKIE}_4101=other; {COOKIE}_4100={token}");
         let ok = headers(&[("host", "127.0.0.1:4100"), ("cookie", &cookie)]);
         assert_eq!(guard.check(&ok, false), Ok(()));
         assert_eq!(
@@ -125,7 +136,13 @@ mod tests {
             guard.check(&headers(&[("host", "127.0.0.1:4100")]), false),
             Err(Refusal::NoSession)
         );
-        let wrong = format!("{COOKIE}={}", new_token().unwrap());
+        let wrong = format!("{COOKIE}_4100={}", new_token().unwrap());
+        assert_eq!(
+            guard.check(&headers(&[("host", "127.0.0.1:4100"), ("cookie", &wrong)]), false),
+            Err(Refusal::NoSession)
+        );
+        // Another console's cookie with this console's token is not this console's session.
+        let wrong = format!("{COOKIE}_4101={token}");
         assert_eq!(
             guard.check(&headers(&[("host", "127.0.0.1:4100"), ("cookie", &wrong)]), false),
             Err(Refusal::NoSession)
