@@ -51,11 +51,14 @@ struct KeptFunnel {
     took: Duration,
 }
 
-/// The funnels read so far (by admin API path) and the ones being read again.
+/// The funnels read so far (by admin API path), the ones being read again, and one lock per
+/// funnel held while it is read, so that a page waiting for a first read joins the one under
+/// way instead of starting another.
 #[derive(Default)]
 struct Funnels {
     kept: HashMap<String, KeptFunnel>,
     refreshing: HashSet<String>,
+    reading: HashMap<String, Arc<Mutex<()>>>,
 }
 
 /// The invoice an opaque preview address stands for.
@@ -283,14 +286,32 @@ impl Console {
         match kept {
             Some(kept) => {
                 if refresh {
-                    let me = self.clone();
-                    let target = target.to_owned();
-                    tokio::spawn(async move { me.read_funnel(&target).await });
+                    self.read_funnel_behind(target).await;
                 }
                 respond(kept.status, "application/json", kept.body, Kind::Page)
             }
-            None => self.read_funnel(target).await,
+            None => {
+                // A first read: wait for one under way (the read ahead), else read.
+                let lock = self.funnel_lock(target).await;
+                let _reading = lock.lock().await;
+                let kept = self.funnels.lock().await.kept.get(target).cloned();
+                match kept {
+                    Some(kept) => respond(kept.status, "application/json", kept.body, Kind::Page),
+                    None => self.fetch_funnel(target).await,
+                }
+            }
         }
+    }
+
+    /// The lock held while `target`'s funnel is read.
+    async fn funnel_lock(&self, target: &str) -> Arc<Mutex<()>> {
+        self.funnels
+            .lock()
+            .await
+            .reading
+            .entry(target.to_owned())
+            .or_default()
+            .clone()
     }
 
     /// Starts reading `target`'s funnel in the background unless it is kept or being read.
@@ -300,14 +321,24 @@ impl Console {
             !funnels.kept.contains_key(target) && funnels.refreshing.insert(target.to_owned())
         };
         if start {
-            let me = self.clone();
-            let target = target.to_owned();
-            tokio::spawn(async move { me.read_funnel(&target).await });
+            self.read_funnel_behind(target).await;
         }
     }
 
-    /// Reads a funnel from the admin API and keeps a success.
-    async fn read_funnel(&self, target: &str) -> Response<Full<Bytes>> {
+    /// Reads `target`'s funnel in the background, its lock taken before this returns (a page
+    /// that asks for it meanwhile waits for this read).
+    async fn read_funnel_behind(self: &Arc<Self>, target: &str) {
+        let reading = self.funnel_lock(target).await.lock_owned().await;
+        let me = self.clone();
+        let target = target.to_owned();
+        tokio::spawn(async move {
+            me.fetch_funnel(&target).await;
+            drop(reading);
+        });
+    }
+
+    /// Reads a funnel from the admin API (its lock held) and keeps a success.
+    async fn fetch_funnel(&self, target: &str) -> Response<Full<Bytes>> {
         let started = Instant::now();
         let read = tokio::time::timeout(API_TIMEOUT, self.api.send("GET", target, Bytes::new())).await;
         let mut funnels = self.funnels.lock().await;
