@@ -492,6 +492,71 @@ async fn an_operator_finds_a_dead_delivery_resends_it_once_and_watches_the_month
         );
     }
 
+    // 11. Accessible and usable at 1280×800 and at a phone's width, in both languages: every
+    // page audited (names, labels, contrast, no sideways scrolling of the page), and the
+    // navigation and the dialog work from the keyboard.
+    for (width, height) in [(1280, 800), (390, 844)] {
+        b.set_window_size(width, height).await.unwrap();
+        for lang in ["en", "ko"] {
+            for page in ["month", "funnel", "customer", "failures", "settings"] {
+                open(&b, page).await.unwrap();
+                if b.execute("return document.documentElement.lang;", vec![])
+                    .await
+                    .unwrap()
+                    != json!(lang)
+                {
+                    b.click(&b.find("#lang").await.unwrap()).await.unwrap();
+                    ready(&b, page).await.unwrap();
+                }
+                let problems = b.execute(A11Y_AUDIT, vec![]).await.unwrap();
+                assert_eq!(
+                    problems,
+                    json!([]),
+                    "{page} at {width}×{height} in {lang}: accessibility or layout problems"
+                );
+            }
+        }
+    }
+    b.set_window_size(1280, 800).await.unwrap();
+    open(&b, "month").await.unwrap();
+    // Enter on a focused navigation link opens its page.
+    b.send_keys(&b.find("nav a[href=\"#failures\"]").await.unwrap(), "\u{E007}")
+        .await
+        .unwrap();
+    ready(&b, "failures").await.unwrap();
+    // A failure row's action opens the dialog with the focus in it; Escape closes it.
+    let action = b
+        .wait_for(
+            "#failures-table button[data-action]:not([disabled])",
+            "an enabled action of a failure row",
+            PAGE,
+            |_| true,
+        )
+        .await
+        .unwrap();
+    b.send_keys(&action, "\u{E007}").await.unwrap();
+    b.wait_for("dialog#action-dialog", "the dialog, open", PAGE, |s| {
+        s.attributes.contains_key("open")
+    })
+    .await
+    .unwrap();
+    let inside = b
+        .execute(
+            "return document.getElementById('action-dialog').contains(document.activeElement);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(inside, json!(true), "the focus moves into the dialog");
+    b.send_keys(&b.find("#action-reason").await.unwrap(), "\u{E00C}")
+        .await
+        .unwrap();
+    b.wait_for("dialog#action-dialog", "the dialog, closed by Escape", PAGE, |s| {
+        !s.attributes.contains_key("open")
+    })
+    .await
+    .unwrap();
+
     // The pictures of docs/console.md: each page loaded afresh at 1280×800 (the funnel with
     // the month's sends), and the Customer page at a phone's width.
     if let Some(dir) = &screenshots {
@@ -533,6 +598,53 @@ async fn an_operator_finds_a_dead_delivery_resends_it_once_and_watches_the_month
     b.quit().await;
     v.quit().await;
 }
+
+/// The page's accessibility and layout problems, as texts (none: `[]`):
+/// - the document has a language, and the page does not scroll sideways;
+/// - every visible form control has a label (`<label for>`, `aria-label` or
+///   `aria-labelledby`), every visible button and link a name, every image an `alt`;
+/// - every visible text has a contrast of at least 4.5:1 with the background it is drawn on
+///   (3:1 for large text: 24 px, or 18.66 px bold), the WCAG 2 AA level.
+const A11Y_AUDIT: &str = r#"
+const out = [];
+const de = document.documentElement;
+if (!['en', 'ko'].includes(de.lang)) out.push('html lang is ' + JSON.stringify(de.lang));
+if (de.scrollWidth > de.clientWidth + 1) out.push('the page scrolls sideways: ' + de.scrollWidth + ' > ' + de.clientWidth);
+const visible = (e) => { const r = e.getBoundingClientRect(); const cs = getComputedStyle(e);
+  return r.width > 0 && r.height > 0 && cs.visibility !== 'hidden' && !e.closest('[hidden]'); };
+const name = (e) => e.id ? '#' + e.id : e.tagName.toLowerCase() + (e.className ? '.' + String(e.className).split(' ')[0] : '');
+for (const e of document.querySelectorAll('input, select, textarea')) {
+  if (!visible(e) || e.type === 'hidden') continue;
+  if (!(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby'))
+    out.push('no label: ' + name(e));
+}
+for (const e of document.querySelectorAll('button, a[href]')) {
+  if (!visible(e)) continue;
+  if (!(e.textContent.trim() || e.getAttribute('aria-label') || e.getAttribute('title'))) out.push('no name: ' + name(e));
+}
+for (const e of document.querySelectorAll('img')) if (!e.hasAttribute('alt')) out.push('no alt: ' + name(e));
+const rgb = (c) => { const m = c.match(/[\d.]+/g) || []; return m.map(Number); };
+const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+const background = (e) => { for (let n = e; n && n.nodeType === 1; n = n.parentElement) {
+    const c = rgb(getComputedStyle(n).backgroundColor); if (c.length >= 3 && (c.length < 4 || c[3] >= 0.99)) return c; }
+  return [255, 255, 255]; };
+const seen = new Set();
+for (const e of document.querySelectorAll('body *')) {
+  if (!visible(e) || e.closest('svg, iframe')) continue;
+  const own = [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+  if (!own) continue;
+  const cs = getComputedStyle(e);
+  const fg = rgb(cs.color); const bg = background(e);
+  const a = lum(fg.slice(0, 3)); const b = lum(bg);
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  const size = parseFloat(cs.fontSize); const bold = parseInt(cs.fontWeight, 10) >= 700;
+  const need = (size >= 24 || (bold && size >= 18.66)) ? 3 : 4.5;
+  const key = name(e) + cs.color + '/' + bg.join(',');
+  if (ratio + 0.01 < need && !seen.has(key)) { seen.add(key); out.push('contrast ' + ratio.toFixed(2) + ' < ' + need + ': ' + name(e) + ' ' + JSON.stringify(e.textContent.trim().slice(0, 30))); }
+}
+return out;
+"#;
 
 /// Whether `s` holds something shaped like a customer id (`C` and seven digits).
 fn has_customer_id(s: &str) -> bool {
