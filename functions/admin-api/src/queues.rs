@@ -41,28 +41,38 @@ fn queue_of<'a>(deps: &'a Deps, name: &str) -> Result<&'a DeadLetterQueue, ApiEr
     })
 }
 
-/// Messages waiting and in flight on a queue.
-async fn depth(deps: &Deps, q: &DeadLetterQueue) -> Result<(u64, u64), ApiError> {
+/// A queue's messages: waiting, in flight and delayed (SQS's approximate counts).
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub(crate) struct Depth {
+    pub(crate) visible: u64,
+    pub(crate) in_flight: u64,
+    pub(crate) delayed: u64,
+}
+
+/// The depth of the queue at `url`, `name` naming it in an error.
+pub(crate) async fn depth(deps: &Deps, name: &str, url: &str) -> Result<Depth, ApiError> {
     use aws_sdk_sqs::types::QueueAttributeName as A;
     let out = deps
         .sqs
         .get_queue_attributes()
-        .queue_url(&q.url)
+        .queue_url(url)
         .attribute_names(A::ApproximateNumberOfMessages)
         .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(A::ApproximateNumberOfMessagesDelayed)
         .send()
         .await
-        .map_err(|e| ApiError::Internal(format!("GetQueueAttributes on {}: {e}", q.name)))?;
+        .map_err(|e| ApiError::Internal(format!("GetQueueAttributes on the {name} queue: {e}")))?;
     let n = |a: A| {
         out.attributes()
             .and_then(|m| m.get(&a))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    Ok((
-        n(A::ApproximateNumberOfMessages),
-        n(A::ApproximateNumberOfMessagesNotVisible),
-    ))
+    Ok(Depth {
+        visible: n(A::ApproximateNumberOfMessages),
+        in_flight: n(A::ApproximateNumberOfMessagesNotVisible),
+        delayed: n(A::ApproximateNumberOfMessagesDelayed),
+    })
 }
 
 /// The latest move tasks of a queue, most recent first (SQS keeps those of the last 14 days).
@@ -98,7 +108,11 @@ async fn queue_view(deps: &Deps, q: &DeadLetterQueue) -> Result<Value, ApiError>
     // counts (the other way round, one that ended between the two reads would show as
     // COMPLETED next to the messages it has just moved).
     let tasks = tasks(deps, q).await?;
-    let (waiting, in_flight) = depth(deps, q).await?;
+    let Depth {
+        visible: waiting,
+        in_flight,
+        ..
+    } = depth(deps, q.name, &q.url).await?;
     Ok(json!({
         "queue": q.name,
         "holds": q.about,
@@ -155,7 +169,7 @@ pub(crate) async fn redrive(deps: &Deps, name: &str, given: &Given<'_>) -> Resul
             ),
         ));
     }
-    let (waiting, _) = depth(deps, q).await?;
+    let waiting = depth(deps, q.name, &q.url).await?.visible;
     if waiting == 0 {
         return Err(ApiError::conflict(
             "nothing-to-redrive",

@@ -271,7 +271,7 @@ pub(crate) async fn funnel(deps: &Deps, cycle: Cycle, now: DateTime<Utc>) -> Res
             .iter()
             .copied()
             .chain(deps.queues.iter().map(|q| (q.name, q.url.as_str())))
-            .map(|(name, url)| queue_depth(deps, name, url)),
+            .map(|(name, url)| async move { Ok::<_, ApiError>((name, crate::queues::depth(deps, name, url).await?)) }),
     );
     let (shards, depths) = tokio::try_join!(async { read_shards.await.map_err(ApiError::from) }, read_queues)?;
     // Every state, counted or not: an operator sees UNCONFIRMED (and DEAD) at zero too.
@@ -349,42 +349,6 @@ pub(crate) async fn funnel(deps: &Deps, cycle: Cycle, now: DateTime<Utc>) -> Res
 
 fn rfc3339(at: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(at).ok().map(|t| t.with_timezone(&Utc))
-}
-
-/// A queue's messages: visible (waiting), in flight (received, not yet deleted), delayed.
-#[derive(Clone, Copy, Debug, serde::Serialize)]
-struct Depth {
-    visible: u64,
-    in_flight: u64,
-    delayed: u64,
-}
-
-async fn queue_depth<'a>(deps: &Deps, name: &'a str, url: &str) -> Result<(&'a str, Depth), ApiError> {
-    use aws_sdk_sqs::types::QueueAttributeName as A;
-    let out = deps
-        .sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(A::ApproximateNumberOfMessages)
-        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
-        .attribute_names(A::ApproximateNumberOfMessagesDelayed)
-        .send()
-        .await
-        .map_err(|e| ApiError::Internal(format!("GetQueueAttributes on the {name} queue: {e}")))?;
-    let n = |a: A| {
-        out.attributes()
-            .and_then(|m| m.get(&a))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    Ok((
-        name,
-        Depth {
-            visible: n(A::ApproximateNumberOfMessages),
-            in_flight: n(A::ApproximateNumberOfMessagesNotVisible),
-            delayed: n(A::ApproximateNumberOfMessagesDelayed),
-        },
-    ))
 }
 
 /// The failure log's filters a request gives (`code`, `channel`, `stage`), or 400 naming
