@@ -467,6 +467,51 @@ mod faults {
         Ok(Emulator::shared().await?.faults_fired().await?.fired(fault, resource))
     }
 
+    /// A projection keeps exactly the attributes it names, at the top level (the emulator's
+    /// own path) as in a nested path (moto's), and a missing name adds nothing.
+    #[tokio::test]
+    async fn projections_keep_exactly_the_named_attributes() -> Result<()> {
+        let (_, config) = shared().await?;
+        let ddb = dynamodb(&config);
+        let table = table(&ddb, "projection").await?;
+        let map = AttributeValue::M([("x".to_owned(), s("1")), ("y".to_owned(), s("2"))].into());
+        ddb.put_item()
+            .table_name(&table)
+            .item("pk", s("p"))
+            .item("state", s("SENT_EMAIL"))
+            .item("dnd", AttributeValue::L(vec![AttributeValue::N("0".into())]))
+            .item("total", AttributeValue::N("1200".into()))
+            .item("m", map)
+            .item("other", s("not asked for"))
+            .send()
+            .await?;
+        let query = |projection: &str| {
+            ddb.query()
+                .table_name(&table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s("p"))
+                .projection_expression(projection)
+        };
+        let top = query("#st, dnd, #t, absent_attr")
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_names("#t", "total")
+            .send()
+            .await?;
+        let item = &top.items()[0];
+        let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["dnd", "state", "total"]);
+        assert_eq!(item["state"], s("SENT_EMAIL"));
+        assert_eq!(item["dnd"], AttributeValue::L(vec![AttributeValue::N("0".into())]));
+        assert_eq!(item["total"], AttributeValue::N("1200".into()));
+
+        let nested = query("pk, m.x").send().await?;
+        let item = &nested.items()[0];
+        assert_eq!(item.len(), 2, "{item:?}");
+        assert_eq!(item["m"], AttributeValue::M([("x".to_owned(), s("1"))].into()));
+        Ok(())
+    }
+
     /// A conditional UpdateItem whose answer is lost is applied once; the SDK's retry of the
     /// same request fails its own condition, and ALL_OLD shows our own write.
     #[tokio::test]
