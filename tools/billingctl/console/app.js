@@ -695,9 +695,14 @@ function renderFunnel() {
     $("queue-age").textContent = t("funnel.noQueues");
   }
 
-  // Dead letters: stable rows (the redrive buttons keep their focus across refreshes).
-  const dl = $("dead-letters");
-  const counts = state.deadLetters || {};
+  renderDeadLetters($("dead-letters"), state.deadLetters);
+}
+
+/// The dead-letter queues into `dl` (a `<ul>`), each with its count and its redrive: stable
+/// rows, so the redrive buttons keep their focus across refreshes. On the Funnel and the
+/// Failures pages.
+function renderDeadLetters(dl, deadLetters) {
+  const counts = deadLetters || {};
   for (const name of DEAD_LETTER_QUEUES) {
     let li = dl.querySelector(`li[data-queue="${name}"]`);
     if (!li) {
@@ -905,10 +910,16 @@ async function loadFailures(seq) {
   if (channel) params.set("channel", channel);
   const token = f.tokens[f.index];
   if (token) params.set("next", token);
-  const data = await api(`/api/cycles/${enc(state.cycle)}/failures?${params}`);
+  const [data, queues] = await Promise.all([
+    api(`/api/cycles/${enc(state.cycle)}/failures?${params}`),
+    api("/api/queues").catch(() => null),
+  ]);
   await state.rolesReady;
   if (seq !== state.loadSeq) return;
   f.data = data;
+  f.deadLetters = queues
+    ? Object.fromEntries((queues.queues || []).map((x) => [x.queue, x.waiting]))
+    : null;
   f.tokens[f.index + 1] = data.next || null;
   for (const r of data.records || []) if (r.code) f.codes.add(r.code);
   renderFailures();
@@ -931,6 +942,7 @@ function renderCodeOptions() {
 function renderFailures() {
   renderCodeOptions();
   const f = state.failures;
+  renderDeadLetters($("failures-dead-letters"), f.deadLetters);
   const data = f.data;
   const table = $("failures-table");
   const cols = [t("failures.customer"), t("failures.stage"), t("failures.code"), t("failures.channel"), t("failures.reason"), t("failures.attempts"), t("failures.occurrences"), t("failures.last"), t("failures.actions")];

@@ -455,6 +455,25 @@ async fn an_operator_finds_a_dead_delivery_resends_it_once_and_watches_the_month
         needs.as_str().is_some_and(|t| !t.trim().is_empty()),
         "a visible .needs-role text: {needs}"
     );
+    // The Failures page's dead-letter redrive: an administrator's, disabled for the viewer.
+    open(&v, "failures").await.unwrap();
+    v.wait_for(
+        "#failures-dead-letters li[data-queue=\"delivery-dlq\"] button[data-action=\"redrive\"]",
+        "the viewer's redrive of delivery-dlq on the Failures page",
+        PAGE,
+        |s| s.disabled,
+    )
+    .await
+    .unwrap();
+    open(&b, "failures").await.unwrap();
+    b.wait_for(
+        "#failures-dead-letters li[data-queue=\"delivery-dlq\"] button[data-action=\"redrive\"]",
+        "the administrator's redrive of delivery-dlq on the Failures page",
+        PAGE,
+        |s| !s.disabled,
+    )
+    .await
+    .unwrap();
     let status = v
         .execute_async(
             "const done = arguments[arguments.length - 1];
