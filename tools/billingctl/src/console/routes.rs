@@ -3,7 +3,7 @@
 //! the operator's credentials. Every answer is `no-store`; the page's answers carry its
 //! Content-Security-Policy.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,13 +51,12 @@ struct KeptFunnel {
     took: Duration,
 }
 
-/// The funnels read so far (by admin API path), the ones being read again, and one lock per
-/// funnel held while it is read, so that a page waiting for a first read joins the one under
-/// way instead of starting another.
+/// The funnels read so far (by admin API path), and one lock per funnel, held while it is
+/// read: a read is under way exactly when its lock is held, so a background read starts only
+/// when none is, and a page waiting for a first read joins the one under way.
 #[derive(Default)]
 struct Funnels {
     kept: HashMap<String, KeptFunnel>,
-    refreshing: HashSet<String>,
     reading: HashMap<String, Arc<Mutex<()>>>,
 }
 
@@ -272,20 +271,10 @@ impl Console {
     /// about 1,000 query pages), so the page's refreshes must not each cost one: whatever the
     /// number of tabs, one read at a time, and the answer's `generated_at` says how old it is.
     async fn funnel(self: &Arc<Self>, target: &str) -> Response<Full<Bytes>> {
-        let (kept, refresh) = {
-            let mut funnels = self.funnels.lock().await;
-            match funnels.kept.get(target).cloned() {
-                Some(kept) => {
-                    let due = kept.at.elapsed() >= FUNNEL_REFRESH.max(kept.took * FUNNEL_COST_FACTOR);
-                    let refresh = due && funnels.refreshing.insert(target.to_owned());
-                    (Some(kept), refresh)
-                }
-                None => (None, false),
-            }
-        };
+        let kept = self.funnels.lock().await.kept.get(target).cloned();
         match kept {
             Some(kept) => {
-                if refresh {
+                if kept.at.elapsed() >= FUNNEL_REFRESH.max(kept.took * FUNNEL_COST_FACTOR) {
                     self.read_funnel_behind(target).await;
                 }
                 respond(kept.status, "application/json", kept.body, Kind::Page)
@@ -316,19 +305,18 @@ impl Console {
 
     /// Starts reading `target`'s funnel in the background unless it is kept or being read.
     async fn prefetch_funnel(self: &Arc<Self>, target: &str) {
-        let start = {
-            let mut funnels = self.funnels.lock().await;
-            !funnels.kept.contains_key(target) && funnels.refreshing.insert(target.to_owned())
-        };
-        if start {
+        let kept = self.funnels.lock().await.kept.contains_key(target);
+        if !kept {
             self.read_funnel_behind(target).await;
         }
     }
 
-    /// Reads `target`'s funnel in the background, its lock taken before this returns (a page
-    /// that asks for it meanwhile waits for this read).
+    /// Reads `target`'s funnel in the background unless a read of it is under way; its lock is
+    /// taken before this returns (a page that asks for it meanwhile waits for this read).
     async fn read_funnel_behind(self: &Arc<Self>, target: &str) {
-        let reading = self.funnel_lock(target).await.lock_owned().await;
+        let Ok(reading) = self.funnel_lock(target).await.try_lock_owned() else {
+            return;
+        };
         let me = self.clone();
         let target = target.to_owned();
         tokio::spawn(async move {
@@ -342,7 +330,6 @@ impl Console {
         let started = Instant::now();
         let read = tokio::time::timeout(API_TIMEOUT, self.api.send("GET", target, Bytes::new())).await;
         let mut funnels = self.funnels.lock().await;
-        funnels.refreshing.remove(target);
         match read {
             Err(_) => timed_out(),
             Ok(Err(f)) => unreachable(f),
