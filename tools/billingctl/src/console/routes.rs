@@ -140,6 +140,17 @@ fn timed_out() -> Response<Full<Bytes>> {
     )
 }
 
+/// `call`'s answer within [`API_TIMEOUT`], or the answer the page gets instead (502, 504).
+async fn within_timeout(
+    call: impl std::future::Future<Output = Result<Answer, Failure>>,
+) -> Result<Answer, Response<Full<Bytes>>> {
+    match tokio::time::timeout(API_TIMEOUT, call).await {
+        Err(_) => Err(timed_out()),
+        Ok(Err(f)) => Err(unreachable(f)),
+        Ok(Ok(answer)) => Ok(answer),
+    }
+}
+
 /// A query's value of `name`, when it is made only of `[A-Za-z0-9._-]` (all these routes
 /// take) and at most 64 bytes.
 fn plain_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
@@ -328,12 +339,11 @@ impl Console {
     /// Reads a funnel from the admin API (its lock held) and keeps a success.
     async fn fetch_funnel(&self, target: &str) -> Response<Full<Bytes>> {
         let started = Instant::now();
-        let read = tokio::time::timeout(API_TIMEOUT, self.api.send("GET", target, Bytes::new())).await;
+        let read = within_timeout(self.api.send("GET", target, Bytes::new())).await;
         let mut funnels = self.funnels.lock().await;
         match read {
-            Err(_) => timed_out(),
-            Ok(Err(f)) => unreachable(f),
-            Ok(Ok(Answer { status, body, .. })) => {
+            Err(answer) => answer,
+            Ok(Answer { status, body, .. }) => {
                 if status == 200 {
                     let kept = KeptFunnel {
                         status,
@@ -357,10 +367,9 @@ impl Console {
                 "the admin API takes GET, POST, PUT and DELETE",
             );
         }
-        match tokio::time::timeout(API_TIMEOUT, self.api.send(method, target, body)).await {
-            Err(_) => timed_out(),
-            Ok(Err(f)) => unreachable(f),
-            Ok(Ok(answer)) => {
+        match within_timeout(self.api.send(method, target, body)).await {
+            Err(answer) => answer,
+            Ok(answer) => {
                 let content_type = answer.content_type.unwrap_or_else(|| "application/json".into());
                 respond(answer.status, &content_type, answer.body, Kind::Page)
             }
@@ -369,11 +378,7 @@ impl Console {
 
     /// `GET` of an admin API path: its JSON, or the answer to give the page instead.
     async fn read(&self, target: &str) -> Result<Value, Response<Full<Bytes>>> {
-        let answer = match tokio::time::timeout(API_TIMEOUT, self.api.send("GET", target, Bytes::new())).await {
-            Err(_) => return Err(timed_out()),
-            Ok(Err(f)) => return Err(unreachable(f)),
-            Ok(Ok(a)) => a,
-        };
+        let answer = within_timeout(self.api.send("GET", target, Bytes::new())).await?;
         if answer.status != 200 {
             return Err(respond(answer.status, "application/json", answer.body, Kind::Page));
         }
@@ -442,11 +447,10 @@ impl Console {
         let Some(link) = delivery["invoice"]["link"].as_str() else {
             return error(404, "no-invoice", "this delivery has no rendered email invoice");
         };
-        match tokio::time::timeout(API_TIMEOUT, self.api.get_unsigned(link)).await {
-            Err(_) => timed_out(),
-            Ok(Err(f)) => unreachable(f),
-            Ok(Ok(a)) if a.status == 200 => respond(200, "text/html; charset=utf-8", a.body, Kind::Preview),
-            Ok(Ok(a)) => error(
+        match within_timeout(self.api.get_unsigned(link)).await {
+            Err(answer) => answer,
+            Ok(a) if a.status == 200 => respond(200, "text/html; charset=utf-8", a.body, Kind::Preview),
+            Ok(a) => error(
                 502,
                 "invoice-unavailable",
                 &format!(
