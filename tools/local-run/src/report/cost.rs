@@ -35,6 +35,10 @@ pub struct Usage {
     pub stored_bytes: u64,
     pub emails: u64,
     pub sms: u64,
+    /// DynamoDB capacity units the emulator counted by DynamoDB's rules, per table and
+    /// index, over the same span as `requests`; `None` when it was not measured (the
+    /// projection then assumes units per request).
+    pub capacity: Option<local_aws::Capacity>,
 }
 
 /// One priced quantity.
@@ -65,6 +69,12 @@ pub struct Cost {
     pub aws: Vec<CostLine>,
     pub aws_usd_per_million_invoices: f64,
     pub message_fees: Vec<CostLine>,
+    /// What only the mock provider needs (its send log table): counted apart from AWS's
+    /// total, like the message fees.
+    #[serde(default)]
+    pub mock_provider: Vec<CostLine>,
+    /// The mock provider's lines per 1,000,000 invoices (not in `aws_usd_per_million_invoices`).
+    pub mock_provider_usd_per_million_invoices: f64,
     /// `None` while a message price is unset.
     pub message_fees_usd_per_million_invoices: Option<f64>,
     pub assumptions: Vec<String>,
@@ -124,31 +134,90 @@ pub fn project(prices: &Prices, price_file: &str, usage: &Usage, invoices: u64) 
             .sum()
     };
     let gb_month = usage.stored_bytes as f64 / 1e9;
-    let aws = vec![
-        line(
-            "DynamoDB",
-            "write request units",
-            write_units,
-            "WRU",
-            d.per_million_write_units,
-            1e6,
+    // DynamoDB: measured per table and index when the emulator counted capacity, else
+    // assumed from the requests.
+    let per_invoice = |q: f64| q / invoices.max(1) as f64;
+    let mut mock_provider = Vec::new();
+    let (mut aws, fixed_reads) = match &usage.capacity {
+        Some(capacity) => {
+            // Each dispatch Query of the Due index takes at least half a read unit (eventually
+            // consistent), whatever the population: that part is the month's fixed cost.
+            let fixed = usage.fixed_requests.get("dynamodb:Query").copied().unwrap_or(0) as f64 * 0.5;
+            let mut fixed_left = fixed;
+            let mut lines = Vec::new();
+            for (name, t) in &capacity.tables {
+                let label = table_label(name);
+                let target = if is_mock_send_log(name) {
+                    &mut mock_provider
+                } else {
+                    &mut lines
+                };
+                // Scans are the local runner's (deliveries left waiting), not the pipeline's.
+                let scans = t.operations.get("Scan").map_or(0.0, |u| u.read_units);
+                let mut quantities = vec![
+                    (format!("{label}: write units"), t.units.write_units, true),
+                    (format!("{label}: read units"), t.units.read_units - scans, false),
+                ];
+                for (index, i) in &t.indexes {
+                    let mut reads = i.units.read_units;
+                    if index == "Due" {
+                        let queries = i.operations.get("Query").map_or(0.0, |u| u.read_units);
+                        let take = fixed_left.min(queries);
+                        reads -= take;
+                        fixed_left -= take;
+                    }
+                    quantities.push((
+                        format!("{label}, index {index}: write units"),
+                        i.units.write_units,
+                        true,
+                    ));
+                    quantities.push((format!("{label}, index {index}: read units"), reads, false));
+                }
+                for (item, q, write) in quantities {
+                    if q <= 0.0 {
+                        continue;
+                    }
+                    let item = format!("{item}, {:.2} per invoice", per_invoice(q));
+                    target.push(if write {
+                        line("DynamoDB", &item, q, "WRU", d.per_million_write_units, 1e6)
+                    } else {
+                        line("DynamoDB", &item, q, "RRU", d.per_million_read_units, 1e6)
+                    });
+                }
+            }
+            (lines, fixed - fixed_left)
+        }
+        None => (
+            vec![
+                line(
+                    "DynamoDB",
+                    "write request units",
+                    write_units,
+                    "WRU",
+                    d.per_million_write_units,
+                    1e6,
+                ),
+                line(
+                    "DynamoDB",
+                    "Due index write units",
+                    invoices as f64 * d.index_write_units_per_delivery,
+                    "WRU",
+                    d.per_million_write_units,
+                    1e6,
+                ),
+                line(
+                    "DynamoDB",
+                    "read request units",
+                    read_units,
+                    "RRU",
+                    d.per_million_read_units,
+                    1e6,
+                ),
+            ],
+            fixed_reads,
         ),
-        line(
-            "DynamoDB",
-            "Due index write units",
-            invoices as f64 * d.index_write_units_per_delivery,
-            "WRU",
-            d.per_million_write_units,
-            1e6,
-        ),
-        line(
-            "DynamoDB",
-            "read request units",
-            read_units,
-            "RRU",
-            d.per_million_read_units,
-            1e6,
-        ),
+    };
+    aws.extend([
         line(
             "S3",
             "PUT and LIST requests",
@@ -224,8 +293,9 @@ pub fn project(prices: &Prices, price_file: &str, usage: &Usage, invoices: u64) 
             1e6,
             true,
         ),
-    ];
-    let aws_total = aws.iter().map(|l| l.usd_per_million_invoices).sum();
+    ]);
+    let aws_total: f64 = aws.iter().map(|l| l.usd_per_million_invoices).sum();
+    let mock_total: f64 = mock_provider.iter().map(|l| l.usd_per_million_invoices).sum();
     let mut message_fees = vec![line(
         "SES",
         "emails",
@@ -262,19 +332,42 @@ pub fn project(prices: &Prices, price_file: &str, usage: &Usage, invoices: u64) 
             ]
             .contains(&k)
     };
-    let mut assumptions = vec![
-        format!(
-            "DynamoDB on demand: one write unit per PutItem, UpdateItem and DeleteItem (items up to 1 KB); \
-             each BatchWriteItem writes {} bills of {} units",
-            d.items_per_batch_write, d.write_units_per_bill
-        ),
-        format!(
-            "DynamoDB index: {} write units per delivery for the Due index; the mock provider's send log \
-             (one PutItem per send) is counted as well, which SES does not need",
-            d.index_write_units_per_delivery
-        ),
-        "DynamoDB reads: one read unit per request (an upper bound: eventually consistent reads of small items take half)"
-            .to_owned(),
+    let dynamodb_assumptions = if usage.capacity.is_some() {
+        vec![
+            "DynamoDB measured: the emulator counted the write and read units of every request per table and \
+             index by DynamoDB's rules: item sizes (attribute names and values), 1 KB per write unit and 4 KB \
+             per read unit, the larger of the item before and after a write, conditional writes that fail \
+             (the existing item's units), index entries put, moved (two writes) and removed, reads before \
+             their filter, half a unit for eventually consistent reads, twice for transactions"
+                .to_owned(),
+            "DynamoDB still assumed: on-demand prices without the free tier; an index entry's size is its key \
+             and projected attributes without the 100 bytes of storage overhead; Scans are the local runner's \
+             (deliveries left waiting) and are left out; each dispatch Query of the Due index takes at least \
+             half a unit, counted once a month as fixed, and what it reads beyond that scales with the invoices"
+                .to_owned(),
+            "DynamoDB mock provider: its send log (one item per accepted send) is counted apart and left out of \
+             the AWS total: with SES no such table is written"
+                .to_owned(),
+        ]
+    } else {
+        vec![
+            format!(
+                "DynamoDB on demand: one write unit per PutItem, UpdateItem and DeleteItem (items up to 1 KB); \
+                 each BatchWriteItem writes {} bills of {} units",
+                d.items_per_batch_write, d.write_units_per_bill
+            ),
+            format!(
+                "DynamoDB index: {} write units per delivery for the Due index; the mock provider's send log \
+                 (one PutItem per send) is counted as well, which SES does not need",
+                d.index_write_units_per_delivery
+            ),
+            "DynamoDB reads: one read unit per request (an upper bound: eventually consistent reads of small items \
+             take half)"
+                .to_owned(),
+        ]
+    };
+    let mut assumptions = dynamodb_assumptions;
+    assumptions.extend([
         "Lambda compute: the time each handler took here times the memory template.yaml gives the function, at \
          the arm64 price. The senders' time is mostly the provider's latency (as the run was given it). The \
          settlement, rendering and dispatch functions mostly wait on the emulator, which answers their requests \
@@ -289,7 +382,7 @@ pub fn project(prices: &Prices, price_file: &str, usage: &Usage, invoices: u64) 
             .to_owned(),
         "not counted: CloudWatch logs and metrics, the SQS event source's long polls of empty queues, data transfer"
             .to_owned(),
-    ];
+    ]);
     let unpriced: Vec<&String> = usage.requests.keys().filter(|k| !priced(k)).collect();
     if !unpriced.is_empty() {
         assumptions.push(format!(
@@ -310,8 +403,20 @@ pub fn project(prices: &Prices, price_file: &str, usage: &Usage, invoices: u64) 
         aws_usd_per_million_invoices: aws_total,
         message_fees,
         message_fees_usd_per_million_invoices: sms_priced.then_some(fees),
+        mock_provider,
+        mock_provider_usd_per_million_invoices: mock_total,
         assumptions,
     }
+}
+
+/// A table's name without the stack's prefix: its last `-` part (`Deliveries…`).
+fn table_label(name: &str) -> &str {
+    name.rsplit('-').find(|p| !p.is_empty()).unwrap_or(name)
+}
+
+/// Whether `name` is the mock provider's send log (`MockSendsTable`), which SES does not need.
+fn is_mock_send_log(name: &str) -> bool {
+    name.to_ascii_lowercase().contains("mocksend")
 }
 
 /// What was asked between two readings of the emulator's request counts.
@@ -400,5 +505,73 @@ mod tests {
         assert_eq!(cost.message_fees_usd_per_million_invoices, None);
         assert!(cost.assumptions.iter().any(|a| a.contains("kms:Decrypt")));
         assert!(cost.assumptions.iter().any(|a| a.starts_with("SMS fees not shown")));
+    }
+
+    fn units(write_units: f64, read_units: f64) -> local_aws::Units {
+        local_aws::Units {
+            write_units,
+            read_units,
+        }
+    }
+
+    #[test]
+    fn measured_capacity_prices_each_table_and_index_and_keeps_the_mock_log_apart() {
+        let mut capacity = local_aws::Capacity::default();
+        let mut deliveries = local_aws::TableCapacity {
+            units: units(4_000.0, 900.0),
+            ..Default::default()
+        };
+        deliveries.operations.insert("Scan".into(), units(0.0, 100.0));
+        let mut due = local_aws::IndexCapacity {
+            units: units(3_000.0, 700.0),
+            ..Default::default()
+        };
+        due.operations.insert("Query".into(), units(0.0, 700.0));
+        deliveries.indexes.insert("Due".into(), due);
+        capacity.tables.insert("stack-DeliveriesTable".into(), deliveries);
+        capacity.tables.insert(
+            "stack-MockSendsTable".into(),
+            local_aws::TableCapacity {
+                units: units(1_000.0, 0.0),
+                ..Default::default()
+            },
+        );
+        let mut usage = Usage {
+            capacity: Some(capacity),
+            ..Default::default()
+        };
+        // 200 dispatch queries: 100 read units of the Due index's 700 are the month's fixed part.
+        usage.requests.insert("dynamodb:Query".into(), 300);
+        usage.fixed_requests.insert("dynamodb:Query".into(), 200);
+        usage.requests.insert("dynamodb:PutItem".into(), 5_000);
+        let cost = project(&prices(), "infra/prices.json", &usage, 1_000);
+        let q = |item: &str| {
+            cost.aws
+                .iter()
+                .find(|l| l.item.starts_with(item))
+                .unwrap_or_else(|| panic!("no line {item}: {:?}", cost.aws))
+                .quantity
+        };
+        assert_eq!(q("DeliveriesTable: write units"), 4_000.0);
+        // The runner's Scans are left out.
+        assert_eq!(q("DeliveriesTable: read units"), 800.0);
+        assert_eq!(q("DeliveriesTable, index Due: write units"), 3_000.0);
+        assert_eq!(q("DeliveriesTable, index Due: read units"), 600.0);
+        assert_eq!(q("dispatch index reads"), 100.0);
+        assert!(
+            cost.aws
+                .iter()
+                .any(|l| l.item == "DeliveriesTable: write units, 4.00 per invoice")
+        );
+        // The assumed lines are gone, and the mock provider's log is apart, out of the total.
+        assert!(!cost.aws.iter().any(|l| l.item == "write request units"));
+        assert!(!cost.aws.iter().any(|l| l.item.contains("MockSends")));
+        assert_eq!(cost.mock_provider.len(), 1);
+        let mock = &cost.mock_provider[0];
+        assert_eq!(mock.quantity, 1_000.0);
+        assert!((cost.mock_provider_usd_per_million_invoices - 1_000.0 * 0.625 / 1e6 * 1_000.0).abs() < 1e-9);
+        let sum: f64 = cost.aws.iter().map(|l| l.usd_per_million_invoices).sum();
+        assert!((cost.aws_usd_per_million_invoices - sum).abs() < 1e-9);
+        assert!(cost.assumptions.iter().any(|a| a.starts_with("DynamoDB measured")));
     }
 }
