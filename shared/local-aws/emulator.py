@@ -115,7 +115,9 @@ Queries that read only what they ask for: for every Query, moto sorts the whole 
 keeps the items of the asked partition, so a query costs O(table) however few items it returns.
 The emulator hands moto's query only the items whose partition key (of the table or of the
 index) matches and whose sort key meets the query's condition on strings; the answers are the
-same items (moto applies both again), at the cost of one pass over the keys. One difference at
+same items (moto applies both again). The items of a partition come from a map of the
+table's items by that attribute's string value (speed.py keeps it), the others from one pass
+over the keys. One difference at
 the edge: a page that ends exactly at `Limit` with nothing after it in range comes without
 `LastEvaluatedKey`, where moto pointed at an empty next page (DynamoDB may do either; callers
 read on while a key is returned).
@@ -141,6 +143,9 @@ it (a receipt handle names one message).
 Per-request overhead: moto server lists its own package directory and inspects the handler
 class's methods on every request; both answers never change while it runs, so the emulator
 computes them once.
+
+More of moto's slow paths are replaced in speed.py, beside this file (its doc lists them); the
+answers are the same bytes.
 
 Deploying: the SAM CLI's `sam deploy --resolve-s3` of the project's template reaches
 CREATE_COMPLETE and updates, with named patches to moto's CloudFormation (the SAM transform,
@@ -1303,6 +1308,8 @@ def prefilter_queries():
     """Make moto's Query look only at the asked partition (same answers; see the module doc)."""
     from moto.dynamodb.models.table import Table
 
+    import speed  # the partition maps (shared/local-aws/speed.py)
+
     hint = threading.local()
     original_query = Table.query
     original_all_items = Table.all_items
@@ -1366,7 +1373,10 @@ def prefilter_queries():
             return original_all_items(self)
         (name, expected), rest = wanted[0], wanted[1:]
         kind, value = expected.type, expected.value
-        if kind in ("S", "B"):
+        items = speed.items_with(self, name, value) if kind == "S" and isinstance(value, str) else None
+        if items is not None:
+            pass
+        elif kind in ("S", "B"):
             items = [
                 item
                 for hash_set in (self.items.values() if self.range_key_attr else [self.items])
@@ -2358,6 +2368,9 @@ def main(argv=None):
     cheap_attributes_while_sending()
     cheap_receive_and_delete()
     track_dead_letter_sources()
+    import speed  # moto's slow paths, the same answers (shared/local-aws/speed.py)
+
+    speed.install()
     deployable_by_cloudformation(args.port)
 
     class RequestHandler(MotoRequestHandler):

@@ -52,6 +52,11 @@ pub const DISPATCH_TRIES: u32 = 10;
 pub const TAIL_SLOTS: u32 = 36;
 /// The longest the senders may take to drain the queues in one slot.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(1800);
+/// Concurrent invocations of each sender while a slot's queues drain. Each handles a batch of
+/// ten and waits about the provider's latency (1 s as deployed), so each sender's pace is at
+/// most ten times this many deliveries a second; the deployed event source allows 50
+/// (`SenderMaxConcurrency`). Four held a busy slot of 25,000 emails to 40 a second.
+pub const SENDER_WORKERS: usize = 16;
 
 /// What the faults did.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -343,7 +348,7 @@ pub async fn deliver(
                 faults::arm(emulator, &targets, options.profile, busy, Moment::Drain, &mut armed).await?;
             }
             let s = Instant::now();
-            let (stats, drained) = drain(&pollers, 4, DRAIN_LIMIT).await?;
+            let (stats, drained) = drain(&pollers, SENDER_WORKERS, DRAIN_LIMIT).await?;
             anyhow::ensure!(drained, "the queues of {run} did not drain in 30 minutes: {stats:?}");
             // The evidence of the slot's sends: a bounce puts its delivery back for an SMS in
             // the customer's next allowed slot, which a later slot's run enqueues.
