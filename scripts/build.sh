@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds every function for deployment, then runs `sam build`.
 #
-#   bash scripts/build.sh [--arch arm64|x86_64] [--profile release|fast|dev]
+#   bash scripts/build.sh [--arch arm64|x86_64] [--profile release|fast|dev] [--enforce-budget]
 #
 # One `cargo lambda build` of the workspace's function binaries writes
 # target/lambda/<function>/bootstrap (the CodeUri of each function in template.yaml, which is
@@ -19,6 +19,12 @@
 # in the shared target directory, host architecture and glibc, stripped when strip or objcopy is
 # there): no release build, for a rehearsal against the local emulator (scripts/rehearse.sh),
 # never for AWS.
+#
+# Every bootstrap has a size budget, BOOTSTRAP_BUDGET_BYTES (8,000,000 bytes unless set): the
+# script prints each function's bootstrap and zip sizes against it and warns about every
+# bootstrap over it; with --enforce-budget a release build with a bootstrap over it fails
+# before `sam build` (fast and dev builds are larger by design and only warn).
+# docs/benchmarks/deployment.md has the figures and what each bootstrap is made of.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,11 +37,13 @@ mapfile -t FUNCTIONS < <(grep -oE 'CodeUri: target/lambda/[A-Za-z0-9_-]+/' templ
 
 arch=""
 profile=release
+enforce_budget=0
 while (($#)); do
   case "$1" in
     --arch) arch="${2:?--arch needs arm64 or x86_64}"; shift 2 ;;
     --profile) profile="${2:?--profile needs release, fast or dev}"; shift 2 ;;
-    -h | --help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --enforce-budget) enforce_budget=1; shift ;;
+    -h | --help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -104,8 +112,12 @@ else
   echo "build.sh: cargo lambda build ($profile, $arch) took $((SECONDS - start)) s"
 fi
 
-# What each function weighs, unpacked and as the zip Lambda receives (sizes in bytes).
-printf '%-16s %12s %12s\n' function bootstrap zip
+# What each function weighs, unpacked and as the zip Lambda receives (sizes in bytes), against
+# the budget.
+budget="${BOOTSTRAP_BUDGET_BYTES:-8000000}"
+[[ "$budget" =~ ^[0-9]+$ ]] || { echo "build.sh: BOOTSTRAP_BUDGET_BYTES is a number of bytes" >&2; exit 2; }
+over=()
+printf '%-16s %12s %8s %12s  %s\n' function bootstrap MB zip "budget $budget"
 for f in "${FUNCTIONS[@]}"; do
   bin="target/lambda/$f/bootstrap"
   [[ -x "$bin" ]] || { echo "build.sh: $bin was not built" >&2; exit 1; }
@@ -117,8 +129,21 @@ with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
 print(len(buf.getvalue()))
 EOF
 )
-  printf '%-16s %12s %12s\n' "$f" "$(stat -c %s "$bin")" "$zipped"
+  size=$(stat -c %s "$bin")
+  verdict=ok
+  if ((size > budget)); then
+    verdict="OVER by $((size - budget))"
+    over+=("$f")
+  fi
+  printf '%-16s %12s %8s %12s  %s\n' "$f" "$size" "$(awk -v b="$size" 'BEGIN { printf "%.2f", b / 1e6 }')" "$zipped" "$verdict"
 done
+if ((${#over[@]})); then
+  echo "build.sh: WARNING: ${#over[@]} bootstrap(s) over the budget of $budget bytes: ${over[*]}" >&2
+  if [[ "$profile" == release ]] && ((enforce_budget)); then
+    echo "build.sh: --enforce-budget: failing (docs/benchmarks/deployment.md)" >&2
+    exit 1
+  fi
+fi
 
 sam build --parameter-overrides "Architecture=$arch"
 
