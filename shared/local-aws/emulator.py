@@ -107,6 +107,7 @@ Request counts, for the cost figures (what AWS would be asked, by service and op
         every AWS request since the start or the last reset whose resource (table, bucket,
         queue, state machine or function) contains S (case-insensitive; all without S)
     POST /_local/requests/reset
+        (also forgets the DynamoDB capacity units `GET /_local/capacity` counts: capacity.py)
 
 Atomic conditional writes, as DynamoDB has them: moto evaluates a condition and applies the
 write in separate steps on concurrent threads, so DynamoDB writes are applied one at a time.
@@ -176,6 +177,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+
+import capacity  # DynamoDB capacity units per table and index (shared/local-aws/capacity.py)
 
 LOG = logging.getLogger("emulator.lambda")
 MOVES_LOG = logging.getLogger("emulator.sqs")
@@ -387,6 +390,7 @@ class LambdaRouter:
         if method == "POST" and path == REQUESTS_PATH + "/reset":
             with self.lock:
                 self.requests.clear()
+            capacity.reset()
             return respond(start_response, 200, {"reset": True})
         if method != "GET":
             return respond(start_response, 404, {"error": f"no such call: {method} {path}"})
@@ -2390,7 +2394,7 @@ def main(argv=None):
     run_simple(
         args.host,
         args.port,
-        LambdaRouter(app),
+        LambdaRouter(capacity.Meter(app)),
         threaded=True,
         request_handler=RequestHandler,
     )

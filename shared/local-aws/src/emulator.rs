@@ -3,9 +3,11 @@
 //! adds to moto is in [`faults`] (the fault switches and their counts) and [`router`] (the
 //! Lambda routes and the request counts).
 
+mod capacity;
 mod faults;
 mod router;
 
+pub use capacity::{Capacity, IndexCapacity, TableCapacity, Units};
 pub use faults::{Fault, FaultBound, FaultCounts, LostAnswer, Throttled, WriteOperation};
 
 use std::io::Read;

@@ -43,7 +43,8 @@ use std::sync::OnceLock;
 use aws_config::SdkConfig;
 
 pub use emulator::{
-    ACCOUNT_ID, Emulator, Fault, FaultBound, FaultCounts, LostAnswer, REGION, Throttled, WriteOperation, sdk_config_for,
+    ACCOUNT_ID, Capacity, Emulator, Fault, FaultBound, FaultCounts, IndexCapacity, LostAnswer, REGION, TableCapacity,
+    Throttled, Units, WriteOperation, sdk_config_for,
 };
 pub use provision::{
     Kind, LocalSecret, Provisioned, Resources, function_arn, provision_template, provision_template_with, s3_client,

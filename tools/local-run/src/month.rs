@@ -62,6 +62,7 @@ pub(crate) async fn month(a: MonthArgs) -> anyhow::Result<ExitCode> {
     phases.push(Phase::new("load", report.elapsed, report.customers_loaded, "customers"));
 
     // 4. Settle: the deployable state machine on the emulator's engine, our handlers in-process.
+    let capacity_before = stack.emulator.capacity(stack.resources.prefix()).await?;
     let Some(settled) = settle_and_render(&a, &stack, manifest.shard_count).await? else {
         return Ok(ExitCode::FAILURE);
     };
@@ -83,6 +84,12 @@ pub(crate) async fn month(a: MonthArgs) -> anyhow::Result<ExitCode> {
     // 5. Dispatch and delivery: every slot of the month the invoices go out, on a
     //    virtual clock, the senders consuming the queues.
     let delivery = deliver_month(&a, &stack, f.bills).await?;
+    // DynamoDB capacity units of settling, rendering, dispatch and sending (by DynamoDB's rules).
+    let capacity = stack
+        .emulator
+        .capacity(stack.resources.prefix())
+        .await?
+        .since(&capacity_before);
     phases.push(Phase::new(
         "dispatch",
         delivery.dispatch_time,
@@ -133,6 +140,7 @@ pub(crate) async fn month(a: MonthArgs) -> anyhow::Result<ExitCode> {
         stored_bytes: rendered.bytes_uploaded,
         emails: o.sent_email,
         sms: o.sent_sms,
+        capacity: Some(capacity),
     };
     let cost = project(&prices, &shown(&prices_path), &usage, f.bills);
     let sent: u64 = requests.values().sum();
