@@ -13,13 +13,14 @@
 //!   a verifier that cached the old keys accepts a link signed with the new one by fetching the
 //!   secret once.
 
-use adapters::data_bucket::{DataBucket, invoice_key};
+use adapters::data_bucket::{DataBucket, invoice_key, pack_key, pack_name, sha256_hex};
 use adapters::links::{LinkKeyring, LinkSigner};
 use aws_lambda_events::event::lambda_function_urls::{LambdaFunctionUrlRequest, LambdaFunctionUrlResponse};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use domain::link::LinkKeys;
+use domain::range::ByteRange;
 use domain::{CustomerId, Cycle};
 use serde_json::json;
 
@@ -70,16 +71,27 @@ async fn a_link_made_at_the_send_opens_the_invoice_until_ninety_days_after_its_d
     let signer = LinkSigner::load(&stack.config, &sender_env).await.unwrap();
     assert_eq!(signer.valid_days_after_due(), 90);
 
-    // An invoice as render-shard stores it.
+    // An invoice as render-shard stores it: a member of its shard's pack, between two others.
     let cycle: Cycle = "2026-11".parse().unwrap();
     let customer = CustomerId::new("C0000042").unwrap();
     let bucket = DataBucket::new(
         adapters::s3_client(&stack.config),
         stack.resources.bucket("DataBucket").unwrap(),
     );
-    let key = invoice_key(cycle, 1, customer.as_str(), "v1");
     let stored = gzip("<html><body>청구서 2026년 11월</body></html>");
-    bucket.put_invoice(&key, stored.clone(), "hash").await.unwrap();
+    let before = gzip("<html><body>C0000041의 청구서</body></html>");
+    let pack = [
+        before.clone(),
+        stored.clone(),
+        gzip("<html><body>C0000043</body></html>"),
+    ]
+    .concat();
+    let name = pack_name("v1", &sha256_hex(&pack));
+    let range = ByteRange::new(before.len() as u64, stored.len() as u64).unwrap();
+    bucket
+        .put_invoice(&pack_key(cycle, 1, &name), pack.clone(), &sha256_hex(&pack))
+        .await
+        .unwrap();
 
     // The send: 2026-12-16 10:00 Seoul. The link, as the SMS sender makes it.
     let sent_at = chrono::FixedOffset::east_opt(9 * 3600)
@@ -89,7 +101,7 @@ async fn a_link_made_at_the_send_opens_the_invoice_until_ninety_days_after_its_d
         .with_timezone(&Utc);
     let due = invoice::due_date(cycle);
     assert_eq!(due.to_string(), "2026-12-31");
-    let link = signer.link(cycle, 1, &customer, "v1", due);
+    let link = signer.link(cycle, 1, &customer, &name, Some(range), due);
     let url = signer.url(&link).await.unwrap();
     let base = sender_env["LINK_BASE_URL"].trim_end_matches('/');
     assert!(
@@ -99,7 +111,7 @@ async fn a_link_made_at_the_send_opens_the_invoice_until_ninety_days_after_its_d
     let path = url.strip_prefix(base).unwrap().to_owned();
     assert!(path.starts_with("/i/"), "{url}");
     // Short, no AWS signature or credentials, no personal data; and it fits the SMS.
-    assert!(url.len() <= 125, "{} characters: {url}", url.len());
+    assert!(url.len() <= 160, "{} characters: {url}", url.len());
     for forbidden in [
         "X-Amz-",
         "x-amz-",
@@ -132,7 +144,11 @@ async fn a_link_made_at_the_send_opens_the_invoice_until_ninety_days_after_its_d
     assert_eq!(header(&r, "referrer-policy"), "no-referrer");
     assert_eq!(header(&r, "x-robots-tag"), "noindex");
     assert!(r.is_base64_encoded);
-    assert_eq!(STANDARD.decode(r.body.unwrap()).unwrap(), stored, "the stored bytes");
+    assert_eq!(
+        STANDARD.decode(r.body.unwrap()).unwrap(),
+        stored,
+        "its member's bytes, nothing else"
+    );
     let head = invoice_link::serve(&later, &request("HEAD", &path)).await;
     assert_eq!((head.status_code, head.body), (200, None));
 
@@ -164,8 +180,36 @@ async fn a_link_made_at_the_send_opens_the_invoice_until_ninety_days_after_its_d
     let r = invoice_link::serve(&later, &request("GET", &format!("/i/{forged}"))).await;
     assert_eq!(r.status_code, 403);
 
+    // An invoice of its own (a correction's) opens by its format 1 link.
+    let own = gzip("<html><body>정정 청구서</body></html>");
+    bucket
+        .put_invoice(
+            &invoice_key(cycle, 1, customer.as_str(), "v1-c0001-h"),
+            own.clone(),
+            "h",
+        )
+        .await
+        .unwrap();
+    let correction = signer.link(cycle, 1, &customer, "v1-c0001-h", None, due);
+    let corrected_url = signer.url(&correction).await.unwrap();
+    let r = invoice_link::serve(&later, &request("GET", corrected_url.strip_prefix(base).unwrap())).await;
+    assert_eq!(r.status_code, 200, "{r:?}");
+    assert_eq!(STANDARD.decode(r.body.unwrap()).unwrap(), own);
+    // A range past the pack's end (a pack never so written) is no invoice, not a part of one.
+    let beyond = signer.link(
+        cycle,
+        1,
+        &customer,
+        &name,
+        Some(ByteRange::new(pack.len() as u64 - 4, 100).unwrap()),
+        due,
+    );
+    let beyond_url = signer.url(&beyond).await.unwrap();
+    let r = invoice_link::serve(&later, &request("GET", beyond_url.strip_prefix(base).unwrap())).await;
+    assert_eq!(r.status_code, 404, "{r:?}");
+
     // A genuine link to an invoice no longer stored; another method; another path.
-    let other = signer.link(cycle, 1, &CustomerId::new("C0000043").unwrap(), "v1", due);
+    let other = signer.link(cycle, 1, &CustomerId::new("C0000043").unwrap(), "v1", None, due);
     let other_path = signer.url(&other).await.unwrap().strip_prefix(base).unwrap().to_owned();
     assert_eq!(
         invoice_link::serve(&later, &request("GET", &other_path))
@@ -205,7 +249,7 @@ async fn links_survive_a_rotation_of_the_signing_keys() {
     let before = LinkSigner::load(&stack.config, &sender_env).await.unwrap();
     let link = domain::link::InvoiceLink {
         expires_at: now + 3_600,
-        ..before.link(cycle, 0, &customer, "v1", due)
+        ..before.link(cycle, 0, &customer, "v1", None, due)
     };
     let old_url = before.url(&link).await.unwrap();
 

@@ -133,22 +133,51 @@ async fn every_bill_gets_one_invoice_and_one_ready_delivery() {
                 (c.dnd, c.preferred_channel, bill.total)
             );
             assert_eq!(d.content.template_version, "v1");
-            assert_eq!(
-                d.content.email_key,
-                format!("invoices/2026-11/{s:05}/{}/v1.html", bill.customer_id)
+            // One pack per shard: every invoice of the render in one object, by range.
+            assert_eq!(d.content.email_key, ds[0].content.email_key);
+            let name = d
+                .content
+                .email_key
+                .strip_prefix(&format!("invoices/2026-11/{s:05}/packs/v1-"));
+            let name = name.and_then(|n| n.strip_suffix(".html")).expect("a pack key");
+            assert!(
+                name.len() == 16 && name.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{name}"
             );
             assert_eq!(d.content.content_hash.len(), 64);
             assert!(d.content.sms_text.contains(invoice::LINK_PLACEHOLDER));
             assert_eq!((d.attempts_email, d.attempts_sms), (0, 0));
             deliveries += 1;
         }
-        // A few objects in full: headers, encoding, content, no personal data in clear.
+        // The shard's one object: the members back to back, in customer order, named by the
+        // hash of the bytes; no other invoice object.
+        let pack = month
+            .bucket
+            .get_object(&ds[0].content.email_key)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(pack.content_type.as_deref(), Some("text/html; charset=utf-8"));
+        assert_eq!(pack.content_encoding.as_deref(), Some("gzip"));
+        let hash = adapters::data_bucket::sha256_hex(&pack.body);
+        assert_eq!(pack.metadata.get("content-sha256"), Some(&hash));
+        assert!(ds[0].content.email_key.ends_with(&format!("-{}.html", &hash[..16])));
+        let mut next = 0;
+        for d in &ds {
+            let r = d.content.email_range.expect("a range in the pack");
+            assert_eq!(r.start(), next, "{}: members back to back", d.customer_id);
+            next = r.start() + r.len();
+        }
+        assert_eq!(next, pack.body.len() as u64, "nothing but the members");
+        assert_eq!(invoice_objects(&month, s).await, vec![ds[0].content.email_key.clone()]);
+        assert_eq!(render.bytes_uploaded, next);
+        // A few invoices in full, each read alone (a ranged GET): content, no personal data.
         for (bill, d) in bills.iter().zip(&ds).step_by(97) {
-            let o = month.bucket.get_object(&d.content.email_key).await.unwrap().unwrap();
-            assert_eq!(o.content_type.as_deref(), Some("text/html; charset=utf-8"));
+            let o = month.bucket.get_invoice(&d.content).await.unwrap().unwrap();
             assert_eq!(o.content_encoding.as_deref(), Some("gzip"));
-            assert_eq!(o.metadata.get("content-sha256"), Some(&d.content.content_hash));
+            assert_eq!(Some(&o.body[..]), d.content.email_range.unwrap().slice(&pack.body));
             let html = gunzip(&o.body);
+            assert_eq!(html.matches("<!DOCTYPE html>").count(), 1, "one member, one invoice");
             assert!(html.starts_with("<!DOCTYPE html>"), "{}", &html[..40.min(html.len())]);
             let c = &customers[d.customer_id.as_str()];
             let contact = c.contact.open(&keys, &c.customer_id).unwrap();
@@ -172,47 +201,68 @@ async fn every_bill_gets_one_invoice_and_one_ready_delivery() {
     }
     assert_eq!(deliveries, f.bills);
 
-    // The text message's link: presigned for the longest SigV4 allows, it fits the LMS and
-    // opens the invoice (a browser's GET, decoded as the headers say).
+    // An operator's link to one invoice of a pack: presigned for the longest SigV4 allows, with
+    // the range among the signed headers (S3 refuses the signature of a request without it, so
+    // the link never reads the rest of the pack), and, sent with it, the invoice alone.
     let d = &month.deliveries.shard(cycle(), 1).await.unwrap()[7];
+    let range = d.content.email_range.unwrap();
     let url = month
         .bucket
-        .presign_invoice(&d.content.email_key, adapters::data_bucket::MAX_LINK_EXPIRY)
+        .presign_invoice(
+            &d.content.email_key,
+            Some(range),
+            adapters::data_bucket::MAX_LINK_EXPIRY,
+        )
         .await
         .unwrap();
     assert!(
         url.contains("X-Amz-Expires=604800") && url.contains("X-Amz-Signature="),
         "{url}"
     );
-    assert!(url.len() <= invoice::MAX_LINK_BYTES, "{} bytes", url.len());
-    let sms = invoice::sms_with_link(&d.content.sms_text, &url).unwrap();
-    assert!(sms.contains(&url) && !sms.contains(invoice::LINK_PLACEHOLDER));
-    let (status, head, body) = http_get(&url);
-    assert_eq!(status, 200, "{head}");
+    assert!(url.contains("X-Amz-SignedHeaders=host%3Brange"), "{url}");
+    let (status, head, body) = http_get(&url, Some(&range.http_header()));
+    assert_eq!(status, 206, "{head}");
     assert!(head.to_ascii_lowercase().contains("content-encoding: gzip"), "{head}");
-    let stored = month.bucket.get_object(&d.content.email_key).await.unwrap().unwrap();
+    let stored = month.bucket.get_invoice(&d.content).await.unwrap().unwrap();
     assert_eq!(body, stored.body);
     assert!(gunzip(&body).contains("<!DOCTYPE html>"));
     let too_long = adapters::data_bucket::MAX_LINK_EXPIRY + Duration::from_secs(1);
     assert!(
         month
             .bucket
-            .presign_invoice(&d.content.email_key, too_long)
+            .presign_invoice(&d.content.email_key, Some(range), too_long)
             .await
             .is_err()
     );
 }
 
-/// A plain HTTP/1.1 GET (loopback, no TLS): status, head and body.
-fn http_get(url: &str) -> (u16, String, Vec<u8>) {
+/// The invoice objects of a shard of the cycle.
+async fn invoice_objects(month: &Month, shard: u32) -> Vec<String> {
+    let out = adapters::s3_client(&month.config)
+        .list_objects_v2()
+        .bucket(month.bucket.bucket())
+        .prefix(format!("invoices/2026-11/{shard:05}/"))
+        .send()
+        .await
+        .unwrap();
+    out.contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}
+
+/// A plain HTTP/1.1 GET (loopback, no TLS), with a `Range` header if given: status, head and
+/// body.
+fn http_get(url: &str, range: Option<&str>) -> (u16, String, Vec<u8>) {
     use std::io::Write;
     let rest = url.strip_prefix("http://").expect("an http URL");
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let mut stream = std::net::TcpStream::connect(authority).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let range = range.map(|r| format!("Range: {r}\r\n")).unwrap_or_default();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\n{range}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();
@@ -370,21 +420,27 @@ async fn a_changed_bill_rewrites_waiting_deliveries_only() {
     assert_eq!((r.created, r.updated, r.kept), (0, 2, 1), "{r:?}");
     assert!(r.bytes_uploaded > 0);
     let after = month.deliveries.shard(cycle(), 0).await.unwrap();
-    // The READY one: new content, same key, everything else kept.
+    // The READY one: new content in a new pack (the two changed invoices only), everything
+    // else kept; the pack it pointed at is untouched (the others still point at it).
     assert_ne!(after[0].content.content_hash, before[0].content.content_hash);
-    assert_eq!(after[0].content.email_key, before[0].content.email_key);
+    assert_ne!(after[0].content.email_key, before[0].content.email_key);
+    assert_eq!(after[0].content.email_key, after[2].content.email_key);
+    let new_pack = month
+        .bucket
+        .get_object(&after[0].content.email_key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(new_pack.body.len() as u64, r.bytes_uploaded);
+    assert_eq!(
+        invoice_objects(&month, 0).await.len(),
+        2,
+        "the first render's pack and this one"
+    );
     assert_eq!(after[0].state, DeliveryState::Ready);
     assert_eq!(after[0].available_at.to_rfc3339(), "2026-12-20T03:00:00+00:00");
     assert_eq!(after[0].attempts_email, 2);
-    let html = gunzip(
-        &month
-            .bucket
-            .get_object(&after[0].content.email_key)
-            .await
-            .unwrap()
-            .unwrap()
-            .body,
-    );
+    let html = gunzip(&month.bucket.get_invoice(&after[0].content).await.unwrap().unwrap().body);
     assert!(html.contains("정정된 요금제"));
     // The sent one: untouched.
     assert_eq!(after[1].content, before[1].content);

@@ -800,7 +800,38 @@ async fn the_documented_cargo_lambda_session_settles_the_sample_month() {
     }
 
     // InvoiceLink: the SMS's link to C0000031's invoice serves the stored bytes, gzip-encoded
-    // HTML, private; a tampered, expired or unknown link, or a POST, serves nothing.
+    // HTML, private; a tampered, expired or unknown link, or a POST, serves nothing. The sample
+    // token names the invoice as this month renders it (its pack and range: a change of the
+    // templates or of the sample data changes them, and the files must follow).
+    let c31 = month
+        .deliveries
+        .shard(cycle, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.customer_id.as_str() == "C0000031")
+        .unwrap();
+    let sample_keys = domain::link::LinkKeys::parse(SAMPLE_LINK_KEYS).unwrap();
+    let sample: LambdaFunctionUrlRequest =
+        serde_json::from_str(&std::fs::read_to_string(events_dir().join("invoice-link/invoice.json")).unwrap())
+            .unwrap();
+    let in_file = sample_keys
+        .authenticate(adapters::links::token_of_path(sample.raw_path.as_deref().unwrap()).unwrap())
+        .unwrap();
+    let rendered = domain::link::InvoiceLink {
+        template_version: adapters::data_bucket::invoice_object_name(cycle, 0, "C0000031", &c31.content.email_key)
+            .unwrap()
+            .to_owned(),
+        range: c31.content.email_range,
+        ..in_file.clone()
+    };
+    assert_eq!(
+        in_file,
+        rendered,
+        "events/invoice-link/{{invoice,post}}.json must carry the token {} (tampered.json: the same with \
+         the customer C0000046 and the MAC kept)",
+        sample_keys.sign(&rendered).unwrap()
+    );
     let mut link =
         async |event: &str| -> LambdaFunctionUrlResponse { invoke("invoice-link", event).await.output().unwrap() };
     let served = link("events/invoice-link/invoice.json").await;
@@ -822,12 +853,7 @@ async fn the_documented_cargo_lambda_session_settles_the_sample_month() {
     let body = base64::engine::general_purpose::STANDARD
         .decode(served.body.as_deref().unwrap_or_default())
         .unwrap();
-    let stored = month
-        .bucket
-        .get_bytes("invoices/2026-11/00000/C0000031/v1.html")
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = month.bucket.get_invoice(&c31.content).await.unwrap().unwrap().body;
     assert_eq!(body, stored, "the invoice's stored bytes");
     for (event, status) in [
         ("events/invoice-link/tampered.json", 403),

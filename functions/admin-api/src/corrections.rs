@@ -399,6 +399,7 @@ pub(crate) async fn correct(
 
     // The delivery re-armed with it, through the operators' one place of transitions.
     let content = DeliveryContent {
+        email_range: None,
         template_version: version.to_owned(),
         content_hash: rendered.content_hash,
         email_key: key,
@@ -459,6 +460,7 @@ pub(crate) async fn correct(
 fn in_flight(target: &str, state: DeliveryState) -> ApiError {
     let nothing = Command::Correct {
         content: DeliveryContent {
+            email_range: None,
             template_version: String::new(),
             content_hash: String::new(),
             email_key: String::new(),

@@ -502,8 +502,9 @@ pub(crate) async fn delivery(
         }),
         Err(_) => json!({"error": "the contact data cannot be opened with this stage's keyring"}),
     };
+    let range: Option<domain::range::ByteRange> = attr_s(&raw, "email_range").and_then(|r| r.parse().ok());
     let invoice_link = match attr_s(&raw, "email_key") {
-        Some(key) => match deps.bucket.presign_invoice(key, LINK_TTL).await {
+        Some(key) => match deps.bucket.presign_invoice(key, range, LINK_TTL).await {
             Ok(url) => Some(url),
             Err(e) => {
                 tracing::warn!(delivery_id = %id, error = %e, "no invoice link");
@@ -567,6 +568,9 @@ pub(crate) async fn delivery(
         "subject": text("subject"),
         "invoice": {
             "key": text("email_key"),
+            // In a pack, the link reads this invoice only when sent with this `Range` header
+            // (it is one of the signed headers).
+            "range": range.map(|r| r.http_header()),
             "link": invoice_link,
             "link_expires_at": (now + chrono::Duration::from_std(LINK_TTL).unwrap_or_default())
                 .to_rfc3339_opts(SecondsFormat::Secs, true),

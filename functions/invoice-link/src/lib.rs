@@ -34,7 +34,7 @@
 
 use std::sync::Arc;
 
-use adapters::data_bucket::{DataBucket, invoice_key};
+use adapters::data_bucket::{DataBucket, linked_invoice_key};
 use adapters::links::{LinkKeyring, token_of_path};
 use adapters::{ConfigError, StoreError, Vars};
 use aws_config::SdkConfig;
@@ -181,13 +181,17 @@ async fn invoice(
         Ok(e) => Refusal::Link(e),
         Err(e) => Refusal::Store(e),
     })?;
-    let key = invoice_key(link.cycle, link.shard, link.customer.as_str(), &link.template_version);
+    let key = linked_invoice_key(&link);
     let object = deps
         .invoices
-        .get_object(&key)
+        .get_range(&key, link.range)
         .await
         .map_err(Refusal::Store)?
         .ok_or(Refusal::Missing)?;
+    if link.range.is_some_and(|r| r.len() != object.body.len() as u64) {
+        // A pack shorter than the range (never written so): no invoice rather than a part of one.
+        return Err(Refusal::Missing);
+    }
     if object.body.len() > MAX_INVOICE_BYTES {
         return Err(Refusal::TooLarge(object.body.len()));
     }
@@ -255,9 +259,10 @@ mod tests {
     fn the_sample_events_are_what_events_readme_says() {
         let link = sample("invoice.json").unwrap();
         assert_eq!(
-            invoice_key(link.cycle, link.shard, link.customer.as_str(), &link.template_version),
-            "invoices/2026-11/00000/C0000031/v1.html"
+            adapters::data_bucket::linked_invoice_key(&link),
+            "invoices/2026-11/00000/packs/v1-9d734216a1bc5d11.html"
         );
+        assert_eq!(link.range.map(|r| r.to_string()).as_deref(), Some("38207-39574"));
         assert_eq!(sample("post.json").unwrap(), link);
         assert_eq!(sample("tampered.json"), Err(LinkError::Forged));
         assert!(matches!(sample("expired.json"), Err(LinkError::Expired { .. })));

@@ -2,10 +2,17 @@
 //! bill of a settled shard into an HTML email invoice (gzip, uploaded to S3)
 //! and an SMS text, and records one `READY` delivery per bill.
 //!
-//! * **Deterministic:** object keys are a function of cycle, shard, customer
-//!   and template version; the content hash is a function of the bill, the
-//!   masked contact data and the template. The same inputs give the same
-//!   bytes.
+//! * **One object per shard:** the invoices a render writes go into one
+//!   invoice pack, each its own gzip member, uploaded with one `PutObject`
+//!   before any delivery points at it; each delivery states the pack's key and
+//!   its byte range (`email_key`, `email_range`), read back with a ranged
+//!   `GET`. One `PUT` per shard instead of one per invoice: S3's request fee
+//!   was most of rendering's cost (`docs/invoices.md#invoice-packs`).
+//! * **Deterministic:** the pack's name is a function of its bytes, and the
+//!   content hash is a function of the bill, the masked contact data and the
+//!   template. The same inputs give the same bytes and the same key, so a
+//!   repeated render rewrites a pack with identical bytes and never changes
+//!   one a delivery points at.
 //! * **Idempotent and cheap to repeat:** the shard's existing deliveries are
 //!   read first (one `Query`); a delivery whose content hash equals the new
 //!   one costs nothing — no upload, no write. A `READY` delivery whose bill
@@ -57,7 +64,7 @@ use adapters::PutOutcome;
 use adapters::bills::{BillStore, shard_digest, won};
 use adapters::customers::CustomerStore;
 use adapters::cycles::{CycleStore, Gated, NotOwned, RenderRecord, ShardRecord, ShardStatus};
-use adapters::data_bucket::{DataBucket, invoice_key};
+use adapters::data_bucket::{DataBucket, pack_key, pack_name, sha256_hex};
 use adapters::deadline::pause_point;
 use adapters::deliveries::{DeliveryStore, Existing, UpdateOutcome};
 use adapters::keyring::PiiKeys;
@@ -218,7 +225,8 @@ enum Work {
         body: Vec<u8>,
     },
     /// A waiting delivery whose content, total or email hash changed: `body` is the new
-    /// invoice (`None`: the content is the same, only the email hash or the total is new).
+    /// invoice (`None`: the content is the same, only the email hash or the total is new; the
+    /// delivery keeps the invoice it points at).
     Update {
         delivery: Box<Delivery>,
         old_hash: String,
@@ -226,6 +234,47 @@ enum Work {
         /// The new email hash, when it differs from the stored one.
         email_hash: Option<String>,
     },
+}
+
+/// The invoices of a render, packed: the object's bytes and key.
+struct Pack {
+    key: String,
+    bytes: Vec<u8>,
+    /// SHA-256 over the bytes, hex (the object's `content-sha256`).
+    hash: String,
+}
+
+/// Moves every new invoice body of `work` into one pack (members in work order) and points
+/// each delivery at its member. `None` when no invoice is new.
+fn pack(cycle: domain::Cycle, shard: u32, version: &str, work: &mut [Work]) -> Result<Option<Pack>, String> {
+    let mut bytes = Vec::new();
+    let mut placed = Vec::new();
+    for (i, w) in work.iter_mut().enumerate() {
+        let body = match w {
+            Work::Create { body, .. } => std::mem::take(body),
+            Work::Update { body, .. } => match body.take() {
+                Some(b) => b,
+                None => continue,
+            },
+        };
+        let range = domain::range::ByteRange::new(bytes.len() as u64, body.len() as u64)
+            .map_err(|e| format!("customer {}: invoice of no bytes: {e}", w.delivery().customer_id))?;
+        bytes.extend_from_slice(&body);
+        placed.push((i, range));
+    }
+    if placed.is_empty() {
+        return Ok(None);
+    }
+    let hash = sha256_hex(&bytes);
+    let key = pack_key(cycle, shard, &pack_name(version, &hash));
+    for (i, range) in placed {
+        let content = match &mut work[i] {
+            Work::Create { delivery, .. } | Work::Update { delivery, .. } => &mut delivery.content,
+        };
+        content.email_key = key.clone();
+        content.email_range = Some(range);
+    }
+    Ok(Some(Pack { key, bytes, hash }))
 }
 
 impl Work {
@@ -415,8 +464,19 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<ShardTask>) -> Result<Render
     })?;
 
     let mut applied = Applied::default();
+    let mut work = plan.work;
+    let pack = pack(cycle, shard, &task.template_version, &mut work).map_err(|message| RenderError::BadInput {
+        shard,
+        message: reason(&message),
+    })?;
+    if let Some(pack) = pack {
+        // The pack exists before any delivery points at it.
+        check_gate(deps, &task).await?;
+        applied.bytes = pack.bytes.len() as u64;
+        deps.bucket.put_invoice(&pack.key, pack.bytes, &pack.hash).await?;
+    }
     let mut done = plan.unchanged as usize + plan.kept as usize;
-    let mut work = plan.work.into_iter().peekable();
+    let mut work = work.into_iter().peekable();
     while work.peek().is_some() {
         check_gate(deps, &task).await?;
         let chunk: Vec<Work> = work.by_ref().take(deps.config.chunk.max(1)).collect();
@@ -559,8 +619,15 @@ fn plan(
                 .map_err(|e| format!("customer {id}: gzip failed: {e}"))?;
             Some(body)
         };
+        // A new invoice's key and range are set when the render's invoices are packed; one
+        // whose content is the same keeps the invoice its delivery points at.
+        let (email_key, email_range) = match (&body, before) {
+            (None, Some(e)) => (e.email_key.clone(), e.email_range),
+            _ => (String::new(), None),
+        };
         let content = DeliveryContent {
-            email_key: invoice_key(bill.cycle, bill.shard, id.as_str(), version),
+            email_key,
+            email_range,
             template_version: version.to_owned(),
             content_hash: rendered.content_hash,
             subject: rendered.subject,
@@ -604,35 +671,23 @@ fn plan(
     Ok(out)
 }
 
-/// Uploads one invoice, then writes its delivery: the object exists before
-/// any delivery points at it. An update overwrites the object of a `READY`
-/// delivery before the conditional write; that cannot race a send, because
-/// a shard's bills (and so its content) change only while its cycle is
-/// SETTLING, and nothing of a cycle is dispatched before it is SETTLED.
+/// Writes one delivery; its invoice is in the pack uploaded before. An update
+/// points a waiting delivery at its new invoice with a conditional write; the
+/// invoice it pointed at stays where it was (packs are never overwritten with
+/// other bytes).
 async fn apply(deps: &Deps, work: Work, now: DateTime<Utc>) -> Result<Applied, RenderError> {
-    let d = work.delivery();
-    let key = d.content.email_key.clone();
-    let hash = d.content.content_hash.clone();
     let mut a = Applied::default();
     match work {
-        Work::Create { delivery, body } => {
-            a.bytes = body.len() as u64;
-            deps.bucket.put_invoice(&key, body, &hash).await?;
-            match deps.deliveries.create(&delivery).await? {
-                PutOutcome::Created => a.created = 1,
-                PutOutcome::AlreadyExists => a.kept = 1,
-            }
-        }
+        Work::Create { delivery, .. } => match deps.deliveries.create(&delivery).await? {
+            PutOutcome::Created => a.created = 1,
+            PutOutcome::AlreadyExists => a.kept = 1,
+        },
         Work::Update {
             delivery,
             old_hash,
-            body,
             email_hash,
+            ..
         } => {
-            if let Some(body) = body {
-                a.bytes = body.len() as u64;
-                deps.bucket.put_invoice(&key, body, &hash).await?;
-            }
             let outcome = deps
                 .deliveries
                 .update_content(
@@ -707,6 +762,8 @@ mod tests {
             template_version: "v1".into(),
             email_hash: None,
             total,
+            email_key: "invoices/2026-11/00003/packs/v1-0123456789abcdef.html".into(),
+            email_range: None,
         }
     }
 

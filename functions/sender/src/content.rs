@@ -108,10 +108,7 @@ pub(crate) async fn prepare(m: &Msg<'_>, d: &Delivery, attempt: u32) -> Result<O
                     Err(e) => return Err(Prep::Store(e)),
                 }
             }
-            let object = match m
-                .read_claimed("GetObject", deps.invoices.get_object(&d.content.email_key))
-                .await
-            {
+            let object = match m.read_claimed("GetObject", deps.invoices.get_invoice(&d.content)).await {
                 Ok(Some(o)) => o,
                 Ok(None) => {
                     return Err(permanent(
@@ -151,18 +148,27 @@ pub(crate) async fn prepare(m: &Msg<'_>, d: &Delivery, attempt: u32) -> Result<O
 }
 
 /// The SMS's link to the invoice: `{LINK_BASE_URL}/i/{token}`, a token signed with the link keys
-/// naming the invoice (its cycle, shard, customer and template version: the object key) and
+/// naming the invoice (its cycle, shard, customer, the object and, in a pack, its range) and
 /// working until `LINK_VALID_DAYS_AFTER_DUE` days after the invoice's due date
 /// ([`invoice::due_date`]), whatever credentials the sender had (`adapters::links`).
 async fn invoice_link(deps: &crate::Deps, d: &Delivery) -> Result<String, Prep> {
     let Some(links) = &deps.links else {
         return Err(permanent("link-unavailable", "this sender has no link keys"));
     };
+    let Some(name) =
+        adapters::data_bucket::invoice_object_name(d.cycle, d.shard, d.customer_id.as_str(), &d.content.email_key)
+    else {
+        return Err(permanent(
+            "link-invalid",
+            "the delivery's invoice key is not one of its shard's invoices",
+        ));
+    };
     let link = links.link(
         d.cycle,
         d.shard,
         &d.customer_id,
-        &d.content.template_version,
+        name,
+        d.content.email_range,
         invoice::due_date(d.cycle),
     );
     links

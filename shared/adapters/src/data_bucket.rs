@@ -2,8 +2,10 @@
 //! cycle (`usage/{cycle}/shard-{nnnnn}.csv`, format in `billing::usage`), the
 //! shard directory written by the customer sync (`customers/shards.json`),
 //! settlement manifests (`manifests/{cycle}/shards.json`) and rendered
-//! invoices (`invoices/{cycle}/{shard:05}/{customer}/{template}.html`,
-//! gzip-encoded HTML, see [`invoice_key`]).
+//! invoices, gzip-encoded HTML: a render's invoices of one shard in one pack
+//! (`invoices/{cycle}/{shard:05}/packs/{name}.html`, see [`pack_key`]), a
+//! correction's in an object of its own
+//! (`invoices/{cycle}/{shard:05}/{customer}/{name}.html`, see [`invoice_key`]).
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::operation::get_object::GetObjectError;
@@ -42,6 +44,49 @@ pub struct ShardEntry {
 /// adding, and another template version sits beside it.
 pub fn invoice_key(cycle: Cycle, shard: u32, customer: &str, template_version: &str) -> String {
     format!("invoices/{cycle}/{shard:05}/{customer}/{template_version}.html")
+}
+
+/// The object key of a shard's invoice pack named `name` (`{template version}-{16 hex digits of
+/// its SHA-256}`): one object per render of a shard, holding each invoice as a gzip member of
+/// its own, found by the byte range its delivery states. The name is a function of the bytes,
+/// so a pack is never overwritten with other content: a delivery's range stays valid for as
+/// long as the object is kept.
+pub fn pack_key(cycle: Cycle, shard: u32, name: &str) -> String {
+    format!("invoices/{cycle}/{shard:05}/packs/{name}.html")
+}
+
+/// The SHA-256 of `bytes`, hex: a pack's `content-sha256`, and its name's suffix.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The name of a pack of `template_version` whose bytes have the SHA-256 `sha256_hex`: the
+/// version and the first 16 hex digits (64 bits: two different packs of one shard never share
+/// a name in practice).
+pub fn pack_name(template_version: &str, sha256_hex: &str) -> String {
+    format!("{template_version}-{}", &sha256_hex[..sha256_hex.len().min(16)])
+}
+
+/// The last part of an invoice's object key, as a link names it: the pack's name for a key of
+/// [`pack_key`]'s form, the object's name for one of [`invoice_key`]'s. `None` for a key of
+/// another cycle, shard or customer, or of neither form.
+pub fn invoice_object_name<'a>(cycle: Cycle, shard: u32, customer: &str, key: &'a str) -> Option<&'a str> {
+    let dir = format!("invoices/{cycle}/{shard:05}/");
+    let rest = key.strip_prefix(&dir)?.strip_suffix(".html")?;
+    let name = match rest.strip_prefix("packs/") {
+        Some(name) => name,
+        None => rest.strip_prefix(customer)?.strip_prefix('/')?,
+    };
+    (!name.is_empty() && !name.contains('/')).then_some(name)
+}
+
+/// The key of the object a link names: the pack when it carries a range, else the invoice's own.
+pub fn linked_invoice_key(link: &domain::link::InvoiceLink) -> String {
+    match link.range {
+        Some(_) => pack_key(link.cycle, link.shard, &link.template_version),
+        None => invoice_key(link.cycle, link.shard, link.customer.as_str(), &link.template_version),
+    }
 }
 
 /// The longest a presigned link may live: SigV4 refuses more than 7 days.
@@ -124,7 +169,17 @@ impl DataBucket {
     /// made. A link signed with temporary credentials (a Lambda role's) stops
     /// working when they expire, whatever `expires_in` says: see
     /// `docs/invoices.md`.
-    pub async fn presign_invoice(&self, key: &str, expires_in: std::time::Duration) -> Result<String, StoreError> {
+    ///
+    /// For a member of a pack (`range`), the `Range` header is one of the signed headers: the
+    /// link reads that member and nothing else of the pack (S3 refuses the signature of a
+    /// request without the header or with another range), and the caller must send
+    /// [`ByteRange::http_header`](domain::range::ByteRange::http_header) with it.
+    pub async fn presign_invoice(
+        &self,
+        key: &str,
+        range: Option<domain::range::ByteRange>,
+        expires_in: std::time::Duration,
+    ) -> Result<String, StoreError> {
         let resource = format!("s3://{}/{key}", self.bucket);
         let invalid = |message: String| StoreError::Conflict {
             resource: resource.clone(),
@@ -143,6 +198,7 @@ impl DataBucket {
             .get_object()
             .bucket(&self.bucket)
             .key(key)
+            .set_range(range.map(|r| r.http_header()))
             .presigned(config)
             .await
             .map_err(|e| StoreError::aws("PresignGetObject", resource.clone(), e))?;
@@ -151,8 +207,41 @@ impl DataBucket {
 
     /// An object with its headers; `Ok(None)` if there is no such object.
     pub async fn get_object(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
+        self.get_range(key, None).await
+    }
+
+    /// A rendered invoice, gzip-encoded: its member of a pack (one ranged `GET`) or its own
+    /// object. `Ok(None)` if the object is not there; a pack shorter than the range is an error
+    /// (`Decode`), never another invoice's bytes.
+    pub async fn get_invoice(&self, content: &domain::DeliveryContent) -> Result<Option<StoredObject>, StoreError> {
+        let object = self.get_range(&content.email_key, content.email_range).await?;
+        if let (Some(o), Some(r)) = (&object, content.email_range)
+            && o.body.len() as u64 != r.len()
+        {
+            return Err(StoreError::Decode {
+                resource: format!("s3://{}/{}", self.bucket, content.email_key),
+                what: "invoice pack".into(),
+                message: format!("range {r} gave {} bytes", o.body.len()),
+            });
+        }
+        Ok(object)
+    }
+
+    /// An object, or the bytes `range` of it, with its headers; `Ok(None)` if there is no such
+    /// object.
+    pub async fn get_range(
+        &self,
+        key: &str,
+        range: Option<domain::range::ByteRange>,
+    ) -> Result<Option<StoredObject>, StoreError> {
         let resource = format!("s3://{}/{key}", self.bucket);
-        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_range(range.map(|r| r.http_header()));
+        let out = match request.send().await {
             Ok(out) => out,
             Err(e) => {
                 if matches!(e.as_service_error(), Some(GetObjectError::NoSuchKey(_))) {
@@ -245,5 +334,42 @@ impl DataBucket {
         }
         shards.sort_unstable();
         Ok(shards)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_names_the_last_part_of_either_kind_of_invoice_key_and_finds_it_again() {
+        let cycle: Cycle = "2026-11".parse().unwrap();
+        let pack = pack_key(cycle, 7, &pack_name("v1", &sha256_hex(b"members")));
+        assert!(pack.starts_with("invoices/2026-11/00007/packs/v1-") && pack.ends_with(".html"));
+        assert_eq!(pack_name("v1", &sha256_hex(b"members")).len(), "v1-".len() + 16);
+        let name = invoice_object_name(cycle, 7, "C0000042", &pack).unwrap();
+        let own = invoice_key(cycle, 7, "C0000042", "v1-c0001-h");
+        assert_eq!(invoice_object_name(cycle, 7, "C0000042", &own), Some("v1-c0001-h"));
+        let link = |name: &str, range| domain::link::InvoiceLink {
+            cycle,
+            shard: 7,
+            customer: domain::CustomerId::new("C0000042").unwrap(),
+            template_version: name.to_owned(),
+            range,
+            expires_at: 0,
+        };
+        let range = domain::range::ByteRange::new(10, 20).ok();
+        assert_eq!(linked_invoice_key(&link(name, range)), pack);
+        assert_eq!(linked_invoice_key(&link("v1-c0001-h", None)), own);
+        // Another shard's, another customer's, or no invoice key at all: no name.
+        for other in [
+            invoice_key(cycle, 8, "C0000042", "v1"),
+            invoice_key(cycle, 7, "C0000043", "v1"),
+            pack_key(cycle, 8, "v1-0123456789abcdef"),
+            "invoices/2026-11/00007/packs/a/b.html".to_owned(),
+            "usage/2026-11/shard-00007.csv".to_owned(),
+        ] {
+            assert_eq!(invoice_object_name(cycle, 7, "C0000042", &other), None, "{other}");
+        }
     }
 }

@@ -143,20 +143,24 @@ impl LinkSigner {
         self.valid_days_after_due
     }
 
-    /// The link of an invoice due on `due`: what it names and until when it works.
+    /// The link of an invoice due on `due`: what it names (the last part of its object key,
+    /// see [`crate::data_bucket::invoice_object_name`], and its range in a pack) and until when
+    /// it works.
     pub fn link(
         &self,
         cycle: Cycle,
         shard: u32,
         customer: &CustomerId,
-        template_version: &str,
+        object_name: &str,
+        range: Option<domain::range::ByteRange>,
         due: NaiveDate,
     ) -> InvoiceLink {
         InvoiceLink {
             cycle,
             shard,
             customer: customer.clone(),
-            template_version: template_version.to_owned(),
+            template_version: object_name.to_owned(),
+            range,
             expires_at: domain::link::expires_at(due, self.valid_days_after_due),
         }
     }

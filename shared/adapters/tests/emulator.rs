@@ -365,6 +365,7 @@ async fn queries_are_read_to_their_last_page() {
 
 fn delivery(cycle: Cycle, shard: u32, i: u32, send_day: u32) -> domain::Delivery {
     let content = domain::DeliveryContent {
+        email_range: None,
         template_version: "v1".into(),
         content_hash: format!("{i:064}"),
         email_key: format!("invoices/{cycle}/{shard:05}/C{i:07}/v1.html"),

@@ -112,8 +112,13 @@ pub struct DeliveryContent {
     /// SHA-256 over the rendered subject, HTML and SMS: equal content, equal
     /// hash. Re-rendering compares it and writes nothing when it is equal.
     pub content_hash: String,
-    /// S3 key of the HTML invoice (gzip-encoded).
+    /// S3 key of the HTML invoice (gzip-encoded): the shard's invoice pack that holds it, or an
+    /// object of its own (a correction, or a delivery rendered before packs).
     pub email_key: String,
+    /// Where the invoice sits in `email_key` when that is a pack (one gzip member of it);
+    /// `None`: the whole object is the invoice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_range: Option<crate::range::ByteRange>,
     /// Email subject (no personal data).
     pub subject: String,
     /// The SMS (LMS) text with the link placeholder; the link is made when

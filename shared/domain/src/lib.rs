@@ -37,6 +37,7 @@ pub mod evidence;
 pub mod link;
 pub mod money;
 pub mod pii;
+pub mod range;
 pub mod sending;
 pub mod settlement;
 pub mod slots;

@@ -15,15 +15,18 @@
 //! | 2 | the cycle, `year × 12 + month − 1`, big-endian |
 //! | 1–5 | the shard, LEB128 |
 //! | 4 | the expiry, Unix seconds, big-endian: the first second the link no longer works |
-//! | 1 + n | the template version (the last part of the invoice's object key), length first |
+//! | 1 + n | the object's name, length first: the template version (the last part of the invoice's own object key), or the name of the shard's invoice pack that holds it |
+//! | 2–10 | format 2 only: where the invoice sits in the pack, its first byte and its length, each LEB128 |
 //! | rest | the customer id |
 //!
 //! and `mac` is the first 16 bytes (128 bits) of HMAC-SHA-256 over [`MAC_CONTEXT`] and the
-//! payload. Ids only, never personal data: the cycle, shard, customer id and template version
-//! are the object key of the invoice (`invoices/{cycle}/{shard:05}/{customer}/{version}.html`),
-//! so the function needs nothing else to find it. For `2026-11`, shard 1, `C0000001`, `v1`
-//! the token is 47 characters; with a function URL host (65 characters) the whole link is
-//! about 123.
+//! payload. Ids only, never personal data: format 1 names an invoice of its own
+//! (`invoices/{cycle}/{shard:05}/{customer}/{name}.html`), format 2 one member of a shard's
+//! invoice pack (`invoices/{cycle}/{shard:05}/packs/{name}.html`, the byte range), so the
+//! function needs nothing else to find it. For `2026-11`, shard 1, `C0000001`, `v1` the format 1
+//! token is 47 characters; a format 2 token of a pack `v1-` and 16 hex digits, its range within
+//! the first megabyte, is 76, and with a function URL host (65 characters) the whole link is
+//! about 152.
 //!
 //! The token is not encrypted: whoever holds it can read the ids it names (they are not
 //! personal data and the link itself is the capability). Without a key nobody can make a
@@ -53,10 +56,17 @@ use sha2::{Digest, Sha256};
 
 use crate::calendar::Cycle;
 use crate::customer::CustomerId;
+use crate::range::ByteRange;
 use crate::slots::SEOUL;
 
-/// The token's format byte.
+/// The format byte of a token that names an invoice of its own.
 pub const FORMAT: u8 = 1;
+
+/// The format byte of a token that names a member of an invoice pack (with its byte range).
+pub const FORMAT_PACKED: u8 = 2;
+
+/// The largest first byte or length of a range a token carries (packs are far smaller).
+pub const MAX_RANGE_VALUE: u64 = u32::MAX as u64;
 
 /// Bytes of the MAC in a token: 128 bits.
 pub const MAC_BYTES: usize = 16;
@@ -71,9 +81,10 @@ pub const GENERATED_KEY_ID: &str = "generated";
 /// The fewest bytes a signing key may have.
 pub const MIN_KEY_BYTES: usize = 32;
 
-/// The longest token accepted: a customer id of 64 bytes and a template version of 32 make the
-/// longest valid payload (1 + 2 + 5 + 4 + 33 + 64 bytes, with the MAC 125 bytes, 167 characters).
-pub const MAX_TOKEN_CHARS: usize = 168;
+/// The longest token accepted: a customer id of 64 bytes, a name of 32 and a range of two
+/// five-byte numbers make the longest valid payload (1 + 2 + 5 + 4 + 33 + 10 + 64 bytes, with
+/// the MAC 135 bytes, 180 characters).
+pub const MAX_TOKEN_CHARS: usize = 180;
 
 /// Days a link keeps working after the invoice's due date unless configured otherwise.
 pub const DEFAULT_VALID_DAYS_AFTER_DUE: u32 = 90;
@@ -84,8 +95,11 @@ pub struct InvoiceLink {
     pub cycle: Cycle,
     pub shard: u32,
     pub customer: CustomerId,
-    /// The invoice's template version, the last part of its object key.
+    /// The last part of the invoice's object key: its template version (or a correction's
+    /// object name) for an invoice of its own, the pack's name when `range` is given.
     pub template_version: String,
+    /// Where the invoice sits in its shard's pack; `None`: an object of its own.
+    pub range: Option<ByteRange>,
     /// The first Unix second at which the link no longer works.
     pub expires_at: i64,
 }
@@ -264,25 +278,57 @@ fn encode(link: &InvoiceLink) -> Result<Vec<u8>, LinkError> {
     if !valid_template_version(&link.template_version) {
         return Err(unsignable("template_version", "is not a template version"));
     }
+    if let Some(r) = link.range
+        && (r.start() > MAX_RANGE_VALUE || r.len() > MAX_RANGE_VALUE)
+    {
+        return Err(unsignable("range", "lies beyond the first 4 GiB"));
+    }
     let customer = link.customer.as_str().as_bytes();
-    let mut out = Vec::with_capacity(12 + link.template_version.len() + customer.len() + MAC_BYTES);
-    out.push(FORMAT);
+    let mut out = Vec::with_capacity(22 + link.template_version.len() + customer.len() + MAC_BYTES);
+    out.push(if link.range.is_some() { FORMAT_PACKED } else { FORMAT });
     out.extend_from_slice(&cycle.to_be_bytes());
-    let mut shard = link.shard;
+    push_leb128(&mut out, u64::from(link.shard));
+    out.extend_from_slice(&expires.to_be_bytes());
+    out.push(link.template_version.len() as u8);
+    out.extend_from_slice(link.template_version.as_bytes());
+    if let Some(r) = link.range {
+        push_leb128(&mut out, r.start());
+        push_leb128(&mut out, r.len());
+    }
+    out.extend_from_slice(customer);
+    Ok(out)
+}
+
+fn push_leb128(out: &mut Vec<u8>, mut v: u64) {
     loop {
-        let low = (shard & 0x7f) as u8;
-        shard >>= 7;
-        if shard == 0 {
+        let low = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
             out.push(low);
             break;
         }
         out.push(low | 0x80);
     }
-    out.extend_from_slice(&expires.to_be_bytes());
-    out.push(link.template_version.len() as u8);
-    out.extend_from_slice(link.template_version.as_bytes());
-    out.extend_from_slice(customer);
-    Ok(out)
+}
+
+/// A LEB128 number of at most `max` from the front of `rest` (at most 5 bytes: `max` fits 32
+/// bits), without a superfluous trailing zero byte.
+fn take_leb128(rest: &mut &[u8], max: u64, what: &'static str) -> Result<u64, LinkError> {
+    let mut v: u64 = 0;
+    for i in 0..5 {
+        let Some((&b, tail)) = rest.split_first() else {
+            return Err(LinkError::Invalid(what));
+        };
+        *rest = tail;
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            if (i > 0 && b == 0) || v > max {
+                return Err(LinkError::Invalid(what));
+            }
+            return Ok(v);
+        }
+    }
+    Err(LinkError::Invalid(what))
 }
 
 fn decode(payload: &[u8]) -> Result<InvoiceLink, LinkError> {
@@ -295,29 +341,23 @@ fn decode(payload: &[u8]) -> Result<InvoiceLink, LinkError> {
         rest = tail;
         Ok(head)
     };
-    if take(1, "format")? != [FORMAT] {
-        return Err(LinkError::Invalid("format"));
-    }
+    let packed = match take(1, "format")? {
+        [FORMAT] => false,
+        [FORMAT_PACKED] => true,
+        _ => return Err(LinkError::Invalid("format")),
+    };
     let c = take(2, "cycle")?;
     let c = i32::from(u16::from_be_bytes([c[0], c[1]]));
     let cycle = Cycle::new(c / 12, (c % 12 + 1) as u32).map_err(|_| LinkError::Invalid("cycle"))?;
-    let mut shard: u32 = 0;
-    let mut done = false;
-    for i in 0..5 {
-        let b = take(1, "shard")?[0];
-        let bits = u32::from(b & 0x7f);
-        if i == 4 && bits > 0x0f {
-            return Err(LinkError::Invalid("shard"));
+    let shard = shard_of(&mut rest)?;
+    let mut take = |n: usize, what: &'static str| -> Result<&[u8], LinkError> {
+        if rest.len() < n {
+            return Err(LinkError::Invalid(what));
         }
-        shard |= bits << (7 * i);
-        if b & 0x80 == 0 {
-            done = true;
-            break;
-        }
-    }
-    if !done {
-        return Err(LinkError::Invalid("shard"));
-    }
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Ok(head)
+    };
     let e = take(4, "expiry")?;
     let expires_at = i64::from(u32::from_be_bytes([e[0], e[1], e[2], e[3]]));
     let n = usize::from(take(1, "template version")?[0]);
@@ -327,6 +367,13 @@ fn decode(payload: &[u8]) -> Result<InvoiceLink, LinkError> {
         return Err(LinkError::Invalid("template version"));
     }
     let template_version = version.to_owned();
+    let range = if packed {
+        let start = take_leb128(&mut rest, MAX_RANGE_VALUE, "range")?;
+        let len = take_leb128(&mut rest, MAX_RANGE_VALUE, "range")?;
+        Some(ByteRange::new(start, len).map_err(|_| LinkError::Invalid("range"))?)
+    } else {
+        None
+    };
     let customer = std::str::from_utf8(rest).map_err(|_| LinkError::Invalid("customer"))?;
     let customer = CustomerId::new(customer.to_owned()).map_err(|_| LinkError::Invalid("customer"))?;
     Ok(InvoiceLink {
@@ -334,8 +381,30 @@ fn decode(payload: &[u8]) -> Result<InvoiceLink, LinkError> {
         shard,
         customer,
         template_version,
+        range,
         expires_at,
     })
+}
+
+/// The shard, LEB128 of at most five bytes whose value fits 32 bits (the format's first field
+/// after the cycle; a superfluous trailing zero byte is accepted as format 1 always did).
+fn shard_of(rest: &mut &[u8]) -> Result<u32, LinkError> {
+    let mut shard: u32 = 0;
+    for i in 0..5 {
+        let Some((&b, tail)) = rest.split_first() else {
+            return Err(LinkError::Invalid("shard"));
+        };
+        *rest = tail;
+        let bits = u32::from(b & 0x7f);
+        if i == 4 && bits > 0x0f {
+            return Err(LinkError::Invalid("shard"));
+        }
+        shard |= bits << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(shard);
+        }
+    }
+    Err(LinkError::Invalid("shard"))
 }
 
 /// When a link made for an invoice due on `due` stops working: at the end of the day (Asia/Seoul)
@@ -370,8 +439,94 @@ mod tests {
             shard: 1,
             customer: CustomerId::new("C0000001").unwrap(),
             template_version: "v1".into(),
+            range: None,
             expires_at: expires_at(NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(), 90),
         }
+    }
+
+    fn packed() -> InvoiceLink {
+        InvoiceLink {
+            template_version: "v1-0123456789abcdef".into(),
+            range: Some(ByteRange::new(654_321, 1_310).unwrap()),
+            ..link()
+        }
+    }
+
+    #[test]
+    fn a_pack_member_s_link_carries_its_range_and_stays_short() {
+        let keys = LinkKeys::parse(&format!("k1:{}", key(1))).unwrap();
+        let token = keys.sign(&packed()).unwrap();
+        assert_eq!(token.len(), 76, "{token}");
+        assert_eq!(URL_SAFE_NO_PAD.decode(&token).unwrap()[0], FORMAT_PACKED);
+        assert_eq!(keys.verify(&token, 1_800_000_000).unwrap(), packed());
+        // The longest of everything still fits the accepted length.
+        let long = InvoiceLink {
+            shard: u32::MAX,
+            customer: CustomerId::new("C".repeat(64)).unwrap(),
+            template_version: "v".repeat(32),
+            range: Some(ByteRange::new(MAX_RANGE_VALUE, MAX_RANGE_VALUE).unwrap()),
+            ..link()
+        };
+        let token = keys.sign(&long).unwrap();
+        assert_eq!(token.len(), MAX_TOKEN_CHARS);
+        assert_eq!(keys.authenticate(&token).unwrap(), long);
+        // Beyond what a token carries: an error, not a panic.
+        let far = InvoiceLink {
+            range: Some(ByteRange::new(MAX_RANGE_VALUE + 1, 1).unwrap()),
+            ..link()
+        };
+        assert!(matches!(
+            keys.sign(&far),
+            Err(LinkError::Unsignable { field: "range", .. })
+        ));
+        // Every bit of a packed token is covered by the MAC as well.
+        let bytes = URL_SAFE_NO_PAD.decode(keys.sign(&packed()).unwrap()).unwrap();
+        for i in 0..bytes.len() * 8 {
+            let mut b = bytes.clone();
+            b[i / 8] ^= 1 << (i % 8);
+            assert_eq!(
+                keys.verify(&URL_SAFE_NO_PAD.encode(&b), 0),
+                Err(LinkError::Forged),
+                "bit {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_signed_payload_with_a_broken_range_names_no_invoice() {
+        let keys = LinkKeys::parse(&format!("k1:{}", key(1))).unwrap();
+        let good = encode(&packed()).unwrap();
+        let name_end = 1 + 2 + 1 + 4 + 1 + packed().template_version.len();
+        let customer = &good[good.len() - 8..];
+        let sign = |payload: &[u8]| {
+            let mut t = payload.to_vec();
+            t.extend_from_slice(&mac_of(&keys.keys[0].mac, payload));
+            URL_SAFE_NO_PAD.encode(t)
+        };
+        let with_range = |range: &[u8]| {
+            let mut p = good[..name_end].to_vec();
+            p.extend_from_slice(range);
+            p.extend_from_slice(customer);
+            p
+        };
+        // An empty range, a number with a superfluous zero byte, one past 32 bits.
+        for range in [
+            &[0x05, 0x00][..],
+            &[0x85, 0x00, 0x05],
+            &[0xff, 0xff, 0xff, 0xff, 0x10, 0x05],
+        ] {
+            assert_eq!(
+                keys.authenticate(&sign(&with_range(range))),
+                Err(LinkError::Invalid("range"))
+            );
+        }
+        // A format 1 payload read as format 2 (its format byte changed and signed) is refused too.
+        let mut plain = encode(&link()).unwrap();
+        plain[0] = FORMAT_PACKED;
+        assert!(keys.authenticate(&sign(&plain)).is_err());
+        let mut other = good.clone();
+        other[0] = 3;
+        assert_eq!(keys.authenticate(&sign(&other)), Err(LinkError::Invalid("format")));
     }
 
     #[test]

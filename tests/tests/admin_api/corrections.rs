@@ -124,7 +124,8 @@ impl Fixture {
             .unwrap()
     }
 
-    /// The invoice objects stored for a customer's bill.
+    /// The invoice objects stored for a customer's bill alone: its corrections (a render puts
+    /// the invoice in the shard's pack).
     async fn invoice_keys(&self, d: &Delivery) -> Vec<String> {
         let s3 = adapters::s3_client(&self.month.config);
         let bucket = self.month.resources.env()["DATA_BUCKET"].clone();
@@ -139,6 +140,17 @@ impl Fixture {
             .iter()
             .filter_map(|o| o.key().map(str::to_owned))
             .collect()
+    }
+
+    /// The text of the invoice a delivery's content points at (its member of a pack, or an
+    /// object of its own).
+    async fn content_text(&self, content: &domain::DeliveryContent) -> String {
+        let gz = self.month.bucket.get_invoice(content).await.unwrap().unwrap().body;
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(gz.as_slice())
+            .read_to_string(&mut text)
+            .unwrap();
+        text
     }
 
     async fn invoice_text(&self, key: &str) -> String {
@@ -274,10 +286,18 @@ async fn a_credit_after_send_is_one_record_one_corrected_invoice_and_one_more_se
     assert_eq!(raw["state"].as_s().unwrap(), "READY");
     assert!(raw.contains_key("due_pk") && !raw.contains_key("provider_message_id"));
     assert!(raw["subject"].as_s().unwrap().contains("정정 청구서"));
-    // One corrected invoice, next to the original, showing the original total, the
-    // correction and its reason, and the new amount due.
+    // One corrected invoice, an object of its own (the original stays in its shard's pack),
+    // showing the original total, the correction and its reason, and the new amount due.
     let keys = f.invoice_keys(&d).await;
-    assert_eq!(keys.len(), 2, "the original and one corrected invoice: {keys:?}");
+    assert_eq!(keys.len(), 1, "one corrected invoice: {keys:?}");
+    assert!(
+        !raw.contains_key("email_range"),
+        "the correction's object is read whole"
+    );
+    assert!(
+        f.month.bucket.get_invoice(&d.content).await.unwrap().is_some(),
+        "the original is kept"
+    );
     assert!(keys.iter().any(|k| k == key) && key.contains("-c0001-"), "{keys:?}");
     let html = f.invoice_text(key).await;
     let won = |n: i64| domain::Krw(n).to_string();
@@ -298,7 +318,7 @@ async fn a_credit_after_send_is_one_record_one_corrected_invoice_and_one_more_se
         .unwrap()
         .unwrap();
     assert_eq!(bill.total.won(), total);
-    assert!(f.invoice_text(&d.content.email_key).await.contains(&won(total)));
+    assert!(f.content_text(&d.content).await.contains(&won(total)));
     // The cycle reconciles with its adjustments.
     let cyc = f.get("/cycles/2026-11", t1).await;
     let money = &cyc.body["money"];
@@ -326,7 +346,7 @@ async fn a_credit_after_send_is_one_record_one_corrected_invoice_and_one_more_se
         listed.body
     );
     assert_eq!(listed.body["amount_due"], json!(total - 5_000));
-    assert_eq!(f.invoice_keys(&d).await.len(), 2);
+    assert_eq!(f.invoice_keys(&d).await.len(), 1);
     assert_eq!(
         f.get("/cycles/2026-11", t1).await.body["money"]["adjustments"],
         json!(1)
@@ -354,7 +374,7 @@ async fn a_credit_after_send_is_one_record_one_corrected_invoice_and_one_more_se
     assert_eq!((late.status, &late.body["replayed"]), (200, &json!(true)));
     f.send_day(t1 + Duration::hours(3)).await;
     assert_eq!(f.accepted().await, after);
-    assert_eq!(f.invoice_keys(&d).await.len(), 2);
+    assert_eq!(f.invoice_keys(&d).await.len(), 1);
     assert_eq!(
         f.get(&path(&d), t1).await.body["corrections"].as_array().unwrap().len(),
         1
@@ -585,7 +605,7 @@ async fn debits_rerates_roles_bad_bodies_and_refusals() {
     );
     assert_eq!(
         f.invoice_keys(q).await.len(),
-        1,
+        0,
         "nothing uploaded for a refused correction"
     );
 

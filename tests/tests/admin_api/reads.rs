@@ -102,6 +102,10 @@ async fn reads_answer_and_bad_requests_get_clear_errors() {
     assert!(email.contains('*') && email.contains('@'), "{email}");
     assert!(r.body["contact"]["phone"].as_str().unwrap().contains('*'));
     assert!(r.body["invoice"]["link"].as_str().unwrap().contains("X-Amz-Signature"));
+    assert!(
+        r.body["invoice"]["range"].as_str().unwrap().starts_with("bytes="),
+        "a member of its pack"
+    );
     assert_eq!(r.body["attempts"], json!({"email": 0, "sms": 0}));
 
     // The failure log, a page at a time.

@@ -64,6 +64,7 @@ async fn ready(month: &Month, cycle: Cycle, customer: &str, dnd: domain::SlotSet
         domain::Channel::Email,
         domain::Krw(55_000),
         domain::delivery::DeliveryContent {
+            email_range: None,
             template_version: "v1".into(),
             content_hash: format!("{:064x}", customer.len()),
             email_key: format!("invoices/{cycle}/{customer}.html"),

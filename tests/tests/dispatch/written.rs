@@ -72,6 +72,7 @@ pub(super) fn delivery(cycle: Cycle, spec: &Spec) -> Delivery {
         spec.preferred,
         domain::Krw(55_000),
         domain::delivery::DeliveryContent {
+            email_range: None,
             template_version: "v1".into(),
             content_hash: format!("{:064x}", spec.customer.len()),
             email_key: format!("invoices/{cycle}/{}.html", spec.customer),

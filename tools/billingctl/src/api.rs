@@ -49,6 +49,8 @@ const REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
 pub(crate) struct Answer {
     pub(crate) status: u16,
     pub(crate) content_type: Option<String>,
+    /// `Content-Encoding` (an invoice is stored gzip-encoded).
+    pub(crate) content_encoding: Option<String>,
     pub(crate) body: Bytes,
 }
 
@@ -181,11 +183,14 @@ impl Api {
         self.exchange(req, &format!("{method} {}", self.url)).await
     }
 
-    /// A plain `GET` of `url` (a presigned link carries its own signature).
-    pub(crate) async fn get_unsigned(&self, url: &str) -> Result<Answer, Failure> {
-        let req = http::Request::builder()
-            .method("GET")
-            .uri(url)
+    /// A plain `GET` of `url` (a presigned link carries its own signature), with the `Range`
+    /// header the link was signed with, if any (an invoice in a pack).
+    pub(crate) async fn get_unsigned(&self, url: &str, range: Option<&str>) -> Result<Answer, Failure> {
+        let mut req = http::Request::builder().method("GET").uri(url);
+        if let Some(range) = range {
+            req = req.header("range", range);
+        }
+        let req = req
             .body(Full::new(Bytes::new()))
             .map_err(|_| Failure::Other("the link is not a URL".into()))?;
         self.exchange(req, "GET of the link").await
@@ -203,6 +208,11 @@ impl Api {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let content_encoding = response
+            .headers()
+            .get("content-encoding")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = response
             .into_body()
             .collect()
@@ -212,6 +222,7 @@ impl Api {
         Ok(Answer {
             status,
             content_type,
+            content_encoding,
             body,
         })
     }

@@ -77,6 +77,7 @@ pub async fn ready_deliveries(
     for i in 0..n {
         let customer = CustomerId::new(format!("C{i:07}")).map_err(|e| anyhow::anyhow!(e.reason))?;
         let content = DeliveryContent {
+            email_range: None,
             template_version: "v1".into(),
             content_hash: format!("{:064x}", u128::from(i) * 7919),
             email_key: format!("invoices/{cycle}/{:05}/{customer}/v1.html", i / shard_size),

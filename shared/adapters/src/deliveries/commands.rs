@@ -463,7 +463,7 @@ pub fn unstick(
 /// The delivery's invoice and amount due replaced by a correction's (the attributes a render
 /// writes, [`super::DeliveryStore::update_content`]).
 pub fn with_content(change: Change, content: &DeliveryContent, total: Krw) -> Change {
-    change
+    let change = change
         .set("template_version = :cv")
         .set("content_hash = :ch")
         .set("email_key = :ck")
@@ -476,7 +476,12 @@ pub fn with_content(change: Change, content: &DeliveryContent, total: Krw) -> Ch
         .text(":ch", &content.content_hash)
         .text(":ck", &content.email_key)
         .text(":csubj", &content.subject)
-        .text(":csms", &content.sms_text)
+        .text(":csms", &content.sms_text);
+    // A correction's invoice is an object of its own: a range of the pack it replaces must go.
+    match content.email_range {
+        Some(r) => change.set("email_range = :crange").text(":crange", r.to_string()),
+        None => change.remove("email_range"),
+    }
 }
 
 fn prefer(change: Change, channel: Option<Channel>) -> Change {
@@ -720,6 +725,7 @@ mod tests {
     fn corrected() -> Command {
         Command::Correct {
             content: DeliveryContent {
+                email_range: None,
                 template_version: "v1".into(),
                 content_hash: "h-c0001".into(),
                 email_key: "invoices/2026-11/00001/C0000042/v1-c0001-h.html".into(),

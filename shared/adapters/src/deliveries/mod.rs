@@ -122,6 +122,9 @@ pub struct Existing {
     pub email_hash: Option<String>,
     /// The total due it states, in won (`None`: missing or not a whole number).
     pub total: Option<i64>,
+    /// Where its invoice is (`email_key`, and `email_range` in a pack).
+    pub email_key: String,
+    pub email_range: Option<domain::range::ByteRange>,
 }
 
 impl Existing {
@@ -253,6 +256,10 @@ impl DeliveryStore {
             .text(":k", &content.email_key)
             .text(":subj", &content.subject)
             .text(":sms", &content.sms_text);
+        let change = match content.email_range {
+            Some(r) => change.set("email_range = :range").text(":range", r.to_string()),
+            None => change.remove("email_range"),
+        };
         match self.write(&id, &change).await {
             Written::Applied(_) => Ok(UpdateOutcome::Updated),
             Written::Refused(_) => Ok(UpdateOutcome::Moved),
@@ -264,7 +271,9 @@ impl DeliveryStore {
     /// order (a projection: a few dozen bytes per delivery).
     pub async fn shard_summary(&self, cycle: Cycle, shard: u32) -> Result<Vec<Existing>, StoreError> {
         let req = shard_query(&self.client, &self.table, cycle, shard)
-            .projection_expression("customer_id, #st, content_hash, template_version, email_hash, #t")
+            .projection_expression(
+                "customer_id, #st, content_hash, template_version, email_hash, #t, email_key, email_range",
+            )
             .expression_attribute_names("#st", "state")
             .expression_attribute_names("#t", "total")
             .consistent_read(true);
@@ -282,6 +291,8 @@ impl DeliveryStore {
                     .get("total")
                     .and_then(|v| v.as_n().ok())
                     .and_then(|n| n.parse().ok()),
+                email_key: attr_s(item, "email_key").unwrap_or_default().to_owned(),
+                email_range: attr_s(item, "email_range").and_then(|r| r.parse().ok()),
             })
             .collect())
     }

@@ -447,9 +447,19 @@ impl Console {
         let Some(link) = delivery["invoice"]["link"].as_str() else {
             return error(404, "no-invoice", "this delivery has no rendered email invoice");
         };
-        match within_timeout(self.api.get_unsigned(link)).await {
+        let range = delivery["invoice"]["range"].as_str();
+        match within_timeout(self.api.get_unsigned(link, range)).await {
             Err(answer) => answer,
-            Ok(a) if a.status == 200 => respond(200, "text/html; charset=utf-8", a.body, Kind::Preview),
+            // 206: its member of an invoice pack. The invoice is stored gzip-encoded: the
+            // browser decodes it.
+            Ok(a) if a.status == 200 || (a.status == 206 && range.is_some()) => {
+                let mut page = respond(200, "text/html; charset=utf-8", a.body, Kind::Preview);
+                if a.content_encoding.as_deref() == Some("gzip") {
+                    page.headers_mut()
+                        .insert("content-encoding", http::HeaderValue::from_static("gzip"));
+                }
+                page
+            }
             Ok(a) => error(
                 502,
                 "invoice-unavailable",
