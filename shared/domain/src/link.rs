@@ -331,38 +331,32 @@ fn take_leb128(rest: &mut &[u8], max: u64, what: &'static str) -> Result<u64, Li
     Err(LinkError::Invalid(what))
 }
 
+/// The first `n` bytes of `rest`, which moves past them.
+fn take<'a>(rest: &mut &'a [u8], n: usize, what: &'static str) -> Result<&'a [u8], LinkError> {
+    if rest.len() < n {
+        return Err(LinkError::Invalid(what));
+    }
+    let (head, tail) = rest.split_at(n);
+    *rest = tail;
+    Ok(head)
+}
+
 fn decode(payload: &[u8]) -> Result<InvoiceLink, LinkError> {
     let mut rest = payload;
-    let mut take = |n: usize, what: &'static str| -> Result<&[u8], LinkError> {
-        if rest.len() < n {
-            return Err(LinkError::Invalid(what));
-        }
-        let (head, tail) = rest.split_at(n);
-        rest = tail;
-        Ok(head)
-    };
-    let packed = match take(1, "format")? {
+    let packed = match take(&mut rest, 1, "format")? {
         [FORMAT] => false,
         [FORMAT_PACKED] => true,
         _ => return Err(LinkError::Invalid("format")),
     };
-    let c = take(2, "cycle")?;
+    let c = take(&mut rest, 2, "cycle")?;
     let c = i32::from(u16::from_be_bytes([c[0], c[1]]));
     let cycle = Cycle::new(c / 12, (c % 12 + 1) as u32).map_err(|_| LinkError::Invalid("cycle"))?;
     let shard = shard_of(&mut rest)?;
-    let mut take = |n: usize, what: &'static str| -> Result<&[u8], LinkError> {
-        if rest.len() < n {
-            return Err(LinkError::Invalid(what));
-        }
-        let (head, tail) = rest.split_at(n);
-        rest = tail;
-        Ok(head)
-    };
-    let e = take(4, "expiry")?;
+    let e = take(&mut rest, 4, "expiry")?;
     let expires_at = i64::from(u32::from_be_bytes([e[0], e[1], e[2], e[3]]));
-    let n = usize::from(take(1, "template version")?[0]);
-    let version =
-        std::str::from_utf8(take(n, "template version")?).map_err(|_| LinkError::Invalid("template version"))?;
+    let n = usize::from(take(&mut rest, 1, "template version")?[0]);
+    let version = std::str::from_utf8(take(&mut rest, n, "template version")?)
+        .map_err(|_| LinkError::Invalid("template version"))?;
     if !valid_template_version(version) {
         return Err(LinkError::Invalid("template version"));
     }
