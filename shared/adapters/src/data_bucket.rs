@@ -58,7 +58,7 @@ pub fn pack_key(cycle: Cycle, shard: u32, name: &str) -> String {
 /// The SHA-256 of `bytes`, hex: a pack's `content-sha256`, and its name's suffix.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// The name of a pack of `template_version` whose bytes have the SHA-256 `sha256_hex`: the

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::Emulator;
+use super::router::percent_encode;
 use crate::{Error, admin};
 
 /// Write and read units of one table, index or operation.
@@ -114,17 +115,4 @@ impl Emulator {
             Err(self.no_router(status, &text))
         }
     }
-}
-
-/// `s` as a query value: every byte but letters, digits and `-_.~` as `%XX`.
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }

@@ -78,7 +78,7 @@ impl Emulator {
 }
 
 /// `s` as a query value: every byte but letters, digits and `-_.~` as `%XX`.
-fn percent_encode(s: &str) -> String {
+pub(super) fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
