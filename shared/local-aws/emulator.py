@@ -143,7 +143,8 @@ it (a receipt handle names one message).
 
 Per-request overhead: moto server lists its own package directory and inspects the handler
 class's methods on every request; both answers never change while it runs, so the emulator
-computes them once.
+computes them once. DynamoDB's and SQS's JSON requests go from the middleware straight to
+moto's handlers, without the Flask application in between (speed.py, `JsonRoutes`).
 
 More of moto's slow paths are replaced in speed.py, beside this file (its doc lists them); the
 answers are the same bytes.
@@ -2377,12 +2378,12 @@ def main(argv=None):
     speed.install()
     deployable_by_cloudformation(args.port)
 
-    class RequestHandler(MotoRequestHandler):
+    class RequestHandler(speed.keep_alive(MotoRequestHandler)):
         # Answers go out at once: with Nagle's algorithm a response written in two parts waits
         # for the client's delayed ACK (tens of milliseconds per request).
         disable_nagle_algorithm = True
-        # Keep-alive: the SDKs reuse their connections instead of opening one (and the server
-        # starting a thread) per request.
+        # Keep-alive (speed.keep_alive): the SDKs reuse their connections instead of opening one
+        # (and the server starting a thread) per request.
         protocol_version = "HTTP/1.1"
 
         def log_request(self, *args, **kwargs):
@@ -2394,7 +2395,7 @@ def main(argv=None):
     run_simple(
         args.host,
         args.port,
-        LambdaRouter(capacity.Meter(app)),
+        LambdaRouter(capacity.Meter(speed.JsonRoutes(app))),
         threaded=True,
         request_handler=RequestHandler,
     )

@@ -41,12 +41,54 @@ whole (a transaction rolled back, a restore) starts without a map.
 Comparing values: moto compares and hashes attribute values (sorting a query's items, finding
 a key) through `cast_value`, which asks the type six questions before it returns a string as it
 is. For strings, binaries and Booleans the emulator returns the value at once.
+Update expressions: moto parses an UpdateExpression twice per UpdateItem (once to list the
+names and values it uses, once to apply it), with a tokenizer that walks it character by
+character, and its validator deep-copies the parsed tree through `copy.deepcopy` before
+resolving it against the item. The emulator keeps the tree parsed from each expression text
+(a tree is only read: the validator works on its copy) and copies a tree node by node, as
+deepcopy would, when every node's parent is the node holding it (trees the parser builds);
+any other tree is deep-copied as before. The validator's passes ask each processor for the
+node types it handles by building a map per node visited, and ask Python's abstract-class
+machinery whether each node is one of them; the emulator asks once per processor class and node
+class (the same walk, in the same order).
+
+Condition expressions: moto lexes a ConditionExpression token by token with regular
+expressions, twice per conditional write. The tokens of an expression depend on its text
+alone, so the emulator lexes each text once and hands out the same tokens (immutable tuples)
+in a new queue each time; names and values are looked up per request as before.
+
+JSON-protocol requests: moto server finds the service of every request by its host and
+signature (DomainDispatcherApplication), then hands it to a Flask application per service, whose
+URL map, request context and view wrapper (`convert_to_flask_response`) call the service's
+`dispatch` and build a Flask response from its (status, headers, body). `JsonRoutes`, a WSGI
+middleware in front of moto, takes the requests whose X-Amz-Target names DynamoDB or SQS and
+whose path is `/` (how the SDKs send DynamoDB and SQS JSON requests, where that URL map sends
+them to the same `dispatch`) and does those steps itself: the same request class, the same
+call, the same response class, the CORS headers flask_cors adds there; nothing else in
+between. Every other request goes moto's way.
+
+Connections: werkzeug's development server, under moto server, answers every request with
+`Connection: close`, then waits up to 10 ms for stray request bytes before it closes the socket,
+so every AWS request costs a TCP connection, a thread and that wait, whatever the client's
+keep-alive. `keep_alive(handler)` keeps an HTTP/1.1 connection open when the request allows it
+(HTTP/1.1, no `Connection: close`, a Content-Length or no body, no `Expect` and no chunked body,
+not HEAD): it reads the body whole before the application runs, so the next request starts
+where this one ended, and writes the answer as werkzeug does (the same status line, the same
+headers in the same order, the body chunked when the application gives no Content-Length)
+without `Connection: close`, in one write. It closes the connection as werkzeug does, with that header, when
+the answer's length cannot be trusted (a declared length the body does not have, a body on a
+1xx, 204 or 304 answer) or after an error. Any other request goes werkzeug's way.
+
+Reserved words: moto checks every attribute name of an expression against DynamoDB's 573
+reserved words in a list; the emulator keeps them in a set (the same membership).
 """
 
+import base64
+import copy
 import threading
 import weakref
 
-import base64
+from botocore.exceptions import ClientError
 
 # The members of DynamoDB's AttributeValue structure, by how they are written.
 _STRINGS = ("S", "N")
@@ -387,6 +429,327 @@ def plain_values_cast_at_once():
     DynamoType.cast_value = property(cast_value)
 
 
+# Parsed expressions kept, by expression text; cleared when this many are held (an expression
+# text with values inlined would otherwise grow them without end).
+EXPRESSIONS_KEPT = 4096
+
+
+def update_expressions_parsed_once():
+    """Parse each UpdateExpression text once and copy trees node by node (see the module doc)."""
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    make = UpdateExpressionParser.make.__func__
+    parsed = {}
+    well_formed = {}  # id(tree) -> tree: the kept trees whose nodes' parents hold them
+
+    def holds_its_children(node):
+        for child in node.children or ():
+            if isinstance(child, Node):
+                if child.parent is not node or not holds_its_children(child):
+                    return False
+        return True
+
+    def cached_make(cls, expression_str):
+        if cls is not UpdateExpressionParser or type(expression_str) is not str:
+            return make(cls, expression_str)
+        tree = parsed.get(expression_str)
+        if tree is None:
+            tree = make(cls, expression_str)
+            if len(parsed) >= EXPRESSIONS_KEPT:
+                parsed.clear()
+                well_formed.clear()
+            parsed[expression_str] = tree
+            if tree.parent is None and holds_its_children(tree):
+                well_formed[id(tree)] = tree
+        return tree
+
+    plain = (str, int, bool, float, type(None))
+
+    def clone(node, parent):
+        new = object.__new__(type(node))
+        state = dict(node.__dict__)
+        children = state.get("children")
+        if isinstance(children, list):
+            state["children"] = [
+                clone(c, new) if isinstance(c, Node) else c if type(c) in plain else copy.deepcopy(c)
+                for c in children
+            ]
+        state["parent"] = parent
+        new.__dict__.update(state)
+        return new
+
+    real_deepcopy = validators.deepcopy
+
+    def deepcopy(value, *args, **kwargs):
+        if not args and not kwargs and well_formed.get(id(value)) is value:
+            return clone(value, None)
+        return real_deepcopy(value, *args, **kwargs)
+
+    kinds = {}
+
+    def nodes_to_be_processed(self):
+        cls = type(self)
+        found = kinds.get(cls)
+        if found is None:
+            found = kinds[cls] = tuple(self._processing_map().keys())
+        return found
+
+    # isinstance against the tree's abstract classes, answered once per (processor, node) class.
+    is_node = {}
+    handled = {}
+
+    def traverse_node_recursively(self, node, child_id=-1):
+        kind = type(node)
+        node_kind = is_node.get(kind)
+        if node_kind is None:
+            node_kind = is_node[kind] = isinstance(node, Node)
+        if node_kind:
+            parent_node = node.parent
+            if node.children is not None:
+                for i, child_node in enumerate(node.children):
+                    self.pre_processing_of_child(node, i)
+                    self.traverse_node_recursively(child_node, i)
+            pair = (type(self), kind)
+            processed = handled.get(pair)
+            if processed is None:
+                processed = handled[pair] = isinstance(node, self.nodes_to_be_processed())
+            if processed:
+                node = self.process(node)
+                node.parent = parent_node
+                if parent_node:
+                    parent_node.children[child_id] = node
+        return node
+
+    assert validators.deepcopy is copy.deepcopy
+    UpdateExpressionParser.make = classmethod(cached_make)
+    validators.deepcopy = deepcopy
+    DepthFirstTraverser.nodes_to_be_processed = nodes_to_be_processed
+    DepthFirstTraverser.traverse_node_recursively = traverse_node_recursively
+
+
+def condition_expressions_lexed_once():
+    """Lex each ConditionExpression text once (see the module doc)."""
+    from collections import deque
+
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    original = ConditionExpressionParser._lex_condition_expression
+    lexed = {}
+
+    def _lex_condition_expression(self):
+        text = self.condition_expression
+        if type(text) is not str:
+            return original(self)
+        tokens = lexed.get(text)
+        if tokens is None:
+            tokens = tuple(original(self))
+            if any(node.children for node in tokens):
+                return deque(tokens)  # not the plain tokens the lexer makes: not kept
+            if len(lexed) >= EXPRESSIONS_KEPT:
+                lexed.clear()
+            lexed[text] = tokens
+        return deque(tokens)
+
+    ConditionExpressionParser._lex_condition_expression = _lex_condition_expression
+
+
+def reserved_words_in_a_set():
+    """DynamoDB's reserved words as a set (see the module doc)."""
+    from moto.dynamodb.parsing.reserved_keywords import ReservedKeywords
+
+    ReservedKeywords.KEYWORDS = frozenset(ReservedKeywords.get_reserved_keywords())
+
+
+class JsonRoutes:
+    """WSGI middleware: DynamoDB's and SQS's JSON requests straight to their handlers (see the
+    module doc); the rest to `app` (moto server's DomainDispatcherApplication)."""
+
+    def __init__(self, app):
+        from flask import Response
+        from moto.dynamodb.urls import url_paths as dynamodb_paths
+        from moto.moto_api import recorder
+        from moto.moto_server.werkzeug_app import BackendRequest
+        from moto.sqs.urls import url_paths as sqs_paths
+
+        self.app = app
+        # The handlers moto's URL maps give the path "/" of each service.
+        self.handlers = {
+            "DynamoDB_20120810": dynamodb_paths["{0}/"],
+            "AmazonSQS": sqs_paths["{0}/$"],
+        }
+        self.request_class = BackendRequest
+        self.response_class = Response
+        self.recorder = recorder
+        self.cors = self.cors_resources()
+
+    @staticmethod
+    def cors_resources():
+        """The resources and options flask_cors gives moto's Flask applications (`CORS(app)` in
+        create_backend_app, resolved as its init_app resolves them), or None without it."""
+        from moto.settings import DISABLE_GLOBAL_CORS
+
+        if DISABLE_GLOBAL_CORS:
+            return None
+        from flask import Flask
+        from flask_cors.core import get_cors_options, merge_options, parse_resources
+
+        app = Flask("moto")
+        merged = merge_options(app, {}, {})
+        return [(pattern, get_cors_options(app, {}, {}, opts)) for pattern, opts in parse_resources(merged.get("resources", r"/*"))]
+
+    def add_cors_headers(self, request, response):
+        """What flask_cors's after-request function adds to a response of moto's Flask app."""
+        from urllib.parse import unquote
+
+        from flask_cors.core import ACL_ORIGIN, get_cors_headers, try_match_pattern
+
+        if self.cors is None or response.headers.get(ACL_ORIGIN):
+            return
+        path = unquote(request.path)
+        for pattern, options in self.cors:
+            if try_match_pattern(path, pattern, caseSensitive=True):
+                for k, v in get_cors_headers(options, request.headers, request.method).items():
+                    response.headers.add(k, v)
+                return
+
+    def __call__(self, environ, start_response):
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        if target and environ.get("REQUEST_METHOD") == "POST" and environ.get("PATH_INFO") == "/":
+            handler = self.handlers.get(target.partition(".")[0])
+            if handler is not None:
+                return self.answer(handler, environ, start_response)
+        return self.app(environ, start_response)
+
+    def answer(self, handler, environ, start_response):
+        # As convert_to_flask_response does it, without Flask's routing around it.
+        request = self.request_class(environ)
+        self.recorder._record_request(request)
+        try:
+            result = handler(request, request.raw_url, dict(request.headers))
+        except ClientError as exc:
+            result = 400, {}, exc.response["Error"]["Message"]
+        if len(result) == 3:
+            status, headers, content = result
+        else:
+            status, headers, content = 200, {}, result
+        response = self.response_class(response=content, status=status, headers=headers)
+        self.add_cors_headers(request, response)
+        return response(environ, start_response)
+
+
+def keep_alive(handler_class):
+    """`handler_class` (a werkzeug request handler) keeping HTTP/1.1 connections open (see the
+    module doc)."""
+    import io
+    import socket
+
+    from werkzeug.exceptions import InternalServerError
+
+    class KeepAlive(handler_class):
+        protocol_version = "HTTP/1.1"
+
+        def keeps_alive(self):
+            headers = self.headers
+            length = headers.get("Content-Length")
+            return not (
+                self.request_version != "HTTP/1.1"
+                or self.close_connection
+                or self.command == "HEAD"
+                or headers.get("Expect") is not None
+                or headers.get("Transfer-Encoding") is not None
+                or (length is not None and not length.strip().isdigit())
+            )
+
+        def run_wsgi(self):
+            if not self.keeps_alive():
+                return super().run_wsgi()
+            length = self.headers.get("Content-Length")
+            size = int(length) if length else 0
+            body = self.rfile.read(size) if size else b""
+            if len(body) != size:  # the client went away in the middle of its request
+                self.close_connection = True
+                return
+            self.environ = environ = self.make_environ()
+            environ["wsgi.input"] = io.BytesIO(body)
+            answer = {"status": None, "headers": None}
+            chunks = []
+
+            def start_response(status, headers, exc_info=None):
+                if exc_info:
+                    exc_info = None  # nothing is sent before the application returns
+                answer["status"], answer["headers"] = status, headers
+                return chunks.append  # WSGI's write()
+
+            def run(app):
+                result = app(environ, start_response)
+                try:
+                    for data in result:
+                        assert isinstance(data, bytes), "applications must write bytes"
+                        chunks.append(data)
+                finally:
+                    if hasattr(result, "close"):
+                        result.close()
+
+            failed = False
+            try:
+                run(self.server.app)
+            except (ConnectionError, socket.timeout) as e:
+                self.connection_dropped(e, environ)
+                self.close_connection = True
+                return
+            except Exception as e:
+                if self.server.passthrough_errors:
+                    raise
+                failed = True
+                chunks.clear()
+                try:
+                    run(InternalServerError())
+                except Exception:
+                    self.close_connection = True
+                    return
+                from werkzeug.debug.tbtools import DebugTraceback
+
+                self.server.log("error", f"Error on request:\n{DebugTraceback(e).render_traceback_text()}")
+            self.answer(answer["status"], answer["headers"], b"".join(chunks), failed)
+
+        def answer(self, status, headers, body, close):
+            try:
+                code_str, msg = status.split(None, 1)
+            except ValueError:
+                code_str, msg = status, ""
+            code = int(code_str)
+            bodiless = 100 <= code < 200 or code in (204, 304)
+            declared = None
+            for key, value in headers:
+                if key.lower() == "content-length":
+                    declared = value
+            chunked = declared is None and not bodiless
+            if declared is not None and declared.strip() != str(len(body)):
+                close = True
+            if bodiless and body:
+                close = True
+            self.send_response(code, msg)
+            for key, value in headers:
+                self.send_header(key, value)
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            if close:
+                self.send_header("Connection", "close")  # sets close_connection
+            if chunked:
+                payload = (hex(len(body))[2:].encode() + b"\r\n" + body + b"\r\n" if body else b"") + b"0\r\n\r\n"
+            else:
+                payload = body
+            # end_headers() with the body after the blank line: one write for the whole answer.
+            self._headers_buffer.append(b"\r\n" + payload)
+            self.flush_headers()
+            self.wfile.flush()
+
+    KeepAlive.__name__ = KeepAlive.__qualname__ = f"KeepAlive{handler_class.__name__}"
+    return KeepAlive
+
+
 def install():
     """Every fast path above."""
     fast_attribute_values()
@@ -395,3 +758,6 @@ def install():
     updates_copy_for_streams_only()
     partitions_kept_up_to_date()
     plain_values_cast_at_once()
+    update_expressions_parsed_once()
+    condition_expressions_lexed_once()
+    reserved_words_in_a_set()
