@@ -145,7 +145,10 @@ async fn every_bill_gets_one_invoice_and_one_ready_delivery() {
                 "{name}"
             );
             assert_eq!(d.content.content_hash.len(), 64);
-            assert!(d.content.sms_text.contains(invoice::LINK_PLACEHOLDER));
+            // The SMS text is the pack's member right after the invoice, not in the item.
+            let (html, sms) = (d.content.email_range.unwrap(), d.content.sms_range.unwrap());
+            assert_eq!(sms.start(), html.start() + html.len());
+            assert!(d.content.sms_text.is_empty());
             assert_eq!((d.attempts_email, d.attempts_sms), (0, 0));
             deliveries += 1;
         }
@@ -164,9 +167,11 @@ async fn every_bill_gets_one_invoice_and_one_ready_delivery() {
         assert!(ds[0].content.email_key.ends_with(&format!("-{}.html", &hash[..16])));
         let mut next = 0;
         for d in &ds {
-            let r = d.content.email_range.expect("a range in the pack");
-            assert_eq!(r.start(), next, "{}: members back to back", d.customer_id);
-            next = r.start() + r.len();
+            for r in [d.content.email_range, d.content.sms_range] {
+                let r = r.expect("a range in the pack");
+                assert_eq!(r.start(), next, "{}: members back to back", d.customer_id);
+                next = r.start() + r.len();
+            }
         }
         assert_eq!(next, pack.body.len() as u64, "nothing but the members");
         assert_eq!(invoice_objects(&month, s).await, vec![ds[0].content.email_key.clone()]);
@@ -187,14 +192,25 @@ async fn every_bill_gets_one_invoice_and_one_ready_delivery() {
                 html.contains(&view.customer_phone),
                 "the masked phone is on the invoice"
             );
-            assert!(d.content.sms_text.contains(&view.total));
+            let sms = month
+                .bucket
+                .get_member(&d.content.email_key, d.content.sms_range.unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            let sms = gunzip(&sms.body);
+            assert!(
+                sms.contains(invoice::LINK_PLACEHOLDER) && sms.contains(&view.total),
+                "{sms}"
+            );
+            assert!(!sms.contains("<"), "the text, not the invoice");
             for secret in [&contact.name, &contact.email, &contact.phone] {
                 assert!(
                     !html.contains(secret.expose().as_str()),
                     "{}: clear contact data",
                     d.customer_id
                 );
-                assert!(!d.content.sms_text.contains(secret.expose().as_str()));
+                assert!(!sms.contains(secret.expose().as_str()));
                 assert!(!d.content.subject.contains(secret.expose().as_str()));
             }
         }

@@ -404,7 +404,9 @@ pub(crate) async fn correct(
         content_hash: rendered.content_hash,
         email_key: key,
         subject: rendered.subject,
+        // A correction's text stays in the item: it has no pack.
         sms_text: rendered.sms,
+        sms_range: None,
     };
     let command = Command::Correct {
         content,
@@ -466,6 +468,7 @@ fn in_flight(target: &str, state: DeliveryState) -> ApiError {
             email_key: String::new(),
             subject: String::new(),
             sms_text: String::new(),
+            sms_range: None,
         },
         total: Krw::ZERO,
         at: DateTime::UNIX_EPOCH,

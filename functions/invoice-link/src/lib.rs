@@ -260,9 +260,9 @@ mod tests {
         let link = sample("invoice.json").unwrap();
         assert_eq!(
             adapters::data_bucket::linked_invoice_key(&link),
-            "invoices/2026-11/00000/packs/v1-9d734216a1bc5d11.html"
+            "invoices/2026-11/00000/packs/v1-3b0565b71b898f02.html"
         );
-        assert_eq!(link.range.map(|r| r.to_string()).as_deref(), Some("38207-39574"));
+        assert_eq!(link.range.map(|r| r.to_string()).as_deref(), Some("44829-46196"));
         assert_eq!(sample("post.json").unwrap(), link);
         assert_eq!(sample("tampered.json"), Err(LinkError::Forged));
         assert!(matches!(sample("expired.json"), Err(LinkError::Expired { .. })));

@@ -222,7 +222,7 @@ async fn check_gate(deps: &Deps, task: &ShardTask) -> Result<(), RenderError> {
 enum Work {
     Create {
         delivery: Box<Delivery>,
-        body: Vec<u8>,
+        body: Members,
     },
     /// A waiting delivery whose content, total or email hash changed: `body` is the new
     /// invoice (`None`: the content is the same, only the email hash or the total is new; the
@@ -230,10 +230,18 @@ enum Work {
     Update {
         delivery: Box<Delivery>,
         old_hash: String,
-        body: Option<Vec<u8>>,
+        body: Option<Members>,
         /// The new email hash, when it differs from the stored one.
         email_hash: Option<String>,
     },
+}
+
+/// A bill's members of the pack, each a complete gzip member: the HTML invoice and the SMS
+/// text (with its link placeholder).
+#[derive(Default)]
+struct Members {
+    html: Vec<u8>,
+    sms: Vec<u8>,
 }
 
 /// The invoices of a render, packed: the object's bytes and key.
@@ -244,8 +252,8 @@ struct Pack {
     hash: String,
 }
 
-/// Moves every new invoice body of `work` into one pack (members in work order) and points
-/// each delivery at its member. `None` when no invoice is new.
+/// Moves every new invoice body of `work` into one pack (each bill's HTML then its SMS text, in
+/// work order) and points each delivery at its members. `None` when no invoice is new.
 fn pack(cycle: domain::Cycle, shard: u32, version: &str, work: &mut [Work]) -> Result<Option<Pack>, String> {
     let mut bytes = Vec::new();
     let mut placed = Vec::new();
@@ -257,22 +265,30 @@ fn pack(cycle: domain::Cycle, shard: u32, version: &str, work: &mut [Work]) -> R
                 None => continue,
             },
         };
-        let range = domain::range::ByteRange::new(bytes.len() as u64, body.len() as u64)
-            .map_err(|e| format!("customer {}: invoice of no bytes: {e}", w.delivery().customer_id))?;
-        bytes.extend_from_slice(&body);
-        placed.push((i, range));
+        let customer = &w.delivery().customer_id;
+        let mut member = |part: &[u8], what: &str| {
+            let range = domain::range::ByteRange::new(bytes.len() as u64, part.len() as u64)
+                .map_err(|e| format!("customer {customer}: {what} of no bytes: {e}"))?;
+            bytes.extend_from_slice(part);
+            Ok::<_, String>(range)
+        };
+        let html = member(&body.html, "invoice")?;
+        let sms = member(&body.sms, "SMS text")?;
+        placed.push((i, html, sms));
     }
     if placed.is_empty() {
         return Ok(None);
     }
     let hash = sha256_hex(&bytes);
     let key = pack_key(cycle, shard, &pack_name(version, &hash));
-    for (i, range) in placed {
+    for (i, html, sms) in placed {
         let content = match &mut work[i] {
             Work::Create { delivery, .. } | Work::Update { delivery, .. } => &mut delivery.content,
         };
         content.email_key = key.clone();
-        content.email_range = Some(range);
+        content.email_range = Some(html);
+        content.sms_range = Some(sms);
+        content.sms_text.clear();
     }
     Ok(Some(Pack { key, bytes, hash }))
 }
@@ -614,16 +630,20 @@ fn plan(
         let body = if same_content {
             None
         } else {
-            let mut body = Vec::with_capacity(rendered.html.len() / 2);
-            gzip.compress(rendered.html.as_bytes(), &mut body)
+            let mut html = Vec::with_capacity(rendered.html.len() / 2);
+            gzip.compress(rendered.html.as_bytes(), &mut html)
                 .map_err(|e| format!("customer {id}: gzip failed: {e}"))?;
-            Some(body)
+            let mut sms = Vec::with_capacity(rendered.sms.len());
+            gzip.compress(rendered.sms.as_bytes(), &mut sms)
+                .map_err(|e| format!("customer {id}: gzip failed: {e}"))?;
+            Some(Members { html, sms })
         };
-        // A new invoice's key and range are set when the render's invoices are packed; one
-        // whose content is the same keeps the invoice its delivery points at.
-        let (email_key, email_range) = match (&body, before) {
-            (None, Some(e)) => (e.email_key.clone(), e.email_range),
-            _ => (String::new(), None),
+        // A new invoice's key and ranges are set when the render's invoices are packed; one
+        // whose content is the same keeps the members its delivery points at (or its own SMS
+        // text, when it was rendered before the text went into the pack).
+        let (email_key, email_range, sms_range) = match (&body, before) {
+            (None, Some(e)) => (e.email_key.clone(), e.email_range, e.sms_range),
+            _ => (String::new(), None, None),
         };
         let content = DeliveryContent {
             email_key,
@@ -631,7 +651,12 @@ fn plan(
             template_version: version.to_owned(),
             content_hash: rendered.content_hash,
             subject: rendered.subject,
-            sms_text: rendered.sms,
+            sms_text: if sms_range.is_some() {
+                String::new()
+            } else {
+                rendered.sms
+            },
+            sms_range,
         };
         let mut delivery = Box::new(Delivery::ready(
             bill.cycle,
@@ -764,6 +789,7 @@ mod tests {
             total,
             email_key: "invoices/2026-11/00003/packs/v1-0123456789abcdef.html".into(),
             email_range: None,
+            sms_range: None,
         }
     }
 

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use adapters::StoreError;
+use domain::delivery::SmsSource;
 use domain::{Channel, Delivery, DeliveryId};
 use providers::{Accepted, OutgoingEmail, OutgoingSms, ProviderError};
 
@@ -134,8 +135,8 @@ pub(crate) async fn prepare(m: &Msg<'_>, d: &Delivery, attempt: u32) -> Result<O
         }
         Channel::Sms => {
             let link = invoice_link(deps, d).await?;
-            let text = invoice::sms_with_link(&d.content.sms_text, &link)
-                .map_err(|e| permanent("sms-invalid", e.to_string()))?;
+            let template = sms_template(m, deps, d).await?;
+            let text = invoice::sms_with_link(&template, &link).map_err(|e| permanent("sms-invalid", e.to_string()))?;
             Ok(Outgoing::Sms(OutgoingSms {
                 idempotency_key: key,
                 attempt,
@@ -143,6 +144,25 @@ pub(crate) async fn prepare(m: &Msg<'_>, d: &Delivery, attempt: u32) -> Result<O
                 text,
                 tags: evidence_tags(&c.stack, &m.key.id, Channel::Sms, d.send_round),
             }))
+        }
+    }
+}
+
+/// The SMS text with its link placeholder: the pack's member (one ranged `GET`), or the item's
+/// own text (a correction, a delivery rendered before the text went into the pack).
+async fn sms_template(m: &Msg<'_>, deps: &crate::Deps, d: &Delivery) -> Result<String, Prep> {
+    match d.content.sms_source() {
+        SmsSource::Inline(text) => Ok(text.to_owned()),
+        SmsSource::Missing => Err(permanent("sms-invalid", "the delivery has no SMS text")),
+        SmsSource::Packed { key, range } => {
+            match m.read_claimed("GetObject", deps.invoices.get_member(key, range)).await {
+                Ok(Some(o)) => gunzip(&o.body).map_err(|e| permanent("sms-unreadable", e)),
+                Ok(None) => Err(permanent(
+                    "invoice-missing",
+                    format!("the rendered invoice pack {key} is missing"),
+                )),
+                Err(e) => Err(Prep::Store(e)),
+            }
         }
     }
 }
@@ -205,7 +225,7 @@ fn gunzip(bytes: &[u8]) -> Result<String, String> {
     let mut html = String::new();
     flate2::read::GzDecoder::new(bytes)
         .read_to_string(&mut html)
-        .map_err(|e| format!("the invoice does not decode as gzip-encoded UTF-8: {e}"))?;
+        .map_err(|e| format!("the invoice pack's member does not decode as gzip-encoded UTF-8: {e}"))?;
     Ok(html)
 }
 

@@ -214,14 +214,28 @@ impl DataBucket {
     /// object. `Ok(None)` if the object is not there; a pack shorter than the range is an error
     /// (`Decode`), never another invoice's bytes.
     pub async fn get_invoice(&self, content: &domain::DeliveryContent) -> Result<Option<StoredObject>, StoreError> {
-        let object = self.get_range(&content.email_key, content.email_range).await?;
-        if let (Some(o), Some(r)) = (&object, content.email_range)
-            && o.body.len() as u64 != r.len()
+        match content.email_range {
+            Some(range) => self.get_member(&content.email_key, range).await,
+            None => self.get_range(&content.email_key, None).await,
+        }
+    }
+
+    /// The member `range` of the pack `key` (one ranged `GET`): exactly its bytes, or `Decode`
+    /// when the pack is shorter (never another member's bytes); `Ok(None)` if there is no such
+    /// pack.
+    pub async fn get_member(
+        &self,
+        key: &str,
+        range: domain::range::ByteRange,
+    ) -> Result<Option<StoredObject>, StoreError> {
+        let object = self.get_range(key, Some(range)).await?;
+        if let Some(o) = &object
+            && o.body.len() as u64 != range.len()
         {
             return Err(StoreError::Decode {
-                resource: format!("s3://{}/{}", self.bucket, content.email_key),
+                resource: format!("s3://{}/{key}", self.bucket),
                 what: "invoice pack".into(),
-                message: format!("range {r} gave {} bytes", o.body.len()),
+                message: format!("range {range} gave {} bytes", o.body.len()),
             });
         }
         Ok(object)

@@ -371,6 +371,7 @@ fn delivery(cycle: Cycle, shard: u32, i: u32, send_day: u32) -> domain::Delivery
         email_key: format!("invoices/{cycle}/{shard:05}/C{i:07}/v1.html"),
         subject: "subject".into(),
         sms_text: "text".into(),
+        sms_range: None,
     };
     domain::Delivery::ready(
         cycle,

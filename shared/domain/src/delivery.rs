@@ -121,9 +121,45 @@ pub struct DeliveryContent {
     pub email_range: Option<crate::range::ByteRange>,
     /// Email subject (no personal data).
     pub subject: String,
-    /// The SMS (LMS) text with the link placeholder; the link is made when
-    /// the message is sent (see the `invoice` crate). Masked data only.
+    /// The SMS (LMS) text with the link placeholder, when the item carries it (a correction, a
+    /// delivery rendered before its text went into the pack); empty when `sms_range` says where
+    /// it is. The link is made when the message is sent (see the `invoice` crate). Masked data
+    /// only.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sms_text: String,
+    /// Where the SMS text sits in `email_key`'s pack (a gzip member of UTF-8 text, after the
+    /// invoice's): the text stays out of the item, which keeps the item under the 1 KB of one
+    /// write unit through its life (`docs/invoices.md#invoice-packs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_range: Option<crate::range::ByteRange>,
+}
+
+/// Where a delivery's SMS text is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmsSource<'a> {
+    /// In the item.
+    Inline(&'a str),
+    /// A gzip member of the pack `key`.
+    Packed {
+        key: &'a str,
+        range: crate::range::ByteRange,
+    },
+    /// Nowhere: the item has neither (it does not decode as a sendable delivery).
+    Missing,
+}
+
+impl DeliveryContent {
+    /// Where the SMS text is: the pack's member when the item names one, else the item's text.
+    pub fn sms_source(&self) -> SmsSource<'_> {
+        match (self.sms_range, self.sms_text.as_str()) {
+            (Some(range), _) => SmsSource::Packed {
+                key: &self.email_key,
+                range,
+            },
+            (None, "") => SmsSource::Missing,
+            (None, text) => SmsSource::Inline(text),
+        }
+    }
 }
 
 /// One delivery item.
@@ -210,8 +246,9 @@ impl Delivery {
             route: None,
             email_hash: None,
             evidence: None,
-            created_at: now,
-            updated_at: now,
+            // Whole seconds, as every later write stamps `updated_at`.
+            created_at: crate::delivery::utc_seconds::truncate(now),
+            updated_at: crate::delivery::utc_seconds::truncate(now),
         }
     }
 
@@ -479,6 +516,11 @@ pub mod utc_seconds {
 
     pub fn format(t: &DateTime<Utc>) -> String {
         t.to_rfc3339_opts(SecondsFormat::Secs, true)
+    }
+
+    /// `t` without its fraction of a second: what [`format`] keeps of it.
+    pub fn truncate(t: DateTime<Utc>) -> DateTime<Utc> {
+        chrono::SubsecRound::trunc_subsecs(t, 0)
     }
 
     pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {

@@ -70,6 +70,7 @@ async fn ready(month: &Month, cycle: Cycle, customer: &str, dnd: domain::SlotSet
             email_key: format!("invoices/{cycle}/{customer}.html"),
             subject: "invoice".into(),
             sms_text: "invoice [[INVOICE_LINK]]".into(),
+            sms_range: None,
         },
         dec20(),
     );

@@ -78,6 +78,7 @@ pub(super) fn delivery(cycle: Cycle, spec: &Spec) -> Delivery {
             email_key: format!("invoices/{cycle}/{}.html", spec.customer),
             subject: "invoice".into(),
             sms_text: "invoice [[INVOICE_LINK]]".into(),
+            sms_range: None,
         },
         chrono::DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z")
             .unwrap()

@@ -82,8 +82,10 @@ pub async fn ready_deliveries(
             content_hash: format!("{:064x}", u128::from(i) * 7919),
             email_key: format!("invoices/{cycle}/{:05}/{customer}/v1.html", i / shard_size),
             subject: "[이동통신] 2026년 11월 이용요금 안내".into(),
-            // What rendering stores: an LMS of about 250 bytes with the link placeholder.
+            // A delivery as rendered before its SMS text went into the pack: an LMS of about
+            // 250 bytes with the link placeholder, in the item.
             sms_text: format!("{}[[INVOICE_LINK]]", "요금 안내 ".repeat(14)),
+            sms_range: None,
         };
         let channel = if i % 5 == 0 { Channel::Sms } else { Channel::Email };
         let d = Delivery::ready(

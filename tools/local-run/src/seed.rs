@@ -82,17 +82,22 @@ async fn seed(
     // A settled cycle, so that dispatch picks up what senders defer.
     crate::bench::settled_cycle(sdk, resources, cycle, (n, shard_size), "seed", now).await?;
 
-    // One invoice for everybody: what the senders read (email) or link to (SMS), stored as
-    // render-shard stores invoices, a pack per shard (here of one member, the same bytes).
+    // One invoice and one SMS text for everybody: what the senders read (email, SMS) or link to
+    // (SMS), stored as render-shard stores them, a pack per shard (here of one bill's two
+    // members, the same bytes).
     let bucket = DataBucket::new(adapters::s3_client(sdk), var("DATA_BUCKET")?);
     let html = "<!doctype html><html><body><h1>2026년 11월 청구서</h1><p>청구 금액 55,000원</p></body></html>";
-    let invoice = gzip(html.as_bytes())?;
-    let hash = adapters::data_bucket::sha256_hex(&invoice);
+    let mut pack = gzip(html.as_bytes())?;
+    let email_range = domain::range::ByteRange::new(0, pack.len() as u64).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sms = gzip(format!("{}[[INVOICE_LINK]]", "요금 안내 ".repeat(10)).as_bytes())?;
+    let sms_range =
+        domain::range::ByteRange::new(pack.len() as u64, sms.len() as u64).map_err(|e| anyhow::anyhow!("{e}"))?;
+    pack.extend_from_slice(&sms);
+    let hash = adapters::data_bucket::sha256_hex(&pack);
     let pack_name = adapters::data_bucket::pack_name("v1", &hash);
-    let email_range = Some(domain::range::ByteRange::new(0, invoice.len() as u64).map_err(|e| anyhow::anyhow!("{e}"))?);
     for shard in 0..n.div_ceil(shard_size.max(1)) {
         let key = adapters::data_bucket::pack_key(cycle, shard, &pack_name);
-        bucket.put_invoice(&key, invoice.clone(), &hash).await?;
+        bucket.put_invoice(&key, pack.clone(), &hash).await?;
     }
 
     let mut customers = Vec::with_capacity(n as usize);
@@ -135,12 +140,13 @@ async fn seed(
             contact: Contact::seal(&keys, &id, "김시드", &email, &phone),
         });
         let content = DeliveryContent {
-            email_range,
+            email_range: Some(email_range),
             template_version: "v1".into(),
             content_hash: format!("{:064x}", u128::from(i) * 7919),
             email_key: adapters::data_bucket::pack_key(cycle, shard, &pack_name),
             subject: "[이동통신] 2026년 11월 이용요금 안내".into(),
-            sms_text: format!("{}[[INVOICE_LINK]]", "요금 안내 ".repeat(10)),
+            sms_text: String::new(),
+            sms_range: Some(sms_range),
         };
         let d = Delivery::ready(
             cycle,

@@ -211,7 +211,9 @@ impl DeliveryStore {
     }
 
     /// `SENDING` under `claim_id` → sent on the claim's channel, with the
-    /// provider's message id, out of the `Due` index. Refused when the claim
+    /// provider's message id, out of the `Due` index. What only the send needed goes
+    /// (the claim id, which the write's token names, and the dispatch run's id): the item
+    /// stays under the 1 KB of one write unit for the evidence that follows. Refused when the claim
     /// was lost (taken over after its lease ended): the caller must not count
     /// the send as its own. A delivery an operator force-sent gets its
     /// customer's do-not-disturb slots back ([`RESTORE_DND`]).
@@ -229,6 +231,8 @@ impl DeliveryStore {
             .set(RESTORE_DND)
             .add("#att :one")
             .remove("lease_until")
+            .remove("claim_id")
+            .remove("run_id")
             .remove("dnd_before_force")
             .remove("due_pk")
             .remove("provider_call")

@@ -468,20 +468,15 @@ pub fn with_content(change: Change, content: &DeliveryContent, total: Krw) -> Ch
         .set("content_hash = :ch")
         .set("email_key = :ck")
         .set("subject = :csubj")
-        .set("sms_text = :csms")
         .set("#total = :ctotal")
         .name("#total", "total")
         .number(":ctotal", total.won())
         .text(":cv", &content.template_version)
         .text(":ch", &content.content_hash)
         .text(":ck", &content.email_key)
-        .text(":csubj", &content.subject)
-        .text(":csms", &content.sms_text);
+        .text(":csubj", &content.subject);
     // A correction's invoice is an object of its own: a range of the pack it replaces must go.
-    match content.email_range {
-        Some(r) => change.set("email_range = :crange").text(":crange", r.to_string()),
-        None => change.remove("email_range"),
-    }
+    super::with_locations(change, content)
 }
 
 fn prefer(change: Change, channel: Option<Channel>) -> Change {
@@ -731,6 +726,7 @@ mod tests {
                 email_key: "invoices/2026-11/00001/C0000042/v1-c0001-h.html".into(),
                 subject: "정정 청구서".into(),
                 sms_text: "정정 [[INVOICE_LINK]]".into(),
+                sms_range: None,
             },
             total: Krw(41_000),
             at: t(NOW),

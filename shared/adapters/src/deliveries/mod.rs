@@ -125,6 +125,8 @@ pub struct Existing {
     /// Where its invoice is (`email_key`, and `email_range` in a pack).
     pub email_key: String,
     pub email_range: Option<domain::range::ByteRange>,
+    /// Where its SMS text is in the pack (`None`: in the item, `sms_text`).
+    pub sms_range: Option<domain::range::ByteRange>,
 }
 
 impl Existing {
@@ -243,7 +245,6 @@ impl DeliveryStore {
             .set("content_hash = :h")
             .set("email_key = :k")
             .set("subject = :subj")
-            .set("sms_text = :sms")
             .set("#total = :total")
             .name("#total", "total")
             .number(":total", total.won())
@@ -254,12 +255,8 @@ impl DeliveryStore {
             .text(":v", &content.template_version)
             .text(":h", &content.content_hash)
             .text(":k", &content.email_key)
-            .text(":subj", &content.subject)
-            .text(":sms", &content.sms_text);
-        let change = match content.email_range {
-            Some(r) => change.set("email_range = :range").text(":range", r.to_string()),
-            None => change.remove("email_range"),
-        };
+            .text(":subj", &content.subject);
+        let change = with_locations(change, content);
         match self.write(&id, &change).await {
             Written::Applied(_) => Ok(UpdateOutcome::Updated),
             Written::Refused(_) => Ok(UpdateOutcome::Moved),
@@ -272,7 +269,7 @@ impl DeliveryStore {
     pub async fn shard_summary(&self, cycle: Cycle, shard: u32) -> Result<Vec<Existing>, StoreError> {
         let req = shard_query(&self.client, &self.table, cycle, shard)
             .projection_expression(
-                "customer_id, #st, content_hash, template_version, email_hash, #t, email_key, email_range",
+                "customer_id, #st, content_hash, template_version, email_hash, #t, email_key, email_range, sms_range",
             )
             .expression_attribute_names("#st", "state")
             .expression_attribute_names("#t", "total")
@@ -293,6 +290,7 @@ impl DeliveryStore {
                     .and_then(|n| n.parse().ok()),
                 email_key: attr_s(item, "email_key").unwrap_or_default().to_owned(),
                 email_range: attr_s(item, "email_range").and_then(|r| r.parse().ok()),
+                sms_range: attr_s(item, "sms_range").and_then(|r| r.parse().ok()),
             })
             .collect())
     }
@@ -447,4 +445,23 @@ fn due_entry(cycle: Cycle, item: &Item) -> Result<DueEntry, String> {
         route,
         email_hash,
     })
+}
+
+/// `change` setting where `content`'s invoice and SMS text are: the pack's ranges, or the
+/// item's own text (and the attributes of the other form removed).
+pub(crate) fn with_locations(change: Change, content: &DeliveryContent) -> Change {
+    let change = match content.email_range {
+        Some(r) => change.set("email_range = :loc_range").text(":loc_range", r.to_string()),
+        None => change.remove("email_range"),
+    };
+    match content.sms_range {
+        Some(r) => change
+            .set("sms_range = :loc_sms_range")
+            .text(":loc_sms_range", r.to_string())
+            .remove("sms_text"),
+        None => change
+            .set("sms_text = :loc_sms")
+            .text(":loc_sms", &content.sms_text)
+            .remove("sms_range"),
+    }
 }
