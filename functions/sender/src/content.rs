@@ -109,7 +109,12 @@ pub(crate) async fn prepare(m: &Msg<'_>, d: &Delivery, attempt: u32) -> Result<O
                     Err(e) => return Err(Prep::Store(e)),
                 }
             }
-            let object = match m.read_claimed("GetObject", deps.invoices.get_invoice(&d.content)).await {
+            // Boxed, as the SMS text's read: the SDK's request futures are large, and a batch
+            // holds ten messages' at once (an unboxed one overflowed a debug build's stack).
+            let object = match m
+                .read_claimed("GetObject", Box::pin(deps.invoices.get_invoice(&d.content)))
+                .await
+            {
                 Ok(Some(o)) => o,
                 Ok(None) => {
                     return Err(permanent(
@@ -155,7 +160,10 @@ async fn sms_template(m: &Msg<'_>, deps: &crate::Deps, d: &Delivery) -> Result<S
         SmsSource::Inline(text) => Ok(text.to_owned()),
         SmsSource::Missing => Err(permanent("sms-invalid", "the delivery has no SMS text")),
         SmsSource::Packed { key, range } => {
-            match m.read_claimed("GetObject", deps.invoices.get_member(key, range)).await {
+            match m
+                .read_claimed("GetObject", Box::pin(deps.invoices.get_member(key, range)))
+                .await
+            {
                 Ok(Some(o)) => gunzip(&o.body).map_err(|e| permanent("sms-unreadable", e)),
                 Ok(None) => Err(permanent(
                     "invoice-missing",

@@ -316,9 +316,13 @@ async fn the_ledger_counts_each_email_once_through_lost_answers_continuations_an
 
     // A retried run of the slot (one invocation, no continuation) finds the quota spent and
     // enqueues nothing.
+    // (Pages big enough for the slot: the 50 on their way keep their place in the index,
+    // left out until their re-check time, and would fill one-entry pages.)
     deps.config.max_continuations = 0;
+    deps.config.page_size = 100;
     let again = dispatch(&deps, dec10.start(), Some("retried")).await.unwrap();
     deps.config.max_continuations = 100;
+    deps.config.page_size = 1;
     let plan = again.quota.clone().unwrap();
     assert_eq!((plan.enqueued_24h, plan.budget), (50, Some(0)), "{again:?}");
     assert_eq!(again.enqueued_email, 0);

@@ -248,6 +248,22 @@ pub fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> SqsEvent {
 
 /// Messages on a queue: visible, in flight and delayed (a sender's fresh
 /// copy after its own trouble is delayed).
+/// The messages of the queue at `url` a receive can get now.
+async fn visible(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<u64> {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .context("GetQueueAttributes")?;
+    let attrs = out.attributes.unwrap_or_default();
+    Ok(attrs
+        .get(&QueueAttributeName::ApproximateNumberOfMessages)
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0))
+}
+
 pub async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<u64> {
     let out = sqs
         .get_queue_attributes()
@@ -291,10 +307,16 @@ pub async fn drain(pollers: &[Poller], workers: usize, limit: Duration) -> anyho
             // What is left is in flight (a backoff): wait before polling again.
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        // A round: every worker polls until its receive comes back empty.
+        // A round: every worker polls until its receive comes back empty. Like the event
+        // source's pollers, as many as the visible messages fill batches of ten (and at most
+        // `workers`): a few messages make one full batch, not many batches of one or two.
         let mut tasks = tokio::task::JoinSet::new();
         for p in pollers {
-            for _ in 0..workers.max(1) {
+            let visible = visible(&p.sqs, &p.url).await?;
+            let n = usize::try_from(visible.div_ceil(10))
+                .unwrap_or(usize::MAX)
+                .clamp(1, workers.max(1));
+            for _ in 0..n {
                 let p = p.clone();
                 let total = total.clone();
                 let stop_at = started + limit;

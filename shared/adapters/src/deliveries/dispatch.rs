@@ -23,9 +23,10 @@ use super::{BadEntry, DeliveryStore, DueEntry};
 pub const NO_ALLOWED_SLOT: &str = "no-allowed-slot";
 
 /// `READY` → `QUEUED` on `channel` by `run_id`, if the delivery is still the
-/// one the caller read (same state and `available_at`): of two runs, one
-/// wins. It stays in the `Due` index with `available_at` = `recheck_at`: if
-/// no sender has claimed it by then (a crash between this write and the
+/// one the caller read (same state, `available_at` and `recheck_at`): of two
+/// runs, one wins. It keeps its place in the `Due` index (its sort key does
+/// not move: the write updates the index entry in place) with `recheck_at`:
+/// if no sender has claimed it by then (a crash between this write and the
 /// message, a message lost), a later run finds it and enqueues it again. The
 /// same goes for a `QUEUED` delivery whose re-check time came, and for a
 /// `SENDING` one whose sender's lease ended with no message left to bring it
@@ -43,18 +44,24 @@ pub fn queue_change(
         .set("channel = :ch")
         .set("run_id = :run")
         .set("queued_at = :now")
-        .set("available_at = :recheck")
+        .set("recheck_at = :recheck")
         .text(":queued", DeliveryState::Queued.as_str())
         .text(":ch", channel.as_str())
         .text(":run", run_id)
         .time(":recheck", &recheck_at)
         .time(":seen", &e.available_at);
+    let (change, seen_recheck) = match &e.recheck_at {
+        Some(t) => (change.time(":seen_recheck", t), "recheck_at = :seen_recheck"),
+        None => (change, "attribute_not_exists(recheck_at)"),
+    };
     match e.state {
         DeliveryState::Queued => change
-            .condition("#st = :queued AND available_at = :seen")
+            .condition(format!("#st = :queued AND available_at = :seen AND {seen_recheck}"))
             .remove("claim_id"),
         DeliveryState::Sending => change
-            .condition("#st = :sending AND available_at = :seen AND lease_until < :now")
+            .condition(format!(
+                "#st = :sending AND available_at = :seen AND {seen_recheck} AND lease_until < :now"
+            ))
             .text(":sending", DeliveryState::Sending.as_str())
             .remove("lease_until")
             .remove("claim_id"),
@@ -74,6 +81,7 @@ pub fn revert_change(token: &str, available_at: DateTime<Utc>, now: DateTime<Utc
         .set("available_at = :at")
         .remove("run_id")
         .remove("queued_at")
+        .remove("recheck_at")
         .condition("#st = :queued AND last_write = :mine")
         .text(":ready", DeliveryState::Ready.as_str())
         .text(":queued", DeliveryState::Queued.as_str())
@@ -182,6 +190,7 @@ mod tests {
             dnd: SlotSet::ALL,
             preferred_channel: Channel::Email,
             queued_at: None,
+            recheck_at: None,
             route: None,
             email_hash: None,
         }

@@ -4,11 +4,14 @@
 //!
 //! The `Due` index (partition `due_pk` = `{cycle}#{bucket:02}`, sort
 //! `available_at`) is sparse: every delivery that is not finished and not
-//! held carries `due_pk` — `READY` ones sorted by when they may go, `QUEUED`
-//! and `SENDING` ones by when to re-check them (a run that crashed between
-//! marking and sending, a message lost or dead-lettered, a sender that died
-//! with no message left) — spread over [`domain::delivery::DUE_BUCKETS`]
-//! partitions. Only a hold or an end state (`SENT_*`, `DEAD`, `UNCONFIRMED`)
+//! held carries `due_pk`, sorted by when it may go, spread over
+//! [`domain::delivery::DUE_BUCKETS`] partitions. `QUEUED` and `SENDING` ones
+//! keep their place and carry `recheck_at`, when to look at them again (a run
+//! that crashed between marking and sending, a message lost or dead-lettered,
+//! a sender that died with no message left); [`DeliveryStore::due_page`]
+//! leaves them out until then. Enqueueing and claiming change projected
+//! attributes only, one index write each in place, where moving the sort key
+//! would cost a delete and a put. Only a hold or an end state (`SENT_*`, `DEAD`, `UNCONFIRMED`)
 //! removes `due_pk`: whatever goes wrong, a delivery is finished or dispatch
 //! finds it again.
 //!
@@ -63,6 +66,10 @@ pub struct DueEntry {
     pub preferred_channel: Channel,
     /// When it was last enqueued (only for `QUEUED`).
     pub queued_at: Option<String>,
+    /// When dispatch looks again at a `QUEUED` or `SENDING` delivery no sender has finished
+    /// (`recheck_at`, set by the enqueue): a non-key attribute, so that enqueueing updates the
+    /// index entry in place (one write) instead of moving its sort key (a delete and a put).
+    pub recheck_at: Option<DateTime<Utc>>,
     /// The one channel the delivery may still go by (`route`, see
     /// [`Delivery::route`](domain::Delivery)): dispatch never enqueues it on
     /// the other.
@@ -109,6 +116,8 @@ pub struct DuePage {
     pub bad: Vec<BadEntry>,
     /// Where the next page starts; `None` after the last page.
     pub next: Option<Item>,
+    /// Entries on their way whose re-check time has not come (left out of `entries`).
+    pub in_flight: u64,
 }
 
 /// What a shard's re-render needs to know about an existing delivery.
@@ -380,6 +389,10 @@ impl DeliveryStore {
         };
         for item in out.items.unwrap_or_default() {
             match due_entry(cycle, &item) {
+                // On its way, its re-check time not come: a sender has it or will.
+                Ok(e) if e.state != DeliveryState::Ready && e.recheck_at.is_some_and(|t| t > until) => {
+                    page.in_flight += 1;
+                }
                 Ok(e) => page.entries.push(e),
                 Err(reason) => page.bad.push(BadEntry {
                     pk: attr_s(&item, "pk").unwrap_or_default().to_owned(),
@@ -442,6 +455,14 @@ fn due_entry(cycle: Cycle, item: &Item) -> Result<DueEntry, String> {
         dnd,
         preferred_channel,
         queued_at: attr_s(item, "queued_at").map(str::to_owned),
+        recheck_at: match item.get("recheck_at") {
+            None => None,
+            Some(_) => Some(
+                DateTime::parse_from_rfc3339(text("recheck_at")?)
+                    .map_err(|e| format!("recheck_at: {e}"))?
+                    .with_timezone(&Utc),
+            ),
+        },
         route,
         email_hash,
     })
