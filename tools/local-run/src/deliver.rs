@@ -52,7 +52,8 @@ pub const DISPATCH_TRIES: u32 = 10;
 pub const TAIL_SLOTS: u32 = 36;
 /// The longest the senders may take to drain the queues in one slot.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(1800);
-/// Concurrent invocations of each sender while a slot's queues drain. Each handles a batch of
+/// Concurrent invocations of each sender at most while a slot's queues drain (fewer when fewer
+/// messages are visible: as many as fill batches of ten, see `send::drain`). Each handles a batch of
 /// ten and waits about the provider's latency (1 s as deployed), so each sender's pace is at
 /// most ten times this many deliveries a second; the deployed event source allows 50
 /// (`SenderMaxConcurrency`). Four held a busy slot of 25,000 emails to 40 a second.
