@@ -11,9 +11,9 @@
 //! a sender that died with no message left); [`DeliveryStore::due_page`]
 //! leaves them out until then. Enqueueing and claiming change projected
 //! attributes only, one index write each in place, where moving the sort key
-//! would cost a delete and a put. Only a hold or an end state (`SENT_*`, `DEAD`, `UNCONFIRMED`)
-//! removes `due_pk`: whatever goes wrong, a delivery is finished or dispatch
-//! finds it again.
+//! would cost a delete and a put. Only a hold or an end state (`SENT_*`,
+//! `DEAD`, `UNCONFIRMED`) removes `due_pk`: whatever goes wrong, a delivery is
+//! finished or dispatch finds it again.
 //!
 //! Every change goes through [`write`] ([`write::Change`], typed outcomes,
 //! lost answers recognised); the senders' steps are in [`claims`], the operators' in
@@ -116,8 +116,6 @@ pub struct DuePage {
     pub bad: Vec<BadEntry>,
     /// Where the next page starts; `None` after the last page.
     pub next: Option<Item>,
-    /// Entries on their way whose re-check time has not come (left out of `entries`).
-    pub in_flight: u64,
 }
 
 /// What a shard's re-render needs to know about an existing delivery.
@@ -390,9 +388,7 @@ impl DeliveryStore {
         for item in out.items.unwrap_or_default() {
             match due_entry(cycle, &item) {
                 // On its way, its re-check time not come: a sender has it or will.
-                Ok(e) if e.state != DeliveryState::Ready && e.recheck_at.is_some_and(|t| t > until) => {
-                    page.in_flight += 1;
-                }
+                Ok(e) if e.state != DeliveryState::Ready && e.recheck_at.is_some_and(|t| t > until) => {}
                 Ok(e) => page.entries.push(e),
                 Err(reason) => page.bad.push(BadEntry {
                     pk: attr_s(&item, "pk").unwrap_or_default().to_owned(),
@@ -423,9 +419,12 @@ fn due_entry(cycle: Cycle, item: &Item) -> Result<DueEntry, String> {
         "SENDING" => DeliveryState::Sending,
         other => return Err(format!("state {other:?} does not belong in the due index")),
     };
-    let available_at = DateTime::parse_from_rfc3339(text("available_at")?)
-        .map_err(|e| format!("available_at: {e}"))?
-        .with_timezone(&Utc);
+    let instant = |name: &str| {
+        DateTime::parse_from_rfc3339(text(name)?)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| format!("{name}: {e}"))
+    };
+    let available_at = instant("available_at")?;
     let dnd: SlotSet = item
         .get("dnd")
         .map(|v| serde_dynamo::from_attribute_value(v.clone()))
@@ -457,11 +456,7 @@ fn due_entry(cycle: Cycle, item: &Item) -> Result<DueEntry, String> {
         queued_at: attr_s(item, "queued_at").map(str::to_owned),
         recheck_at: match item.get("recheck_at") {
             None => None,
-            Some(_) => Some(
-                DateTime::parse_from_rfc3339(text("recheck_at")?)
-                    .map_err(|e| format!("recheck_at: {e}"))?
-                    .with_timezone(&Utc),
-            ),
+            Some(_) => Some(instant("recheck_at")?),
         },
         route,
         email_hash,
