@@ -1,7 +1,8 @@
 //! Delivery evidence against the emulator, through the real handler
 //! (`delivery_events::handle_batch`): a bounce delivered three times and out of
 //! order with its delivery receipt is applied once and sends the invoice on to
-//! SMS once; a complaint after its delivery suppresses the contact and never
+//! SMS once, and a copy that finds its fallback made by another copy records and
+//! counts it once; a complaint after its delivery suppresses the contact and never
 //! falls back; events that name nothing known are recorded and acknowledged;
 //! an event that overtakes its sender's completion write waits for it; and,
 //! end to end with dispatch and the SMS sender, a permanent bounce ends in
@@ -265,6 +266,46 @@ async fn a_bounce_delivered_three_times_and_out_of_order_is_applied_once_and_fal
         Some(EvidenceOutcome::Stale)
     );
     assert_eq!(text(&e.item(0).await, "available_at"), "2026-12-15T23:00:00Z");
+}
+
+/// Two copies of one bounce: the first makes the fallback and is stopped before it records
+/// the event (a crash, a timeout, or a copy in the same batch that loses the race to the
+/// log); the second finds the fallback done under the event's own token. It records the
+/// event as applied and counts the one fallback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bounce_whose_fallback_another_copy_made_is_recorded_applied_and_counted_once() {
+    let e = setup("evidence-copies", 1, evening()).await;
+    e.sent(0, "ses-c0").await;
+    let bounce = ses("e-c0", "Bounce", "ses-c0", tags(&e.id(0)));
+    let update =
+        adapters::deliveries::evidence::EvidenceUpdate::of(&domain::evidence::parse(&bounce).unwrap()).unwrap();
+    let first = e
+        .store
+        .fall_back_on_evidence(&update, QuietWindow::default_korea(), evening())
+        .await
+        .unwrap();
+    assert!(
+        matches!(first, adapters::deliveries::evidence::FallBack::Applied { .. }),
+        "{first:?}"
+    );
+
+    let (response, report) = e.batch(vec![record("q1", &bounce, 2)]).await;
+    assert!(failures(&response).is_empty(), "{response:?}");
+    assert_eq!(report.total(Count::EvidenceFallbacks), 1, "{report:?}");
+    assert_eq!(
+        e.log.get("e-c0").await.unwrap().unwrap().outcome,
+        Some(EvidenceOutcome::Applied)
+    );
+    let item = e.item(0).await;
+    assert_eq!(
+        (text(&item, "state"), text(&item, "route"), text(&item, "available_at")),
+        ("READY", "sms", "2026-12-15T23:00:00Z")
+    );
+
+    // A third copy, after the event is recorded: nothing more is counted.
+    let (response, report) = e.batch(vec![record("q2", &bounce, 3)]).await;
+    assert!(failures(&response).is_empty(), "{response:?}");
+    assert_eq!(report.total(Count::EvidenceFallbacks), 0, "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

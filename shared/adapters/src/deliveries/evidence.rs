@@ -21,7 +21,10 @@
 //!   back in the `Due` index, the evidence `BOUNCED` with it. Attempts, the
 //!   provider message id, the send time and the rest of its history stay.
 //!   Dispatch then enqueues it on SMS only. The condition makes it happen
-//!   once, and never while an SMS is claimed or sent.
+//!   once, and never while an SMS is claimed or sent. Every copy of the
+//!   event writes under one token (`evidence/{event id}/fallback`), so a copy
+//!   that finds it on the item reports the fallback as its own: whichever
+//!   copy records the event counts the one fallback.
 //! * **Not yet** ([`EvidenceWrite::NotYet`]): an event can arrive before the
 //!   sender's completion write stored its message id. When the delivery is
 //!   still `QUEUED` or `SENDING` on the event's channel the caller tries the
@@ -33,7 +36,7 @@ use domain::evidence::ProviderEvent;
 use domain::sending::{SlotCheck, slot_check};
 use domain::{Channel, DeliveryId, DeliveryState, QuietWindow, SlotSet};
 
-use super::write::{Change, Written};
+use super::write::{Change, LAST_WRITE, Written};
 use super::{DeliveryStore, due_key};
 use crate::StoreError;
 use crate::dynamo::{Item, attr_s};
@@ -165,10 +168,15 @@ pub fn evidence_change(u: &EvidenceUpdate, now: DateTime<Utc>) -> Change {
         .text(":sending", DeliveryState::Sending.as_str())
 }
 
+/// The write token of `u`'s fallback: the same for every copy of the event.
+fn fallback_token(u: &EvidenceUpdate) -> String {
+    format!("evidence/{}/fallback", u.event_id)
+}
+
 /// The change [`DeliveryStore::fall_back_on_evidence`] makes.
 pub fn fallback_change(u: &EvidenceUpdate, available_at: DateTime<Utc>, now: DateTime<Utc>) -> Change {
     let due = due_key(u.id.cycle, domain::delivery::due_bucket(&u.id.customer));
-    with_evidence(Change::new(format!("evidence/{}/fallback", u.event_id), now), u)
+    with_evidence(Change::new(fallback_token(u), now), u)
         .set("#st = :ready")
         .set("route = :sms")
         .set("available_at = :at")
@@ -273,6 +281,17 @@ impl DeliveryStore {
         let Some(item) = self.raw(u.id.cycle, u.id.shard, &u.id.customer).await? else {
             return Ok(FallBack::NotApplicable);
         };
+        // Another copy of this event (a redelivery, or a copy in the same batch) made the
+        // fallback already: the item carries this event's token. It is this event's fallback,
+        // whichever copy wrote it, as a refused write that finds its own token is applied.
+        if attr_s(&item, LAST_WRITE) == Some(fallback_token(u).as_str())
+            && let Some(available_at) = attr_s(&item, "available_at").and_then(|t| t.parse::<DateTime<Utc>>().ok())
+        {
+            return Ok(FallBack::Applied {
+                available_at,
+                email_hash: email_hash(&item),
+            });
+        }
         if !fallback_applies(&item, u) {
             return Ok(FallBack::NotApplicable);
         }
