@@ -90,6 +90,8 @@ pub struct Delivery {
     pub evidence: EvidenceTotals,
     /// The 24-hour email quota and how dispatch planned around it, in words.
     pub quota_plan: String,
+    /// The mock provider's latency the senders ran with.
+    pub provider_latency_ms: u64,
 }
 
 /// Both senders as template.yaml configures them with `overrides`, on `clock`, their
@@ -111,7 +113,7 @@ async fn senders(
         if profile.unaskable() && ch == Channel::Email {
             d.email = Arc::new(faults::CannotBeAsked(d.email.clone()));
         }
-        out.push(Poller::new(config, Arc::new(d)));
+        out.push(Poller::new(config, Arc::new(crate::provider_wait::waited(d))));
     }
     Ok(out)
 }
@@ -537,6 +539,7 @@ pub async fn deliver(
         list(&requests)
     );
     Ok(Delivery {
+        provider_latency_ms: options.provider_latency_ms,
         slots: points,
         dispatch_runs: runs.len() as u64,
         runs,

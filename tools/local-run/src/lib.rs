@@ -12,6 +12,7 @@ pub mod evidence;
 pub mod faults;
 pub mod load;
 pub mod logs;
+pub mod provider_wait;
 pub mod report;
 pub mod reprice;
 pub mod seed;

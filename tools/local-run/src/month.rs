@@ -391,6 +391,7 @@ fn lambda_use(timings: &settle::Timings, delivery: &Delivery) -> anyhow::Result<
             invocations: t.invocations,
             seconds: t.seconds,
             emulator_bound: true,
+            ..Default::default()
         });
     }
     lambda.push(LambdaUse {
@@ -399,6 +400,7 @@ fn lambda_use(timings: &settle::Timings, delivery: &Delivery) -> anyhow::Result<
         seconds: delivery.dispatch_time.as_secs_f64(),
         memory_mb: memory_mb(local_run::dispatch::DISPATCH)?,
         emulator_bound: true,
+        ..Default::default()
     });
     lambda.push(LambdaUse {
         function: format!("{} + {}", local_run::send::SEND_EMAIL, local_run::send::SEND_SMS),
@@ -406,6 +408,8 @@ fn lambda_use(timings: &settle::Timings, delivery: &Delivery) -> anyhow::Result<
         seconds: delivery.sends.handler_ms as f64 / 1000.0,
         memory_mb: memory_mb(local_run::send::SEND_EMAIL)?,
         emulator_bound: false,
+        provider_wait_seconds: delivery.sends.provider_wait_ms as f64 / 1000.0,
+        provider_latency_ms: delivery.provider_latency_ms,
     });
     Ok((lambda, slowest_shards))
 }

@@ -65,7 +65,7 @@ pub async fn pollers(
 ) -> anyhow::Result<Vec<Poller>> {
     let mut out = Vec::with_capacity(2);
     for ch in [Channel::Email, Channel::Sms] {
-        let mut d = sender_deps(sdk, resources, ch, overrides).await?;
+        let mut d = crate::provider_wait::waited(sender_deps(sdk, resources, ch, overrides).await?);
         d.clock = clock.clock();
         out.push(Poller::new(sdk, Arc::new(d)));
     }
@@ -104,6 +104,10 @@ pub struct PollStats {
     pub invocations: u64,
     /// Time spent inside the handler, summed over the invocations (what Lambda bills).
     pub handler_ms: u64,
+    /// Of `handler_ms`, the time the invocations waited on their providers: the union of
+    /// each invocation's provider calls ([`crate::provider_wait`]; 0 for a poller whose
+    /// providers are not wrapped).
+    pub provider_wait_ms: u64,
     pub crashed: u64,
     pub received: u64,
     pub deleted: u64,
@@ -114,6 +118,7 @@ impl std::ops::AddAssign<&PollStats> for PollStats {
     fn add_assign(&mut self, o: &PollStats) {
         self.invocations += o.invocations;
         self.handler_ms += o.handler_ms;
+        self.provider_wait_ms += o.provider_wait_ms;
         self.crashed += o.crashed;
         self.received += o.received;
         self.deleted += o.deleted;
@@ -169,8 +174,10 @@ impl Poller {
         stats.invocations = 1;
         let ctx = crate::invocation(SENDER_TIMEOUT);
         let started = Instant::now();
-        let handled = sender::handle_batch(&self.deps, LambdaEvent::new(event, ctx)).await;
+        let (handled, waited) =
+            crate::provider_wait::measured(sender::handle_batch(&self.deps, LambdaEvent::new(event, ctx))).await;
         stats.handler_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        stats.provider_wait_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
         let (response, report) = match handled {
             Ok(r) => r,
             Err(sender::SenderError::Crashed(_)) => {

@@ -45,6 +45,15 @@ pub(crate) fn print_summary(r: &MonthReport, written: &[PathBuf]) {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    println!(
+        "           the mock provider apart: ${:.2} ({})",
+        c.mock_provider_usd_per_million_invoices,
+        c.mock_provider
+            .iter()
+            .map(|l| format!("{} {} ${:.2}", l.service, l.item, l.usd_per_million_invoices))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
     let fees: Vec<String> = c
         .message_fees
         .iter()

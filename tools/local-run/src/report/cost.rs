@@ -18,6 +18,28 @@ pub struct LambdaUse {
     /// request of every concurrent shard), which AWS answers far faster: priced apart,
     /// as an upper bound.
     pub emulator_bound: bool,
+    /// Of `seconds`, the time the invocations waited on the mock provider (the senders'):
+    /// the union of each invocation's calls (`provider_wait`).
+    #[serde(default)]
+    pub provider_wait_seconds: f64,
+    /// The mock provider's latency in this run (0: no mock provider).
+    #[serde(default)]
+    pub provider_latency_ms: u64,
+}
+
+impl LambdaUse {
+    /// The time AWS would bill with the real providers: the mock's wait scaled to
+    /// `assumed_call_ms` a call (the calls overlapping as they did here), and the part of
+    /// the mock's wait beyond that.
+    pub fn with_real_providers(&self, assumed_call_ms: u64) -> (f64, f64) {
+        if self.provider_latency_ms == 0 || self.provider_wait_seconds <= 0.0 {
+            return (self.seconds, 0.0);
+        }
+        let ratio = (assumed_call_ms as f64 / self.provider_latency_ms as f64).min(1.0);
+        let wait = self.provider_wait_seconds.min(self.seconds);
+        let beyond = wait * (1.0 - ratio);
+        (self.seconds - beyond, beyond)
+    }
 }
 
 /// What the month asked of AWS, in the units AWS bills.
@@ -125,14 +147,21 @@ pub fn project(prices: &Prices, price_file: &str, usage: &Usage, invoices: u64) 
     let s3_gets = sum("s3:", &["GetObject", "HeadObject"]);
     let sqs = sum("sqs:", &[]);
     let invocations: f64 = usage.lambda.iter().map(|l| l.invocations as f64).sum();
+    let assumed_call_ms = prices.providers.assumed_call_ms;
     let gb_seconds = |emulator_bound: bool| -> f64 {
         usage
             .lambda
             .iter()
             .filter(|l| l.emulator_bound == emulator_bound)
-            .map(|l| l.seconds * l.memory_mb as f64 / 1024.0)
+            .map(|l| l.with_real_providers(assumed_call_ms).0 * l.memory_mb as f64 / 1024.0)
             .sum()
     };
+    let mock_wait_gb_seconds: f64 = usage
+        .lambda
+        .iter()
+        .map(|l| l.with_real_providers(assumed_call_ms).1 * l.memory_mb as f64 / 1024.0)
+        .sum();
+    let mock_latency_ms = usage.lambda.iter().map(|l| l.provider_latency_ms).max().unwrap_or(0);
     let gb_month = usage.stored_bytes as f64 / 1e9;
     // DynamoDB: measured per table and index when the emulator counted capacity, else
     // assumed from the requests.
@@ -294,6 +323,19 @@ pub fn project(prices: &Prices, price_file: &str, usage: &Usage, invoices: u64) 
             true,
         ),
     ]);
+    if mock_wait_gb_seconds > 0.0 {
+        mock_provider.push(line(
+            "Lambda",
+            &format!(
+                "compute (arm64): the senders waiting on the mock's {mock_latency_ms} ms a call beyond the \
+                 {assumed_call_ms} ms assumed of SES and End User Messaging"
+            ),
+            mock_wait_gb_seconds,
+            "GB-s",
+            prices.lambda.per_gb_second_arm64,
+            1.0,
+        ));
+    }
     let aws_total: f64 = aws.iter().map(|l| l.usd_per_million_invoices).sum();
     let mock_total: f64 = mock_provider.iter().map(|l| l.usd_per_million_invoices).sum();
     let mut message_fees = vec![line(
@@ -369,8 +411,10 @@ pub fn project(prices: &Prices, price_file: &str, usage: &Usage, invoices: u64) 
     let mut assumptions = dynamodb_assumptions;
     assumptions.extend([
         "Lambda compute: the time each handler took here times the memory template.yaml gives the function, at \
-         the arm64 price. The senders' time is mostly the provider's latency (as the run was given it). The \
-         settlement, rendering and dispatch functions mostly wait on the emulator, which answers their requests \
+         the arm64 price. The senders' time is mostly the provider's latency: the time their invocations \
+         waited on the mock (measured per invocation, overlapping calls counted once) is priced at the latency \
+         assumed of SES and End User Messaging (infra/prices.json, providers), and the rest of the mock's wait \
+         apart with the mock's send log. The settlement, rendering and dispatch functions mostly wait on the emulator, which answers their requests \
          one at a time: their line is an upper bound, about ten times what AWS bills (BENCHMARKS.md projects \
          each function on AWS)"
             .to_owned(),
@@ -479,6 +523,9 @@ mod tests {
             seconds: 120.0,
             memory_mb: 256,
             emulator_bound: false,
+            // 100 of the 120 s waiting on the mock's 1,000 ms calls.
+            provider_wait_seconds: 100.0,
+            provider_latency_ms: 1_000,
         });
         usage.lambda.push(LambdaUse {
             function: "RenderShardFunction".into(),
@@ -486,6 +533,7 @@ mod tests {
             seconds: 10.0,
             memory_mb: 1024,
             emulator_bound: true,
+            ..Default::default()
         });
         usage.emails = 900;
         usage.sms = 100;
@@ -495,7 +543,17 @@ mod tests {
         assert!((wru.quantity - 3_210.0).abs() < 1e-9, "{}", wru.quantity);
         assert!((wru.usd_per_million_invoices - 3_210.0 * 0.625 / 1e6 * 1_000.0).abs() < 1e-9);
         let gbs = |what: &str| cost.aws.iter().find(|l| l.item.contains(what)).unwrap().quantity;
-        assert!((gbs("provider") - 30.0).abs() < 1e-9);
+        // The wait at the assumed 150 ms a call: 120 - 100 × 0.85 = 35 s at 256 MB; the 85 s
+        // beyond it are the mock's, apart.
+        assert_eq!(prices().providers.assumed_call_ms, 150);
+        assert!((gbs("provider") - 8.75).abs() < 1e-9, "{}", gbs("provider"));
+        let mock_wait = cost
+            .mock_provider
+            .iter()
+            .find(|l| l.item.contains("mock's 1000 ms"))
+            .unwrap();
+        assert!((mock_wait.quantity - 21.25).abs() < 1e-9);
+        assert!(!cost.aws.iter().any(|l| l.item.contains("mock")));
         assert!((gbs("emulator") - 10.0).abs() < 1e-9);
         let sum: f64 = cost.aws.iter().map(|l| l.usd_per_million_invoices).sum();
         assert!((cost.aws_usd_per_million_invoices - sum).abs() < 1e-9);

@@ -45,6 +45,7 @@ struct Page<'a> {
     invoices: u64,
     aws: CostTable<'a>,
     message_fees: CostTable<'a>,
+    mock_provider: CostTable<'a>,
     assumptions: &'a [String],
     lambda: Vec<LambdaRow<'a>>,
     evidence: &'a crate::evidence::EvidenceTotals,
@@ -213,6 +214,11 @@ pub(super) fn render(r: &MonthReport) -> anyhow::Result<String> {
             &c.message_fees,
             "message fees",
             c.message_fees.iter().map(|l| l.usd_per_million_invoices).sum(),
+        ),
+        mock_provider: cost_table(
+            &c.mock_provider,
+            "the mock provider",
+            c.mock_provider_usd_per_million_invoices,
         ),
         assumptions: &c.assumptions,
         lambda: r

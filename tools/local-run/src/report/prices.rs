@@ -22,6 +22,18 @@ pub struct Prices {
     pub scheduler: SchedulerPrices,
     pub ses: SesPrices,
     pub sms: SmsPrices,
+    pub providers: ProviderAssumptions,
+}
+
+/// Not a price: what the projection assumes of the real providers where the local run has
+/// the mock.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ProviderAssumptions {
+    /// How long a call to SES (`SendEmail`) or End User Messaging (`SendTextMessage`) takes
+    /// to answer, in milliseconds.
+    pub assumed_call_ms: u64,
+    #[serde(default)]
+    pub note: String,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
