@@ -2,10 +2,11 @@
 //! including what SAM generates: roles, function URLs, event source mappings, schedules, …) has
 //! one row in the page's table and the table names nothing else; each row's fixed monthly cost is
 //! the one infra/prices.json gives its kind (an alarm by its metrics, a dashboard, a secret, an
-//! SQS event source's polling); a development stage (`Monitoring=none`) leaves out exactly the
-//! rows marked "left out", keeps only the fixed fees marked "kept (needed)", and every `Ref`,
-//! `GetAtt` and `Sub` of either stage names a resource that stage has. The totals per stage the
-//! page states are the ones the table adds up to; the test prints them.
+//! SQS event source's polling); a development stage (`Monitoring=none`, a shared link-keys
+//! secret) leaves out exactly the rows marked "left out" and keeps only the fixed fees marked
+//! "kept (needed)"; the same stage paused (`Activity=paused`) has no fixed fee at all; and every
+//! `Ref`, `GetAtt` and `Sub` of each stage names a resource that stage has. The totals per stage
+//! the page states are the ones the table adds up to; the test prints them.
 //!
 //! The template is expanded by the SAM translator of the project's tools (`.venv`, installed by
 //! scripts/setup.sh), the code `sam deploy` runs; no emulator is needed.
@@ -63,8 +64,14 @@ const FREE_WHEN_IDLE: &[&str] = &[
     "AWS::StepFunctions::StateMachine",
 ];
 
-/// The development stage's parameters on top of the defaults.
-const DEVELOPMENT: &[(&str, &str)] = &[("Monitoring", "none")];
+/// The development stage's parameters on top of the defaults (samconfig.toml's `dev`).
+const DEVELOPMENT: &[(&str, &str)] = &[("Monitoring", "none"), ("LinkKeysSecretName", "billing-dev-link-keys")];
+/// The development stage while nobody uses it (samconfig.toml's `dev-paused`).
+const DEVELOPMENT_PAUSED: &[(&str, &str)] = &[
+    ("Monitoring", "none"),
+    ("LinkKeysSecretName", "billing-dev-link-keys"),
+    ("Activity", "paused"),
+];
 /// Production: the defaults, with an address for the alarms (so that its subscription exists).
 const PRODUCTION: &[(&str, &str)] = &[("AlarmEmail", "alarms@example.com")];
 
@@ -176,7 +183,7 @@ fn page() -> (BTreeMap<String, Row>, BTreeMap<String, i64>) {
                 rows.insert(id.to_string(), row).is_none(),
                 "docs/idle-cost.md lists {id} twice"
             );
-        } else if c[0] == "Production" || c[0] == "Development" {
+        } else if ["Production", "Development", "Development, paused"].contains(&c[0].as_str()) {
             let amount = c.last().and_then(|a| cents(a.trim_matches('*')));
             totals.insert(
                 c[0].clone(),
@@ -218,10 +225,19 @@ fn alarm_metrics(id: &str, properties: &Value) -> i64 {
 }
 
 /// The fixed monthly cost of one resource of the expanded template, in micro-dollars.
-fn fixed_micros(id: &str, resource: &Value, resources: &serde_json::Map<String, Value>, prices: &Value) -> i64 {
+/// A resource's fixed monthly cost in `stage` (an event source the stage disables polls
+/// nothing).
+fn fixed_micros(
+    id: &str,
+    resource: &Value,
+    resources: &serde_json::Map<String, Value>,
+    prices: &Value,
+    stage: &Stage,
+) -> i64 {
     let kind = resource["Type"].as_str().unwrap_or_default();
     let properties = &resource["Properties"];
     match kind {
+        "AWS::Lambda::EventSourceMapping" if !stage.enabled(&properties["Enabled"]) => 0,
         "AWS::CloudWatch::Alarm" => {
             alarm_metrics(id, properties) * price_micros(prices, "cloudwatch", "per_alarm_metric_month")
         }
@@ -339,6 +355,30 @@ impl Stage {
                     .unwrap_or_else(|| panic!("a condition compares {name}"))
             }
             other => other.to_string(),
+        }
+    }
+
+    /// A property as the stage resolves it: the branch of each `Fn::If` the stage takes.
+    fn value<'v>(&self, v: &'v Value) -> &'v Value {
+        match v {
+            Value::Object(o) if o.len() == 1 && o.contains_key("Fn::If") => {
+                let args = o["Fn::If"].as_array().expect("Fn::If takes three arguments");
+                self.value(if self.conditions[args[0].as_str().unwrap()] {
+                    &args[1]
+                } else {
+                    &args[2]
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// An `Enabled` property as the stage resolves it (`true` when absent).
+    fn enabled(&self, v: &Value) -> bool {
+        match self.value(v) {
+            Value::Null => true,
+            Value::Bool(b) => *b,
+            other => panic!("an Enabled of {other} is not known to this test"),
         }
     }
 
@@ -460,6 +500,7 @@ fn the_idle_cost_table_lists_every_resource_with_its_fixed_cost_and_a_developmen
     let resources = template["Resources"].as_object().expect("Resources");
     let production = Stage::new(&template, PRODUCTION);
     let development = Stage::new(&template, DEVELOPMENT);
+    let paused = Stage::new(&template, DEVELOPMENT_PAUSED);
 
     let mut wrong = Vec::new();
     for id in resources.keys().filter(|id| !rows.contains_key(*id)) {
@@ -472,14 +513,34 @@ fn the_idle_cost_table_lists_every_resource_with_its_fixed_cost_and_a_developmen
         wrong.push(format!("{id} is in the table, not in the template"));
     }
 
-    let (mut production_micros, mut development_micros) = (0, 0);
+    let (mut production_micros, mut development_micros, mut paused_micros) = (0, 0, 0);
     for (id, resource) in resources {
+        if paused.has(resource) {
+            // Paused, nothing runs on its own: no event source polls, no schedule fires.
+            let properties = &resource["Properties"];
+            let runs = match resource["Type"].as_str().unwrap_or_default() {
+                "AWS::Lambda::EventSourceMapping" => paused.enabled(&properties["Enabled"]),
+                "AWS::Scheduler::Schedule" => paused.value(&properties["State"]).as_str() != Some("DISABLED"),
+                _ => false,
+            };
+            if runs {
+                wrong.push(format!("{id}: still runs in a paused development stage"));
+            }
+            let micros = fixed_micros(id, resource, resources, &prices, &paused);
+            paused_micros += micros;
+            if micros > 0 {
+                wrong.push(format!(
+                    "{id}: a fixed {} a month in a paused development stage",
+                    dollars(micros)
+                ));
+            }
+        }
         let Some(row) = rows.get(id) else { continue };
         let kind = resource["Type"].as_str().unwrap_or_default();
         if row.kind != kind {
             wrong.push(format!("{id}: the table says {}, the template makes {kind}", row.kind));
         }
-        let micros = fixed_micros(id, resource, resources, &prices);
+        let micros = fixed_micros(id, resource, resources, &prices, &production);
         if (micros + 5_000) / 10_000 != row.cents {
             wrong.push(format!(
                 "{id}: the table says ${}.{:02} a month, the prices give {}",
@@ -512,11 +573,19 @@ fn the_idle_cost_table_lists_every_resource_with_its_fixed_cost_and_a_developmen
         }
     }
 
-    for (stage, name) in [(&production, "production"), (&development, "development")] {
+    for (stage, name) in [
+        (&production, "production"),
+        (&development, "development"),
+        (&paused, "development, paused"),
+    ] {
         wrong.extend(dangling(&template, stage).into_iter().map(|w| format!("{name}: {w}")));
     }
 
-    for (name, micros) in [("Production", production_micros), ("Development", development_micros)] {
+    for (name, micros) in [
+        ("Production", production_micros),
+        ("Development", development_micros),
+        ("Development, paused", paused_micros),
+    ] {
         let stated = totals.get(name).copied();
         let computed = (micros + 5_000) / 10_000;
         if stated != Some(computed) {
@@ -527,11 +596,13 @@ fn the_idle_cost_table_lists_every_resource_with_its_fixed_cost_and_a_developmen
         }
     }
     println!(
-        "idle cost a month ({} resources, us-east-1 list prices of {}): production {}, development (Monitoring=none) {}",
+        "idle cost a month ({} resources, us-east-1 list prices of {}): production {}, development {}, \
+         development paused {}",
         resources.len(),
         prices["as_of"].as_str().unwrap_or("?"),
         dollars(production_micros),
-        dollars(development_micros)
+        dollars(development_micros),
+        dollars(paused_micros)
     );
     assert!(
         wrong.is_empty(),

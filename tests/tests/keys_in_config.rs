@@ -50,8 +50,26 @@ const LINK_KEY_READERS: &[&str] = &["SendSmsFunction", "InvoiceLinkFunction"];
 /// The variable naming the link keys' secret.
 const LINK_SECRET_VAR: &str = adapters::links::SECRET_VAR;
 
-/// The link keys' secret: a resource of the stack (`!Ref` is its ARN).
+/// The link keys' secret: a resource of the stack (`!Ref` is its ARN), unless the stack is
+/// given one by name (`LinkKeysSecretName`, under the condition `OwnLinkKeys`).
 const LINK_SECRET: &str = "LinkSigningSecret";
+
+/// The link keys' secret given by name, as a policy names it.
+const GIVEN_LINK_SECRET_ARN: &str =
+    "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${LinkKeysSecretName}-??????";
+
+/// Whether `v` is `!If [OwnLinkKeys, !Ref LinkSigningSecret, given]`, `given` as `is_given`
+/// checks it: the stack's own link secret, or the one it is given.
+fn link_secret_choice(v: &Value, is_given: impl Fn(&Value) -> bool) -> bool {
+    let Value::Tagged(t) = v else { return false };
+    let Some([condition, own, given]) = t.value.as_sequence().map(Vec::as_slice) else {
+        return false;
+    };
+    t.tag == "If"
+        && condition.as_str() == Some("OwnLinkKeys")
+        && matches!(own, Value::Tagged(r) if r.tag == "Ref" && r.value.as_str() == Some(LINK_SECRET))
+        && is_given(given)
+}
 
 /// The one resource `secretsmanager:GetSecretValue` is granted on: the keyring's secret (the
 /// six characters Secrets Manager appends to a secret's name in its ARN).
@@ -200,10 +218,12 @@ fn no_function_environment_holds_a_key_or_a_dynamic_reference() {
             LINK_KEY_READERS.contains(&function.as_str()),
             "{function} names the link keys' secret"
         );
-        let is_ref = matches!(&value, Value::Tagged(t) if t.tag == "Ref");
         assert!(
-            is_ref && untagged(&value).as_str() == Some(LINK_SECRET),
-            "{function}.{LINK_SECRET_VAR} is !Ref {LINK_SECRET}"
+            link_secret_choice(
+                &value,
+                |given| matches!(given, Value::Tagged(r) if r.tag == "Ref" && r.value.as_str() == Some("LinkKeysSecretName"))
+            ),
+            "{function}.{LINK_SECRET_VAR} is !If [OwnLinkKeys, !Ref {LINK_SECRET}, !Ref LinkKeysSecretName]"
         );
     }
     for reader in LINK_KEY_READERS {
@@ -244,6 +264,10 @@ fn allows(owner: &str, v: &Value, only_if: Option<&str>, out: &mut Vec<Allow>) {
                     strings(a, &mut actions);
                 }
                 let resources = match m.get("Resource").map(untagged) {
+                    // A choice between resources (`!If`) is one resource.
+                    _ if matches!(m.get("Resource"), Some(Value::Tagged(t)) if t.tag == "If") => {
+                        m.get("Resource").cloned().into_iter().collect()
+                    }
                     Some(Value::Sequence(items)) => items.clone(),
                     Some(_) => m.get("Resource").cloned().into_iter().collect(),
                     None => Vec::new(),
@@ -284,9 +308,12 @@ fn get_secret_value_is_granted_on_the_one_secret_to_the_readers_only() {
                 assert_eq!(action, "secretsmanager:GetSecretValue", "{}: {action}", a.owner);
                 let resources: Vec<Option<&str>> = a.resources.iter().map(|r| untagged(r).as_str()).collect();
                 assert_eq!(a.only_if, None, "{}", a.owner);
-                if resources == [Some(LINK_SECRET)] {
-                    let is_ref = matches!(&a.resources[0], Value::Tagged(t) if t.tag == "Ref");
-                    assert!(is_ref, "{}: GetSecretValue on !Ref {LINK_SECRET}", a.owner);
+                if a.resources.len() == 1
+                    && link_secret_choice(
+                        &a.resources[0],
+                        |given| matches!(given, Value::Tagged(r) if r.tag == "Sub" && r.value.as_str() == Some(GIVEN_LINK_SECRET_ARN)),
+                    )
+                {
                     link_readers.push(a.owner.clone());
                     continue;
                 }

@@ -67,6 +67,10 @@ pub async fn provision_template_with(
 
     for decl in template.resources() {
         let resolver = Resolver::local(template, &parameters, &prefix, &items);
+        if !resolver.exists(decl)? {
+            tracing::debug!(logical_id = %decl.logical_id, "its condition does not hold: not in the stack");
+            continue;
+        }
         let made = match decl.kind.as_str() {
             "AWS::DynamoDB::Table" => tables::create_table(&dynamodb, &resolver, decl, &prefix).await?,
             "AWS::S3::Bucket" => buckets::create_bucket(&s3, config, &resolver, decl, &prefix).await?,

@@ -2,8 +2,9 @@
 //!
 //! Only what local provisioning needs: parameters with their defaults, the resources (in
 //! document order), `Globals.Function.Environment.Variables` and each function's own
-//! variables, and the intrinsic functions that name things (`Ref`, `Fn::GetAtt`, `Fn::Sub`,
-//! `Fn::Join`), in both the short (`!Ref X`) and the long (`{"Ref": "X"}`) form.
+//! variables, the intrinsic functions that name things (`Ref`, `Fn::GetAtt`, `Fn::Sub`,
+//! `Fn::Join`), and the conditions (`Conditions`, a resource's `Condition`, `Fn::If`), in both
+//! the short (`!Ref X`) and the long (`{"Ref": "X"}`) form.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,12 +49,16 @@ pub struct ResourceDecl {
     pub kind: String,
     /// `Properties`, or `Null` when absent.
     pub properties: Value,
+    /// `Condition`: the resource exists only when this condition holds.
+    pub condition: Option<String>,
 }
 
 /// A parsed template.
 #[derive(Debug, Clone)]
 pub struct Template {
     parameters: BTreeMap<String, Option<Value>>,
+    /// `Conditions`, unevaluated.
+    conditions: BTreeMap<String, Value>,
     resources: Vec<ResourceDecl>,
     globals_env: Vec<(String, Value)>,
     /// `Globals.Function.MemorySize`, when a number.
@@ -75,6 +80,13 @@ impl Template {
             }
         }
 
+        let mut conditions = BTreeMap::new();
+        if let Some(declared) = root.get("Conditions").and_then(Value::as_mapping) {
+            for (name, expression) in declared {
+                conditions.insert(key_str(name, "Conditions")?, expression.clone());
+            }
+        }
+
         let mut resources = Vec::new();
         let declared = root
             .get("Resources")
@@ -88,10 +100,12 @@ impl Template {
                 .ok_or_else(|| invalid(&logical_id, "no Type"))?
                 .to_owned();
             let properties = decl.get("Properties").cloned().unwrap_or(Value::Null);
+            let condition = decl.get("Condition").and_then(Value::as_str).map(str::to_owned);
             resources.push(ResourceDecl {
                 logical_id,
                 kind,
                 properties,
+                condition,
             });
         }
 
@@ -113,6 +127,7 @@ impl Template {
 
         Ok(Self {
             parameters,
+            conditions,
             resources,
             globals_env,
             globals_memory,
@@ -363,6 +378,75 @@ impl Resolver<'_> {
                     .map(|v| self.string(v))
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(parts.join(sep))
+            }
+            "If" => {
+                let seq = arg
+                    .as_sequence()
+                    .filter(|s| s.len() == 3)
+                    .ok_or_else(|| invalid("If", "expected [condition, value if true, value if false]"))?;
+                let name = seq[0]
+                    .as_str()
+                    .ok_or_else(|| invalid("If", "the condition is not a name"))?;
+                self.string(&seq[if self.condition(name)? { 1 } else { 2 }])
+            }
+            other => Err(TemplateError::Unsupported(other.to_owned())),
+        }
+    }
+
+    /// Whether the template's condition `name` holds for these parameters (`Fn::Equals`,
+    /// `Fn::Not`, `Fn::And`, `Fn::Or` and `Condition`, in either form).
+    pub fn condition(&self, name: &str) -> Result<bool, TemplateError> {
+        self.condition_within(name, 0)
+    }
+
+    /// Whether a resource declared with this `Condition` exists in the stack.
+    pub fn exists(&self, decl: &ResourceDecl) -> Result<bool, TemplateError> {
+        decl.condition.as_deref().map_or(Ok(true), |c| self.condition(c))
+    }
+
+    fn condition_within(&self, name: &str, depth: usize) -> Result<bool, TemplateError> {
+        if depth > 32 {
+            return Err(invalid(name, "conditions refer to each other too deeply"));
+        }
+        let expression = self
+            .template
+            .conditions
+            .get(name)
+            .ok_or_else(|| TemplateError::Unresolved(format!("condition {name}")))?;
+        self.truth(expression, depth + 1)
+    }
+
+    fn truth(&self, v: &Value, depth: usize) -> Result<bool, TemplateError> {
+        let (function, arg) = match v {
+            Value::Tagged(t) => (tag_name(t), &t.value),
+            Value::Mapping(m) if m.len() == 1 => {
+                let (k, arg) = m.iter().next().unwrap_or((&Value::Null, &Value::Null));
+                let k = k.as_str().unwrap_or_default();
+                (k.strip_prefix("Fn::").unwrap_or(k).to_owned(), arg)
+            }
+            other => return Err(invalid(format!("{other:?}"), "not a condition")),
+        };
+        let args = || {
+            arg.as_sequence()
+                .map(Vec::as_slice)
+                .ok_or_else(|| invalid(function.clone(), "expected a list"))
+        };
+        match function.as_str() {
+            "Equals" => match args()? {
+                [a, b] => Ok(self.string(a)? == self.string(b)?),
+                _ => Err(invalid("Equals", "expected two values")),
+            },
+            "Not" => match args()? {
+                [a] => Ok(!self.truth(a, depth)?),
+                _ => Err(invalid("Not", "expected one condition")),
+            },
+            "And" => args()?.iter().try_fold(true, |all, a| Ok(all && self.truth(a, depth)?)),
+            "Or" => args()?
+                .iter()
+                .try_fold(false, |any, a| Ok(any || self.truth(a, depth)?)),
+            "Condition" => {
+                let name = arg.as_str().ok_or_else(|| invalid("Condition", "not a name"))?;
+                self.condition_within(name, depth)
             }
             other => Err(TemplateError::Unsupported(other.to_owned())),
         }
@@ -633,6 +717,61 @@ Resources:
         let v: Value =
             serde_yaml::from_str("!Sub ['${!Literal}-${X}-${DeadLetterQueue.Arn}', {X: !Ref Stage}]").unwrap();
         assert_eq!(resolve(&t, &v).unwrap(), "${Literal}-dev-arn:dlq");
+    }
+
+    #[test]
+    fn conditions_decide_resources_and_if_in_both_forms() {
+        let t = Template::parse(
+            r#"
+Parameters:
+  Activity: {Type: String, Default: running}
+  SecretName: {Type: String, Default: ""}
+Conditions:
+  Running: !Equals [!Ref Activity, running]
+  OwnSecret: {"Fn::Equals": [{"Ref": SecretName}, ""]}
+  Both: !And [!Condition Running, !Not [!Condition OwnSecret]]
+  Either: {"Fn::Or": [{"Condition": Running}, {"Condition": OwnSecret}]}
+Resources:
+  Secret:
+    Type: AWS::SecretsManager::Secret
+    Condition: OwnSecret
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Environment:
+        Variables:
+          SECRET: !If [OwnSecret, !Ref Secret, !Ref SecretName]
+          STATE: {"Fn::If": [Running, ENABLED, DISABLED]}
+"#,
+        )
+        .unwrap();
+        let vars: BTreeMap<String, Value> = t.function_env("Fn").unwrap().into_iter().collect();
+        let mut params = BTreeMap::new();
+        let check = |params: &BTreeMap<String, String>, own: bool, secret: &str, state: &str| {
+            let r = Resolver::local(&t, params, "s", &Fake);
+            assert_eq!(r.exists(t.resource("Secret").unwrap()).unwrap(), own);
+            let lookup = Resolver::local(&t, params, "s", &OneSecret);
+            assert_eq!(lookup.string(&vars["SECRET"]).unwrap(), secret);
+            assert_eq!(r.string(&vars["STATE"]).unwrap(), state);
+            assert_eq!(r.condition("Both").unwrap(), !own && state == "ENABLED");
+            assert_eq!(r.condition("Either").unwrap(), own || state == "ENABLED");
+        };
+        check(&params, true, "arn:own-secret", "ENABLED");
+        params.insert("Activity".to_owned(), "paused".to_owned());
+        params.insert("SecretName".to_owned(), "shared-keys".to_owned());
+        check(&params, false, "shared-keys", "DISABLED");
+        let r = Resolver::local(&t, &params, "s", &Fake);
+        assert!(matches!(r.condition("Nowhere"), Err(TemplateError::Unresolved(_))));
+    }
+
+    struct OneSecret;
+    impl Lookup for OneSecret {
+        fn reference(&self, id: &str) -> Option<String> {
+            (id == "Secret").then(|| "arn:own-secret".into())
+        }
+        fn attribute(&self, _: &str, _: &str) -> Option<String> {
+            None
+        }
     }
 
     #[test]
