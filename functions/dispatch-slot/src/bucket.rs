@@ -16,7 +16,7 @@ use adapters::failures::{FailureStage, NewFailure};
 use adapters::queue::SEND_BATCH_LIMIT;
 use domain::delivery::DeliveryMessage;
 use domain::dispatch::{Decision, decide};
-use domain::{Channel, Cycle, DeliveryState};
+use domain::{Channel, Cycle};
 use futures::{StreamExt, stream};
 
 use crate::DispatchReport;
@@ -73,8 +73,9 @@ pub(crate) async fn dispatch_bucket(
             let preferred = e.route.unwrap_or(e.preferred_channel);
             let route = match decide(run, c.quiet, allowed, e.dnd, preferred, e.available_at) {
                 Decision::Enqueue(ch) => Some(ch),
-                // A sender's delivery whose lease ended: the sender that takes it over ends it.
-                Decision::NoAllowedSlot if e.state == DeliveryState::Sending => {
+                // On its way, its re-check come: the sender that takes it over ends it (its own
+                // slot check), whether it was still queued or its sender's lease ended.
+                Decision::NoAllowedSlot if e.in_flight => {
                     let ch = allowed.route(preferred);
                     if ch.is_none() {
                         report.paused += 1;
@@ -311,7 +312,7 @@ async fn enqueue(ctx: Ctx<'_>, chunk: &[(DueEntry, Channel)]) -> (DispatchReport
             continue;
         };
         put_back.push(id.as_str());
-        let back_at = if e.state == DeliveryState::Ready {
+        let back_at = if !e.in_flight {
             e.available_at
         } else {
             now
@@ -333,7 +334,7 @@ async fn enqueue(ctx: Ctx<'_>, chunk: &[(DueEntry, Channel)]) -> (DispatchReport
     }
     report.requeued = taken
         .iter()
-        .filter(|(e, _)| e.state != DeliveryState::Ready && !put_back.contains(&e.id().as_str()))
+        .filter(|(e, _)| e.in_flight && !put_back.contains(&e.id().as_str()))
         .count() as u64;
     (report, error)
 }

@@ -82,9 +82,9 @@ async fn ready(month: &Month, cycle: Cycle, customer: &str, dnd: domain::SlotSet
 }
 
 /// Leaves `d` SENDING on email under `claim`, its lease until `lease_until` and its re-check
-/// at `recheck`, as a sender's claim does.
+/// at `recheck`, as an enqueue and a sender's claim leave it (the enqueue sets `recheck_at`).
 async fn leave_sending(month: &Month, d: &domain::Delivery, claim: &str, lease_until: &str, recheck: &str) {
-    let expr = "SET #st = :s, claim_id = :c, lease_until = :l, available_at = :a, channel = :ch";
+    let expr = "SET #st = :s, claim_id = :c, lease_until = :l, recheck_at = :a, channel = :ch";
     let values = [
         (":s", "SENDING"),
         (":c", claim),
@@ -97,7 +97,7 @@ async fn leave_sending(month: &Month, d: &domain::Delivery, claim: &str, lease_u
 
 /// Leaves `d` QUEUED on email with its re-check at `recheck`, by the run `run_id` when given.
 async fn leave_queued(month: &Month, d: &domain::Delivery, recheck: &str, run_id: Option<&str>) {
-    let mut expr = "SET #st = :s, available_at = :a, channel = :ch".to_owned();
+    let mut expr = "SET #st = :s, recheck_at = :a, channel = :ch".to_owned();
     let mut values = vec![(":s", "QUEUED"), (":a", recheck), (":ch", "email")];
     if let Some(run_id) = run_id {
         expr.push_str(", run_id = :r");
@@ -316,11 +316,21 @@ async fn sending_and_queued_deliveries_whose_recheck_came_are_enqueued_again_onc
     // Queued, re-check still to come.
     let fresh = ready(&month, nov, "C0000004", empty).await;
     leave_queued(&month, &fresh, "2026-12-20T04:00:00Z", None).await;
+    // Queued as dispatch once did: its sort key moved to the re-check time, no recheck_at. The
+    // index shows it as waiting; the enqueue's condition reads QUEUED on the item and takes it.
+    let legacy = ready(&month, nov, "C0000005", empty).await;
+    set_on(
+        &month,
+        &legacy,
+        "SET #st = :s, available_at = :a, channel = :ch",
+        &[(":s", "QUEUED"), (":a", "2026-12-20T00:30:00Z"), (":ch", "email")],
+    )
+    .await;
 
     let r = dispatch(&deps, dec20(), Some("recheck")).await.unwrap();
-    assert_eq!((r.enqueued_email, r.requeued), (2, 2), "{r:?}");
+    assert_eq!((r.enqueued_email, r.requeued), (3, 2), "{r:?}");
     assert_eq!(r.lost_races, 1, "the live lease keeps its delivery: {r:?}");
-    let mut expected = vec![lapsed.id(), unclaimed.id()];
+    let mut expected = vec![lapsed.id(), unclaimed.id(), legacy.id()];
     expected.sort();
     assert_eq!(messages(&month).await, expected);
     let taken = state_of(&month, &lapsed).await;

@@ -23,14 +23,15 @@ use super::{BadEntry, DeliveryStore, DueEntry};
 pub const NO_ALLOWED_SLOT: &str = "no-allowed-slot";
 
 /// `READY` → `QUEUED` on `channel` by `run_id`, if the delivery is still the
-/// one the caller read (same state, `available_at` and `recheck_at`): of two
-/// runs, one wins. It keeps its place in the `Due` index (its sort key does
-/// not move: the write updates the index entry in place) with `recheck_at`:
-/// if no sender has claimed it by then (a crash between this write and the
+/// one the caller read (same `available_at` and `recheck_at`): of two runs,
+/// one wins. It keeps its place in the `Due` index (its sort key does not
+/// move: the write updates the index entry in place) with `recheck_at`: if
+/// no sender has claimed it by then (a crash between this write and the
 /// message, a message lost), a later run finds it and enqueues it again. The
 /// same goes for a `QUEUED` delivery whose re-check time came, and for a
 /// `SENDING` one whose sender's lease ended with no message left to bring it
-/// back (the next claim takes it over).
+/// back (the next claim takes it over). The index holds no state, so one
+/// condition covers the three: the item's own state decides.
 pub fn queue_change(
     e: &DueEntry,
     channel: Channel,
@@ -45,7 +46,11 @@ pub fn queue_change(
         .set("run_id = :run")
         .set("queued_at = :now")
         .set("recheck_at = :recheck")
+        .remove("lease_until")
+        .remove("claim_id")
         .text(":queued", DeliveryState::Queued.as_str())
+        .text(":ready", DeliveryState::Ready.as_str())
+        .text(":sending", DeliveryState::Sending.as_str())
         .text(":ch", channel.as_str())
         .text(":run", run_id)
         .time(":recheck", &recheck_at)
@@ -54,21 +59,9 @@ pub fn queue_change(
         Some(t) => (change.time(":seen_recheck", t), "recheck_at = :seen_recheck"),
         None => (change, "attribute_not_exists(recheck_at)"),
     };
-    match e.state {
-        DeliveryState::Queued => change
-            .condition(format!("#st = :queued AND available_at = :seen AND {seen_recheck}"))
-            .remove("claim_id"),
-        DeliveryState::Sending => change
-            .condition(format!(
-                "#st = :sending AND available_at = :seen AND {seen_recheck} AND lease_until < :now"
-            ))
-            .text(":sending", DeliveryState::Sending.as_str())
-            .remove("lease_until")
-            .remove("claim_id"),
-        _ => change
-            .condition("#st = :ready AND available_at = :seen")
-            .text(":ready", DeliveryState::Ready.as_str()),
-    }
+    change.condition(format!(
+        "available_at = :seen AND {seen_recheck} AND (#st IN (:ready, :queued) OR (#st = :sending AND lease_until < :now))"
+    ))
 }
 
 /// Undoes this run's [`queue_change`] when the message could not be sent:
@@ -180,12 +173,12 @@ mod tests {
     use super::*;
     use domain::{CustomerId, Cycle, SlotSet};
 
-    fn entry(state: DeliveryState, at: DateTime<Utc>) -> DueEntry {
+    fn entry(at: DateTime<Utc>) -> DueEntry {
         DueEntry {
             cycle: Cycle::new(2026, 11).unwrap(),
             shard: 3,
             customer_id: CustomerId::new("C0000001").unwrap(),
-            state,
+            in_flight: false,
             available_at: at,
             dnd: SlotSet::ALL,
             preferred_channel: Channel::Email,
@@ -199,7 +192,7 @@ mod tests {
     #[test]
     fn every_step_is_named_by_the_runs_token() {
         let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
-        let e = entry(DeliveryState::Ready, now);
+        let e = entry(now);
         let t = "dispatch-x/00ff";
         assert_eq!(
             queue_change(&e, Channel::Sms, "dispatch-x", t, now, now).token(),
@@ -211,6 +204,27 @@ mod tests {
         let expr = dead.expression();
         assert!(expr.contains("#st = :dead") && expr.contains("REMOVE due_pk"), "{expr}");
         assert!(expr.contains(RESTORE_DND), "{expr}");
+    }
+
+    #[test]
+    fn the_enqueue_reads_the_items_state_and_the_entry_it_saw() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let waiting = entry(now);
+        let c = queue_change(&waiting, Channel::Email, "run", "run/1", now, now);
+        let cond = c.condition_expression().unwrap().to_owned();
+        assert!(cond.contains("attribute_not_exists(recheck_at)"), "{cond}");
+        assert!(
+            cond.contains("#st IN (:ready, :queued)") && cond.contains("#st = :sending AND lease_until < :now"),
+            "{cond}"
+        );
+        let on_its_way = DueEntry {
+            in_flight: true,
+            recheck_at: Some(now),
+            ..entry(now)
+        };
+        let c = queue_change(&on_its_way, Channel::Email, "run", "run/2", now, now);
+        let cond = c.condition_expression().unwrap();
+        assert!(cond.contains("recheck_at = :seen_recheck") && cond.contains("available_at = :seen"), "{cond}");
     }
 }
 
@@ -225,7 +239,6 @@ mod due_entry_tests {
         let mut item: Item = [
             ("pk", "2026-11#00003"),
             ("customer_id", "C0000001"),
-            ("state", "READY"),
             ("available_at", "2026-12-10T00:00:00Z"),
             ("preferred_channel", "email"),
         ]
@@ -241,7 +254,9 @@ mod due_entry_tests {
     fn the_route_and_the_email_hash_are_read_from_the_index_entry() {
         let cycle = Cycle::new(2026, 11).unwrap();
         let plain = super::super::due_entry(cycle, &index_entry(&[])).unwrap();
-        assert_eq!((plain.route, plain.email_hash), (None, None));
+        assert_eq!((plain.route, plain.email_hash, plain.in_flight), (None, None, false));
+        let queued = super::super::due_entry(cycle, &index_entry(&[("recheck_at", "2026-12-10T02:00:00Z")])).unwrap();
+        assert!(queued.in_flight);
         let hash = "k1:0123456789abcdef0123456789abcdef";
         let routed = super::super::due_entry(cycle, &index_entry(&[("route", "sms"), ("email_hash", hash)])).unwrap();
         assert_eq!(routed.route, Some(Channel::Sms));

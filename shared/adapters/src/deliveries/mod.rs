@@ -9,9 +9,13 @@
 //! keep their place and carry `recheck_at`, when to look at them again (a run
 //! that crashed between marking and sending, a message lost or dead-lettered,
 //! a sender that died with no message left); [`DeliveryStore::due_page`]
-//! leaves them out until then. Enqueueing and claiming change projected
-//! attributes only, one index write each in place, where moving the sort key
-//! would cost a delete and a put. Only a hold or an end state (`SENT_*`,
+//! leaves them out until then. The index projects no `state`: `recheck_at`
+//! tells an entry on its way from a waiting one (every write that makes a
+//! delivery `READY` removes it), and the enqueue's condition reads the item's
+//! state itself. So an entry costs three index writes: the render's put, the
+//! enqueue's in place (where moving the sort key would cost a delete and a
+//! put), and the removal; a sender's claim changes nothing the index holds.
+//! Only a hold or an end state (`SENT_*`,
 //! `DEAD`, `UNCONFIRMED`) removes `due_pk`: whatever goes wrong, a delivery is
 //! finished or dispatch finds it again.
 //!
@@ -58,9 +62,13 @@ pub struct DueEntry {
     pub cycle: Cycle,
     pub shard: u32,
     pub customer_id: CustomerId,
-    /// `READY`, or `QUEUED` / `SENDING` whose re-check time has come (no
-    /// sender took it, or its sender's lease ended and no message is left).
-    pub state: DeliveryState,
+    /// On its way: enqueued (it carries `recheck_at`), so `QUEUED` or `SENDING` as far as the
+    /// index knows, and here because its re-check time has come (no sender took it, or its
+    /// sender's lease ended and no message is left). The index does not project `state`: a
+    /// sender's claim then changes nothing of the entry and costs the index no write. Every
+    /// write that makes a delivery `READY` removes `recheck_at`; the enqueue's condition
+    /// reads the item's state itself.
+    pub in_flight: bool,
     pub available_at: DateTime<Utc>,
     pub dnd: SlotSet,
     pub preferred_channel: Channel,
@@ -388,7 +396,7 @@ impl DeliveryStore {
         for item in out.items.unwrap_or_default() {
             match due_entry(cycle, &item) {
                 // On its way, its re-check time not come: a sender has it or will.
-                Ok(e) if e.state != DeliveryState::Ready && e.recheck_at.is_some_and(|t| t > until) => {}
+                Ok(e) if e.recheck_at.is_some_and(|t| t > until) => {}
                 Ok(e) => page.entries.push(e),
                 Err(reason) => page.bad.push(BadEntry {
                     pk: attr_s(&item, "pk").unwrap_or_default().to_owned(),
@@ -413,12 +421,6 @@ fn due_entry(cycle: Cycle, item: &Item) -> Result<DueEntry, String> {
         .and_then(|(c, n)| (c == cycle.to_string()).then(|| n.parse().ok()).flatten())
         .ok_or_else(|| format!("pk {pk:?} is not {cycle}#<shard>"))?;
     let customer_id = CustomerId::new(text("customer_id")?).map_err(|e| e.reason)?;
-    let state = match text("state")? {
-        "READY" => DeliveryState::Ready,
-        "QUEUED" => DeliveryState::Queued,
-        "SENDING" => DeliveryState::Sending,
-        other => return Err(format!("state {other:?} does not belong in the due index")),
-    };
     let instant = |name: &str| {
         DateTime::parse_from_rfc3339(text(name)?)
             .map(|t| t.with_timezone(&Utc))
@@ -449,7 +451,7 @@ fn due_entry(cycle: Cycle, item: &Item) -> Result<DueEntry, String> {
         cycle,
         shard,
         customer_id,
-        state,
+        in_flight: item.contains_key("recheck_at"),
         available_at,
         dnd,
         preferred_channel,

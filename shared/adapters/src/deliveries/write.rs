@@ -25,7 +25,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use chrono::{DateTime, Utc};
-use domain::DeliveryId;
+use domain::{DeliveryId, DeliveryState};
 use domain::delivery::utc_seconds;
 
 use super::{DeliveryStore, partition_key, s};
@@ -34,6 +34,9 @@ use crate::dynamo::{Item, attr_s};
 
 /// The attribute that names the last write applied to a delivery.
 pub const LAST_WRITE: &str = "last_write";
+
+/// When dispatch looks again at a delivery on its way (set by the enqueue).
+pub const RECHECK_AT: &str = "recheck_at";
 
 /// The attribute names and values an expression uses.
 type Placeholders = (Vec<(String, String)>, Vec<(String, AttributeValue)>);
@@ -100,6 +103,11 @@ impl Change {
         &self.token
     }
 
+    /// The condition, as sent.
+    pub fn condition_expression(&self) -> Option<&str> {
+        self.condition.as_deref()
+    }
+
     /// `SET clause` (e.g. `#st = :to`).
     pub fn set(mut self, clause: impl Into<String>) -> Self {
         self.set.push(clause.into());
@@ -158,10 +166,30 @@ impl Change {
         if !self.add.is_empty() {
             e.push_str(&format!(" ADD {}", self.add.join(", ")));
         }
-        if !self.remove.is_empty() {
-            e.push_str(&format!(" REMOVE {}", self.remove.join(", ")));
+        let mut remove: Vec<&str> = self.remove.iter().map(String::as_str).collect();
+        if self.ends_the_way() && !remove.contains(&RECHECK_AT) {
+            remove.push(RECHECK_AT);
+        }
+        if !remove.is_empty() {
+            e.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
         e
+    }
+
+    /// Whether the change moves the delivery to a state that is not on its way (`QUEUED`,
+    /// `SENDING`): then it removes [`RECHECK_AT`], which the `Due` index reads as "on its
+    /// way" (see [`super::DueEntry::in_flight`]). Every write, whoever builds it, keeps that.
+    fn ends_the_way(&self) -> bool {
+        let on_its_way = [DeliveryState::Queued.as_str(), DeliveryState::Sending.as_str()];
+        let sets_recheck = self.set.iter().any(|c| c.trim_start().starts_with(RECHECK_AT));
+        let to = self.set.iter().find_map(|c| {
+            let placeholder = c.trim_start().strip_prefix("#st")?.trim_start().strip_prefix('=')?.trim();
+            self.values
+                .iter()
+                .find(|(p, _)| p == placeholder)
+                .and_then(|(_, v)| v.as_s().ok())
+        });
+        !sets_recheck && to.is_some_and(|state| !on_its_way.contains(&state.as_str()))
     }
 
     /// The placeholders the expressions use (DynamoDB refuses unused ones).
@@ -288,6 +316,37 @@ impl DeliveryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_change_that_ends_the_way_removes_the_recheck_time_and_only_then() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let to = |state: DeliveryState| {
+            Change::new("t", now)
+                .set("#st = :to")
+                .text(":to", state.as_str())
+                .expression()
+        };
+        for state in [DeliveryState::Ready, DeliveryState::Held, DeliveryState::SentEmail, DeliveryState::Dead] {
+            assert!(to(state).ends_with("REMOVE recheck_at"), "{state:?}: {}", to(state));
+        }
+        for state in [DeliveryState::Queued, DeliveryState::Sending] {
+            assert!(!to(state).contains("recheck_at"), "{state:?}");
+        }
+        // No state change, or one that sets the time itself: untouched; never named twice.
+        assert!(!Change::new("t", now).set("x = :x").expression().contains("recheck_at"));
+        let enqueue = Change::new("t", now)
+            .set("#st = :ready")
+            .set("recheck_at = :r")
+            .text(":ready", "READY")
+            .expression();
+        assert!(!enqueue.contains("REMOVE"), "{enqueue}");
+        let twice = Change::new("t", now)
+            .set("#st = :ready")
+            .remove("recheck_at")
+            .text(":ready", "READY")
+            .expression();
+        assert_eq!(twice.matches("recheck_at").count(), 1, "{twice}");
+    }
 
     #[test]
     fn the_expression_has_every_clause_and_only_the_placeholders_it_uses() {
