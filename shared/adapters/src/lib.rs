@@ -83,9 +83,19 @@ pub const SDK_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from
 /// once per process, in `main`.
 pub async fn load_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
         .timeout_config(sdk_timeouts())
         .load()
         .await
+}
+
+/// The SDK's HTTPS client: hyper with rustls on the ring crypto provider
+/// (the SDK's `default-https-client` would link aws-lc, 1.5 MB of every bootstrap).
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::{Builder, tls};
+    Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .build_https()
 }
 
 /// [`SDK_ATTEMPT_TIMEOUT`] and [`SDK_OPERATION_TIMEOUT`], with the SDK's

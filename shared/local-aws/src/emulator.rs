@@ -179,6 +179,7 @@ impl Emulator {
 /// An `SdkConfig` for any endpoint, with dummy static credentials and region [`REGION`].
 pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(adapters::https_client())
         .endpoint_url(endpoint)
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("test", "test", None, None, "local"))

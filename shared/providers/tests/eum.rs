@@ -153,6 +153,7 @@ impl Drop for Fake {
 fn client_for(addr: SocketAddr) -> aws_sdk_pinpointsmsvoicev2::Client {
     aws_sdk_pinpointsmsvoicev2::Client::from_conf(
         aws_sdk_pinpointsmsvoicev2::Config::builder()
+            .http_client(adapters::https_client())
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("ap-northeast-2"))
             .credentials_provider(Credentials::new("test", "test", None, None, "test"))

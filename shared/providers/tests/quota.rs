@@ -55,6 +55,7 @@ async fn fake_ses(answers: Vec<(u16, &'static str)>) -> (std::net::SocketAddr, t
 /// A client of the fake, without the SDK's retries (each read is one request).
 fn client(addr: std::net::SocketAddr) -> aws_sdk_sesv2::Client {
     let config = aws_sdk_sesv2::Config::builder()
+        .http_client(adapters::https_client())
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "test"))

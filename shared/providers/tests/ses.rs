@@ -117,6 +117,7 @@ async fn an_invalid_recipient_is_rejected_for_good_without_echoing_it() {
 fn socket_client(addr: std::net::SocketAddr) -> aws_sdk_sesv2::Client {
     aws_sdk_sesv2::Client::from_conf(
         aws_sdk_sesv2::Config::builder()
+            .http_client(adapters::https_client())
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("test", "test", None, None, "test"))

@@ -73,7 +73,7 @@ impl Api {
             .credentials_provider()
             .ok_or_else(|| Failure::Other("no AWS credentials configured".into()))?;
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
+            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
             .map_err(|e| Failure::Other(format!("TLS roots: {e}")))?
             .https_or_http()
             .enable_http1()

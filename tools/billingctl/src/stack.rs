@@ -16,7 +16,7 @@ pub(crate) const DEFAULT_REGION: &str = "ap-northeast-2";
 /// The default AWS chain (environment, profile, SSO, role; `AWS_ENDPOINT_URL` for an
 /// emulator), in `region` when given.
 pub(crate) async fn sdk_config(region: Option<&str>) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(adapters::https_client());
     if let Some(r) = region {
         loader = loader.region(Region::new(r.to_owned()));
     }
