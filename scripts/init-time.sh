@@ -44,7 +44,8 @@ fi
 bootstraps=()
 for f in "${functions[@]}"; do
   [[ -x "$dir/$f/bootstrap" ]] || { echo "init-time.sh: $dir/$f/bootstrap is missing" >&2; exit 1; }
-  bootstraps+=("$dir/$f/bootstrap")
+  # Absolute: the tool starts each one in a directory of its own.
+  bootstraps+=("$(cd "$dir/$f" && pwd)/bootstrap")
 done
 
 bash scripts/setup.sh >/dev/null

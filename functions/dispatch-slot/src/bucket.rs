@@ -312,11 +312,7 @@ async fn enqueue(ctx: Ctx<'_>, chunk: &[(DueEntry, Channel)]) -> (DispatchReport
             continue;
         };
         put_back.push(id.as_str());
-        let back_at = if !e.in_flight {
-            e.available_at
-        } else {
-            now
-        };
+        let back_at = if !e.in_flight { e.available_at } else { now };
         match deps.deliveries.revert_queued(e, token, back_at, now).await {
             Written::Applied(_) => report.reverted += 1,
             Written::Refused(_) => {}

@@ -224,7 +224,10 @@ mod tests {
         };
         let c = queue_change(&on_its_way, Channel::Email, "run", "run/2", now, now);
         let cond = c.condition_expression().unwrap();
-        assert!(cond.contains("recheck_at = :seen_recheck") && cond.contains("available_at = :seen"), "{cond}");
+        assert!(
+            cond.contains("recheck_at = :seen_recheck") && cond.contains("available_at = :seen"),
+            "{cond}"
+        );
     }
 }
 

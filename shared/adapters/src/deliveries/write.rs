@@ -25,8 +25,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use chrono::{DateTime, Utc};
-use domain::{DeliveryId, DeliveryState};
 use domain::delivery::utc_seconds;
+use domain::{DeliveryId, DeliveryState};
 
 use super::{DeliveryStore, partition_key, s};
 use crate::StoreError;
@@ -183,7 +183,12 @@ impl Change {
         let on_its_way = [DeliveryState::Queued.as_str(), DeliveryState::Sending.as_str()];
         let sets_recheck = self.set.iter().any(|c| c.trim_start().starts_with(RECHECK_AT));
         let to = self.set.iter().find_map(|c| {
-            let placeholder = c.trim_start().strip_prefix("#st")?.trim_start().strip_prefix('=')?.trim();
+            let placeholder = c
+                .trim_start()
+                .strip_prefix("#st")?
+                .trim_start()
+                .strip_prefix('=')?
+                .trim();
             self.values
                 .iter()
                 .find(|(p, _)| p == placeholder)
@@ -326,7 +331,12 @@ mod tests {
                 .text(":to", state.as_str())
                 .expression()
         };
-        for state in [DeliveryState::Ready, DeliveryState::Held, DeliveryState::SentEmail, DeliveryState::Dead] {
+        for state in [
+            DeliveryState::Ready,
+            DeliveryState::Held,
+            DeliveryState::SentEmail,
+            DeliveryState::Dead,
+        ] {
             assert!(to(state).ends_with("REMOVE recheck_at"), "{state:?}: {}", to(state));
         }
         for state in [DeliveryState::Queued, DeliveryState::Sending] {
