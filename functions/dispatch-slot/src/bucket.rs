@@ -75,7 +75,7 @@ pub(crate) async fn dispatch_bucket(
                 Decision::Enqueue(ch) => Some(ch),
                 // On its way, its re-check come: the sender that takes it over ends it (its own
                 // slot check), whether it was still queued or its sender's lease ended.
-                Decision::NoAllowedSlot if e.in_flight => {
+                Decision::NoAllowedSlot if e.in_flight() => {
                     let ch = allowed.route(preferred);
                     if ch.is_none() {
                         report.paused += 1;
@@ -312,7 +312,7 @@ async fn enqueue(ctx: Ctx<'_>, chunk: &[(DueEntry, Channel)]) -> (DispatchReport
             continue;
         };
         put_back.push(id.as_str());
-        let back_at = if !e.in_flight { e.available_at } else { now };
+        let back_at = if e.in_flight() { now } else { e.available_at };
         match deps.deliveries.revert_queued(e, token, back_at, now).await {
             Written::Applied(_) => report.reverted += 1,
             Written::Refused(_) => {}
@@ -330,7 +330,7 @@ async fn enqueue(ctx: Ctx<'_>, chunk: &[(DueEntry, Channel)]) -> (DispatchReport
     }
     report.requeued = taken
         .iter()
-        .filter(|(e, _)| e.in_flight && !put_back.contains(&e.id().as_str()))
+        .filter(|(e, _)| e.in_flight() && !put_back.contains(&e.id().as_str()))
         .count() as u64;
     (report, error)
 }

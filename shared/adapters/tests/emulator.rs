@@ -430,7 +430,7 @@ async fn the_due_index_holds_what_dispatch_may_take_and_transitions_are_exclusiv
     let due = all_due(&store, cycle, dec10).await;
     assert_eq!(due.len(), 40, "only those whose send date has come");
     let first = &due[0];
-    assert!(!first.in_flight);
+    assert!(!first.in_flight());
     assert_eq!(first.dnd, SlotSet::EMPTY.with(domain::Slot::new(3).unwrap()));
     assert_eq!(first.available_at, Utc.with_ymd_and_hms(2026, 12, 9, 15, 0, 0).unwrap());
     assert_eq!(all_due(&store, cycle, dec10 + Duration::days(10)).await.len(), 60);
@@ -453,7 +453,7 @@ async fn the_due_index_holds_what_dispatch_may_take_and_transitions_are_exclusiv
     let stale: Vec<_> = all_due(&store, cycle, recheck)
         .await
         .into_iter()
-        .filter(|e| e.in_flight)
+        .filter(|e| e.in_flight())
         .collect();
     assert_eq!(stale.len(), 1);
     assert!(stale[0].queued_at.is_some());
@@ -718,7 +718,7 @@ async fn claims_are_exclusive_leases_expire_and_only_the_claimant_completes() {
         .find(|e| e.customer_id == queued[5].customer_id)
         .unwrap();
     // The index does not know it is SENDING (the claim wrote nothing there): on its way.
-    assert!(entry.in_flight);
+    assert!(entry.in_flight());
     assert!(
         !store
             .mark_queued(

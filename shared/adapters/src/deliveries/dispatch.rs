@@ -67,14 +67,14 @@ pub fn queue_change(
 /// Undoes this run's [`queue_change`] when the message could not be sent:
 /// back to `READY` at `available_at`, only if nothing has changed the
 /// delivery since (its last write is still this run's enqueue — another
-/// invocation of the same run id can never undo it).
+/// invocation of the same run id can never undo it). Like every write to
+/// `READY`, it removes `recheck_at` ([`Change`]).
 pub fn revert_change(token: &str, available_at: DateTime<Utc>, now: DateTime<Utc>) -> Change {
     Change::new(format!("{token}/revert"), now)
         .set("#st = :ready")
         .set("available_at = :at")
         .remove("run_id")
         .remove("queued_at")
-        .remove("recheck_at")
         .condition("#st = :queued AND last_write = :mine")
         .text(":ready", DeliveryState::Ready.as_str())
         .text(":queued", DeliveryState::Queued.as_str())
@@ -178,7 +178,6 @@ mod tests {
             cycle: Cycle::new(2026, 11).unwrap(),
             shard: 3,
             customer_id: CustomerId::new("C0000001").unwrap(),
-            in_flight: false,
             available_at: at,
             dnd: SlotSet::ALL,
             preferred_channel: Channel::Email,
@@ -218,7 +217,6 @@ mod tests {
             "{cond}"
         );
         let on_its_way = DueEntry {
-            in_flight: true,
             recheck_at: Some(now),
             ..entry(now)
         };
@@ -257,9 +255,10 @@ mod due_entry_tests {
     fn the_route_and_the_email_hash_are_read_from_the_index_entry() {
         let cycle = Cycle::new(2026, 11).unwrap();
         let plain = super::super::due_entry(cycle, &index_entry(&[])).unwrap();
-        assert_eq!((plain.route, plain.email_hash, plain.in_flight), (None, None, false));
+        assert!(!plain.in_flight());
+        assert_eq!((plain.route, plain.email_hash), (None, None));
         let queued = super::super::due_entry(cycle, &index_entry(&[("recheck_at", "2026-12-10T02:00:00Z")])).unwrap();
-        assert!(queued.in_flight);
+        assert!(queued.in_flight());
         let hash = "k1:0123456789abcdef0123456789abcdef";
         let routed = super::super::due_entry(cycle, &index_entry(&[("route", "sms"), ("email_hash", hash)])).unwrap();
         assert_eq!(routed.route, Some(Channel::Sms));

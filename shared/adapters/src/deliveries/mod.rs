@@ -15,9 +15,9 @@
 //! state itself. So an entry costs three index writes: the render's put, the
 //! enqueue's in place (where moving the sort key would cost a delete and a
 //! put), and the removal; a sender's claim changes nothing the index holds.
-//! Only a hold or an end state (`SENT_*`,
-//! `DEAD`, `UNCONFIRMED`) removes `due_pk`: whatever goes wrong, a delivery is
-//! finished or dispatch finds it again.
+//! Only a hold or an end state (`SENT_*`, `DEAD`, `UNCONFIRMED`) removes
+//! `due_pk`: whatever goes wrong, a delivery is finished or dispatch finds it
+//! again.
 //!
 //! Every change goes through [`write`] ([`write::Change`], typed outcomes,
 //! lost answers recognised); the senders' steps are in [`claims`], the operators' in
@@ -62,13 +62,6 @@ pub struct DueEntry {
     pub cycle: Cycle,
     pub shard: u32,
     pub customer_id: CustomerId,
-    /// On its way: enqueued (it carries `recheck_at`), so `QUEUED` or `SENDING` as far as the
-    /// index knows, and here because its re-check time has come (no sender took it, or its
-    /// sender's lease ended and no message is left). The index does not project `state`: a
-    /// sender's claim then changes nothing of the entry and costs the index no write. Every
-    /// write that makes a delivery `READY` removes `recheck_at`; the enqueue's condition
-    /// reads the item's state itself.
-    pub in_flight: bool,
     pub available_at: DateTime<Utc>,
     pub dnd: SlotSet,
     pub preferred_channel: Channel,
@@ -94,6 +87,16 @@ impl DueEntry {
 
     pub fn delivery_id(&self) -> DeliveryId {
         DeliveryId::new(self.cycle, self.shard, self.customer_id.clone())
+    }
+
+    /// On its way: enqueued (it carries `recheck_at`), so `QUEUED` or `SENDING` as far as the
+    /// index knows, and in a page because its re-check time has come (no sender took it, or
+    /// its sender's lease ended and no message is left). The index does not project `state`:
+    /// a sender's claim then changes nothing of the entry and costs the index no write. Every
+    /// write that makes a delivery `READY` removes `recheck_at` (`write::Change`); the
+    /// enqueue's condition reads the item's state itself.
+    pub fn in_flight(&self) -> bool {
+        self.recheck_at.is_some()
     }
 }
 
@@ -451,7 +454,6 @@ fn due_entry(cycle: Cycle, item: &Item) -> Result<DueEntry, String> {
         cycle,
         shard,
         customer_id,
-        in_flight: item.contains_key("recheck_at"),
         available_at,
         dnd,
         preferred_channel,

@@ -414,8 +414,8 @@ pub fn project(prices: &Prices, price_file: &str, usage: &Usage, invoices: u64) 
          the arm64 price. The senders' time is mostly the provider's latency: the time their invocations \
          waited on the mock (measured per invocation, overlapping calls counted once) is priced at the latency \
          assumed of SES and End User Messaging (infra/prices.json, providers), and the rest of the mock's wait \
-         apart with the mock's send log. The settlement, rendering and dispatch functions mostly wait on the emulator, which answers their requests \
-         one at a time: their line is an upper bound, about ten times what AWS bills (BENCHMARKS.md projects \
+         apart with the mock's send log. The settlement, rendering and dispatch functions mostly wait on the \
+         emulator, which answers their requests one at a time: their line is an upper bound, about ten times what AWS bills (BENCHMARKS.md projects \
          each function on AWS)"
             .to_owned(),
         "Step Functions: the state machine's transitions per execution and per shard (SettleShard, RenderShard)"
