@@ -3,7 +3,10 @@
 # Lambda router of shared/local-aws/emulator.py in front (Step Functions' Lambda tasks reach
 # handlers registered by local_aws::lambda::LambdaHost).
 #
-#   scripts/emulator.sh start   start it (or reuse a healthy one) and print its URL
+#   scripts/emulator.sh start [--dynamodb-process PATTERN ...]
+#                               start it (or reuse a healthy one) and print its URL; with
+#                               --dynamodb-process, DynamoDB is answered in processes of its own
+#                               (shared/local-aws/processes.py: the month job on more cores)
 #   scripts/emulator.sh url     print the URL of the running emulator (exit 1 if none)
 #   scripts/emulator.sh stop    stop it
 #
@@ -66,13 +69,16 @@ stop() {
       log "stopped (pid $pid)"
     fi
   fi
-  rm -f "$STATE/pid" "$STATE/url"
+  rm -f "$STATE/pid" "$STATE/url" "$STATE/args"
 }
 
 start() {
   [[ -x "$PY" && -x "$ROOT/.venv/bin/moto_server" ]] || die "moto is not installed in .venv: run scripts/setup.sh"
   local url
   if url="$(running_url)"; then
+    if [[ "$*" != "$(cat "$STATE/args" 2>/dev/null || true)" ]]; then
+      log "reusing $url, started with options '$(cat "$STATE/args" 2>/dev/null || true)' (not '$*'): stop it to change them"
+    fi
     log "reusing $url"
     printf '%s\n' "$url"
     return 0
@@ -85,9 +91,10 @@ start() {
   url="http://127.0.0.1:$port"
   started="$(date +%s.%N)"
   # setsid: the server outlives this script and the shell that ran it.
-  setsid "$PY" "$SERVER" -H 127.0.0.1 -p "$port" >"$STATE/moto.log" 2>&1 </dev/null &
+  setsid "$PY" "$SERVER" -H 127.0.0.1 -p "$port" "$@" >"$STATE/moto.log" 2>&1 </dev/null &
   pid=$!
   printf '%s\n' "$pid" >"$STATE/pid"
+  printf '%s\n' "$*" >"$STATE/args"
   printf '%s\n' "$url" >"$STATE/url"
 
   local deadline=$((SECONDS + READY_TIMEOUT_S))
@@ -109,7 +116,7 @@ start() {
 }
 
 case "${1:-}" in
-  start) start ;;
+  start) shift; start "$@" ;;
   stop) stop ;;
   url) running_url || { log "not running"; exit 1; } ;;
   *) printf 'usage: %s start|stop|url\n' "$0" >&2; exit 2 ;;

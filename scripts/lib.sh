@@ -5,12 +5,13 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/billing-platform/targe
 
 # Points this shell at the emulator: reuses one the developer already runs (and leaves it
 # running), otherwise starts one and stops it when the calling script exits. Exports
-# AWS_ENDPOINT_URL and the dummy credentials and region the emulator takes.
+# AWS_ENDPOINT_URL and the dummy credentials and region the emulator takes. Arguments go to
+# `scripts/emulator.sh start` (e.g. --dynamodb-process PATTERN).
 use_emulator() {
-  if scripts/emulator.sh url >/dev/null 2>&1; then
-    AWS_ENDPOINT_URL="$(scripts/emulator.sh url)"
-  else
-    AWS_ENDPOINT_URL="$(scripts/emulator.sh start)"
+  local reused=0
+  scripts/emulator.sh url >/dev/null 2>&1 && reused=1
+  AWS_ENDPOINT_URL="$(scripts/emulator.sh start "$@")"
+  if ((reused == 0)); then
     trap 'scripts/emulator.sh stop >/dev/null 2>&1 || true' EXIT
   fi
   export AWS_ENDPOINT_URL

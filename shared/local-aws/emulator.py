@@ -149,6 +149,12 @@ moto's handlers, without the Flask application in between (speed.py, `JsonRoutes
 More of moto's slow paths are replaced in speed.py, beside this file (its doc lists them); the
 answers are the same bytes.
 
+DynamoDB on more cores: with `--dynamodb-process PATTERN` (repeatable) DynamoDB's tables are
+answered in processes of their own, one per pattern (the tables whose name contains it) and one
+for the rest, behind this process's router and at its one endpoint (processes.py). The large
+month uses it (`scripts/month.sh --fast`). Tables CloudFormation creates are not reachable in
+that mode.
+
 Deploying: the SAM CLI's `sam deploy --resolve-s3` of the project's template reaches
 CREATE_COMPLETE and updates, with named patches to moto's CloudFormation (the SAM transform,
 change-set outputs, TemplateURL on loopback, resource types moto lacks, state machines on the
@@ -162,8 +168,10 @@ Only loopback addresses are accepted, for the server and for handler URLs.
 """
 
 import argparse
+import atexit
 import base64
 import binascii
+import contextlib
 import io
 import json
 import logging
@@ -180,6 +188,7 @@ import urllib.request
 import uuid
 
 import capacity  # DynamoDB capacity units per table and index (shared/local-aws/capacity.py)
+import processes  # DynamoDB in processes of its own (shared/local-aws/processes.py)
 
 LOG = logging.getLogger("emulator.lambda")
 MOVES_LOG = logging.getLogger("emulator.sqs")
@@ -258,7 +267,10 @@ class LambdaRouter:
         self.fired = {}  # (switch, resource) -> calls faulted
         self.lock = threading.Lock()
         self.requests = {}  # (service, operation, resource) -> count
+        # Writes are applied one at a time (the capacity meter sizes items before and after);
+        # with DynamoDB in processes of its own, each process does that for its tables.
         self.dynamodb_writes = threading.Lock()
+        self.resets = [capacity.reset]  # what `/_local/requests/reset` also forgets
         self.moves = MessageMoves()
 
     def __call__(self, environ, start_response):
@@ -391,7 +403,8 @@ class LambdaRouter:
         if method == "POST" and path == REQUESTS_PATH + "/reset":
             with self.lock:
                 self.requests.clear()
-            capacity.reset()
+            for reset in self.resets:
+                reset()
             return respond(start_response, 200, {"reset": True})
         if method != "GET":
             return respond(start_response, 404, {"error": f"no such call: {method} {path}"})
@@ -2351,9 +2364,20 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="moto server with a Lambda router")
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5000)
+    parser.add_argument(
+        "--dynamodb-process",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="answer DynamoDB in processes of its own: one for the tables whose name contains "
+        "PATTERN (repeatable), one for the other tables (see processes.py)",
+    )
+    parser.add_argument("--dynamodb-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.host not in LOOPBACK_HOSTS:
         parser.error("only loopback addresses are allowed")
+    if args.dynamodb_only:
+        processes.die_with_parent()
 
     # Before moto is imported: its Step Functions engine calls back to this port.
     os.environ["MOTO_PORT"] = str(args.port)
@@ -2376,7 +2400,8 @@ def main(argv=None):
     import speed  # moto's slow paths, the same answers (shared/local-aws/speed.py)
 
     speed.install()
-    deployable_by_cloudformation(args.port)
+    if not args.dynamodb_only:
+        deployable_by_cloudformation(args.port)
 
     class RequestHandler(speed.keep_alive(MotoRequestHandler)):
         # Answers go out at once: with Nagle's algorithm a response written in two parts waits
@@ -2392,13 +2417,24 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True
-    run_simple(
-        args.host,
-        args.port,
-        LambdaRouter(capacity.Meter(speed.JsonRoutes(app))),
-        threaded=True,
-        request_handler=RequestHandler,
-    )
+    moto = capacity.Meter(speed.JsonRoutes(app))
+    if args.dynamodb_only:
+        served = processes.WritesOneAtATime(moto, DYNAMODB_WRITES)
+    elif args.dynamodb_process:
+        children = processes.start(args.dynamodb_process, os.path.abspath(__file__))
+        atexit.register(processes.stop, children)
+        forward = processes.Forward(moto, children, args.dynamodb_process, request_tables)
+        served = LambdaRouter(forward)
+        served.dynamodb_writes = contextlib.nullcontext()
+        served.resets.append(forward.reset_capacity)
+        logging.getLogger("emulator").info(
+            "DynamoDB in %d processes of its own: %s",
+            len(children),
+            ", ".join(f"{p.name} on port {p.port}" for p in children),
+        )
+    else:
+        served = LambdaRouter(moto)
+    run_simple(args.host, args.port, served, threaded=True, request_handler=RequestHandler)
 
 
 if __name__ == "__main__":
