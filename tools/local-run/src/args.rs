@@ -92,6 +92,10 @@ pub(crate) struct MonthArgs {
     /// (the report says so).
     #[arg(long, default_value_t = 1000)]
     pub(crate) provider_latency_ms: u64,
+    /// Concurrent invocations of each sender at most while a slot's queues drain (the
+    /// deployed event source allows 50: `SenderMaxConcurrency` in template.yaml).
+    #[arg(long, default_value_t = local_run::deliver::SENDER_WORKERS, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=1000), usize::from))]
+    pub(crate) sender_workers: usize,
     /// Price table for the cost projection (default: infra/prices.json).
     #[arg(long)]
     pub(crate) prices: Option<PathBuf>,

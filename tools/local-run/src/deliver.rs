@@ -32,6 +32,9 @@ pub struct Options {
     /// Slots after the last one given that may run while deliveries wait for dispatch's
     /// re-check.
     pub max_tail_slots: u32,
+    /// Concurrent invocations of each sender at most while a slot's queues drain
+    /// ([`SENDER_WORKERS`] by default; the deployed event source allows 50).
+    pub sender_workers: usize,
     /// The mock provider's simulated delivery evidence (bounces, complaints, failed SMS),
     /// handled by the delivery-events function after every slot's sends.
     pub evidence: providers::EvidenceRates,
@@ -56,7 +59,8 @@ pub const DRAIN_LIMIT: Duration = Duration::from_secs(1800);
 /// messages are visible: as many as fill batches of ten, see `send::drain`). Each handles a batch of
 /// ten and waits about the provider's latency (1 s as deployed), so each sender's pace is at
 /// most ten times this many deliveries a second; the deployed event source allows 50
-/// (`SenderMaxConcurrency`). Four held a busy slot of 25,000 emails to 40 a second.
+/// (`SenderMaxConcurrency`). Four held a busy slot of 25,000 emails to 40 a second. The month
+/// job's `--sender-workers` sets another number (`scripts/month.sh --fast`: the deployed 50).
 pub const SENDER_WORKERS: usize = 16;
 
 /// What the faults did.
@@ -351,7 +355,7 @@ pub async fn deliver(
                 faults::arm(emulator, &targets, options.profile, busy, Moment::Drain, &mut armed).await?;
             }
             let s = Instant::now();
-            let (stats, drained) = drain(&pollers, SENDER_WORKERS, DRAIN_LIMIT).await?;
+            let (stats, drained) = drain(&pollers, options.sender_workers, DRAIN_LIMIT).await?;
             anyhow::ensure!(drained, "the queues of {run} did not drain in 30 minutes: {stats:?}");
             // The evidence of the slot's sends: a bounce puts its delivery back for an SMS in
             // the customer's next allowed slot, which a later slot's run enqueues.

@@ -336,6 +336,7 @@ async fn deliver_month(a: &MonthArgs, stack: &Stack, bills: u64) -> anyhow::Resu
         provider_latency_ms: a.provider_latency_ms,
         profile: a.fault_profile,
         max_tail_slots: local_run::deliver::TAIL_SLOTS,
+        sender_workers: a.sender_workers,
         evidence: providers::EvidenceRates {
             bounce: a.bounce_rate,
             complaint: a.complaint_rate,

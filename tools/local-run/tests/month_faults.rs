@@ -30,6 +30,7 @@ async fn run(profile: FaultProfile) -> local_run::deliver::Delivery {
         provider_latency_ms: 0,
         profile,
         max_tail_slots: 12,
+        sender_workers: local_run::deliver::SENDER_WORKERS,
         // Every accepted message's delivery receipt goes through the delivery-events function
         // under the same faults; no bounces (the seeded deliveries have no customers to suppress).
         evidence: providers::EvidenceRates::default(),

@@ -37,6 +37,7 @@ async fn a_quota_below_the_busiest_day_spreads_the_email_over_the_following_slot
         provider_latency_ms: 0,
         profile: FaultProfile::None,
         max_tail_slots: 12,
+        sender_workers: local_run::deliver::SENDER_WORKERS,
         evidence: providers::EvidenceRates::default(),
         email_quota_24h: Some(QUOTA),
     };
