@@ -29,11 +29,14 @@ for a in "$@"; do
   if [[ "$a" == "--fast" ]]; then
     PROFILE=fast
     EMULATOR_ARGS=(--dynamodb-process DeliveriesTable)
-    ARGS+=(--sender-workers 50)
   else
     ARGS+=("$a")
   fi
 done
+# --fast: the deployed 50 sender invocations, unless the command line names a number.
+if [[ "$PROFILE" == fast && " ${ARGS[*]} " != *" --sender-workers"* ]]; then
+  ARGS+=(--sender-workers 50)
+fi
 use_emulator "${EMULATOR_ARGS[@]}"
 
 if [[ "$PROFILE" == fast ]]; then

@@ -2423,7 +2423,7 @@ def main(argv=None):
     elif args.dynamodb_process:
         children = processes.start(args.dynamodb_process, os.path.abspath(__file__))
         atexit.register(processes.stop, children)
-        forward = processes.Forward(moto, children, args.dynamodb_process, request_tables)
+        forward = processes.Forward(moto, children, args.dynamodb_process, request_tables, read_body)
         served = LambdaRouter(forward)
         served.dynamodb_writes = contextlib.nullcontext()
         served.resets.append(forward.reset_capacity)

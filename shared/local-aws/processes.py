@@ -190,17 +190,6 @@ def request_headers(environ):
     return headers
 
 
-def read_body(environ):
-    stream = environ["wsgi.input"]
-    if environ.get("wsgi.input_terminated"):
-        return stream.read()
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    return stream.read(length) if length > 0 else b""
-
-
 def respond(start_response, status, headers, body):
     start_response(status, list(headers) + [("Content-Length", str(len(body)))])
     return [body]
@@ -214,11 +203,14 @@ def dynamodb_validation(start_response, message):
 class Forward:
     """WSGI middleware: DynamoDB requests to the process of their tables, the rest to `app`."""
 
-    def __init__(self, app, processes, patterns, tables_of):
+    def __init__(self, app, processes, patterns, tables_of, read_body):
+        """`tables_of(doc)`: the tables a DynamoDB request names; `read_body(environ)`: the
+        request's body (both the router's, emulator.py)."""
         self.app = app
         self.processes = processes
         self.by_pattern = list(zip(patterns, processes[1:]))
         self.tables_of = tables_of
+        self.read_body = read_body
 
     def process_of(self, table):
         for pattern, process in self.by_pattern:
@@ -235,7 +227,7 @@ class Forward:
         if path == CAPACITY_PATH or path.startswith(CAPACITY_PATH + "/"):
             return self.capacity(method, path, environ, start_response)
         if method == "POST" and path == RESET_PATH:
-            body = read_body(environ)
+            body = self.read_body(environ)
             for p in self.processes:
                 p.ask("POST", RESET_PATH, {}, b"")
             environ["wsgi.input"] = io.BytesIO(body)
@@ -252,7 +244,7 @@ class Forward:
         return environ.get("PATH_INFO", "/") + (f"?{query}" if query else "")
 
     def dynamodb(self, target, environ, start_response):
-        body = read_body(environ)
+        body = self.read_body(environ)
         headers = request_headers(environ)
         if target == LIST_TABLES:
             return self.list_tables(headers, body, start_response)

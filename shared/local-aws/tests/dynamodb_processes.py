@@ -15,7 +15,6 @@ the merged capacity counts work as in one process; `/_local/requests/reset` and
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,17 +26,11 @@ from botocore.exceptions import ClientError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(os.path.dirname(HERE), "emulator.py")
+sys.path.insert(0, os.path.dirname(HERE))
+from processes import free_port  # noqa: E402  (shared/local-aws/processes.py)
 DELIVERIES = "t-DeliveriesTable"
 BILLS = "t-BillsTable"
 CYCLES = "t-CyclesTable"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def call(url, method="GET", body=None):
