@@ -126,6 +126,45 @@ def table_requests(table):
     return out
 
 
+def scan_requests(table):
+    """Scans that page by ExclusiveStartKey: (operation, body, whether the answer is compared)."""
+    out = []
+    for name, keys in ((table, ("pk", "sk")), (table + "-hash", ("pk",))):
+        schema = [{"AttributeName": "pk", "KeyType": "HASH"}] + (
+            [{"AttributeName": "sk", "KeyType": "RANGE"}] if len(keys) == 2 else []
+        )
+        definitions = [{"AttributeName": k, "AttributeType": "S"} for k in keys]
+        out.append(("CreateTable", {"TableName": name, "KeySchema": schema, "AttributeDefinitions": definitions,
+                                    "BillingMode": "PAY_PER_REQUEST"}, False))
+        for i in range(23):
+            item = {"pk": s(f"c#{(i * 7) % 23:02d}"), "state": s("SENT" if i % 3 else "READY"), "n": n(i)}
+            if len(keys) == 2:
+                item["sk"] = s(f"d#{i % 4}")
+            out.append(("PutItem", {"TableName": name, "Item": item}, False))
+        first = {"pk": s("c#05")}
+        if len(keys) == 2:
+            first["sk"] = s("d#3")
+        between = {"pk": s("c#05x")}  # not an item's key: the page starts after it
+        if len(keys) == 2:
+            between["sk"] = s("a")
+        past = {"pk": s("z")}
+        if len(keys) == 2:
+            past["sk"] = s("z")
+        scans = [
+            {"Limit": 5},
+            {"Limit": 5, "ExclusiveStartKey": first},
+            {"Limit": 4, "ExclusiveStartKey": between, "ConsistentRead": True},
+            {"ExclusiveStartKey": first, "FilterExpression": "#st = :r", "ExpressionAttributeNames": {"#st": "state"},
+             "ExpressionAttributeValues": {":r": s("READY")}, "ProjectionExpression": "pk, n"},
+            {"ExclusiveStartKey": first, "Segment": 1, "TotalSegments": 3, "Limit": 3},
+            {"ExclusiveStartKey": past},
+            {"Select": "COUNT", "ExclusiveStartKey": first},
+        ]
+        for extra in scans:
+            out.append(("Scan", {"TableName": name, **extra}, True))
+    return out
+
+
 def queue_requests(queue):
     """SQS requests (JSON protocol): (operation, body, whether the answer is compared)."""
     url = f"https://sqs.{REGION}.amazonaws.com/123456789012/{queue}"
@@ -146,7 +185,7 @@ def queue_requests(queue):
 def requests(round_no=0):
     """(service, target, body, whether the answer is compared, extra headers)."""
     table = f"answers-{round_no}"
-    for op, body, compared in table_requests(table):
+    for op, body, compared in table_requests(table) + scan_requests(f"scans-{round_no}"):
         yield "dynamodb", "DynamoDB_20120810." + op, body, compared, {}
     for op, body, compared in queue_requests(f"answers-{round_no}"):
         yield "sqs", "AmazonSQS." + op, body, compared, {}
