@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -21,7 +20,7 @@ use serde::Serialize;
 use crate::evidence::{EvidencePoller, EvidenceTotals};
 use crate::faults::{self, FaultProfile, Moment, Targets};
 use crate::report::{Outcome, SlotPoint};
-use crate::send::{PollStats, Poller, VirtualClock, depth, drain_telling};
+use crate::send::{PollStats, Poller, VirtualClock, depth, drain};
 
 /// How the delivery half runs.
 #[derive(Clone, Debug)]
@@ -356,29 +355,12 @@ pub async fn deliver(
                 faults::arm(emulator, &targets, options.profile, busy, Moment::Drain, &mut armed).await?;
             }
             let s = Instant::now();
-            // The evidence of the slot's sends, handled from the end of the senders' first
-            // round (every first send's completion written) while their retries wait out
-            // their backoff, as Lambda runs both functions at once; a bounce puts its
-            // delivery back for an SMS in the customer's next allowed slot, which a later
-            // slot's run enqueues. Both are done before the next slot's dispatch.
-            let first_round = tokio::sync::Notify::new();
-            let senders_done = AtomicBool::new(false);
-            let sending = async {
-                let out = drain_telling(&pollers, options.sender_workers, DRAIN_LIMIT, &first_round).await;
-                senders_done.store(true, Ordering::Release);
-                first_round.notify_one();
-                out
-            };
-            let handling = async {
-                first_round.notified().await;
-                evidence
-                    .drain_after(&senders_done, DRAIN_LIMIT, &mut evidence_totals)
-                    .await
-            };
-            let (sent, handled) = tokio::join!(sending, handling);
-            let (stats, drained) = sent?;
+            let (stats, drained) = drain(&pollers, options.sender_workers, DRAIN_LIMIT).await?;
             anyhow::ensure!(drained, "the queues of {run} did not drain in 30 minutes: {stats:?}");
-            anyhow::ensure!(handled?, "the evidence queue of {run} did not drain in 30 minutes");
+            // The evidence of the slot's sends: a bounce puts its delivery back for an SMS in
+            // the customer's next allowed slot, which a later slot's run enqueues.
+            let drained = evidence.drain(DRAIN_LIMIT, &mut evidence_totals).await?;
+            anyhow::ensure!(drained, "the evidence queue of {run} did not drain in 30 minutes");
             send_time += s.elapsed();
             sends += &stats;
             if arm {

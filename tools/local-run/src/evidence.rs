@@ -1,6 +1,5 @@
 //! The delivery-events function, hosted locally the way Lambda's SQS event
-//! source runs it: the evidence queue is received ten at a time by as many
-//! pollers as the event source's `MaximumConcurrency` in template.yaml, the real
+//! source runs it: the evidence queue is received ten at a time, the real
 //! handler gets each batch as an `SqsEvent`, the records it did not hand back
 //! are deleted, and those it handed back (an event that overtook its
 //! sender's completion write) come back after a second instead of the
@@ -8,8 +7,7 @@
 //! virtual clock stands.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -27,27 +25,6 @@ pub const DELIVERY_EVENTS: &str = "DeliveryEventsFunction";
 
 /// The function's timeout as in template.yaml (the invocation's deadline).
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Invocations at once when template.yaml names no `MaximumConcurrency` for the function's
-/// SQS event source (Lambda's own least for an SQS event source with one).
-const DEFAULT_WORKERS: usize = 2;
-
-/// The `MaximumConcurrency` of `function`'s SQS event source in `template` (the first SQS
-/// event that names one), or `None`.
-pub fn maximum_concurrency(template: &local_aws::Template, function: &str) -> Option<usize> {
-    let events = template.resource(function)?.properties.get("Events")?.as_mapping()?;
-    events.values().find_map(|event| {
-        if event.get("Type")?.as_str()? != "SQS" {
-            return None;
-        }
-        let n = event
-            .get("Properties")?
-            .get("ScalingConfig")?
-            .get("MaximumConcurrency")?
-            .as_u64()?;
-        usize::try_from(n).ok().filter(|&n| n > 0)
-    })
-}
 
 /// What the provider's evidence came to over a run.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -87,8 +64,6 @@ pub struct EvidencePoller {
     sqs: aws_sdk_sqs::Client,
     url: String,
     deps: Arc<delivery_events::Deps>,
-    /// Invocations at once while draining: the event source's `MaximumConcurrency`.
-    workers: usize,
 }
 
 impl EvidencePoller {
@@ -112,20 +87,15 @@ impl EvidencePoller {
             .get("EVIDENCE_QUEUE_URL")
             .cloned()
             .context("template.yaml gives the senders no evidence queue (EVIDENCE_QUEUE_URL)")?;
-        let workers = local_aws::project_template()
-            .ok()
-            .and_then(|t| maximum_concurrency(t, DELIVERY_EVENTS))
-            .unwrap_or(DEFAULT_WORKERS);
         Ok(EvidencePoller {
             sqs: adapters::sqs_client(sdk),
             url,
             deps: Arc::new(deps),
-            workers,
         })
     }
 
     /// One receive and, if anything came, one invocation; false when nothing came.
-    async fn poll_once(&self, totals: &Mutex<EvidenceTotals>) -> anyhow::Result<bool> {
+    async fn poll_once(&self, totals: &mut EvidenceTotals) -> anyhow::Result<bool> {
         let out = self
             .sqs
             .receive_message()
@@ -146,12 +116,9 @@ impl EvidencePoller {
         )
         .await
         .map_err(|e| anyhow::anyhow!("delivery-events: {e}"))?;
-        {
-            let mut totals = totals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            totals.handler_ms += u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            totals.invocations += 1;
-            totals.add(&report);
-        }
+        totals.handler_ms += u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        totals.invocations += 1;
+        totals.add(&report);
         let keep: std::collections::HashSet<String> = response
             .batch_item_failures
             .into_iter()
@@ -176,61 +143,17 @@ impl EvidencePoller {
     }
 
     /// Handles the evidence queue until it is empty (nothing visible, in flight or
-    /// delayed), at most `limit`, with the event source's invocations at once: each poller
-    /// receives and invokes until the queue is empty. Whether it drained.
+    /// delayed), at most `limit`.
     pub async fn drain(&self, limit: Duration, totals: &mut EvidenceTotals) -> anyhow::Result<bool> {
-        self.drain_after(&AtomicBool::new(true), limit, totals).await
-    }
-
-    /// [`Self::drain`], while senders may still add to the queue: a poller stops only when
-    /// `senders_done` is set and the queue is empty.
-    pub async fn drain_after(
-        &self,
-        senders_done: &AtomicBool,
-        limit: Duration,
-        totals: &mut EvidenceTotals,
-    ) -> anyhow::Result<bool> {
         let start = Instant::now();
-        let shared = Mutex::new(std::mem::take(totals));
-        // Bounded: every poller stops at `limit`.
-        let poller = || async {
-            while start.elapsed() < limit {
-                if !self.poll_once(&shared).await? {
-                    // Read before the depth: a send after this read shows in the depth.
-                    let done = senders_done.load(Ordering::Acquire);
-                    if done && depth(&self.sqs, &self.url).await? == 0 {
-                        return Ok(true);
-                    }
-                    tokio::time::sleep(Duration::from_millis(250)).await;
+        while start.elapsed() < limit {
+            if !self.poll_once(totals).await? {
+                if depth(&self.sqs, &self.url).await? == 0 {
+                    return Ok(true);
                 }
+                tokio::time::sleep(Duration::from_millis(250)).await;
             }
-            Ok::<bool, anyhow::Error>(false)
-        };
-        let drained = futures::future::try_join_all((0..self.workers).map(|_| poller())).await;
-        *totals = shared.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(drained?.into_iter().all(|d| d))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_evidence_pollers_are_as_many_as_the_deployed_event_source_allows() {
-        let template = local_aws::project_template().expect("template.yaml");
-        assert_eq!(maximum_concurrency(template, DELIVERY_EVENTS), Some(5));
-        // A function without an SQS event source names none.
-        assert_eq!(maximum_concurrency(template, "NoSuchFunction"), None);
-    }
-
-    #[test]
-    fn an_sqs_event_without_a_scaling_config_names_no_concurrency() {
-        let template = local_aws::Template::parse(
-            "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        \
-             Q:\n          Type: SQS\n          Properties:\n            BatchSize: 10\n",
-        )
-        .expect("template");
-        assert_eq!(maximum_concurrency(&template, "F"), None);
+        }
+        Ok(false)
     }
 }

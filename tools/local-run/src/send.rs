@@ -293,18 +293,6 @@ pub async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<u64> 
 /// Bounded: it stops by itself at `limit`, and says whether the queues
 /// drained.
 pub async fn drain(pollers: &[Poller], workers: usize, limit: Duration) -> anyhow::Result<(PollStats, bool)> {
-    drain_telling(pollers, workers, limit, &tokio::sync::Notify::new()).await
-}
-
-/// [`drain`], telling `first_round` (one permit) when the first round is over: every
-/// message received then has been handled, its completion written, and what is left on
-/// the queues are retries waiting out their backoff.
-pub async fn drain_telling(
-    pollers: &[Poller],
-    workers: usize,
-    limit: Duration,
-    first_round: &tokio::sync::Notify,
-) -> anyhow::Result<(PollStats, bool)> {
     let started = Instant::now();
     let total = Arc::new(tokio::sync::Mutex::new(PollStats::default()));
     for round in 0u64.. {
@@ -323,7 +311,6 @@ pub async fn drain_telling(
             return Ok((t, false));
         }
         if round > 0 {
-            first_round.notify_one();
             // What is left is in flight (a backoff): wait before polling again.
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
