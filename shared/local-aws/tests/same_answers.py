@@ -4,6 +4,8 @@
     .venv/bin/python shared/local-aws/tests/same_answers.py moto     moto's answers, one JSON line each
     .venv/bin/python shared/local-aws/tests/same_answers.py emulator the emulator's answers
     .venv/bin/python shared/local-aws/tests/same_answers.py bench N  time N rounds of the requests
+    .venv/bin/python shared/local-aws/tests/same_answers.py scan N   time a paged scan of N items,
+                                                                     moto's way and the emulator's
 
 Each mode runs in a process of its own (the fast paths patch moto in place): `moto` drives moto's
 WSGI application as moto server builds it, `emulator` the same application behind the emulator's
@@ -260,6 +262,49 @@ def compare():
     print(f"{len(expected)} answers the same ({failures} of them errors)")
 
 
+def scan_bench(items, which):
+    """Processor seconds of a consistent scan of a table of `items` deliveries-like items, page
+    by page (1 MB each) with the start key each page gives, through moto's models."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    if which == "emulator":
+        sys.path.insert(0, LOCAL_AWS)
+        import speed
+
+        speed.install()
+    backend = dynamodb_backends["123456789012"][REGION]
+    backend.create_table(
+        "scan-bench",
+        schema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        throughput=None,
+        attr=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+        global_indexes=None,
+        indexes=None,
+        streams=None,
+        billing_mode="PAY_PER_REQUEST",
+        sse_specification=None,
+        tags=[],
+        deletion_protection_enabled=False,
+        warm_throughput=None,
+    )
+    table = backend.get_table("scan-bench")
+    for i in range(items):
+        table.put_item({"pk": s(f"inv#{i:07d}"), "sk": s("delivery"), "state": s("SENT_EMAIL"),
+                        "evidence": s("x" * 300), "due_pk": s("12-15#08")})
+    start, pages, seen = None, 0, 0
+    started = time.process_time()
+    while True:  # bounded: each page moves the start key on
+        found, _, last = table.scan({}, None, start, None, None, True, [["state"]])
+        pages, seen = pages + 1, seen + len(found)
+        if last is None:
+            break
+        start = {name: value.to_json() for name, value in last.items()}  # as the wire carries it
+    spent = time.process_time() - started
+    if seen != items:
+        sys.exit(f"the scan found {seen} of {items} items")
+    print(f"{which}: {items} items in {pages} pages, {spent:.1f} s of processor time")
+
+
 def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else "compare"
     if mode == "compare":
@@ -267,6 +312,14 @@ def main():
     elif mode in ("moto", "emulator"):
         for a in answers(mode):
             print(json.dumps(a))
+    elif mode == "scan":
+        import subprocess
+
+        items = sys.argv[2] if len(sys.argv) > 2 else "100000"
+        for which in ("moto", "emulator"):  # each in a process of its own: the paths patch moto
+            subprocess.run([sys.executable, __file__, "scan-one", items, which], check=True)
+    elif mode == "scan-one":
+        scan_bench(int(sys.argv[2]), sys.argv[3])
     elif mode == "bench":
         rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 20
         which = sys.argv[3] if len(sys.argv) > 3 else "emulator"
