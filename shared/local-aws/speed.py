@@ -84,8 +84,8 @@ the answer's length cannot be trusted (a declared length the body does not have,
 Scans: moto's Scan sorts a table's items by comparing their keys as attribute values (a Python
 call per comparison, on both sides), then walks the sorted items from the first and compares each
 with the request's ExclusiveStartKey until it passes it, for every page: a scan of 100,000 items
-in pages of 1 MB cost O(pages × items) comparisons, about 400 s of the 100,000-customer month's
-reconciliation. The emulator sorts by the keys' values (what those comparisons compare: the same
+in 37 pages of 1 MB took 24.7 s of processor time (`tests/same_answers.py scan 100000`; 9.0 s
+the emulator's way). The emulator sorts by the keys' values (what those comparisons compare: the same
 order), finds the first item after the start key by bisection (a first page starts at the
 first item), and hands moto's Scan the items from there with no start key, so its page, its
 filters, its segment test, its LastEvaluatedKey and its counts are moto's. A scan of an index, or
@@ -485,7 +485,7 @@ def update_expressions_parsed_once():
         new = object.__new__(type(node))
         state = node.__dict__.copy()
         children = state.get("children")
-        if type(children) is list:
+        if isinstance(children, list):
             copied = []
             for c in children:
                 kind = type(c)
@@ -494,11 +494,6 @@ def update_expressions_parsed_once():
                     is_node = node_classes[kind] = isinstance(c, Node)
                 copied.append(clone(c, new) if is_node else c if kind in plain else copy.deepcopy(c))
             state["children"] = copied
-        elif isinstance(children, list):
-            state["children"] = [
-                clone(c, new) if isinstance(c, Node) else c if type(c) in plain else copy.deepcopy(c)
-                for c in children
-            ]
         state["parent"] = parent
         new.__dict__ = state
         return new
